@@ -1,0 +1,29 @@
+// Resolve a CLI argument to kernel specs: a preset name, or a spec file (.ts/.js/.mjs/.json) whose
+// default export is a spec (from pod.kernel) or an array of specs.
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { normalizeSpec, presetByName, PRESETS, type KernelSpec } from "../dsl/index.ts";
+import { UsageError } from "./errors.ts";
+
+export async function loadSpecs(args: readonly string[]): Promise<KernelSpec[]> {
+  const specs: KernelSpec[] = [];
+  for (const arg of args) specs.push(...(await loadSpec(arg)));
+  return specs;
+}
+
+async function loadSpec(arg: string): Promise<KernelSpec[]> {
+  const preset = presetByName(arg);
+  if (preset) return [preset];
+  const path = resolve(arg);
+  if (!existsSync(path)) {
+    throw new UsageError(
+      `"${arg}" is neither a preset (${PRESETS.map((p) => p.name).join(", ")}) nor an existing spec file`,
+    );
+  }
+  const value: unknown = path.endsWith(".json")
+    ? JSON.parse(readFileSync(path, "utf8"))
+    : ((await import(pathToFileURL(path).href)) as { default?: unknown }).default;
+  if (value === undefined) throw new UsageError(`${arg} has no default export (export default pod.kernel({...}))`);
+  return (Array.isArray(value) ? value : [value]).map((v) => normalizeSpec(v));
+}

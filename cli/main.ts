@@ -1,0 +1,186 @@
+// The podgen command line: generate, build, inspect, presets.
+import { availableParallelism } from "node:os";
+import { relative } from "node:path";
+import { Command } from "commander";
+import { SingleBar, Presets as BarStyles } from "cli-progress";
+import { PRESETS, resourceModel, type KernelSpec } from "../dsl/index.ts";
+import { buildKernel, findCachedBuild, type BuildResult } from "../codegen/build.ts";
+import { generateKernel, staleKernelFiles, writeKernelFiles } from "../codegen/generate.ts";
+import { describeError, EXIT, exitCodeFor, UsageError } from "./errors.ts";
+import { loadSpecs } from "./load-spec.ts";
+import { table } from "./table.ts";
+
+const program = new Command("podgen")
+  .description("Generate, build and inspect POD-Attention (fused prefill + decode) CUDA kernels.")
+  .option("--debug", "print stack traces on errors")
+  .showHelpAfterError()
+  .addHelpText(
+    "after",
+    `
+Examples:
+  podgen presets                       list the built-in kernel specs
+  podgen build llama3_8b               generate and compile a preset, print the artifact
+  podgen generate my-spec.ts --out gen write the CUDA, C header and TS binding of a spec
+  podgen inspect llama3_8b --json      resource model and build manifest as JSON
+
+Exit codes: 0 success, 1 build or runtime failure, 2 invalid spec or arguments.`,
+  );
+
+/** Specs named on the command line, or every preset when none is named. */
+async function specsOrPresets(args: string[]): Promise<KernelSpec[]> {
+  return args.length > 0 ? loadSpecs(args) : [...PRESETS];
+}
+
+const show = (path: string) => relative(process.cwd(), path) || ".";
+
+program
+  .command("presets")
+  .description("list the built-in kernel specs")
+  .option("--json", "machine-readable output")
+  .action((opts: { json?: boolean }) => {
+    if (opts.json) return void console.log(JSON.stringify(PRESETS, null, 2));
+    const rows = PRESETS.map((p) => [
+      p.name,
+      p.target,
+      p.dtype,
+      `${p.heads.q}/${p.heads.kv}`,
+      p.headDim,
+      p.kvCache.kind === "paged" ? `paged ${p.kvCache.pageSize}` : "contiguous",
+      `${p.prefill.tile.q}x${p.prefill.tile.kv}`,
+      `${p.decode.tile.q}x${p.decode.tile.kv} x${p.decode.virtualCtas}`,
+      p.ctasPerSm,
+      p.schedule.kind,
+      p.hash,
+    ]);
+    console.log(
+      table(["name", "target", "dtype", "heads q/kv", "D", "kv cache", "prefill tile", "decode tile", "CTAs/SM", "schedule", "hash"], rows),
+    );
+  });
+
+program
+  .command("generate")
+  .description("write the generated sources of specs (default: every preset)")
+  .argument("[specs...]", "preset names or spec files (.ts, .js, .json)")
+  .option("--out <dir>", "output folder", "generated")
+  .option("--check", "fail (exit 1) if the folder differs from what the generator makes now")
+  .action(async (args: string[], opts: { out: string; check?: boolean }) => {
+    const specs = await specsOrPresets(args);
+    const stale: string[] = [];
+    for (const spec of specs) {
+      const files = await generateKernel(spec);
+      if (opts.check) stale.push(...staleKernelFiles(opts.out, spec.name, files));
+      else writeKernelFiles(opts.out, spec.name, files);
+    }
+    if (opts.check) {
+      if (stale.length > 0) {
+        console.error(`${stale.length} generated file(s) are stale; run \`podgen generate\`:\n  ${stale.join("\n  ")}`);
+        process.exitCode = EXIT.failure;
+      } else console.log(`generated/ is up to date (${specs.length} kernels)`);
+      return;
+    }
+    console.log(`wrote ${specs.length} kernel(s) to ${show(opts.out)}/: ${specs.map((s) => s.name).join(", ")}`);
+  });
+
+program
+  .command("build")
+  .description("compile specs with nvcc into shared libraries + manifests (cached by content hash)")
+  .argument("[specs...]", "preset names or spec files (default: llama3_8b)")
+  .option("--force", "rebuild even when cached")
+  .option("-j, --jobs <n>", "parallel nvcc jobs", String(availableParallelism()))
+  .option("--json", "print the build results as JSON")
+  .action(async (args: string[], opts: { force?: boolean; jobs: string; json?: boolean }) => {
+    const specs = args.length > 0 ? await loadSpecs(args) : await loadSpecs(["llama3_8b"]);
+    const jobs = Number(opts.jobs);
+    if (!Number.isInteger(jobs) || jobs < 1) throw new UsageError(`--jobs = ${opts.jobs}: must be a positive integer`);
+    const results = await buildAll(specs, { force: opts.force, jobs, quiet: !!opts.json });
+    if (opts.json) return void console.log(JSON.stringify(results.map(({ library, dir, cached, seconds, manifest }) => ({ library, dir, cached, seconds, manifest })), null, 2));
+    for (const r of results) {
+      console.log(`${r.manifest.name}: ${r.cached ? "cached" : `built in ${r.seconds.toFixed(1)} s`}`);
+      console.log(`  library:  ${show(r.library)}`);
+      console.log(`  manifest: ${show(r.dir)}/manifest.json`);
+      for (const w of r.manifest.warnings) console.log(`  warning:  ${w}`);
+    }
+  });
+
+async function buildAll(
+  specs: KernelSpec[],
+  opts: { force?: boolean; jobs: number; quiet: boolean },
+): Promise<BuildResult[]> {
+  const bar =
+    specs.length > 1 && !opts.quiet && process.stderr.isTTY
+      ? new SingleBar({ format: "building [{bar}] {value}/{total} {names} | {duration}s", stream: process.stderr }, BarStyles.shades_classic)
+      : undefined;
+  bar?.start(specs.length, 0, { names: "" });
+  const results: BuildResult[] = new Array(specs.length);
+  const running = new Set<string>();
+  let next = 0;
+  let done = 0;
+  const worker = async () => {
+    while (next < specs.length) {
+      const i = next++;
+      const spec = specs[i]!;
+      running.add(spec.name);
+      bar?.update({ names: [...running].join(", ") });
+      results[i] = await buildKernel(spec, { force: opts.force });
+      running.delete(spec.name);
+      done++;
+      if (bar) bar.update(done, { names: [...running].join(", ") });
+      else if (specs.length > 1 && !opts.quiet) {
+        console.error(`[${done}/${specs.length}] ${spec.name} ${results[i]!.cached ? "cached" : `built in ${results[i]!.seconds.toFixed(1)} s`}`);
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(opts.jobs, specs.length) }, worker));
+  } finally {
+    bar?.stop();
+  }
+  return results;
+}
+
+program
+  .command("inspect")
+  .description("show a spec's resource model and, if built, its build manifest")
+  .argument("<spec>", "preset name or spec file")
+  .option("--json", "machine-readable output")
+  .action(async (arg: string, opts: { json?: boolean }) => {
+    const [spec] = await loadSpecs([arg]);
+    const model = resourceModel(spec!);
+    const build = await findCachedBuild(spec!);
+    if (opts.json) {
+      const { limits, ...rest } = model;
+      return void console.log(JSON.stringify({ spec: spec, resources: { ...rest, gpu: limits.gpu }, manifest: build?.manifest ?? null }, null, 2));
+    }
+    const kib = (b: number) => `${(b / 1024).toFixed(1)} KiB`;
+    console.log(`${spec!.name} (spec hash ${spec!.hash}) for ${spec!.target} (${model.limits.gpu})\n`);
+    console.log(
+      table(
+        ["resource", "value", "limit"],
+        [
+          ["threads per CTA", model.threads, ""],
+          ["CTAs per SM", spec!.ctasPerSm, Math.floor(model.limits.threadsPerSm / model.threads)],
+          ["shared memory, prefill tile", kib(model.smem.prefillTile), kib(model.smem.perCtaLimit)],
+          ["shared memory, decode tiles", kib(model.smem.decodeTiles), kib(model.smem.perCtaLimit)],
+          ["registers per thread (estimate, prefill)", model.registers.prefillEstimate, model.registers.budgetPerThread],
+          ["registers per thread (estimate, decode)", model.registers.decodeEstimate, model.registers.budgetPerThread],
+        ],
+      ),
+    );
+    if (!build) return void console.log(`\nnot built yet: run \`podgen build ${arg}\` for the compiler's figures`);
+    console.log(`\nbuild ${show(build.dir)} (nvcc ${build.manifest.nvcc})\n`);
+    console.log(
+      table(
+        ["kernel", "arch", "registers", "static smem", "stack", "spill st/ld"],
+        build.manifest.kernels.map((k) => [k.name.replace(/\(.*$/, ""), k.arch, k.registers, k.staticSharedBytes, k.stackBytes, `${k.spillStoreBytes}/${k.spillLoadBytes}`]),
+      ),
+    );
+    for (const w of build.manifest.warnings) console.log(`warning: ${w}`);
+  });
+
+try {
+  await program.parseAsync();
+} catch (error) {
+  const debug = program.opts<{ debug?: boolean }>().debug || !!process.env.PODGEN_DEBUG;
+  console.error(describeError(error, debug));
+  process.exitCode = exitCodeFor(error);
+}

@@ -1,0 +1,251 @@
+// The build step: render a spec, compile it with nvcc into a shared library with a C ABI, parse
+// the ptxas report into a manifest, and cache the result under a content hash.
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import { execa } from "execa";
+import { canonicalJson, resourceModel, specFields, TARGET_LIMITS, type KernelSpec } from "../dsl/index.ts";
+import { generateKernel, type GeneratedFile } from "./generate.ts";
+import { parsePtxasReport, resourceWarnings, type KernelResources } from "./manifest.ts";
+import { KERNEL_HEADERS_DIR, PACKAGE_ROOT, TEMPLATES_DIR } from "./paths.ts";
+import { symbolPrefix } from "./render.ts";
+
+export interface Manifest {
+  name: string;
+  specHash: string;
+  buildKey: string;
+  target: string;
+  nvcc: string;
+  flags: string[];
+  library: string;
+  symbolPrefix: string;
+  /** Dynamic shared memory per CTA the kernels request (resource model). */
+  smemBytes: number;
+  threadsPerCta: number;
+  ctasPerSm: number;
+  kernels: KernelResources[];
+  warnings: string[];
+  spec: unknown;
+}
+
+export interface BuildResult {
+  dir: string;
+  library: string;
+  manifest: Manifest;
+  cached: boolean;
+  seconds: number;
+}
+
+export interface BuildOptions {
+  /** Root of the build cache (default: $PODGEN_CACHE_DIR or ./.cache/podgen). */
+  cacheDir?: string;
+  /** Rebuild even when the cache has this build. */
+  force?: boolean;
+  /** Extra nvcc flags (part of the cache key). */
+  extraFlags?: string[];
+}
+
+export const defaultCacheDir = () => process.env.PODGEN_CACHE_DIR ?? join(process.cwd(), ".cache", "podgen");
+
+export interface Diagnostic {
+  file: string;
+  line: number;
+  severity: "error" | "warning";
+  message: string;
+  /** The generated line the error points at, when it is in a generated file. */
+  sourceLine?: string;
+  /** The spec field behind that line or behind a traits constant the message names. */
+  specField?: string;
+}
+
+export class BuildError extends Error {
+  constructor(
+    readonly specName: string,
+    readonly diagnostics: Diagnostic[],
+    readonly output: string,
+  ) {
+    const lines = diagnostics
+      .filter((d) => d.severity === "error")
+      .slice(0, 10)
+      .map((d) => {
+        const spec = d.specField ? `\n      spec field: ${d.specField}` : "";
+        const src = d.sourceLine ? `\n      ${d.sourceLine.trim()}` : "";
+        return `  ${d.file}:${d.line}: ${d.message}${src}${spec}`;
+      });
+    super(
+      `nvcc failed for kernel "${specName}":\n` +
+        (lines.length > 0 ? lines.join("\n") : output.split("\n").slice(-20).join("\n")),
+    );
+    this.name = "BuildError";
+  }
+}
+
+let nvccVersionCache: Promise<string> | undefined;
+export function nvccVersion(): Promise<string> {
+  nvccVersionCache ??= execa("nvcc", ["--version"]).then(
+    (r) => /release [\d.]+, V([\d.]+)/.exec(r.stdout)?.[1] ?? r.stdout.trim().split("\n").pop()!,
+    (e: unknown) => {
+      nvccVersionCache = undefined;
+      throw new Error(`nvcc not found on PATH (${(e as Error).message.split("\n")[0]}); install the CUDA toolkit`);
+    },
+  );
+  return nvccVersionCache;
+}
+
+/** nvcc flags for a spec: one explicit -gencode for its target, ptxas report, position-independent. */
+export function nvccFlags(spec: KernelSpec, extra: readonly string[] = []): string[] {
+  const { arch, code } = TARGET_LIMITS[spec.target].gencode;
+  return [
+    "-std=c++17",
+    "-O3",
+    "-shared",
+    "-Xcompiler=-fPIC",
+    `-gencode=arch=${arch},code=${code}`,
+    "-Xptxas=-v",
+    "-lineinfo",
+    ...extra,
+  ];
+}
+
+/** The kernel headers every build includes, in a stable order, with their contents. */
+function kernelHeaders(): { path: string; contents: string }[] {
+  return readdirSync(KERNEL_HEADERS_DIR)
+    .sort()
+    .map((f) => ({ path: `pod/${f}`, contents: readFileSync(join(KERNEL_HEADERS_DIR, f), "utf8") }));
+}
+
+function buildKey(spec: KernelSpec, files: readonly GeneratedFile[], nvcc: string, flags: readonly string[]): string {
+  const h = createHash("sha256");
+  h.update(canonicalJson({ spec: spec.hash, nvcc, flags }));
+  for (const f of [...files, ...kernelHeaders()]) h.update(`\0${f.path}\0${f.contents}`);
+  return h.digest("hex").slice(0, 20);
+}
+
+interface BuildPlan {
+  key: string;
+  dir: string;
+  files: GeneratedFile[];
+  flags: string[];
+  nvcc: string;
+  libraryName: string;
+  cacheDir: string;
+}
+
+async function planBuild(spec: KernelSpec, options: BuildOptions): Promise<BuildPlan> {
+  const cacheDir = options.cacheDir ?? defaultCacheDir();
+  const files = await generateKernel(spec);
+  const flags = nvccFlags(spec, options.extraFlags);
+  const nvcc = await nvccVersion();
+  const key = buildKey(spec, files, nvcc, flags);
+  const dir = join(cacheDir, "builds", `${spec.name}-${key}`);
+  return { key, dir, files, flags, nvcc, libraryName: `lib${symbolPrefix(spec)}.so`, cacheDir };
+}
+
+/** The cached build of a spec, if there is one (nothing is compiled). */
+export async function findCachedBuild(spec: KernelSpec, options: BuildOptions = {}): Promise<BuildResult | undefined> {
+  const started = performance.now();
+  const { dir, libraryName } = await planBuild(spec, options);
+  if (!existsSync(join(dir, "manifest.json"))) return undefined;
+  const manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as Manifest;
+  return { dir, library: join(dir, libraryName), manifest, cached: true, seconds: (performance.now() - started) / 1000 };
+}
+
+export async function buildKernel(spec: KernelSpec, options: BuildOptions = {}): Promise<BuildResult> {
+  const started = performance.now();
+  if (!options.force) {
+    const cached = await findCachedBuild(spec, options);
+    if (cached) return { ...cached, seconds: (performance.now() - started) / 1000 };
+  }
+  const { key, dir, files, flags, nvcc, libraryName, cacheDir } = await planBuild(spec, options);
+  const seconds = () => (performance.now() - started) / 1000;
+
+  // Build in a private folder, then rename it into place: the cache only ever holds whole builds,
+  // and two builds of one key at once both succeed (the second rename finds the first's result).
+  const tmp = join(cacheDir, "tmp", `${spec.name}-${key}-${process.pid}-${randomBytes(4).toString("hex")}`);
+  const src = join(tmp, "src");
+  mkdirSync(src, { recursive: true });
+  try {
+    for (const f of files) writeFileSync(join(src, f.path), f.contents);
+    const result = await execa(
+      "nvcc",
+      [...flags, `-I${TEMPLATES_DIR}`, `-I${src}`, "-o", join(tmp, libraryName), join(src, "kernel.cu")],
+      { reject: false, all: true, cwd: tmp },
+    );
+    const output = result.all ?? "";
+    if (result.exitCode !== 0) throw new BuildError(spec.name, mapDiagnostics(output, src, files), output);
+
+    const model = resourceModel(spec);
+    const kernels = parsePtxasReport(output);
+    const manifest: Manifest = {
+      name: spec.name,
+      specHash: spec.hash,
+      buildKey: key,
+      target: spec.target,
+      nvcc,
+      flags,
+      library: libraryName,
+      symbolPrefix: symbolPrefix(spec),
+      smemBytes: model.smem.perCta,
+      threadsPerCta: model.threads,
+      ctasPerSm: spec.ctasPerSm,
+      kernels,
+      warnings: resourceWarnings(kernels, model.threads, spec.ctasPerSm, model.limits.registersPerSm),
+      spec: specFields(spec),
+    };
+    writeFileSync(join(tmp, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
+    writeFileSync(join(tmp, "nvcc.log"), output);
+    mkdirSync(join(cacheDir, "builds"), { recursive: true });
+    if (options.force) rmSync(dir, { recursive: true, force: true });
+    try {
+      renameSync(tmp, dir);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if ((code !== "ENOTEMPTY" && code !== "EEXIST") || !existsSync(join(dir, "manifest.json"))) throw e;
+    }
+    return { dir, library: join(dir, libraryName), manifest, cached: false, seconds: seconds() };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+const DIAGNOSTIC = /^(.+?)\((\d+)\): (error|warning)[^:]*: (.*)$/;
+
+/** Point nvcc's messages at generated lines and the spec fields behind them. */
+export function mapDiagnostics(output: string, srcDir: string, files: readonly GeneratedFile[]): Diagnostic[] {
+  const kernel = files.find((f) => f.path === "kernel.cu")?.contents ?? "";
+  const traitFields = traitsToSpecFields(kernel);
+  const diagnostics: Diagnostic[] = [];
+  for (const line of output.split("\n")) {
+    const m = DIAGNOSTIC.exec(line.trim());
+    if (!m) continue;
+    const [, file, lineNo, severity, message] = m as unknown as [string, string, string, "error" | "warning", string];
+    const d: Diagnostic = { file, line: Number(lineNo), severity, message };
+    const rel = relative(srcDir, file);
+    const generated = files.find((f) => f.path === rel);
+    if (generated) {
+      d.file = `generated/${rel}`;
+      d.sourceLine = generated.contents.split("\n")[d.line - 1];
+      d.specField = /\/\/ spec: ([\w.,\s]+?)(;|$)/.exec(d.sourceLine ?? "")?.[1];
+    } else if (file.startsWith(TEMPLATES_DIR)) {
+      d.file = relative(PACKAGE_ROOT, file);
+    }
+    d.specField ??= [...traitFields.entries()].find(([name]) => message.includes(name))?.[1];
+    diagnostics.push(d);
+  }
+  return diagnostics;
+}
+
+/** "Prefill::kTileQ" → "prefill.tile.q", read off the `// spec:` notes of the rendered traits. */
+export function traitsToSpecFields(kernelSource: string): Map<string, string> {
+  const map = new Map<string, string>();
+  let scope = "";
+  for (const line of kernelSource.split("\n")) {
+    const struct = /^\s*struct (\w+) \{/.exec(line);
+    if (struct && struct[1] !== "Traits") scope = `${struct[1]}::`;
+    if (/^\s*\};/.test(line)) scope = "";
+    const m = /(k\w+|DType) = [^;]*;\s*\/\/ spec: ([\w.,\s]+?)(;|$)/.exec(line);
+    if (m) map.set(`${scope}${m[1]}`, m[2]!);
+  }
+  // Longest names first, so "Prefill::kTileQ" wins over a bare "kTileQ".
+  return new Map([...map.entries()].sort((a, b) => b[0].length - a[0].length));
+}

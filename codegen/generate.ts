@@ -1,0 +1,48 @@
+// The generator: a pure function from a KernelSpec to the files of its kernel, plus the
+// write/check helpers behind `podgen generate [--check]`.
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { canonicalJson, specFields, type KernelSpec } from "../dsl/index.ts";
+import { emitBindings } from "./bindings.ts";
+import { writeFileAtomic } from "./fs.ts";
+import { renderHeader, renderKernelSource } from "./render.ts";
+
+export interface GeneratedFile {
+  /** Path inside the kernel's folder, e.g. "kernel.cu". */
+  path: string;
+  contents: string;
+}
+
+export async function generateKernel(spec: KernelSpec): Promise<GeneratedFile[]> {
+  return [
+    { path: "kernel.cu", contents: renderKernelSource(spec) },
+    { path: "pod_attention.h", contents: renderHeader(spec) },
+    { path: "bindings.ts", contents: await emitBindings(spec) },
+    {
+      path: "spec.json",
+      contents: JSON.stringify({ hash: spec.hash, spec: JSON.parse(canonicalJson(specFields(spec))) }, null, 2) + "\n",
+    },
+  ];
+}
+
+/** Write a kernel's files into `dir/<name>/`, removing files the generator no longer makes. */
+export function writeKernelFiles(dir: string, name: string, files: readonly GeneratedFile[]): void {
+  const out = join(dir, name);
+  mkdirSync(out, { recursive: true });
+  const keep = new Set(files.map((f) => f.path));
+  for (const existing of readdirSync(out)) if (!keep.has(existing)) rmSync(join(out, existing), { recursive: true });
+  for (const f of files) writeFileAtomic(join(out, f.path), f.contents);
+}
+
+/** Paths under `dir/<name>/` whose contents differ from what the generator makes now. */
+export function staleKernelFiles(dir: string, name: string, files: readonly GeneratedFile[]): string[] {
+  const out = join(dir, name);
+  const stale = files
+    .filter((f) => !existsSync(join(out, f.path)) || readFileSync(join(out, f.path), "utf8") !== f.contents)
+    .map((f) => join(name, f.path));
+  if (existsSync(out)) {
+    const expected = new Set(files.map((f) => f.path));
+    for (const existing of readdirSync(out)) if (!expected.has(existing)) stale.push(join(name, existing));
+  }
+  return stale;
+}

@@ -1,0 +1,99 @@
+// `-Xptxas -v` output → per-kernel resource records, and the warnings a kernel author must see.
+import { execFileSync } from "node:child_process";
+
+export interface KernelResources {
+  /** Mangled symbol as ptxas names it. */
+  symbol: string;
+  /** Demangled (c++filt) when available, else the symbol. */
+  name: string;
+  arch: string;
+  registers: number;
+  barriers: number;
+  /** Static shared memory; the dynamic part is `smemBytes` in the manifest. */
+  staticSharedBytes: number;
+  stackBytes: number;
+  spillStoreBytes: number;
+  spillLoadBytes: number;
+  /** Tile-loop kernels, where spills and local memory cost most. */
+  hot: boolean;
+}
+
+const ENTRY = /ptxas info\s*: Compiling entry function '([^']+)' for '(\w+)'/;
+const FRAME = /(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads/;
+const USAGE = /Used (\d+) registers(?:, used (\d+) barriers)?(?:, (\d+) bytes smem)?/;
+
+/** Parse ptxas's verbose report. Entries appear as "Compiling entry", then frame, then usage. */
+export function parsePtxasReport(text: string): KernelResources[] {
+  const kernels: KernelResources[] = [];
+  let current: KernelResources | undefined;
+  for (const line of text.split("\n")) {
+    const entry = ENTRY.exec(line);
+    if (entry) {
+      current = {
+        symbol: entry[1]!,
+        name: entry[1]!,
+        arch: entry[2]!,
+        registers: 0,
+        barriers: 0,
+        staticSharedBytes: 0,
+        stackBytes: 0,
+        spillStoreBytes: 0,
+        spillLoadBytes: 0,
+        hot: false,
+      };
+      kernels.push(current);
+      continue;
+    }
+    if (!current) continue;
+    const frame = FRAME.exec(line);
+    if (frame) {
+      current.stackBytes = Number(frame[1]);
+      current.spillStoreBytes = Number(frame[2]);
+      current.spillLoadBytes = Number(frame[3]);
+    }
+    const usage = USAGE.exec(line);
+    if (usage) {
+      current.registers = Number(usage[1]);
+      current.barriers = Number(usage[2] ?? 0);
+      current.staticSharedBytes = Number(usage[3] ?? 0);
+    }
+  }
+  const names = demangle(kernels.map((k) => k.symbol));
+  kernels.forEach((k, i) => {
+    k.name = names[i] ?? k.symbol;
+    k.hot = !/reference/i.test(k.name);
+  });
+  return kernels.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.arch.localeCompare(b.arch)));
+}
+
+function demangle(symbols: string[]): string[] {
+  if (symbols.length === 0) return [];
+  try {
+    return execFileSync("c++filt", { input: symbols.join("\n"), encoding: "utf8" }).trimEnd().split("\n");
+  } catch {
+    return symbols;
+  }
+}
+
+/** Warnings for kernels that will run slower than their spec promises. */
+export function resourceWarnings(
+  kernels: readonly KernelResources[],
+  threads: number,
+  ctasPerSm: number,
+  registersPerSm: number,
+): string[] {
+  const warnings: string[] = [];
+  for (const k of kernels) {
+    if (!k.hot) continue;
+    if (k.spillStoreBytes > 0 || k.spillLoadBytes > 0) {
+      warnings.push(`${k.name} (${k.arch}) spills ${k.spillStoreBytes} bytes stored / ${k.spillLoadBytes} loaded to local memory`);
+    }
+    if (k.stackBytes > 0) warnings.push(`${k.name} (${k.arch}) uses a ${k.stackBytes}-byte stack frame (local memory)`);
+    if (k.registers * threads * ctasPerSm > registersPerSm) {
+      warnings.push(
+        `${k.name} (${k.arch}) uses ${k.registers} registers: ${threads} threads × ${ctasPerSm} CTAs/SM would need ${k.registers * threads * ctasPerSm} > ${registersPerSm}`,
+      );
+    }
+  }
+  return warnings;
+}

@@ -1,0 +1,26 @@
+// podgen's public DSL: `pod.kernel({...})` turns a typed spec into a validated KernelSpec.
+import type { KvCache, Schedule } from "./schema.ts";
+import { normalizeSpec, type KernelInput, type KernelSpec } from "./spec.ts";
+
+export const pod = {
+  /** Validate a spec now (throws SpecError naming every bad field) and freeze it. */
+  kernel: (input: KernelInput): KernelSpec => normalizeSpec(input),
+  /** A paged KV cache `[numPages, pageSize, Hkv, D]` addressed through a per-request page list. */
+  paged: ({ pageSize }: { pageSize: number }): KvCache => ({ kind: "paged", pageSize }),
+  /** One contiguous `[rows, Hkv, D]` KV buffer; request r starts at row `pageIndptr[r]`. */
+  contiguous: (): KvCache => ({ kind: "contiguous" }),
+  /** Limit prefill KV splits so prefill tiles fill at most `n` full waves of the GPU. */
+  waves: (n: number) => ({ kind: "waves", waves: n }) as const,
+  /** Alternate prefill and decode CTAs on each SM. */
+  fiftyFifty: (): Schedule => ({ kind: "fifty-fifty" }),
+  /** Give each SM prefill and decode CTAs in the planned ratio of their tile counts. */
+  proportional: (): Schedule => ({ kind: "proportional" }),
+};
+
+export { checkSpec, normalizeSpec, canonicalJson, specFields, DEFAULTS } from "./spec.ts";
+export type { KernelInput, KernelSpec, CheckResult } from "./spec.ts";
+export { SpecError, formatIssue, type SpecIssue } from "./errors.ts";
+export { resourceModel, type ResourceModel } from "./resources.ts";
+export { TARGETS, TARGET_LIMITS, type Target, type TargetLimits } from "./targets.ts";
+export type { SpecFields, KvCache, Schedule, SplitLimit, DType } from "./schema.ts";
+export { PRESETS, DEFAULT_PRESET, presetByName } from "./presets.ts";

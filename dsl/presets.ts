@@ -1,0 +1,24 @@
+// Presets: ordinary specs for common model shapes (heads per tensor-parallel rank).
+import { normalizeSpec, type KernelInput, type KernelSpec } from "./spec.ts";
+
+const paged16 = { kind: "paged", pageSize: 16 } as const;
+
+const inputs: KernelInput[] = [
+  // Llama-3-8B: GQA 32/8, the paper's main model.
+  { name: "llama3_8b", dtype: "bf16", heads: { q: 32, kv: 8 }, headDim: 128, kvCache: paged16 },
+  // Llama-2-7B: multi-head attention (group 1), fp16.
+  { name: "llama2_7b", dtype: "fp16", heads: { q: 32, kv: 32 }, headDim: 128, kvCache: paged16 },
+  // Yi-6B: GQA 32/4.
+  { name: "yi_6b", dtype: "bf16", heads: { q: 32, kv: 4 }, headDim: 128, kvCache: paged16 },
+  // Llama-3-70B at tensor parallelism 8: 8 query heads and 1 KV head per GPU.
+  { name: "llama3_70b_tp8", dtype: "bf16", heads: { q: 8, kv: 1 }, headDim: 128, kvCache: paged16 },
+  // Qwen2-0.5B: D=64, an odd group of 7 query heads per KV head.
+  { name: "qwen2_0_5b", dtype: "bf16", heads: { q: 14, kv: 2 }, headDim: 64, kvCache: paged16 },
+];
+
+export const PRESETS: readonly KernelSpec[] = Object.freeze(inputs.map((i) => normalizeSpec(i)));
+export const DEFAULT_PRESET = "llama3_8b";
+
+export function presetByName(name: string): KernelSpec | undefined {
+  return PRESETS.find((p) => p.name === name);
+}

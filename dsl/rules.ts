@@ -1,0 +1,91 @@
+// Rules that relate several fields of a spec. Each returns issues instead of throwing so that an
+// author sees every problem of a spec at once.
+import type { SpecIssue } from "./errors.ts";
+import { resourceModel } from "./resources.ts";
+import type { SpecFields } from "./schema.ts";
+import { SUPPORTED_HEAD_DIMS } from "./schema.ts";
+
+const kib = (bytes: number) => `${+(bytes / 1024).toFixed(1)} KiB`;
+
+export function checkRules(spec: SpecFields): SpecIssue[] {
+  const issues: SpecIssue[] = [];
+  const add = (path: string, value: unknown, limit: string, reason: string) =>
+    issues.push({ path, value, limit, reason });
+  const { heads, headDim, prefill, decode, ctasPerSm, target } = spec;
+
+  if (!(SUPPORTED_HEAD_DIMS as readonly number[]).includes(headDim)) {
+    add(
+      "headDim",
+      headDim,
+      SUPPORTED_HEAD_DIMS.join(" or "),
+      headDim === 256
+        ? "D=256 is not supported yet: its fp32 output accumulators alone would take 128 registers per thread per 16-row tile"
+        : "the tile loops are instantiated for these head dimensions",
+    );
+  }
+  const headDimSupported = (SUPPORTED_HEAD_DIMS as readonly number[]).includes(headDim);
+  if (heads.q % heads.kv !== 0) {
+    add("heads.q", heads.q, `a multiple of heads.kv=${heads.kv}`, "each KV head serves a whole group of query heads (GQA)");
+  }
+  if (prefill.tile.q % (16 * prefill.warps) !== 0) {
+    add(
+      "prefill.tile.q",
+      prefill.tile.q,
+      `a multiple of ${16 * prefill.warps} (16 rows × prefill.warps=${prefill.warps})`,
+      "each warp owns whole 16-row MMA tiles of the query tile",
+    );
+  }
+  if (prefill.tile.kv % 16 !== 0) {
+    add("prefill.tile.kv", prefill.tile.kv, "a multiple of 16", "keys enter the MMA in steps of 16");
+  }
+  if (decode.tile.q !== 16) {
+    add("decode.tile.q", decode.tile.q, "16", "decode tiles have QSL = 16: one MMA row tile holds the query heads of a KV group");
+  }
+  if (decode.warps !== prefill.warps) {
+    add(
+      "decode.warps",
+      decode.warps,
+      `equal to prefill.warps=${prefill.warps}`,
+      "prefill and decode tiles run in CTAs of one fused kernel, so both describe the same CTA",
+    );
+  } else if (decode.warps % decode.virtualCtas !== 0) {
+    add(
+      "decode.virtualCtas",
+      decode.virtualCtas,
+      `a divisor of decode.warps=${decode.warps}`,
+      "each virtual decode CTA gets an equal share of the CTA's warps",
+    );
+  }
+  const model = resourceModel(spec);
+  const keysPerStep = 16 * model.decodeWarpsPerVirtualCta;
+  if (decode.tile.kv % keysPerStep !== 0) {
+    add(
+      "decode.tile.kv",
+      decode.tile.kv,
+      `a multiple of ${keysPerStep} (16 keys × ${model.decodeWarpsPerVirtualCta} warps per virtual CTA)`,
+      "the warps of a virtual decode CTA split each KV tile into 16-key slices",
+    );
+  }
+  // Shared memory for an unsupported head dimension means nothing; that issue is reported above.
+  if (headDimSupported && model.smem.perCta > model.smem.perCtaLimit) {
+    const part =
+      model.smem.prefillTile >= model.smem.decodeTiles
+        ? {
+            path: "prefill.tile",
+            value: prefill.tile,
+            what: `q=${prefill.tile.q} × kv=${prefill.tile.kv} with ${prefill.stages} stages at D=${headDim}`,
+          }
+        : {
+            path: "decode.tile",
+            value: decode.tile,
+            what: `${decode.virtualCtas} virtual CTAs × (q=${decode.tile.q} + ${decode.stages} stages × kv=${decode.tile.kv}) at D=${headDim}`,
+          };
+    add(
+      part.path,
+      part.value,
+      `at most ${kib(model.smem.perCtaLimit)} of shared memory per CTA`,
+      `${part.what} needs ${kib(model.smem.perCta)} per CTA; ctasPerSm=${ctasPerSm} on ${target} (${model.limits.gpu}) allows ${kib(model.smem.perCtaLimit)}`,
+    );
+  }
+  return issues;
+}

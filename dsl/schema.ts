@@ -1,0 +1,59 @@
+// The zod schema of a kernel spec as authors write it. Shapes, types and single-field ranges live
+// here; rules that relate several fields (shared memory, warps per tile, ...) live in rules.ts.
+import { z } from "zod";
+import { TARGETS } from "./targets.ts";
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+
+export const SUPPORTED_HEAD_DIMS = [64, 128] as const;
+
+const wavesSchema = z.strictObject({ kind: z.literal("waves"), waves: int(1, 16) });
+
+export const kvCacheSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("paged"), pageSize: int(1, 1024) }),
+  z.strictObject({ kind: z.literal("contiguous") }),
+]);
+
+export const scheduleSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("fifty-fifty") }),
+  z.strictObject({ kind: z.literal("proportional") }),
+]);
+
+const tileSchema = z.strictObject({ q: int(16, 256), kv: int(16, 256) });
+
+export const prefillSchema = z.strictObject({
+  tile: tileSchema,
+  warps: z.union([z.literal(1), z.literal(2), z.literal(4), z.literal(8)]),
+  stages: int(1, 4),
+  maxSplits: z.union([int(1, 256), wavesSchema]),
+});
+
+export const decodeSchema = z.strictObject({
+  tile: z.strictObject({ q: int(16, 256), kv: int(16, 256) }),
+  warps: z.union([z.literal(1), z.literal(2), z.literal(4), z.literal(8)]),
+  stages: int(1, 4),
+  virtualCtas: z.union([z.literal(1), z.literal(2), z.literal(4)]),
+  maxSplits: int(1, 256),
+});
+
+/** A complete spec: every field present (defaults already applied). */
+export const specSchema = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[a-z][a-z0-9_]{0,47}$/, "lower_snake_case, starting with a letter, at most 48 characters"),
+  target: z.enum(TARGETS),
+  dtype: z.enum(["fp16", "bf16"]),
+  heads: z.strictObject({ q: int(1, 256), kv: int(1, 256) }),
+  headDim: z.number().int(),
+  kvCache: kvCacheSchema,
+  prefill: prefillSchema,
+  decode: decodeSchema,
+  ctasPerSm: z.union([z.literal(2), z.literal(4)]),
+  schedule: scheduleSchema,
+});
+
+export type SpecFields = z.infer<typeof specSchema>;
+export type KvCache = z.infer<typeof kvCacheSchema>;
+export type Schedule = z.infer<typeof scheduleSchema>;
+export type SplitLimit = SpecFields["prefill"]["maxSplits"];
+export type DType = SpecFields["dtype"];

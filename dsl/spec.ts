@@ -1,0 +1,190 @@
+// From what an author writes to one frozen, validated KernelSpec with a stable content hash.
+import { createHash } from "node:crypto";
+import type { ZodError } from "zod";
+import { SpecError, type SpecIssue } from "./errors.ts";
+import { checkRules } from "./rules.ts";
+import { specSchema, type DType, type KvCache, type Schedule, type SpecFields, type SplitLimit } from "./schema.ts";
+import type { Target } from "./targets.ts";
+
+type Warps = 1 | 2 | 4 | 8;
+
+/** What an author writes: everything but name, heads and headDim has a default. */
+export interface KernelInput {
+  name: string;
+  target?: Target;
+  dtype?: DType;
+  heads: { q: number; kv: number };
+  headDim: number;
+  kvCache?: KvCache;
+  prefill?: {
+    tile?: { q?: number; kv?: number };
+    warps?: Warps;
+    stages?: number;
+    /** KV splits per prefill tile: a number, or `pod.waves(n)` to fill at most n full waves. */
+    maxSplits?: SplitLimit;
+  };
+  decode?: {
+    /** Rows of a decode tile (QSL; 16) and keys per KV tile. */
+    tile?: { q?: number; kv?: number };
+    /** Warps of the physical CTA (equal to prefill.warps); virtual CTAs share them. */
+    warps?: Warps;
+    stages?: number;
+    virtualCtas?: 1 | 2 | 4;
+    maxSplits?: number;
+  };
+  ctasPerSm?: 2 | 4;
+  schedule?: Schedule;
+}
+
+/** A validated spec. Deeply frozen; `hash` names its builds and keys every cache. */
+export type KernelSpec = Readonly<SpecFields> & { readonly hash: string };
+
+export const DEFAULTS = {
+  target: "sm_90a",
+  dtype: "bf16",
+  kvCache: { kind: "paged", pageSize: 16 },
+  prefill: { tile: { q: 128, kv: 64 }, warps: 4, stages: 2, maxSplits: { kind: "waves", waves: 2 } },
+  decode: { tile: { q: 16, kv: 32 }, stages: 2, virtualCtas: 2, maxSplits: 16 },
+  ctasPerSm: 2,
+  schedule: { kind: "proportional" },
+} as const;
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Fill defaults without trusting the input's shape (the schema judges it afterwards). */
+function withDefaults(input: unknown): unknown {
+  if (!isPlainObject(input)) return input;
+  const section = (value: unknown, defaults: Record<string, unknown>) => {
+    if (value === undefined) return structuredClone(defaults);
+    if (!isPlainObject(value)) return value;
+    const tile = value.tile === undefined || isPlainObject(value.tile)
+      ? { ...(defaults.tile as object), ...((value.tile as object) ?? {}) }
+      : value.tile;
+    return { ...structuredClone(defaults), ...value, tile };
+  };
+  const prefill = section(input.prefill, DEFAULTS.prefill);
+  const prefillWarps = isPlainObject(prefill) ? prefill.warps : undefined;
+  return {
+    ...input,
+    target: input.target ?? DEFAULTS.target,
+    dtype: input.dtype ?? DEFAULTS.dtype,
+    kvCache: input.kvCache ?? DEFAULTS.kvCache,
+    prefill,
+    decode: section(input.decode, { ...DEFAULTS.decode, warps: prefillWarps }),
+    ctasPerSm: input.ctasPerSm ?? DEFAULTS.ctasPerSm,
+    schedule: input.schedule ?? DEFAULTS.schedule,
+  };
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = root;
+  for (const key of path) v = isPlainObject(v) ? v[key as string] : undefined;
+  return v;
+}
+
+/** Why each field is limited, for messages about single fields (rules.ts explains the rest). */
+const FIELD_REASONS: Record<string, string> = {
+  name: "it names the generated symbols and files",
+  target: "podgen generates code for these architectures",
+  dtype: "q, k, v and o are 16-bit floating point",
+  "heads.q": "query heads per GPU",
+  "heads.kv": "KV heads per GPU",
+  headDim: "the head dimension",
+  kvCache: "use pod.paged({ pageSize }) or pod.contiguous()",
+  "kvCache.pageSize": "tokens per KV page",
+  "prefill.tile.q": "query rows (tokens × grouped heads) of one prefill tile",
+  "prefill.tile.kv": "keys per KV tile of the prefill loop",
+  "prefill.warps": "warps per CTA",
+  "prefill.stages": "depth of the cp.async K/V pipeline",
+  "prefill.maxSplits": "use a number or pod.waves(n)",
+  "decode.tile.q": "decode tiles have QSL = 16",
+  "decode.tile.kv": "keys per KV tile of the decode loop",
+  "decode.warps": "warps per CTA",
+  "decode.stages": "depth of the cp.async K/V pipeline",
+  "decode.virtualCtas": "decode tiles hosted by one physical CTA",
+  "decode.maxSplits": "KV splits per decode tile",
+  ctasPerSm: "POD-Attention co-schedules 2 or 4 CTAs per SM",
+  schedule: "use pod.fiftyFifty() or pod.proportional()",
+};
+
+function zodIssues(error: ZodError, input: unknown): SpecIssue[] {
+  return error.issues.map((issue) => {
+    const path = issue.path.map(String).join(".") || "(spec)";
+    if (issue.code === "unrecognized_keys") {
+      const keys = issue.keys.join(", ");
+      return {
+        path: path === "(spec)" ? keys : `${path}.${keys}`,
+        value: valueAt(input, [...issue.path, issue.keys[0]!]),
+        limit: "absent",
+        reason: `unknown field${issue.keys.length > 1 ? "s" : ""} (check the spelling)`,
+      };
+    }
+    const generic = path.replace(/\.\d+/g, "");
+    return { path, value: valueAt(input, issue.path), limit: zodLimit(issue), reason: FIELD_REASONS[generic] ?? "see the spec reference in the README" };
+  });
+}
+
+function zodLimit(issue: ZodError["issues"][number]): string {
+  switch (issue.code) {
+    case "too_big":
+      return `${issue.inclusive === false ? "less than" : "at most"} ${issue.maximum}`;
+    case "too_small":
+      return `${issue.inclusive === false ? "more than" : "at least"} ${issue.minimum}`;
+    case "invalid_type":
+      return issue.expected === "int" ? "an integer" : `a ${issue.expected}`;
+    case "invalid_value":
+      return `one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+    case "invalid_union": {
+      const options = issue.errors.flat().flatMap((e) => (e.code === "invalid_value" ? e.values : []));
+      return options.length > 0 ? `one of ${options.map((v) => JSON.stringify(v)).join(", ")}` : "one of the documented forms";
+    }
+    default:
+      return issue.message;
+  }
+}
+
+export type CheckResult = { ok: true; spec: KernelSpec } | { ok: false; issues: SpecIssue[]; name: string };
+
+/** Validate without throwing: every problem of the spec at once. */
+export function checkSpec(input: unknown): CheckResult {
+  const filled = withDefaults(input);
+  const name = isPlainObject(input) && typeof input.name === "string" ? input.name : "(unnamed)";
+  const parsed = specSchema.safeParse(filled);
+  if (!parsed.success) return { ok: false, issues: zodIssues(parsed.error, filled), name };
+  const issues = checkRules(parsed.data);
+  if (issues.length > 0) return { ok: false, issues, name };
+  return { ok: true, spec: freezeSpec(parsed.data) };
+}
+
+/** Validate and normalize; throws SpecError naming every bad field. */
+export function normalizeSpec(input: KernelInput | unknown): KernelSpec {
+  const result = checkSpec(input);
+  if (!result.ok) throw new SpecError(result.name, result.issues);
+  return result.spec;
+}
+
+/** JSON with sorted keys: the same spec always gives the same bytes. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (isPlainObject(value)) {
+    const keys = Object.keys(value).filter((k) => value[k] !== undefined).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function specFields(spec: KernelSpec): SpecFields {
+  const { hash: _hash, ...fields } = spec;
+  return fields;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (isPlainObject(value)) for (const v of Object.values(value)) deepFreeze(v);
+  return Object.freeze(value);
+}
+
+function freezeSpec(fields: SpecFields): KernelSpec {
+  const hash = createHash("sha256").update(canonicalJson(fields)).digest("hex").slice(0, 16);
+  return deepFreeze({ ...structuredClone(fields), hash });
+}

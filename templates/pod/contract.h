@@ -1,0 +1,92 @@
+// podgen kernel contract: the data that travels between the host planner and the device kernels.
+//
+// Everything here is plain C-layout data so the planner (host C++), the kernels (CUDA) and the
+// C ABI (pod_attention.h) share one definition. Tensor shapes (row-major, no padding):
+//   q_prefill  [total_prefill_tokens, Hq, D]      q_decode  [num_decodes, Hq, D]
+//   k, v       paged:      [num_pages, page_size, Hkv, D]
+//              contiguous: [total_kv_rows, Hkv, D]
+//   o_*        like the matching q;  lse_* (optional, fp32, natural log) [tokens, Hq]
+// Requests are numbered prefills first, then decodes. The page table is CSR over requests:
+//   paged:      pages of request r are page_indices[page_indptr[r] .. page_indptr[r+1])
+//   contiguous: rows of request r start at k[page_indptr[r]] (page_indices unused)
+// Causality is bottom-right aligned: query token t of a chunk of q_len tokens sees keys
+//   j <= kv_len - q_len + t.
+//
+// Query rows are *packed*: inside one request and one KV head, packed row p is query token
+// p / group and query head kv_head * group + p % group (group = Hq / Hkv). A tile is a run of
+// consecutive packed rows, so all query heads that share a KV head load each K/V tile once.
+#pragma once
+#include <stdint.h>
+
+#ifdef __cplusplus
+namespace pod {
+#endif
+
+// Slots in the per-SM counter array; %smid is taken modulo this (H100 has 132 SMs).
+#define POD_MAX_SMS 256
+// Number of tile kinds. Index 0 is prefill, 1 is decode everywhere below.
+#define POD_OP_PREFILL 0
+#define POD_OP_DECODE 1
+
+// One tile of attention work: packed rows [row_begin, row_begin + tile rows) of one request and
+// one KV head, over keys [kv_begin, kv_end) of that request (one KV split).
+typedef struct PodWorkItem {
+  int32_t request;      // request index (prefills first, then decodes) into the page table
+  int32_t kv_head;      // KV head; query heads kv_head*group .. +group-1
+  int32_t q_token_base; // row of the request's first query token in q/o (prefill: qo_indptr[r])
+  int32_t q_len;        // query tokens of the request (1 for a decode)
+  int32_t kv_len;       // keys of the request (including the chunk itself)
+  int32_t row_begin;    // first packed row of the tile
+  int32_t kv_begin;     // first key of this split
+  int32_t kv_end;       // one past the last key of this split (already clipped by causality)
+  int32_t split;        // split index, 0 .. num_splits-1
+  int32_t num_splits;   // 1: write o/lse directly; >1: write fp32 partials for the combine
+  int32_t partial_row;  // first row of this tile's partials (split s at partial_row + s*tile rows)
+  int32_t pad_;
+} PodWorkItem;
+
+// One tile whose splits the combine step merges (same fields, split = 0).
+typedef PodWorkItem PodMergeItem;
+
+// Device-side plan header: lives at the start of the workspace. Counters are zero before the
+// first launch (the upload writes them) and the fused kernel's last CTA resets them, so CUDA
+// graph replays need no memset. Counts are read here (not from kernel parameters) so a graph
+// captured for a bucket runs any batch planned into the same workspace.
+typedef struct PodDeviceHeader {
+  // --- written by the planner on every plan ---
+  int32_t num_items[2];     // work items per op (prefill, decode)
+  int32_t num_merges[2];    // merge items per op
+  int32_t num_tickets[2];   // tickets per op in the fused kernel (decode: ceil(items / virtual))
+  int32_t ratio[2];         // proportional policy: of every ratio[0]+ratio[1] CTAs on an SM, the
+                            // first ratio[0] prefer prefill
+  int32_t count_tiles;      // 1: kernels add executed tiles to tiles_done (exactly-once checks)
+  int32_t reserved_[7];
+  // --- counters: zero between launches ---
+  uint32_t ticket[2];       // next ticket per op
+  uint32_t ctas_done;       // CTAs finished (the last one resets every counter)
+  uint32_t tiles_done[2];   // debug builds: tiles executed per op (not reset; planner zeroes)
+  uint32_t counters_pad_[3];
+  uint32_t sm_slot[POD_MAX_SMS];  // CTAs that have started on each SM during this launch
+} PodDeviceHeader;
+
+// Kernel parameters: pointers only, so a graph captured once stays valid while the plan changes.
+typedef struct PodParams {
+  const void* q[2];          // q_prefill, q_decode
+  void* o[2];                // o_prefill, o_decode
+  float* lse[2];             // optional (NULL)
+  const void* k;
+  const void* v;
+  const int32_t* page_indptr;
+  const int32_t* page_indices;
+  PodDeviceHeader* header;
+  const PodWorkItem* items[2];
+  const PodMergeItem* merges[2];
+  float* partial_o[2];       // [rows, D] fp32
+  float* partial_lse[2];     // [rows] fp32 (natural log)
+  float sm_scale;            // softmax scale (default 1/sqrt(D))
+  int32_t pad_;
+} PodParams;
+
+#ifdef __cplusplus
+}  // namespace pod
+#endif

@@ -1,0 +1,125 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { checkSpec, formatIssue, pod, PRESETS, resourceModel, SpecError, type KernelInput } from "../dsl/index.ts";
+
+const base: KernelInput = { name: "t", heads: { q: 32, kv: 8 }, headDim: 128 };
+const withBase = (patch: Record<string, unknown>) => ({ ...base, ...patch });
+
+// Each bad spec, the field its message must name, and a fragment the message must contain.
+const BAD: [string, unknown, string, string][] = [
+  ["name with capitals", withBase({ name: "Llama" }), "name", "lower_snake_case"],
+  ["missing name", { heads: { q: 32, kv: 8 }, headDim: 128 }, "name", "(missing)"],
+  ["unknown target", withBase({ target: "sm_75" }), "target", '"sm_90a"'],
+  ["unknown dtype", withBase({ dtype: "fp8" }), "dtype", '"bf16"'],
+  ["fractional heads", withBase({ heads: { q: 32.5, kv: 8 } }), "heads.q", "integer"],
+  ["zero kv heads", withBase({ heads: { q: 32, kv: 0 } }), "heads.kv", "at least 1"],
+  ["heads not a group multiple", withBase({ heads: { q: 32, kv: 6 } }), "heads.q", "multiple of heads.kv=6"],
+  ["head dim 256", withBase({ headDim: 256 }), "headDim", "not supported"],
+  ["head dim 96", withBase({ headDim: 96 }), "headDim", "64 or 128"],
+  ["head dim as string", withBase({ headDim: "128" }), "headDim", "a number"],
+  ["page size 0", withBase({ kvCache: { kind: "paged", pageSize: 0 } }), "kvCache.pageSize", "at least 1"],
+  ["page size missing", withBase({ kvCache: { kind: "paged" } }), "kvCache.pageSize", "(missing)"],
+  ["unknown kv cache kind", withBase({ kvCache: { kind: "radix" } }), "kvCache.kind", "documented"],
+  ["prefill tile not a warp multiple", withBase({ prefill: { tile: { q: 96, kv: 64 } } }), "prefill.tile.q", "multiple of 64"],
+  ["prefill kv tile not 16-aligned", withBase({ prefill: { tile: { q: 128, kv: 40 } } }), "prefill.tile.kv", "multiple of 16"],
+  ["prefill tile too large for smem", withBase({ prefill: { tile: { q: 256, kv: 128 } } }), "prefill.tile", "113 KiB"],
+  ["prefill warps 3", withBase({ prefill: { warps: 3 } }), "prefill.warps", "one of 1, 2, 4, 8"],
+  ["prefill stages 0", withBase({ prefill: { stages: 0 } }), "prefill.stages", "at least 1"],
+  ["prefill maxSplits 0", withBase({ prefill: { maxSplits: 0 } }), "prefill.maxSplits", "at least 1"],
+  ["waves 0", withBase({ prefill: { maxSplits: { kind: "waves", waves: 0 } } }), "prefill.maxSplits.waves", "at least 1"],
+  ["decode QSL 8", withBase({ decode: { tile: { q: 8 } } }), "decode.tile.q", "at least 16"],
+  ["decode QSL 32", withBase({ decode: { tile: { q: 32, kv: 32 } } }), "decode.tile.q", "QSL = 16"],
+  ["decode warps differ", withBase({ decode: { warps: 8 } }), "decode.warps", "equal to prefill.warps=4"],
+  ["virtual CTAs 3", withBase({ decode: { virtualCtas: 3 } }), "decode.virtualCtas", "one of 1, 2, 4"],
+  ["virtual CTAs exceed warps", withBase({ prefill: { tile: { q: 64, kv: 64 }, warps: 2 }, decode: { virtualCtas: 4 } }), "decode.virtualCtas", "divisor of decode.warps=2"],
+  ["decode kv tile not a warp multiple", withBase({ decode: { tile: { q: 16, kv: 16 } } }), "decode.tile.kv", "multiple of 32"],
+  ["decode tiles too large for smem", withBase({ decode: { tile: { q: 16, kv: 128 }, stages: 3 } }), "decode.tile", "shared memory"],
+  ["decode maxSplits 0", withBase({ decode: { maxSplits: 0 } }), "decode.maxSplits", "at least 1"],
+  ["ctasPerSm 3", withBase({ ctasPerSm: 3 }), "ctasPerSm", "one of 2, 4"],
+  ["ctasPerSm 4 with large tiles", withBase({ ctasPerSm: 4 }), "prefill.tile", "ctasPerSm=4 on sm_90a (H100) allows 56 KiB"],
+  ["unknown schedule", withBase({ schedule: { kind: "greedy" } }), "schedule.kind", "documented"],
+  ["misspelled field", withBase({ prefil: { warps: 4 } }), "prefil", "unknown field"],
+  ["misspelled nested field", withBase({ prefill: { tiles: { q: 128 } } }), "prefill.tiles", "unknown field"],
+  ["sm_86 smem smaller", withBase({ target: "sm_86" }), "prefill.tile", "sm_86"],
+];
+
+for (const [title, input, field, fragment] of BAD) {
+  test(`rejects: ${title}`, () => {
+    const result = checkSpec(input);
+    assert.is(result.ok, false, "spec should be rejected");
+    if (result.ok) return;
+    const issue = result.issues.find((i) => i.path === field);
+    assert.ok(issue, `expected an issue for ${field}, got: ${result.issues.map((i) => i.path).join(", ")}`);
+    const message = formatIssue(issue!);
+    assert.ok(message.includes(fragment), `"${message}" should mention "${fragment}"`);
+    assert.ok(message.startsWith(`${field} = `), "message starts with the field and its value");
+  });
+}
+
+test("pod.kernel throws a SpecError listing every problem", () => {
+  try {
+    pod.kernel({ name: "x", heads: { q: 32, kv: 6 }, headDim: 256 });
+    assert.unreachable("should throw");
+  } catch (e) {
+    assert.instance(e, SpecError);
+    const err = e as SpecError;
+    assert.equal(err.issues.map((i) => i.path).sort(), ["headDim", "heads.q"]);
+    assert.match(err.message, /invalid kernel spec "x" \(2 problems\)/);
+  }
+});
+
+test("defaults fill a minimal spec", () => {
+  const spec = pod.kernel(base);
+  assert.is(spec.target, "sm_90a");
+  assert.is(spec.dtype, "bf16");
+  assert.equal(spec.kvCache, { kind: "paged", pageSize: 16 });
+  assert.is(spec.decode.warps, spec.prefill.warps);
+  assert.equal(spec.prefill.maxSplits, { kind: "waves", waves: 2 });
+});
+
+test("specs are deeply frozen", () => {
+  const spec = pod.kernel(base);
+  assert.ok(Object.isFrozen(spec) && Object.isFrozen(spec.prefill) && Object.isFrozen(spec.prefill.tile));
+});
+
+test("hash is stable under key order and defaults, and changes with any field", () => {
+  const a = pod.kernel(base);
+  const b = pod.kernel({ headDim: 128, heads: { kv: 8, q: 32 }, name: "t", dtype: "bf16", ctasPerSm: 2 });
+  assert.is(a.hash, b.hash);
+  assert.match(a.hash, /^[0-9a-f]{16}$/);
+  const variants: KernelInput[] = [
+    { ...base, name: "u" },
+    { ...base, dtype: "fp16" },
+    { ...base, heads: { q: 32, kv: 4 } },
+    { ...base, kvCache: pod.paged({ pageSize: 32 }) },
+    { ...base, kvCache: pod.contiguous() },
+    { ...base, schedule: pod.fiftyFifty() },
+    { ...base, prefill: { maxSplits: pod.waves(1) } },
+    { ...base, decode: { maxSplits: 8 } },
+  ];
+  const hashes = new Set([a.hash, ...variants.map((v) => pod.kernel(v).hash)]);
+  assert.is(hashes.size, variants.length + 1);
+});
+
+test("resource model: shared memory formula and per-target limit", () => {
+  const m = resourceModel(pod.kernel(base));
+  assert.is(m.smem.prefillTile, (128 + 2 * 2 * 64) * 128 * 2);
+  assert.is(m.smem.decodeTiles, 2 * (16 + 2 * 2 * 32) * 128 * 2);
+  assert.is(m.smem.perCtaLimit, (228 * 1024) / 2 - 1024);
+  assert.is(m.threads, 128);
+  assert.is(m.decodeWarpsPerVirtualCta, 2);
+  const four = resourceModel(
+    pod.kernel({ ...base, ctasPerSm: 4, prefill: { tile: { q: 64, kv: 32 } }, decode: { tile: { q: 16, kv: 32 }, stages: 1 } }),
+  );
+  assert.is(four.smem.perCtaLimit, (228 * 1024) / 4 - 1024);
+  assert.ok(four.registers.budgetPerThread <= 128);
+});
+
+test("presets are valid and distinct", () => {
+  assert.ok(PRESETS.length >= 5);
+  assert.is(new Set(PRESETS.map((p) => p.hash)).size, PRESETS.length);
+  for (const name of ["llama3_8b", "llama2_7b", "yi_6b", "llama3_70b_tp8"]) assert.ok(PRESETS.some((p) => p.name === name), name);
+  assert.ok(PRESETS.some((p) => p.headDim === 64));
+});
+
+test.run();
