@@ -53,8 +53,10 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Fill defaults without trusting the input's shape (the schema judges it afterwards). */
-function withDefaults(input: unknown): unknown {
-  if (!isPlainObject(input)) return input;
+function withDefaults(raw: unknown): unknown {
+  if (!isPlainObject(raw)) return raw;
+  // A KernelSpec may be normalized again: its hash is recomputed, never trusted.
+  const { hash: _hash, ...input } = raw;
   const section = (value: unknown, defaults: Record<string, unknown>) => {
     if (value === undefined) return structuredClone(defaults);
     if (!isPlainObject(value)) return value;

@@ -1,0 +1,629 @@
+// The C ABI of a built podgen kernel library (templates/pod_attention.h.hbs), through koffi.
+//
+// Struct mirrors: the koffi struct names are the C names and their fields are the C fields in
+// the same order and with the same types (test/runtime.test.ts compiles the rendered header
+// and compares every size and offset). Pointer fields:
+// - host arrays (podgen_batch) are `const int32_t *`: pass an Int32Array; koffi hands C a
+//   pointer to its elements for the duration of the call (plan copies what it keeps).
+// - device pointers (podgen_buffers, podgen_reference_args) are declared as `podgen_devptr`,
+//   an alias of `uintptr_t` (same size and alignment as a C pointer on LP64): pass the device
+//   address as a bigint (or a DeviceBuffer / null in the TypeScript wrappers). Declaring them as
+//   integers means a host TypedArray can never be passed where the kernel expects device memory.
+// - streams are `void *`: a Stream, a raw CUstream bigint, or null for the default stream.
+//
+// KernelLibrary only dlopens the built library: plan() and info() work on a machine without a
+// GPU or libcuda (the artifact links the static CUDA runtime, which loads libcuda lazily).
+import type { TypeObject } from "koffi";
+import { loadKoffi, type DevicePtr, type Koffi } from "./cuda.ts";
+import { streamHandle, type StreamLike } from "./device.ts";
+
+/** The pod_attention.h ABI version these struct mirrors follow (codegen/paths.ts ABI_VERSION). */
+export const PODGEN_ABI_VERSION_SUPPORTED = 1;
+
+/** PODGEN_ERR_* names by value, for when the library cannot be asked. */
+export const PODGEN_STATUS: Record<number, string> = {
+  0: "PODGEN_OK",
+  1: "PODGEN_ERR_INVALID_ARGUMENT",
+  2: "PODGEN_ERR_BAD_BATCH",
+  3: "PODGEN_ERR_WORKSPACE_TOO_SMALL",
+  4: "PODGEN_ERR_BUCKET_EXCEEDED",
+  5: "PODGEN_ERR_CUDA",
+  6: "PODGEN_ERR_UNSUPPORTED",
+};
+
+/** A non-zero status from a kernel library function. */
+export class PodgenError extends Error {
+  constructor(
+    /** The C function, e.g. "pod_llama3_8b_plan". */
+    readonly fn: string,
+    readonly status: number,
+    /** From <prefix>_status_name, e.g. "PODGEN_ERR_BAD_BATCH". */
+    readonly statusName: string,
+    /** From <prefix>_last_error. */
+    readonly detail: string,
+  ) {
+    super(`${fn} failed: ${statusName}${detail ? `: ${detail}` : ""}`);
+    this.name = "PodgenError";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// koffi struct declarations (created once, on first use)
+
+export interface AbiTypes {
+  podgen_devptr: TypeObject;
+  podgen_batch: TypeObject;
+  podgen_plan_options: TypeObject;
+  podgen_plan: TypeObject;
+  podgen_buffers: TypeObject;
+  podgen_reference_args: TypeObject;
+  podgen_kernel_info: TypeObject;
+}
+
+let typesCache: AbiTypes | undefined;
+
+/** The koffi types of the C ABI structs (loads koffi; never libcuda). */
+export function abiTypes(): AbiTypes {
+  if (typesCache) return typesCache;
+  const k: Koffi = loadKoffi();
+  const i32x2 = () => k.array("int32_t", 2);
+  const u64x2 = () => k.array("uint64_t", 2);
+  const devptr = k.alias("podgen_devptr", "uintptr_t");
+  typesCache = {
+    podgen_devptr: devptr,
+    podgen_batch: k.struct("podgen_batch", {
+      num_prefills: "int32_t",
+      num_decodes: "int32_t",
+      qo_indptr: "const int32_t *",
+      kv_lens: "const int32_t *",
+      page_indptr: "const int32_t *",
+      page_indices: "const int32_t *",
+      num_pages: "int32_t",
+      num_heads_q: "int32_t",
+      num_heads_kv: "int32_t",
+      head_dim: "int32_t",
+    }),
+    podgen_plan_options: k.struct("podgen_plan_options", {
+      num_sms: "int32_t",
+      graph_mode: "int32_t",
+      max_prefills: "int32_t",
+      max_decodes: "int32_t",
+      max_prefill_tokens: "int32_t",
+      max_kv_len: "int32_t",
+      prefill_max_splits: "int32_t",
+      decode_max_splits: "int32_t",
+      debug_count_tiles: "int32_t",
+      reserved: k.array("int32_t", 7),
+    }),
+    podgen_plan: k.struct("podgen_plan", {
+      abi_version: "uint32_t",
+      graph_mode: "int32_t",
+      num_prefills: "int32_t",
+      num_decodes: "int32_t",
+      total_prefill_tokens: "int32_t",
+      num_sms: "int32_t",
+      num_items: i32x2(),
+      num_merges: i32x2(),
+      num_tickets: i32x2(),
+      ratio: i32x2(),
+      max_splits: i32x2(),
+      grid_fused: "int32_t",
+      grid_prefill: "int32_t",
+      grid_decode: "int32_t",
+      grid_merge: i32x2(),
+      debug_count_tiles: "int32_t",
+      items_offset: u64x2(),
+      merges_offset: u64x2(),
+      partial_o_offset: u64x2(),
+      partial_lse_offset: u64x2(),
+      host_bytes: "uint64_t",
+      workspace_bytes: "uint64_t",
+    }),
+    podgen_buffers: k.struct("podgen_buffers", {
+      q_prefill: devptr,
+      q_decode: devptr,
+      k: devptr,
+      v: devptr,
+      page_indptr: devptr,
+      page_indices: devptr,
+      o_prefill: devptr,
+      o_decode: devptr,
+      lse_prefill: devptr,
+      lse_decode: devptr,
+      workspace: devptr,
+      workspace_bytes: "uint64_t",
+      sm_scale: "float",
+      reserved: "int32_t",
+    }),
+    podgen_reference_args: k.struct("podgen_reference_args", {
+      num_prefills: "int32_t",
+      num_decodes: "int32_t",
+      qo_indptr: devptr,
+      kv_lens: devptr,
+      page_indptr: devptr,
+      page_indices: devptr,
+      q_prefill: devptr,
+      q_decode: devptr,
+      k: devptr,
+      v: devptr,
+      o_prefill: devptr,
+      o_decode: devptr,
+      lse_prefill: devptr,
+      lse_decode: devptr,
+      total_prefill_tokens: "int32_t",
+      sm_scale: "float",
+    }),
+    podgen_kernel_info: k.struct("podgen_kernel_info", {
+      abi_version: "uint32_t",
+      num_heads_q: "int32_t",
+      num_heads_kv: "int32_t",
+      head_dim: "int32_t",
+      page_size: "int32_t",
+      paged: "int32_t",
+      dtype: "int32_t",
+      prefill_tile_q: "int32_t",
+      prefill_tile_kv: "int32_t",
+      decode_tile_q: "int32_t",
+      decode_tile_kv: "int32_t",
+      threads_per_cta: "int32_t",
+      ctas_per_sm: "int32_t",
+      virtual_ctas: "int32_t",
+      schedule: "int32_t",
+      prefill_max_splits: "int32_t",
+      prefill_max_waves: "int32_t",
+      decode_max_splits: "int32_t",
+      smem_bytes: "uint32_t",
+    }),
+  };
+  return typesCache;
+}
+
+// ---------------------------------------------------------------------------------------------
+// TypeScript shapes (camelCase) and their conversions to the C-named objects koffi marshals
+
+/** A device address: a bigint, anything with a `.ptr` (DeviceBuffer), or null / undefined for NULL. */
+export type DevPtrLike = DevicePtr | { readonly ptr: DevicePtr } | null | undefined;
+
+function devptr(p: DevPtrLike): bigint {
+  if (p === null || p === undefined) return 0n;
+  return typeof p === "bigint" ? p : p.ptr;
+}
+
+/** Host copies of one hybrid batch (requests numbered prefills first, then decodes). */
+export interface PodBatch {
+  numPrefills: number;
+  numDecodes: number;
+  /** [numPrefills + 1] prefill query token offsets. */
+  qoIndptr: Int32Array;
+  /** [numPrefills + numDecodes] keys per request. */
+  kvLens: Int32Array;
+  /** [numPrefills + numDecodes + 1] paged: offsets into pageIndices; contiguous: first KV row. */
+  pageIndptr: Int32Array;
+  /** Paged: page ids; contiguous: null. */
+  pageIndices: Int32Array | null;
+  /** Paged: pages in the cache; contiguous: rows in the cache. */
+  numPages: number;
+  numHeadsQ: number;
+  numHeadsKv: number;
+  headDim: number;
+}
+
+export interface PlanOptions {
+  /** Multiprocessors of the device (0 / omitted: 132). */
+  numSms?: number;
+  /** Fixed grid and workspace layout for the bucket below (CUDA-graph capture). */
+  graphMode?: boolean;
+  maxPrefills?: number;
+  maxDecodes?: number;
+  maxPrefillTokens?: number;
+  maxKvLen?: number;
+  /** 0 / omitted: the spec's limit. */
+  prefillMaxSplits?: number;
+  decodeMaxSplits?: number;
+  /** Kernels count executed tiles in the device header. */
+  debugCountTiles?: boolean;
+}
+
+export type Pair = readonly [number, number];
+export type BigPair = readonly [bigint, bigint];
+
+/** What plan decided. Immutable; pass it to uploadPlan and the run functions. */
+export class PodPlan {
+  readonly abiVersion: number;
+  readonly graphMode: boolean;
+  readonly numPrefills: number;
+  readonly numDecodes: number;
+  readonly totalPrefillTokens: number;
+  readonly numSms: number;
+  readonly numItems: Pair;
+  readonly numMerges: Pair;
+  readonly numTickets: Pair;
+  readonly ratio: Pair;
+  readonly maxSplits: Pair;
+  readonly gridFused: number;
+  readonly gridPrefill: number;
+  readonly gridDecode: number;
+  readonly gridMerge: Pair;
+  readonly debugCountTiles: boolean;
+  readonly itemsOffset: BigPair;
+  readonly mergesOffset: BigPair;
+  readonly partialOOffset: BigPair;
+  readonly partialLseOffset: BigPair;
+  readonly hostBytes: bigint;
+  readonly workspaceBytes: bigint;
+
+  /** @param c the C-named object koffi decoded (kept as is and passed back to C). */
+  constructor(readonly c: Readonly<Record<string, unknown>>) {
+    const n = (f: string) => Number(c[f]);
+    const pair = (f: string): Pair => {
+      const a = c[f] as ArrayLike<number>;
+      return Object.freeze([Number(a[0]), Number(a[1])] as const);
+    };
+    const bpair = (f: string): BigPair => {
+      const a = c[f] as ArrayLike<number | bigint>;
+      return Object.freeze([BigInt(a[0]), BigInt(a[1])] as const);
+    };
+    this.abiVersion = n("abi_version");
+    this.graphMode = n("graph_mode") !== 0;
+    this.numPrefills = n("num_prefills");
+    this.numDecodes = n("num_decodes");
+    this.totalPrefillTokens = n("total_prefill_tokens");
+    this.numSms = n("num_sms");
+    this.numItems = pair("num_items");
+    this.numMerges = pair("num_merges");
+    this.numTickets = pair("num_tickets");
+    this.ratio = pair("ratio");
+    this.maxSplits = pair("max_splits");
+    this.gridFused = n("grid_fused");
+    this.gridPrefill = n("grid_prefill");
+    this.gridDecode = n("grid_decode");
+    this.gridMerge = pair("grid_merge");
+    this.debugCountTiles = n("debug_count_tiles") !== 0;
+    this.itemsOffset = bpair("items_offset");
+    this.mergesOffset = bpair("merges_offset");
+    this.partialOOffset = bpair("partial_o_offset");
+    this.partialLseOffset = bpair("partial_lse_offset");
+    this.hostBytes = BigInt(c.host_bytes as number | bigint);
+    this.workspaceBytes = BigInt(c.workspace_bytes as number | bigint);
+    Object.freeze(this);
+  }
+
+  /** Plain JSON-able view (bigints as strings are avoided: byte counts here fit in a double). */
+  toJSON(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(this)) {
+      if (key === "c") continue;
+      out[key] = typeof value === "bigint" ? Number(value)
+        : Array.isArray(value) ? value.map((x) => (typeof x === "bigint" ? Number(x) : x)) : value;
+    }
+    return out;
+  }
+}
+
+/** Device tensors of one run (shapes in templates/pod/contract.h); unused parts may be null. */
+export interface PodBuffers {
+  qPrefill?: DevPtrLike;
+  qDecode?: DevPtrLike;
+  k: DevPtrLike;
+  v: DevPtrLike;
+  /** Device copy of the batch's pageIndptr. */
+  pageIndptr: DevPtrLike;
+  /** Device copy of pageIndices (paged caches). */
+  pageIndices?: DevPtrLike;
+  oPrefill?: DevPtrLike;
+  oDecode?: DevPtrLike;
+  lsePrefill?: DevPtrLike;
+  lseDecode?: DevPtrLike;
+  workspace: DevPtrLike;
+  workspaceBytes: number | bigint;
+  /** 0 / omitted: 1/sqrt(headDim). */
+  smScale?: number;
+}
+
+/** Arguments of the fp32 reference kernel; every pointer is a device pointer. */
+export interface ReferenceArgs {
+  numPrefills: number;
+  numDecodes: number;
+  qoIndptr: DevPtrLike;
+  kvLens: DevPtrLike;
+  pageIndptr: DevPtrLike;
+  pageIndices?: DevPtrLike;
+  qPrefill?: DevPtrLike;
+  qDecode?: DevPtrLike;
+  k: DevPtrLike;
+  v: DevPtrLike;
+  /** fp32 [tokens, Hq, D]. */
+  oPrefill?: DevPtrLike;
+  /** fp32 [numDecodes, Hq, D]. */
+  oDecode?: DevPtrLike;
+  lsePrefill?: DevPtrLike;
+  lseDecode?: DevPtrLike;
+  /** Host value of qoIndptr[numPrefills]. */
+  totalPrefillTokens: number;
+  smScale?: number;
+}
+
+export interface KernelInfo {
+  abiVersion: number;
+  numHeadsQ: number;
+  numHeadsKv: number;
+  headDim: number;
+  pageSize: number;
+  paged: boolean;
+  dtype: "fp16" | "bf16";
+  prefillTileQ: number;
+  prefillTileKv: number;
+  decodeTileQ: number;
+  decodeTileKv: number;
+  threadsPerCta: number;
+  ctasPerSm: number;
+  virtualCtas: number;
+  schedule: "fiftyFifty" | "proportional";
+  prefillMaxSplits: number;
+  prefillMaxWaves: number;
+  decodeMaxSplits: number;
+  /** Dynamic shared memory per CTA of the fused kernel. */
+  smemBytes: number;
+}
+
+function int(name: string, v: number | undefined, dflt = 0): number {
+  const x = v ?? dflt;
+  if (!Number.isInteger(x) || x < -0x80000000 || x > 0x7fffffff) throw new RangeError(`${name} = ${x} is not a 32-bit integer`);
+  return x;
+}
+
+/** The C-named podgen_batch object, after checking that every array is long enough to read. */
+export function toCBatch(b: PodBatch): Record<string, unknown> {
+  const np = int("batch.numPrefills", b.numPrefills);
+  const nd = int("batch.numDecodes", b.numDecodes);
+  if (np < 0 || nd < 0) throw new RangeError(`batch has ${np} prefills and ${nd} decodes; counts must be >= 0`);
+  const n = np + nd;
+  const need = (name: string, a: Int32Array | null | undefined, len: number) => {
+    if (!(a instanceof Int32Array)) throw new TypeError(`batch.${name} must be an Int32Array`);
+    if (a.length < len) throw new RangeError(`batch.${name} has ${a.length} elements; ${len} needed for ${np} prefills and ${nd} decodes`);
+  };
+  need("qoIndptr", b.qoIndptr, np + 1);
+  need("kvLens", b.kvLens, n);
+  need("pageIndptr", b.pageIndptr, n + 1);
+  if (b.pageIndices !== null && b.pageIndices !== undefined) {
+    const last = b.pageIndptr[n];
+    need("pageIndices", b.pageIndices, Math.max(0, last));
+  }
+  return {
+    num_prefills: np,
+    num_decodes: nd,
+    qo_indptr: b.qoIndptr,
+    kv_lens: b.kvLens,
+    page_indptr: b.pageIndptr,
+    page_indices: b.pageIndices ?? null,
+    num_pages: int("batch.numPages", b.numPages),
+    num_heads_q: int("batch.numHeadsQ", b.numHeadsQ),
+    num_heads_kv: int("batch.numHeadsKv", b.numHeadsKv),
+    head_dim: int("batch.headDim", b.headDim),
+  };
+}
+
+export function toCPlanOptions(o: PlanOptions = {}): Record<string, unknown> {
+  return {
+    num_sms: int("options.numSms", o.numSms),
+    graph_mode: o.graphMode ? 1 : 0,
+    max_prefills: int("options.maxPrefills", o.maxPrefills),
+    max_decodes: int("options.maxDecodes", o.maxDecodes),
+    max_prefill_tokens: int("options.maxPrefillTokens", o.maxPrefillTokens),
+    max_kv_len: int("options.maxKvLen", o.maxKvLen),
+    prefill_max_splits: int("options.prefillMaxSplits", o.prefillMaxSplits),
+    decode_max_splits: int("options.decodeMaxSplits", o.decodeMaxSplits),
+    debug_count_tiles: o.debugCountTiles ? 1 : 0,
+    reserved: [0, 0, 0, 0, 0, 0, 0],
+  };
+}
+
+export function toCBuffers(b: PodBuffers): Record<string, unknown> {
+  return {
+    q_prefill: devptr(b.qPrefill),
+    q_decode: devptr(b.qDecode),
+    k: devptr(b.k),
+    v: devptr(b.v),
+    page_indptr: devptr(b.pageIndptr),
+    page_indices: devptr(b.pageIndices),
+    o_prefill: devptr(b.oPrefill),
+    o_decode: devptr(b.oDecode),
+    lse_prefill: devptr(b.lsePrefill),
+    lse_decode: devptr(b.lseDecode),
+    workspace: devptr(b.workspace),
+    workspace_bytes: BigInt(b.workspaceBytes),
+    sm_scale: b.smScale ?? 0,
+    reserved: 0,
+  };
+}
+
+export function toCReferenceArgs(a: ReferenceArgs): Record<string, unknown> {
+  return {
+    num_prefills: int("args.numPrefills", a.numPrefills),
+    num_decodes: int("args.numDecodes", a.numDecodes),
+    qo_indptr: devptr(a.qoIndptr),
+    kv_lens: devptr(a.kvLens),
+    page_indptr: devptr(a.pageIndptr),
+    page_indices: devptr(a.pageIndices),
+    q_prefill: devptr(a.qPrefill),
+    q_decode: devptr(a.qDecode),
+    k: devptr(a.k),
+    v: devptr(a.v),
+    o_prefill: devptr(a.oPrefill),
+    o_decode: devptr(a.oDecode),
+    lse_prefill: devptr(a.lsePrefill),
+    lse_decode: devptr(a.lseDecode),
+    total_prefill_tokens: int("args.totalPrefillTokens", a.totalPrefillTokens),
+    sm_scale: a.smScale ?? 0,
+  };
+}
+
+function fromCKernelInfo(c: Record<string, unknown>): KernelInfo {
+  const n = (f: string) => Number(c[f]);
+  return {
+    abiVersion: n("abi_version"),
+    numHeadsQ: n("num_heads_q"),
+    numHeadsKv: n("num_heads_kv"),
+    headDim: n("head_dim"),
+    pageSize: n("page_size"),
+    paged: n("paged") !== 0,
+    dtype: n("dtype") === 1 ? "bf16" : "fp16",
+    prefillTileQ: n("prefill_tile_q"),
+    prefillTileKv: n("prefill_tile_kv"),
+    decodeTileQ: n("decode_tile_q"),
+    decodeTileKv: n("decode_tile_kv"),
+    threadsPerCta: n("threads_per_cta"),
+    ctasPerSm: n("ctas_per_sm"),
+    virtualCtas: n("virtual_ctas"),
+    schedule: n("schedule") === 1 ? "proportional" : "fiftyFifty",
+    prefillMaxSplits: n("prefill_max_splits"),
+    prefillMaxWaves: n("prefill_max_waves"),
+    decodeMaxSplits: n("decode_max_splits"),
+    smemBytes: n("smem_bytes"),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// KernelLibrary
+
+type Fn = (...args: unknown[]) => unknown;
+
+/** Functions of one library, by their unprefixed name. */
+interface LibraryFns {
+  info: Fn;
+  plan: Fn;
+  upload_plan: Fn;
+  run: Fn;
+  run_prefill: Fn;
+  run_decode: Fn;
+  run_reference: Fn;
+  status_name: Fn;
+  last_error: Fn;
+}
+
+/**
+ * A built podgen kernel library (the shared object `podgen build` writes), with symbol prefix
+ * `prefix` (e.g. "pod_llama3_8b"). Every non-zero status is thrown as PodgenError.
+ */
+export class KernelLibrary {
+  private lib: ReturnType<Koffi["load"]> | undefined;
+  private readonly fns: LibraryFns;
+
+  constructor(readonly path: string, readonly prefix: string) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(prefix)) throw new Error(`kernel library prefix "${prefix}" is not a C identifier`);
+    const k = loadKoffi();
+    abiTypes();
+    try {
+      this.lib = k.load(path);
+    } catch (err) {
+      throw new Error(`cannot load kernel library ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const p = prefix;
+    const decl = (proto: string): Fn => {
+      try {
+        const f = this.lib!.func(proto) as Fn;
+        return (...args: unknown[]) => {
+          if (!this.lib) throw new Error(`kernel library ${path} was closed`);
+          return f(...args);
+        };
+      } catch (err) {
+        throw new Error(`kernel library ${path} does not export the podgen ABI with prefix "${p}": ${err instanceof Error ? err.message : String(err)}`);
+      }
+    };
+    this.fns = {
+      info: decl(`void ${p}_info(_Out_ podgen_kernel_info *out)`),
+      plan: decl(
+        `int ${p}_plan(const podgen_batch *batch, const podgen_plan_options *options, void *host_staging, uint64_t host_staging_bytes, _Out_ podgen_plan *plan)`,
+      ),
+      upload_plan: decl(
+        `int ${p}_upload_plan(const podgen_plan *plan, const void *host_staging, void *workspace, uint64_t workspace_bytes, void *stream)`,
+      ),
+      run: decl(`int ${p}_run(const podgen_plan *plan, const podgen_buffers *buffers, void *stream)`),
+      run_prefill: decl(`int ${p}_run_prefill(const podgen_plan *plan, const podgen_buffers *buffers, void *stream)`),
+      run_decode: decl(`int ${p}_run_decode(const podgen_plan *plan, const podgen_buffers *buffers, void *stream)`),
+      run_reference: decl(`int ${p}_run_reference(const podgen_reference_args *args, void *stream)`),
+      status_name: decl(`const char *${p}_status_name(int status)`),
+      last_error: decl(`const char *${p}_last_error()`),
+    };
+    const version = this.info().abiVersion;
+    if (version !== PODGEN_ABI_VERSION_SUPPORTED) {
+      this.close();
+      throw new Error(
+        `kernel library ${path} has C ABI version ${version}; this runtime mirrors version ${PODGEN_ABI_VERSION_SUPPORTED} (rebuild it with this podgen)`,
+      );
+    }
+  }
+
+  static open(path: string, prefix: string): KernelLibrary {
+    return new KernelLibrary(path, prefix);
+  }
+
+  statusName(status: number): string {
+    return (this.fns.status_name(status) as string | null) ?? PODGEN_STATUS[status] ?? `PODGEN_STATUS_${status}`;
+  }
+
+  lastError(): string {
+    return (this.fns.last_error() as string | null) ?? "";
+  }
+
+  private check(fn: keyof LibraryFns, status: unknown): void {
+    const s = Number(status);
+    if (s !== 0) throw new PodgenError(`${this.prefix}_${fn}`, s, this.statusName(s), this.lastError());
+  }
+
+  info(): KernelInfo {
+    const out: Record<string, unknown> = {};
+    this.fns.info(out);
+    return fromCKernelInfo(out);
+  }
+
+  /**
+   * Plans a batch on the host: a first call learns the staging and workspace sizes, a second
+   * fills `staging` (reused when one large enough is passed). Needs no GPU.
+   */
+  plan(batch: PodBatch, options: PlanOptions = {}, staging?: Buffer): { plan: PodPlan; staging: Buffer } {
+    const cBatch = toCBatch(batch);
+    const cOptions = toCPlanOptions(options);
+    const sizes: Record<string, unknown> = {};
+    this.check("plan", this.fns.plan(cBatch, cOptions, null, 0, sizes));
+    const hostBytes = Number(sizes.host_bytes);
+    const buf = staging && staging.length >= hostBytes ? staging : Buffer.alloc(hostBytes);
+    const out: Record<string, unknown> = {};
+    this.check("plan", this.fns.plan(cBatch, cOptions, buf, buf.length, out));
+    return { plan: new PodPlan(out), staging: buf };
+  }
+
+  /** Copies the plan's staging bytes into the device workspace (ordered on `stream`). */
+  uploadPlan(plan: PodPlan, staging: Buffer, workspace: DevPtrLike, workspaceBytes: number | bigint, stream?: StreamLike): void {
+    if (BigInt(staging.length) < plan.hostBytes) {
+      throw new RangeError(`uploadPlan: the staging buffer holds ${staging.length} bytes; the plan needs ${plan.hostBytes}`);
+    }
+    this.check("upload_plan", this.fns.upload_plan(plan.c, staging, devptr(workspace), BigInt(workspaceBytes), streamHandle(stream)));
+  }
+
+  /** The fused prefill+decode launch (no allocation, no synchronization; graph-capturable). */
+  run(plan: PodPlan, buffers: PodBuffers, stream?: StreamLike): void {
+    this.check("run", this.fns.run(plan.c, toCBuffers(buffers), streamHandle(stream)));
+  }
+
+  /** The prefill-only baseline launch. */
+  runPrefill(plan: PodPlan, buffers: PodBuffers, stream?: StreamLike): void {
+    this.check("run_prefill", this.fns.run_prefill(plan.c, toCBuffers(buffers), streamHandle(stream)));
+  }
+
+  /** The decode-only baseline launch. */
+  runDecode(plan: PodPlan, buffers: PodBuffers, stream?: StreamLike): void {
+    this.check("run_decode", this.fns.run_decode(plan.c, toCBuffers(buffers), streamHandle(stream)));
+  }
+
+  /** The naive fp32 reference kernel (outputs fp32). */
+  runReference(args: ReferenceArgs, stream?: StreamLike): void {
+    this.check("run_reference", this.fns.run_reference(toCReferenceArgs(args), streamHandle(stream)));
+  }
+
+  /** Unloads the library; the object is unusable afterwards. */
+  close(): void {
+    this.lib?.unload();
+    this.lib = undefined;
+  }
+}

@@ -1,0 +1,145 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { join } from "node:path";
+import { pod, PRESETS } from "../dsl/index.ts";
+import { generateKernel, staleKernelFiles } from "../codegen/generate.ts";
+import { mapDiagnostics, traitsToSpecFields } from "../codegen/build.ts";
+import { parsePtxasReport, resourceWarnings } from "../codegen/manifest.ts";
+import { GENERATED_DIR } from "../codegen/paths.ts";
+
+const spec = pod.kernel({
+  name: "snap",
+  dtype: "fp16",
+  heads: { q: 16, kv: 2 },
+  headDim: 64,
+  kvCache: pod.contiguous(),
+  prefill: { tile: { q: 64, kv: 32 }, stages: 3, maxSplits: 8 },
+  decode: { tile: { q: 16, kv: 64 }, virtualCtas: 1, maxSplits: 4 },
+  ctasPerSm: 4,
+  schedule: pod.fiftyFifty(),
+});
+
+test("same spec, same bytes", async () => {
+  const a = await generateKernel(spec);
+  const b = await generateKernel(pod.kernel(spec as never));
+  assert.equal(a, b);
+});
+
+test("traits carry every spec value", async () => {
+  const cu = (await generateKernel(spec)).find((f) => f.path === "kernel.cu")!.contents;
+  for (const line of [
+    "using DType = half;",
+    "kHeadDim = 64;",
+    "kNumHeadsQ = 16;",
+    "kNumHeadsKv = 2;",
+    "kGroup = 8;",
+    "kPaged = false;",
+    "kPageSize = 1;",
+    "kThreads = 128;",
+    "kCtasPerSm = 4;",
+    "kSchedule = 0;",
+    "kTileQ = 64;",
+    "kStages = 3;",
+    "kMaxSplits = 8;",
+    "kMaxWaves = 0;",
+    "kTileKv = 64;",
+    "kWarps = 4;  // spec: decode.warps",
+    "kVirtualCtas = 1;",
+    "kMaxSplits = 4;",
+    "#define POD_API(name) pod_snap_##name",
+    `spec hash ${spec.hash}`,
+  ]) {
+    assert.ok(cu.includes(line), `kernel.cu should contain "${line}"`);
+  }
+});
+
+test("the C header names the kernel's symbols and constants", async () => {
+  const h = (await generateKernel(spec)).find((f) => f.path === "pod_attention.h")!.contents;
+  for (const s of ["int pod_snap_plan(", "int pod_snap_run(", "int pod_snap_run_reference(", "Hq=16, Hkv=2, D=64", "KV cache contiguous"]) {
+    assert.ok(h.includes(s), s);
+  }
+});
+
+test("bindings are typed for the kernel's shapes", async () => {
+  const ts = (await generateKernel(spec)).find((f) => f.path === "bindings.ts")!.contents;
+  assert.match(ts, /qPrefill: readonly \[tokens: number, heads: 16, dim: 64\]/);
+  assert.match(ts, /kCache: readonly \[rows: number, heads: 2, dim: 64\]/);
+  assert.match(ts, /export function loadSnap\(libraryPath: string\): KernelLibrary/);
+  assert.match(ts, /symbolPrefix: "pod_snap"/);
+});
+
+test("committed generated/ matches the generator for every preset", async () => {
+  for (const preset of PRESETS) {
+    const stale = staleKernelFiles(GENERATED_DIR, preset.name, await generateKernel(preset));
+    assert.equal(stale, [], `stale: ${stale.join(", ")} (run podgen generate)`);
+  }
+});
+
+test("a changed generated file is reported stale", async () => {
+  const files = await generateKernel(PRESETS[0]!);
+  const edited = files.map((f) => (f.path === "kernel.cu" ? { ...f, contents: f.contents + "// edit\n" } : f));
+  assert.equal(staleKernelFiles(GENERATED_DIR, PRESETS[0]!.name, edited), [join(PRESETS[0]!.name, "kernel.cu")]);
+});
+
+const PTXAS = `ptxas info    : 0 bytes gmem
+ptxas info    : Compiling entry function '_ZN3pod12fused_kernelEv' for 'sm_90a'
+ptxas info    : Function properties for _ZN3pod12fused_kernelEv
+    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+ptxas info    : Used 168 registers, used 1 barriers, 528 bytes cmem[0]
+ptxas info    : Compiling entry function '_ZN3pod16reference_kernelEv' for 'sm_90a'
+ptxas info    : Function properties for _ZN3pod16reference_kernelEv
+    16 bytes stack frame, 8 bytes spill stores, 8 bytes spill loads
+ptxas info    : Used 40 registers, used 0 barriers, 1024 bytes smem, 400 bytes cmem[0]
+ptxas info    : Compiling entry function '_ZN3pod14decode_kernelEv' for 'sm_90a'
+ptxas info    : Function properties for _ZN3pod14decode_kernelEv
+    24 bytes stack frame, 32 bytes spill stores, 16 bytes spill loads
+ptxas info    : Used 255 registers, used 1 barriers, 400 bytes cmem[0]
+`;
+
+test("ptxas report → per-kernel resources, demangled", () => {
+  const kernels = parsePtxasReport(PTXAS);
+  assert.is(kernels.length, 3);
+  const fused = kernels.find((k) => k.name.includes("fused_kernel"))!;
+  assert.equal(
+    { registers: fused.registers, barriers: fused.barriers, stack: fused.stackBytes, spill: fused.spillStoreBytes, arch: fused.arch },
+    { registers: 168, barriers: 1, stack: 0, spill: 0, arch: "sm_90a" },
+  );
+  assert.is(fused.name, "pod::fused_kernel()");
+  const reference = kernels.find((k) => k.name.includes("reference"))!;
+  assert.is(reference.staticSharedBytes, 1024);
+  assert.is(reference.hot, false);
+});
+
+test("spills, stacks and register pressure in hot kernels become warnings; the reference is exempt", () => {
+  const warnings = resourceWarnings(parsePtxasReport(PTXAS), 128, 2, 65536);
+  assert.is(warnings.length, 2, warnings.join("\n"));
+  assert.ok(warnings.some((w) => /decode_kernel.*spills 32 bytes/.test(w)));
+  assert.ok(warnings.some((w) => /decode_kernel.*24-byte stack/.test(w)));
+  assert.ok(resourceWarnings(parsePtxasReport(PTXAS), 128, 4, 65536).some((w) => /168 registers/.test(w)));
+});
+
+test("nvcc errors point at the generated line and its spec field", async () => {
+  const files = await generateKernel(spec);
+  const cu = files.find((f) => f.path === "kernel.cu")!.contents.split("\n");
+  const line = cu.findIndex((l) => l.includes("kStages = 3")) + 1;
+  const src = "/tmp/build/src";
+  const output = [
+    `${src}/kernel.cu(${line}): error: something about stages`,
+    `/x/templates/pod/prefill.cuh(12): error: static assertion failed with "Prefill::kTileQ must be a multiple of 16 * Prefill::kWarps"`,
+  ].join("\n");
+  const [generated, template] = mapDiagnostics(output, src, files);
+  assert.is(generated!.file, "generated/kernel.cu");
+  assert.is(generated!.specField, "prefill.stages");
+  assert.match(generated!.sourceLine!, /kStages = 3/);
+  assert.is(template!.specField, "prefill.tile.q");
+});
+
+test("traits map covers nested structs", async () => {
+  const cu = (await generateKernel(spec)).find((f) => f.path === "kernel.cu")!.contents;
+  const map = traitsToSpecFields(cu);
+  assert.is(map.get("Decode::kTileKv"), "decode.tile.kv");
+  assert.is(map.get("Prefill::kTileKv"), "prefill.tile.kv");
+  assert.is(map.get("kHeadDim"), "headDim");
+});
+
+test.run();

@@ -1,0 +1,90 @@
+// Entry point of the GPU suite. scripts/gpu-bundle.ts bundles it into .gpu/suite.mjs, which
+// .gpu/run.sh runs on the GPU machine; `npx tsx test/gpu/suite.ts` runs it from source.
+//
+//   suite [--out DIR] [--artifacts DIR] [--filter TEXT]... [--require-gpu] [--list]
+//
+// Writes DIR/gpu-suite.json ({commit, gpu, driver, sms, cases: [{name, status, detail}]}) and
+// ends with "N passed, N failed, N skipped". Exit code: 0 no failures, 1 a case failed,
+// 2 bad arguments, 3 --require-gpu and no usable CUDA device.
+//
+// Add cases by importing a module that calls gpuCase()/hostCase() (see cases/runtime.ts).
+import { existsSync, readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { runSuite } from "./harness.ts";
+import "./cases/runtime.ts";
+import "./cases/interop.ts";
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+interface Args {
+  out: string;
+  artifacts: string;
+  filters: string[];
+  requireGpu: boolean;
+  list: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = {
+    out: process.env.OUT || join(process.cwd(), "gpu-suite-out"),
+    artifacts: join(here, "artifacts"),
+    filters: [],
+    requireGpu: false,
+    list: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) usage(`${a} needs a value`);
+      return v;
+    };
+    if (a === "--out") args.out = resolve(value());
+    else if (a === "--artifacts") args.artifacts = resolve(value());
+    else if (a === "--filter") args.filters.push(value());
+    else if (a === "--require-gpu") args.requireGpu = true;
+    else if (a === "--list") args.list = true;
+    else if (a === "--help" || a === "-h") usage();
+    else usage(`unknown argument ${a}`);
+  }
+  return args;
+}
+
+function usage(error?: string): never {
+  if (error) console.error(`suite: ${error}`);
+  console.error("usage: suite [--out DIR] [--artifacts DIR] [--filter TEXT]... [--require-gpu]\n" +
+    "example: node suite.mjs --out \"$OUT\" --filter runtime:");
+  process.exit(error ? 2 : 0);
+}
+
+/** The commit: from bundle.json beside the bundle, else from git, else "unknown". */
+function commitOf(): { commit: string; bundle?: unknown } {
+  const stamp = join(here, "bundle.json");
+  if (existsSync(stamp)) {
+    const b = JSON.parse(readFileSync(stamp, "utf8")) as { commit?: string };
+    return { commit: b.commit ?? "unknown", bundle: b };
+  }
+  try {
+    const head = execFileSync("git", ["rev-parse", "HEAD"], { cwd: here, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
+    const dirty = execFileSync("git", ["status", "--porcelain"], { cwd: here, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
+    return { commit: dirty ? `${head}-dirty` : head };
+  } catch {
+    return { commit: "unknown" };
+  }
+}
+
+const args = parseArgs(process.argv.slice(2));
+const { commit, bundle } = commitOf();
+const report = await runSuite({
+  outDir: args.out,
+  artifactsDir: args.artifacts,
+  commit,
+  filters: args.filters,
+  extra: bundle ? { bundle } : {},
+});
+console.log(`wrote ${join(args.out, "gpu-suite.json")}`);
+console.log(`${report.passed} passed, ${report.failed} failed, ${report.skipped} skipped`);
+if (report.failed > 0) process.exitCode = 1;
+else if (args.requireGpu && report.gpu === null) process.exitCode = 3;
