@@ -62,3 +62,5 @@ export {
   type PodBuffers,
   type ReferenceArgs,
 } from "./abi.ts";
+export { makeHostBatch, pageTable, capacityOf, DeviceBatch, type BatchShape, type PrefillShape, type BatchOptions, type BatchCapacity, type HostBatch, type KernelDims } from "./batch.ts";
+export { toBf16, fromBf16, toF16, fromF16, toFloat32, encode16, decode16, Rng, randomTensor16, compare, type ErrorReport, type Dtype16 } from "./numerics.ts";

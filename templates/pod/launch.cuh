@@ -1,0 +1,63 @@
+// Host launchers (called by c_abi.inl). Each sets the kernel's dynamic shared-memory limit (cheap,
+// allowed during stream capture), launches kThreads-thread CTAs and returns cudaGetLastError().
+// A grid of 0 launches nothing. sm_scale 0 means 1/sqrt(D).
+#pragma once
+#include <cuda_runtime.h>
+#include <math.h>
+#include "combine.cuh"
+#include "reference.cuh"
+#include "scheduler.cuh"
+
+namespace pod {
+
+template <class Traits>
+inline PodParams resolved(const PodParams& p) {
+  PodParams q = p;
+  if (q.sm_scale == 0.f) q.sm_scale = 1.f / sqrtf((float)Traits::kHeadDim);
+  return q;
+}
+
+template <class Traits, class Kernel>
+inline cudaError_t launch_tiles(Kernel kernel, const PodParams& p, int grid, cudaStream_t s) {
+  if (grid <= 0) return cudaSuccess;
+  cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Traits::kSmemBytes);
+  if (e != cudaSuccess) return e;
+  kernel<<<grid, Traits::kThreads, Traits::kSmemBytes, s>>>(resolved<Traits>(p));
+  return cudaGetLastError();
+}
+
+template <class Traits>
+cudaError_t launch_fused(const PodParams& p, int grid, cudaStream_t s) {
+  return launch_tiles<Traits>(pod_fused_kernel<Traits>, p, grid, s);
+}
+
+template <class Traits>
+cudaError_t launch_prefill(const PodParams& p, int grid, cudaStream_t s) {
+  return launch_tiles<Traits>(pod_prefill_kernel<Traits>, p, grid, s);
+}
+
+// grid = physical CTAs; each hosts Decode::kVirtualCtas decode items.
+template <class Traits>
+cudaError_t launch_decode(const PodParams& p, int grid, cudaStream_t s) {
+  return launch_tiles<Traits>(pod_decode_kernel<Traits>, p, grid, s);
+}
+
+// op 0 prefill, 1 decode; grid-stride over header->num_merges[op].
+template <class Traits>
+cudaError_t launch_combine(const PodParams& p, int op, int grid, cudaStream_t s) {
+  if (grid <= 0) return cudaSuccess;
+  if (op != POD_OP_PREFILL && op != POD_OP_DECODE) return cudaErrorInvalidValue;
+  pod_combine_kernel<Traits><<<grid, Traits::kThreads, 0, s>>>(resolved<Traits>(p), op);
+  return cudaGetLastError();
+}
+
+template <class Traits>
+cudaError_t launch_reference(const podgen_reference_args& a, cudaStream_t s) {
+  const int rows = a.total_prefill_tokens + a.num_decodes;
+  if (rows <= 0) return cudaSuccess;
+  const float scale = a.sm_scale != 0.f ? a.sm_scale : 1.f / sqrtf((float)Traits::kHeadDim);
+  pod_reference_kernel<Traits><<<dim3(rows, Traits::kNumHeadsQ), kReferenceThreads, 0, s>>>(a, scale);
+  return cudaGetLastError();
+}
+
+}  // namespace pod

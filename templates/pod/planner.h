@@ -1,0 +1,676 @@
+// podgen host planner: from the lengths of one hybrid batch to the work lists, split counts,
+// fused-kernel tickets, grids and workspace layout that the kernels consume (pod/contract.h).
+//
+// This is the only planner: the C ABI (pod/c_abi.inl) wraps it, and the TypeScript runtime and
+// exported consumers call it through that ABI. Pure host C++17: no CUDA calls, so it compiles with
+// g++ and with nvcc's host pass and runs without a GPU. Same batch and options → same bytes.
+//
+// Steps of pod::plan (each a function below):
+//   1. check_options / validate_batch / check_bucket — reject before anything is indexed.
+//   2. build_prefill_tiles / build_decode_tiles — packed-row tiles per (request, KV head), each
+//      with its causal KV end.
+//   3. choose_chunk — the KV split heuristic (one function for both ops, see its comment).
+//   4. emit_items — work items (heavy first), merge items, partial-row allocation.
+//   5. capacities — live counts, or in graph mode worst-case counts of the bucket.
+//   6. make_layout — byte offsets in the workspace; grids, tickets and ratio; staging bytes.
+#pragma once
+#ifndef PODGEN_ABI_VERSION
+#error "include pod_attention.h (the rendered C header) before pod/planner.h"
+#endif
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "contract.h"
+
+namespace pod {
+
+// The constants of one generated kernel that planning depends on. plan<Traits> fills it from the
+// Traits struct of the generated TU; everything below is ordinary (non-template) code.
+struct KernelShape {
+  int heads_q, heads_kv, head_dim;
+  bool paged;
+  int page_size;              // 1 for a contiguous cache
+  int ctas_per_sm;
+  int tile_q[2], tile_kv[2];  // [prefill, decode]
+  int max_splits[2];          // spec limit per tile; 0: none (prefill bounded by waves only)
+  int prefill_max_waves;      // 0: prefill bounded by splits only
+  int virtual_ctas;           // decode tiles per physical decode CTA
+
+  template <class Traits>
+  static KernelShape of() {
+    static_assert(Traits::kNumHeadsKv > 0 && Traits::kNumHeadsQ % Traits::kNumHeadsKv == 0,
+                  "query heads must be a multiple of KV heads");
+    static_assert(Traits::Prefill::kTileQ > 0 && Traits::Prefill::kTileKv > 0 &&
+                      Traits::Decode::kTileQ > 0 && Traits::Decode::kTileKv > 0,
+                  "tile sizes must be positive");
+    static_assert(Traits::kCtasPerSm > 0 && Traits::Decode::kVirtualCtas > 0 &&
+                      (!Traits::kPaged || Traits::kPageSize > 0),
+                  "CTAs per SM, virtual CTAs and the page size must be positive");
+    KernelShape k;
+    k.heads_q = Traits::kNumHeadsQ;
+    k.heads_kv = Traits::kNumHeadsKv;
+    k.head_dim = Traits::kHeadDim;
+    k.paged = Traits::kPaged;
+    k.page_size = Traits::kPaged ? Traits::kPageSize : 1;
+    k.ctas_per_sm = Traits::kCtasPerSm;
+    k.tile_q[0] = Traits::Prefill::kTileQ;
+    k.tile_kv[0] = Traits::Prefill::kTileKv;
+    k.tile_q[1] = Traits::Decode::kTileQ;
+    k.tile_kv[1] = Traits::Decode::kTileKv;
+    k.max_splits[0] = Traits::Prefill::kMaxSplits;
+    k.max_splits[1] = Traits::Decode::kMaxSplits;
+    k.prefill_max_waves = Traits::Prefill::kMaxWaves;
+    k.virtual_ctas = Traits::Decode::kVirtualCtas;
+    return k;
+  }
+  int group() const { return heads_q / heads_kv; }
+};
+
+namespace planner {
+
+constexpr int kDefaultNumSms = 132;  // an H100 SXM, when options.num_sms is 0
+constexpr int kMergeCtasPerSm = 4;   // combine grid cap: 4 CTAs per SM, grid-striding over merges
+constexpr uint64_t kAlign = 256;     // every workspace region starts on a 256-byte boundary
+constexpr int64_t kInt32Max = 2147483647;
+constexpr int64_t kUnbounded = INT64_MAX / 4;  // a budget or cap that does not bind
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline uint64_t align_up(uint64_t x) { return (x + kAlign - 1) / kAlign * kAlign; }
+
+#if defined(__GNUC__)
+#define POD_PRINTF_FORMAT(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
+#else
+#define POD_PRINTF_FORMAT(fmt_index, first_arg)
+#endif
+
+// Records a failure: sets *error (if given) to the formatted message and returns status.
+POD_PRINTF_FORMAT(3, 4)
+inline int fail(std::string* error, int status, const char* fmt, ...) {
+  if (error) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    *error = buf;
+  }
+  return status;
+}
+#undef POD_PRINTF_FORMAT
+
+// Options with defaults resolved.
+struct Options {
+  int num_sms;
+  bool graph_mode;
+  int64_t max_prefills, max_decodes, max_prefill_tokens, max_kv_len;
+  int64_t split_cap[2];  // per-tile split cap from the spec and the options; kUnbounded if none
+  bool count_tiles;
+};
+
+inline int check_options(const KernelShape& k, const podgen_plan_options& o, Options* out,
+                         std::string* error) {
+  const int inval = PODGEN_ERR_INVALID_ARGUMENT;
+  if (o.num_sms < 0 || o.num_sms > POD_MAX_SMS)
+    return fail(error, inval, "options.num_sms=%d is out of range [0, %d] (0 means %d)", o.num_sms,
+                POD_MAX_SMS, kDefaultNumSms);
+  if (o.graph_mode != 0 && o.graph_mode != 1)
+    return fail(error, inval, "options.graph_mode=%d must be 0 or 1", o.graph_mode);
+  if (o.debug_count_tiles != 0 && o.debug_count_tiles != 1)
+    return fail(error, inval, "options.debug_count_tiles=%d must be 0 or 1", o.debug_count_tiles);
+  if (o.prefill_max_splits < 0)
+    return fail(error, inval, "options.prefill_max_splits=%d is negative (0 means the spec's limit)",
+                o.prefill_max_splits);
+  if (o.decode_max_splits < 0)
+    return fail(error, inval, "options.decode_max_splits=%d is negative (0 means the spec's limit)",
+                o.decode_max_splits);
+  if (o.graph_mode) {
+    const struct { const char* name; int32_t value; } bucket[] = {
+        {"max_prefills", o.max_prefills},
+        {"max_decodes", o.max_decodes},
+        {"max_prefill_tokens", o.max_prefill_tokens},
+        {"max_kv_len", o.max_kv_len}};
+    for (const auto& b : bucket)
+      if (b.value < 0)
+        return fail(error, inval, "options.%s=%d is negative (graph-mode bucket)", b.name, b.value);
+  }
+  out->num_sms = o.num_sms ? o.num_sms : kDefaultNumSms;
+  out->graph_mode = o.graph_mode == 1;
+  out->max_prefills = o.max_prefills;
+  out->max_decodes = o.max_decodes;
+  out->max_prefill_tokens = o.max_prefill_tokens;
+  out->max_kv_len = o.max_kv_len;
+  const int option_cap[2] = {o.prefill_max_splits, o.decode_max_splits};
+  for (int op = 0; op < 2; ++op) {
+    int64_t cap = kUnbounded;
+    if (k.max_splits[op] > 0) cap = k.max_splits[op];
+    if (option_cap[op] > 0) cap = std::min<int64_t>(cap, option_cap[op]);
+    out->split_cap[op] = cap;
+  }
+  out->count_tiles = o.debug_count_tiles == 1;
+  return PODGEN_OK;
+}
+
+// Checks every length and index the planner or the kernels will use, in an order that never
+// reads an array entry before the entries that locate it were checked. Array lengths cannot be
+// checked: qo_indptr has num_prefills + 1 entries, kv_lens num_prefills + num_decodes,
+// page_indptr one more, page_indices page_indptr[last] (paged).
+inline int validate_batch(const KernelShape& k, const podgen_batch& b, std::string* error) {
+  const int bad = PODGEN_ERR_BAD_BATCH, inval = PODGEN_ERR_INVALID_ARGUMENT;
+  if (b.num_prefills < 0) return fail(error, bad, "num_prefills=%d is negative", b.num_prefills);
+  if (b.num_decodes < 0) return fail(error, bad, "num_decodes=%d is negative", b.num_decodes);
+  if (b.num_heads_q != k.heads_q)
+    return fail(error, bad, "num_heads_q=%d but kernel was generated for %d", b.num_heads_q,
+                k.heads_q);
+  if (b.num_heads_kv != k.heads_kv)
+    return fail(error, bad, "num_heads_kv=%d but kernel was generated for %d", b.num_heads_kv,
+                k.heads_kv);
+  if (b.head_dim != k.head_dim)
+    return fail(error, bad, "head_dim=%d but kernel was generated for %d", b.head_dim, k.head_dim);
+  if (b.num_pages < 0) return fail(error, bad, "num_pages=%d is negative", b.num_pages);
+  const int64_t P = b.num_prefills, n = P + b.num_decodes;
+  // page_indptr has n + 1 entries and request ids are int32 in the work items.
+  if (n >= kInt32Max)
+    return fail(error, bad, "num_prefills + num_decodes = %lld requests; at most %lld supported",
+                (long long)n, (long long)kInt32Max - 1);
+  if (n == 0) return PODGEN_OK;  // an empty batch: nothing is read, pointers may be NULL
+
+  if (P > 0 && !b.qo_indptr)
+    return fail(error, inval, "qo_indptr is NULL but num_prefills=%d", b.num_prefills);
+  if (!b.kv_lens) return fail(error, inval, "kv_lens is NULL but the batch has %lld requests",
+                              (long long)n);
+  if (!b.page_indptr)
+    return fail(error, inval, "page_indptr is NULL but the batch has %lld requests", (long long)n);
+  if (k.paged && !b.page_indices)
+    return fail(error, inval, "page_indices is NULL but the cache is paged");
+
+  // Prefill query ranges: qo_indptr[0] = 0, and every chunk has at least one token.
+  if (P > 0 && b.qo_indptr[0] != 0)
+    return fail(error, bad, "qo_indptr[0]=%d but must be 0", b.qo_indptr[0]);
+  for (int64_t r = 0; r < P; ++r) {
+    const int32_t lo = b.qo_indptr[r], hi = b.qo_indptr[r + 1];
+    if (hi < lo)
+      return fail(error, bad, "qo_indptr not non-decreasing at %lld (qo_indptr[%lld]=%d > %d)",
+                  (long long)r + 1, (long long)r, lo, hi);
+    if (hi == lo)
+      return fail(error, bad,
+                  "prefill %lld has q_len=0 (qo_indptr[%lld]=qo_indptr[%lld]=%d); a prefill chunk "
+                  "needs at least one query token",
+                  (long long)r, (long long)r, (long long)r + 1, lo);
+    // Packed rows (q_len * group) and partial rows are int32 in the work items.
+    if ((int64_t)(hi - lo) * k.group() > kInt32Max / 2)
+      return fail(error, PODGEN_ERR_UNSUPPORTED,
+                  "prefill %lld: q_len=%d x group=%d packed rows exceed the int32 work items",
+                  (long long)r, hi - lo, k.group());
+  }
+
+  // KV lengths: a chunk sees at least its own tokens; a decode at least its own token.
+  for (int64_t r = 0; r < n; ++r) {
+    const int32_t kv = b.kv_lens[r];
+    if (r < P) {
+      const int32_t q_len = b.qo_indptr[r + 1] - b.qo_indptr[r];
+      if (kv < q_len)
+        return fail(error, bad,
+                    "kv_lens[%lld]=%d < q_len=%d of prefill %lld (a chunk attends to at least its "
+                    "own tokens)",
+                    (long long)r, kv, q_len, (long long)r);
+    } else if (kv < 1) {
+      return fail(error, bad,
+                  "kv_lens[%lld]=%d < 1 for decode %lld (a decode attends to at least its own "
+                  "token)",
+                  (long long)r, kv, (long long)(r - P));
+    }
+  }
+
+  if (!k.paged) {
+    // Contiguous: request r reads rows [page_indptr[r], page_indptr[r] + kv_len) of k and v.
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t first = b.page_indptr[r], end = first + b.kv_lens[r];
+      if (first < 0)
+        return fail(error, bad, "page_indptr[%lld]=%lld is negative (first KV row of request %lld)",
+                    (long long)r, (long long)first, (long long)r);
+      if (end > b.num_pages)
+        return fail(error, bad,
+                    "request %lld uses KV rows [%lld, %lld) but num_pages=%d (rows in the "
+                    "contiguous cache)",
+                    (long long)r, (long long)first, (long long)end, b.num_pages);
+    }
+    return PODGEN_OK;
+  }
+
+  // Paged: request r owns exactly the pages its kv_len needs. The counts are checked before
+  // any page_indices entry is read, which bounds the indices read to [page_indptr[0], last).
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t lo = b.page_indptr[r], hi = b.page_indptr[r + 1];
+    if (lo < 0) return fail(error, bad, "page_indptr[%lld]=%lld is negative", (long long)r,
+                            (long long)lo);
+    const int64_t need = ceil_div(b.kv_lens[r], k.page_size);
+    if (hi - lo != need)
+      return fail(error, bad,
+                  "request %lld needs %lld pages for kv_len=%d at page_size=%d but page_indptr "
+                  "gives %lld (page_indptr[%lld]=%lld, page_indptr[%lld]=%lld)",
+                  (long long)r, (long long)need, b.kv_lens[r], k.page_size, (long long)(hi - lo),
+                  (long long)r, (long long)lo, (long long)r + 1, (long long)hi);
+  }
+  for (int64_t i = b.page_indptr[0]; i < b.page_indptr[n]; ++i) {
+    const int32_t page = b.page_indices[i];
+    if (page < 0)
+      return fail(error, bad, "page_indices[%lld]=%d is negative", (long long)i, page);
+    if (page >= b.num_pages)
+      return fail(error, bad, "page_indices[%lld]=%d >= num_pages=%d", (long long)i, page,
+                  b.num_pages);
+  }
+  return PODGEN_OK;
+}
+
+// Graph mode: the batch must fit the bucket the layout was sized for.
+inline int check_bucket(const Options& o, const podgen_batch& b, std::string* error) {
+  const int over = PODGEN_ERR_BUCKET_EXCEEDED;
+  if (b.num_prefills > o.max_prefills)
+    return fail(error, over, "num_prefills=%d exceeds the bucket's max_prefills=%lld",
+                b.num_prefills, (long long)o.max_prefills);
+  if (b.num_decodes > o.max_decodes)
+    return fail(error, over, "num_decodes=%d exceeds the bucket's max_decodes=%lld", b.num_decodes,
+                (long long)o.max_decodes);
+  const int64_t tokens = b.num_prefills > 0 ? b.qo_indptr[b.num_prefills] : 0;
+  if (tokens > o.max_prefill_tokens)
+    return fail(error, over,
+                "prefill tokens qo_indptr[%d]=%lld exceed the bucket's max_prefill_tokens=%lld",
+                b.num_prefills, (long long)tokens, (long long)o.max_prefill_tokens);
+  const int64_t n = (int64_t)b.num_prefills + b.num_decodes;
+  for (int64_t r = 0; r < n; ++r)
+    if (b.kv_lens[r] > o.max_kv_len)
+      return fail(error, over, "kv_lens[%lld]=%d exceeds the bucket's max_kv_len=%lld",
+                  (long long)r, b.kv_lens[r], (long long)o.max_kv_len);
+  return PODGEN_OK;
+}
+
+// A tile before splitting: packed rows [row_begin, row_begin + tile_q) of one (request, KV head),
+// over keys [0, kv_end). Field meanings as in PodWorkItem.
+struct Tile {
+  int32_t request, kv_head, q_token_base, q_len, kv_len, row_begin, kv_end;
+};
+
+// The causal KV end of a tile: its last valid packed row belongs to query token t, which sees keys
+// j <= kv_len - q_len + t (bottom-right alignment), so the tile needs keys [0, kv_len - q_len + t + 1).
+inline int32_t causal_kv_end(int64_t row_begin, int64_t tile_q, int64_t rows, int64_t group,
+                             int64_t q_len, int64_t kv_len) {
+  const int64_t last_token = (std::min(row_begin + tile_q, rows) - 1) / group;
+  return (int32_t)std::min(kv_len, kv_len - q_len + last_token + 1);
+}
+
+inline void build_prefill_tiles(const KernelShape& k, const podgen_batch& b, std::vector<Tile>* out) {
+  const int64_t group = k.group(), tq = k.tile_q[0];
+  for (int32_t r = 0; r < b.num_prefills; ++r) {
+    const int32_t base = b.qo_indptr[r], q_len = b.qo_indptr[r + 1] - base, kv = b.kv_lens[r];
+    const int64_t rows = (int64_t)q_len * group;
+    for (int32_t h = 0; h < k.heads_kv; ++h)
+      for (int64_t row = 0; row < rows; row += tq)
+        out->push_back({r, h, base, q_len, kv, (int32_t)row,
+                        causal_kv_end(row, tq, rows, group, q_len, kv)});
+  }
+}
+
+// A decode is a one-token chunk: its `group` packed rows all see every key.
+inline void build_decode_tiles(const KernelShape& k, const podgen_batch& b, std::vector<Tile>* out) {
+  const int64_t group = k.group(), tq = k.tile_q[1];
+  for (int32_t d = 0; d < b.num_decodes; ++d) {
+    const int32_t r = b.num_prefills + d, kv = b.kv_lens[r];
+    for (int32_t h = 0; h < k.heads_kv; ++h)
+      for (int64_t row = 0; row < group; row += tq) out->push_back({r, h, d, 1, kv, (int32_t)row, kv});
+  }
+}
+
+// Splits of a tile of `kv_tiles` KV tiles when chunks hold at most `chunk` KV tiles and a tile
+// takes at most `cap` splits. Chunks are then evened out (ceil(kv_tiles / splits) each), which can
+// leave fewer non-empty chunks than asked for; the count returned is of non-empty ones.
+inline int64_t splits_for(int64_t kv_tiles, int64_t chunk, int64_t cap) {
+  const int64_t asked = std::min(ceil_div(kv_tiles, chunk), cap);
+  return ceil_div(kv_tiles, ceil_div(kv_tiles, asked));
+}
+
+// The KV split heuristic, shared by both ops. Every tile is cut into splits of at most `chunk` KV
+// tiles (so the tiles with the most KV are split first, and all splits come out about equally
+// long). Candidate chunks are ceil(longest / s) for s = 1, 2, ... (the longest tile in s splits);
+// each is scored by a wave model of the makespan, ceil(items / slots) waves × the longest split,
+// and the best score wins, ties going to the fewest items (splitting costs a merge and partial
+// traffic, so a split must fill the waves strictly better). Items never exceed `budget`, unless
+// the unsplit tiles alone already do (then nothing is split).
+//   prefill: slots = num_sms × ctas_per_sm, budget = max_waves × slots (the spec's wave limit).
+//   decode:  slots = budget = num_sms × ctas_per_sm × virtual_ctas, so decode splits until about
+//            one virtual CTA per slot (one wave), i.e. the largest split count that fits it.
+// `kv_tiles` holds (KV tiles, number of tiles with that many) pairs sorted by KV tiles.
+inline int64_t choose_chunk(const std::vector<std::pair<int64_t, int64_t>>& kv_tiles, int64_t slots,
+                            int64_t budget, int64_t cap) {
+  if (kv_tiles.empty()) return 1;
+  const int64_t longest = kv_tiles.back().first;
+  int64_t best_chunk = longest, best_score = -1, last_chunk = 0;
+  for (int64_t s = 1; s <= std::min(cap, longest); ++s) {
+    const int64_t chunk = ceil_div(longest, s);
+    if (chunk == last_chunk) continue;
+    last_chunk = chunk;
+    int64_t items = 0, longest_split = 0;
+    for (const auto& kc : kv_tiles) {
+      const int64_t splits = splits_for(kc.first, chunk, cap);
+      items += splits * kc.second;
+      longest_split = std::max(longest_split, ceil_div(kc.first, splits));
+    }
+    if (items > budget && s > 1) break;  // items only grow as chunks shrink
+    const int64_t score = ceil_div(items, slots) * longest_split;
+    if (best_score < 0 || score < best_score) best_score = score, best_chunk = chunk;
+  }
+  return best_chunk;
+}
+
+// The split budget and slots of one op (see choose_chunk).
+struct SplitPolicy {
+  int64_t slots, budget, cap;
+};
+
+inline SplitPolicy split_policy(const KernelShape& k, const Options& o, int op) {
+  const int64_t slots = (int64_t)o.num_sms * k.ctas_per_sm;
+  SplitPolicy p;
+  p.cap = o.split_cap[op];
+  if (op == POD_OP_DECODE) {
+    p.slots = p.budget = slots * k.virtual_ctas;
+  } else {
+    p.slots = slots;
+    // Bounded by splits only (kMaxWaves = 0): no wave limit, unless no split cap binds either;
+    // then fall back to the two full waves of the design.
+    const int64_t waves =
+        k.prefill_max_waves > 0 ? k.prefill_max_waves : (p.cap < kUnbounded ? 0 : 2);
+    p.budget = waves > 0 ? waves * slots : kUnbounded;
+  }
+  return p;
+}
+
+// The work of one op, ready to be written to the staging buffer.
+struct OpWork {
+  std::vector<PodWorkItem> items;   // heavy first
+  std::vector<PodMergeItem> merges; // one per split tile, tile order
+  int64_t partial_rows = 0;         // fp32 partial rows (num_splits × tile_q per split tile)
+  int32_t max_splits = 0;           // largest split count of any tile (0: no tiles)
+};
+
+// Splits every tile by the chosen chunk and emits its items; split tiles also get a merge item
+// and num_splits × tile_q partial rows (split s writes rows partial_row + s × tile_q ..).
+inline int emit_items(const std::vector<Tile>& tiles, int64_t tile_q, int64_t tile_kv,
+                      const SplitPolicy& policy, OpWork* w, std::string* error) {
+  std::vector<std::pair<int64_t, int64_t>> histogram;  // (KV tiles, tiles with that many)
+  {
+    std::vector<int64_t> kvt;
+    kvt.reserve(tiles.size());
+    for (const Tile& t : tiles) kvt.push_back(ceil_div(t.kv_end, tile_kv));
+    std::sort(kvt.begin(), kvt.end());
+    for (int64_t v : kvt) {
+      if (histogram.empty() || histogram.back().first != v) histogram.push_back({v, 0});
+      ++histogram.back().second;
+    }
+  }
+  const int64_t chunk = choose_chunk(histogram, policy.slots, policy.budget, policy.cap);
+
+  int64_t num_items = 0;
+  for (const Tile& t : tiles) num_items += splits_for(ceil_div(t.kv_end, tile_kv), chunk, policy.cap);
+  if (num_items > kInt32Max / 2)
+    return fail(error, PODGEN_ERR_UNSUPPORTED, "batch needs %lld work items; at most %lld supported",
+                (long long)num_items, (long long)kInt32Max / 2);
+  w->items.reserve((size_t)num_items);
+  for (const Tile& t : tiles) {
+    const int64_t kv_tiles = ceil_div(t.kv_end, tile_kv);
+    const int64_t splits = splits_for(kv_tiles, chunk, policy.cap);
+    const int64_t keys_per_split = ceil_div(kv_tiles, splits) * tile_kv;  // a kTileKv multiple
+    PodWorkItem item;
+    item.request = t.request;
+    item.kv_head = t.kv_head;
+    item.q_token_base = t.q_token_base;
+    item.q_len = t.q_len;
+    item.kv_len = t.kv_len;
+    item.row_begin = t.row_begin;
+    item.num_splits = (int32_t)splits;
+    item.partial_row = -1;  // no partials: the tile writes o / lse directly
+    item.pad_ = 0;
+    if (splits > 1) {
+      if (w->partial_rows + splits * tile_q > kInt32Max)
+        return fail(error, PODGEN_ERR_UNSUPPORTED,
+                    "batch needs more than %lld fp32 partial rows", (long long)kInt32Max);
+      item.partial_row = (int32_t)w->partial_rows;
+      w->partial_rows += splits * tile_q;
+      PodMergeItem merge = item;
+      merge.split = 0;
+      merge.kv_begin = 0;
+      merge.kv_end = t.kv_end;
+      w->merges.push_back(merge);
+    }
+    for (int64_t s = 0; s < splits; ++s) {
+      item.split = (int32_t)s;
+      item.kv_begin = (int32_t)(s * keys_per_split);
+      item.kv_end = (int32_t)std::min<int64_t>(t.kv_end, (s + 1) * keys_per_split);
+      w->items.push_back(item);
+    }
+    w->max_splits = std::max(w->max_splits, (int32_t)splits);
+  }
+  // Heavy first: the longest KV ranges start in the first wave, so the last wave holds short
+  // items and the tail is short. stable_sort keeps tile order among equals (deterministic).
+  std::stable_sort(w->items.begin(), w->items.end(), [](const PodWorkItem& a, const PodWorkItem& b) {
+    return a.kv_end - a.kv_begin > b.kv_end - b.kv_begin;
+  });
+  return PODGEN_OK;
+}
+
+// How many items, merges and partial rows the layout holds per op.
+struct Capacity {
+  int64_t items[2], merges[2], partial_rows[2];
+};
+
+// Graph mode: worst-case counts over every batch of the bucket, derived from the same rules the
+// split chooser obeys, so a batch of the bucket always fits:
+//   tiles   prefill: sum over chunks of ceil(q_len × group / tile_q) per KV head, at most
+//           (group × tokens + prefills × (tile_q - 1)) / tile_q (each ceil adds < 1); prefills
+//           ≤ tokens since a chunk has at least one token. decode: decodes × ceil(group / tile_q).
+//   items   ≤ tiles × per-tile splits (≤ the cap and ≤ the KV tiles of max_kv_len), and
+//           ≤ max(tiles, budget) (choose_chunk never exceeds the budget unless it does not split).
+//   merges  ≤ tiles and ≤ items / 2 (a merged tile has ≥ 2 items);
+//   partial rows ≤ items × tile_q (only split tiles have any).
+inline int bucket_capacity(const KernelShape& k, const Options& o, Capacity* cap,
+                           std::string* error) {
+  const int64_t group = k.group();
+  const int64_t prefills = std::min(o.max_prefills, o.max_prefill_tokens);
+  const int64_t tiles[2] = {
+      prefills > 0 ? k.heads_kv * ((group * o.max_prefill_tokens + prefills * (k.tile_q[0] - 1)) /
+                                   k.tile_q[0])
+                   : 0,
+      o.max_decodes * k.heads_kv * ceil_div(group, k.tile_q[1])};
+  for (int op = 0; op < 2; ++op) {
+    const SplitPolicy policy = split_policy(k, o, op);
+    const int64_t splits =
+        std::max<int64_t>(1, std::min(policy.cap, ceil_div(o.max_kv_len, k.tile_kv[op])));
+    int64_t items = std::min(tiles[op] * splits, std::max(tiles[op], policy.budget));
+    cap->items[op] = items;
+    cap->merges[op] = splits > 1 ? std::min(tiles[op], items / 2) : 0;
+    cap->partial_rows[op] = cap->merges[op] > 0 ? items * k.tile_q[op] : 0;
+    if (items > kInt32Max / 2 || cap->partial_rows[op] > kInt32Max)
+      return fail(error, PODGEN_ERR_UNSUPPORTED,
+                  "graph-mode bucket too large: up to %lld %s work items (%lld partial rows); "
+                  "lower max_prefill_tokens / max_decodes",
+                  (long long)items, op == 0 ? "prefill" : "decode",
+                  (long long)cap->partial_rows[op]);
+  }
+  return PODGEN_OK;
+}
+
+// Workspace byte layout (header at 0; each region 256-byte aligned, in this order).
+struct Layout {
+  uint64_t items[2], merges[2], partial_o[2], partial_lse[2];
+  uint64_t host_bytes, workspace_bytes;
+};
+
+inline Layout make_layout(const Capacity& c, int head_dim) {
+  Layout l;
+  uint64_t at = sizeof(PodDeviceHeader);
+  auto region = [&at](uint64_t bytes) {
+    const uint64_t start = align_up(at);
+    at = start + bytes;
+    return start;
+  };
+  for (int op = 0; op < 2; ++op) l.items[op] = region((uint64_t)c.items[op] * sizeof(PodWorkItem));
+  for (int op = 0; op < 2; ++op)
+    l.merges[op] = region((uint64_t)c.merges[op] * sizeof(PodMergeItem));
+  l.host_bytes = at;  // upload copies the header, the items and the merges
+  for (int op = 0; op < 2; ++op)
+    l.partial_o[op] = region((uint64_t)c.partial_rows[op] * head_dim * sizeof(float));
+  for (int op = 0; op < 2; ++op)
+    l.partial_lse[op] = region((uint64_t)c.partial_rows[op] * sizeof(float));
+  l.workspace_bytes = align_up(at);
+  return l;
+}
+
+// The proportional policy's ratio prefill:decode: the pair (x, y), x + y <= 16, whose prefill
+// share x / (x + y) is closest to the tickets' share; ties go to the smallest x + y. An op with
+// no tickets gets 0 (the other 1), so the kernel never prefers an op with no work.
+inline void reduce_ratio(int64_t prefill, int64_t decode, int32_t ratio[2]) {
+  if (prefill == 0 || decode == 0) {
+    ratio[0] = prefill > 0;
+    ratio[1] = decode > 0;
+    return;
+  }
+  const double share = (double)prefill / (double)(prefill + decode);
+  double best = 2.0;
+  for (int sum = 2; sum <= 16; ++sum)
+    for (int x = 1; x < sum; ++x) {
+      const double err = share > (double)x / sum ? share - (double)x / sum : (double)x / sum - share;
+      if (err < best - 1e-12) best = err, ratio[0] = x, ratio[1] = sum - x;
+    }
+}
+
+}  // namespace planner
+
+// Plans one batch for the kernel described by Traits. host_staging == NULL: only fills *out
+// (sizes, counts, grids) and returns PODGEN_OK. Otherwise writes the header, items and merges
+// (out->host_bytes bytes, padding zeroed) for upload_plan. On failure returns a PODGEN_ERR_*
+// status and a message in *error; *out is zeroed, except that with a too-small staging buffer it
+// still carries host_bytes and workspace_bytes. May throw std::bad_alloc (the C ABI catches it).
+inline int plan_for(const KernelShape& k, const podgen_batch& batch,
+                    const podgen_plan_options& options, void* host_staging, uint64_t host_bytes,
+                    podgen_plan* out, std::string* error) {
+  using namespace planner;
+  *out = podgen_plan{};
+  Options o;
+  int status = check_options(k, options, &o, error);
+  if (status == PODGEN_OK) status = validate_batch(k, batch, error);
+  if (status == PODGEN_OK && o.graph_mode) status = check_bucket(o, batch, error);
+  if (status != PODGEN_OK) return status;
+
+  std::vector<Tile> tiles[2];
+  build_prefill_tiles(k, batch, &tiles[0]);
+  build_decode_tiles(k, batch, &tiles[1]);
+  OpWork work[2];
+  for (int op = 0; op < 2; ++op) {
+    status = emit_items(tiles[op], k.tile_q[op], k.tile_kv[op], split_policy(k, o, op), &work[op],
+                        error);
+    if (status != PODGEN_OK) return status;
+  }
+  const int64_t V = k.virtual_ctas;
+  const int64_t live_items[2] = {(int64_t)work[0].items.size(), (int64_t)work[1].items.size()};
+  const int64_t live_merges[2] = {(int64_t)work[0].merges.size(), (int64_t)work[1].merges.size()};
+  const int64_t live_tickets[2] = {live_items[0], ceil_div(live_items[1], V)};
+
+  Capacity cap;
+  if (o.graph_mode) {
+    status = bucket_capacity(k, o, &cap, error);
+    if (status != PODGEN_OK) return status;
+    for (int op = 0; op < 2; ++op)
+      if (live_items[op] > cap.items[op] || live_merges[op] > cap.merges[op] ||
+          work[op].partial_rows > cap.partial_rows[op])
+        return fail(error, PODGEN_ERR_UNSUPPORTED,
+                    "internal planner error: %s work (%lld items, %lld merges, %lld partial rows) "
+                    "exceeds the bucket capacity (%lld, %lld, %lld)",
+                    op == 0 ? "prefill" : "decode", (long long)live_items[op],
+                    (long long)live_merges[op], (long long)work[op].partial_rows,
+                    (long long)cap.items[op], (long long)cap.merges[op],
+                    (long long)cap.partial_rows[op]);
+  } else {
+    for (int op = 0; op < 2; ++op) {
+      cap.items[op] = live_items[op];
+      cap.merges[op] = live_merges[op];
+      cap.partial_rows[op] = work[op].partial_rows;
+    }
+  }
+  const Layout layout = make_layout(cap, k.head_dim);
+
+  // The plan. Counts, ratio and max_splits are this batch's; grids and offsets come from the
+  // capacities (equal to the counts outside graph mode), so in graph mode they depend only on
+  // the bucket and a captured launch stays valid. Extra CTAs find no ticket / item and exit.
+  podgen_plan& p = *out;
+  p.abi_version = PODGEN_ABI_VERSION;
+  p.graph_mode = o.graph_mode;
+  p.num_prefills = batch.num_prefills;
+  p.num_decodes = batch.num_decodes;
+  p.total_prefill_tokens = batch.num_prefills > 0 ? batch.qo_indptr[batch.num_prefills] : 0;
+  p.num_sms = o.num_sms;
+  for (int op = 0; op < 2; ++op) {
+    p.num_items[op] = (int32_t)live_items[op];
+    p.num_merges[op] = (int32_t)live_merges[op];
+    p.num_tickets[op] = (int32_t)live_tickets[op];
+    p.max_splits[op] = work[op].max_splits;
+    p.grid_merge[op] = (int32_t)std::min<int64_t>(cap.merges[op], (int64_t)kMergeCtasPerSm * o.num_sms);
+    p.items_offset[op] = layout.items[op];
+    p.merges_offset[op] = layout.merges[op];
+    p.partial_o_offset[op] = layout.partial_o[op];
+    p.partial_lse_offset[op] = layout.partial_lse[op];
+  }
+  reduce_ratio(live_tickets[0], live_tickets[1], p.ratio);
+  p.grid_prefill = (int32_t)cap.items[0];
+  p.grid_decode = (int32_t)ceil_div(cap.items[1], V);
+  p.grid_fused = p.grid_prefill + p.grid_decode;  // ticket capacity: prefill items + decode CTAs
+  p.debug_count_tiles = o.count_tiles;
+  p.host_bytes = layout.host_bytes;
+  p.workspace_bytes = layout.workspace_bytes;
+
+  if (!host_staging) return PODGEN_OK;
+  if (host_bytes < layout.host_bytes) {
+    const podgen_plan sizes = p;
+    *out = podgen_plan{};
+    out->host_bytes = sizes.host_bytes;
+    out->workspace_bytes = sizes.workspace_bytes;
+    return fail(error, PODGEN_ERR_WORKSPACE_TOO_SMALL,
+                "host_staging_bytes=%llu < host_bytes=%llu this plan needs",
+                (unsigned long long)host_bytes, (unsigned long long)layout.host_bytes);
+  }
+
+  // Staging image of workspace bytes [0, host_bytes): header (counters zero), items, merges.
+  unsigned char* bytes = static_cast<unsigned char*>(host_staging);
+  memset(bytes, 0, (size_t)layout.host_bytes);
+  PodDeviceHeader header;
+  memset(&header, 0, sizeof header);
+  for (int op = 0; op < 2; ++op) {
+    header.num_items[op] = p.num_items[op];
+    header.num_merges[op] = p.num_merges[op];
+    header.num_tickets[op] = p.num_tickets[op];
+    header.ratio[op] = p.ratio[op];
+  }
+  header.count_tiles = o.count_tiles;
+  memcpy(bytes, &header, sizeof header);
+  for (int op = 0; op < 2; ++op) {
+    if (!work[op].items.empty())
+      memcpy(bytes + layout.items[op], work[op].items.data(),
+             work[op].items.size() * sizeof(PodWorkItem));
+    if (!work[op].merges.empty())
+      memcpy(bytes + layout.merges[op], work[op].merges.data(),
+             work[op].merges.size() * sizeof(PodMergeItem));
+  }
+  return PODGEN_OK;
+}
+
+template <class Traits>
+int plan(const podgen_batch& batch, const podgen_plan_options& options, void* host_staging,
+         uint64_t host_bytes, podgen_plan* out, std::string* error) {
+  return plan_for(KernelShape::of<Traits>(), batch, options, host_staging, host_bytes, out, error);
+}
+
+}  // namespace pod

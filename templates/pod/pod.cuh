@@ -1,0 +1,19 @@
+// podgen device code: everything a generated kernel.cu needs after it defines its Traits.
+// Read in this order: contract.h (the data), primitives.cuh (mma/ldmatrix/cp.async), softmax.cuh,
+// tile_io.cuh, prefill.cuh, decode.cuh, combine.cuh, scheduler.cuh (the kernels), reference.cuh,
+// launch.cuh (host launchers), planner.h (host planner).
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include "contract.h"
+#include "primitives.cuh"
+#include "softmax.cuh"
+#include "tile_io.cuh"
+#include "prefill.cuh"
+#include "decode.cuh"
+#include "combine.cuh"
+#include "scheduler.cuh"
+#include "reference.cuh"
+#include "launch.cuh"
+#include "planner.h"  // needs pod_attention.h (PODGEN_ABI_VERSION) included first

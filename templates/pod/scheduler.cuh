@@ -1,0 +1,144 @@
+// The kernels: the fused SM-aware POD kernel, and the prefill-only and decode-only baselines.
+//
+// Fused kernel. Each CTA's leader thread reads %smid and takes a slot from that SM's counter;
+// the policy turns the slot into a preferred op (50:50: even slots prefer prefill; proportional:
+// ratio[0] of every ratio[0] + ratio[1] slots prefer prefill, spread evenly over the cycle so that
+// neighbouring slots alternate where they can). It claims the next ticket
+// of that op and falls back to the other op when the preferred one has run out, so the CTAs that
+// share an SM run prefill and decode tiles side by side. A prefill ticket is one prefill item for
+// all warps; a decode ticket is Decode::kVirtualCtas consecutive decode items, one per virtual CTA.
+// Every ticket is claimed exactly once: each CTA claims at most one, and there are at least as
+// many CTAs as tickets. The last CTA to finish resets the counters (tickets, ctas_done, SM slots),
+// so the next launch -- a CUDA graph replay too -- starts from zero without a memset.
+// Counts are read from the device header only, never from launch arguments.
+#pragma once
+#include "decode.cuh"
+#include "prefill.cuh"
+
+namespace pod {
+
+template <class Traits>
+struct KernelChecks {
+  static_assert(PrefillShape<Traits>::kThreads == Traits::kThreads, "prefill CTA size");
+  static_assert(DecodeShape<Traits>::kThreads * DecodeShape<Traits>::kVirtualCtas == Traits::kThreads,
+                "decode CTA size");
+  static_assert(Traits::kSmemBytes >= 16, "room for the scheduler's broadcast");
+  static_assert(Traits::kCtasPerSm >= 1, "kCtasPerSm");
+};
+
+template <class Traits>
+__device__ __forceinline__ void count_tile(const PodParams& p, int op) {
+  if (p.header->count_tiles) atomicAdd(&p.header->tiles_done[op], 1u);
+}
+
+// Runs decode items items[1][first + v] for the virtual CTAs v whose item exists.
+template <class Traits>
+__device__ __forceinline__ void run_decode_group(const PodParams& p, int first, int num_items,
+                                                 uint8_t* smem) {
+  using S = DecodeShape<Traits>;
+  const int v = threadIdx.x / S::kThreads;
+  const int idx = first + v;
+  if (idx < num_items) {
+    const int tid = threadIdx.x % S::kThreads;
+    decode_tile<Traits>(p, p.items[POD_OP_DECODE] + idx, smem + v * S::kVctaBytes, tid, 1 + v);
+    if (tid == 0) count_tile<Traits>(p, POD_OP_DECODE);
+  }
+}
+
+template <class Traits>
+__global__ void __launch_bounds__(Traits::kThreads, Traits::kCtasPerSm)
+    pod_fused_kernel(const __grid_constant__ PodParams p) {
+  (void)sizeof(KernelChecks<Traits>);
+  extern __shared__ __align__(128) uint8_t smem[];
+  int* s_claim = reinterpret_cast<int*>(smem);  // [op, ticket]; overwritten by the tile later
+
+  if (threadIdx.x == 0) {
+    PodDeviceHeader* h = p.header;
+    const uint32_t slot = atomicAdd(&h->sm_slot[smid() % POD_MAX_SMS], 1u);
+    const int n0 = h->num_tickets[0], n1 = h->num_tickets[1];
+    int prefer;
+    if (Traits::kSchedule == 0) {
+      prefer = (slot % 2 == 0) ? POD_OP_PREFILL : POD_OP_DECODE;
+    } else {
+      const int r0 = h->ratio[0], r1 = h->ratio[1];
+      if (r0 <= 0) prefer = POD_OP_DECODE;
+      else if (r1 <= 0) prefer = POD_OP_PREFILL;
+      else {
+        // The r0 prefill slots of each cycle of r0 + r1 are spread evenly over it (slot k of the
+        // cycle prefers prefill when floor((k+1) r0 / (r0+r1)) steps), so CTAs that start next to
+        // each other on an SM -- and so run side by side -- mostly get different ops.
+        const uint32_t c = (uint32_t)(r0 + r1), k = slot % c;
+        prefer = ((k + 1) * r0) / c > (k * r0) / c ? POD_OP_PREFILL : POD_OP_DECODE;
+      }
+    }
+    int op = -1, ticket = 0;
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      const int o = k == 0 ? prefer : 1 - prefer;  // the preferred op, then the other
+      const int n = o == POD_OP_PREFILL ? n0 : n1;
+      if (op >= 0 || n <= 0) continue;
+      const uint32_t t = atomicAdd(&h->ticket[o], 1u);
+      if (t < (uint32_t)n) {
+        op = o;
+        ticket = (int)t;
+      }
+    }
+    s_claim[0] = op;
+    s_claim[1] = ticket;
+  }
+  __syncthreads();
+  const int op = s_claim[0], ticket = s_claim[1];
+  __syncthreads();  // everyone has read the claim before the tile reuses the bytes
+
+  if (op == POD_OP_PREFILL) {
+    prefill_tile<Traits>(p, p.items[POD_OP_PREFILL] + ticket, smem, threadIdx.x);
+    if (threadIdx.x == 0) count_tile<Traits>(p, POD_OP_PREFILL);
+  } else if (op == POD_OP_DECODE) {
+    run_decode_group<Traits>(p, ticket * Traits::Decode::kVirtualCtas, p.header->num_items[POD_OP_DECODE], smem);
+  }
+
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    PodDeviceHeader* h = p.header;
+    __threadfence();
+    const uint32_t done = atomicAdd(&h->ctas_done, 1u);
+    if (done == gridDim.x - 1) {  // every other CTA has claimed its ticket and finished
+      __threadfence();
+      h->ticket[0] = 0;
+      h->ticket[1] = 0;
+      for (int i = 0; i < POD_MAX_SMS; ++i) h->sm_slot[i] = 0;
+      h->ctas_done = 0;
+      __threadfence();
+    }
+  }
+}
+
+// Prefill-only: CTA b runs items[0][b], b < num_items[0] (grid-stride).
+template <class Traits>
+__global__ void __launch_bounds__(Traits::kThreads, Traits::kCtasPerSm)
+    pod_prefill_kernel(const __grid_constant__ PodParams p) {
+  (void)sizeof(KernelChecks<Traits>);
+  extern __shared__ __align__(128) uint8_t smem[];
+  const int n = p.header->num_items[POD_OP_PREFILL];
+  for (int b = blockIdx.x; b < n; b += gridDim.x) {
+    prefill_tile<Traits>(p, p.items[POD_OP_PREFILL] + b, smem, threadIdx.x);
+    if (threadIdx.x == 0) count_tile<Traits>(p, POD_OP_PREFILL);
+    __syncthreads();  // shared memory is reused by the next item
+  }
+}
+
+// Decode-only: CTA b hosts items[1][b * kVirtualCtas + v] (grid-stride over b).
+template <class Traits>
+__global__ void __launch_bounds__(Traits::kThreads, Traits::kCtasPerSm)
+    pod_decode_kernel(const __grid_constant__ PodParams p) {
+  (void)sizeof(KernelChecks<Traits>);
+  extern __shared__ __align__(128) uint8_t smem[];
+  constexpr int V = Traits::Decode::kVirtualCtas;
+  const int n = p.header->num_items[POD_OP_DECODE];
+  for (int b = blockIdx.x; b * V < n; b += gridDim.x) {
+    run_decode_group<Traits>(p, b * V, n, smem);
+    __syncthreads();
+  }
+}
+
+}  // namespace pod

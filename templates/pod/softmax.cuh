@@ -1,0 +1,70 @@
+// Online softmax over the accumulator fragments of mma.sync (FlashAttention-2 style).
+//
+// A thread owns two rows of every 16-row fragment: row g (h = 0) and row g + 8 (h = 1), where
+// g = lane / 4; a score fragment s[n][4] covers keys 8n .. 8n+7 with s[n][2h], s[n][2h+1] on row h.
+// Scores stay raw (q·k) in registers; the running max m is kept in log2 units of the scaled score
+// (m = max(q·k) * scale * log2(e)), so p = exp2(q·k * scale_log2 - m) costs one FMA and one ex2.
+// l is this thread's partial row sum (its quad's four lanes together hold the whole row sum);
+// it is reduced across the quad only once, in finalize().
+#pragma once
+#include "primitives.cuh"
+
+namespace pod {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+struct SoftmaxRows {
+  float m[2];  // running max, log2 units of the scaled score; -inf before the first visible key
+  float l[2];  // this lane's partial sum of exp2(score - m)
+
+  __device__ __forceinline__ void init() {
+    m[0] = m[1] = -INFINITY;
+    l[0] = l[1] = 0.f;
+  }
+
+  // Fold one block of scores into the state: s (raw scores, -inf where masked) becomes the
+  // probabilities p, and the output accumulator o (kD8 fragments of 8 columns) is rescaled.
+  template <int kN, int kD8>
+  __device__ __forceinline__ void update(float (&s)[kN][4], float (&o)[kD8][4], float scale_log2) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int n = 0; n < kN; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * h], s[n][2 * h + 1]));
+      mx = quad_max(mx) * scale_log2;
+      const float m_new = fmaxf(m[h], mx);
+      // Nothing visible yet on this row: subtract 0 so that exp2(-inf - 0) = 0, never NaN.
+      const float m_use = m_new == -INFINITY ? 0.f : m_new;
+      const float alpha = fast_exp2(m[h] - m_use);
+      m[h] = m_new;
+      float sum = 0.f;
+#pragma unroll
+      for (int n = 0; n < kN; ++n) {
+        s[n][2 * h] = fast_exp2(fmaf(s[n][2 * h], scale_log2, -m_use));
+        s[n][2 * h + 1] = fast_exp2(fmaf(s[n][2 * h + 1], scale_log2, -m_use));
+        sum += s[n][2 * h] + s[n][2 * h + 1];
+      }
+      l[h] = fmaf(l[h], alpha, sum);
+#pragma unroll
+      for (int d = 0; d < kD8; ++d) {
+        o[d][2 * h] *= alpha;
+        o[d][2 * h + 1] *= alpha;
+      }
+    }
+  }
+
+  // Reduce l across the quad. Afterwards, for each row h: inv_l (0 when the row saw no key) and
+  // lse (natural log of sum_j exp(scale * q·k_j); -inf when the row saw no key).
+  __device__ __forceinline__ void finalize(float (&inv_l)[2], float (&lse)[2]) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const float sum = quad_sum(l[h]);
+      const bool any = sum > 0.f;
+      inv_l[h] = any ? 1.f / sum : 0.f;
+      lse[h] = any ? (m[h] + log2f(sum)) * kLn2 : -INFINITY;
+    }
+  }
+};
+
+}  // namespace pod

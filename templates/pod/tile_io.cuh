@@ -1,0 +1,121 @@
+// Global-memory addressing shared by the prefill and decode tile loops: where a packed query row
+// lives, where key j of a request lives (paged or contiguous cache), and the 16-byte cp.async
+// loads that fill swizzled shared-memory tiles (zero-filled past the valid rows / keys).
+#pragma once
+#include "contract.h"
+#include "primitives.cuh"
+
+namespace pod {
+
+template <class Traits>
+struct TileIo {
+  using T = typename Traits::DType;
+  static constexpr int D = Traits::kHeadDim;
+  static constexpr int G = Traits::kGroup;
+  static constexpr int kChunks = D * 2 / 16;  // 16-byte chunks per row
+  static_assert(D == 64 || D == 128, "head dim must be 64 or 128");
+  static_assert(Traits::kNumHeadsQ == Traits::kNumHeadsKv * G, "Hq must equal Hkv * group");
+  static_assert(sizeof(T) == 2, "q/k/v/o must be 16-bit (fp16 or bf16)");
+  static_assert(Traits::kPaged || Traits::kPageSize == 1, "a contiguous cache has page size 1");
+
+  // Element offset of query/output row `token` (within the part's tensor), head `head`.
+  static __device__ __forceinline__ int64_t qo_offset(int token, int head) {
+    return ((int64_t)token * Traits::kNumHeadsQ + head) * D;
+  }
+
+  // Element offset of key/value row j of a request (page_base = page_indptr[request]).
+  static __device__ __forceinline__ int64_t kv_offset(const PodParams& p, int page_base, int kv_head,
+                                                      int j) {
+    int64_t row;
+    if constexpr (Traits::kPaged) {
+      const int page = __ldg(p.page_indices + page_base + j / Traits::kPageSize);
+      row = (int64_t)page * Traits::kPageSize + j % Traits::kPageSize;
+    } else {
+      row = (int64_t)page_base + j;
+    }
+    return (row * Traits::kNumHeadsKv + kv_head) * D;
+  }
+
+  // Copy packed query rows [row_begin, row_begin + kRows) of one item into a swizzled tile;
+  // rows >= rows_valid are zero-filled. Threads tid = 0 .. kThreads-1 share the work.
+  template <int kRows, int kThreads>
+  static __device__ __forceinline__ void load_q(const T* q, const PodWorkItem& it, int rows_valid,
+                                                uint32_t s_q, int tid) {
+    static_assert(kThreads % kChunks == 0, "a CTA row of threads covers whole rows");
+    constexpr int kRowsPerPass = kThreads / kChunks;
+    const int ch = tid % kChunks;
+#pragma unroll
+    for (int i = 0; i < (kRows + kRowsPerPass - 1) / kRowsPerPass; ++i) {
+      const int r = tid / kChunks + i * kRowsPerPass;
+      if (kRows % kRowsPerPass == 0 || r < kRows) {
+        const int pr = it.row_begin + r;
+        const bool valid = r < rows_valid;
+        const T* src = q;
+        if (valid) src = q + qo_offset(it.q_token_base + pr / G, it.kv_head * G + pr % G) + ch * 8;
+        cp_async_16(s_q + swz<kChunks>(r, ch), src, valid);
+      }
+    }
+  }
+
+  // Copy key/value rows [row0, row0 + kRows) of the tile that starts at key tile_start into the
+  // swizzled K and V tiles (rows indexed by their position in the tile); keys >= kv_end are
+  // zero-filled and never read from global memory.
+  template <int kRows, int kThreads>
+  static __device__ __forceinline__ void load_kv(const PodParams& p, int page_base, int kv_head,
+                                                 int tile_start, int kv_end, int row0, uint32_t s_k,
+                                                 uint32_t s_v, int tid) {
+    const T* k = static_cast<const T*>(p.k);
+    const T* v = static_cast<const T*>(p.v);
+    static_assert(kThreads % kChunks == 0, "a row of threads covers whole rows");
+    constexpr int kRowsPerPass = kThreads / kChunks;
+    const int ch = tid % kChunks;
+#pragma unroll
+    for (int i = 0; i < (kRows + kRowsPerPass - 1) / kRowsPerPass; ++i) {
+      const int r = row0 + tid / kChunks + i * kRowsPerPass;
+      if (kRows % kRowsPerPass == 0 || r < row0 + kRows) {
+        const int j = tile_start + r;
+        const bool valid = j < kv_end;
+        const int64_t off = valid ? kv_offset(p, page_base, kv_head, j) + ch * 8 : 0;
+        const uint32_t dst = swz<kChunks>(r, ch);
+        cp_async_16(s_k + dst, k + off, valid);
+        cp_async_16(s_v + dst, v + off, valid);
+      }
+    }
+  }
+};
+
+// A work item read through the read-only path. Tile loops read it again for their epilogue, so
+// the fields only the epilogue needs hold no register during the KV loop.
+__device__ __forceinline__ PodWorkItem load_item(const PodWorkItem* item) {
+  PodWorkItem it;
+  const int4* src = reinterpret_cast<const int4*>(item);
+  static_assert(sizeof(PodWorkItem) == 48, "PodWorkItem is 12 int32");
+  int4 a = __ldg(src), b = __ldg(src + 1), c = __ldg(src + 2);
+  it.request = a.x; it.kv_head = a.y; it.q_token_base = a.z; it.q_len = a.w;
+  it.kv_len = b.x; it.row_begin = b.y; it.kv_begin = b.z; it.kv_end = b.w;
+  it.split = c.x; it.num_splits = c.y; it.partial_row = c.z; it.pad_ = c.w;
+  return it;
+}
+
+// Output of one packed row: either the final o/lse of the part (num_splits == 1) or the fp32
+// partial of this split. Helpers for the epilogues below.
+template <class Traits, int kOp, int kTileQ>
+struct RowOut {
+  using T = typename Traits::DType;
+  static constexpr int D = Traits::kHeadDim;
+  static constexpr int G = Traits::kGroup;
+
+  // Element offset (in o or partial_o) of column 0 of tile row r, and the lse index.
+  static __device__ __forceinline__ void locate(const PodWorkItem& it, int r, int64_t& o_off,
+                                                int64_t& lse_idx) {
+    if (it.num_splits == 1) {
+      const int pr = it.row_begin + r;
+      lse_idx = (int64_t)(it.q_token_base + pr / G) * Traits::kNumHeadsQ + it.kv_head * G + pr % G;
+    } else {
+      lse_idx = (int64_t)it.partial_row + (int64_t)it.split * kTileQ + r;
+    }
+    o_off = lse_idx * D;
+  }
+};
+
+}  // namespace pod

@@ -1,0 +1,160 @@
+// nvcc builds of every preset (no GPU needed), the build cache under concurrency, and the planner
+// of a real built library called through its C ABI with koffi.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pod, PRESETS, presetByName } from "../dsl/index.ts";
+import { buildKernel, type BuildResult } from "../codegen/build.ts";
+import { KernelLibrary, PodgenError, makeHostBatch, Rng, type BatchShape, type PodPlan } from "../runtime/index.ts";
+
+const cacheDir = mkdtempSync(join(tmpdir(), "podgen-build-test-"));
+const built = new Map<string, BuildResult>();
+
+test("every preset compiles for its target, with a manifest of its kernels", async () => {
+  const queue = [...PRESETS];
+  const worker = async () => {
+    for (let spec = queue.shift(); spec; spec = queue.shift()) built.set(spec.name, await buildKernel(spec, { cacheDir }));
+  };
+  await Promise.all([worker(), worker()]);
+  for (const spec of PRESETS) {
+    const r = built.get(spec.name)!;
+    assert.ok(existsSync(r.library), `${spec.name}: library`);
+    assert.is(r.manifest.target, spec.target);
+    assert.is(r.manifest.specHash, spec.hash);
+    const names = r.manifest.kernels.map((k) => k.name).join("\n");
+    for (const kind of ["fused", "prefill", "decode", "combine", "reference"]) {
+      assert.match(names, new RegExp(kind, "i"), `${spec.name}: a ${kind} kernel in the manifest`);
+    }
+    for (const k of r.manifest.kernels) {
+      assert.ok(k.registers > 0 && k.arch === spec.target.replace("sm_90a", "sm_90a"), `${k.name}: ${k.registers} registers on ${k.arch}`);
+    }
+  }
+});
+
+test("a second build of the same spec comes from the cache", async () => {
+  const spec = presetByName("llama3_8b")!;
+  const again = await buildKernel(spec, { cacheDir });
+  assert.is(again.cached, true);
+  assert.is(again.dir, built.get("llama3_8b")!.dir);
+});
+
+test("two concurrent cold builds of one spec both succeed and leave one whole cache entry", async () => {
+  const spec = pod.kernel({ name: "concurrent", heads: { q: 8, kv: 8 }, headDim: 64 });
+  const dir = mkdtempSync(join(tmpdir(), "podgen-concurrent-"));
+  try {
+    const [a, b] = await Promise.all([buildKernel(spec, { cacheDir: dir }), buildKernel(spec, { cacheDir: dir })]);
+    assert.is(a.dir, b.dir);
+    assert.is(a.cached || b.cached, false, "both were cold builds");
+    assert.ok(existsSync(a.library));
+    const manifest = JSON.parse(readFileSync(join(a.dir, "manifest.json"), "utf8"));
+    assert.is(manifest.specHash, spec.hash);
+    assert.equal(readdirSync(join(dir, "builds")), [`concurrent-${manifest.buildKey}`]);
+    assert.equal(readdirSync(join(dir, "tmp")), [], "no temporary folders left behind");
+    assert.is((await buildKernel(spec, { cacheDir: dir })).cached, true);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// ---- the planner through the built library's C ABI (no GPU: the static CUDA runtime loads lazily)
+
+const ITEM_INTS = 12; // PodWorkItem: 12 int32 fields (templates/pod/contract.h)
+type Item = { request: number; kvHead: number; qLen: number; kvLen: number; rowBegin: number; kvBegin: number; kvEnd: number; split: number; numSplits: number };
+
+function items(plan: PodPlan, staging: Buffer, op: 0 | 1): Item[] {
+  const ints = new Int32Array(staging.buffer, staging.byteOffset + Number(plan.itemsOffset[op]), plan.numItems[op] * ITEM_INTS);
+  return Array.from({ length: plan.numItems[op] }, (_, i) => {
+    const f = ints.subarray(i * ITEM_INTS, (i + 1) * ITEM_INTS);
+    return { request: f[0]!, kvHead: f[1]!, qLen: f[3]!, kvLen: f[4]!, rowBegin: f[5]!, kvBegin: f[6]!, kvEnd: f[7]!, split: f[8]!, numSplits: f[9]! };
+  });
+}
+
+function randomShape(rng: Rng): BatchShape {
+  const prefills = Array.from({ length: rng.int(0, 4) }, () => {
+    const qLen = rng.int(1, 700);
+    return { qLen, kvLen: qLen + (rng.next() < 0.3 ? 0 : rng.int(0, 5000)) };
+  });
+  const decodes = Array.from({ length: rng.int(prefills.length === 0 ? 1 : 0, 80) }, () => rng.int(1, 9000));
+  return { prefills, decodes };
+}
+
+test("planner via the C ABI: every query row of every request and KV head is covered exactly once", () => {
+  const spec = presetByName("llama3_8b")!;
+  const lib = new KernelLibrary(built.get("llama3_8b")!.library, "pod_llama3_8b");
+  const info = lib.info();
+  assert.equal([info.numHeadsQ, info.numHeadsKv, info.headDim, info.pageSize, info.dtype], [32, 8, 128, 16, spec.dtype]);
+  const rng = new Rng(7);
+  const group = info.numHeadsQ / info.numHeadsKv;
+  for (let trial = 0; trial < 300; trial++) {
+    const host = makeHostBatch(info, randomShape(rng), { seed: trial, withData: false });
+    const { plan, staging } = lib.plan(host.batch, { numSms: 132 });
+    const qLens = [...host.shape.prefills.map((p) => p.qLen), ...host.shape.decodes.map(() => 1)];
+    const kvLens = [...host.shape.prefills.map((p) => p.kvLen), ...host.shape.decodes];
+    // covered[request][kvHead][row] counts split-0 tiles; every split covers [kvBegin, kvEnd).
+    const keysSeen = new Map<string, number>();
+    for (const op of [0, 1] as const) {
+      const tileRows = op === 0 ? info.prefillTileQ : info.decodeTileQ;
+      for (const it of items(plan, staging, op)) {
+        assert.ok(it.kvBegin < it.kvEnd && it.kvEnd <= it.kvLen, `trial ${trial}: split range`);
+        assert.is(it.qLen, qLens[it.request]);
+        assert.is(it.kvLen, kvLens[it.request]);
+        const rows = Math.min(tileRows, it.qLen * group - it.rowBegin);
+        const key = `${it.request}/${it.kvHead}/${it.rowBegin}`;
+        keysSeen.set(key, (keysSeen.get(key) ?? 0) + (it.kvEnd - it.kvBegin));
+        const lastToken = Math.floor((it.rowBegin + rows - 1) / group);
+        const causalEnd = Math.min(it.kvLen, it.kvLen - it.qLen + lastToken + 1);
+        if (it.split === it.numSplits - 1) assert.is(it.kvEnd, causalEnd, `trial ${trial}: last split ends at the causal end`);
+      }
+    }
+    // Each (request, head, tile) must see exactly its causal key range, summed over splits.
+    let tiles = 0;
+    for (let r = 0; r < qLens.length; r++) {
+      const tileRows = r < host.shape.prefills.length ? info.prefillTileQ : info.decodeTileQ;
+      for (let h = 0; h < info.numHeadsKv; h++) {
+        for (let row = 0; row < qLens[r]! * group; row += tileRows) {
+          const rows = Math.min(tileRows, qLens[r]! * group - row);
+          const lastToken = Math.floor((row + rows - 1) / group);
+          const causalEnd = Math.min(kvLens[r]!, kvLens[r]! - qLens[r]! + lastToken + 1);
+          assert.is(keysSeen.get(`${r}/${h}/${row}`), causalEnd, `trial ${trial}: request ${r} head ${h} row ${row}`);
+          tiles++;
+        }
+      }
+    }
+    assert.is(keysSeen.size, tiles, "no tile outside the batch");
+    assert.ok(plan.numItems[0] <= Math.max(info.prefillMaxWaves * 132 * info.ctasPerSm, tiles), "two-wave cap");
+    assert.ok(BigInt(staging.length) >= plan.hostBytes && plan.workspaceBytes >= plan.hostBytes);
+  }
+  lib.close();
+});
+
+test("planner via the C ABI: bad batches are refused with a message naming the field", () => {
+  const lib = new KernelLibrary(built.get("llama3_8b")!.library, "pod_llama3_8b");
+  const info = lib.info();
+  const good = () => makeHostBatch(info, { prefills: [{ qLen: 40, kvLen: 100 }], decodes: [33, 70] }, { seed: 1, withData: false }).batch;
+  const cases: [string, (b: ReturnType<typeof good>) => void, RegExp][] = [
+    ["kv shorter than the chunk", (b) => (b.kvLens[0] = 10), /kv_lens\[0\]/],
+    ["page index past the cache", (b) => (b.pageIndices![2] = b.numPages + 5), /page_indices\[2\]/],
+    ["negative decode length", (b) => (b.kvLens[2] = 0), /kv_lens\[2\]/],
+    ["heads not matching the kernel", (b) => (b.numHeadsQ = 16), /num_heads_q/],
+    ["head dim not matching", (b) => (b.headDim = 64), /head_dim/],
+    ["decreasing qo_indptr", (b) => (b.qoIndptr[1] = -1), /qo_indptr/],
+  ];
+  for (const [title, mutate, pattern] of cases) {
+    const b = good();
+    mutate(b);
+    try {
+      lib.plan(b);
+      assert.unreachable(`${title}: plan should fail`);
+    } catch (e) {
+      assert.instance(e, PodgenError, title);
+      assert.match((e as Error).message, pattern, `${title}: ${(e as Error).message}`);
+      assert.match((e as Error).message, /PODGEN_ERR_BAD_BATCH/, title);
+    }
+  }
+  lib.close();
+});
+
+test.after(() => rmSync(cacheDir, { recursive: true, force: true }));
+test.run();

@@ -1,0 +1,879 @@
+// Host-only tests of templates/pod/planner.h: invariants over thousands of random batches for
+// several kernel shapes, graph-mode layout stability, and every bad-batch error path.
+// Built and run by test/planner.test.ts (g++ with ASan/UBSan, against a rendered pod_attention.h).
+#include "pod_attention.h"
+#include "pod/planner.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <map>
+#include <random>
+#include <set>
+#include <tuple>
+#include <string>
+#include <vector>
+
+using pod::KernelShape;
+using pod::PodDeviceHeader;
+using pod::PodWorkItem;
+
+// ---------------------------------------------------------------------------------------------
+// Kernel shapes under test (the Traits the code generator would emit).
+template <int Hq, int Hkv, int D, bool Paged, int PageSize, int Ctas, int PTileQ, int PTileKv,
+          int PMaxSplits, int PMaxWaves, int DTileKv, int V, int DMaxSplits>
+struct TestTraits {
+  static constexpr int kDType = 1, kHeadDim = D, kNumHeadsQ = Hq, kNumHeadsKv = Hkv;
+  static constexpr int kGroup = Hq / Hkv;
+  static constexpr bool kPaged = Paged;
+  static constexpr int kPageSize = PageSize, kThreads = 128, kCtasPerSm = Ctas, kSchedule = 1;
+  static constexpr int kSmemBytes = 65536;
+  struct Prefill {
+    static constexpr int kTileQ = PTileQ, kTileKv = PTileKv, kWarps = 4, kStages = 2;
+    static constexpr int kMaxSplits = PMaxSplits, kMaxWaves = PMaxWaves;
+  };
+  struct Decode {
+    static constexpr int kTileQ = 16, kTileKv = DTileKv, kWarps = 4, kStages = 2;
+    static constexpr int kVirtualCtas = V, kMaxSplits = DMaxSplits;
+  };
+};
+
+using PlanFn = int (*)(const podgen_batch&, const podgen_plan_options&, void*, uint64_t,
+                       podgen_plan*, std::string*);
+struct Config {
+  const char* name;
+  KernelShape k;
+  PlanFn plan;
+};
+template <class T>
+Config config(const char* name) {
+  return {name, KernelShape::of<T>(), &pod::plan<T>};
+}
+
+static std::vector<Config> configs() {
+  return {
+      // Llama-3-8B: GQA 4, D=128, paged 16, two waves.
+      config<TestTraits<32, 8, 128, true, 16, 2, 128, 64, 0, 2, 64, 2, 16>>("llama3_8b g4 D128 p16"),
+      // MHA, D=128, page size 1, prefill bounded by splits only, no virtual CTAs.
+      config<TestTraits<32, 32, 128, true, 1, 2, 64, 64, 4, 0, 32, 1, 8>>("mha g1 D128 p1 splits4"),
+      // GQA 8 with 5 KV heads (odd decode item counts), D=64, contiguous, 4 CTAs/SM, one wave, 4 virtual CTAs.
+      config<TestTraits<40, 5, 64, false, 1, 4, 128, 128, 0, 1, 64, 4, 32>>("g8 D64 contiguous"),
+      // GQA 8, D=64, paged 64.
+      config<TestTraits<64, 8, 64, true, 64, 2, 64, 32, 0, 2, 64, 2, 16>>("g8 D64 p64"),
+      // MQA with 32 query heads: two decode tiles per KV head.
+      config<TestTraits<32, 1, 128, false, 1, 2, 128, 64, 0, 2, 64, 2, 16>>("mqa g32 D128 contiguous"),
+      // GQA 4 with 3 KV heads, D=64, paged 16, prefill max 2 splits.
+      config<TestTraits<12, 3, 64, true, 16, 4, 64, 64, 2, 0, 128, 2, 4>>("g4 D64 p16 splits2"),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+static int g_failures = 0;
+static long long g_checks = 0;
+#define CHECK(cond, ...)                                                        \
+  do {                                                                          \
+    ++g_checks;                                                                 \
+    if (!(cond)) {                                                              \
+      if (++g_failures <= 30) {                                                 \
+        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);         \
+        fprintf(stderr, __VA_ARGS__);                                           \
+        fprintf(stderr, "\n");                                                  \
+      }                                                                         \
+    }                                                                           \
+  } while (0)
+
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// A batch with owned arrays.
+struct HostBatch {
+  std::vector<int32_t> qo, kv, pip, pidx;
+  int32_t P = 0, D = 0, num_pages = 0;
+  podgen_batch view(const KernelShape& k) const {
+    podgen_batch b;
+    memset(&b, 0, sizeof b);
+    b.num_prefills = P;
+    b.num_decodes = D;
+    b.qo_indptr = qo.empty() ? nullptr : qo.data();
+    b.kv_lens = kv.empty() ? nullptr : kv.data();
+    b.page_indptr = pip.empty() ? nullptr : pip.data();
+    b.page_indices = pidx.empty() ? nullptr : pidx.data();
+    b.num_pages = num_pages;
+    b.num_heads_q = k.heads_q;
+    b.num_heads_kv = k.heads_kv;
+    b.head_dim = k.head_dim;
+    return b;
+  }
+  int64_t tokens() const { return P > 0 ? qo[P] : 0; }
+};
+
+struct Limits {
+  int64_t max_prefills, max_decodes, max_prefill_tokens, max_kv_len;
+};
+
+using Rng = std::mt19937_64;
+static int64_t uni(Rng& rng, int64_t lo, int64_t hi) {  // inclusive; lo if hi < lo
+  if (hi <= lo) return lo;
+  return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+}
+// Mostly small, sometimes anywhere up to hi (lengths in serving are skewed).
+static int64_t skewed(Rng& rng, int64_t lo, int64_t hi) {
+  switch (uni(rng, 0, 3)) {
+    case 0: return uni(rng, lo, std::min(hi, lo + 16));
+    case 1: return uni(rng, lo, std::min(hi, lo + 300));
+    default: return uni(rng, lo, hi);
+  }
+}
+
+// A valid random batch within the limits.
+static HostBatch random_batch(Rng& rng, const KernelShape& k, const Limits& L) {
+  HostBatch b;
+  b.P = (int32_t)std::min(uni(rng, 0, L.max_prefills), L.max_prefill_tokens);
+  b.D = (int32_t)uni(rng, 0, L.max_decodes);
+  b.qo.assign(1, 0);
+  int64_t left = uni(rng, b.P, L.max_prefill_tokens);
+  for (int r = 0; r < b.P; ++r) {
+    const int64_t reserve = b.P - r - 1;  // one token for each later prefill
+    const int64_t q = skewed(rng, 1, std::min(L.max_kv_len, left - reserve));
+    left -= q;
+    b.qo.push_back(b.qo.back() + (int32_t)q);
+    b.kv.push_back((int32_t)(uni(rng, 0, 3) == 0 ? q : skewed(rng, q, L.max_kv_len)));
+  }
+  if (b.P == 0 && uni(rng, 0, 1)) b.qo.clear();  // qo_indptr may be NULL without prefills
+  for (int d = 0; d < b.D; ++d) b.kv.push_back((int32_t)(uni(rng, 0, 5) == 0 ? 1 : skewed(rng, 1, L.max_kv_len)));
+  const int n = b.P + b.D;
+  if (k.paged) {
+    int64_t need = 0;
+    for (int r = 0; r < n; ++r) need += cdiv(b.kv[r], k.page_size);
+    b.num_pages = (int32_t)(need + uni(rng, 0, 50));
+    std::vector<int32_t> perm(b.num_pages);
+    for (int i = 0; i < b.num_pages; ++i) perm[i] = i;
+    std::shuffle(perm.begin(), perm.end(), rng);
+    const int32_t base = (int32_t)uni(rng, 0, 3);  // page_indptr[0] need not be 0
+    b.pidx.assign(base, -7);                      // garbage before the first page: never read
+    b.pip.push_back(base);
+    for (int r = 0; r < n; ++r) {
+      const int64_t pages = cdiv(b.kv[r], k.page_size);
+      for (int64_t i = 0; i < pages; ++i) b.pidx.push_back(perm[b.pidx.size() - base]);
+      b.pip.push_back((int32_t)(b.pip.back() + pages));
+    }
+  } else {
+    int64_t row = 0;
+    for (int r = 0; r < n; ++r) {
+      row += uni(rng, 0, 3) == 0 ? uni(rng, 0, 100) : 0;
+      b.pip.push_back((int32_t)row);
+      row += b.kv[r];
+    }
+    b.pip.push_back((int32_t)row);
+    b.num_pages = (int32_t)(row + uni(rng, 0, 10));
+  }
+  return b;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invariant checks on a successful plan and its staging image.
+struct Region {
+  uint64_t begin, end;  // [begin, end) bytes reserved
+};
+
+static void check_plan(const Config& c, const HostBatch& hb, const podgen_plan_options& opt,
+                       const podgen_plan& p, const std::vector<unsigned char>& staging,
+                       const char* tag) {
+  const KernelShape& k = c.k;
+  const int64_t group = k.group(), V = k.virtual_ctas;
+  const int num_sms = opt.num_sms ? opt.num_sms : 132;
+  const int64_t slots = (int64_t)num_sms * k.ctas_per_sm;
+
+  CHECK(p.abi_version == PODGEN_ABI_VERSION, "%s", tag);
+  CHECK(p.graph_mode == opt.graph_mode, "%s", tag);
+  CHECK(p.num_prefills == hb.P && p.num_decodes == hb.D, "%s", tag);
+  CHECK(p.total_prefill_tokens == hb.tokens(), "%s", tag);
+  CHECK(p.num_sms == num_sms, "%s", tag);
+  CHECK(p.debug_count_tiles == opt.debug_count_tiles, "%s", tag);
+
+  // Layout: header at 0, regions in order, 256-aligned, non-overlapping.
+  const uint64_t offs[] = {p.items_offset[0],      p.items_offset[1],      p.merges_offset[0],
+                           p.merges_offset[1],     p.partial_o_offset[0],  p.partial_o_offset[1],
+                           p.partial_lse_offset[0], p.partial_lse_offset[1], p.workspace_bytes};
+  CHECK(offs[0] >= sizeof(PodDeviceHeader), "%s", tag);
+  for (int i = 0; i < 9; ++i) CHECK(offs[i] % 256 == 0, "%s offset %d=%" PRIu64, tag, i, offs[i]);
+  for (int i = 0; i + 1 < 9; ++i) CHECK(offs[i] <= offs[i + 1], "%s offsets %d", tag, i);
+  CHECK(p.host_bytes > p.merges_offset[1] - 256 && p.host_bytes <= p.partial_o_offset[0], "%s host_bytes", tag);
+  CHECK(p.host_bytes >= p.merges_offset[1] + (uint64_t)p.num_merges[1] * sizeof(PodWorkItem), "%s", tag);
+  const Region items_r[2] = {{offs[0], offs[1]}, {offs[1], offs[2]}};
+  const Region merges_r[2] = {{offs[2], offs[3]}, {offs[3], p.host_bytes}};
+  const Region po_r[2] = {{offs[4], offs[5]}, {offs[5], offs[6]}};
+  const Region pl_r[2] = {{offs[6], offs[7]}, {offs[7], offs[8]}};
+  CHECK(staging.size() >= p.host_bytes, "%s", tag);
+
+  PodDeviceHeader h;
+  memcpy(&h, staging.data(), sizeof h);
+  for (int op = 0; op < 2; ++op) {
+    CHECK(h.num_items[op] == p.num_items[op] && h.num_merges[op] == p.num_merges[op] &&
+              h.num_tickets[op] == p.num_tickets[op] && h.ratio[op] == p.ratio[op],
+          "%s header op %d", tag, op);
+    CHECK(h.ticket[op] == 0 && h.tiles_done[op] == 0, "%s counters", tag);
+  }
+  CHECK(h.ctas_done == 0 && h.count_tiles == opt.debug_count_tiles, "%s", tag);
+  bool slots_zero = true;
+  for (int i = 0; i < POD_MAX_SMS; ++i) slots_zero &= h.sm_slot[i] == 0;
+  CHECK(slots_zero, "%s sm_slot", tag);
+
+  // Tickets, ratio and grids.
+  CHECK(p.num_tickets[0] == p.num_items[0], "%s", tag);
+  CHECK(p.num_tickets[1] == cdiv(p.num_items[1], V), "%s", tag);
+  for (int op = 0; op < 2; ++op) {
+    if (p.num_tickets[op] == 0) CHECK(p.ratio[op] == 0, "%s ratio %d", tag, op);
+    else CHECK(p.ratio[op] >= 1, "%s ratio %d", tag, op);
+  }
+  CHECK(p.ratio[0] + p.ratio[1] <= 16, "%s", tag);
+  if (!opt.graph_mode) {
+    CHECK(p.grid_prefill == p.num_items[0], "%s", tag);
+    CHECK(p.grid_decode == cdiv(p.num_items[1], V), "%s", tag);
+    CHECK(p.grid_fused == p.num_tickets[0] + p.num_tickets[1], "%s", tag);
+    for (int op = 0; op < 2; ++op)
+      CHECK(p.grid_merge[op] == std::min<int64_t>(p.num_merges[op], 4LL * num_sms), "%s", tag);
+  } else {
+    CHECK(p.grid_prefill >= p.num_items[0], "%s", tag);
+    CHECK((int64_t)p.grid_decode * V >= p.num_items[1], "%s", tag);
+    CHECK(p.grid_fused == p.grid_prefill + p.grid_decode, "%s", tag);
+    for (int op = 0; op < 2; ++op) {
+      CHECK(p.grid_merge[op] <= 4LL * num_sms, "%s", tag);
+      if (p.num_merges[op] > 0) CHECK(p.grid_merge[op] >= 1, "%s", tag);
+    }
+  }
+  // Capacities implied by the layout.
+  for (int op = 0; op < 2; ++op) {
+    CHECK(items_r[op].begin + (uint64_t)p.num_items[op] * sizeof(PodWorkItem) <= items_r[op].end ||
+              p.num_items[op] == 0,
+          "%s items region op %d", tag, op);
+    CHECK(merges_r[op].begin + (uint64_t)p.num_merges[op] * sizeof(PodWorkItem) <= merges_r[op].end ||
+              p.num_merges[op] == 0,
+          "%s merges region op %d", tag, op);
+    if (opt.graph_mode) {
+      // Grids cover the capacity of the regions.
+      const uint64_t cap_items = (items_r[op].end - items_r[op].begin) / sizeof(PodWorkItem);
+      if (op == 0) CHECK((uint64_t)p.grid_prefill <= cap_items, "%s", tag);
+      else CHECK((uint64_t)(p.grid_decode - 1) * V < cap_items || p.grid_decode == 0, "%s", tag);
+    }
+  }
+
+  // Expected tiles: (op, request, kv_head, row_begin) -> causal kv end.
+  struct TileKey {
+    int op, request, head, row;
+    bool operator<(const TileKey& o) const {
+      return std::tie(op, request, head, row) < std::tie(o.op, o.request, o.head, o.row);
+    }
+  };
+  std::map<TileKey, int32_t> expected;
+  int64_t tiles_per_op[2] = {0, 0};
+  for (int r = 0; r < hb.P + hb.D; ++r) {
+    const bool pre = r < hb.P;
+    const int op = pre ? 0 : 1;
+    const int64_t q_len = pre ? hb.qo[r + 1] - hb.qo[r] : 1, kv = hb.kv[r];
+    const int64_t rows = q_len * group, tq = k.tile_q[op];
+    for (int hh = 0; hh < k.heads_kv; ++hh)
+      for (int64_t rb = 0; rb < rows; rb += tq) {
+        // Brute force: the largest key any row of the tile may see, plus one.
+        int64_t end = 0;
+        for (int64_t row = rb; row < std::min(rows, rb + tq); ++row)
+          end = std::max(end, kv - q_len + row / group + 1);
+        expected[{op, r, hh, (int)rb}] = (int32_t)end;
+        ++tiles_per_op[op];
+      }
+  }
+
+  // Read the items back and group them by tile.
+  std::map<TileKey, std::vector<PodWorkItem>> got;
+  for (int op = 0; op < 2; ++op) {
+    const int64_t tq = k.tile_q[op], tkv = k.tile_kv[op];
+    std::vector<PodWorkItem> items(p.num_items[op]);
+    if (!items.empty())
+      memcpy(items.data(), staging.data() + p.items_offset[op], items.size() * sizeof(PodWorkItem));
+    int64_t prev_len = INT64_MAX;
+    int32_t max_splits = 0;
+    for (const PodWorkItem& it : items) {
+      const int64_t len = it.kv_end - it.kv_begin;
+      CHECK(len <= prev_len, "%s op %d not heavy-first", tag, op);
+      prev_len = len;
+      CHECK(it.request >= 0 && it.request < hb.P + hb.D, "%s request %d", tag, it.request);
+      if (it.request < 0 || it.request >= hb.P + hb.D) continue;
+      CHECK((it.request < hb.P) == (op == 0), "%s request %d in op %d", tag, it.request, op);
+      CHECK(it.kv_head >= 0 && it.kv_head < k.heads_kv, "%s", tag);
+      CHECK(it.kv_len == hb.kv[it.request], "%s", tag);
+      if (op == 0) {
+        CHECK(it.q_token_base == hb.qo[it.request], "%s", tag);
+        CHECK(it.q_len == hb.qo[it.request + 1] - hb.qo[it.request], "%s", tag);
+      } else {
+        CHECK(it.q_token_base == it.request - hb.P && it.q_len == 1, "%s", tag);
+      }
+      CHECK(it.kv_begin % tkv == 0, "%s kv_begin %d not a multiple of %" PRId64, tag, it.kv_begin, tkv);
+      CHECK(it.kv_end > it.kv_begin, "%s empty split [%d, %d)", tag, it.kv_begin, it.kv_end);
+      CHECK(it.num_splits >= 1 && it.split >= 0 && it.split < it.num_splits, "%s", tag);
+      CHECK(it.pad_ == 0, "%s", tag);
+      const int64_t cap_spec = k.max_splits[op] > 0 ? k.max_splits[op] : INT64_MAX;
+      const int64_t cap_opt = (op == 0 ? opt.prefill_max_splits : opt.decode_max_splits) > 0
+                                  ? (op == 0 ? opt.prefill_max_splits : opt.decode_max_splits)
+                                  : INT64_MAX;
+      CHECK(it.num_splits <= cap_spec && it.num_splits <= cap_opt, "%s op %d splits %d over cap",
+            tag, op, it.num_splits);
+      if (it.num_splits == 1) CHECK(it.partial_row == -1, "%s", tag);
+      else CHECK(it.partial_row >= 0 && it.partial_row % 1 == 0, "%s", tag);
+      max_splits = std::max(max_splits, it.num_splits);
+      got[{op, it.request, it.kv_head, it.row_begin}].push_back(it);
+    }
+    CHECK(p.max_splits[op] == max_splits, "%s max_splits op %d", tag, op);
+    (void)tq;
+  }
+  CHECK(got.size() == expected.size(), "%s tiles got %zu expected %zu", tag, got.size(), expected.size());
+
+  // Every tile exactly once; its splits partition [0, causal end).
+  std::map<TileKey, PodWorkItem> split_tiles;
+  std::vector<std::pair<int64_t, int64_t>> partial_ranges[2];
+  for (const auto& e : expected) {
+    auto it = got.find(e.first);
+    CHECK(it != got.end(), "%s missing tile op %d req %d head %d row %d", tag, e.first.op,
+          e.first.request, e.first.head, e.first.row);
+    if (it == got.end()) continue;
+    std::vector<PodWorkItem> v = it->second;
+    std::sort(v.begin(), v.end(), [](const PodWorkItem& a, const PodWorkItem& b) { return a.split < b.split; });
+    const int32_t s = v[0].num_splits;
+    CHECK((int32_t)v.size() == s, "%s tile has %zu items for %d splits", tag, v.size(), s);
+    int32_t at = 0;
+    for (size_t i = 0; i < v.size(); ++i) {
+      CHECK(v[i].split == (int32_t)i && v[i].num_splits == s && v[i].partial_row == v[0].partial_row,
+            "%s split fields", tag);
+      CHECK(v[i].kv_begin == at, "%s gap/overlap at split %zu: begin %d expected %d", tag, i, v[i].kv_begin, at);
+      at = v[i].kv_end;
+    }
+    CHECK(at == e.second, "%s tile end %d expected causal end %d", tag, at, e.second);
+    if (s > 1) {
+      split_tiles[e.first] = v[0];
+      partial_ranges[e.first.op].push_back({v[0].partial_row, v[0].partial_row + (int64_t)s * k.tile_q[e.first.op]});
+    }
+  }
+
+  // Merges: one per split tile, none for the others.
+  for (int op = 0; op < 2; ++op) {
+    std::vector<PodWorkItem> merges(p.num_merges[op]);
+    if (!merges.empty())
+      memcpy(merges.data(), staging.data() + p.merges_offset[op], merges.size() * sizeof(PodWorkItem));
+    std::set<TileKey> seen;
+    for (const PodWorkItem& m : merges) {
+      const TileKey key{op, m.request, m.kv_head, m.row_begin};
+      auto st = split_tiles.find(key);
+      CHECK(st != split_tiles.end(), "%s merge for an unsplit tile", tag);
+      CHECK(seen.insert(key).second, "%s duplicate merge", tag);
+      if (st == split_tiles.end()) continue;
+      CHECK(m.split == 0 && m.num_splits == st->second.num_splits &&
+                m.partial_row == st->second.partial_row && m.q_len == st->second.q_len &&
+                m.kv_len == st->second.kv_len && m.q_token_base == st->second.q_token_base,
+            "%s merge fields", tag);
+      CHECK(m.kv_begin == 0 && m.kv_end == expected[key], "%s merge range", tag);
+    }
+    int64_t split_count = 0;
+    for (const auto& st : split_tiles) split_count += st.first.op == op;
+    CHECK((int64_t)seen.size() == split_count, "%s merges %zu split tiles %" PRId64, tag, seen.size(), split_count);
+
+    // Partial rows: disjoint and inside both partial regions.
+    auto& pr = partial_ranges[op];
+    std::sort(pr.begin(), pr.end());
+    for (size_t i = 0; i + 1 < pr.size(); ++i) CHECK(pr[i].second <= pr[i + 1].first, "%s partial overlap", tag);
+    const int64_t rows_o = (int64_t)((po_r[op].end - po_r[op].begin) / ((uint64_t)k.head_dim * 4));
+    const int64_t rows_l = (int64_t)((pl_r[op].end - pl_r[op].begin) / 4);
+    if (!pr.empty()) {
+      CHECK(pr.back().second <= rows_o && pr.back().second <= rows_l,
+            "%s partial rows %" PRId64 " > capacity %" PRId64 "/%" PRId64, tag, pr.back().second, rows_o, rows_l);
+    }
+  }
+
+  // Split limits: prefill items within the wave cap (unless the tiles alone exceed it); decode
+  // items near the occupancy target.
+  if (k.prefill_max_waves > 0) {
+    const int64_t cap = k.prefill_max_waves * slots;
+    CHECK(p.num_items[0] <= std::max(tiles_per_op[0], cap), "%s prefill items %d > %" PRId64 " waves cap",
+          tag, p.num_items[0], cap);
+  }
+  CHECK(p.num_items[1] <= std::max(tiles_per_op[1], slots * V), "%s decode items %d", tag, p.num_items[1]);
+  if (p.num_items[0] > tiles_per_op[0] && k.prefill_max_waves > 0)
+    CHECK(p.num_items[0] <= k.prefill_max_waves * slots, "%s", tag);
+}
+
+// Plans twice (sizes, then staging) and checks determinism and the two-phase protocol.
+static int plan_batch(const Config& c, const HostBatch& hb, const podgen_plan_options& opt,
+                      podgen_plan* p, std::vector<unsigned char>* staging, std::string* err) {
+  const podgen_batch b = hb.view(c.k);
+  podgen_plan sizes;
+  int st = c.plan(b, opt, nullptr, 0, &sizes, err);
+  if (st != PODGEN_OK) return st;
+  staging->assign(sizes.host_bytes + 64, 0xAB);
+  if (sizes.host_bytes > 0) {
+    podgen_plan small;
+    std::string e2;
+    const int st2 = c.plan(b, opt, staging->data(), sizes.host_bytes - 1, &small, &e2);
+    CHECK(st2 == PODGEN_ERR_WORKSPACE_TOO_SMALL && e2.find("host_staging_bytes") != std::string::npos,
+          "too-small staging: %d %s", st2, e2.c_str());
+    CHECK(small.host_bytes == sizes.host_bytes && small.workspace_bytes == sizes.workspace_bytes &&
+              small.abi_version == 0,
+          "too-small staging plan");
+  }
+  st = c.plan(b, opt, staging->data(), staging->size(), p, err);
+  CHECK(st == PODGEN_OK, "second plan failed: %s", err->c_str());
+  CHECK(memcmp(&sizes, p, sizeof sizes) == 0, "plan with and without staging differ");
+  for (size_t i = p->host_bytes; i < staging->size(); ++i)
+    CHECK((*staging)[i] == 0xAB, "staging written past host_bytes");
+  // Determinism: the same batch gives the same bytes.
+  std::vector<unsigned char> again(staging->size(), 0xAB);
+  podgen_plan p2;
+  std::string e3;
+  c.plan(b, opt, again.data(), again.size(), &p2, &e3);
+  CHECK(memcmp(&p2, p, sizeof p2) == 0 && again == *staging, "plan not deterministic");
+  return st;
+}
+
+static podgen_plan_options random_options(Rng& rng) {
+  podgen_plan_options o;
+  memset(&o, 0, sizeof o);
+  const int sms[] = {0, 1, 3, 8, 108, 132, 132, 132, 256};
+  o.num_sms = sms[uni(rng, 0, 8)];
+  o.prefill_max_splits = uni(rng, 0, 3) == 0 ? (int)uni(rng, 1, 5) : 0;
+  o.decode_max_splits = uni(rng, 0, 3) == 0 ? (int)uni(rng, 1, 5) : 0;
+  o.debug_count_tiles = (int)uni(rng, 0, 1);
+  return o;
+}
+
+static Limits random_limits(Rng& rng) {
+  const int64_t P[] = {0, 1, 2, 4, 8, 16}, D[] = {0, 1, 7, 32, 128, 300};
+  const int64_t T[] = {0, 1, 100, 2048, 8192}, KV[] = {1, 17, 1000, 8192, 32768};
+  return {P[uni(rng, 0, 5)], D[uni(rng, 0, 5)], T[uni(rng, 0, 4)], KV[uni(rng, 0, 4)]};
+}
+
+// ---------------------------------------------------------------------------------------------
+static void random_tests(const Config& c, Rng& rng, int batches, long long* planned) {
+  for (int i = 0; i < batches; ++i) {
+    const Limits L = random_limits(rng);
+    const HostBatch hb = random_batch(rng, c.k, L);
+    podgen_plan_options opt = random_options(rng);
+    podgen_plan p;
+    std::vector<unsigned char> staging;
+    std::string err;
+    char tag[160];
+    snprintf(tag, sizeof tag, "[%s #%d P=%d D=%d T=%" PRId64 "]", c.name, i, hb.P, hb.D, hb.tokens());
+    const int st = plan_batch(c, hb, opt, &p, &staging, &err);
+    CHECK(st == PODGEN_OK, "%s plan failed %d: %s", tag, st, err.c_str());
+    if (st == PODGEN_OK) check_plan(c, hb, opt, p, staging, tag), ++*planned;
+  }
+}
+
+// Graph mode: one bucket, many batches: the layout and grids must not move, and every batch's
+// work must fit the capacities (check_plan's region checks).
+static void graph_tests(const Config& c, Rng& rng, int buckets, int per_bucket, long long* planned) {
+  for (int i = 0; i < buckets; ++i) {
+    const Limits L = random_limits(rng);
+    podgen_plan_options opt = random_options(rng);
+    opt.graph_mode = 1;
+    opt.max_prefills = (int32_t)L.max_prefills;
+    opt.max_decodes = (int32_t)L.max_decodes;
+    opt.max_prefill_tokens = (int32_t)L.max_prefill_tokens;
+    opt.max_kv_len = (int32_t)L.max_kv_len;
+    podgen_plan first;
+    bool have_first = false;
+    for (int j = 0; j < per_bucket; ++j) {
+      HostBatch hb = random_batch(rng, c.k, L);
+      if (j == 0) hb = random_batch(rng, c.k, {0, 0, 0, 1});  // an empty batch fits every bucket
+      if (j == 1) {  // the fullest batch of the bucket: max counts, tokens and kv lengths
+        Limits full = L;
+        hb = random_batch(rng, c.k, full);
+      }
+      podgen_plan p;
+      std::vector<unsigned char> staging;
+      std::string err;
+      char tag[200];
+      snprintf(tag, sizeof tag, "[graph %s bucket %d (%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ") #%d]",
+               c.name, i, L.max_prefills, L.max_decodes, L.max_prefill_tokens, L.max_kv_len, j);
+      const int st = plan_batch(c, hb, opt, &p, &staging, &err);
+      CHECK(st == PODGEN_OK, "%s plan failed %d: %s", tag, st, err.c_str());
+      if (st != PODGEN_OK) continue;
+      check_plan(c, hb, opt, p, staging, tag);
+      ++*planned;
+      if (!have_first) {
+        first = p;
+        have_first = true;
+        continue;
+      }
+      CHECK(p.grid_fused == first.grid_fused && p.grid_prefill == first.grid_prefill &&
+                p.grid_decode == first.grid_decode && p.grid_merge[0] == first.grid_merge[0] &&
+                p.grid_merge[1] == first.grid_merge[1],
+            "%s grids moved", tag);
+      CHECK(memcmp(p.items_offset, first.items_offset, sizeof p.items_offset) == 0 &&
+                memcmp(p.merges_offset, first.merges_offset, sizeof p.merges_offset) == 0 &&
+                memcmp(p.partial_o_offset, first.partial_o_offset, sizeof p.partial_o_offset) == 0 &&
+                memcmp(p.partial_lse_offset, first.partial_lse_offset, sizeof p.partial_lse_offset) == 0 &&
+                p.host_bytes == first.host_bytes && p.workspace_bytes == first.workspace_bytes,
+            "%s layout moved", tag);
+    }
+  }
+}
+
+// A batch that stresses the bucket: every limit reached (as far as the generator allows).
+static void graph_full_bucket_tests(const Config& c, long long* planned) {
+  const int64_t sms_list[] = {1, 8, 132};
+  for (int64_t sms : sms_list)
+    for (int64_t P : {1, 3, 8})
+      for (int64_t T : {8, 1000, 4096})
+        for (int64_t KV : {64, 4096, 32768}) {
+          if (T < P) continue;
+          HostBatch hb;
+          hb.P = (int32_t)P;
+          hb.D = 64;
+          hb.qo.push_back(0);
+          for (int r = 0; r < P; ++r) {
+            const int64_t q = std::min<int64_t>(KV, r + 1 < P ? 1 : T - (P - 1));
+            hb.qo.push_back(hb.qo.back() + (int32_t)q);
+            hb.kv.push_back((int32_t)KV);
+          }
+          for (int d = 0; d < hb.D; ++d) hb.kv.push_back((int32_t)(d % 2 ? KV : 1));
+          int64_t row = 0;
+          const int n = hb.P + hb.D;
+          if (c.k.paged) {
+            hb.pip.push_back(0);
+            for (int r = 0; r < n; ++r) {
+              const int64_t pages = cdiv(hb.kv[r], c.k.page_size);
+              for (int64_t i = 0; i < pages; ++i) hb.pidx.push_back((int32_t)(hb.pidx.size()));
+              hb.pip.push_back((int32_t)(hb.pip.back() + pages));
+            }
+            hb.num_pages = (int32_t)hb.pidx.size();
+          } else {
+            for (int r = 0; r < n; ++r) hb.pip.push_back((int32_t)row), row += hb.kv[r];
+            hb.pip.push_back((int32_t)row);
+            hb.num_pages = (int32_t)row;
+          }
+          podgen_plan_options opt;
+          memset(&opt, 0, sizeof opt);
+          opt.num_sms = (int32_t)sms;
+          opt.graph_mode = 1;
+          opt.max_prefills = (int32_t)P;
+          opt.max_decodes = hb.D;
+          opt.max_prefill_tokens = (int32_t)hb.tokens();
+          opt.max_kv_len = (int32_t)KV;
+          podgen_plan p;
+          std::vector<unsigned char> staging;
+          std::string err;
+          char tag[160];
+          snprintf(tag, sizeof tag, "[full bucket %s sms=%" PRId64 " P=%" PRId64 " T=%" PRId64 " KV=%" PRId64 "]",
+                   c.name, sms, P, T, KV);
+          const int st = plan_batch(c, hb, opt, &p, &staging, &err);
+          CHECK(st == PODGEN_OK, "%s %s", tag, err.c_str());
+          if (st == PODGEN_OK) check_plan(c, hb, opt, p, staging, tag), ++*planned;
+        }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Error paths: each mutation of a valid batch must fail with the status and a message naming
+// the field.
+struct ErrorCase {
+  const char* name;
+  int status;
+  const char* needle;  // substring the message must contain
+};
+
+static long long g_error_cases = 0;
+
+static void expect_error(const Config& c, const podgen_batch& b, const podgen_plan_options& o,
+                         int status, const char* needle, const char* what) {
+  podgen_plan p;
+  memset(&p, 0x5A, sizeof p);
+  std::string err;
+  std::vector<unsigned char> staging(1 << 20);
+  const int st = c.plan(b, o, staging.data(), staging.size(), &p, &err);
+  ++g_error_cases;
+  CHECK(st == status, "[%s] %s: status %d expected %d (%s)", c.name, what, st, status, err.c_str());
+  CHECK(err.find(needle) != std::string::npos, "[%s] %s: message '%s' lacks '%s'", c.name, what,
+        err.c_str(), needle);
+  CHECK(p.abi_version == 0 && p.grid_fused == 0, "[%s] %s: plan not zeroed", c.name, what);
+  // The same status with no staging buffer (the sizing call validates too).
+  std::string err2;
+  CHECK(c.plan(b, o, nullptr, 0, &p, &err2) == status, "[%s] %s: sizing call", c.name, what);
+}
+
+static HostBatch base_batch(const KernelShape& k) {
+  // Two prefills (q 7 of kv 20, q 5 of kv 5), two decodes (kv 70, kv 1).
+  HostBatch hb;
+  hb.P = 2;
+  hb.D = 2;
+  hb.qo = {0, 7, 12};
+  hb.kv = {20, 5, 70, 1};
+  if (k.paged) {
+    hb.pip.push_back(0);
+    for (int r = 0; r < 4; ++r) {
+      const int64_t pages = cdiv(hb.kv[r], k.page_size);
+      for (int64_t i = 0; i < pages; ++i) hb.pidx.push_back((int32_t)hb.pidx.size());
+      hb.pip.push_back((int32_t)(hb.pip.back() + pages));
+    }
+    hb.num_pages = (int32_t)hb.pidx.size();
+  } else {
+    hb.pip = {0, 20, 25, 95, 96};
+    hb.num_pages = 96;
+  }
+  return hb;
+}
+
+static void error_tests(const Config& c) {
+  const KernelShape& k = c.k;
+  podgen_plan_options o;
+  memset(&o, 0, sizeof o);
+  const HostBatch base = base_batch(k);
+  {
+    podgen_plan p;
+    std::vector<unsigned char> st;
+    std::string e;
+    CHECK(plan_batch(c, base, o, &p, &st, &e) == PODGEN_OK, "[%s] base batch: %s", c.name, e.c_str());
+  }
+  const int BAD = PODGEN_ERR_BAD_BATCH, INV = PODGEN_ERR_INVALID_ARGUMENT;
+  auto mutate = [&](const char* what, int status, const char* needle, auto fn) {
+    HostBatch hb = base;
+    podgen_batch b = hb.view(k);
+    podgen_plan_options oo = o;
+    fn(hb, b, oo);
+    expect_error(c, b, oo, status, needle, what);
+  };
+  using HB = HostBatch;
+  using B = podgen_batch;
+  using O = podgen_plan_options;
+  mutate("negative prefills", BAD, "num_prefills=-1", [](HB&, B& b, O&) { b.num_prefills = -1; });
+  mutate("negative decodes", BAD, "num_decodes=-2", [](HB&, B& b, O&) { b.num_decodes = -2; });
+  mutate("heads q", BAD, "num_heads_q=", [&](HB&, B& b, O&) { b.num_heads_q = k.heads_q * 2; });
+  mutate("heads q text", BAD, "but kernel was generated for", [&](HB&, B& b, O&) { b.num_heads_q = 3; });
+  mutate("heads kv", BAD, "num_heads_kv=", [&](HB&, B& b, O&) { b.num_heads_kv = k.heads_kv + 1; });
+  mutate("head dim", BAD, "head_dim=", [&](HB&, B& b, O&) { b.head_dim = 96; });
+  mutate("negative pages", BAD, "num_pages=-1", [](HB&, B& b, O&) { b.num_pages = -1; });
+  mutate("null qo", INV, "qo_indptr is NULL", [](HB&, B& b, O&) { b.qo_indptr = nullptr; });
+  mutate("null kv", INV, "kv_lens is NULL", [](HB&, B& b, O&) { b.kv_lens = nullptr; });
+  mutate("null page_indptr", INV, "page_indptr is NULL", [](HB&, B& b, O&) { b.page_indptr = nullptr; });
+  if (k.paged)
+    mutate("null page_indices", INV, "page_indices is NULL", [](HB&, B& b, O&) { b.page_indices = nullptr; });
+  mutate("qo[0]", BAD, "qo_indptr[0]=1", [](HB& h, B&, O&) { h.qo[0] = 1; });
+  mutate("qo decreasing", BAD, "qo_indptr not non-decreasing at 2", [](HB& h, B&, O&) { h.qo[2] = 6; });
+  mutate("q_len 0", BAD, "prefill 1 has q_len=0", [](HB& h, B&, O&) { h.qo[2] = 7; });
+  mutate("kv < q", BAD, "kv_lens[0]=5 < q_len=7 of prefill 0", [](HB& h, B&, O&) { h.kv[0] = 5; });
+  mutate("decode kv 0", BAD, "kv_lens[3]=0 < 1 for decode 1", [](HB& h, B&, O&) { h.kv[3] = 0; });
+  mutate("decode kv negative", BAD, "kv_lens[2]=-5", [](HB& h, B&, O&) { h.kv[2] = -5; });
+  if (k.paged) {
+    char needle[160];
+    const int64_t need = cdiv(70, k.page_size);
+    snprintf(needle, sizeof needle, "request 2 needs %" PRId64 " pages for kv_len=70 at page_size=%d but page_indptr gives %" PRId64,
+             need, k.page_size, need - 1);
+    mutate("pages short", BAD, needle, [](HB& h, B&, O&) { h.pip[3] -= 1; });
+    mutate("pages long", BAD, "needs", [](HB& h, B&, O&) { h.pip[4] += 1; h.pidx.push_back(0); });
+    mutate("kv longer than pages", BAD, "request 2 needs", [&](HB& h, B&, O&) { h.kv[2] = 70 + k.page_size; });
+    mutate("page_indptr negative", BAD, "page_indptr[0]=-1 is negative", [](HB& h, B&, O&) { h.pip[0] = -1; });
+    const int last = (int)base.pidx.size() - 1;
+    char n2[96];
+    snprintf(n2, sizeof n2, "page_indices[%d]=%d >= num_pages=%d", last, base.num_pages, base.num_pages);
+    mutate("page out of range", BAD, n2, [&](HB& h, B&, O&) { h.pidx[last] = h.num_pages; });
+    mutate("page negative", BAD, "page_indices[0]=-3 is negative", [](HB& h, B&, O&) { h.pidx[0] = -3; });
+    mutate("pages past num_pages", BAD, ">= num_pages=", [](HB&, B& b, O&) { b.num_pages -= 1; });
+  } else {
+    mutate("rows past num_pages", BAD, "request 3 uses KV rows [95, 96) but num_pages=95",
+           [](HB&, B& b, O&) { b.num_pages = 95; });
+    mutate("rows past num_pages 2", BAD, "request 2 uses KV rows [90, 160)",
+           [](HB& h, B&, O&) { h.pip[2] = 90; });
+    mutate("contiguous negative", BAD, "page_indptr[1]=-4 is negative", [](HB& h, B&, O&) { h.pip[1] = -4; });
+  }
+  mutate("overflowing rows", PODGEN_ERR_UNSUPPORTED, "packed rows exceed", [](HB& h, B&, O&) {
+    h.qo[1] = 1 << 30;
+    h.qo[2] = (1 << 30) + 5;
+    h.kv[0] = 1 << 30;
+  });
+  // Options.
+  mutate("num_sms negative", INV, "options.num_sms=-1", [](HB&, B&, O& o) { o.num_sms = -1; });
+  mutate("num_sms big", INV, "options.num_sms=1000", [](HB&, B&, O& o) { o.num_sms = 1000; });
+  mutate("graph_mode 2", INV, "options.graph_mode=2", [](HB&, B&, O& o) { o.graph_mode = 2; });
+  mutate("prefill cap", INV, "options.prefill_max_splits=-1", [](HB&, B&, O& o) { o.prefill_max_splits = -1; });
+  mutate("decode cap", INV, "options.decode_max_splits=-3", [](HB&, B&, O& o) { o.decode_max_splits = -3; });
+  mutate("count tiles", INV, "options.debug_count_tiles=2", [](HB&, B&, O& o) { o.debug_count_tiles = 2; });
+  auto bucket = [](O& o) {
+    o.graph_mode = 1;
+    o.max_prefills = 2;
+    o.max_decodes = 2;
+    o.max_prefill_tokens = 12;
+    o.max_kv_len = 70;
+  };
+  {  // the base batch exactly fills this bucket
+    HostBatch hb = base;
+    podgen_plan_options oo = o;
+    bucket(oo);
+    podgen_plan p;
+    std::vector<unsigned char> st;
+    std::string e;
+    CHECK(plan_batch(c, hb, oo, &p, &st, &e) == PODGEN_OK, "[%s] exact bucket: %s", c.name, e.c_str());
+  }
+  const int OVER = PODGEN_ERR_BUCKET_EXCEEDED;
+  mutate("bucket negative", INV, "options.max_decodes=-1", [&](HB&, B&, O& o) { bucket(o); o.max_decodes = -1; });
+  mutate("bucket prefills", OVER, "max_prefills=1", [&](HB&, B&, O& o) { bucket(o); o.max_prefills = 1; });
+  mutate("bucket decodes", OVER, "max_decodes=1", [&](HB&, B&, O& o) { bucket(o); o.max_decodes = 1; });
+  mutate("bucket tokens", OVER, "max_prefill_tokens=11", [&](HB&, B&, O& o) { bucket(o); o.max_prefill_tokens = 11; });
+  mutate("bucket kv", OVER, "kv_lens[2]=70 exceeds the bucket's max_kv_len=69",
+         [&](HB&, B&, O& o) { bucket(o); o.max_kv_len = 69; });
+  mutate("bucket too large", PODGEN_ERR_UNSUPPORTED, "graph-mode bucket too large", [&](HB&, B&, O& o) {
+    bucket(o);
+    o.max_prefills = 1 << 30;
+    o.max_prefill_tokens = 1 << 30;
+    o.max_decodes = 1 << 30;
+  });
+  // Bad batch takes precedence over the bucket.
+  mutate("bad before bucket", BAD, "kv_lens[0]=5", [&](HB& h, B&, O& o) { bucket(o); o.max_prefills = 0; h.kv[0] = 5; });
+}
+
+// A few targeted expectations about the heuristic itself.
+static void heuristic_tests(const Config& c) {
+  const KernelShape& k = c.k;
+  podgen_plan_options o;
+  memset(&o, 0, sizeof o);
+  auto decode_batch = [&](int D, int kv) {
+    HostBatch hb;
+    hb.D = D;
+    for (int d = 0; d < D; ++d) hb.kv.push_back(kv);
+    int64_t row = 0;
+    hb.pip.push_back(0);
+    for (int r = 0; r < D; ++r) {
+      const int64_t pages = k.paged ? cdiv(kv, k.page_size) : kv;
+      if (k.paged)
+        for (int64_t i = 0; i < pages; ++i) hb.pidx.push_back((int32_t)hb.pidx.size());
+      row += pages;
+      hb.pip.push_back((int32_t)row);
+    }
+    hb.num_pages = (int32_t)row;
+    return hb;
+  };
+  podgen_plan p;
+  std::vector<unsigned char> st;
+  std::string e;
+  // One long decode: split up to the decode cap (many slots, one tile per KV head... few tiles).
+  {
+    HostBatch hb = decode_batch(1, 32768);
+    plan_batch(c, hb, o, &p, &st, &e);
+    const int64_t tiles = k.heads_kv * cdiv(k.group(), 16);
+    const int64_t expect = std::min<int64_t>(k.max_splits[1], 132LL * k.ctas_per_sm * k.virtual_ctas / tiles);
+    CHECK(p.max_splits[1] == std::max<int64_t>(1, expect) || p.max_splits[1] >= expect / 2,
+          "[%s] long decode splits %d expected about %" PRId64, c.name, p.max_splits[1], expect);
+    CHECK(p.num_items[1] <= std::max<int64_t>(tiles, 132LL * k.ctas_per_sm * k.virtual_ctas), "[%s]", c.name);
+  }
+  // Many decodes: enough tiles to fill the target, so no split.
+  {
+    HostBatch hb = decode_batch(1024, 4096);
+    plan_batch(c, hb, o, &p, &st, &e);
+    CHECK(p.max_splits[1] == 1 && p.num_merges[1] == 0, "[%s] many decodes split %d", c.name, p.max_splits[1]);
+  }
+  // Short decodes: at most one split per KV tile.
+  {
+    HostBatch hb = decode_batch(1, 1);
+    plan_batch(c, hb, o, &p, &st, &e);
+    CHECK(p.max_splits[1] == 1, "[%s] kv=1 split", c.name);
+  }
+  // decode_max_splits=1 disables decode splitting.
+  {
+    HostBatch hb = decode_batch(1, 32768);
+    podgen_plan_options o1 = o;
+    o1.decode_max_splits = 1;
+    plan_batch(c, hb, o1, &p, &st, &e);
+    CHECK(p.max_splits[1] == 1 && p.num_merges[1] == 0 && p.grid_merge[1] == 0, "[%s]", c.name);
+  }
+  // Empty batch: nothing to launch, a header-only upload.
+  {
+    HostBatch hb;
+    plan_batch(c, hb, o, &p, &st, &e);
+    CHECK(p.grid_fused == 0 && p.grid_merge[0] == 0 && p.grid_merge[1] == 0 && p.ratio[0] == 0 &&
+              p.ratio[1] == 0 && p.host_bytes == 1280 && p.workspace_bytes == 1280,
+          "[%s] empty batch host_bytes %" PRIu64 " workspace %" PRIu64, c.name, p.host_bytes,
+          p.workspace_bytes);
+  }
+}
+
+// Random mutations of valid batches: must never crash (run under ASan/UBSan) and must return a
+// known status; successes must satisfy every invariant.
+static void fuzz_tests(const Config& c, Rng& rng, int n, long long* ok, long long* rejected) {
+  for (int i = 0; i < n; ++i) {
+    const Limits L = random_limits(rng);
+    HostBatch hb = random_batch(rng, c.k, L);
+    // Pad page_indices so that a read the planner validated never lands outside the buffer, while
+    // ASan still catches reads past the padding.
+    const int muts = (int)uni(rng, 1, 3);
+    podgen_plan_options opt = random_options(rng);
+    for (int m = 0; m < muts; ++m) {
+      const int64_t vals[] = {-1, 0, 1, 2, -100, 1000, INT32_MAX, INT32_MIN, 7};
+      const int32_t v = (int32_t)vals[uni(rng, 0, 8)];
+      switch (uni(rng, 0, 6)) {
+        case 0: if (!hb.qo.empty()) hb.qo[uni(rng, 0, hb.qo.size() - 1)] = v; break;
+        case 1: if (!hb.kv.empty()) hb.kv[uni(rng, 0, hb.kv.size() - 1)] = v; break;
+        case 2: if (!hb.pip.empty()) hb.pip[uni(rng, 0, hb.pip.size() - 1)] = v; break;
+        case 3: if (!hb.pidx.empty()) hb.pidx[uni(rng, 0, hb.pidx.size() - 1)] = v; break;
+        case 4: hb.num_pages = v; break;
+        case 5: opt.graph_mode = 1, opt.max_kv_len = (int32_t)uni(rng, -1, 40000),
+                opt.max_decodes = (int32_t)uni(rng, -1, 300), opt.max_prefills = (int32_t)uni(rng, 0, 16),
+                opt.max_prefill_tokens = (int32_t)uni(rng, 0, 9000); break;
+        default: break;
+      }
+    }
+    podgen_plan p;
+    std::vector<unsigned char> staging;
+    std::string err;
+    const podgen_batch b = hb.view(c.k);
+    podgen_plan sizes;
+    const int st = c.plan(b, opt, nullptr, 0, &sizes, &err);
+    CHECK(st >= PODGEN_OK && st <= PODGEN_ERR_UNSUPPORTED && st != PODGEN_ERR_CUDA, "status %d", st);
+    if (st != PODGEN_OK) {
+      CHECK(!err.empty(), "empty message for status %d", st);
+      ++*rejected;
+      continue;
+    }
+    // Accepted: a real plan; its invariants must hold too.
+    staging.assign(sizes.host_bytes, 0);
+    const int st2 = c.plan(b, opt, staging.data(), staging.size(), &p, &err);
+    CHECK(st2 == PODGEN_OK, "fuzz second plan: %s", err.c_str());
+    char tag[96];
+    snprintf(tag, sizeof tag, "[fuzz %s #%d]", c.name, i);
+    if (st2 == PODGEN_OK) check_plan(c, hb, opt, p, staging, tag);
+    ++*ok;
+  }
+}
+
+// splits_for in isolation: for any chunk and cap, 1 <= splits <= min(cap, kv tiles), and evening
+// the chunks out leaves no empty split.
+static void splits_for_tests(long long* cases) {
+  for (int64_t kvt = 1; kvt <= 70; ++kvt)
+    for (int64_t chunk = 1; chunk <= 72; ++chunk)
+      for (int64_t cap = 1; cap <= 20; ++cap) {
+        const int64_t s = pod::planner::splits_for(kvt, chunk, cap);
+        const int64_t per = cdiv(kvt, s);
+        ++*cases;
+        CHECK(s >= 1 && s <= cap && s <= kvt, "splits_for(%" PRId64 ", %" PRId64 ", %" PRId64 ")=%" PRId64, kvt, chunk, cap, s);
+        CHECK((s - 1) * per < kvt, "splits_for(%" PRId64 ", %" PRId64 ", %" PRId64 ") leaves an empty split", kvt, chunk, cap);
+      }
+}
+
+int main(int argc, char** argv) {
+  const int scale = argc > 1 ? atoi(argv[1]) : 1;
+  Rng rng(20250101);
+  long long planned = 0, fuzz_ok = 0, fuzz_rejected = 0, split_cases = 0;
+  splits_for_tests(&split_cases);
+  printf("splits_for: %lld cases\n", split_cases);
+  for (const Config& c : configs()) {
+    const long long before = planned;
+    random_tests(c, rng, 600 * scale, &planned);
+    graph_tests(c, rng, 40 * scale, 12, &planned);
+    graph_full_bucket_tests(c, &planned);
+    error_tests(c);
+    heuristic_tests(c);
+    fuzz_tests(c, rng, 400 * scale, &fuzz_ok, &fuzz_rejected);
+    printf("%-28s %lld valid plans checked\n", c.name, planned - before);
+  }
+  printf("valid plans: %lld, error cases: %lld, fuzzed: %lld accepted + %lld rejected, checks: %lld\n",
+         planned, g_error_cases, fuzz_ok, fuzz_rejected, g_checks);
+  if (g_failures) {
+    printf("FAILED: %d checks\n", g_failures);
+    return 1;
+  }
+  printf("OK\n");
+  return 0;
+}
