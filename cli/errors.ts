@@ -2,10 +2,9 @@
 import { SpecError } from "../dsl/index.ts";
 import { BuildError } from "../codegen/build.ts";
 
-/** Bad arguments or input files: exit code 2, like an invalid spec. */
-export class UsageError extends Error {
-  override name = "UsageError";
-}
+import { UsageError } from "./usage-error.ts";
+
+export { UsageError };
 
 export const EXIT = { ok: 0, failure: 1, invalidInput: 2 } as const;
 

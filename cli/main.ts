@@ -8,6 +8,9 @@ import { buildKernel, findCachedBuild, type BuildResult } from "../codegen/build
 import { generateKernel, staleKernelFiles, writeKernelFiles } from "../codegen/generate.ts";
 import { describeError, EXIT, exitCodeFor, UsageError } from "./errors.ts";
 import { loadSpecs } from "./load-spec.ts";
+import { parseCaseFile } from "./verify-cases.ts";
+import { Device, KernelLibrary, makeHostBatch } from "../runtime/index.ts";
+import { verifyBatch } from "../runtime/verify.ts";
 import { table } from "./table.ts";
 
 const program = new Command("podgen")
@@ -22,6 +25,7 @@ Examples:
   podgen build llama3_8b               generate and compile a preset, print the artifact
   podgen generate my-spec.ts --out gen write the CUDA, C header and TS binding of a spec
   podgen inspect llama3_8b --json      resource model and build manifest as JSON
+  podgen verify --cases cases.json     check kernels against the fp32 reference on a GPU
 
 Exit codes: 0 success, 1 build or runtime failure, 2 invalid spec or arguments.`,
   );
@@ -175,6 +179,34 @@ program
       ),
     );
     for (const w of build.manifest.warnings) console.log(`warning: ${w}`);
+  });
+
+program
+  .command("verify")
+  .description("run batches from a case file through the fused and standalone kernels and compare with the fp32 reference (needs a GPU)")
+  .requiredOption("--cases <file>", "case file (JSON; format in the README)")
+  .option("--json", "print the results as JSON")
+  .action(async (opts: { cases: string; json?: boolean }) => {
+    const cases = parseCaseFile(opts.cases);
+    const specs = [...new Map(cases.map((c) => [c.spec.hash, c.spec])).values()];
+    const builds = new Map((await buildAll(specs, { jobs: availableParallelism(), quiet: !!opts.json })).map((b) => [b.manifest.specHash, b]));
+    const device = Device.open(0);
+    const rows: (string | number)[][] = [];
+    const results = [];
+    for (const c of cases) {
+      const build = builds.get(c.spec.hash)!;
+      const lib = new KernelLibrary(build.library, build.manifest.symbolPrefix);
+      const host = makeHostBatch(lib.info(), c.shape, { seed: c.seed, shufflePages: c.shufflePages });
+      const r = verifyBatch(device, lib, host);
+      lib.close();
+      results.push({ name: c.name, spec: c.spec.name, ...r });
+      const err = (mode: string, key: "oPrefill" | "oDecode") => r.runs.find((x) => x.mode === mode)?.errors[key]?.toExponential(1) ?? "-";
+      rows.push([c.name, c.spec.name, err("fused", "oPrefill"), err("fused", "oDecode"), err("standalone", "oPrefill"), err("standalone", "oDecode"), r.worst.lse.toExponential(1), r.pass ? "PASS" : "FAIL"]);
+      if (!r.pass && !opts.json) for (const run of r.runs) for (const p of run.problems) console.error(`  ${c.name} (${run.mode}): ${p}`);
+    }
+    if (opts.json) console.log(JSON.stringify({ gpu: device.name, results }, null, 2));
+    else console.log(table(["case", "spec", "fused o prefill", "fused o decode", "standalone prefill", "standalone decode", "lse", "result"], rows));
+    if (results.some((r) => !r.pass)) process.exitCode = EXIT.failure;
   });
 
 try {

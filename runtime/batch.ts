@@ -24,8 +24,13 @@ export interface BatchOptions {
   shufflePages?: boolean;
   /** Unused pages in the cache besides the batch's own (default 3). */
   sparePages?: number;
-  /** Draw q, k and v (default true); planning alone needs only lengths and the page table. */
-  withData?: boolean;
+  /** Pages (paged) or rows (contiguous) of the whole cache; default: the batch's own plus spares. */
+  cachePages?: number;
+  /**
+   * Which tensors to draw: "all" (default), "queries" (k and v left empty, e.g. when the cache on
+   * the device is reused with new page tables), or "none" (planning needs only lengths).
+   */
+  data?: "all" | "queries" | "none";
 }
 
 /** The shape-defining constants of a kernel (KernelInfo has them all). */
@@ -53,7 +58,8 @@ export function pageTable(dims: KernelDims, shape: BatchShape, rng: Rng, opts: O
   }
   kvLens.forEach((len, r) => (pageIndptr[r + 1] = pageIndptr[r]! + Math.ceil(len / dims.pageSize)));
   const used = pageIndptr[kvLens.length]!;
-  const numPages = used + (opts.sparePages ?? 3);
+  const numPages = opts.cachePages ?? used + (opts.sparePages ?? 3);
+  if (numPages < used) throw new RangeError(`the batch needs ${used} pages but the cache has ${numPages}`);
   const ids = Array.from({ length: numPages }, (_, i) => i);
   if (opts.shufflePages ?? true) rng.shuffle(ids);
   return { kvLens: Int32Array.from(kvLens), pageIndptr, pageIndices: Int32Array.from(ids.slice(0, used)), numPages };
@@ -69,7 +75,9 @@ export function makeHostBatch(dims: KernelDims, shape: BatchShape, opts: BatchOp
   const { numHeadsQ: hq, numHeadsKv: hkv, headDim: d } = dims;
   const dtype = dims.dtype as Dtype16;
   const cacheRows = dims.paged ? numPages * dims.pageSize : numPages;
-  const tensor = (count: number) => (opts.withData === false ? new Uint16Array(0) : randomTensor16(rng, count, dtype));
+  const data = opts.data ?? "all";
+  const tensor = (count: number, kind: "q" | "kv") =>
+    data === "all" || (data === "queries" && kind === "q") ? randomTensor16(rng, count, dtype) : new Uint16Array(0);
   return {
     shape,
     dims,
@@ -86,10 +94,10 @@ export function makeHostBatch(dims: KernelDims, shape: BatchShape, opts: BatchOp
       numHeadsKv: hkv,
       headDim: d,
     },
-    qPrefill: tensor(totalPrefillTokens * hq * d),
-    qDecode: tensor(shape.decodes.length * hq * d),
-    k: tensor(cacheRows * hkv * d),
-    v: tensor(cacheRows * hkv * d),
+    qPrefill: tensor(totalPrefillTokens * hq * d, "q"),
+    qDecode: tensor(shape.decodes.length * hq * d, "q"),
+    k: tensor(cacheRows * hkv * d, "kv"),
+    v: tensor(cacheRows * hkv * d, "kv"),
   };
 }
 
@@ -183,21 +191,22 @@ export class DeviceBatch {
     const b = host.batch;
     this.qPrefill.upload(host.qPrefill);
     this.qDecode.upload(host.qDecode);
-    this.k.upload(host.k);
-    this.v.upload(host.v);
+    // An empty k/v (data: "queries") keeps the cache already on the device.
+    if (host.k.length > 0) this.k.upload(host.k);
+    if (host.v.length > 0) this.v.upload(host.v);
     this.pageIndptr.upload(b.pageIndptr);
     if (b.pageIndices) this.pageIndices.upload(b.pageIndices);
     this.qoIndptr.upload(b.qoIndptr);
     this.kvLens.upload(b.kvLens);
     this.poisonOutputs();
+    for (const b of [this.refPrefill, this.refDecode, this.refLsePrefill, this.refLseDecode]) b.poison();
     this.current = host;
     return this;
   }
 
+  /** Poisons the kernel outputs (NaN in fp16, bf16 and fp32), so unwritten elements show. */
   poisonOutputs(): void {
-    for (const b of [this.oPrefill, this.oDecode, this.lsePrefill, this.lseDecode, this.refPrefill, this.refDecode, this.refLsePrefill, this.refLseDecode]) {
-      b.poison();
-    }
+    for (const b of [this.oPrefill, this.oDecode, this.lsePrefill, this.lseDecode]) b.poison();
   }
 
   /** Arguments of run / runPrefill / runDecode for this batch and a workspace. */

@@ -35,6 +35,11 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { casesFrom } from "../cli/verify-cases.ts";
+import { buildKernel } from "../codegen/build.ts";
+import { presetByName } from "../dsl/index.ts";
+import kernelCases from "../test/gpu/kernel-cases.json" with { type: "json" };
+import exampleCases from "../examples/verify.json" with { type: "json" };
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const MAX_BYTES = 50 * 2 ** 20;
@@ -218,6 +223,22 @@ function buildArtifacts(out: string, extra: string[]): { name: string; bytes: nu
   return list;
 }
 
+/** Builds (or takes from the cache) every kernel the suite's cases run on: 2 nvcc jobs at a time. */
+async function suiteKernelLibraries(): Promise<string[]> {
+  const specs = new Map([presetByName("llama3_8b")!, ...[...casesFrom(kernelCases), ...casesFrom(exampleCases)].map((c) => c.spec)].map((s) => [s.hash, s]));
+  const queue = [...specs.values()];
+  const libraries: string[] = [];
+  const worker = async () => {
+    for (let spec = queue.shift(); spec; spec = queue.shift()) {
+      const r = await buildKernel(spec);
+      console.log(`kernel: ${spec.name} ${r.cached ? "(cached)" : `built in ${r.seconds.toFixed(1)} s`}${r.manifest.warnings.length ? ` — ${r.manifest.warnings.length} manifest warning(s)` : ""}`);
+      libraries.push(r.library);
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  return libraries.sort();
+}
+
 const RUN_SH = `#!/usr/bin/env bash
 # Runs the podgen GPU suite from this bundle (made by scripts/gpu-bundle.ts): unpacks node into a
 # temporary folder (not into the bundle, so it never travels), runs suite.mjs and exits with its
@@ -242,7 +263,8 @@ chmod +x "$tmp/node"
 for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib; do
   [ -e "$d/libcuda.so.1" ] && export LD_LIBRARY_PATH="$d\${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 done
-"$tmp/node" "$here/suite.mjs" --out "$out" --require-gpu "$@"
+# PODGEN_WRAP runs node under a tool, e.g. PODGEN_WRAP="compute-sanitizer --tool racecheck".
+\${PODGEN_WRAP:-} "$tmp/node" "$here/suite.mjs" --out "$out" --require-gpu "$@"
 `;
 
 function verify(out: string): void {
@@ -273,7 +295,7 @@ async function main(): Promise<void> {
   packNode(out);
   copyKoffi(out);
   await bundleSuite(out);
-  const artifacts = buildArtifacts(out, opts.artifacts);
+  const artifacts = buildArtifacts(out, [...opts.artifacts, ...(await suiteKernelLibraries())]);
   writeFileSync(join(out, "run.sh"), RUN_SH);
   chmodSync(join(out, "run.sh"), 0o755);
   writeFileSync(join(out, "bundle.json"), JSON.stringify({

@@ -88,7 +88,7 @@ test("planner via the C ABI: every query row of every request and KV head is cov
   const rng = new Rng(7);
   const group = info.numHeadsQ / info.numHeadsKv;
   for (let trial = 0; trial < 300; trial++) {
-    const host = makeHostBatch(info, randomShape(rng), { seed: trial, withData: false });
+    const host = makeHostBatch(info, randomShape(rng), { seed: trial, data: "none" });
     const { plan, staging } = lib.plan(host.batch, { numSms: 132 });
     const qLens = [...host.shape.prefills.map((p) => p.qLen), ...host.shape.decodes.map(() => 1)];
     const kvLens = [...host.shape.prefills.map((p) => p.kvLen), ...host.shape.decodes];
@@ -132,7 +132,7 @@ test("planner via the C ABI: every query row of every request and KV head is cov
 test("planner via the C ABI: bad batches are refused with a message naming the field", () => {
   const lib = new KernelLibrary(built.get("llama3_8b")!.library, "pod_llama3_8b");
   const info = lib.info();
-  const good = () => makeHostBatch(info, { prefills: [{ qLen: 40, kvLen: 100 }], decodes: [33, 70] }, { seed: 1, withData: false }).batch;
+  const good = () => makeHostBatch(info, { prefills: [{ qLen: 40, kvLen: 100 }], decodes: [33, 70] }, { seed: 1, data: "none" }).batch;
   const cases: [string, (b: ReturnType<typeof good>) => void, RegExp][] = [
     ["kv shorter than the chunk", (b) => (b.kvLens[0] = 10), /kv_lens\[0\]/],
     ["page index past the cache", (b) => (b.pageIndices![2] = b.numPages + 5), /page_indices\[2\]/],

@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { runSuite } from "./harness.ts";
 import "./cases/runtime.ts";
 import "./cases/interop.ts";
+import "./cases/kernels.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 

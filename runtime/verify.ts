@@ -1,0 +1,116 @@
+// Verification of a built kernel against its fp32 reference kernel on one batch: the fused run
+// (twice, so the second proves the kernel reset its own counters), the standalone prefill-only +
+// decode-only runs, output coverage (outputs are poisoned first), relative L2 error of o and lse,
+// and the exactly-once tile counts. Used by `podgen verify` and the GPU suite.
+import type { KernelLibrary, PlanOptions, PodPlan } from "./abi.ts";
+import { DeviceBatch, type HostBatch } from "./batch.ts";
+import { DeviceBuffer, type Device } from "./device.ts";
+import { compare, toFloat32, type Dtype16 } from "./numerics.ts";
+
+/** bf16 attention lands near 4e-3; fp16 near 3e-4. */
+export const TOLERANCE = { bf16: 1e-2, fp16: 5e-3, lse: 1e-3 } as const;
+
+/** PodDeviceHeader (templates/pod/contract.h) as int32 indices. */
+const HEADER = { ints: 24 + 256, ticket: 16, ctasDone: 18, tilesDone: 19, smSlot: 24 } as const;
+
+export interface RunCheck {
+  mode: "fused" | "fused-again" | "standalone";
+  /** Relative L2 error per output (absent when the batch has none of that part). */
+  errors: { oPrefill?: number; oDecode?: number; lsePrefill?: number; lseDecode?: number };
+  /** Tiles executed per op vs planned (debug counters). */
+  tiles: { executed: [number, number]; planned: [number, number] };
+  /** Fused runs: tickets, done counter and per-SM slots back at zero after the launch. */
+  countersReset: boolean | null;
+  problems: string[];
+}
+
+export interface VerifyResult {
+  pass: boolean;
+  plan: ReturnType<PodPlan["toJSON"]>;
+  runs: RunCheck[];
+  /** Largest error over every run and output, for tables. */
+  worst: { o: number; lse: number };
+}
+
+function readHeader(workspace: DeviceBuffer): Int32Array {
+  return workspace.download(new Int32Array(HEADER.ints));
+}
+
+/** Runs every mode on `host` and compares with the reference kernel. */
+export function verifyBatch(
+  device: Device,
+  lib: KernelLibrary,
+  host: HostBatch,
+  options: PlanOptions = {},
+  reuse?: DeviceBatch,
+): VerifyResult {
+  const dtype = host.dims.dtype as Dtype16;
+  const dev = reuse ?? DeviceBatch.forBatch(host);
+  if (dev.current !== host) dev.upload(host);
+  lib.runReference(dev.referenceArgs());
+  device.synchronize();
+
+  const { plan, staging } = lib.plan(host.batch, { numSms: options.numSms ?? device.info.sms, ...options, debugCountTiles: true });
+  const workspace = DeviceBuffer.alloc(Math.max(Number(plan.workspaceBytes), 16), "workspace");
+  const runs: RunCheck[] = [];
+  try {
+    const launch = (mode: RunCheck["mode"]) => {
+      dev.poisonOutputs();
+      if (mode !== "fused-again") lib.uploadPlan(plan, staging, workspace, workspace.bytes);
+      const buffers = dev.podBuffers(workspace);
+      if (mode === "standalone") {
+        lib.runPrefill(plan, buffers);
+        lib.runDecode(plan, buffers);
+      } else lib.run(plan, buffers);
+      device.synchronize();
+      runs.push(check(mode, plan, dev, readHeader(workspace), dtype, mode === "fused-again" ? 2 : 1));
+    };
+    launch("fused");
+    launch("fused-again");
+    launch("standalone");
+  } finally {
+    workspace.free();
+    if (!reuse) dev.free();
+  }
+  const all = runs.flatMap((r) => Object.entries(r.errors));
+  return {
+    pass: runs.every((r) => r.problems.length === 0),
+    plan: plan.toJSON(),
+    runs,
+    worst: {
+      o: Math.max(0, ...all.filter(([k]) => k.startsWith("o")).map(([, v]) => v!)),
+      lse: Math.max(0, ...all.filter(([k]) => k.startsWith("lse")).map(([, v]) => v!)),
+    },
+  };
+}
+
+function check(mode: RunCheck["mode"], plan: PodPlan, dev: DeviceBatch, header: Int32Array, dtype: Dtype16, launches: number): RunCheck {
+  const out = dev.readOutputs();
+  const problems: string[] = [];
+  const errors: RunCheck["errors"] = {};
+  const limit = TOLERANCE[dtype];
+  const part = (name: keyof RunCheck["errors"], got: ArrayLike<number>, ref: Float32Array, tol: number) => {
+    if (ref.length === 0) return;
+    const r = compare(got, ref);
+    errors[name] = r.relativeL2;
+    if (r.nonFinite > 0) problems.push(`${name}: ${r.nonFinite} elements not written or not finite`);
+    else if (!(r.relativeL2 <= tol)) problems.push(`${name}: relative L2 error ${r.relativeL2.toExponential(2)} > ${tol}`);
+  };
+  part("oPrefill", toFloat32(out.oPrefill, dtype), out.refPrefill, limit);
+  part("oDecode", toFloat32(out.oDecode, dtype), out.refDecode, limit);
+  part("lsePrefill", out.lsePrefill, out.refLsePrefill, TOLERANCE.lse);
+  part("lseDecode", out.lseDecode, out.refLseDecode, TOLERANCE.lse);
+
+  const executed: [number, number] = [header[HEADER.tilesDone]!, header[HEADER.tilesDone + 1]!];
+  const planned: [number, number] = [plan.numItems[0] * launches, plan.numItems[1] * launches];
+  if (executed[0] !== planned[0] || executed[1] !== planned[1]) {
+    problems.push(`tiles executed ${executed.join("/")} != planned ${planned.join("/")} (prefill/decode)`);
+  }
+  let countersReset: boolean | null = null;
+  if (mode !== "standalone") {
+    const leftovers = [header[HEADER.ticket]!, header[HEADER.ticket + 1]!, header[HEADER.ctasDone]!, ...header.subarray(HEADER.smSlot)];
+    countersReset = leftovers.every((x) => x === 0);
+    if (!countersReset) problems.push("fused kernel left non-zero tickets, done counter or SM slots");
+  }
+  return { mode, errors, tiles: { executed, planned }, countersReset, problems };
+}

@@ -1,0 +1,191 @@
+// GPU-suite cases for the generated kernels: the fp32 reference against a CPU computation, the
+// case matrix of kernel-cases.json (fused, fused again, standalone; poisoned outputs; exactly-once
+// tile counts), a CUDA graph captured once and replayed over re-planned batches, and a small run
+// for compute-sanitizer (`--filter sanitize`).
+import kernelCases from "../kernel-cases.json" with { type: "json" };
+import exampleCases from "../../../examples/verify.json" with { type: "json" };
+import { casesFrom, type VerifyCase } from "../../../cli/verify-cases.ts";
+import {
+  compare,
+  DeviceBatch,
+  DeviceBuffer,
+  KernelLibrary,
+  makeHostBatch,
+  Rng,
+  Stream,
+  toFloat32,
+  type BatchShape,
+  type Dtype16,
+  type HostBatch,
+} from "../../../runtime/index.ts";
+import { TOLERANCE, verifyBatch } from "../../../runtime/verify.ts";
+import { gpuCase, type SuiteContext } from "../harness.ts";
+
+export const MATRIX: VerifyCase[] = casesFrom(kernelCases, "kernel-cases.json");
+export const EXAMPLE: VerifyCase[] = casesFrom(exampleCases, "examples/verify.json");
+
+const libraries = new Map<string, KernelLibrary>();
+function library(ctx: SuiteContext, specName: string): KernelLibrary {
+  let lib = libraries.get(specName);
+  if (!lib) {
+    lib = new KernelLibrary(ctx.artifact(`libpod_${specName}.so`), `pod_${specName}`);
+    libraries.set(specName, lib);
+  }
+  return lib;
+}
+
+/** fp64 attention on the host, straight from the definition (for small batches). */
+function cpuAttention(host: HostBatch) {
+  const { numHeadsQ: hq, numHeadsKv: hkv, headDim: d, paged, pageSize } = host.dims;
+  const dtype = host.dims.dtype as Dtype16;
+  const [q0, q1, k, v] = [host.qPrefill, host.qDecode, host.k, host.v].map((t) => toFloat32(t, dtype));
+  const b = host.batch;
+  const scale = 1 / Math.sqrt(d);
+  const row = (r: number, j: number) =>
+    paged ? b.pageIndices![b.pageIndptr[r]! + Math.floor(j / pageSize)]! * pageSize + (j % pageSize) : b.pageIndptr[r]! + j;
+  const out = { o: [new Float32Array(q0!.length), new Float32Array(q1!.length)], lse: [new Float32Array(q0!.length / d), new Float32Array(q1!.length / d)] };
+  const requests = [
+    ...host.shape.prefills.map((p, i) => ({ part: 0, r: i, base: b.qoIndptr[i]!, qLen: p.qLen, kvLen: p.kvLen })),
+    ...host.shape.decodes.map((kvLen, i) => ({ part: 1, r: b.numPrefills + i, base: i, qLen: 1, kvLen })),
+  ];
+  for (const { part, r, base, qLen, kvLen } of requests) {
+    const q = part === 0 ? q0! : q1!;
+    for (let t = 0; t < qLen; t++) {
+      const visible = kvLen - qLen + t + 1;
+      for (let h = 0; h < hq; h++) {
+        const kvh = Math.floor(h / (hq / hkv));
+        const qOff = ((base + t) * hq + h) * d;
+        const s = new Float64Array(visible);
+        let m = -Infinity;
+        for (let j = 0; j < visible; j++) {
+          const kOff = (row(r, j) * hkv + kvh) * d;
+          let dot = 0;
+          for (let x = 0; x < d; x++) dot += q[qOff + x]! * k![kOff + x]!;
+          s[j] = dot * scale;
+          m = Math.max(m, s[j]!);
+        }
+        let sum = 0;
+        for (let j = 0; j < visible; j++) sum += (s[j] = Math.exp(s[j]! - m));
+        for (let x = 0; x < d; x++) {
+          let acc = 0;
+          for (let j = 0; j < visible; j++) acc += s[j]! * v![(row(r, j) * hkv + kvh) * d + x]!;
+          out.o[part]![qOff + x] = acc / sum;
+        }
+        out.lse[part]![(base + t) * hq + h] = m + Math.log(sum);
+      }
+    }
+  }
+  return out;
+}
+
+gpuCase("reference: the fp32 reference kernel matches an fp64 CPU computation", (ctx) => {
+  const lib = library(ctx, "llama3_8b");
+  const host = makeHostBatch(lib.info(), { prefills: [{ qLen: 37, kvLen: 77 }, { qLen: 1, kvLen: 5 }], decodes: [1, 33, 130] }, { seed: 99 });
+  const dev = DeviceBatch.forBatch(host);
+  try {
+    lib.runReference(dev.referenceArgs());
+    ctx.device.synchronize();
+    const gpu = dev.readOutputs();
+    const cpu = cpuAttention(host);
+    const errors = [
+      compare(gpu.refPrefill, cpu.o[0]!),
+      compare(gpu.refDecode, cpu.o[1]!),
+      compare(gpu.refLsePrefill, cpu.lse[0]!),
+      compare(gpu.refLseDecode, cpu.lse[1]!),
+    ].map((e) => e.relativeL2);
+    if (!errors.every((e) => e <= 1e-5)) throw new Error(`reference vs CPU relative L2 errors ${errors.map((e) => e.toExponential(2)).join(", ")} (limit 1e-5)`);
+    ctx.log(`relative L2 o prefill/decode ${errors[0]!.toExponential(1)}/${errors[1]!.toExponential(1)}, lse ${errors[2]!.toExponential(1)}/${errors[3]!.toExponential(1)}`);
+  } finally {
+    dev.free();
+  }
+});
+
+function registerVerify(prefix: string, cases: VerifyCase[]) {
+  for (const c of cases) {
+    gpuCase(`${prefix}: ${c.name} [${c.spec.name}]`, (ctx) => {
+      const lib = library(ctx, c.spec.name);
+      const host = makeHostBatch(lib.info(), c.shape, { seed: c.seed, shufflePages: c.shufflePages });
+      const r = verifyBatch(ctx.device, lib, host);
+      const problems = r.runs.flatMap((run) => run.problems.map((p) => `${run.mode}: ${p}`));
+      if (!r.pass) throw new Error(problems.join("; "));
+      ctx.log(`o ≤ ${r.worst.o.toExponential(1)}, lse ≤ ${r.worst.lse.toExponential(1)}, items ${r.plan.numItems}, max splits ${r.plan.maxSplits}, ratio ${r.plan.ratio}`);
+      return { errors: r.runs.map((x) => ({ mode: x.mode, ...x.errors })), plan: r.plan };
+    });
+  }
+}
+registerVerify("kernels", MATRIX);
+registerVerify("verify example", EXAMPLE);
+
+gpuCase("sanitize: small fused + standalone run", (ctx) => {
+  const lib = library(ctx, "llama3_8b");
+  const host = makeHostBatch(lib.info(), { prefills: [{ qLen: 70, kvLen: 300 }, { qLen: 5, kvLen: 5 }], decodes: [1, 40, 700] }, { seed: 5 });
+  const r = verifyBatch(ctx.device, lib, host, { prefillMaxSplits: 2 });
+  if (!r.pass) throw new Error(r.runs.flatMap((x) => x.problems).join("; "));
+  ctx.log(`o ≤ ${r.worst.o.toExponential(1)}, max splits ${r.plan.maxSplits}`);
+});
+
+gpuCase("graph: one capture, 100 replays over re-planned batches (lengths, page tables and queries change)", (ctx) => {
+  const lib = library(ctx, "llama3_8b");
+  const info = lib.info();
+  const bucket = { maxPrefills: 3, maxDecodes: 24, maxPrefillTokens: 768, maxKvLen: 2048 };
+  const options = { graphMode: true, ...bucket, numSms: ctx.device.sms, debugCountTiles: true };
+  const cachePages = (bucket.maxPrefills + bucket.maxDecodes) * Math.ceil(bucket.maxKvLen / info.pageSize);
+  const rng = new Rng(2024);
+  const shape = (): BatchShape => {
+    const prefills = Array.from({ length: rng.int(0, bucket.maxPrefills) }, () => {
+      const qLen = rng.int(1, Math.floor(bucket.maxPrefillTokens / bucket.maxPrefills));
+      return { qLen, kvLen: rng.int(qLen, bucket.maxKvLen) };
+    });
+    const decodes = Array.from({ length: rng.int(prefills.length ? 0 : 1, bucket.maxDecodes) }, () => rng.int(1, bucket.maxKvLen));
+    return { prefills, decodes };
+  };
+  // One K/V cache drawn once; every replay addresses it through a new shuffled page table.
+  const pool = makeHostBatch(info, { prefills: [], decodes: [1] }, { seed: 1, cachePages });
+  const dev = new DeviceBatch(info, { prefillTokens: bucket.maxPrefillTokens, decodes: bucket.maxDecodes, requests: bucket.maxPrefills + bucket.maxDecodes, pages: cachePages, pageIndices: cachePages });
+  dev.upload(pool);
+  const first = makeHostBatch(info, shape(), { seed: 1000, cachePages, data: "queries" });
+  dev.upload(first);
+  const planned = lib.plan(first.batch, options);
+  const staging = planned.staging;
+  const workspace = DeviceBuffer.alloc(Number(planned.plan.workspaceBytes), "workspace");
+  const stream = Stream.create();
+  const worst = { o: 0, replays: 0 };
+  try {
+    lib.uploadPlan(planned.plan, staging, workspace, workspace.bytes, stream);
+    const graph = stream.capture((s) => lib.run(planned.plan, dev.podBuffers(workspace), s));
+    const limit = TOLERANCE[info.dtype];
+    for (let i = 0; i < 100; i++) {
+      const host = i === 0 ? first : makeHostBatch(info, shape(), { seed: 1000 + i, cachePages, data: "queries" });
+      if (i > 0) dev.upload(host);
+      const { plan } = lib.plan(host.batch, options, staging);
+      if (plan.gridFused !== planned.plan.gridFused || plan.workspaceBytes !== planned.plan.workspaceBytes) {
+        throw new Error(`replay ${i}: graph-mode plan changed its grid or workspace`);
+      }
+      lib.uploadPlan(plan, staging, workspace, workspace.bytes, stream);
+      graph.launch(stream);
+      stream.synchronize();
+      lib.runReference(dev.referenceArgs());
+      ctx.device.synchronize();
+      const out = dev.readOutputs();
+      for (const [got, ref] of [[toFloat32(out.oPrefill, info.dtype), out.refPrefill], [toFloat32(out.oDecode, info.dtype), out.refDecode]] as const) {
+        if (ref.length === 0) continue;
+        const e = compare(got, ref);
+        if (e.nonFinite > 0 || !(e.relativeL2 <= limit)) {
+          throw new Error(`replay ${i} (${host.shape.prefills.length} prefills, ${host.shape.decodes.length} decodes): relative L2 ${e.relativeL2}, ${e.nonFinite} unwritten`);
+        }
+        worst.o = Math.max(worst.o, e.relativeL2);
+      }
+      const header = workspace.download(new Int32Array(21));
+      if (header[19] !== plan.numItems[0] || header[20] !== plan.numItems[1]) {
+        throw new Error(`replay ${i}: tiles executed ${header[19]}/${header[20]} != planned ${plan.numItems.join("/")}`);
+      }
+      worst.replays++;
+    }
+    graph.destroy();
+    ctx.log(`${worst.replays} replays of one graph (grid ${planned.plan.gridFused}), worst relative L2 ${worst.o.toExponential(2)}`);
+  } finally {
+    stream.destroy();
+    workspace.free();
+    dev.free();
+  }
+});
