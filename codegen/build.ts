@@ -3,9 +3,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { execa } from "execa";
 import { canonicalJson, resourceModel, specFields, TARGET_LIMITS, type KernelSpec } from "../dsl/index.ts";
-import { generateKernel, type GeneratedFile } from "./generate.ts";
+import { generateCudaSources, type GeneratedFile } from "./generate.ts";
 import { parsePtxasReport, resourceWarnings, type KernelResources } from "./manifest.ts";
 import { KERNEL_HEADERS_DIR, PACKAGE_ROOT, TEMPLATES_DIR } from "./paths.ts";
 import { symbolPrefix } from "./render.ts";
@@ -80,15 +79,23 @@ export class BuildError extends Error {
   }
 }
 
+// execa takes ~0.1 s to load; commands that never run nvcc (generate, inspect) should not pay it.
+async function runProcess(file: string, args: readonly string[], options: { cwd?: string } = {}) {
+  const { execa } = await import("execa");
+  const r = await execa(file, args, { ...options, reject: false, all: true });
+  return { exitCode: r.exitCode ?? -1, all: r.all ?? "", stdout: r.stdout, message: r.message ?? "" };
+}
+
 let nvccVersionCache: Promise<string> | undefined;
 export function nvccVersion(): Promise<string> {
-  nvccVersionCache ??= execa("nvcc", ["--version"]).then(
-    (r) => /release [\d.]+, V([\d.]+)/.exec(r.stdout)?.[1] ?? r.stdout.trim().split("\n").pop()!,
-    (e: unknown) => {
+  nvccVersionCache ??= (async () => {
+    const r = await runProcess("nvcc", ["--version"]);
+    if (r.exitCode !== 0) {
       nvccVersionCache = undefined;
-      throw new Error(`nvcc not found on PATH (${(e as Error).message.split("\n")[0]}); install the CUDA toolkit`);
-    },
-  );
+      throw new Error(`nvcc not found on PATH or not working (${r.message.split("\n")[0]}); install the CUDA toolkit`);
+    }
+    return /release [\d.]+, V([\d.]+)/.exec(r.stdout)?.[1] ?? r.stdout.trim().split("\n").pop()!;
+  })();
   return nvccVersionCache;
 }
 
@@ -133,7 +140,7 @@ interface BuildPlan {
 
 async function planBuild(spec: KernelSpec, options: BuildOptions): Promise<BuildPlan> {
   const cacheDir = options.cacheDir ?? defaultCacheDir();
-  const files = await generateKernel(spec);
+  const files = generateCudaSources(spec);
   const flags = nvccFlags(spec, options.extraFlags);
   const nvcc = await nvccVersion();
   const key = buildKey(spec, files, nvcc, flags);
@@ -166,12 +173,12 @@ export async function buildKernel(spec: KernelSpec, options: BuildOptions = {}):
   mkdirSync(src, { recursive: true });
   try {
     for (const f of files) writeFileSync(join(src, f.path), f.contents);
-    const result = await execa(
+    const result = await runProcess(
       "nvcc",
       [...flags, `-I${TEMPLATES_DIR}`, `-I${src}`, "-o", join(tmp, libraryName), join(src, "kernel.cu")],
-      { reject: false, all: true, cwd: tmp },
+      { cwd: tmp },
     );
-    const output = result.all ?? "";
+    const output = result.all;
     if (result.exitCode !== 0) throw new BuildError(spec.name, mapDiagnostics(output, src, files), output);
 
     const model = resourceModel(spec);

@@ -3,7 +3,6 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { canonicalJson, specFields, type KernelSpec } from "../dsl/index.ts";
-import { emitBindings } from "./bindings.ts";
 import { writeFileAtomic } from "./fs.ts";
 import { renderHeader, renderKernelSource } from "./render.ts";
 
@@ -13,10 +12,20 @@ export interface GeneratedFile {
   contents: string;
 }
 
-export async function generateKernel(spec: KernelSpec): Promise<GeneratedFile[]> {
+/** What nvcc compiles: the traits translation unit and the C header. */
+export function generateCudaSources(spec: KernelSpec): GeneratedFile[] {
   return [
     { path: "kernel.cu", contents: renderKernelSource(spec) },
     { path: "pod_attention.h", contents: renderHeader(spec) },
+  ];
+}
+
+/** Every generated file of a kernel: the CUDA sources, its TypeScript binding and its spec. */
+export async function generateKernel(spec: KernelSpec): Promise<GeneratedFile[]> {
+  // ts-morph and prettier take ~0.5 s to load; only the binding needs them, builds do not.
+  const { emitBindings } = await import("./bindings.ts");
+  return [
+    ...generateCudaSources(spec),
     { path: "bindings.ts", contents: await emitBindings(spec) },
     {
       path: "spec.json",
