@@ -35,11 +35,7 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
-import { casesFrom } from "../cli/verify-cases.ts";
-import { buildKernel } from "../codegen/build.ts";
-import { presetByName } from "../dsl/index.ts";
-import kernelCases from "../test/gpu/kernel-cases.json" with { type: "json" };
-import exampleCases from "../examples/verify.json" with { type: "json" };
+import { buildSuiteKernels } from "../test/gpu/artifacts.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const MAX_BYTES = 50 * 2 ** 20;
@@ -223,20 +219,11 @@ function buildArtifacts(out: string, extra: string[]): { name: string; bytes: nu
   return list;
 }
 
-/** Builds (or takes from the cache) every kernel the suite's cases run on: 2 nvcc jobs at a time. */
-async function suiteKernelLibraries(): Promise<string[]> {
-  const specs = new Map([presetByName("llama3_8b")!, ...[...casesFrom(kernelCases), ...casesFrom(exampleCases)].map((c) => c.spec)].map((s) => [s.hash, s]));
-  const queue = [...specs.values()];
-  const libraries: string[] = [];
-  const worker = async () => {
-    for (let spec = queue.shift(); spec; spec = queue.shift()) {
-      const r = await buildKernel(spec);
-      console.log(`kernel: ${spec.name} ${r.cached ? "(cached)" : `built in ${r.seconds.toFixed(1)} s`}${r.manifest.warnings.length ? ` — ${r.manifest.warnings.length} manifest warning(s)` : ""}`);
-      libraries.push(r.library);
-    }
-  };
-  await Promise.all([worker(), worker()]);
-  return libraries.sort();
+/** Every kernel library the suite's cases run on, built or taken from the build cache. */
+function suiteKernelLibraries(): Promise<string[]> {
+  return buildSuiteKernels((r) =>
+    console.log(`kernel: ${r.manifest.name} ${r.cached ? "(cached)" : `built in ${r.seconds.toFixed(1)} s`}${r.manifest.warnings.length ? ` — ${r.manifest.warnings.length} manifest warning(s)` : ""}`),
+  );
 }
 
 const RUN_SH = `#!/usr/bin/env bash

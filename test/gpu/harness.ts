@@ -78,6 +78,8 @@ export interface SuiteOptions {
   filters?: string[];
   /** Extra fields for the JSON report. */
   extra?: Record<string, unknown>;
+  /** Print nothing (the caller reports the results, as test/gpu.test.ts does). */
+  quiet?: boolean;
 }
 
 export interface SuiteReport {
@@ -103,6 +105,7 @@ function errorDetail(err: unknown): string {
 
 /** Runs the registered cases and writes `<outDir>/gpu-suite.json`. */
 export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
+  const print = opts.quiet ? () => {} : (line: string) => console.log(line);
   const startedAt = new Date().toISOString();
   const avail = cudaAvailable();
   let device: Device | undefined;
@@ -116,11 +119,11 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
   }
   if (avail.ok) {
     const d = avail.device;
-    console.log(`GPU: ${d.name} (${d.arch}, ${d.sms} SMs, ${(Number(d.totalMemoryBytes) / 2 ** 30).toFixed(1)} GiB, ` +
+    print(`GPU: ${d.name} (${d.arch}, ${d.sms} SMs, ${(Number(d.totalMemoryBytes) / 2 ** 30).toFixed(1)} GiB, ` +
       `L2 ${(d.l2Bytes / 2 ** 20).toFixed(0)} MiB, smem/block ${d.maxSharedMemoryPerBlockOptin} B), ` +
       `driver ${d.driverVersion || "?"} (CUDA ${d.cudaVersion})`);
   } else {
-    console.log(`GPU: none — ${avail.reason}`);
+    print(`GPU: none — ${avail.reason}`);
   }
 
   const cases = registry.filter((c) => !opts.filters?.length || opts.filters.some((f) => c.name.includes(f)));
@@ -150,7 +153,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
         log(...parts: unknown[]): void {
           const line = parts.map((p) => (typeof p === "string" ? p : JSON.stringify(p, bigintReplacer))).join(" ");
           lines.push(line);
-          console.log(`    ${line}`);
+          print(`    ${line}`);
         },
       };
       try {
@@ -171,7 +174,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
     const ms = Math.round((performance.now() - t0) * 10) / 10;
     results.push({ name: c.name, status, detail, ms });
     const mark = status === "passed" ? "ok  " : status === "failed" ? "FAIL" : "skip";
-    console.log(`${mark} ${c.name}${detail ? ` — ${detail}` : ""} (${ms} ms)`);
+    print(`${mark} ${c.name}${detail ? ` — ${detail}` : ""} (${ms} ms)`);
   }
 
   const count = (s: CaseStatus) => results.filter((r) => r.status === s).length;

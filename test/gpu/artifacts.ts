@@ -1,0 +1,23 @@
+// The kernel libraries the GPU suite needs: every spec of its case files (and llama3_8b), built
+// (or taken from the build cache) two nvcc jobs at a time. Used by scripts/gpu-bundle.ts and
+// test/gpu.test.ts.
+import kernelCases from "./kernel-cases.json" with { type: "json" };
+import exampleCases from "../../examples/verify.json" with { type: "json" };
+import { casesFrom } from "../../cli/verify-cases.ts";
+import { buildKernel, type BuildResult } from "../../codegen/build.ts";
+import { presetByName } from "../../dsl/index.ts";
+
+export async function buildSuiteKernels(onBuilt: (r: BuildResult) => void = () => {}): Promise<string[]> {
+  const specs = [presetByName("llama3_8b")!, ...[...casesFrom(kernelCases), ...casesFrom(exampleCases)].map((c) => c.spec)];
+  const queue = [...new Map(specs.map((s) => [s.hash, s])).values()];
+  const libraries: string[] = [];
+  const worker = async () => {
+    for (let spec = queue.shift(); spec; spec = queue.shift()) {
+      const r = await buildKernel(spec);
+      onBuilt(r);
+      libraries.push(r.library);
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  return libraries.sort();
+}
