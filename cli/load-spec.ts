@@ -6,6 +6,19 @@ import { pathToFileURL } from "node:url";
 import { normalizeSpec, presetByName, PRESETS, type KernelSpec } from "../dsl/index.ts";
 import { UsageError } from "./errors.ts";
 
+/**
+ * Import a spec module. TypeScript specs go through tsx's scoped loader so that a file in a project
+ * without `"type": "module"` still loads as an ES module (import syntax, top-level await).
+ */
+async function importSpecModule(path: string): Promise<unknown> {
+  if (!/\.[cm]?ts$/.test(path)) return import(pathToFileURL(path).href);
+  const { tsImport } = await import("tsx/esm/api");
+  const mod = (await tsImport(pathToFileURL(path).href, import.meta.url)) as { default?: unknown };
+  // Compiled as CommonJS (no "type": "module" nearby), the export arrives wrapped once more.
+  const inner = mod.default as { default?: unknown; __esModule?: boolean } | undefined;
+  return inner && typeof inner === "object" && "default" in inner && !("name" in inner) ? inner : mod;
+}
+
 export async function loadSpecs(args: readonly string[]): Promise<KernelSpec[]> {
   const specs: KernelSpec[] = [];
   for (const arg of args) specs.push(...(await loadSpec(arg)));
@@ -23,7 +36,7 @@ async function loadSpec(arg: string): Promise<KernelSpec[]> {
   }
   const value: unknown = path.endsWith(".json")
     ? JSON.parse(readFileSync(path, "utf8"))
-    : ((await import(pathToFileURL(path).href)) as { default?: unknown }).default;
+    : ((await importSpecModule(path)) as { default?: unknown }).default;
   if (value === undefined) throw new UsageError(`${arg} has no default export (export default pod.kernel({...}))`);
   return (Array.isArray(value) ? value : [value]).map((v) => normalizeSpec(v));
 }

@@ -13,6 +13,12 @@ import { Device, KernelLibrary, makeHostBatch } from "../runtime/index.ts";
 import { verifyBatch } from "../runtime/verify.ts";
 import { table } from "./table.ts";
 
+// `podgen presets | head` closes our stdout early; that is the reader's choice, not an error.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(0);
+  throw e;
+});
+
 const program = new Command("podgen")
   .description("Generate, build and inspect POD-Attention (fused prefill + decode) CUDA kernels.")
   .option("--debug", "print stack traces on errors")

@@ -134,7 +134,7 @@ function zodLimit(issue: ZodError["issues"][number]): string {
     case "too_small":
       return `${issue.inclusive === false ? "more than" : "at least"} ${issue.minimum}`;
     case "invalid_type":
-      return issue.expected === "int" ? "an integer" : `a ${issue.expected}`;
+      return issue.expected === "int" ? "an integer" : `${/^[aeiou]/.test(issue.expected) ? "an" : "a"} ${issue.expected}`;
     case "invalid_value":
       return `one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
     case "invalid_union": {

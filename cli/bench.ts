@@ -1,0 +1,90 @@
+// `podgen bench`: times paper-style hybrid batches (bench/workloads/*.json) on the GPU with the
+// harness in bench/run.ts — prefill-only, decode-only, serial, two streams and the fused kernel
+// (each configured variant) — plus the PyTorch baselines (bench/torch_baselines.py) in the same
+// run, and writes a JSON report (bench/results/). Register it with registerBenchCommand(program).
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Command } from "commander";
+import { buildKernel } from "../codegen/build.ts";
+import { Device } from "../runtime/index.ts";
+import { formatTable, runAll, selectWorkloads, specsOf, torchRunner } from "../bench/run.ts";
+import { UsageError } from "./usage-error.ts";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+interface BenchOpts {
+  workloads: string;
+  out: string;
+  iters: string;
+  warmup: string;
+  filter: string[];
+  torch: boolean;
+  python: string;
+  jobs: string;
+}
+
+function positive(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} = ${v}: must be a positive integer`);
+  return n;
+}
+
+function commit(): string {
+  try {
+    const head = execFileSync("git", ["rev-parse", "HEAD"], { cwd: ROOT, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: ROOT, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
+    return dirty ? `${head}-dirty` : head;
+  } catch {
+    return "unknown";
+  }
+}
+
+export function registerBenchCommand(program: Command): Command {
+  return program
+    .command("bench")
+    .description("time hybrid prefill+decode batches: standalone, serial, two streams, fused, and PyTorch baselines (needs a GPU)")
+    .option("--workloads <file>", "workload file (JSON)", join(relative(process.cwd(), ROOT) || ".", "bench/workloads/paper.json"))
+    .option("--out <file>", "JSON report to write", join(relative(process.cwd(), ROOT) || ".", "bench/results/latest.json"))
+    .option("--iters <n>", "timed iterations per measurement (median)", "40")
+    .option("--warmup <n>", "warm-up iterations per measurement", "5")
+    .option("--filter <text>", "only workloads whose name contains TEXT (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option("--no-torch", "skip the PyTorch baselines")
+    .option("--python <cmd>", "python with torch for the baselines", "python3")
+    .option("-j, --jobs <n>", "parallel nvcc jobs for kernels not yet built", String(Math.min(4, availableParallelism())))
+    .action(async (opts: BenchOpts) => {
+      const iters = positive("--iters", opts.iters);
+      const warmup = positive("--warmup", opts.warmup);
+      const jobs = positive("--jobs", opts.jobs);
+      const workloads = selectWorkloads(resolve(opts.workloads), opts.filter);
+      const specs = specsOf(workloads);
+      const libraries = new Map<string, string>();
+      const queue = [...specs];
+      await Promise.all(
+        Array.from({ length: Math.min(jobs, queue.length) }, async () => {
+          for (let s = queue.shift(); s; s = queue.shift()) libraries.set(s.hash, (await buildKernel(s)).library);
+        }),
+      );
+      const scratch = mkdtempSync(join(tmpdir(), "podgen-bench-"));
+      const log = (line: string) => console.error(line);
+      const report = runAll({
+        workloadsPath: resolve(opts.workloads),
+        filters: opts.filter,
+        iters,
+        warmup,
+        library: (spec) => libraries.get(spec.hash)!,
+        commit: commit(),
+        torch: opts.torch ? torchRunner(opts.python, join(ROOT, "bench/torch_baselines.py"), scratch, iters, warmup, log) : undefined,
+        openDevice: () => Device.open(0),
+        log,
+      });
+      mkdirSync(dirname(resolve(opts.out)), { recursive: true });
+      writeFileSync(resolve(opts.out), JSON.stringify(report, null, 1) + "\n");
+      for (const w of report.workloads) for (const e of w.errors) console.error(`error: ${w.name}: ${e}`);
+      console.log(`wrote ${opts.out}`);
+      console.log(formatTable(report));
+      if (report.workloads.some((w) => w.errors.length > 0)) process.exitCode = 1;
+    });
+}
