@@ -3,14 +3,14 @@
 // (each configured variant) — plus the PyTorch baselines (bench/torch_baselines.py) in the same
 // run, and writes a JSON report (bench/results/). Register it with registerBenchCommand(program).
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { buildKernel } from "../codegen/build.ts";
 import { Device } from "../runtime/index.ts";
-import { formatTable, runAll, selectWorkloads, specsOf, torchRunner } from "../bench/run.ts";
+import { formatTable, runAll, selectWorkloads, specsOf, torchRunner, type BenchReport } from "../bench/run.ts";
 import { UsageError } from "./usage-error.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -24,6 +24,8 @@ interface BenchOpts {
   torch: boolean;
   python: string;
   jobs: string;
+  plot?: string | boolean;
+  from?: string;
 }
 
 function positive(name: string, v: string): number {
@@ -54,7 +56,31 @@ export function registerBenchCommand(program: Command): Command {
     .option("--no-torch", "skip the PyTorch baselines")
     .option("--python <cmd>", "python with torch for the baselines", "python3")
     .option("-j, --jobs <n>", "parallel nvcc jobs for kernels not yet built", String(Math.min(4, availableParallelism())))
+    .option("--plot [svg]", "also render the report as an SVG (default: the report's path with .svg)")
+    .option("--from <json>", "run nothing: print the table of (and --plot) an existing report")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  podgen bench                                         every workload of bench/workloads/paper.json -> bench/results/latest.json
+  podgen bench --filter p1024 --iters 100 --no-torch   some workloads, more iterations, no PyTorch baselines
+  podgen bench --from bench/results/latest.json --plot table and SVG of a recorded report (no GPU needed)`,
+    )
     .action(async (opts: BenchOpts) => {
+      const plot = async (report: string) => {
+        if (!opts.plot) return;
+        let plotFile: typeof import("../bench/plot.ts").plotFile;
+        try {
+          ({ plotFile } = await import("../bench/plot.ts"));
+        } catch (e) {
+          throw new Error(`--plot needs the packages vega and vega-lite (npm install vega vega-lite): ${(e as Error).message}`);
+        }
+        console.log(`wrote ${relative(process.cwd(), await plotFile(report, typeof opts.plot === "string" ? opts.plot : undefined))}`);
+      };
+      if (opts.from) {
+        console.log(formatTable(JSON.parse(readFileSync(opts.from, "utf8")) as BenchReport));
+        return void (await plot(opts.from));
+      }
       const iters = positive("--iters", opts.iters);
       const warmup = positive("--warmup", opts.warmup);
       const jobs = positive("--jobs", opts.jobs);
@@ -84,6 +110,7 @@ export function registerBenchCommand(program: Command): Command {
       writeFileSync(resolve(opts.out), JSON.stringify(report, null, 1) + "\n");
       for (const w of report.workloads) for (const e of w.errors) console.error(`error: ${w.name}: ${e}`);
       console.log(`wrote ${opts.out}`);
+      await plot(resolve(opts.out));
       console.log(formatTable(report));
       if (report.workloads.some((w) => w.errors.length > 0)) process.exitCode = 1;
     });

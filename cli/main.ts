@@ -9,6 +9,7 @@ import { generateKernel, staleKernelFiles, writeKernelFiles } from "../codegen/g
 import { describeError, EXIT, exitCodeFor, UsageError } from "./errors.ts";
 import { loadSpecs } from "./load-spec.ts";
 import { parseCaseFile } from "./verify-cases.ts";
+import { registerBenchCommand } from "./bench.ts";
 import { Device, KernelLibrary, makeHostBatch } from "../runtime/index.ts";
 import { verifyBatch } from "../runtime/verify.ts";
 import { table } from "./table.ts";
@@ -214,6 +215,8 @@ program
     else console.log(table(["case", "spec", "fused o prefill", "fused o decode", "standalone prefill", "standalone decode", "lse", "result"], rows));
     if (results.some((r) => !r.pass)) process.exitCode = EXIT.failure;
   });
+
+registerBenchCommand(program);
 
 try {
   await program.parseAsync();

@@ -174,6 +174,7 @@ const PROTOTYPES = {
   cuStreamCreate: "int cuStreamCreate(void *pstream, uint32_t flags)",
   cuStreamDestroy_v2: "int cuStreamDestroy_v2(void *stream)",
   cuStreamSynchronize: "int cuStreamSynchronize(void *stream)",
+  cuStreamWaitEvent: "int cuStreamWaitEvent(void *stream, void *event, uint32_t flags)",
   cuStreamBeginCapture_v2: "int cuStreamBeginCapture_v2(void *stream, int mode)",
   cuStreamEndCapture: "int cuStreamEndCapture(void *stream, void *pgraph)",
   cuGraphInstantiateWithFlags: "int cuGraphInstantiateWithFlags(void *pexec, void *graph, uint64_t flags)",
@@ -433,6 +434,11 @@ export class CudaDriver {
 
   streamSynchronize(stream: Handle | null): void {
     this.call("cuStreamSynchronize", stream);
+  }
+
+  /** Makes future work on `stream` wait for the last record of `event` (cuStreamWaitEvent). */
+  streamWaitEvent(stream: Handle | null, event: Handle): void {
+    this.call("cuStreamWaitEvent", stream, event, 0);
   }
 
   streamBeginCapture(stream: Handle, mode: number = CU_STREAM_CAPTURE_MODE.THREAD_LOCAL): void {

@@ -271,6 +271,12 @@ export class Stream {
     cuda().streamSynchronize(this.handle);
   }
 
+  /** Makes work enqueued on this stream from now on wait for `event`'s last record. */
+  waitEvent(event: Event): this {
+    cuda().streamWaitEvent(this.handle, event.handle);
+    return this;
+  }
+
   /**
    * Captures the work `body` enqueues on this stream into a CUDA graph and instantiates it.
    * Capture mode THREAD_LOCAL. The graph itself is destroyed once instantiated.

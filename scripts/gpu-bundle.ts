@@ -8,10 +8,14 @@
 //   .gpu/artifacts/                   add_one.sm_90a.cubin, libinterop.so (built here with nvcc) + every --artifact
 //   .gpu/bundle.json                  commit, node version, artifact sizes and sha256
 //   .gpu/run.sh                       unpacks node, runs `node suite.mjs --out "$OUT" --require-gpu`
+//   .gpu/bench.mjs                    esbuild bundle of bench/main.ts (the benchmark harness, bench/run.ts)
+//   .gpu/workloads/, torch_baselines.py  bench/workloads/*.json and the PyTorch baselines script
+//   .gpu/run-bench.sh                 unpacks node, runs `node bench.mjs --out "$OUT"` (torch baselines first)
 //
 // Usage: npx tsx scripts/gpu-bundle.ts [--artifact PATH]... [--out DIR] [--no-verify]
 // Example: npx tsx scripts/gpu-bundle.ts --artifact .cache/build/3c2b8e6e/libpod_llama3_8b.so
-// then, with the device tool: run {command: "bash .gpu/run.sh", carry: [".gpu"]}.
+// then, with the device tool: run {command: "bash .gpu/run.sh", carry: [".gpu"]}
+// (or "bash .gpu/run-bench.sh" for the benchmarks; the kernels bench/workloads/paper.json needs are bundled too).
 //
 // koffi is resolved by plain Node module resolution: suite.mjs does `require("koffi")` through
 // createRequire(import.meta.url) (runtime/cuda.ts), which finds .gpu/node_modules/koffi, whose
@@ -35,11 +39,16 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { buildKernel } from "../codegen/build.ts";
+import { loadWorkloads, specsOf } from "../bench/run.ts";
 import { buildSuiteKernels } from "../test/gpu/artifacts.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const MAX_BYTES = 50 * 2 ** 20;
 const ENTRY = join(ROOT, "test/gpu/suite.ts");
+const BENCH_ENTRY = join(ROOT, "bench/main.ts");
+const BENCH_WORKLOADS = join(ROOT, "bench/workloads");
+const BENCH_TORCH = join(ROOT, "bench/torch_baselines.py");
 const ADD_ONE_SRC = join(ROOT, "test/gpu/kernels/add_one.cu");
 const INTEROP_SRC = join(ROOT, "test/gpu/kernels/interop.cu");
 
@@ -167,10 +176,10 @@ function copyKoffi(out: string): void {
   console.log(`koffi: ${pkg.version} -> ${relative(ROOT, join(out, "node_modules"))} (${mib(treeBytes(join(out, "node_modules")))})`);
 }
 
-async function bundleSuite(out: string): Promise<void> {
+async function bundleSuite(out: string, entry = ENTRY, name = "suite.mjs"): Promise<void> {
   await build({
-    entryPoints: [ENTRY],
-    outfile: join(out, "suite.mjs"),
+    entryPoints: [entry],
+    outfile: join(out, name),
     bundle: true,
     platform: "node",
     format: "esm",
@@ -184,7 +193,31 @@ async function bundleSuite(out: string): Promise<void> {
     legalComments: "none",
     logLevel: "warning",
   });
-  console.log(`suite.mjs: ${relative(ROOT, ENTRY)} -> ${mib(statSync(join(out, "suite.mjs")).size)}`);
+  console.log(`${name}: ${relative(ROOT, entry)} -> ${mib(statSync(join(out, name)).size)}`);
+}
+
+/** bench.mjs, the workload files and the torch baselines script. */
+async function bundleBench(out: string): Promise<void> {
+  await bundleSuite(out, BENCH_ENTRY, "bench.mjs");
+  mkdirSync(join(out, "workloads"), { recursive: true });
+  for (const f of readdirSync(BENCH_WORKLOADS).filter((f) => f.endsWith(".json"))) copyFileSync(join(BENCH_WORKLOADS, f), join(out, "workloads", f));
+  copyFileSync(BENCH_TORCH, join(out, "torch_baselines.py"));
+  writeFileSync(join(out, "run-bench.sh"), RUN_BENCH_SH);
+  chmodSync(join(out, "run-bench.sh"), 0o755);
+}
+
+/** The kernel libraries of every spec in bench/workloads/*.json (built or from the cache). */
+async function benchKernelLibraries(): Promise<string[]> {
+  const specs = readdirSync(BENCH_WORKLOADS)
+    .filter((f) => f.endsWith(".json"))
+    .flatMap((f) => specsOf(loadWorkloads(join(BENCH_WORKLOADS, f))));
+  const libraries: string[] = [];
+  for (const spec of new Map(specs.map((s) => [s.hash, s])).values()) {
+    const r = await buildKernel(spec);
+    if (!r.cached) console.log(`kernel: ${spec.name} built in ${r.seconds.toFixed(1)} s (bench)`);
+    libraries.push(r.library);
+  }
+  return libraries;
 }
 
 function buildArtifacts(out: string, extra: string[]): { name: string; bytes: number; sha256: string }[] {
@@ -254,6 +287,13 @@ done
 \${PODGEN_WRAP:-} "$tmp/node" "$here/suite.mjs" --out "$out" --require-gpu "$@"
 `;
 
+const RUN_BENCH_SH = RUN_SH.replace(
+  /# Runs the podgen GPU suite[^\n]*\n[^\n]*\n[^\n]*\n/,
+  "# Runs the podgen benchmarks from this bundle (made by scripts/gpu-bundle.ts): unpacks node into a\n" +
+    "# temporary folder, runs bench.mjs (PyTorch baselines through python3 first) and exits with its\n" +
+    "# code. Results go to $OUT/bench.json and $OUT/torch.json ($OUT defaults to <bundle>/out).\n",
+).replace(/"\$tmp\/node" "\$here\/suite\.mjs" --out "\$out" --require-gpu "\$@"/, '"$tmp/node" "$here/bench.mjs" --out "$out" "$@"');
+
 function verify(out: string): void {
   // From another directory, with whatever driver this machine has (none: every case skipped).
   const cwd = mkdtempSync(join(tmpdir(), "podgen-bundle-verify-"));
@@ -282,7 +322,8 @@ async function main(): Promise<void> {
   packNode(out);
   copyKoffi(out);
   await bundleSuite(out);
-  const artifacts = buildArtifacts(out, [...opts.artifacts, ...(await suiteKernelLibraries())]);
+  await bundleBench(out);
+  const artifacts = buildArtifacts(out, [...new Set([...opts.artifacts, ...(await suiteKernelLibraries()), ...(await benchKernelLibraries())])]);
   writeFileSync(join(out, "run.sh"), RUN_SH);
   chmodSync(join(out, "run.sh"), 0o755);
   writeFileSync(join(out, "bundle.json"), JSON.stringify({
@@ -291,7 +332,13 @@ async function main(): Promise<void> {
     node: process.version,
     artifacts,
   }, null, 2) + "\n");
-  if (opts.verify) verify(out);
+  if (opts.verify) {
+    verify(out);
+    if (!RUN_BENCH_SH.includes("bench.mjs")) throw new BundleError("run-bench.sh does not run bench.mjs");
+    const b = spawnSync(process.execPath, [join(out, "bench.mjs"), "--help"], { encoding: "utf8" });
+    if (b.status !== 0) throw new BundleError(`verify: node bench.mjs --help exited ${b.status}:\n${b.stderr}`);
+    console.log("verify: node bench.mjs --help loads");
+  }
   const total = treeBytes(out);
   console.log(`bundle: ${relative(process.cwd(), out) || "."} ${mib(total)} (limit ${mib(MAX_BYTES)})`);
   if (total > MAX_BYTES) throw new BundleError(`the bundle is ${mib(total)}, over the ${mib(MAX_BYTES)} limit`);

@@ -1,0 +1,633 @@
+// The benchmark harness behind `podgen bench` (cli/bench.ts) and the GPU bundle's bench.mjs
+// (bench/main.ts): paper-style hybrid batches (bench/workloads/*.json), each timed in one run as
+//
+//   prefill      runPrefill on a prefill-only plan
+//   decode       runDecode on a decode-only plan
+//   serial       the two back to back on one stream
+//   two_streams  the two on two streams, forked from and joined back into the timing stream by events
+//   fused        run (the POD kernel) on the hybrid plan, for the default spec and each variant
+//
+// CUDA events around every iteration (all iterations enqueued before one synchronize, so launch
+// gaps stay out), warm-up first, median of `iters`. Every timed operation rotates among enough
+// device copies of its inputs (≥ 2, ≥ 160 MiB apart) that the 50 MB L2 holds nothing of the
+// copy it reads. KV caches are filled with a tiled block of random values (generating GBs of
+// normals on the host would take minutes); queries are fresh random values.
+//
+// PyTorch baselines (bench/torch_baselines.py) are merged from the JSON that script writes.
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { casesFrom } from "../cli/verify-cases.ts";
+import { presetByName, type KernelSpec } from "../dsl/index.ts";
+import {
+  DeviceBatch,
+  DeviceBuffer,
+  Event,
+  CU_EVENT_DISABLE_TIMING,
+  KernelLibrary,
+  makeHostBatch,
+  median,
+  randomTensor16,
+  Rng,
+  Stream,
+  toFloat32,
+  type BatchShape,
+  type Device,
+  type Dtype16,
+  type HostBatch,
+  type KernelInfo,
+  type PodBuffers,
+  type PodPlan,
+} from "../runtime/index.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Workloads
+
+export interface KernelConfig {
+  /** "default" or the variant's name. */
+  label: string;
+  spec: KernelSpec;
+}
+
+export interface Workload {
+  name: string;
+  specName: string;
+  shape: BatchShape;
+  /** The workload's spec first ("default"), then its variants. */
+  configs: KernelConfig[];
+}
+
+interface VariantJson {
+  name: string;
+  [field: string]: unknown;
+}
+
+interface WorkloadJson {
+  name: string;
+  spec?: string;
+  prefills?: [number, number][];
+  decodes?: number[] | { count: number; kvLen: number };
+  variants?: boolean;
+}
+
+interface WorkloadFile {
+  variants?: VariantJson[];
+  workloads: WorkloadJson[];
+}
+
+/** A spec with the variant's overrides, built exactly as the verify case files build theirs. */
+function variantSpec(base: string, fields: Record<string, unknown>): KernelSpec {
+  const { name: _name, ...kernel } = fields;
+  return casesFrom({ cases: [{ seed: 0, decodes: [1], spec: base, ...kernel }] }, "variant")[0]!.spec;
+}
+
+export function parseWorkloads(json: unknown, label = "workloads"): Workload[] {
+  const file = json as WorkloadFile;
+  if (!file || !Array.isArray(file.workloads)) throw new Error(`${label}: no "workloads" array`);
+  return file.workloads.map((w, i) => {
+    const where = `${label}: workloads.${i} (${w.name ?? "unnamed"})`;
+    if (typeof w.name !== "string") throw new Error(`${where}: needs a name`);
+    const specName = w.spec ?? "llama3_8b";
+    const base = presetByName(specName);
+    if (!base) throw new Error(`${where}: spec "${specName}" is not a preset`);
+    const prefills = (w.prefills ?? []).map(([qLen, kvLen]) => {
+      if (!(Number.isInteger(qLen) && Number.isInteger(kvLen) && qLen >= 1 && kvLen >= qLen)) {
+        throw new Error(`${where}: prefill [${qLen}, ${kvLen}] needs 1 ≤ qLen ≤ kvLen`);
+      }
+      return { qLen, kvLen };
+    });
+    const d = w.decodes ?? [];
+    const decodes = Array.isArray(d) ? [...d] : Array.from({ length: d.count }, () => d.kvLen);
+    if (decodes.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`${where}: decode kvLens must be positive integers`);
+    if (prefills.length === 0 || decodes.length === 0) throw new Error(`${where}: a benchmark workload needs prefills and decodes`);
+    const configs: KernelConfig[] = [{ label: "default", spec: base }];
+    if (w.variants) for (const v of file.variants ?? []) configs.push({ label: v.name, spec: variantSpec(specName, v) });
+    return { name: w.name, specName, shape: { prefills, decodes }, configs };
+  });
+}
+
+export function loadWorkloads(path: string): Workload[] {
+  return parseWorkloads(JSON.parse(readFileSync(path, "utf8")), path);
+}
+
+/** Every distinct spec the workloads run (by hash). */
+export function specsOf(workloads: Workload[]): KernelSpec[] {
+  return [...new Map(workloads.flatMap((w) => w.configs.map((c) => [c.spec.hash, c.spec] as const))).values()];
+}
+
+/** What bench/torch_baselines.py reads. */
+export function resolvedWorkloads(workloads: Workload[]) {
+  return {
+    workloads: workloads.map((w) => {
+      const s = w.configs[0]!.spec;
+      return {
+        name: w.name,
+        prefills: w.shape.prefills.map((p) => [p.qLen, p.kvLen]),
+        decodes: w.shape.decodes,
+        heads_q: s.heads.q,
+        heads_kv: s.heads.kv,
+        head_dim: s.headDim,
+        dtype: s.dtype,
+      };
+    }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Work counts
+
+/** Causal attention FLOPs of the prefills: 4·D·Hq·Σ over query tokens of the keys each sees. */
+export function prefillFlops(shape: BatchShape, hq: number, d: number): number {
+  let visible = 0;
+  for (const { qLen: q, kvLen: kv } of shape.prefills) visible += q * (kv - q) + (q * (q + 1)) / 2;
+  return 4 * d * hq * visible;
+}
+
+/** K and V bytes the decodes read, each once. */
+export function decodeKvBytes(shape: BatchShape, hkv: number, d: number, elementBytes = 2): number {
+  return shape.decodes.reduce((s, kv) => s + kv, 0) * hkv * d * elementBytes * 2;
+}
+
+/** Bytes a batch's kernel touches at least once (q, o, its own K/V pages). */
+function workingSetBytes(host: HostBatch): number {
+  const { numHeadsQ: hq, numHeadsKv: hkv, headDim: d, pageSize, paged } = host.dims;
+  const rows = host.batch.kvLens.reduce((s, kv) => s + (paged ? Math.ceil(kv / pageSize) * pageSize : kv), 0);
+  const tokens = host.totalPrefillTokens + host.shape.decodes.length;
+  return tokens * hq * d * 2 * 2 + rows * hkv * d * 2 * 2;
+}
+
+const L2_FLUSH_BYTES = 160 * 2 ** 20;
+const MAX_COPIES = 8;
+
+export function copiesFor(bytesPerCopy: number): number {
+  return Math.max(2, Math.min(MAX_COPIES, Math.ceil(L2_FLUSH_BYTES / Math.max(bytesPerCopy, 1)) + 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Device side
+
+/** Fills a buffer with `block` repeated: one upload, then doubling device-to-device copies. */
+function fillTiled(buf: DeviceBuffer, block: Uint16Array): void {
+  const first = Math.min(buf.bytes, block.byteLength) & ~1;
+  if (first === 0) return;
+  buf.upload(block.subarray(0, first / 2));
+  let filled = first;
+  while (filled < buf.bytes) {
+    const n = Math.min(filled, buf.bytes - filled);
+    buf.copyFrom(buf, n, filled, 0);
+    filled += n;
+  }
+}
+
+/** `count` device copies of one batch (same q and page table, K/V filled from `block`). */
+function deviceCopies(host: HostBatch, count: number, block: Uint16Array): DeviceBatch[] {
+  const copies: DeviceBatch[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const dev = DeviceBatch.forBatch(host);
+      copies.push(dev);
+      fillTiled(dev.k, block);
+      fillTiled(dev.v, block.subarray(1));
+    }
+  } catch (e) {
+    for (const c of copies) c.free();
+    throw e;
+  }
+  return copies;
+}
+
+/** A plan with its workspace, uploaded once. */
+interface Planned {
+  lib: KernelLibrary;
+  plan: PodPlan;
+  workspace: DeviceBuffer;
+  buffers: PodBuffers[];
+}
+
+function planned(lib: KernelLibrary, host: HostBatch, copies: DeviceBatch[], numSms: number): Planned {
+  const { plan, staging } = lib.plan(host.batch, { numSms });
+  const workspace = DeviceBuffer.alloc(Math.max(Number(plan.workspaceBytes), 16), "workspace");
+  lib.uploadPlan(plan, staging, workspace, workspace.bytes);
+  return { lib, plan, workspace, buffers: copies.map((c) => c.podBuffers(workspace)) };
+}
+
+export interface Timing {
+  /** Median ms. */
+  ms: number;
+  p10: number;
+  p90: number;
+  copies: number;
+}
+
+export class Timer {
+  private readonly starts: Event[];
+  private readonly ends: Event[];
+
+  constructor(
+    readonly stream: Stream,
+    readonly iters: number,
+    readonly warmup: number,
+  ) {
+    this.starts = Array.from({ length: iters }, () => Event.create());
+    this.ends = Array.from({ length: iters }, () => Event.create());
+  }
+
+  /** Times `body(i)` (i counts every call, warm-up included; use it to pick the input copy). */
+  time(copies: number, body: (i: number) => void): Timing {
+    for (let i = 0; i < this.warmup; i++) body(i);
+    for (let i = 0; i < this.iters; i++) {
+      this.starts[i]!.record(this.stream);
+      body(this.warmup + i);
+      this.ends[i]!.record(this.stream);
+    }
+    this.stream.synchronize();
+    const ms = this.ends.map((e, i) => e.elapsedMs(this.starts[i]!)).sort((a, b) => a - b);
+    const q = (f: number) => ms[Math.min(ms.length - 1, Math.floor(f * ms.length))]!;
+    return { ms: median(ms), p10: q(0.1), p90: q(0.9), copies };
+  }
+
+  destroy(): void {
+    for (const e of [...this.starts, ...this.ends]) e.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+export interface TorchWorkload {
+  name: string;
+  prefill: Record<string, number>;
+  decode: Record<string, number>;
+  errors: Record<string, string>;
+  best_prefill?: { backend: string; ms: number };
+  best_decode?: { backend: string; ms: number };
+  best_serial_ms?: number;
+  best_serial_backends?: (string | null)[];
+}
+
+export interface TorchReport {
+  torch: string;
+  cuda: string | null;
+  cudnn: number | null;
+  gpu: string;
+  iters: number;
+  warmup: number;
+  workloads: TorchWorkload[];
+  error?: string;
+}
+
+export interface BenchOptions {
+  iters: number;
+  warmup: number;
+  /** Kernel library path of a spec. */
+  library: (spec: KernelSpec) => string;
+  torch?: TorchReport | null;
+  log?: (line: string) => void;
+}
+
+export interface WorkloadResult {
+  name: string;
+  spec: string;
+  prefill_chunk: number;
+  prefill_kv: number;
+  decode_batch: number;
+  decode_kv: number;
+  prefills: [number, number][];
+  ms: {
+    prefill: number | null;
+    decode: number | null;
+    serial: number | null;
+    two_streams: number | null;
+    fused_best: number | null;
+    torch_best_serial: number | null;
+  };
+  fused_ms: Record<string, number | null>;
+  fused_best_config: string | null;
+  prefill_tflops: number | null;
+  decode_tbps: number | null;
+  fused_tflops_equivalent: number | null;
+  speedup_vs_serial: number | null;
+  speedup_vs_two_streams: number | null;
+  speedup_vs_torch: number | null;
+  overlap_efficiency: number | null;
+  timings: Record<string, Timing>;
+  /** Fused outputs of copy 0 that were not written (poisoned NaN) or not finite, per config. */
+  nonfinite_outputs: Record<string, number>;
+  plans: Record<string, unknown>;
+  torch: TorchWorkload | null;
+  errors: string[];
+}
+
+function nonFinite(dev: DeviceBatch, dtype: Dtype16): number {
+  const out = dev.readOutputs();
+  let bad = 0;
+  for (const a of [toFloat32(out.oPrefill, dtype), toFloat32(out.oDecode, dtype)]) for (const x of a) if (!Number.isFinite(x)) bad++;
+  return bad;
+}
+
+function planSummary(p: PodPlan): Record<string, unknown> {
+  return p.toJSON();
+}
+
+export function runWorkload(
+  device: Device,
+  w: Workload,
+  opts: BenchOptions,
+  timer: Timer,
+  side: [Stream, Stream],
+  libFor: (spec: KernelSpec) => KernelLibrary,
+): WorkloadResult {
+  const log = opts.log ?? (() => {});
+  const base = w.configs[0]!.spec;
+  const numSms = device.info.sms;
+  const errors: string[] = [];
+  const timings: Record<string, Timing> = {};
+  const fused: Record<string, number | null> = {};
+  const nonfinite: Record<string, number> = {};
+  const plans: Record<string, unknown> = {};
+  const toFree: { free(): void }[] = [];
+  const hq = base.heads.q;
+  const d = base.headDim;
+  const torch = opts.torch?.workloads.find((t) => t.name === w.name) ?? null;
+  try {
+    const info: KernelInfo = libFor(base).info();
+    const dtype = info.dtype as Dtype16;
+    const rng = new Rng(0xbe7c);
+    const block = randomTensor16(rng, 4 * 2 ** 20, dtype);
+    const mk = (shape: BatchShape, seed: number) => makeHostBatch(info, shape, { seed, data: "queries" });
+    const hostP = mk({ prefills: w.shape.prefills, decodes: [] }, 1);
+    const hostD = mk({ prefills: [], decodes: w.shape.decodes }, 2);
+    const hostH = mk(w.shape, 3);
+    const copies = (h: HostBatch) => {
+      const c = deviceCopies(h, copiesFor(workingSetBytes(h)), block);
+      toFree.push(...c);
+      return c;
+    };
+    const devP = copies(hostP);
+    const devD = copies(hostD);
+    const devH = copies(hostH);
+    const lib = libFor(base);
+    const p = planned(lib, hostP, devP, numSms);
+    const dd = planned(lib, hostD, devD, numSms);
+    toFree.push(p.workspace, dd.workspace);
+    plans.prefill_only = planSummary(p.plan);
+    plans.decode_only = planSummary(dd.plan);
+    const [main, s1] = [timer.stream, side[0]];
+    const s2 = side[1];
+    const fork = Event.create(CU_EVENT_DISABLE_TIMING);
+    const join1 = Event.create(CU_EVENT_DISABLE_TIMING);
+    const join2 = Event.create(CU_EVENT_DISABLE_TIMING);
+    toFree.push({ free: () => [fork, join1, join2].forEach((e) => e.destroy()) });
+    const nP = devP.length;
+    const nD = devD.length;
+    const measure = (key: string, copiesN: number, body: (i: number) => void) => {
+      try {
+        timings[key] = timer.time(copiesN, body);
+        log(`  ${key.padEnd(24)} ${timings[key]!.ms.toFixed(3)} ms (p10 ${timings[key]!.p10.toFixed(3)}, p90 ${timings[key]!.p90.toFixed(3)}, ${copiesN} copies)`);
+      } catch (e) {
+        errors.push(`${key}: ${e instanceof Error ? e.message : String(e)}`);
+        log(`  ${key}: FAILED ${e instanceof Error ? e.message : String(e)}`);
+        try {
+          device.synchronize();
+        } catch {
+          // a sticky error: the next measurements fail too, and say so
+        }
+      }
+    };
+    measure("prefill", nP, (i) => lib.runPrefill(p.plan, p.buffers[i % nP]!, main));
+    measure("decode", nD, (i) => lib.runDecode(dd.plan, dd.buffers[i % nD]!, main));
+    measure("serial", Math.max(nP, nD), (i) => {
+      lib.runPrefill(p.plan, p.buffers[i % nP]!, main);
+      lib.runDecode(dd.plan, dd.buffers[i % nD]!, main);
+    });
+    measure("two_streams", Math.max(nP, nD), (i) => {
+      fork.record(main);
+      s1.waitEvent(fork);
+      s2.waitEvent(fork);
+      lib.runPrefill(p.plan, p.buffers[i % nP]!, s1);
+      lib.runDecode(dd.plan, dd.buffers[i % nD]!, s2);
+      join1.record(s1);
+      join2.record(s2);
+      main.waitEvent(join1);
+      main.waitEvent(join2);
+    });
+    const nH = devH.length;
+    for (const c of w.configs) {
+      const key = `fused ${c.label}`;
+      try {
+        const cl = libFor(c.spec);
+        const h = planned(cl, hostH, devH, numSms);
+        toFree.push(h.workspace);
+        plans[key] = { spec: c.spec.name, hash: c.spec.hash, ...planSummary(h.plan) };
+        for (const dev of devH) dev.poisonOutputs();
+        device.synchronize();
+        measure(key, nH, (i) => cl.run(h.plan, h.buffers[i % nH]!, main));
+        fused[c.label] = timings[key]?.ms ?? null;
+        nonfinite[c.label] = nonFinite(devH[0]!, dtype);
+        if (nonfinite[c.label]! > 0) errors.push(`${key}: ${nonfinite[c.label]} outputs not written or not finite`);
+      } catch (e) {
+        fused[c.label] = null;
+        errors.push(`${key}: ${e instanceof Error ? e.message : String(e)}`);
+        log(`  ${key}: FAILED ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+  } catch (e) {
+    errors.push(`workload: ${e instanceof Error ? e.message : String(e)}`);
+    log(`  FAILED ${e instanceof Error ? e.message : String(e)}`);
+  } finally {
+    try {
+      device.synchronize();
+    } catch {
+      // reported above
+    }
+    for (const f of toFree) f.free();
+  }
+
+  const ms = (k: string) => timings[k]?.ms ?? null;
+  const okFused = Object.entries(fused).filter(([label, v]) => v !== null && (nonfinite[label] ?? 0) === 0) as [string, number][];
+  const best = okFused.length ? okFused.reduce((a, b) => (b[1] < a[1] ? b : a)) : null;
+  const tp = ms("prefill");
+  const td = ms("decode");
+  const serial = ms("serial");
+  const torchSerial = torch?.best_serial_ms ?? null;
+  const ratio = (a: number | null, b: number | null) => (a !== null && b !== null && b > 0 ? a / b : null);
+  const flops = prefillFlops(w.shape, hq, d);
+  return {
+    name: w.name,
+    spec: w.specName,
+    prefill_chunk: w.shape.prefills.reduce((s, x) => s + x.qLen, 0),
+    prefill_kv: Math.max(...w.shape.prefills.map((x) => x.kvLen)),
+    decode_batch: w.shape.decodes.length,
+    decode_kv: Math.max(...w.shape.decodes),
+    prefills: w.shape.prefills.map((x) => [x.qLen, x.kvLen]),
+    ms: { prefill: tp, decode: td, serial, two_streams: ms("two_streams"), fused_best: best?.[1] ?? null, torch_best_serial: torchSerial },
+    fused_ms: fused,
+    fused_best_config: best?.[0] ?? null,
+    prefill_tflops: tp ? flops / (tp * 1e-3) / 1e12 : null,
+    decode_tbps: td ? decodeKvBytes(w.shape, base.heads.kv, d) / (td * 1e-3) / 1e12 : null,
+    fused_tflops_equivalent: best ? flops / (best[1] * 1e-3) / 1e12 : null,
+    speedup_vs_serial: ratio(serial, best?.[1] ?? null),
+    speedup_vs_two_streams: ratio(ms("two_streams"), best?.[1] ?? null),
+    speedup_vs_torch: ratio(torchSerial, best?.[1] ?? null),
+    overlap_efficiency: tp !== null && td !== null && best ? (tp + td - best[1]) / Math.min(tp, td) : null,
+    timings,
+    nonfinite_outputs: nonfinite,
+    plans,
+    torch,
+    errors,
+  };
+}
+
+export interface BenchReport {
+  commit: string;
+  gpu: string;
+  driver: string;
+  cuda: string;
+  sms: number;
+  date: string;
+  iters: number;
+  warmup: number;
+  specs: Record<string, string>;
+  torch: Omit<TorchReport, "workloads"> | null;
+  workloads: WorkloadResult[];
+  summary: Record<string, number | null>;
+}
+
+const geomean = (xs: number[]) => (xs.length ? Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length) : null);
+
+export function runBench(device: Device, workloads: Workload[], opts: BenchOptions & { commit: string }): BenchReport {
+  const log = opts.log ?? (() => {});
+  const main = Stream.create();
+  const side: [Stream, Stream] = [Stream.create(), Stream.create()];
+  const timer = new Timer(main, opts.iters, opts.warmup);
+  const results: WorkloadResult[] = [];
+  // Each library is loaded once for the whole run.
+  const libs = new Map<string, KernelLibrary>();
+  const libFor = (spec: KernelSpec) => {
+    let lib = libs.get(spec.hash);
+    if (!lib) libs.set(spec.hash, (lib = new KernelLibrary(opts.library(spec), `pod_${spec.name}`)));
+    return lib;
+  };
+  try {
+    for (const w of workloads) {
+      log(`${w.name} (${w.specName}): prefills ${w.shape.prefills.map((p) => `${p.qLen}/${p.kvLen}`).join(" ")}, ${w.shape.decodes.length} decodes`);
+      results.push(runWorkload(device, w, opts, timer, side, libFor));
+    }
+  } finally {
+    timer.destroy();
+    for (const s of [main, ...side]) s.destroy();
+    for (const l of libs.values()) l.close();
+  }
+  const vals = (f: (r: WorkloadResult) => number | null) => results.map(f).filter((x): x is number => x !== null);
+  const { workloads: _w, ...torchMeta } = opts.torch ?? { workloads: [] };
+  return {
+    commit: opts.commit,
+    gpu: device.info.name,
+    driver: device.info.driverVersion,
+    cuda: device.info.cudaVersion,
+    sms: device.info.sms,
+    date: new Date().toISOString(),
+    iters: opts.iters,
+    warmup: opts.warmup,
+    specs: Object.fromEntries(specsOf(workloads).map((s) => [s.name, s.hash])),
+    torch: opts.torch ? (torchMeta as Omit<TorchReport, "workloads">) : null,
+    workloads: results,
+    summary: {
+      geomean_speedup_vs_torch: geomean(vals((r) => r.speedup_vs_torch)),
+      geomean_speedup_vs_serial: geomean(vals((r) => r.speedup_vs_serial)),
+      mean_overlap_efficiency: vals((r) => r.overlap_efficiency).length
+        ? vals((r) => r.overlap_efficiency).reduce((a, b) => a + b, 0) / vals((r) => r.overlap_efficiency).length
+        : null,
+      min_decode_tbps: vals((r) => r.decode_tbps).length ? Math.min(...vals((r) => r.decode_tbps)) : null,
+      min_prefill_tflops: vals((r) => r.prefill_tflops).length ? Math.min(...vals((r) => r.prefill_tflops)) : null,
+    },
+  };
+}
+
+/** The table printed last. */
+export function formatTable(report: BenchReport): string {
+  const f = (x: number | null | undefined, digits = 3) => (x === null || x === undefined ? "-" : x.toFixed(digits));
+  const header = ["workload", "prefill", "decode", "serial", "2 streams", "fused", "best config", "torch", "TFLOP/s", "TB/s", "x serial", "x torch", "overlap"];
+  const rows = report.workloads.map((r) => [
+    r.name,
+    f(r.ms.prefill),
+    f(r.ms.decode),
+    f(r.ms.serial),
+    f(r.ms.two_streams),
+    f(r.ms.fused_best),
+    r.fused_best_config ?? "-",
+    f(r.ms.torch_best_serial),
+    f(r.prefill_tflops, 0),
+    f(r.decode_tbps, 2),
+    f(r.speedup_vs_serial, 2),
+    f(r.speedup_vs_torch, 2),
+    f(r.overlap_efficiency, 2),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (cells: (string | number)[]) => cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]!) : String(c).padStart(widths[i]!))).join("  ");
+  const s = report.summary;
+  return [
+    `${report.gpu} (driver ${report.driver}, ${report.sms} SMs), commit ${report.commit}; ms are medians of ${report.iters} after ${report.warmup} warm-up`,
+    line(header),
+    ...rows.map(line),
+    `geomean fused speedup: ${f(s.geomean_speedup_vs_serial, 2)}x vs our serial, ${f(s.geomean_speedup_vs_torch, 2)}x vs torch best serial; ` +
+      `mean overlap efficiency ${f(s.mean_overlap_efficiency, 2)}; min decode ${f(s.min_decode_tbps, 2)} TB/s; min prefill ${f(s.min_prefill_tflops, 0)} TFLOP/s`,
+  ].join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whole run, shared by the CLI and the bundle entry
+
+export interface RunAllOptions {
+  workloadsPath: string;
+  filters: string[];
+  iters: number;
+  warmup: number;
+  library: (spec: KernelSpec) => string;
+  commit: string;
+  /** Runs the torch baselines for a resolved-workloads file; returns their report or null. */
+  torch?: (workloads: Workload[]) => TorchReport | null;
+  openDevice: () => Device;
+  log: (line: string) => void;
+}
+
+export function selectWorkloads(path: string, filters: string[]): Workload[] {
+  const all = loadWorkloads(path);
+  const chosen = filters.length ? all.filter((w) => filters.some((f) => w.name.includes(f))) : all;
+  if (chosen.length === 0) throw new Error(`no workload of ${path} matches ${filters.join(", ")}`);
+  return chosen;
+}
+
+export function runAll(o: RunAllOptions): BenchReport {
+  const workloads = selectWorkloads(o.workloadsPath, o.filters);
+  // Torch first, in its own process, before this one holds any device memory.
+  const torch = o.torch ? o.torch(workloads) : null;
+  const device = o.openDevice();
+  return runBench(device, workloads, { iters: o.iters, warmup: o.warmup, library: o.library, torch, commit: o.commit, log: o.log });
+}
+
+/**
+ * Runs bench/torch_baselines.py (`script`) with `python` on the workloads, writing
+ * resolved-workloads.json and torch.json into `outDir`; null (and a logged reason) when it fails.
+ */
+export function torchRunner(python: string, script: string, outDir: string, iters: number, warmup: number, log: (line: string) => void, timeoutS = 240) {
+  return (workloads: Workload[]): TorchReport | null => {
+    const resolved = join(outDir, "resolved-workloads.json");
+    const out = join(outDir, "torch.json");
+    writeFileSync(resolved, JSON.stringify(resolvedWorkloads(workloads), null, 1));
+    log(`torch baselines: ${python} ${script}`);
+    const r = spawnSync(python, [script, resolved, out, "--iters", String(iters), "--warmup", String(warmup)], {
+      stdio: ["ignore", "inherit", "inherit"],
+      timeout: timeoutS * 1000,
+      env: { ...process.env, PYTHONUNBUFFERED: "1" },
+    });
+    if (r.error || r.status !== 0) log(`torch baselines: exited ${r.status ?? ""} ${r.signal ?? ""} ${r.error?.message ?? ""}`.trim());
+    if (!existsSync(out)) return null;
+    try {
+      return JSON.parse(readFileSync(out, "utf8")) as TorchReport;
+    } catch (e) {
+      log(`torch baselines: unreadable ${out}: ${(e as Error).message}`);
+      return null;
+    }
+  };
+}

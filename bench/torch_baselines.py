@@ -1,0 +1,315 @@
+#!/usr/bin/env python3
+"""PyTorch baselines for `podgen bench`, timed on the same GPU in the same device command.
+
+    python3 bench/torch_baselines.py RESOLVED.json OUT.json [--iters N] [--warmup N]
+
+RESOLVED.json is what bench/run.ts writes before it runs (`resolvedWorkloads`): per workload its
+name, prefills [[qLen, kvLen], ...], decodes [kvLen, ...], heads_q, heads_kv, head_dim, dtype.
+
+Contiguous KV (no paging). Prefill: varlen flash (torch.ops.aten._flash_attention_forward, causal
+aligned bottom-right, i.e. query t of a chunk sees kvLen - qLen + t + 1 keys), and SDPA with a
+lower-right causal bias / mask per chunk (flash, efficient, cuDNN; whichever this build accepts).
+Decode: SDPA flash / efficient / cuDNN with enable_gqa, and varlen flash with one query per
+request. "Best serial" runs the fastest prefill backend then the fastest decode backend back to
+back. CUDA events around each iteration, warm-up first, median of --iters; inputs rotate among
+enough copies that the 50 MB L2 holds none of them from the previous iteration.
+
+Every backend runs inside try/except: one that this torch build rejects is reported with its error
+and left out of the best-of.
+"""
+import json
+import math
+import statistics
+import sys
+import time
+import traceback
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+L2_FLUSH_BYTES = 160 * 2**20  # rotate until this much distinct data separates two uses of one copy
+MAX_COPIES = 8
+
+
+def copies_for(bytes_per_copy):
+    return max(2, min(MAX_COPIES, math.ceil(L2_FLUSH_BYTES / max(bytes_per_copy, 1)) + 1))
+
+
+def time_fn(fns, iters, warmup):
+    """fns: one closure per input copy. Returns the median ms and all samples."""
+    n = len(fns)
+    for i in range(warmup):
+        fns[i % n]()
+    torch.cuda.synchronize()
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
+    for i in range(iters):
+        starts[i].record()
+        fns[(i + warmup) % n]()
+        ends[i].record()
+    torch.cuda.synchronize()
+    ms = [s.elapsed_time(e) for s, e in zip(starts, ends)]
+    return statistics.median(ms), ms
+
+
+def randn(shape, dtype):
+    return torch.randn(shape, device="cuda", dtype=dtype)
+
+
+def lower_right_mask(q_len, kv_len):
+    # query t sees keys j <= kv_len - q_len + t
+    t = torch.arange(q_len, device="cuda").unsqueeze(1)
+    j = torch.arange(kv_len, device="cuda").unsqueeze(0)
+    return j <= (kv_len - q_len + t)
+
+
+def prefill_inputs(w, dtype):
+    hq, hkv, d = w["heads_q"], w["heads_kv"], w["head_dim"]
+    q_lens = [p[0] for p in w["prefills"]]
+    kv_lens = [p[1] for p in w["prefills"]]
+    tq, tk = sum(q_lens), sum(kv_lens)
+    cu_q = torch.tensor([0] + list(accumulate(q_lens)), device="cuda", dtype=torch.int32)
+    cu_k = torch.tensor([0] + list(accumulate(kv_lens)), device="cuda", dtype=torch.int32)
+    return dict(
+        q=randn((tq, hq, d), dtype), k=randn((tk, hkv, d), dtype), v=randn((tk, hkv, d), dtype),
+        cu_q=cu_q, cu_k=cu_k, max_q=max(q_lens), max_k=max(kv_lens), q_lens=q_lens, kv_lens=kv_lens,
+        bytes=(tq * hq * d * 2 * 2) + 2 * tk * hkv * d * 2,
+    )
+
+
+def accumulate(xs):
+    s = 0
+    for x in xs:
+        s += x
+        yield s
+
+
+def flash_varlen(q, k, v, cu_q, cu_k, max_q, max_k, causal):
+    return torch.ops.aten._flash_attention_forward(q, k, v, cu_q, cu_k, max_q, max_k, 0.0, causal, False)[0]
+
+
+def prefill_backends(w, dtype):
+    """name -> factory(inputs) -> closure."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    def varlen(x):
+        return lambda: flash_varlen(x["q"], x["k"], x["v"], x["cu_q"], x["cu_k"], x["max_q"], x["max_k"], True)
+
+    def per_chunk(backend, use_bias):
+        def make(x):
+            # [1, H, L, D] views of each chunk (the varlen tensors, transposed: no copies).
+            chunks = []
+            oq = ok = 0
+            for ql, kl in zip(x["q_lens"], x["kv_lens"]):
+                q = x["q"][oq:oq + ql].transpose(0, 1).unsqueeze(0)
+                k = x["k"][ok:ok + kl].transpose(0, 1).unsqueeze(0)
+                v = x["v"][ok:ok + kl].transpose(0, 1).unsqueeze(0)
+                if use_bias:
+                    from torch.nn.attention.bias import causal_lower_right
+                    mask = causal_lower_right(ql, kl)
+                else:
+                    mask = lower_right_mask(ql, kl)
+                chunks.append((q, k, v, mask))
+                oq += ql
+                ok += kl
+
+            def run():
+                with sdpa_kernel([backend]):
+                    return [F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True) for q, k, v, mask in chunks]
+            return run
+        return make
+
+    return {
+        "flash_varlen": varlen,
+        "sdpa_flash_lower_right": per_chunk(SDPBackend.FLASH_ATTENTION, True),
+        "sdpa_efficient_lower_right": per_chunk(SDPBackend.EFFICIENT_ATTENTION, True),
+        "sdpa_cudnn_mask": per_chunk(SDPBackend.CUDNN_ATTENTION, False),
+    }
+
+
+def decode_inputs(w, dtype):
+    hq, hkv, d = w["heads_q"], w["heads_kv"], w["head_dim"]
+    lens = w["decodes"]
+    b, lmax = len(lens), max(lens)
+    return dict(
+        q=randn((b, hq, 1, d), dtype), k=randn((b, hkv, lmax, d), dtype), v=randn((b, hkv, lmax, d), dtype),
+        lens=lens, uniform=len(set(lens)) == 1,
+        bytes=2 * b * hkv * lmax * d * 2 + 2 * b * hq * d * 2,
+    )
+
+
+def decode_backends(w, dtype):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    def sdpa(backend):
+        def make(x):
+            q, k, v = x["q"], x["k"], x["v"]
+
+            def run():
+                with sdpa_kernel([backend]):
+                    return F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+            return run
+        return make
+
+    def varlen(x):
+        b, hkv, lmax, d = x["k"].shape
+        kk, vv = x["kt"], x["vt"]  # [B*L, Hkv, D] copies (made in main), the layout varlen flash reads
+        q = x["q"].reshape(b, -1, d)
+        cu_q = torch.arange(0, b + 1, device="cuda", dtype=torch.int32)
+        # Requests padded to lmax in kt/vt: exact for uniform lengths (as in our workloads).
+        cu_k = torch.arange(0, b + 1, device="cuda", dtype=torch.int32) * lmax
+        return lambda: flash_varlen(q, kk, vv, cu_q, cu_k, 1, lmax, False)
+
+    return {
+        "sdpa_flash": sdpa(SDPBackend.FLASH_ATTENTION),
+        "sdpa_cudnn": sdpa(SDPBackend.CUDNN_ATTENTION),
+        "sdpa_efficient": sdpa(SDPBackend.EFFICIENT_ATTENTION),
+        "flash_varlen": varlen,
+    }
+
+
+def as_rows(out, hq, d):
+    """Any backend's output as [tokens, Hq, D] (prefill chunks concatenated; decodes one row each)."""
+    if isinstance(out, (list, tuple)):
+        return torch.cat([o.squeeze(0).transpose(0, 1) for o in out], 0)
+    if out.dim() == 4:  # [B, Hq, 1, D]
+        return out.squeeze(2)
+    return out.reshape(-1, hq, d)
+
+
+def reference_error(part, x, out, hq, hkv, d):
+    """Relative L2 error of sampled rows against fp32 math with bottom-right causal visibility."""
+    rows = as_rows(out, hq, d).float()
+    errs_num = errs_den = 0.0
+    if part == "prefill":
+        oq = ok = 0
+        for ql, kl in zip(x["q_lens"], x["kv_lens"]):
+            idx = sorted(set([0, ql // 2] + list(range(max(0, ql - 16), ql))))
+            q = x["q"][oq:oq + ql][idx].float()
+            k = x["k"][ok:ok + kl].float().repeat_interleave(hq // hkv, dim=1)
+            v = x["v"][ok:ok + kl].float().repeat_interleave(hq // hkv, dim=1)
+            vis = torch.tensor([kl - ql + t + 1 for t in idx], device="cuda")
+            s = torch.einsum("nhd,lhd->nhl", q, k) / math.sqrt(d)
+            s = s.masked_fill(torch.arange(kl, device="cuda")[None, None, :] >= vis[:, None, None], float("-inf"))
+            ref = torch.einsum("nhl,lhd->nhd", torch.softmax(s, -1), v)
+            got = rows[oq:oq + ql][idx]
+            errs_num += float((got - ref).pow(2).sum())
+            errs_den += float(ref.pow(2).sum())
+            oq += ql
+            ok += kl
+    else:
+        for r in range(min(4, len(x["lens"]))):
+            q = x["q"][r, :, 0].float()  # [Hq, D]
+            k = x["k"][r].float().repeat_interleave(hq // hkv, dim=0)  # [Hq, L, D]
+            v = x["v"][r].float().repeat_interleave(hq // hkv, dim=0)
+            p = torch.softmax(torch.einsum("hd,hld->hl", q, k) / math.sqrt(d), -1)
+            ref = torch.einsum("hl,hld->hd", p, v)
+            errs_num += float((rows[r] - ref).pow(2).sum())
+            errs_den += float(ref.pow(2).sum())
+    return math.sqrt(errs_num / max(errs_den, 1e-30))
+
+
+def main():
+    warnings.filterwarnings("ignore", category=UserWarning)
+    args = sys.argv[1:]
+    if len(args) < 2:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    src, dst = args[0], args[1]
+    iters = int(args[args.index("--iters") + 1]) if "--iters" in args else 40
+    warmup = int(args[args.index("--warmup") + 1]) if "--warmup" in args else 5
+    resolved = json.load(open(src))
+    torch.manual_seed(0)
+    props = torch.cuda.get_device_properties(0)
+    report = {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+        "gpu": props.name,
+        "iters": iters,
+        "warmup": warmup,
+        "workloads": [],
+    }
+    t_start = time.time()
+    for w in resolved["workloads"]:
+        dtype = torch.bfloat16 if w["dtype"] == "bf16" else torch.float16
+        entry = {"name": w["name"], "prefill": {}, "decode": {}, "errors": {}}
+        try:
+            fns_best = {}
+            for part, make_inputs, backends in (
+                ("prefill", prefill_inputs, prefill_backends),
+                ("decode", decode_inputs, decode_backends),
+            ):
+                if (part == "prefill" and not w["prefills"]) or (part == "decode" and not w["decodes"]):
+                    continue
+                first = make_inputs(w, dtype)
+                inputs = [first] + [make_inputs(w, dtype) for _ in range(copies_for(first["bytes"]) - 1)]
+                if part == "decode":
+                    for x in inputs:
+                        b, hkv, lmax, d = x["k"].shape
+                        # varlen flash wants [tokens, Hkv, D]: separate contiguous copies (same bytes).
+                        x["kt"] = x["k"].transpose(1, 2).contiguous().reshape(b * lmax, hkv, d)
+                        x["vt"] = x["v"].transpose(1, 2).contiguous().reshape(b * lmax, hkv, d)
+                entry[f"{part}_copies"] = len(inputs)
+                best = None
+                for name, factory in backends(w, dtype).items():
+                    if part == "decode" and not inputs[0]["uniform"]:
+                        entry["errors"][f"{part}.{name}"] = "decode lengths differ; the padded inputs would not measure the batch"
+                        continue
+                    try:
+                        fns = [factory(x) for x in inputs]
+                        out0 = fns[0]()
+                        try:
+                            err = reference_error(part, inputs[0], out0, w["heads_q"], w["heads_kv"], w["head_dim"])
+                        except Exception as e:  # noqa: BLE001 - the check itself failed: time anyway, say so
+                            err = None
+                            entry["errors"][f"{part}.{name}.check"] = f"{type(e).__name__}: {str(e)[:200]}"
+                        del out0
+                        entry.setdefault("rel_error", {})[f"{part}.{name}"] = err
+                        if err is not None and not err < 2e-2:
+                            raise RuntimeError(f"wrong result: relative L2 error {err:.2e} against fp32 math")
+                        ms, _ = time_fn(fns, iters, warmup)
+                        entry[part][name] = ms
+                        if best is None or ms < best[1]:
+                            best = (name, ms, fns)
+                    except Exception as e:  # noqa: BLE001 - a backend this build rejects
+                        entry["errors"][f"{part}.{name}"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+                        torch.cuda.synchronize()
+                if best:
+                    entry[f"best_{part}"] = {"backend": best[0], "ms": best[1]}
+                    fns_best[part] = best[2]
+            if fns_best:
+                pf = fns_best.get("prefill", [])
+                df = fns_best.get("decode", [])
+                n = max(len(pf), len(df))
+
+                def serial(i):
+                    def run():
+                        if pf:
+                            pf[i % len(pf)]()
+                        if df:
+                            df[i % len(df)]()
+                    return run
+                ms, _ = time_fn([serial(i) for i in range(n)], iters, warmup)
+                entry["best_serial_ms"] = ms
+                entry["best_serial_backends"] = [entry.get("best_prefill", {}).get("backend"), entry.get("best_decode", {}).get("backend")]
+        except Exception as e:  # noqa: BLE001
+            entry["errors"]["workload"] = f"{type(e).__name__}: {e}"
+            traceback.print_exc()
+        finally:
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
+        report["workloads"].append(entry)
+        bp = entry.get("best_prefill", {})
+        bd = entry.get("best_decode", {})
+        print(f"torch {w['name']}: prefill {bp.get('backend')} {bp.get('ms', float('nan')):.3f} ms, "
+              f"decode {bd.get('backend')} {bd.get('ms', float('nan')):.3f} ms, serial {entry.get('best_serial_ms', float('nan')):.3f} ms"
+              + (f"; errors: {list(entry['errors'])}" if entry["errors"] else ""), flush=True)
+        json.dump(report, open(dst, "w"), indent=1)
+    report["seconds"] = time.time() - t_start
+    json.dump(report, open(dst, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()

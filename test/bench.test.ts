@@ -1,0 +1,74 @@
+// The benchmark harness's host side (bench/run.ts, bench/plot.ts): work counts, the workload file,
+// the variants' kernels (the same specs, and so the same bundled libraries, as the GPU suite's
+// cases), the table and the SVG of a recorded report. Timing itself needs a GPU (`podgen bench`).
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { PACKAGE_ROOT } from "../codegen/paths.ts";
+import { casesFrom } from "../cli/verify-cases.ts";
+import { copiesFor, decodeKvBytes, formatTable, loadWorkloads, parseWorkloads, prefillFlops, resolvedWorkloads, specsOf, type BenchReport } from "../bench/run.ts";
+import { renderSvg } from "../bench/plot.ts";
+import kernelCases from "./gpu/kernel-cases.json" with { type: "json" };
+
+const PAPER = join(PACKAGE_ROOT, "bench/workloads/paper.json");
+
+test("causal prefill FLOPs: 4·D·Hq·Σ visible keys (bottom-right aligned)", () => {
+  // One chunk of 2 tokens over 5 keys: the tokens see 4 and 5 keys.
+  assert.is(prefillFlops({ prefills: [{ qLen: 2, kvLen: 5 }], decodes: [] }, 32, 128), 4 * 128 * 32 * 9);
+  // A square chunk: q(q+1)/2.
+  assert.is(prefillFlops({ prefills: [{ qLen: 1024, kvLen: 1024 }], decodes: [] }, 1, 1), 4 * 1024 * 1025 / 2);
+});
+
+test("decode bytes: K and V of every decode, read once", () => {
+  assert.is(decodeKvBytes({ prefills: [], decodes: [4096, 100] }, 8, 128), (4096 + 100) * 8 * 128 * 2 * 2);
+});
+
+test("input copies: at least 2, enough to flush a 50 MB L2, at most 8", () => {
+  assert.is(copiesFor(2 ** 30), 2);
+  assert.is(copiesFor(40 * 2 ** 20), 5);
+  assert.is(copiesFor(1), 8);
+});
+
+test("paper.json: the five paper workloads, variants on llama3_8b, kernels the GPU suite bundles", () => {
+  const ws = loadWorkloads(PAPER);
+  const shape = (n: number) => {
+    const w = ws[n]!;
+    return [w.shape.prefills[0]!.qLen, w.shape.prefills[0]!.kvLen, w.shape.decodes.length, w.shape.decodes[0]];
+  };
+  assert.equal([0, 1, 2, 3, 4].map(shape), [
+    [1024, 4096, 32, 4096],
+    [512, 8192, 64, 8192],
+    [2048, 2048, 16, 16384],
+    [1024, 16384, 128, 2048],
+    [2048, 8192, 64, 4096],
+  ]);
+  assert.equal(ws[0]!.configs.map((c) => c.label), ["default", "fifty-fifty", "4 CTAs/SM"]);
+  assert.is(ws[0]!.configs[2]!.spec.ctasPerSm, 4);
+  assert.is(ws[0]!.configs[1]!.spec.schedule.kind, "fifty-fifty");
+  // Every bench kernel is one the GPU suite builds, so the bundle carries it once.
+  const suite = new Set(["llama3_8b", ...casesFrom(kernelCases).map((c) => c.spec.name), "qwen2_0_5b", "llama2_7b"]);
+  for (const s of specsOf(ws)) assert.ok(suite.has(s.name), `${s.name} is not a GPU-suite kernel`);
+  const r = resolvedWorkloads(ws).workloads.find((w) => w.name.startsWith("D64"))!;
+  assert.equal([r.heads_q, r.heads_kv, r.head_dim, r.dtype], [14, 2, 64, "bf16"]);
+});
+
+test("workload file errors name the workload", () => {
+  assert.throws(() => parseWorkloads({ workloads: [{ name: "x", prefills: [[10, 5]], decodes: [1] }] }), /x.*qLen ≤ kvLen/);
+  assert.throws(() => parseWorkloads({ workloads: [{ name: "y", spec: "nope", prefills: [[1, 1]], decodes: [1] }] }), /"nope" is not a preset/);
+});
+
+test("a recorded report: table and SVG", async () => {
+  const report = JSON.parse(readFileSync(join(PACKAGE_ROOT, "bench/results/latest.json"), "utf8")) as BenchReport;
+  for (const key of ["commit", "gpu", "driver", "workloads"]) assert.ok(key in report, key);
+  const w = report.workloads[0]!;
+  for (const key of ["name", "prefill_chunk", "prefill_kv", "decode_batch", "decode_kv", "ms", "fused_best_config", "prefill_tflops", "decode_tbps", "speedup_vs_serial", "speedup_vs_torch", "overlap_efficiency"]) {
+    assert.ok(key in w, key);
+  }
+  const table = formatTable(report).split("\n");
+  assert.is(table.length, report.workloads.length + 3);
+  const svg = await renderSvg(report);
+  assert.ok(svg.startsWith("<svg") && svg.includes(w.name), "an SVG naming the workloads");
+});
+
+test.run();
