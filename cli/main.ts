@@ -10,6 +10,7 @@ import { describeError, EXIT, exitCodeFor, UsageError } from "./errors.ts";
 import { loadSpecs } from "./load-spec.ts";
 import { parseCaseFile } from "./verify-cases.ts";
 import { registerBenchCommand } from "./bench.ts";
+import { registerExportCommand } from "./export.ts";
 import { Device, KernelLibrary, makeHostBatch } from "../runtime/index.ts";
 import { verifyBatch } from "../runtime/verify.ts";
 import { table } from "./table.ts";
@@ -217,6 +218,7 @@ program
   });
 
 registerBenchCommand(program);
+registerExportCommand(program);
 
 try {
   await program.parseAsync();

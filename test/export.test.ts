@@ -1,0 +1,193 @@
+// `podgen export`: the folder's contents and determinism, the CLI's errors, and — for every preset —
+// the exported CMake package built with nvcc, installed, found by a C consumer through
+// find_package and run on its host-only path (plan a batch, check the planner's error reports).
+// No GPU needed. The PyTorch op cannot be built here (no torch): it is syntax-checked against a
+// stand-in of the torch API (test/fixtures/fake_torch), its Python files byte-compiled.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { execa } from "execa";
+import { PRESETS, presetByName } from "../dsl/index.ts";
+import { EXPORT_MANIFEST, generateExport } from "../codegen/export.ts";
+import { generateCudaSources } from "../codegen/generate.ts";
+import { KERNEL_HEADERS_DIR } from "../codegen/paths.ts";
+import { exportKernel } from "../cli/export.ts";
+import { exitCodeFor, UsageError } from "../cli/errors.ts";
+
+const work = mkdtempSync(join(tmpdir(), "podgen-export-"));
+const fixtures = join(dirname(fileURLToPath(import.meta.url)), "fixtures");
+const cudaHome = process.env.CUDA_HOME ?? "/usr/local/cuda";
+
+test("an export holds the CUDA sources, the header, CMake, the PyTorch op and examples; same spec → same bytes", () => {
+  const spec = presetByName("llama3_8b")!;
+  const files = generateExport(spec);
+  const again = generateExport(spec);
+  assert.equal(again, files, "deterministic");
+  const byPath = new Map(files.map((f) => [f.path, f.contents]));
+  const [kernel, header] = generateCudaSources(spec);
+  assert.is(byPath.get("src/kernel.cu"), kernel!.contents);
+  assert.is(byPath.get("include/podgen/llama3_8b/pod_attention.h"), header!.contents);
+  for (const h of readdirSync(KERNEL_HEADERS_DIR)) {
+    assert.is(byPath.get(`src/pod/${h}`), readFileSync(join(KERNEL_HEADERS_DIR, h), "utf8"), `copy of pod/${h}`);
+  }
+  for (const path of [
+    "CMakeLists.txt",
+    "cmake/llama3_8bConfig.cmake.in",
+    "README.md",
+    "csrc/torch_op.cpp",
+    "python/pod_llama3_8b/__init__.py",
+    "examples/c_consumer/CMakeLists.txt",
+    "examples/c_consumer/main.c",
+    "examples/python_usage.py",
+    "tests/test_torch.py",
+    "spec.json",
+  ]) {
+    assert.ok(byPath.has(path), `export has ${path}`);
+    assert.not.match(byPath.get(path)!, /\{\{|\}\}/, `${path}: no unrendered handlebars`);
+  }
+  const manifest = JSON.parse(byPath.get(EXPORT_MANIFEST)!);
+  assert.equal(manifest.files, [...byPath.keys()].sort(), "the manifest lists every file");
+  assert.match(byPath.get("CMakeLists.txt")!, /set\(CMAKE_CUDA_ARCHITECTURES "90a-real"/);
+  assert.match(byPath.get("CMakeLists.txt")!, /install\(EXPORT llama3_8bTargets NAMESPACE podgen::/);
+  assert.match(byPath.get("csrc/torch_op.cpp")!, /TORCH_LIBRARY\(podgen_llama3_8b, m\)/);
+  assert.match(byPath.get("csrc/torch_op.cpp")!, /at::kBFloat16/);
+  assert.match(byPath.get("tests/test_torch.py")!, /scaled_dot_product_attention/);
+  // Another kernel differs where it should: its dtype reaches the op and the Python wrapper.
+  const fp16 = new Map(generateExport(presetByName("llama2_7b")!).map((f) => [f.path, f.contents]));
+  assert.match(fp16.get("csrc/torch_op.cpp")!, /const at::ScalarType kDType = at::kHalf;/);
+  assert.match(fp16.get("python/pod_llama2_7b/__init__.py")!, /DTYPE = torch.float16/);
+});
+
+test("export refuses a non-empty folder, a file in the way and an unknown preset (exit 2); --force rewrites its own files", async () => {
+  const expectUsage = async (run: () => Promise<unknown>, pattern: RegExp) => {
+    try {
+      await run();
+      assert.unreachable("should fail");
+    } catch (e) {
+      assert.instance(e, UsageError, String(e));
+      assert.is(exitCodeFor(e), 2);
+      assert.match((e as Error).message, pattern);
+    }
+  };
+  const dir = join(work, "errors");
+  mkdirSync(dir);
+  writeFileSync(join(dir, "mine.txt"), "not podgen's");
+  await expectUsage(() => exportKernel("llama3_8b", dir), /is not empty .*--force/);
+  await expectUsage(() => exportKernel("llama3_8b", join(dir, "mine.txt")), /exists and is not a folder/);
+  await expectUsage(() => exportKernel("llama3_9b", join(work, "none")), /neither a preset .* nor an existing spec file/);
+  assert.not.ok(existsSync(join(work, "none")), "nothing written for an unknown preset");
+  const specs = join(work, "two.json");
+  writeFileSync(specs, JSON.stringify([{ name: "a", heads: { q: 8, kv: 8 }, headDim: 64 }, { name: "b", heads: { q: 8, kv: 2 }, headDim: 64 }]));
+  await expectUsage(() => exportKernel(specs, join(work, "two")), /defines 2 kernels \(a, b\).*--kernel/);
+  assert.is((await exportKernel(specs, join(work, "two"), { kernel: "b" })).spec.name, "b");
+
+  // --force: a previous export's files are replaced, files it no longer makes removed, others kept.
+  await exportKernel("llama3_8b", dir, { force: true });
+  const manifestPath = join(dir, EXPORT_MANIFEST);
+  const manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
+  writeFileSync(join(dir, "src", "pod", "gone.cuh"), "// from an older export");
+  writeFileSync(manifestPath, JSON.stringify({ ...manifest, files: [...manifest.files, "src/pod/gone.cuh", "../outside.txt"] }));
+  writeFileSync(join(dir, "README.md"), "edited");
+  await exportKernel("llama3_8b", dir, { force: true });
+  assert.not.ok(existsSync(join(dir, "src", "pod", "gone.cuh")), "stale file of the previous export removed");
+  assert.ok(existsSync(join(dir, "mine.txt")), "a file the export did not make is kept");
+  assert.match(readFileSync(join(dir, "README.md"), "utf8"), /^<!--/, "README rewritten");
+});
+
+test("the exported PyTorch op is valid C++ against a stand-in of the torch API; its Python byte-compiles", async () => {
+  for (const name of ["llama3_8b", "llama2_7b"]) {
+    const dir = join(work, `torch-${name}`);
+    await exportKernel(name, dir);
+    const gxx = await execa(
+      "g++",
+      ["-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", `-I${join(fixtures, "fake_torch")}`, `-I${join(dir, "include")}`, `-I${cudaHome}/include`, join(dir, "csrc", "torch_op.cpp")],
+      { reject: false, all: true },
+    );
+    assert.is(gxx.exitCode, 0, gxx.all);
+    const python = await execa("python3", ["-c", "import sys, py_compile\nfor f in sys.argv[1:]: py_compile.compile(f, doraise=True)", join(dir, "python", `pod_${name}`, "__init__.py"), join(dir, "tests", "test_torch.py"), join(dir, "examples", "python_usage.py")], { reject: false, all: true });
+    if ((python as { code?: string }).code === "ENOENT") console.log("  (python3 not found: Python files not byte-compiled)");
+    else assert.is(python.exitCode, 0, python.all);
+  }
+});
+
+// ---- every preset through CMake: build + install the package, then a C consumer via find_package
+
+interface Step {
+  what: string;
+  seconds: number;
+}
+
+async function step(steps: Step[], what: string, file: string, args: string[], cwd?: string) {
+  const started = performance.now();
+  const r = await execa(file, args, { cwd, reject: false, all: true });
+  steps.push({ what, seconds: (performance.now() - started) / 1000 });
+  if (r.exitCode !== 0) throw new Error(`${what} failed (exit ${r.exitCode}):\n${(r.all ?? "").split("\n").slice(-40).join("\n")}`);
+  return r.all ?? "";
+}
+
+/** Export a preset, build and install its package, build the C consumer against it, run it. */
+async function exportBuildConsume(name: string, linkStatic: boolean) {
+  const root = join(work, "cmake", name);
+  const src = join(root, "export");
+  const prefix = join(root, "prefix");
+  const steps: Step[] = [];
+  await exportKernel(name, src);
+  await step(steps, "configure", "cmake", ["-S", src, "-B", join(root, "build"), "-DCMAKE_BUILD_TYPE=Release"]);
+  await step(steps, "build", "cmake", ["--build", join(root, "build")]);
+  await step(steps, "install", "cmake", ["--install", join(root, "build"), "--prefix", prefix]);
+  const consumers: { linkStatic: boolean; output: string }[] = [];
+  for (const asStatic of linkStatic ? [false, true] : [false]) {
+    const build = join(root, asStatic ? "consumer-static" : "consumer");
+    await step(steps, `consumer configure${asStatic ? " (static)" : ""}`, "cmake", [
+      "-S",
+      join(src, "examples", "c_consumer"),
+      "-B",
+      build,
+      `-DCMAKE_PREFIX_PATH=${prefix}`,
+      `-DPODGEN_LINK_STATIC=${asStatic ? "ON" : "OFF"}`,
+    ]);
+    await step(steps, "consumer build", "cmake", ["--build", build]);
+    // The executable finds the installed shared library through the RPATH CMake gave it.
+    const r = await execa(join(build, "c_consumer"), [], { reject: false, all: true });
+    consumers.push({ linkStatic: asStatic, output: `${r.all ?? ""}\n(exit ${r.exitCode})` });
+  }
+  return { name, prefix, steps, consumers };
+}
+
+test("every preset: export → cmake build + install → find_package from a C consumer → host-only plan and error checks", async () => {
+  const started = performance.now();
+  const queue = PRESETS.map((p) => p.name);
+  const results: Awaited<ReturnType<typeof exportBuildConsume>>[] = [];
+  // One nvcc compile per preset; as many at once as there are cores (CI has 2).
+  const worker = async () => {
+    for (let name = queue.shift(); name; name = queue.shift()) results.push(await exportBuildConsume(name, name === "llama3_8b"));
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(availableParallelism(), PRESETS.length)) }, worker));
+
+  for (const r of results) {
+    const lib = join(r.prefix, "lib");
+    const installed = readdirSync(lib);
+    assert.ok(installed.includes(`libpod_${r.name}.so`) && installed.includes(`libpod_${r.name}.a`), `${r.name}: ${installed}`);
+    assert.ok(existsSync(join(r.prefix, "include", "podgen", r.name, "pod_attention.h")), `${r.name}: header installed`);
+    assert.ok(existsSync(join(lib, "cmake", r.name, `${r.name}Config.cmake`)), `${r.name}: package config installed`);
+    for (const c of r.consumers) {
+      const what = `${r.name} (${c.linkStatic ? "static" : "shared"})`;
+      assert.match(c.output, /\(exit 0\)/, `${what}:\n${c.output}`);
+      assert.match(c.output, /ok {3}plan needs the workspace the sizing call reported/, what);
+      assert.match(c.output, /kv_len < q_len is PODGEN_ERR_BAD_BATCH naming kv_lens -> PODGEN_ERR_BAD_BATCH: pod_\w+_plan: kv_lens\[0\]=10/, what);
+      assert.match(c.output, /page_indices\[2\]=\d+ >= num_pages=/, what);
+      const workspace = Number(/workspace (\d+) B/.exec(c.output)?.[1]);
+      assert.ok(workspace > 0, `${what}: workspace ${workspace}`);
+      assert.match(c.output, /\d+ checks, 0 failures/, what);
+    }
+    console.log(`  ${r.name}: ${r.steps.map((s) => `${s.what} ${s.seconds.toFixed(1)} s`).join(", ")}`);
+  }
+  assert.is(results.length, PRESETS.length);
+  console.log(`  ${PRESETS.length} presets exported, built, installed and consumed in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+});
+
+test.after(() => rmSync(work, { recursive: true, force: true }));
+test.run();
