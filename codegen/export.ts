@@ -60,6 +60,7 @@ function exportTemplates(spec: KernelSpec): [template: string, path: string][] {
     ["c_consumer.CMakeLists.txt.hbs", "examples/c_consumer/CMakeLists.txt"],
     ["c_consumer.main.c.hbs", "examples/c_consumer/main.c"],
     ["python_usage.py.hbs", "examples/python_usage.py"],
+    ["decode_loop.py.hbs", "examples/decode_loop.py"],
     ["test_torch.py.hbs", "tests/test_torch.py"],
   ];
 }

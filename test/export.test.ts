@@ -42,6 +42,7 @@ test("an export holds the CUDA sources, the header, CMake, the PyTorch op and ex
     "examples/c_consumer/CMakeLists.txt",
     "examples/c_consumer/main.c",
     "examples/python_usage.py",
+    "examples/decode_loop.py",
     "tests/test_torch.py",
     "spec.json",
   ]) {
@@ -107,7 +108,7 @@ test("the exported PyTorch op is valid C++ against a stand-in of the torch API; 
       { reject: false, all: true },
     );
     assert.is(gxx.exitCode, 0, gxx.all);
-    const python = await execa("python3", ["-c", "import sys, py_compile\nfor f in sys.argv[1:]: py_compile.compile(f, doraise=True)", join(dir, "python", `pod_${name}`, "__init__.py"), join(dir, "tests", "test_torch.py"), join(dir, "examples", "python_usage.py")], { reject: false, all: true });
+    const python = await execa("python3", ["-c", "import sys, py_compile\nfor f in sys.argv[1:]: py_compile.compile(f, doraise=True)", join(dir, "python", `pod_${name}`, "__init__.py"), join(dir, "tests", "test_torch.py"), join(dir, "examples", "python_usage.py"), join(dir, "examples", "decode_loop.py")], { reject: false, all: true });
     if ((python as { code?: string }).code === "ENOENT") console.log("  (python3 not found: Python files not byte-compiled)");
     else assert.is(python.exitCode, 0, python.all);
   }
