@@ -11,6 +11,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
+import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { Device } from "../runtime/index.ts";
 import { formatTable, runAll, torchRunner } from "./run.ts";
@@ -27,42 +28,44 @@ function usage(error?: string): never {
   process.exit(error ? 2 : 0);
 }
 
-const args = {
-  workloads: beside("workloads/paper.json", "workloads/paper.json"),
-  artifacts: join(here, "artifacts"),
-  out: process.env.OUT || join(process.cwd(), "bench-out"),
-  iters: 40,
-  warmup: 5,
-  filters: [] as string[],
-  python: "python3",
-  torchScript: beside("torch_baselines.py", "torch_baselines.py"),
-  torch: true,
-};
-const argv = process.argv.slice(2);
-for (let i = 0; i < argv.length; i++) {
-  const a = argv[i];
-  const value = () => {
-    const v = argv[++i];
-    if (v === undefined) usage(`${a} needs a value`);
-    return v;
-  };
-  const int = (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) usage(`${a} = ${v}: must be a positive integer`);
-    return n;
-  };
-  if (a === "--workloads") args.workloads = resolve(value());
-  else if (a === "--artifacts") args.artifacts = resolve(value());
-  else if (a === "--out") args.out = resolve(value());
-  else if (a === "--iters") args.iters = int(value());
-  else if (a === "--warmup") args.warmup = int(value());
-  else if (a === "--filter") args.filters.push(value());
-  else if (a === "--python") args.python = value();
-  else if (a === "--torch-script") args.torchScript = resolve(value());
-  else if (a === "--no-torch") args.torch = false;
-  else if (a === "--help" || a === "-h") usage();
-  else usage(`unknown argument ${a}`);
+function parseArguments() {
+  try {
+    const { values } = parseArgs({
+      options: {
+        workloads: { type: "string" },
+        artifacts: { type: "string" },
+        out: { type: "string" },
+        iters: { type: "string", default: "40" },
+        warmup: { type: "string", default: "5" },
+        filter: { type: "string", multiple: true, default: [] },
+        python: { type: "string", default: "python3" },
+        "torch-script": { type: "string" },
+        "no-torch": { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+    if (values.help) usage();
+    const positive = (name: string, v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) usage(`--${name} = ${v}: must be a positive integer`);
+      return n;
+    };
+    return {
+      workloads: values.workloads ? resolve(values.workloads) : beside("workloads/paper.json", "workloads/paper.json"),
+      artifacts: values.artifacts ? resolve(values.artifacts) : join(here, "artifacts"),
+      out: values.out ? resolve(values.out) : process.env.OUT || join(process.cwd(), "bench-out"),
+      iters: positive("iters", values.iters),
+      warmup: positive("warmup", values.warmup),
+      filters: values.filter,
+      python: values.python,
+      torchScript: values["torch-script"] ? resolve(values["torch-script"]) : beside("torch_baselines.py", "torch_baselines.py"),
+      torch: !values["no-torch"],
+    };
+  } catch (e) {
+    return usage((e as Error).message);
+  }
 }
+const args = parseArguments();
 
 function commitOf(): string {
   const stamp = join(here, "bundle.json");

@@ -1,7 +1,7 @@
 // Entry point of the GPU suite. scripts/gpu-bundle.ts bundles it into .gpu/suite.mjs, which
 // .gpu/run.sh runs on the GPU machine; `npx tsx test/gpu/suite.ts` runs it from source.
 //
-//   suite [--out DIR] [--artifacts DIR] [--filter TEXT]... [--require-gpu] [--list]
+//   suite [--out DIR] [--artifacts DIR] [--filter TEXT]... [--require-gpu]
 //
 // Writes DIR/gpu-suite.json ({commit, gpu, driver, sms, cases: [{name, status, detail}]}) and
 // ends with "N passed, N failed, N skipped". Exit code: 0 no failures, 1 a case failed,
@@ -11,6 +11,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
+import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { runSuite } from "./harness.ts";
 import "./cases/runtime.ts";
@@ -24,33 +25,30 @@ interface Args {
   artifacts: string;
   filters: string[];
   requireGpu: boolean;
-  list: boolean;
 }
 
-function parseArgs(argv: string[]): Args {
-  const args: Args = {
-    out: process.env.OUT || join(process.cwd(), "gpu-suite-out"),
-    artifacts: join(here, "artifacts"),
-    filters: [],
-    requireGpu: false,
-    list: false,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) usage(`${a} needs a value`);
-      return v;
+function parseArguments(argv: string[]): Args {
+  try {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        out: { type: "string" },
+        artifacts: { type: "string" },
+        filter: { type: "string", multiple: true, default: [] },
+        "require-gpu": { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+    if (values.help) usage();
+    return {
+      out: values.out ? resolve(values.out) : process.env.OUT || join(process.cwd(), "gpu-suite-out"),
+      artifacts: values.artifacts ? resolve(values.artifacts) : join(here, "artifacts"),
+      filters: values.filter,
+      requireGpu: values["require-gpu"],
     };
-    if (a === "--out") args.out = resolve(value());
-    else if (a === "--artifacts") args.artifacts = resolve(value());
-    else if (a === "--filter") args.filters.push(value());
-    else if (a === "--require-gpu") args.requireGpu = true;
-    else if (a === "--list") args.list = true;
-    else if (a === "--help" || a === "-h") usage();
-    else usage(`unknown argument ${a}`);
+  } catch (e) {
+    return usage((e as Error).message);
   }
-  return args;
 }
 
 function usage(error?: string): never {
@@ -76,7 +74,7 @@ function commitOf(): { commit: string; bundle?: unknown } {
   }
 }
 
-const args = parseArgs(process.argv.slice(2));
+const args = parseArguments(process.argv.slice(2));
 const { commit, bundle } = commitOf();
 const report = await runSuite({
   outDir: args.out,
