@@ -11,6 +11,7 @@ import { loadSpecs } from "./load-spec.ts";
 import { parseCaseFile } from "./verify-cases.ts";
 import { registerBenchCommand } from "./bench.ts";
 import { registerExportCommand } from "./export.ts";
+import { registerTuneCommand } from "./tune.ts";
 import { Device, KernelLibrary, makeHostBatch } from "../runtime/index.ts";
 import { verifyBatch } from "../runtime/verify.ts";
 import { table } from "./table.ts";
@@ -100,8 +101,10 @@ program
   .option("--force", "rebuild even when cached")
   .option("-j, --jobs <n>", "parallel nvcc jobs", String(availableParallelism()))
   .option("--json", "print the build results as JSON")
-  .action(async (args: string[], opts: { force?: boolean; jobs: string; json?: boolean }) => {
-    const specs = args.length > 0 ? await loadSpecs(args) : await loadSpecs(["llama3_8b"]);
+  .option("--tuned", "build each spec's fastest tuned variant for this GPU from bench/tuning/db.json (`podgen tune`), else the spec, saying why")
+  .action(async (args: string[], opts: { force?: boolean; jobs: string; json?: boolean; tuned?: boolean }) => {
+    let specs = args.length > 0 ? await loadSpecs(args) : await loadSpecs(["llama3_8b"]);
+    if (opts.tuned) specs = (await import("./tune.ts")).tunedSpecs(specs);
     const jobs = Number(opts.jobs);
     if (!Number.isInteger(jobs) || jobs < 1) throw new UsageError(`--jobs = ${opts.jobs}: must be a positive integer`);
     const results = await buildAll(specs, { force: opts.force, jobs, quiet: !!opts.json });
@@ -219,6 +222,7 @@ program
 
 registerBenchCommand(program);
 registerExportCommand(program);
+registerTuneCommand(program);
 
 try {
   await program.parseAsync();

@@ -1,6 +1,7 @@
 // podgen's public DSL: `pod.kernel({...})` turns a typed spec into a validated KernelSpec.
 import type { KvCache, Schedule } from "./schema.ts";
 import { normalizeSpec, type KernelInput, type KernelSpec } from "./spec.ts";
+import { space, type SearchSpace, type SpaceInput } from "./space.ts";
 
 export const pod = {
   /** Validate a spec now (throws SpecError naming every bad field) and freeze it. */
@@ -15,6 +16,8 @@ export const pod = {
   fiftyFifty: (): Schedule => ({ kind: "fifty-fifty" }),
   /** Give each SM prefill and decode CTAs in the planned ratio of their tile counts. */
   proportional: (): Schedule => ({ kind: "proportional" }),
+  /** A search space for `podgen tune`: lists of choices over a spec's tunable fields. */
+  space: (input: SpaceInput): SearchSpace => space(input),
 };
 
 export { checkSpec, normalizeSpec, canonicalJson, specFields, DEFAULTS } from "./spec.ts";
@@ -24,3 +27,20 @@ export { resourceModel, type ResourceModel } from "./resources.ts";
 export { TARGETS, TARGET_LIMITS, type Target, type TargetLimits } from "./targets.ts";
 export type { SpecFields, KvCache, Schedule, SplitLimit, DType } from "./schema.ts";
 export { PRESETS, DEFAULT_PRESET, presetByName } from "./presets.ts";
+export {
+  space,
+  enumerateSpace,
+  candidateName,
+  describePoint,
+  spaceSize,
+  spaceToJson,
+  DEFAULT_SPACE,
+  SPACE_FIELDS,
+  SpaceError,
+  type SearchSpace,
+  type SpaceInput,
+  type SpacePoint,
+  type Candidate,
+  type PrunedPoint,
+  type Enumeration,
+} from "./space.ts";

@@ -1,0 +1,277 @@
+// The tuning database (bench/tuning/db.json): every candidate `podgen tune` measured, keyed the way
+// Triton keys its autotune cache — by what decides the winner:
+//
+//   GPU name + compute capability | model shape (dtype, heads, D, KV cache) | workload mix
+//
+// An entry holds each candidate's build and verification outcome and its timing per workload (the
+// highest-fidelity one: most iterations). Writes are atomic (temp file + rename) and happen after
+// every measurement, so an interrupted tune resumes where it stopped. `tunedSpec` is the runtime
+// loader: the best verified, fully measured candidate for the GPU in hand, or the base spec with a
+// message saying why.
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { writeFileAtomic } from "../../codegen/fs.ts";
+import { canonicalJson, checkSpec, specFields, type KernelSpec, type SpacePoint } from "../../dsl/index.ts";
+import type { BatchShape } from "../../runtime/batch.ts";
+
+export const DB_VERSION = 1;
+export const DEFAULT_DB = join(dirname(fileURLToPath(import.meta.url)), "..", "tuning", "db.json");
+
+/** The GPU part of a key, from DeviceInfo (or a test's stand-in). */
+export interface GpuId {
+  name: string;
+  ccMajor: number;
+  ccMinor: number;
+}
+
+export interface WorkloadMix {
+  /** The workload file's name (e.g. "paper.json") and, when filtered, the chosen names. */
+  label: string;
+  /** sha256 (12 hex) of the chosen workloads' names and shapes: the key part. */
+  hash: string;
+  names: string[];
+}
+
+export interface Timed {
+  /** Median ms (null: the run failed or wrote non-finite outputs; see error). */
+  ms: number | null;
+  iters: number;
+  error?: string;
+  date: string;
+}
+
+export interface CandidateRecord {
+  name: string;
+  specHash: string;
+  /** The space point that made it ({} for the base spec). */
+  point: SpacePoint;
+  isBase: boolean;
+  /** The complete spec fields (normalizeSpec(fields) gives the candidate again). */
+  fields: Record<string, unknown>;
+  build?: { ok: boolean; seconds?: number; error?: string; warnings?: string[] };
+  verify?: { pass: boolean; worstO: number; worstLse: number; problems: string[] };
+  /** Per workload name. */
+  timings: Record<string, Timed>;
+}
+
+export interface RunSummary {
+  date: string;
+  strategy: string;
+  /** Candidates in play after pruning (base included). */
+  candidates: number;
+  /** Timed launches used (Σ iterations of every fresh measurement) and as full evaluations (÷ workloads × iters). */
+  cost: number;
+  fullEvaluations: number;
+  /** What exhaustive would cost: candidates × workloads × iters. */
+  exhaustiveCost: number;
+  best: { name: string; totalMs: number } | null;
+  base: { name: string; totalMs: number } | null;
+  /** Relative gap of this run's best to the best fully measured candidate of the entry (0 = found it). */
+  gapToBest: number | null;
+  stopped?: string;
+}
+
+export interface Entry {
+  key: string;
+  gpu: GpuId;
+  shape: string;
+  workloads: WorkloadMix;
+  base: { name: string; specHash: string };
+  updated: string;
+  candidates: Record<string, CandidateRecord>;
+  /** Points of the last run's space that the resource model rejected, and why (never compiled). */
+  pruned?: { point: SpacePoint; reasons: string[] }[];
+  runs: RunSummary[];
+}
+
+export interface TuningDb {
+  version: number;
+  entries: Record<string, Entry>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys
+
+export const gpuKey = (gpu: GpuId) => `${gpu.name} (cc ${gpu.ccMajor}.${gpu.ccMinor})`;
+
+/** The model shape a kernel serves: what makes two specs interchangeable for one model. */
+export function shapeKey(spec: Pick<KernelSpec, "dtype" | "heads" | "headDim" | "kvCache">): string {
+  const kv = spec.kvCache.kind === "paged" ? `page ${spec.kvCache.pageSize}` : "contiguous";
+  return `${spec.dtype} heads ${spec.heads.q}/${spec.heads.kv} D${spec.headDim} ${kv}`;
+}
+
+export function workloadMix(file: string, workloads: readonly { name: string; shape: BatchShape }[], filtered: boolean): WorkloadMix {
+  const names = workloads.map((w) => w.name);
+  const hash = createHash("sha256")
+    .update(canonicalJson(workloads.map((w) => ({ name: w.name, prefills: w.shape.prefills, decodes: w.shape.decodes }))))
+    .digest("hex")
+    .slice(0, 12);
+  return { label: filtered ? `${basename(file)} [${names.join(", ")}]` : basename(file), hash, names };
+}
+
+export function entryKey(gpu: GpuId, shape: string, mix: WorkloadMix): string {
+  return `${gpuKey(gpu)} | ${shape} | ${mix.label}#${mix.hash}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading and writing
+
+export function emptyDb(): TuningDb {
+  return { version: DB_VERSION, entries: {} };
+}
+
+export function readDb(path = DEFAULT_DB): TuningDb {
+  if (!existsSync(path)) return emptyDb();
+  let db: TuningDb;
+  try {
+    db = JSON.parse(readFileSync(path, "utf8")) as TuningDb;
+  } catch (e) {
+    throw new Error(`tuning database ${path} is not valid JSON (${(e as Error).message}); move it away to start a new one`);
+  }
+  if (db.version !== DB_VERSION || typeof db.entries !== "object" || db.entries === null) {
+    throw new Error(`tuning database ${path} has version ${String(db.version)}; this podgen reads version ${DB_VERSION}`);
+  }
+  return db;
+}
+
+/** Atomic: a reader (or a crash) never sees half a file. Keys are written sorted: same DB, same bytes. */
+export function writeDb(db: TuningDb, path = DEFAULT_DB): void {
+  writeFileAtomic(path, JSON.stringify(JSON.parse(canonicalJson(db)), null, 1) + "\n");
+}
+
+export function newEntry(key: string, gpu: GpuId, base: KernelSpec, mix: WorkloadMix): Entry {
+  return { key, gpu, shape: shapeKey(base), workloads: mix, base: { name: base.name, specHash: base.hash }, updated: new Date().toISOString(), candidates: {}, runs: [] };
+}
+
+export function candidateRecord(c: { name: string; spec: KernelSpec; point: SpacePoint; isBase: boolean }): CandidateRecord {
+  return { name: c.name, specHash: c.spec.hash, point: c.point, isBase: c.isBase, fields: specFields(c.spec) as unknown as Record<string, unknown>, timings: {} };
+}
+
+/**
+ * An entry of one tuning run, written through to disk after every change (`save`). The run reads
+ * the file once; it is the only writer of its entry.
+ */
+export class TuningStore {
+  readonly entry: Entry;
+  private readonly db: TuningDb;
+
+  constructor(
+    readonly path: string,
+    key: string,
+    init: () => Entry,
+    /** Keep the DB in memory only (tests, dry runs). */
+    private readonly persist = true,
+  ) {
+    this.db = persist ? readDb(path) : emptyDb();
+    this.entry = this.db.entries[key] ??= init();
+  }
+
+  candidate(c: { name: string; spec: KernelSpec; point: SpacePoint; isBase: boolean }): CandidateRecord {
+    const existing = this.entry.candidates[c.spec.hash];
+    if (existing) return existing;
+    return (this.entry.candidates[c.spec.hash] = candidateRecord(c));
+  }
+
+  /** A timing at ≥ `iters` iterations, if one was recorded. */
+  timing(specHash: string, workload: string, iters: number): Timed | undefined {
+    const t = this.entry.candidates[specHash]?.timings[workload];
+    return t && t.iters >= iters ? t : undefined;
+  }
+
+  /** Record a timing; a lower-fidelity one never replaces a higher-fidelity one. */
+  recordTiming(specHash: string, workload: string, t: Timed): void {
+    const rec = this.entry.candidates[specHash];
+    if (!rec) throw new Error(`internal: timing for unknown candidate ${specHash}`);
+    const old = rec.timings[workload];
+    if (!old || t.iters >= old.iters) rec.timings[workload] = t;
+    this.save();
+  }
+
+  save(): void {
+    this.entry.updated = new Date().toISOString();
+    if (this.persist) writeDb(this.db, this.path);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ranking and lookup
+
+export interface Ranked {
+  record: CandidateRecord;
+  totalMs: number;
+  perWorkload: number[];
+}
+
+/**
+ * Candidates that passed verification and have a successful timing at ≥ `minIters` for every
+ * workload of the mix, fastest total first. A candidate that failed verification is never ranked.
+ */
+export function rankEntry(entry: Entry, minIters = 1): Ranked[] {
+  const out: Ranked[] = [];
+  for (const record of Object.values(entry.candidates)) {
+    if (!record.verify?.pass) continue;
+    const per = entry.workloads.names.map((w) => {
+      const t = record.timings[w];
+      return t && t.ms !== null && t.iters >= minIters ? t.ms : null;
+    });
+    if (per.some((x) => x === null)) continue;
+    out.push({ record, perWorkload: per as number[], totalMs: (per as number[]).reduce((a, b) => a + b, 0) });
+  }
+  return out.sort((a, b) => a.totalMs - b.totalMs || a.record.name.localeCompare(b.record.name));
+}
+
+/** Entries for a base spec's model shape, optionally one GPU and one workload mix. */
+export function findEntries(db: TuningDb, base: KernelSpec, filter: { gpu?: GpuId; mixHash?: string } = {}): Entry[] {
+  const shape = shapeKey(base);
+  return Object.values(db.entries).filter(
+    (e) =>
+      e.shape === shape &&
+      (!filter.gpu || gpuKey(e.gpu) === gpuKey(filter.gpu)) &&
+      (!filter.mixHash || e.workloads.hash === filter.mixHash),
+  );
+}
+
+export interface TunedLookup {
+  spec: KernelSpec;
+  tuned: boolean;
+  /** Why this spec: the entry and its gain, or why the base is used. */
+  message: string;
+  entry?: Entry;
+  best?: Ranked;
+}
+
+/**
+ * The best tuned spec for `base` on `gpu`: among the DB's entries for this GPU and model shape
+ * (one workload mix if `mixHash` is given, else the most recently updated entry that has a ranked
+ * candidate), the fastest verified, fully measured candidate with the same target. Falls back to
+ * `base`, saying why, when there is none (no GPU, no entry, nothing measured, a stale spec).
+ */
+export function tunedSpec(base: KernelSpec, gpu: GpuId | null, opts: { db?: TuningDb; dbPath?: string; mixHash?: string } = {}): TunedLookup {
+  const fallback = (why: string): TunedLookup => ({ spec: base, tuned: false, message: `${why}; using ${base.name} as is` });
+  if (!gpu) return fallback("no GPU to look up tuning results for");
+  const db = opts.db ?? readDb(opts.dbPath ?? DEFAULT_DB);
+  const entries = findEntries(db, base, { gpu, mixHash: opts.mixHash })
+    .map((entry) => ({ entry, ranked: rankEntry(entry).filter((r) => r.record.fields.target === base.target) }))
+    .filter((x) => x.ranked.length > 0)
+    .sort((a, b) => b.entry.updated.localeCompare(a.entry.updated));
+  if (entries.length === 0) {
+    return fallback(`no tuning results for ${shapeKey(base)} on ${gpuKey(gpu)}${opts.mixHash ? ` and workload mix #${opts.mixHash}` : ""} in the tuning database (run \`podgen tune\`)`);
+  }
+  const { entry, ranked } = entries[0]!;
+  const best = ranked[0]!;
+  const check = checkSpec(best.record.fields);
+  if (!check.ok || check.spec.hash !== best.record.specHash) {
+    return fallback(`the tuned spec ${best.record.name} no longer validates to the measured kernel (podgen changed since); re-run \`podgen tune\``);
+  }
+  const baseRank = ranked.find((r) => r.record.isBase);
+  const gain = baseRank ? ` (${((baseRank.totalMs / best.totalMs - 1) * 100).toFixed(1)}% faster than ${base.name} on the mix)` : "";
+  return {
+    spec: check.spec,
+    tuned: true,
+    message: `tuned: ${best.record.name} for ${gpuKey(gpu)}, workloads ${entry.workloads.label}: ${best.totalMs.toFixed(3)} ms${gain}`,
+    entry,
+    best,
+  };
+}

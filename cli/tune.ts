@@ -1,0 +1,387 @@
+// `podgen tune`: search a space of kernel specs (dsl/space.ts) for the fastest on a workload mix,
+// on the GPU in hand, and keep every measurement in the tuning database (bench/tune/db.ts).
+//
+//   enumerate  the space over the base spec; checkSpec prunes infeasible points (with reasons)
+//   compile    every candidate, nvcc jobs = cores, through the content-hash build cache
+//   verify     each candidate on one batch against the fp32 reference; wrong ones are never timed
+//   search     exhaustive or successive halving (bench/tune/strategy.ts), timing with the bench
+//              harness; every timing is written to the DB as it completes, so a re-run resumes
+//   report     the top-k table (`--report`, no GPU needed), optionally an SVG
+//
+// Register with registerTuneCommand(program). `tunedSpecs` is what `podgen build --tuned` uses.
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import type { Command } from "commander";
+import { SingleBar, Presets as BarStyles } from "cli-progress";
+import {
+  DEFAULT_SPACE,
+  describePoint,
+  enumerateSpace,
+  presetByName,
+  PRESETS,
+  space as toSpace,
+  spaceSize,
+  type Candidate,
+  type KernelSpec,
+  type SearchSpace,
+} from "../dsl/index.ts";
+import { cudaAvailable, CudaUnavailableError, Device, type DeviceInfo } from "../runtime/index.ts";
+import { loadWorkloads, type Workload } from "../bench/run.ts";
+import {
+  DEFAULT_DB,
+  entryKey,
+  findEntries,
+  gpuKey,
+  newEntry,
+  rankEntry,
+  readDb,
+  shapeKey,
+  tunedSpec,
+  TuningStore,
+  workloadMix,
+  type Entry,
+  type GpuId,
+} from "../bench/tune/db.ts";
+import { planRungs, type StrategyName } from "../bench/tune/strategy.ts";
+import { checkTarget, tuneOnDevice } from "../bench/tune/gpu.ts";
+import { reportEntries } from "../bench/tune/report.ts";
+import { compileCandidates, writeArtifacts } from "../bench/tune/compile.ts";
+import { loadSpecs } from "./load-spec.ts";
+import { table } from "./table.ts";
+import { UsageError } from "./usage-error.ts";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const rel = (p: string) => relative(process.cwd(), p) || ".";
+
+export interface TuneOpts {
+  preset?: string;
+  spec?: string;
+  workloads: string;
+  filter: string[];
+  space?: string;
+  strategy: string;
+  eta: string;
+  budget?: string;
+  minutes?: string;
+  iters: string;
+  warmup: string;
+  jobs: string;
+  db: string;
+  fresh?: boolean;
+  dryRun?: boolean;
+  prepare?: string;
+  report?: boolean;
+  top: string;
+  gpu?: string;
+  plot?: string | boolean;
+  json?: boolean;
+}
+
+function positive(name: string, v: string, integer = true): number {
+  const n = Number(v);
+  if (!(integer ? Number.isInteger(n) : Number.isFinite(n)) || n <= 0) throw new UsageError(`${name} = ${v}: must be a positive ${integer ? "integer" : "number"}`);
+  return n;
+}
+
+async function baseSpec(opts: TuneOpts): Promise<KernelSpec> {
+  if (!!opts.preset === !!opts.spec) throw new UsageError("name the spec to tune: --preset NAME or --spec FILE (one of them)");
+  if (opts.preset) {
+    const p = presetByName(opts.preset);
+    if (!p) throw new UsageError(`--preset ${opts.preset}: not a preset (${PRESETS.map((x) => x.name).join(", ")})`);
+    return p;
+  }
+  const specs = await loadSpecs([opts.spec!]);
+  if (specs.length !== 1) throw new UsageError(`--spec ${opts.spec}: holds ${specs.length} specs; tune one at a time`);
+  return specs[0]!;
+}
+
+/** A space file: .json (the object pod.space takes) or .ts/.js with `export default pod.space({...})`. */
+export async function loadSpace(path: string): Promise<SearchSpace> {
+  const full = resolve(path);
+  if (!existsSync(full)) throw new UsageError(`--space ${path}: no such file`);
+  let value: unknown;
+  try {
+    if (full.endsWith(".json")) value = JSON.parse(readFileSync(full, "utf8"));
+    else if (/\.[cm]?ts$/.test(full)) {
+      const { tsImport } = await import("tsx/esm/api");
+      value = ((await tsImport(pathToFileURL(full).href, import.meta.url)) as { default?: unknown }).default;
+      // Compiled as CommonJS (no "type": "module" nearby), the export arrives wrapped once more.
+      const inner = value as { default?: unknown; kind?: unknown } | undefined;
+      if (inner && typeof inner === "object" && "default" in inner && !("kind" in inner)) value = inner.default;
+    } else value = ((await import(pathToFileURL(full).href)) as { default?: unknown }).default;
+  } catch (e) {
+    throw new UsageError(`--space ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return toSpace(value);
+  } catch (e) {
+    throw new UsageError(`--space ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** The workloads of the file that run the base spec's model shape (and match --filter). */
+export function tuneWorkloads(path: string, base: KernelSpec, filters: readonly string[]): Workload[] {
+  if (!existsSync(path)) throw new UsageError(`--workloads ${rel(path)}: no such file`);
+  let all: Workload[];
+  try {
+    all = loadWorkloads(path);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const chosen = all.filter((w) => shapeKey(w.configs[0]!.spec) === shapeKey(base) && (filters.length === 0 || filters.some((f) => w.name.includes(f))));
+  if (chosen.length === 0) {
+    throw new UsageError(
+      `no workload of ${rel(path)} runs ${shapeKey(base)}${filters.length ? ` and matches ${filters.join(", ")}` : ""} (workloads: ${all.map((w) => `${w.name} [${w.specName}]`).join(", ")})`,
+    );
+  }
+  return chosen;
+}
+
+/** At most `budget` candidates: the base and a hash-ordered (stable, spread-out) sample of the rest. */
+export function applyBudget(cands: readonly Candidate[], budget: number | undefined): Candidate[] {
+  if (budget === undefined || cands.length <= budget) return [...cands];
+  const h = (s: string) => createHash("sha256").update(s).digest("hex");
+  const rest = cands.filter((c) => !c.isBase).sort((a, b) => h(a.name).localeCompare(h(b.name)));
+  return [...cands.filter((c) => c.isBase), ...rest].slice(0, Math.max(1, budget));
+}
+
+const gpuIdOf = (info: DeviceInfo): GpuId => ({ name: info.name, ccMajor: info.ccMajor, ccMinor: info.ccMinor });
+
+/** What `podgen build --tuned` builds: each spec's tuned variant for this GPU, or the spec with a message (stderr). */
+export function tunedSpecs(specs: readonly KernelSpec[], opts: { dbPath?: string; log?: (line: string) => void } = {}): KernelSpec[] {
+  const log = opts.log ?? ((l: string) => console.error(l));
+  const avail = cudaAvailable();
+  const gpu = avail.ok ? gpuIdOf(avail.device) : null;
+  const dbPath = opts.dbPath ?? process.env.PODGEN_TUNING_DB ?? DEFAULT_DB;
+  return specs.map((s) => {
+    if (!gpu) {
+      log(`${s.name}: no GPU to look up tuning results for (${(avail as { reason: string }).reason}); using ${s.name} as is`);
+      return s;
+    }
+    const r = tunedSpec(s, gpu, { dbPath });
+    log(`${s.name}: ${r.message}`);
+    return r.spec;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function printEnumeration(base: KernelSpec, s: SearchSpace, cands: Candidate[], pruned: ReturnType<typeof enumerateSpace>["pruned"], json: boolean, strategy: StrategyName, workloads: Workload[], iters: number, eta: number) {
+  const rungs = planRungs(strategy, cands.length, workloads.map((w) => w.name), iters, eta);
+  if (json) {
+    console.log(JSON.stringify({ base: base.name, spaceSize: spaceSize(s), candidates: cands.map((c) => ({ name: c.name, hash: c.spec.hash, point: c.point, isBase: c.isBase })), pruned, strategy, rungs }, null, 1));
+    return;
+  }
+  console.log(`${base.name}: ${spaceSize(s)} points, ${pruned.length} pruned by the resource model, ${cands.length} candidates (base included)\n`);
+  console.log(table(["candidate", "point"], cands.map((c) => [c.name, c.isBase ? "(base spec)" : describePoint(c.point)])));
+  if (pruned.length > 0) {
+    console.log(`\npruned:`);
+    for (const p of pruned) console.log(`  ${describePoint(p.point)}\n    ${p.reasons.join("\n    ")}`);
+  }
+  console.log(`\n${strategy}: ${rungs.map((r) => `${r.size} × ${r.workloads.length} workload(s) × ${r.iters} iters`).join(" → ")}`);
+}
+
+async function plotEntries(entries: Entry[], top: number, out: string): Promise<string> {
+  const vega = await import("vega");
+  const { compile } = await import("vega-lite");
+  const values = entries.flatMap((e) => rankEntry(e).slice(0, top).map((r) => ({ entry: `${e.gpu.name} | ${e.workloads.label}`, candidate: r.record.isBase ? `${r.record.name} (base)` : r.record.name, ms: r.totalMs })));
+  const spec = {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: { text: "podgen tune — total ms of the workload mix (lower is better)" },
+    data: { values },
+    facet: { row: { field: "entry", title: null, header: { labelAngle: 0, labelAlign: "left", labelLimit: 600 } } },
+    spec: { width: 600, mark: "bar", encoding: { y: { field: "candidate", sort: "x", title: null }, x: { field: "ms", type: "quantitative", title: "ms" }, color: { field: "candidate", legend: null } } },
+    resolve: { scale: { y: "independent" } },
+  };
+  const view = new vega.View(vega.parse(compile(spec as never).spec), { renderer: "none" });
+  writeFileSync(out, await view.toSVG());
+  view.finalize();
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export async function tune(opts: TuneOpts): Promise<void> {
+  const base = await baseSpec(opts);
+  const iters = positive("--iters", opts.iters);
+  const warmup = positive("--warmup", opts.warmup);
+  const eta = positive("--eta", opts.eta);
+  if (eta < 2) throw new UsageError(`--eta = ${opts.eta}: must be at least 2`);
+  const top = positive("--top", opts.top);
+  const jobs = positive("--jobs", opts.jobs);
+  const budget = opts.budget !== undefined ? positive("--budget", opts.budget) : undefined;
+  const minutes = opts.minutes !== undefined ? positive("--minutes", opts.minutes, false) : undefined;
+  if (!["auto", "exhaustive", "halving"].includes(opts.strategy)) throw new UsageError(`--strategy ${opts.strategy}: one of auto, exhaustive, halving`);
+  const workloadsPath = resolve(opts.workloads);
+  const workloads = tuneWorkloads(workloadsPath, base, opts.filter);
+  const mix = workloadMix(workloadsPath, workloads, opts.filter.length > 0);
+  const dbPath = resolve(opts.db);
+
+  if (opts.report) {
+    const db = readDb(dbPath);
+    const entries = findEntries(db, base, { mixHash: mix.hash }).filter((e) => !opts.gpu || gpuKey(e.gpu).includes(opts.gpu));
+    if (entries.length === 0) {
+      const other = findEntries(db, base).map((e) => `  ${e.key}`);
+      console.log(`no tuning results in ${rel(dbPath)} for ${shapeKey(base)}, workloads ${mix.label}${opts.gpu ? `, GPU ~ ${opts.gpu}` : ""}${other.length ? `\nentries for this model shape:\n${other.join("\n")}` : ""}`);
+      return;
+    }
+    reportEntries(entries, top, !!opts.json);
+    if (opts.plot) {
+      const out = typeof opts.plot === "string" ? opts.plot : dbPath.replace(/\.json$/, "") + ".svg";
+      console.log(`wrote ${rel(await plotEntries(entries, top, resolve(out)))}`);
+    }
+    return;
+  }
+
+  const s = opts.space ? await loadSpace(opts.space) : DEFAULT_SPACE;
+  const { candidates: all, pruned } = enumerateSpace(base, s);
+  const cands = applyBudget(all, budget);
+  const strategy: StrategyName = opts.strategy === "auto" ? (cands.length > 16 ? "halving" : "exhaustive") : (opts.strategy as StrategyName);
+  if (opts.dryRun) return printEnumeration(base, s, cands, pruned, !!opts.json, strategy, workloads, iters, eta);
+
+  const bar = (format: string) => (process.stderr.isTTY && !opts.json ? new SingleBar({ format, stream: process.stderr, etaBuffer: 20 }, BarStyles.shades_classic) : undefined);
+  const log = (l: string) => console.error(l);
+  const compile = async (store: TuningStore | undefined) => {
+    const cbar = bar("compiling [{bar}] {value}/{total} | {duration_formatted} | ETA {eta_formatted}");
+    cbar?.start(cands.length, 0);
+    let compiled = 0;
+    const out = await compileCandidates(cands, store, { jobs, onDone: () => cbar?.update(++compiled) });
+    cbar?.stop();
+    for (const f of out.failed) log(`build failed: ${f.name}: ${f.error.split("\n")[0]}`);
+    return out;
+  };
+
+  if (opts.prepare) {
+    // Compile here, run elsewhere: the libraries and candidates.json for bench/tune/main.ts.
+    const { built } = await compile(undefined);
+    const index = writeArtifacts(resolve(opts.prepare), base, cands, built, pruned.map((p) => ({ point: p.point, reasons: p.reasons })));
+    console.log(`wrote ${built.size} candidate libraries and ${rel(index)}`);
+    return;
+  }
+
+  // The GPU first: without one, fail before compiling anything.
+  let device: Device;
+  try {
+    device = Device.open(0);
+  } catch (e) {
+    if (e instanceof CudaUnavailableError) throw new Error(`podgen tune needs a GPU: ${e.message} (try --dry-run to see the candidates, --report for recorded results)`);
+    throw e;
+  }
+  checkTarget(device, base);
+  const gpu = gpuIdOf(device.info);
+  const key = entryKey(gpu, shapeKey(base), mix);
+  const store = new TuningStore(dbPath, key, () => newEntry(key, gpu, base, mix));
+  for (const c of cands) store.candidate(c);
+  store.entry.pruned = pruned.map((p) => ({ point: p.point, reasons: p.reasons }));
+  store.save();
+  log(`tuning ${base.name} on ${gpuKey(gpu)}: ${cands.length} candidates (${pruned.length} points pruned), ${workloads.length} workload(s), strategy ${strategy}; results: ${rel(dbPath)}`);
+
+  // Stop cleanly on the first Ctrl-C (the current chunk finishes and is saved) or at --minutes.
+  let interrupted: string | undefined;
+  const onSigint = () => {
+    if (interrupted) process.exit(130);
+    interrupted = "interrupted (Ctrl-C again to quit now); re-run the same command to resume";
+    log(`\n${interrupted}`);
+  };
+  process.on("SIGINT", onSigint);
+  const deadline = minutes !== undefined ? Date.now() + minutes * 60_000 : undefined;
+  const shouldStop = () => interrupted ?? (deadline !== undefined && Date.now() > deadline ? `--minutes ${minutes} reached; re-run to resume` : undefined);
+  try {
+    const { built } = await compile(store);
+    const vbar = bar("verifying [{bar}] {value}/{total} | wrong {wrong} | ETA {eta_formatted}");
+    vbar?.start(built.size, 0, { wrong: 0 });
+    const sbar = bar("timing [{bar}] {value}/{total} | rung {rung} | best {best} | ETA {eta_formatted}");
+    let wrongCount = 0;
+    let timing = false;
+    const r = await tuneOnDevice({
+      device,
+      store,
+      cands,
+      libraries: new Map([...built].map(([name, b]) => [name, b.library])),
+      workloads,
+      strategy,
+      iters,
+      warmup,
+      eta,
+      fresh: opts.fresh,
+      shouldStop,
+      onVerified: (c, pass) => {
+        if (!pass) {
+          wrongCount++;
+          log(`${vbar ? "\n" : ""}wrong: ${c.name} (${describePoint(c.point)}): ${store.candidate(c).verify!.problems.slice(0, 2).join("; ")} — discarded`);
+        }
+        vbar?.increment(1, { wrong: wrongCount });
+      },
+      onProgress: (p) => {
+        if (!timing) {
+          timing = true;
+          vbar?.stop();
+          sbar?.start(p.total, 0, { rung: "-", best: "-" });
+        }
+        sbar?.setTotal(p.total);
+        sbar?.update(p.done, { rung: `${p.rung + 1}/${p.rungs}`, best: p.best ? `${p.best.name} ${p.best.ms.toFixed(3)} ms` : "-" });
+      },
+    });
+    vbar?.stop();
+    sbar?.stop();
+    const { result, summary } = r;
+    if (!r.verified.some((c) => c.isBase)) log(`note: the base spec ${base.name} is not among the verified candidates`);
+    if (opts.json) {
+      console.log(JSON.stringify({ key, summary, ranking: result.ranking }, null, 1));
+    } else {
+      reportEntries([store.entry], top, false);
+      if (result.best && summary.base) {
+        const gain = summary.base.totalMs / result.best.totalMs - 1;
+        console.log(`best: ${result.best.name} ${result.best.totalMs.toFixed(4)} ms vs ${summary.base.name} ${summary.base.totalMs.toFixed(4)} ms (${(gain * 100).toFixed(1)}% faster); ${summary.fullEvaluations.toFixed(1)} full evaluations of ${r.verified.length}`);
+      }
+      if (result.stopped) console.log(`stopped: ${result.stopped}`);
+      else console.log(`use it: podgen build --tuned ${opts.preset ?? opts.spec}`);
+    }
+    if (result.stopped) process.exitCode = 130;
+  } finally {
+    process.off("SIGINT", onSigint);
+  }
+}
+
+export function registerTuneCommand(program: Command): Command {
+  const def = (p: string) => join(relative(process.cwd(), ROOT) || ".", p);
+  return program
+    .command("tune")
+    .description("search a space of kernel specs for the fastest on a workload mix (needs a GPU; --report and --dry-run do not)")
+    .option("--preset <name>", "tune a preset")
+    .option("--spec <file>", "tune the spec of a file (.ts, .js, .json)")
+    .option("--workloads <file>", "workload file (JSON, as for podgen bench); only workloads of the spec's model shape are used", def("bench/workloads/paper.json"))
+    .option("--filter <text>", "only workloads whose name contains TEXT (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option("--space <file>", "search space: .ts/.js exporting pod.space({...}), or its object as .json (default: DEFAULT_SPACE in dsl/space.ts)")
+    .option("--strategy <name>", "auto | exhaustive | halving (auto: halving above 16 candidates)", "auto")
+    .option("--eta <n>", "halving: keep 1/eta of the candidates per rung", "3")
+    .option("--budget <n>", "at most N candidates (the base and a stable sample of the rest)")
+    .option("--minutes <m>", "stop starting measurements after M minutes (results are kept; re-run to resume)")
+    .option("--iters <n>", "timed iterations of a full measurement (median)", "40")
+    .option("--warmup <n>", "warm-up iterations per measurement", "5")
+    .option("-j, --jobs <n>", "parallel nvcc jobs", String(availableParallelism()))
+    .option("--db <file>", "tuning database", process.env.PODGEN_TUNING_DB ?? def("bench/tuning/db.json"))
+    .option("--fresh", "time again instead of reusing the database's timings (to compare strategies)")
+    .option("--dry-run", "enumerate and prune the space, print candidates and the rung plan; no GPU")
+    .option("--prepare <dir>", "compile the candidates here and write them with candidates.json to DIR, for bench/tune/main.ts on a GPU machine; no GPU")
+    .option("--report", "print the top-k table of recorded results; no GPU")
+    .option("--top <k>", "rows of the report", "10")
+    .option("--gpu <text>", "--report: only GPUs whose name contains TEXT")
+    .option("--plot [svg]", "--report: also write an SVG bar chart (default: the database's path with .svg)")
+    .option("--json", "machine-readable output")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  podgen tune --preset llama3_8b --dry-run                      the candidates and why the others were pruned
+  podgen tune --preset llama3_8b                                tune on bench/workloads/paper.json's llama3_8b workloads
+  podgen tune --preset llama3_8b --filter p1024x4096 --strategy exhaustive
+  podgen tune --preset llama3_8b --filter p1024x4096 --strategy halving --fresh   compare with the exhaustive run above
+  podgen tune --preset llama3_8b --report --plot                top-k table and SVG from bench/tuning/db.json
+  podgen build --tuned llama3_8b                                build the winner for this GPU (or the preset, saying why)`,
+    )
+    .action(async (opts: TuneOpts) => tune(opts));
+}
