@@ -8,6 +8,7 @@ import { presetByName } from "../dsl/index.ts";
 import { buildKernel, nvccVersion } from "../codegen/build.ts";
 import { generateKernel } from "../codegen/generate.ts";
 import { PACKAGE_ROOT } from "../codegen/paths.ts";
+import { gitCommit } from "../codegen/commit.ts";
 
 const name = process.argv[2] ?? "llama3_8b";
 const spec = presetByName(name);
@@ -36,7 +37,7 @@ try {
   const cliGenerate = await cli("generate", name, "--out", join(cacheDir, "gen"));
   const cliCachedBuild = await cli("build", name);
   const result = {
-    commit: execFileSync("git", ["rev-parse", "HEAD"], { cwd: PACKAGE_ROOT, encoding: "utf8" }).trim(),
+    commit: gitCommit(PACKAGE_ROOT),
     preset: name,
     specHash: spec.hash,
     nvcc: await nvccVersion(),

@@ -8,13 +8,13 @@
 // Writes DIR/bench.json (and DIR/torch.json, DIR/resolved-workloads.json from the torch step) and
 // prints the table last. Exit code: 0 when every measurement ran, 1 when some failed, 2 bad
 // arguments, 3 no usable CUDA device.
-import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { Device } from "../runtime/index.ts";
 import { formatTable, runAll, torchRunner } from "./run.ts";
+import { gitCommit } from "../codegen/commit.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Beside the bundle (workloads/, torch_baselines.py, artifacts/), else the repository's bench/. */
@@ -70,13 +70,7 @@ const args = parseArguments();
 function commitOf(): string {
   const stamp = join(here, "bundle.json");
   if (existsSync(stamp)) return (JSON.parse(readFileSync(stamp, "utf8")) as { commit?: string }).commit ?? "unknown";
-  try {
-    const head = execFileSync("git", ["rev-parse", "HEAD"], { cwd: here, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: here, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
-    return dirty ? `${head}-dirty` : head;
-  } catch {
-    return "unknown";
-  }
+  return gitCommit(here);
 }
 
 mkdirSync(args.out, { recursive: true });

@@ -2,7 +2,7 @@
 // harness in bench/run.ts — prefill-only, decode-only, serial, two streams and the fused kernel
 // (each configured variant) — plus the PyTorch baselines (bench/torch_baselines.py) in the same
 // run, and writes a JSON report (bench/results/). Register it with registerBenchCommand(program).
-import { execFileSync } from "node:child_process";
+import { gitCommit } from "../codegen/commit.ts";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
@@ -32,16 +32,6 @@ function positive(name: string, v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} = ${v}: must be a positive integer`);
   return n;
-}
-
-function commit(): string {
-  try {
-    const head = execFileSync("git", ["rev-parse", "HEAD"], { cwd: ROOT, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: ROOT, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
-    return dirty ? `${head}-dirty` : head;
-  } catch {
-    return "unknown";
-  }
 }
 
 export function registerBenchCommand(program: Command): Command {
@@ -101,7 +91,7 @@ Examples:
         iters,
         warmup,
         library: (spec) => libraries.get(spec.hash)!,
-        commit: commit(),
+        commit: gitCommit(ROOT),
         torch: opts.torch ? torchRunner(opts.python, join(ROOT, "bench/torch_baselines.py"), scratch, iters, warmup, log) : undefined,
         openDevice: () => Device.open(0),
         log,

@@ -42,6 +42,7 @@ import { build } from "esbuild";
 import { buildKernel } from "../codegen/build.ts";
 import { loadWorkloads, specsOf } from "../bench/run.ts";
 import { buildSuiteKernels } from "../test/gpu/artifacts.ts";
+import { gitCommit } from "../codegen/commit.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const MAX_BYTES = 50 * 2 ** 20;
@@ -98,17 +99,6 @@ function treeBytes(path: string): number {
   const st = statSync(path);
   if (!st.isDirectory()) return st.size;
   return readdirSync(path).reduce((sum, f) => sum + treeBytes(join(path, f)), 0);
-}
-
-function gitCommit(): string {
-  try {
-    const head = execFileSync("git", ["rev-parse", "HEAD"], { cwd: ROOT, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: ROOT, stdio: ["ignore", "pipe", "ignore"] })
-      .toString().trim();
-    return dirty ? `${head}-dirty` : head;
-  } catch {
-    return "unknown";
-  }
 }
 
 /** node.xz, reused when the node binary has not changed since the last bundle. */
@@ -327,7 +317,7 @@ async function main(): Promise<void> {
   writeFileSync(join(out, "run.sh"), RUN_SH);
   chmodSync(join(out, "run.sh"), 0o755);
   writeFileSync(join(out, "bundle.json"), JSON.stringify({
-    commit: gitCommit(),
+    commit: gitCommit(ROOT),
     createdAt: new Date().toISOString(),
     node: process.version,
     artifacts,

@@ -9,7 +9,7 @@
 //
 // Add cases by importing a module that calls gpuCase()/hostCase() (see cases/runtime.ts).
 import { existsSync, readFileSync } from "node:fs";
-import { execFileSync } from "node:child_process";
+import { gitCommit } from "../../codegen/commit.ts";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
@@ -65,13 +65,7 @@ function commitOf(): { commit: string; bundle?: unknown } {
     const b = JSON.parse(readFileSync(stamp, "utf8")) as { commit?: string };
     return { commit: b.commit ?? "unknown", bundle: b };
   }
-  try {
-    const head = execFileSync("git", ["rev-parse", "HEAD"], { cwd: here, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
-    const dirty = execFileSync("git", ["status", "--porcelain"], { cwd: here, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
-    return { commit: dirty ? `${head}-dirty` : head };
-  } catch {
-    return { commit: "unknown" };
-  }
+  return { commit: gitCommit(here) };
 }
 
 const args = parseArguments(process.argv.slice(2));
