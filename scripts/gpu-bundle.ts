@@ -10,6 +10,7 @@
 //   .gpu/run.sh                       unpacks node, runs `node suite.mjs --out "$OUT" --require-gpu`
 //   .gpu/bench.mjs                    esbuild bundle of bench/main.ts (the benchmark harness, bench/run.ts)
 //   .gpu/workloads/, torch_baselines.py  bench/workloads/*.json and the PyTorch baselines script
+//   .gpu/tune.mjs                     esbuild bundle of bench/tune/main.ts (times candidates from `podgen tune --prepare`)
 //   .gpu/run-bench.sh                 unpacks node, runs `node bench.mjs --out "$OUT"` (torch baselines first)
 //
 // Usage: npx tsx scripts/gpu-bundle.ts [--artifact PATH]... [--out DIR] [--no-verify]
@@ -313,6 +314,8 @@ async function main(): Promise<void> {
   copyKoffi(out);
   await bundleSuite(out);
   await bundleBench(out);
+  // tune.mjs times tuning candidates compiled here (`podgen tune --prepare .gpu/tune-artifacts`).
+  await bundleSuite(out, join(ROOT, "bench/tune/main.ts"), "tune.mjs");
   const artifacts = buildArtifacts(out, [...new Set([...opts.artifacts, ...(await suiteKernelLibraries()), ...(await benchKernelLibraries())])]);
   writeFileSync(join(out, "run.sh"), RUN_SH);
   chmodSync(join(out, "run.sh"), 0o755);
@@ -328,6 +331,13 @@ async function main(): Promise<void> {
     const b = spawnSync(process.execPath, [join(out, "bench.mjs"), "--help"], { encoding: "utf8" });
     if (b.status !== 0) throw new BundleError(`verify: node bench.mjs --help exited ${b.status}:\n${b.stderr}`);
     console.log("verify: node bench.mjs --help loads");
+    // tune.mjs must load and refuse missing candidates with a usage error (exit 2), not crash.
+    const scratch = mkdtempSync(join(tmpdir(), "podgen-tune-verify-"));
+    const t = spawnSync(process.execPath, [join(out, "tune.mjs"), "--artifacts", join(out, "artifacts"),
+      "--workloads", join(out, "workloads", "paper.json"), "--db", join(scratch, "db.json")], { encoding: "utf8" });
+    rmSync(scratch, { recursive: true, force: true });
+    if (t.status !== 2 || !/candidates\.json does not exist/.test(t.stderr)) throw new BundleError(`verify: node tune.mjs exited ${t.status}:\n${t.stderr}`);
+    console.log(`verify: node tune.mjs loads (exit ${t.status})`);
   }
   const total = treeBytes(out);
   console.log(`bundle: ${relative(process.cwd(), out) || "."} ${mib(total)} (limit ${mib(MAX_BYTES)})`);

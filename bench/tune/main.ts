@@ -68,15 +68,22 @@ if (minutes !== undefined && !(minutes > 0)) usage(`--minutes = ${a.minutes}: mu
 if (!["auto", "exhaustive", "halving"].includes(a.strategy!)) usage(`--strategy ${a.strategy}: one of auto, exhaustive, halving`);
 
 const artifacts = resolve(a.artifacts!);
-const index = JSON.parse(readFileSync(join(artifacts, "candidates.json"), "utf8")) as ArtifactIndex;
+const indexPath = join(artifacts, "candidates.json");
+if (!existsSync(indexPath)) usage(`${indexPath} does not exist: compile the candidates first (podgen tune --preset NAME --prepare ${artifacts})`);
+let index: ArtifactIndex;
+try {
+  index = JSON.parse(readFileSync(indexPath, "utf8")) as ArtifactIndex;
+} catch (e) {
+  usage(`${indexPath}: ${(e as Error).message}`);
+}
 const cands: Candidate[] = index.candidates.map((c) => {
   const r = checkSpec(c.fields);
-  if (!r.ok || r.spec.hash !== c.hash) throw new Error(`candidates.json: ${c.name} does not validate to the kernel that was built (hash ${c.hash}); prepare the artifacts with this commit`);
+  if (!r.ok || r.spec.hash !== c.hash) usage(`candidates.json: ${c.name} does not validate to the kernel that was built (hash ${c.hash}); prepare the artifacts with this commit`);
   return { name: c.name, spec: r.spec, point: c.point, isBase: c.isBase };
 });
 const base = cands.find((c) => c.isBase)?.spec ?? (() => {
   const r = checkSpec(index.base.fields);
-  if (!r.ok) throw new Error(`candidates.json: the base spec ${index.base.name} does not validate`);
+  if (!r.ok) usage(`candidates.json: the base spec ${index.base.name} does not validate`);
   return r.spec;
 })();
 // Libraries arrive brotli-compressed (.so.br); unpack them into a temporary folder.
