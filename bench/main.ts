@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { Device } from "../runtime/index.ts";
 import { formatTable, runAll, torchRunner } from "./run.ts";
 import { gitCommit } from "../codegen/commit.ts";
+import { libraryFileName } from "../dsl/index.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Beside the bundle (workloads/, torch_baselines.py, artifacts/), else the repository's bench/. */
@@ -81,7 +82,7 @@ const report = runAll({
   filters: args.filters,
   iters: args.iters,
   warmup: args.warmup,
-  library: (spec) => join(args.artifacts, `libpod_${spec.name}.so`),
+  library: (spec) => join(args.artifacts, libraryFileName(spec)),
   commit: commitOf(),
   torch: args.torch ? torchRunner(args.python, args.torchScript, args.out, args.iters, args.warmup, log) : undefined,
   openDevice: () => {

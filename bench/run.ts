@@ -14,11 +14,12 @@
 // normals on the host would take minutes); queries are fresh random values.
 //
 // PyTorch baselines (bench/torch_baselines.py) are merged from the JSON that script writes.
+import { table } from "../cli/table.ts";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { casesFrom } from "../cli/verify-cases.ts";
-import { presetByName, type KernelSpec } from "../dsl/index.ts";
+import { presetByName, symbolPrefix, type KernelSpec } from "../dsl/index.ts";
 import {
   DeviceBatch,
   DeviceBuffer,
@@ -505,7 +506,7 @@ export function runBench(device: Device, workloads: Workload[], opts: BenchOptio
   const libs = new Map<string, KernelLibrary>();
   const libFor = (spec: KernelSpec) => {
     let lib = libs.get(spec.hash);
-    if (!lib) libs.set(spec.hash, (lib = new KernelLibrary(opts.library(spec), `pod_${spec.name}`)));
+    if (!lib) libs.set(spec.hash, (lib = new KernelLibrary(opts.library(spec), symbolPrefix(spec))));
     return lib;
   };
   try {
@@ -563,13 +564,10 @@ export function formatTable(report: BenchReport): string {
     f(r.speedup_vs_torch, 2),
     f(r.overlap_efficiency, 2),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const line = (cells: (string | number)[]) => cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]!) : String(c).padStart(widths[i]!))).join("  ");
   const s = report.summary;
   return [
     `${report.gpu} (driver ${report.driver}, ${report.sms} SMs), commit ${report.commit}; ms are medians of ${report.iters} after ${report.warmup} warm-up`,
-    line(header),
-    ...rows.map(line),
+    table(header, rows, (column) => column > 0 && column !== 6), // numbers right-aligned; names and config left
     `geomean fused speedup: ${f(s.geomean_speedup_vs_serial, 2)}x vs our serial, ${f(s.geomean_speedup_vs_torch, 2)}x vs torch best serial; ` +
       `mean overlap efficiency ${f(s.mean_overlap_efficiency, 2)}; min decode ${f(s.min_decode_tbps, 2)} TB/s; min prefill ${f(s.min_prefill_tflops, 0)} TFLOP/s`,
   ].join("\n");

@@ -2,8 +2,7 @@
 // for a batch, and a loader returning the runtime's KernelLibrary for the built artifact.
 import { Project, VariableDeclarationKind, type SourceFile } from "ts-morph";
 import { format } from "prettier";
-import { resourceModel, type KernelSpec } from "../dsl/index.ts";
-import { symbolPrefix } from "./render.ts";
+import { resourceModel, symbolPrefix, type KernelSpec } from "../dsl/index.ts";
 
 const pascal = (name: string) =>
   name

@@ -3,11 +3,10 @@
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { canonicalJson, resourceModel, specFields, TARGET_LIMITS, type KernelSpec } from "../dsl/index.ts";
+import { canonicalJson, libraryFileName, resourceModel, specFields, symbolPrefix, TARGET_LIMITS, type KernelSpec } from "../dsl/index.ts";
 import { generateCudaSources, type GeneratedFile } from "./generate.ts";
 import { parsePtxasReport, resourceWarnings, type KernelResources } from "./manifest.ts";
 import { KERNEL_HEADERS_DIR, PACKAGE_ROOT, TEMPLATES_DIR } from "./paths.ts";
-import { symbolPrefix } from "./render.ts";
 
 export interface Manifest {
   name: string;
@@ -145,7 +144,7 @@ async function planBuild(spec: KernelSpec, options: BuildOptions): Promise<Build
   const nvcc = await nvccVersion();
   const key = buildKey(spec, files, nvcc, flags);
   const dir = join(cacheDir, "builds", `${spec.name}-${key}`);
-  return { key, dir, files, flags, nvcc, libraryName: `lib${symbolPrefix(spec)}.so`, cacheDir };
+  return { key, dir, files, flags, nvcc, libraryName: libraryFileName(spec), cacheDir };
 }
 
 /** The cached build of a spec, if there is one (nothing is compiled). */

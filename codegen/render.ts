@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import Handlebars from "handlebars";
-import { resourceModel, type KernelSpec } from "../dsl/index.ts";
+import { resourceModel, symbolPrefix, type KernelSpec } from "../dsl/index.ts";
 import { ABI_VERSION, TEMPLATES_DIR } from "./paths.ts";
 
 const hbs = Handlebars.create();
@@ -23,8 +23,6 @@ function template(file: string): HandlebarsTemplateDelegate {
   return t;
 }
 
-/** The symbol prefix of a kernel's C ABI, e.g. `pod_llama3_8b`. */
-export const symbolPrefix = (spec: KernelSpec) => `pod_${spec.name}`;
 
 /** Everything the templates may refer to, derived from the spec and the resource model. */
 export function templateContext(spec: KernelSpec) {

@@ -20,7 +20,7 @@ export const pod = {
   space: (input: SpaceInput): SearchSpace => space(input),
 };
 
-export { checkSpec, normalizeSpec, canonicalJson, specFields, DEFAULTS } from "./spec.ts";
+export { checkSpec, normalizeSpec, canonicalJson, specFields, symbolPrefix, libraryFileName, DEFAULTS } from "./spec.ts";
 export type { KernelInput, KernelSpec, CheckResult } from "./spec.ts";
 export { SpecError, formatIssue, type SpecIssue } from "./errors.ts";
 export { resourceModel, type ResourceModel } from "./resources.ts";

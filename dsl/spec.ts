@@ -166,6 +166,12 @@ export function normalizeSpec(input: KernelInput | unknown): KernelSpec {
   return result.spec;
 }
 
+/** The symbol prefix of a kernel's C ABI, e.g. `pod_llama3_8b` (every exported function starts with it). */
+export const symbolPrefix = (spec: { name: string }) => `pod_${spec.name}`;
+
+/** The shared library `podgen build` makes for a kernel, e.g. `libpod_llama3_8b.so`. */
+export const libraryFileName = (spec: { name: string }) => `lib${symbolPrefix(spec)}.so`;
+
 /** JSON with sorted keys: the same spec always gives the same bytes. */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;

@@ -36,6 +36,12 @@ function readHeader(workspace: DeviceBuffer): Int32Array {
   return workspace.download(new Int32Array(HEADER.ints));
 }
 
+/** Tiles the kernels executed per op since the last plan upload (plans made with debugCountTiles). */
+export function tilesExecuted(workspace: DeviceBuffer): [number, number] {
+  const header = workspace.download(new Int32Array(HEADER.tilesDone + 2));
+  return [header[HEADER.tilesDone]!, header[HEADER.tilesDone + 1]!];
+}
+
 /** Runs every mode on `host` and compares with the reference kernel. */
 export function verifyBatch(
   device: Device,

@@ -66,7 +66,7 @@ test("a recorded report: table and SVG", async () => {
     assert.ok(key in w, key);
   }
   const table = formatTable(report).split("\n");
-  assert.is(table.length, report.workloads.length + 3);
+  assert.is(table.length, report.workloads.length + 4); // title, header, rule, rows, summary
   const svg = await renderSvg(report);
   assert.ok(svg.startsWith("<svg") && svg.includes(w.name), "an SVG naming the workloads");
 });

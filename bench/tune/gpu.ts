@@ -3,7 +3,7 @@
 // recorded and never timed), then search with the bench harness as the timer (bench/run.ts
 // runWorkload: the same CUDA-event medians over L2-cold input copies as `podgen bench`).
 // Nothing here imports codegen/, so bench/tune/main.ts can be bundled for a GPU machine without node.
-import type { Candidate, KernelSpec } from "../../dsl/index.ts";
+import { symbolPrefix, type Candidate, type KernelSpec } from "../../dsl/index.ts";
 import { TARGET_LIMITS } from "../../dsl/targets.ts";
 import { KernelLibrary, makeHostBatch, Stream, type BatchShape, type Device } from "../../runtime/index.ts";
 import { verifyBatch } from "../../runtime/verify.ts";
@@ -49,8 +49,7 @@ export class Libraries {
     if (!lib) {
       const path = this.paths.get(spec.name);
       if (!path) throw new Error(`${spec.name} was not built`);
-      // The symbol prefix codegen gives every spec (codegen/render.ts symbolPrefix).
-      this.libs.set(spec.hash, (lib = new KernelLibrary(path, `pod_${spec.name}`)));
+      this.libs.set(spec.hash, (lib = new KernelLibrary(path, symbolPrefix(spec))));
     }
     return lib;
   }

@@ -5,6 +5,7 @@
 import kernelCases from "../kernel-cases.json" with { type: "json" };
 import exampleCases from "../../../examples/verify.json" with { type: "json" };
 import { casesFrom, type VerifyCase } from "../../../cli/verify-cases.ts";
+import { libraryFileName, symbolPrefix } from "../../../dsl/index.ts";
 import {
   compare,
   DeviceBatch,
@@ -18,7 +19,7 @@ import {
   type Dtype16,
   type HostBatch,
 } from "../../../runtime/index.ts";
-import { TOLERANCE, verifyBatch } from "../../../runtime/verify.ts";
+import { tilesExecuted, TOLERANCE, verifyBatch } from "../../../runtime/verify.ts";
 import { gpuCase, type SuiteContext } from "../harness.ts";
 
 export const MATRIX: VerifyCase[] = casesFrom(kernelCases, "kernel-cases.json");
@@ -28,7 +29,7 @@ const libraries = new Map<string, KernelLibrary>();
 function library(ctx: SuiteContext, specName: string): KernelLibrary {
   let lib = libraries.get(specName);
   if (!lib) {
-    lib = new KernelLibrary(ctx.artifact(`libpod_${specName}.so`), `pod_${specName}`);
+    lib = new KernelLibrary(ctx.artifact(libraryFileName({ name: specName })), symbolPrefix({ name: specName }));
     libraries.set(specName, lib);
   }
   return lib;
@@ -175,9 +176,9 @@ gpuCase("graph: one capture, 100 replays over re-planned batches (lengths, page 
         }
         worst.o = Math.max(worst.o, e.relativeL2);
       }
-      const header = workspace.download(new Int32Array(21));
-      if (header[19] !== plan.numItems[0] || header[20] !== plan.numItems[1]) {
-        throw new Error(`replay ${i}: tiles executed ${header[19]}/${header[20]} != planned ${plan.numItems.join("/")}`);
+      const executed = tilesExecuted(workspace);
+      if (executed[0] !== plan.numItems[0] || executed[1] !== plan.numItems[1]) {
+        throw new Error(`replay ${i}: tiles executed ${executed.join("/")} != planned ${plan.numItems.join("/")}`);
       }
       worst.replays++;
     }
