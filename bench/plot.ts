@@ -6,8 +6,7 @@
 //   npx tsx bench/plot.ts bench/results/latest.json [out.svg]     (default: the JSON's path with .svg)
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import * as vega from "vega";
-import { compile, type TopLevelSpec } from "vega-lite";
+import type { TopLevelSpec } from "vega-lite";
 import type { BenchReport } from "./run.ts";
 
 const SERIES: [keyof BenchReport["workloads"][number]["ms"], string][] = [
@@ -80,6 +79,8 @@ export function plotSpec(report: BenchReport): TopLevelSpec {
 }
 
 export async function renderSvg(report: BenchReport): Promise<string> {
+  // vega loads on first use: the bundled CLI (scripts/gpu-bundle.ts) leaves it out.
+  const [vega, { compile }] = await Promise.all([import("vega"), import("vega-lite")]);
   const { spec } = compile(plotSpec(report));
   const view = new vega.View(vega.parse(spec), { renderer: "none" });
   const svg = await view.toSVG();

@@ -1,5 +1,5 @@
-// The benchmark harness behind `podgen bench` (cli/bench.ts) and the GPU bundle's bench.mjs
-// (bench/main.ts): paper-style hybrid batches (bench/workloads/*.json), each timed in one run as
+// The benchmark harness behind `podgen bench` (cli/bench.ts) and `podgen tune` (bench/tune/gpu.ts):
+// paper-style hybrid batches (bench/workloads/*.json), each timed in one run as
 //
 //   prefill      runPrefill on a prefill-only plan
 //   decode       runDecode on a decode-only plan
@@ -284,6 +284,8 @@ export interface BenchOptions {
   library: (spec: KernelSpec) => string;
   torch?: TorchReport | null;
   log?: (line: string) => void;
+  /** Time the fused configs only (the tuner's timer): no prefill-only/decode-only/serial/two-stream runs. */
+  fusedOnly?: boolean;
 }
 
 export interface WorkloadResult {
@@ -356,31 +358,13 @@ export function runWorkload(
     const rng = new Rng(0xbe7c);
     const block = randomTensor16(rng, 4 * 2 ** 20, dtype);
     const mk = (shape: BatchShape, seed: number) => makeHostBatch(info, shape, { seed, data: "queries" });
-    const hostP = mk({ prefills: w.shape.prefills, decodes: [] }, 1);
-    const hostD = mk({ prefills: [], decodes: w.shape.decodes }, 2);
     const hostH = mk(w.shape, 3);
     const copies = (h: HostBatch) => {
       const c = deviceCopies(h, copiesFor(workingSetBytes(h)), block);
       toFree.push(...c);
       return c;
     };
-    const devP = copies(hostP);
-    const devD = copies(hostD);
     const devH = copies(hostH);
-    const lib = libFor(base);
-    const p = planned(lib, hostP, devP, numSms);
-    const dd = planned(lib, hostD, devD, numSms);
-    toFree.push(p.workspace, dd.workspace);
-    plans.prefill_only = planSummary(p.plan);
-    plans.decode_only = planSummary(dd.plan);
-    const [main, s1] = [timer.stream, side[0]];
-    const s2 = side[1];
-    const fork = Event.create(CU_EVENT_DISABLE_TIMING);
-    const join1 = Event.create(CU_EVENT_DISABLE_TIMING);
-    const join2 = Event.create(CU_EVENT_DISABLE_TIMING);
-    toFree.push({ free: () => [fork, join1, join2].forEach((e) => e.destroy()) });
-    const nP = devP.length;
-    const nD = devD.length;
     const measure = (key: string, copiesN: number, body: (i: number) => void) => {
       try {
         timings[key] = timer.time(copiesN, body);
@@ -395,23 +379,43 @@ export function runWorkload(
         }
       }
     };
-    measure("prefill", nP, (i) => lib.runPrefill(p.plan, p.buffers[i % nP]!, main));
-    measure("decode", nD, (i) => lib.runDecode(dd.plan, dd.buffers[i % nD]!, main));
-    measure("serial", Math.max(nP, nD), (i) => {
-      lib.runPrefill(p.plan, p.buffers[i % nP]!, main);
-      lib.runDecode(dd.plan, dd.buffers[i % nD]!, main);
-    });
-    measure("two_streams", Math.max(nP, nD), (i) => {
-      fork.record(main);
-      s1.waitEvent(fork);
-      s2.waitEvent(fork);
-      lib.runPrefill(p.plan, p.buffers[i % nP]!, s1);
-      lib.runDecode(dd.plan, dd.buffers[i % nD]!, s2);
-      join1.record(s1);
-      join2.record(s2);
-      main.waitEvent(join1);
-      main.waitEvent(join2);
-    });
+    if (!opts.fusedOnly) {
+      const hostP = mk({ prefills: w.shape.prefills, decodes: [] }, 1);
+      const hostD = mk({ prefills: [], decodes: w.shape.decodes }, 2);
+      const devP = copies(hostP);
+      const devD = copies(hostD);
+      const lib = libFor(base);
+      const p = planned(lib, hostP, devP, numSms);
+      const dd = planned(lib, hostD, devD, numSms);
+      toFree.push(p.workspace, dd.workspace);
+      plans.prefill_only = planSummary(p.plan);
+      plans.decode_only = planSummary(dd.plan);
+      const [main, s1, s2] = [timer.stream, side[0], side[1]];
+      const fork = Event.create(CU_EVENT_DISABLE_TIMING);
+      const join1 = Event.create(CU_EVENT_DISABLE_TIMING);
+      const join2 = Event.create(CU_EVENT_DISABLE_TIMING);
+      toFree.push({ free: () => [fork, join1, join2].forEach((e) => e.destroy()) });
+      const nP = devP.length;
+      const nD = devD.length;
+      measure("prefill", nP, (i) => lib.runPrefill(p.plan, p.buffers[i % nP]!, main));
+      measure("decode", nD, (i) => lib.runDecode(dd.plan, dd.buffers[i % nD]!, main));
+      measure("serial", Math.max(nP, nD), (i) => {
+        lib.runPrefill(p.plan, p.buffers[i % nP]!, main);
+        lib.runDecode(dd.plan, dd.buffers[i % nD]!, main);
+      });
+      measure("two_streams", Math.max(nP, nD), (i) => {
+        fork.record(main);
+        s1.waitEvent(fork);
+        s2.waitEvent(fork);
+        lib.runPrefill(p.plan, p.buffers[i % nP]!, s1);
+        lib.runDecode(dd.plan, dd.buffers[i % nD]!, s2);
+        join1.record(s1);
+        join2.record(s2);
+        main.waitEvent(join1);
+        main.waitEvent(join2);
+      });
+    }
+    const main = timer.stream;
     const nH = devH.length;
     for (const c of w.configs) {
       const key = `fused ${c.label}`;

@@ -48,7 +48,7 @@ import {
 import { planRungs, type StrategyName } from "../bench/tune/strategy.ts";
 import { checkTarget, tuneOnDevice } from "../bench/tune/gpu.ts";
 import { reportEntries } from "../bench/tune/report.ts";
-import { compileCandidates, writeArtifacts } from "../bench/tune/compile.ts";
+import { compileCandidates } from "../bench/tune/compile.ts";
 import { loadSpecs } from "./load-spec.ts";
 import { table } from "./table.ts";
 import { UsageError } from "./usage-error.ts";
@@ -72,7 +72,6 @@ export interface TuneOpts {
   db: string;
   fresh?: boolean;
   dryRun?: boolean;
-  prepare?: string;
   report?: boolean;
   top: string;
   gpu?: string;
@@ -254,14 +253,6 @@ export async function tune(opts: TuneOpts): Promise<void> {
     return out;
   };
 
-  if (opts.prepare) {
-    // Compile here, run elsewhere: the libraries and candidates.json for bench/tune/main.ts.
-    const { built } = await compile(undefined);
-    const index = writeArtifacts(resolve(opts.prepare), base, cands, built, pruned.map((p) => ({ point: p.point, reasons: p.reasons })));
-    console.log(`wrote ${built.size} candidate libraries and ${rel(index)}`);
-    return;
-  }
-
   // The GPU first: without one, fail before compiling anything.
   let device: Device;
   try {
@@ -366,7 +357,6 @@ export function registerTuneCommand(program: Command): Command {
     .option("--db <file>", "tuning database", process.env.PODGEN_TUNING_DB ?? def("bench/tuning/db.json"))
     .option("--fresh", "time again instead of reusing the database's timings (to compare strategies)")
     .option("--dry-run", "enumerate and prune the space, print candidates and the rung plan; no GPU")
-    .option("--prepare <dir>", "compile the candidates here and write them with candidates.json to DIR, for bench/tune/main.ts on a GPU machine; no GPU")
     .option("--report", "print the top-k table of recorded results; no GPU")
     .option("--top <k>", "rows of the report", "10")
     .option("--gpu <text>", "--report: only GPUs whose name contains TEXT")

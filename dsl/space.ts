@@ -155,15 +155,16 @@ export function spaceSize(s: SearchSpace): number {
 }
 
 /**
- * The default space: tile shapes, pipeline depth, CTAs per SM, virtual decode CTAs and the
- * schedule, the knobs the paper and our bench show to matter (bench/results/latest.json:
- * fifty-fifty vs proportional moves a workload by up to 20%). 128 points; on llama3_8b / sm_90a
- * the resource model leaves 27 (+ the base), which keeps the compile count, and so `tune`'s
- * wall time, small. Pass a space file to search wider.
+ * The default space: tile shapes, warps per CTA, pipeline depths, CTAs per SM, virtual decode CTAs
+ * and the schedule -- the knobs the paper and our bench show to matter (bench/results/latest.json:
+ * fifty-fifty vs proportional moves a workload by up to 20%; with 4 warps a lone prefill CTA on an
+ * SM runs at about half the SM's prefill rate, so 8-warp CTAs are in). 512 points; on
+ * llama3_8b / sm_90a the resource model leaves 80, the preset among them. Pass a space file to search
+ * wider or narrower.
  */
 export const DEFAULT_SPACE: SearchSpace = space({
-  prefill: { tile: { q: [64, 128], kv: [32, 64] }, stages: [2, 3] },
-  decode: { tile: { kv: [32, 64] }, virtualCtas: [1, 2] },
+  prefill: { tile: { q: [64, 128], kv: [32, 64] }, warps: [4, 8], stages: [2, 3] },
+  decode: { tile: { kv: [32, 64] }, stages: [1, 2], virtualCtas: [1, 2] },
   ctasPerSm: [2, 4],
   schedule: [{ kind: "fifty-fifty" }, { kind: "proportional" }],
 });

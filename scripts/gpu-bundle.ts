@@ -8,15 +8,17 @@
 //   .gpu/artifacts/                   add_one.sm_90a.cubin, libinterop.so (built here with nvcc) + every --artifact
 //   .gpu/bundle.json                  commit, node version, artifact sizes and sha256
 //   .gpu/run.sh                       unpacks node, runs `node suite.mjs --out "$OUT" --require-gpu`
-//   .gpu/bench.mjs                    esbuild bundle of bench/main.ts (the benchmark harness, bench/run.ts)
-//   .gpu/workloads/, torch_baselines.py  bench/workloads/*.json and the PyTorch baselines script
-//   .gpu/tune.mjs                     esbuild bundle of bench/tune/main.ts (times candidates from `podgen tune --prepare`)
-//   .gpu/run-bench.sh                 unpacks node, runs `node bench.mjs --out "$OUT"` (torch baselines first)
+//   .gpu/podgen.mjs, .gpu/podgen      the whole CLI (cli/main.ts) bundled, and a launcher: `bash .gpu/podgen tune ...`
+//                                     compiles with the GPU machine's nvcc and cores and runs there. It reads
+//                                     templates/ and bench/ from the repository around .gpu/ (the device tool
+//                                     sends the working tree). Left out: ts-morph and prettier (`generate`'s
+//                                     TypeScript bindings), vega (plots), tsx (.ts spec files); each loads
+//                                     only where used, so everything else runs.
 //
 // Usage: npx tsx scripts/gpu-bundle.ts [--artifact PATH]... [--out DIR] [--no-verify]
 // Example: npx tsx scripts/gpu-bundle.ts --artifact .cache/build/3c2b8e6e/libpod_llama3_8b.so
 // then, with the device tool: run {command: "bash .gpu/run.sh", carry: [".gpu"]}
-// (or "bash .gpu/run-bench.sh" for the benchmarks; the kernels bench/workloads/paper.json needs are bundled too).
+// (or "bash .gpu/podgen bench --out $OUT/bench.json -j 16" for the benchmarks, compiled there).
 //
 // koffi is resolved by plain Node module resolution: suite.mjs does `require("koffi")` through
 // createRequire(import.meta.url) (runtime/cuda.ts), which finds .gpu/node_modules/koffi, whose
@@ -40,17 +42,12 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
-import { buildKernel } from "../codegen/build.ts";
-import { loadWorkloads, specsOf } from "../bench/run.ts";
 import { buildSuiteKernels } from "../test/gpu/artifacts.ts";
 import { gitCommit } from "../codegen/commit.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const MAX_BYTES = 50 * 2 ** 20;
 const ENTRY = join(ROOT, "test/gpu/suite.ts");
-const BENCH_ENTRY = join(ROOT, "bench/main.ts");
-const BENCH_WORKLOADS = join(ROOT, "bench/workloads");
-const BENCH_TORCH = join(ROOT, "bench/torch_baselines.py");
 const ADD_ONE_SRC = join(ROOT, "test/gpu/kernels/add_one.cu");
 const INTEROP_SRC = join(ROOT, "test/gpu/kernels/interop.cu");
 
@@ -167,7 +164,7 @@ function copyKoffi(out: string): void {
   console.log(`koffi: ${pkg.version} -> ${relative(ROOT, join(out, "node_modules"))} (${mib(treeBytes(join(out, "node_modules")))})`);
 }
 
-async function bundleSuite(out: string, entry = ENTRY, name = "suite.mjs"): Promise<void> {
+async function bundleSuite(out: string, entry = ENTRY, name = "suite.mjs", external: string[] = []): Promise<void> {
   await build({
     entryPoints: [entry],
     outfile: join(out, name),
@@ -175,7 +172,7 @@ async function bundleSuite(out: string, entry = ENTRY, name = "suite.mjs"): Prom
     platform: "node",
     format: "esm",
     target: "node20",
-    external: ["koffi", "@koromix/*"],
+    external: ["koffi", "@koromix/*", ...external],
     // CommonJS dependencies bundled into ESM call require(); give them one.
     banner: {
       js: "import { createRequire as __podgenCreateRequire } from 'node:module';\n" +
@@ -185,30 +182,6 @@ async function bundleSuite(out: string, entry = ENTRY, name = "suite.mjs"): Prom
     logLevel: "warning",
   });
   console.log(`${name}: ${relative(ROOT, entry)} -> ${mib(statSync(join(out, name)).size)}`);
-}
-
-/** bench.mjs, the workload files and the torch baselines script. */
-async function bundleBench(out: string): Promise<void> {
-  await bundleSuite(out, BENCH_ENTRY, "bench.mjs");
-  mkdirSync(join(out, "workloads"), { recursive: true });
-  for (const f of readdirSync(BENCH_WORKLOADS).filter((f) => f.endsWith(".json"))) copyFileSync(join(BENCH_WORKLOADS, f), join(out, "workloads", f));
-  copyFileSync(BENCH_TORCH, join(out, "torch_baselines.py"));
-  writeFileSync(join(out, "run-bench.sh"), RUN_BENCH_SH);
-  chmodSync(join(out, "run-bench.sh"), 0o755);
-}
-
-/** The kernel libraries of every spec in bench/workloads/*.json (built or from the cache). */
-async function benchKernelLibraries(): Promise<string[]> {
-  const specs = readdirSync(BENCH_WORKLOADS)
-    .filter((f) => f.endsWith(".json"))
-    .flatMap((f) => specsOf(loadWorkloads(join(BENCH_WORKLOADS, f))));
-  const libraries: string[] = [];
-  for (const spec of new Map(specs.map((s) => [s.hash, s])).values()) {
-    const r = await buildKernel(spec);
-    if (!r.cached) console.log(`kernel: ${spec.name} built in ${r.seconds.toFixed(1)} s (bench)`);
-    libraries.push(r.library);
-  }
-  return libraries;
 }
 
 function buildArtifacts(out: string, extra: string[]): { name: string; bytes: number; sha256: string }[] {
@@ -278,12 +251,16 @@ done
 \${PODGEN_WRAP:-} "$tmp/node" "$here/suite.mjs" --out "$out" --require-gpu "$@"
 `;
 
-const RUN_BENCH_SH = RUN_SH.replace(
+/** The CLI's dependencies that load lazily and stay out of podgen.mjs (see the header). */
+const CLI_LEFT_OUT = ["ts-morph", "prettier", "vega", "vega-lite", "tsx", "tsx/*"];
+
+const PODGEN_SH = RUN_SH.replace(
   /# Runs the podgen GPU suite[^\n]*\n[^\n]*\n[^\n]*\n/,
-  "# Runs the podgen benchmarks from this bundle (made by scripts/gpu-bundle.ts): unpacks node into a\n" +
-    "# temporary folder, runs bench.mjs (PyTorch baselines through python3 first) and exits with its\n" +
-    "# code. Results go to $OUT/bench.json and $OUT/torch.json ($OUT defaults to <bundle>/out).\n",
-).replace(/"\$tmp\/node" "\$here\/suite\.mjs" --out "\$out" --require-gpu "\$@"/, '"$tmp/node" "$here/bench.mjs" --out "$out" "$@"');
+  "# The podgen CLI from this bundle (made by scripts/gpu-bundle.ts): unpacks node into a temporary\n" +
+    "# folder and runs podgen.mjs with the arguments, e.g. `bash .gpu/podgen tune --preset llama3_8b`.\n" +
+    "# Kernels build into $PODGEN_CACHE_DIR (default: a temporary folder).\n",
+).replace(/out="[^\n]*\nmkdir -p "\$out"\n/, 'export PODGEN_CACHE_DIR="${PODGEN_CACHE_DIR:-${TMPDIR:-/tmp}/podgen-cache}"\n')
+  .replace(/"\$tmp\/node" "\$here\/suite\.mjs" --out "\$out" --require-gpu "\$@"/, '"$tmp/node" "$here/podgen.mjs" "$@"');
 
 function verify(out: string): void {
   // From another directory, with whatever driver this machine has (none: every case skipped).
@@ -313,10 +290,10 @@ async function main(): Promise<void> {
   packNode(out);
   copyKoffi(out);
   await bundleSuite(out);
-  await bundleBench(out);
-  // tune.mjs times tuning candidates compiled here (`podgen tune --prepare .gpu/tune-artifacts`).
-  await bundleSuite(out, join(ROOT, "bench/tune/main.ts"), "tune.mjs");
-  const artifacts = buildArtifacts(out, [...new Set([...opts.artifacts, ...(await suiteKernelLibraries()), ...(await benchKernelLibraries())])]);
+  await bundleSuite(out, join(ROOT, "cli/main.ts"), "podgen.mjs", CLI_LEFT_OUT);
+  writeFileSync(join(out, "podgen"), PODGEN_SH);
+  chmodSync(join(out, "podgen"), 0o755);
+  const artifacts = buildArtifacts(out, [...new Set([...opts.artifacts, ...(await suiteKernelLibraries())])]);
   writeFileSync(join(out, "run.sh"), RUN_SH);
   chmodSync(join(out, "run.sh"), 0o755);
   writeFileSync(join(out, "bundle.json"), JSON.stringify({
@@ -327,17 +304,18 @@ async function main(): Promise<void> {
   }, null, 2) + "\n");
   if (opts.verify) {
     verify(out);
-    if (!RUN_BENCH_SH.includes("bench.mjs")) throw new BundleError("run-bench.sh does not run bench.mjs");
-    const b = spawnSync(process.execPath, [join(out, "bench.mjs"), "--help"], { encoding: "utf8" });
-    if (b.status !== 0) throw new BundleError(`verify: node bench.mjs --help exited ${b.status}:\n${b.stderr}`);
-    console.log("verify: node bench.mjs --help loads");
-    // tune.mjs must load and refuse missing candidates with a usage error (exit 2), not crash.
-    const scratch = mkdtempSync(join(tmpdir(), "podgen-tune-verify-"));
-    const t = spawnSync(process.execPath, [join(out, "tune.mjs"), "--artifacts", join(out, "artifacts"),
-      "--workloads", join(out, "workloads", "paper.json"), "--db", join(scratch, "db.json")], { encoding: "utf8" });
-    rmSync(scratch, { recursive: true, force: true });
-    if (t.status !== 2 || !/candidates\.json does not exist/.test(t.stderr)) throw new BundleError(`verify: node tune.mjs exited ${t.status}:\n${t.stderr}`);
-    console.log(`verify: node tune.mjs loads (exit ${t.status})`);
+    // The bundled CLI runs from another folder without the packages it leaves out.
+    const scratch = mkdtempSync(join(tmpdir(), "podgen-cli-verify-"));
+    try {
+      const t = spawnSync("bash", [join(out, "podgen"), "tune", "--preset", "llama3_8b", "--dry-run"], { cwd: scratch, encoding: "utf8", env: { ...process.env, NODE_PATH: "" } });
+      if (t.status !== 0 || !/candidates \(base included\)/.test(t.stdout)) throw new BundleError(`verify: podgen tune --dry-run exited ${t.status}:\n${t.stderr}`);
+      // A left-out package may only be imported lazily: a top-level import would fail at start there.
+      const eager = readFileSync(join(out, "podgen.mjs"), "utf8").split("\n").filter((l) => CLI_LEFT_OUT.some((m) => new RegExp(`^import .* from "${m.replace("/*", "/")}`).test(l)));
+      if (eager.length > 0) throw new BundleError(`verify: podgen.mjs imports left-out packages at load time:\n${eager.join("\n")}`);
+      console.log("verify: bash podgen tune --dry-run runs; left-out packages load lazily only");
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   }
   const total = treeBytes(out);
   console.log(`bundle: ${relative(process.cwd(), out) || "."} ${mib(total)} (limit ${mib(MAX_BYTES)})`);

@@ -50,7 +50,8 @@ export interface CandidateRecord {
   isBase: boolean;
   /** The complete spec fields (normalizeSpec(fields) gives the candidate again). */
   fields: Record<string, unknown>;
-  build?: { ok: boolean; seconds?: number; error?: string; warnings?: string[] };
+  /** `key`: the build's content hash (spec, generated sources, kernel headers, nvcc, flags). */
+  build?: { ok: boolean; key?: string; seconds?: number; error?: string; warnings?: string[] };
   verify?: { pass: boolean; worstO: number; worstLse: number; problems: string[] };
   /** Per workload name. */
   timings: Record<string, Timed>;

@@ -2,7 +2,6 @@
 // each against the fp32 reference kernel on one batch (runtime/verify.ts — a wrong candidate is
 // recorded and never timed), then search with the bench harness as the timer (bench/run.ts
 // runWorkload: the same CUDA-event medians over L2-cold input copies as `podgen bench`).
-// Nothing here imports codegen/, so bench/tune/main.ts can be bundled for a GPU machine without node.
 import { symbolPrefix, type Candidate, type KernelSpec } from "../../dsl/index.ts";
 import { TARGET_LIMITS } from "../../dsl/targets.ts";
 import { KernelLibrary, makeHostBatch, Stream, type BatchShape, type Device } from "../../runtime/index.ts";
@@ -85,8 +84,7 @@ export function verifyCandidate(device: Device, libs: Libraries, c: Candidate, s
 
 /**
  * The real TimeFn: one runWorkload call per chunk, with the chunk's candidates as the workload's
- * fused configs (labelled by candidate name). runWorkload also times the first candidate's
- * prefill-only / decode-only / serial / two-stream runs once per chunk; those are not used here.
+ * fused configs (labelled by candidate name), fused runs only.
  */
 export function gpuTimer(device: Device, libs: Libraries, workloads: readonly Workload[], warmup: number, log?: (line: string) => void): { time: TimeFn; destroy: () => void } {
   const main = Stream.create();
@@ -101,7 +99,7 @@ export function gpuTimer(device: Device, libs: Libraries, workloads: readonly Wo
     const w = workloads.find((x) => x.name === workloadName);
     if (!w) throw new Error(`internal: unknown workload ${workloadName}`);
     const chunk: Workload = { ...w, configs: cands.map((c) => ({ label: c.name, spec: c.spec })) };
-    const r = runWorkload(device, chunk, { iters, warmup, library: () => "", log }, timerFor(iters), side, (spec) => libs.get(spec));
+    const r = runWorkload(device, chunk, { iters, warmup, library: () => "", log, fusedOnly: true }, timerFor(iters), side, (spec) => libs.get(spec));
     const out = new Map<string, { ms: number | null; error?: string }>();
     for (const c of cands) {
       const ms = r.fused_ms[c.name] ?? null;
