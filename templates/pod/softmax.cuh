@@ -25,8 +25,10 @@ struct SoftmaxRows {
 
   // Fold one block of scores into the state: s (raw scores, -inf where masked) becomes the
   // probabilities p, and the output accumulator o (kD8 fragments of 8 columns) is rescaled.
+  // Must be called by all 32 lanes of the warp (the rescale vote below).
   template <int kN, int kD8>
   __device__ __forceinline__ void update(float (&s)[kN][4], float (&o)[kD8][4], float scale_log2) {
+    float alpha[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       float mx = -INFINITY;
@@ -36,7 +38,7 @@ struct SoftmaxRows {
       const float m_new = fmaxf(m[h], mx);
       // Nothing visible yet on this row: subtract 0 so that exp2(-inf - 0) = 0, never NaN.
       const float m_use = m_new == -INFINITY ? 0.f : m_new;
-      const float alpha = fast_exp2(m[h] - m_use);
+      alpha[h] = m_new == m[h] ? 1.f : fast_exp2(m[h] - m_use);  // exactly 1 when the max held
       m[h] = m_new;
       float sum = 0.f;
 #pragma unroll
@@ -45,11 +47,19 @@ struct SoftmaxRows {
         s[n][2 * h + 1] = fast_exp2(fmaf(s[n][2 * h + 1], scale_log2, -m_use));
         sum += s[n][2 * h] + s[n][2 * h + 1];
       }
-      l[h] = fmaf(l[h], alpha, sum);
+      l[h] = fmaf(l[h], alpha[h], sum);
+    }
+    // Once the running maxima settle (after the first few blocks of a long row) alpha is exactly
+    // 1 on every row of the warp; skipping the 4 * kD8 multiplies then changes no bit of o and
+    // takes them off the path between the softmax and the P V products. The vote keeps the
+    // branch warp-uniform.
+    if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
 #pragma unroll
       for (int d = 0; d < kD8; ++d) {
-        o[d][2 * h] *= alpha;
-        o[d][2 * h + 1] *= alpha;
+        o[d][0] *= alpha[0];
+        o[d][1] *= alpha[0];
+        o[d][2] *= alpha[1];
+        o[d][3] *= alpha[1];
       }
     }
   }
