@@ -379,6 +379,7 @@ export function runWorkload(
         }
       }
     };
+    const main = timer.stream;
     if (!opts.fusedOnly) {
       const hostP = mk({ prefills: w.shape.prefills, decodes: [] }, 1);
       const hostD = mk({ prefills: [], decodes: w.shape.decodes }, 2);
@@ -390,7 +391,7 @@ export function runWorkload(
       toFree.push(p.workspace, dd.workspace);
       plans.prefill_only = planSummary(p.plan);
       plans.decode_only = planSummary(dd.plan);
-      const [main, s1, s2] = [timer.stream, side[0], side[1]];
+      const [s1, s2] = side;
       const fork = Event.create(CU_EVENT_DISABLE_TIMING);
       const join1 = Event.create(CU_EVENT_DISABLE_TIMING);
       const join2 = Event.create(CU_EVENT_DISABLE_TIMING);
@@ -415,7 +416,6 @@ export function runWorkload(
         main.waitEvent(join2);
       });
     }
-    const main = timer.stream;
     const nH = devH.length;
     for (const c of w.configs) {
       const key = `fused ${c.label}`;
