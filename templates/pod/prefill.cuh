@@ -1,16 +1,26 @@
 // Prefill tile loop: one work item = up to Prefill::kTileQ packed query rows of one request and
-// one KV head, against keys [kv_begin, kv_end). All kWarps warps of the CTA take part; warp w owns
-// packed rows [w * kRowsPerWarp, (w + 1) * kRowsPerWarp) as kMFrag fragments of 16 rows.
+// one KV head, against keys [kv_begin, kv_end). All kWarps warps of the CTA take part; each warp
+// owns kMFrag fragments of 16 packed rows (frag_row0 below says which).
 //
-// Shared memory (bytes, 16-bit elements, rows swizzled by primitives.cuh:swz):
+// Two ways to multiply, chosen at compile time (PrefillShape::kWgmma):
+//  - wgmma (sm_90a, whole warpgroups): each warpgroup owns kTileQ / warpgroups rows as 64-row
+//    blocks; the tensor cores read Q and K (S = Q K^T) and V (O += P V, P from registers) straight
+//    from 128B-swizzled shared memory (wgmma.cuh). Warp w holds rows 16 (w % 4) .. +15 of each
+//    block. The P V of one sub-block and the Q K^T of the next are in flight together.
+//  - mma.sync (sm_80+): warp w owns rows [w * kRowsPerWarp, (w + 1) * kRowsPerWarp), fragments
+//    loaded with ldmatrix from row-swizzled tiles (primitives.cuh:swz).
+//
+// Shared memory (bytes, 16-bit elements):
 //   [ Q: kTileQ x D ][ stage 0: K kTileKv x D, V kTileKv x D ] ... [ stage kStages-1 ]
 //   = kTileQ*D*2 + kStages*kTileKv*D*2*2
 // Pipeline: cp.async groups, kStages-1 KV tiles in flight ahead of the one being computed.
-// Per KV tile and warp: S = Q K^T (ldmatrix + mma.sync, fp32), causal/ragged mask, online softmax,
-// O += P V with P packed to 16 bits as the A operand straight from the S registers.
+// Per KV sub-block: S = Q K^T (fp32), causal/ragged mask, online softmax, O += P V with P packed
+// to 16 bits as the A operand straight from the S registers.
 #pragma once
+#include <type_traits>
 #include "softmax.cuh"
 #include "tile_io.cuh"
+#include "wgmma.cuh"
 
 namespace pod {
 
@@ -25,12 +35,16 @@ struct PrefillShape {
   static constexpr int kThreads = kWarps * 32;
   static constexpr int kRowsPerWarp = kTileQ / kWarps;
   static constexpr int kMFrag = kRowsPerWarp / 16;  // 16-row fragments per warp
+  static constexpr bool kWgmma = POD_HAS_WGMMA && kWarps % 4 == 0;
+  static constexpr int kRowsPerGroup = 4 * kRowsPerWarp;  // rows of one warpgroup (wgmma)
   // Keys per sub-block of the S = Q K^T / softmax / P V step: scores of kMFrag fragments x kSubKv
-  // keys take kMFrag * kSubKv / 2 registers per thread; keep them at 32 (64 when one fragment).
+  // keys take kMFrag * kSubKv / 2 registers per thread; keep them at 32, or 64 for wgmma with one
+  // fragment (wgmma needs no registers for Q, K or V fragments). wgmma takes N = 16, 32, 64, 128.
+  static constexpr int kMaxScores = kWgmma && kMFrag == 1 ? 128 : 64;  // kMFrag * kSubKv
   static constexpr int sub_kv() {
-    int best = 16;  // largest multiple of 16 that divides kTileKv with kMFrag * keys <= 64
-    for (int k = 16; k <= kTileKv; k += 16)
-      if (kTileKv % k == 0 && kMFrag * k <= 64) best = k;
+    int best = 16;  // largest multiple of 16 that divides kTileKv within kMaxScores
+    for (int k = 16; k <= kTileKv && k <= 128; k += 16)
+      if (kTileKv % k == 0 && kMFrag * k <= kMaxScores && (!kWgmma || (k & (k - 1)) == 0)) best = k;
     return best;
   }
   static constexpr int kSubKv = sub_kv();
@@ -41,6 +55,20 @@ struct PrefillShape {
   static constexpr int kKvBytes = kTileKv * D * 2;   // one K (or V) stage
   static constexpr int kStageBytes = 2 * kKvBytes;
   static constexpr int kSmemBytes = kQBytes + kStages * kStageBytes;
+  using QLayout = typename std::conditional<kWgmma, Sw128Tile<kTileQ>, RowSwizzledTile<kChunks>>::type;
+  using KvLayout = typename std::conditional<kWgmma, Sw128Tile<kTileKv>, RowSwizzledTile<kChunks>>::type;
+
+  // First packed row of fragment mf of warp `warp`.
+  static __device__ __forceinline__ int frag_row0(int warp, int mf) {
+    if constexpr (kWgmma) return (warp / 4) * kRowsPerGroup + mf * 64 + (warp % 4) * 16;
+    else return warp * kRowsPerWarp + mf * 16;
+  }
+  // Rows that run their products together (a warpgroup with wgmma, a warp with mma.sync): the
+  // first and last; a sub-block is skipped only when it is masked for all of them.
+  static __device__ __forceinline__ int unit_row0(int warp) {
+    return kWgmma ? (warp / 4) * kRowsPerGroup : warp * kRowsPerWarp;
+  }
+  static constexpr int kRowsPerUnit = kWgmma ? kRowsPerGroup : kRowsPerWarp;
 
   static_assert(kWarps >= 1 && kThreads == Traits::kThreads, "Prefill::kWarps * 32 == kThreads");
   static_assert(kTileQ % (16 * kWarps) == 0, "Prefill::kTileQ must be a multiple of 16 * kWarps");
@@ -48,6 +76,8 @@ struct PrefillShape {
   static_assert(kStages >= 1, "Prefill::kStages >= 1");
   static_assert(kTileKv % kSubKv == 0, "sub-blocks tile the KV tile");
   static_assert(kSmemBytes <= Traits::kSmemBytes, "prefill tiles exceed Traits::kSmemBytes");
+  // wgmma operands start on 1024-byte boundaries (the kernels align dynamic shared memory so).
+  static_assert(!kWgmma || (kQBytes % 1024 == 0 && kKvBytes % 1024 == 0), "1024-byte tiles");
 };
 
 template <class Traits>
@@ -59,25 +89,26 @@ __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkIt
   using Out = RowOut<Traits, POD_OP_PREFILL, S::kTileQ>;
   constexpr int D = S::D, G = Traits::kGroup, kMFrag = S::kMFrag, kN = S::kN, kD8 = S::kD8;
   constexpr int kChunks = S::kChunks;
+  constexpr int kSubBlocks = S::kTileKv / S::kSubKv;
 
   const int warp = tid / 32, lane = tid % 32;
   PodWorkItem it = load_item(item);
   const int rows_valid = min(S::kTileQ, it.q_len * G - it.row_begin);
   const int num_tiles = it.kv_end > it.kv_begin ? (it.kv_end - it.kv_begin + S::kTileKv - 1) / S::kTileKv : 0;
   const int page_base = __ldg(p.page_indptr + it.request);
-  const int warp_row0 = warp * S::kRowsPerWarp;
   // Keys j < limit(row) are visible to a row: causal bound (bottom-right) and the split's end.
   const int causal_base = it.kv_len - it.q_len + 1;
   auto row_limit = [&](int r) { return min(causal_base + (it.row_begin + r) / G, it.kv_end); };
-  const int warp_limit_lo = row_limit(warp_row0);                        // first row of the warp
-  const int warp_limit_hi = row_limit(warp_row0 + S::kRowsPerWarp - 1);  // last row of the warp
+  const int warp_limit_lo = row_limit(S::frag_row0(warp, 0));  // the warp's first row
+  const int unit_limit_hi = row_limit(S::unit_row0(warp) + S::kRowsPerUnit - 1);
   const float scale_log2 = p.sm_scale * kLog2e;
 
   const uint32_t s_q = smem_u32(smem);
   const uint32_t s_kv = s_q + S::kQBytes;
-  // Per-lane ldmatrix offsets (primitives.cuh:lane_off): Q as A (row lane%16, chunk lane/16),
-  // K as B of Q K^T (key (lane/16)*8 + lane%8, chunk (lane/8)%2), V as B of P V via .trans
-  // (key ((lane/8)%2)*8 + lane%8, chunk lane/16).
+  // mma.sync only: per-lane ldmatrix offsets (primitives.cuh:lane_off): Q as A (row lane%16,
+  // chunk lane/16), K as B of Q K^T (key (lane/16)*8 + lane%8, chunk (lane/8)%2), V as B of P V
+  // via .trans (key ((lane/8)%2)*8 + lane%8, chunk lane/16).
+  const int warp_row0 = S::frag_row0(warp, 0);
   const uint32_t lq = lane_off<kChunks>(warp_row0 % 8 + lane % 16, lane / 16) + (warp_row0 / 8) * 8 * kChunks * 16;
   const uint32_t lk = lane_off<kChunks>((lane / 16) * 8 + lane % 8, (lane / 8) % 2);
   const uint32_t lv = lane_off<kChunks>(((lane / 8) % 2) * 8 + lane % 8, lane / 16);
@@ -91,15 +122,68 @@ __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkIt
     for (int d = 0; d < kD8; ++d) o[mf][d][0] = o[mf][d][1] = o[mf][d][2] = o[mf][d][3] = 0.f;
   }
 
+  // ---- S = Q K^T for sub-block sb of the tile whose K starts at s_k. With wgmma this only
+  // issues the products (wgmma_wait<0> collects them); with mma.sync it computes them.
+  float s[kMFrag][kN][4] = {};
+  auto issue_qk = [&](uint32_t s_k, int sb) {
+    if constexpr (S::kWgmma) {
+      wgmma_fence();
+#pragma unroll
+      for (int mf = 0; mf < kMFrag; ++mf)
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+          const uint32_t col = (kk % 4) * 32;  // the 16 columns' byte offset in a 128-byte row
+          const uint64_t a = sw128_desc(s_q + (kk / 4) * S::kTileQ * 128 +
+                                            (S::unit_row0(warp) + mf * 64) * 128 + col, 16, 1024);
+          const uint64_t b = sw128_desc(s_k + (kk / 4) * S::kTileKv * 128 + sb * S::kSubKv * 128 + col,
+                                        16, 1024);
+          Wgmma<T, S::kSubKv>::ss(s[mf], a, b, kk > 0);
+        }
+      wgmma_commit();
+    } else {
+#pragma unroll
+      for (int mf = 0; mf < kMFrag; ++mf)
+#pragma unroll
+        for (int n = 0; n < kN; ++n) s[mf][n][0] = s[mf][n][1] = s[mf][n][2] = s[mf][n][3] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        uint32_t qa[kMFrag][4];
+#pragma unroll
+        for (int mf = 0; mf < kMFrag; ++mf)
+          ldmatrix_x4(qa[mf], s_q + frag_off<kChunks>(lq, mf * 16, kk * 2));
+#pragma unroll
+        for (int n2 = 0; n2 < kN / 2; ++n2) {
+          uint32_t kb[4];
+          ldmatrix_x4(kb, s_k + frag_off<kChunks>(lk, sb * S::kSubKv + n2 * 16, kk * 2));
+#pragma unroll
+          for (int mf = 0; mf < kMFrag; ++mf) {
+            Mma<T>::run(s[mf][2 * n2], qa[mf], kb[0], kb[1]);
+            Mma<T>::run(s[mf][2 * n2 + 1], qa[mf], kb[2], kb[3]);
+          }
+        }
+      }
+    }
+  };
+  // Waits for every product in flight and pins the registers they wrote (wgmma only).
+  auto collect = [&]() {
+    if constexpr (S::kWgmma) {
+      wgmma_wait<0>();
+#pragma unroll
+      for (int mf = 0; mf < kMFrag; ++mf) {
+        pin_registers(s[mf]);
+        pin_registers(o[mf]);
+      }
+    }
+  };
+
   if (num_tiles > 0) {
     auto load_tile = [&](int i) {
       const uint32_t k = s_kv + (i % S::kStages) * S::kStageBytes;
-      Io::template load_kv<S::kTileKv, S::kThreads>(p, page_base, it.kv_head,
-                                                    it.kv_begin + i * S::kTileKv, it.kv_end, 0, k,
-                                                    k + S::kKvBytes, tid);
+      Io::template load_kv<S::kTileKv, S::kThreads, typename S::KvLayout>(
+          p, page_base, it.kv_head, it.kv_begin + i * S::kTileKv, it.kv_end, 0, k, k + S::kKvBytes, tid);
     };
-    Io::template load_q<S::kTileQ, S::kThreads>(static_cast<const T*>(p.q[POD_OP_PREFILL]), it,
-                                                rows_valid, s_q, tid);
+    Io::template load_q<S::kTileQ, S::kThreads, typename S::QLayout>(
+        static_cast<const T*>(p.q[POD_OP_PREFILL]), it, rows_valid, s_q, tid);
 #pragma unroll
     for (int i = 0; i < S::kStages - 1; ++i) {
       if (i < num_tiles) load_tile(i);
@@ -111,10 +195,12 @@ __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkIt
         load_tile(i);
         cp_async_commit();
         cp_async_wait<0>();
-        __syncthreads();
       } else {
         cp_async_wait<S::kStages - 2>();  // tile i (and Q) landed for this thread's copies
-        __syncthreads();                  // ... for everyone's; stage (i-1) % kStages is free
+      }
+      if constexpr (S::kWgmma) fence_proxy_async();  // (see wgmma.cuh)
+      __syncthreads();  // ... for everyone's; stage (i-1) % kStages is free
+      if constexpr (S::kStages > 1) {
         if (i + S::kStages - 1 < num_tiles) load_tile(i + S::kStages - 1);
         cp_async_commit();
       }
@@ -122,35 +208,14 @@ __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkIt
       const uint32_t s_k = s_kv + (i % S::kStages) * S::kStageBytes;
       const uint32_t s_v = s_k + S::kKvBytes;
       // The tile is consumed in sub-blocks of kSubKv keys so that the scores of all kMFrag
-      // fragments fit in registers next to the output accumulators.
+      // fragments fit in registers next to the output accumulators. A sub-block whose keys are
+      // all masked for every row of the unit is skipped (and so are the later ones).
+      if (tile_start < unit_limit_hi) issue_qk(s_k, 0);
 #pragma unroll
-      for (int sb = 0; sb < S::kTileKv / S::kSubKv; ++sb) {
+      for (int sb = 0; sb < kSubBlocks; ++sb) {
         const int sub_start = tile_start + sb * S::kSubKv;
-        if (sub_start >= warp_limit_hi) break;  // this and later keys are masked for the warp
-
-        // ---- S = Q K^T
-        float s[kMFrag][kN][4];
-#pragma unroll
-        for (int mf = 0; mf < kMFrag; ++mf)
-#pragma unroll
-          for (int n = 0; n < kN; ++n) s[mf][n][0] = s[mf][n][1] = s[mf][n][2] = s[mf][n][3] = 0.f;
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-          uint32_t qa[kMFrag][4];
-#pragma unroll
-          for (int mf = 0; mf < kMFrag; ++mf)
-            ldmatrix_x4(qa[mf], s_q + frag_off<kChunks>(lq, mf * 16, kk * 2));
-#pragma unroll
-          for (int n2 = 0; n2 < kN / 2; ++n2) {
-            uint32_t kb[4];
-            ldmatrix_x4(kb, s_k + frag_off<kChunks>(lk, sb * S::kSubKv + n2 * 16, kk * 2));
-#pragma unroll
-            for (int mf = 0; mf < kMFrag; ++mf) {
-              Mma<T>::run(s[mf][2 * n2], qa[mf], kb[0], kb[1]);
-              Mma<T>::run(s[mf][2 * n2 + 1], qa[mf], kb[2], kb[3]);
-            }
-          }
-        }
+        if (sub_start >= unit_limit_hi) break;
+        collect();  // S of this sub-block (and the P V before it)
 
         // ---- mask (only on sub-blocks that cross a row's limit)
         if (sub_start + S::kSubKv > warp_limit_lo) {
@@ -158,7 +223,7 @@ __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkIt
           for (int mf = 0; mf < kMFrag; ++mf)
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
-              const int lim = row_limit(warp_row0 + mf * 16 + h * 8 + lane / 4) - sub_start;
+              const int lim = row_limit(S::frag_row0(warp, mf) + h * 8 + lane / 4) - sub_start;
 #pragma unroll
               for (int n = 0; n < kN; ++n)
 #pragma unroll
@@ -172,28 +237,42 @@ __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkIt
         for (int mf = 0; mf < kMFrag; ++mf) rows[mf].update(s[mf], o[mf], scale_log2);
 
         // ---- O += P V
+        uint32_t pa[kMFrag][kN / 2][4];
 #pragma unroll
-        for (int kk = 0; kk < kN / 2; ++kk) {
-          uint32_t pa[kMFrag][4];
+        for (int mf = 0; mf < kMFrag; ++mf)
 #pragma unroll
-          for (int mf = 0; mf < kMFrag; ++mf) {
-            pa[mf][0] = Cvt<T>::pack(s[mf][2 * kk][0], s[mf][2 * kk][1]);
-            pa[mf][1] = Cvt<T>::pack(s[mf][2 * kk][2], s[mf][2 * kk][3]);
-            pa[mf][2] = Cvt<T>::pack(s[mf][2 * kk + 1][0], s[mf][2 * kk + 1][1]);
-            pa[mf][3] = Cvt<T>::pack(s[mf][2 * kk + 1][2], s[mf][2 * kk + 1][3]);
+          for (int kk = 0; kk < kN / 2; ++kk) {
+            pa[mf][kk][0] = Cvt<T>::pack(s[mf][2 * kk][0], s[mf][2 * kk][1]);
+            pa[mf][kk][1] = Cvt<T>::pack(s[mf][2 * kk][2], s[mf][2 * kk][3]);
+            pa[mf][kk][2] = Cvt<T>::pack(s[mf][2 * kk + 1][0], s[mf][2 * kk + 1][1]);
+            pa[mf][kk][3] = Cvt<T>::pack(s[mf][2 * kk + 1][2], s[mf][2 * kk + 1][3]);
           }
+        if constexpr (S::kWgmma) {
+          wgmma_fence();
 #pragma unroll
-          for (int d2 = 0; d2 < D / 16; ++d2) {
-            uint32_t vb[4];
-            ldmatrix_x4_trans(vb, s_v + frag_off<kChunks>(lv, sb * S::kSubKv + kk * 16, d2 * 2));
+          for (int mf = 0; mf < kMFrag; ++mf)
 #pragma unroll
-            for (int mf = 0; mf < kMFrag; ++mf) {
-              Mma<T>::run(o[mf][2 * d2], pa[mf], vb[0], vb[1]);
-              Mma<T>::run(o[mf][2 * d2 + 1], pa[mf], vb[2], vb[3]);
+            for (int kk = 0; kk < kN / 2; ++kk)
+              Wgmma<T, D>::rs(o[mf], pa[mf][kk],
+                              sw128_desc(s_v + (sb * S::kSubKv + kk * 16) * 128, S::kTileKv * 128, 1024), 1);
+          wgmma_commit();  // the next sub-block's Q K^T goes in behind it (P is out of s now)
+        } else {
+#pragma unroll
+          for (int kk = 0; kk < kN / 2; ++kk)
+#pragma unroll
+            for (int d2 = 0; d2 < D / 16; ++d2) {
+              uint32_t vb[4];
+              ldmatrix_x4_trans(vb, s_v + frag_off<kChunks>(lv, sb * S::kSubKv + kk * 16, d2 * 2));
+#pragma unroll
+              for (int mf = 0; mf < kMFrag; ++mf) {
+                Mma<T>::run(o[mf][2 * d2], pa[mf][kk], vb[0], vb[1]);
+                Mma<T>::run(o[mf][2 * d2 + 1], pa[mf][kk], vb[2], vb[3]);
+              }
             }
-          }
         }
+        if (sb + 1 < kSubBlocks && sub_start + S::kSubKv < unit_limit_hi) issue_qk(s_k, sb + 1);
       }
+      collect();  // nothing may read the stage once the next iteration lets it be overwritten
       if constexpr (S::kStages == 1) __syncthreads();  // stage 0 is overwritten next
     }
     cp_async_wait<0>();  // only empty groups can remain; leaves nothing in flight
@@ -207,7 +286,7 @@ __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkIt
     rows[mf].finalize(inv_l, lse);
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const int r = warp_row0 + mf * 16 + h * 8 + lane / 4;
+      const int r = S::frag_row0(warp, mf) + h * 8 + lane / 4;
       if (r >= rows_valid) continue;
       int64_t o_off, lse_idx;
       Out::locate(it, r, o_off, lse_idx);

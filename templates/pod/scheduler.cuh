@@ -49,7 +49,7 @@ template <class Traits>
 __global__ void __launch_bounds__(Traits::kThreads, Traits::kCtasPerSm)
     pod_fused_kernel(const __grid_constant__ PodParams p) {
   (void)sizeof(KernelChecks<Traits>);
-  extern __shared__ __align__(128) uint8_t smem[];
+  extern __shared__ __align__(1024) uint8_t smem[];  // wgmma tiles: 1024-byte aligned
   int* s_claim = reinterpret_cast<int*>(smem);  // [op, ticket]; overwritten by the tile later
 
   if (threadIdx.x == 0) {
@@ -118,7 +118,7 @@ template <class Traits>
 __global__ void __launch_bounds__(Traits::kThreads, Traits::kCtasPerSm)
     pod_prefill_kernel(const __grid_constant__ PodParams p) {
   (void)sizeof(KernelChecks<Traits>);
-  extern __shared__ __align__(128) uint8_t smem[];
+  extern __shared__ __align__(1024) uint8_t smem[];  // wgmma tiles: 1024-byte aligned
   const int n = p.header->num_items[POD_OP_PREFILL];
   for (int b = blockIdx.x; b < n; b += gridDim.x) {
     prefill_tile<Traits>(p, p.items[POD_OP_PREFILL] + b, smem, threadIdx.x);
@@ -132,7 +132,7 @@ template <class Traits>
 __global__ void __launch_bounds__(Traits::kThreads, Traits::kCtasPerSm)
     pod_decode_kernel(const __grid_constant__ PodParams p) {
   (void)sizeof(KernelChecks<Traits>);
-  extern __shared__ __align__(128) uint8_t smem[];
+  extern __shared__ __align__(1024) uint8_t smem[];  // wgmma tiles: 1024-byte aligned
   constexpr int V = Traits::Decode::kVirtualCtas;
   const int n = p.header->num_items[POD_OP_DECODE];
   for (int b = blockIdx.x; b * V < n; b += gridDim.x) {

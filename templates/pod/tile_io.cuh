@@ -1,11 +1,19 @@
 // Global-memory addressing shared by the prefill and decode tile loops: where a packed query row
 // lives, where key j of a request lives (paged or contiguous cache), and the 16-byte cp.async
-// loads that fill swizzled shared-memory tiles (zero-filled past the valid rows / keys).
+// loads that fill swizzled shared-memory tiles (zero-filled past the valid rows / keys). The
+// tile layout is a parameter: row-swizzled tiles (primitives.cuh:swz) for ldmatrix readers,
+// 128B-swizzled column blocks (wgmma.cuh:Sw128Tile) for wgmma.
 #pragma once
 #include "contract.h"
 #include "primitives.cuh"
+#include "wgmma.cuh"
 
 namespace pod {
+
+template <int kChunks>
+struct RowSwizzledTile {
+  static __device__ __forceinline__ uint32_t offset(int row, int chunk) { return swz<kChunks>(row, chunk); }
+};
 
 template <class Traits>
 struct TileIo {
@@ -38,7 +46,7 @@ struct TileIo {
 
   // Copy packed query rows [row_begin, row_begin + kRows) of one item into a swizzled tile;
   // rows >= rows_valid are zero-filled. Threads tid = 0 .. kThreads-1 share the work.
-  template <int kRows, int kThreads>
+  template <int kRows, int kThreads, class Layout = RowSwizzledTile<kChunks>>
   static __device__ __forceinline__ void load_q(const T* q, const PodWorkItem& it, int rows_valid,
                                                 uint32_t s_q, int tid) {
     static_assert(kThreads % kChunks == 0, "a CTA row of threads covers whole rows");
@@ -52,7 +60,7 @@ struct TileIo {
         const bool valid = r < rows_valid;
         const T* src = q;
         if (valid) src = q + qo_offset(it.q_token_base + pr / G, it.kv_head * G + pr % G) + ch * 8;
-        cp_async_16(s_q + swz<kChunks>(r, ch), src, valid);
+        cp_async_16(s_q + Layout::offset(r, ch), src, valid);
       }
     }
   }
@@ -60,7 +68,7 @@ struct TileIo {
   // Copy key/value rows [row0, row0 + kRows) of the tile that starts at key tile_start into the
   // swizzled K and V tiles (rows indexed by their position in the tile); keys >= kv_end are
   // zero-filled and never read from global memory.
-  template <int kRows, int kThreads>
+  template <int kRows, int kThreads, class Layout = RowSwizzledTile<kChunks>>
   static __device__ __forceinline__ void load_kv(const PodParams& p, int page_base, int kv_head,
                                                  int tile_start, int kv_end, int row0, uint32_t s_k,
                                                  uint32_t s_v, int tid) {
@@ -76,7 +84,7 @@ struct TileIo {
         const int j = tile_start + r;
         const bool valid = j < kv_end;
         const int64_t off = valid ? kv_offset(p, page_base, kv_head, j) + ch * 8 : 0;
-        const uint32_t dst = swz<kChunks>(r, ch);
+        const uint32_t dst = Layout::offset(r, ch);
         cp_async_16(s_k + dst, k + off, valid);
         cp_async_16(s_v + dst, v + off, valid);
       }
