@@ -2,11 +2,14 @@
 // of a real built library called through its C ABI with koffi.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pod, PRESETS, presetByName } from "../dsl/index.ts";
+import { normalizeSpec, pod, PRESETS, presetByName, specFields, TARGET_LIMITS, type KernelSpec } from "../dsl/index.ts";
 import { buildKernel, type BuildResult } from "../codegen/build.ts";
+import { TEMPLATES_DIR } from "../codegen/paths.ts";
+import { renderHeader, renderKernelSource } from "../codegen/render.ts";
 import { KernelLibrary, PodgenError, makeHostBatch, Rng, type BatchShape, type PodPlan } from "../runtime/index.ts";
 
 const cacheDir = mkdtempSync(join(tmpdir(), "podgen-build-test-"));
@@ -55,6 +58,41 @@ test("two concurrent cold builds of one spec both succeed and leave one whole ca
     assert.is((await buildKernel(spec, { cacheDir: dir })).cached, true);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// ---- which MMA the prefill tile loop compiles to (PTX only: the front end, no ptxas)
+
+function prefillPtx(spec: KernelSpec): string {
+  const dir = mkdtempSync(join(tmpdir(), "podgen-ptx-"));
+  try {
+    writeFileSync(join(dir, "pod_attention.h"), renderHeader(spec));
+    writeFileSync(join(dir, "kernel.cu"), renderKernelSource(spec));
+    const { arch } = TARGET_LIMITS[spec.target].gencode;
+    execFileSync("nvcc", ["-std=c++17", "-ptx", `-arch=${arch}`, "-I", TEMPLATES_DIR, "-o", "kernel.ptx", "kernel.cu"], { cwd: dir, stdio: "pipe" });
+    return readFileSync(join(dir, "kernel.ptx"), "utf8");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test("prefill MMA: wgmma on sm_90a with whole warpgroups, mma.sync on sm_80 and for 2-warp CTAs", () => {
+  const base = specFields(presetByName("llama3_8b")!);
+  const hopper = prefillPtx(normalizeSpec({ ...base, name: "mma_hopper" }));
+  assert.match(hopper, /wgmma\.mma_async\.sync\.aligned\.m64n32k16\.f32\.bf16\.bf16/, "S = Q K^T: 128 rows, 32-key sub-blocks");
+  assert.match(hopper, /wgmma\.mma_async\.sync\.aligned\.m64n128k16\.f32\.bf16\.bf16/, "O += P V over D = 128");
+  assert.match(hopper, /fence\.proxy\.async\.shared::cta/, "cp.async writes are fenced before wgmma reads them");
+  const twoWarps = normalizeSpec({
+    ...base,
+    name: "mma_two_warps",
+    prefill: { ...base.prefill, warps: 2, tile: { q: 64, kv: 32 } },
+    decode: { ...base.decode, warps: 2, virtualCtas: 1 },
+  });
+  const ampere = normalizeSpec({ ...base, name: "mma_ampere", target: "sm_80", prefill: { ...base.prefill, tile: { q: 64, kv: 64 } } });
+  for (const spec of [twoWarps, ampere]) {
+    const ptx = prefillPtx(spec);
+    assert.not.match(ptx, /wgmma/, `${spec.name}: no wgmma`);
+    assert.match(ptx, /mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.bf16\.bf16\.f32/, `${spec.name}: mma.sync`);
   }
 });
 
