@@ -1,6 +1,6 @@
 // podgen device code: everything a generated kernel.cu needs after it defines its Traits.
-// Read in this order: contract.h (the data), primitives.cuh (mma/ldmatrix/cp.async), softmax.cuh,
-// tile_io.cuh, prefill.cuh, decode.cuh, combine.cuh, scheduler.cuh (the kernels), reference.cuh,
+// Read in this order: contract.h (the data), primitives.cuh (mma/ldmatrix/cp.async), wgmma.cuh
+// (Hopper warpgroup MMA), softmax.cuh, tile_io.cuh, prefill.cuh, decode.cuh, combine.cuh, scheduler.cuh (the kernels), reference.cuh,
 // launch.cuh (host launchers), planner.h (host planner).
 #pragma once
 #include <cuda_bf16.h>
@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 #include "contract.h"
 #include "primitives.cuh"
+#include "wgmma.cuh"
 #include "softmax.cuh"
 #include "tile_io.cuh"
 #include "prefill.cuh"

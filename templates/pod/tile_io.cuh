@@ -6,7 +6,6 @@
 #pragma once
 #include "contract.h"
 #include "primitives.cuh"
-#include "wgmma.cuh"
 
 namespace pod {
 

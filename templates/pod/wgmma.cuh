@@ -17,8 +17,7 @@
 #pragma once
 #include "primitives.cuh"
 
-// POD_NO_WGMMA forces the mma.sync path on sm_90a too (to test it there).
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL) && !defined(POD_NO_WGMMA)
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define POD_HAS_WGMMA 1
 #else
 #define POD_HAS_WGMMA 0
