@@ -6,14 +6,16 @@
 //  - wgmma (sm_90a, whole warpgroups): each warpgroup owns kTileQ / warpgroups rows as 64-row
 //    blocks; the tensor cores read Q and K (S = Q K^T) and V (O += P V, P from registers) straight
 //    from 128B-swizzled shared memory (wgmma.cuh). Warp w holds rows 16 (w % 4) .. +15 of each
-//    block. The P V of one sub-block and the Q K^T of the next are in flight together.
+//    block. A sub-block's softmax runs while the P V of the sub-block before it accumulates
+//    (with 3+ stages also across KV tiles: kCarryPv).
 //  - mma.sync (sm_80+): warp w owns rows [w * kRowsPerWarp, (w + 1) * kRowsPerWarp), fragments
 //    loaded with ldmatrix from row-swizzled tiles (primitives.cuh:swz).
 //
 // Shared memory (bytes, 16-bit elements):
 //   [ Q: kTileQ x D ][ stage 0: K kTileKv x D, V kTileKv x D ] ... [ stage kStages-1 ]
 //   = kTileQ*D*2 + kStages*kTileKv*D*2*2
-// Pipeline: cp.async groups, kStages-1 KV tiles in flight ahead of the one being computed.
+// Pipeline: cp.async groups, PrefillShape::kAhead KV tiles in flight ahead of the one being
+// computed (kStages - 1, or kStages - 2 with kCarryPv).
 // Per KV sub-block: S = Q K^T (fp32), causal/ragged mask, online softmax, O += P V with P packed
 // to 16 bits as the A operand straight from the S registers.
 #pragma once
@@ -55,6 +57,13 @@ struct PrefillShape {
   static constexpr int kKvBytes = kTileKv * D * 2;   // one K (or V) stage
   static constexpr int kStageBytes = 2 * kKvBytes;
   static constexpr int kSmemBytes = kQBytes + kStages * kStageBytes;
+  // wgmma with 3+ stages and one warpgroup: a tile's last P V is carried over into the next tile
+  // (prefill_tile), so it may still read its stage while the next tile's refill is issued; the
+  // refill then runs one tile less ahead. One warpgroup, because then every KV tile of an item has
+  // keys for it (the planner clips kv_end to the item's last row), so a P V is never left queued
+  // behind a tile that the warpgroup skips. kAhead: KV tiles in flight ahead of the one computed.
+  static constexpr bool kCarryPv = kWgmma && kStages >= 3 && kWarps == 4;
+  static constexpr int kAhead = kCarryPv ? kStages - 2 : kStages - 1;
   using QLayout = typename std::conditional<kWgmma, Sw128Tile<kTileQ>, RowSwizzledTile<kChunks>>::type;
   using KvLayout = typename std::conditional<kWgmma, Sw128Tile<kTileKv>, RowSwizzledTile<kChunks>>::type;
 
@@ -123,7 +132,7 @@ __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkIt
   }
 
   // ---- S = Q K^T for sub-block sb of the tile whose K starts at s_k. With wgmma this only
-  // issues the products (wgmma_wait<0> collects them); with mma.sync it computes them.
+  // issues the products as one group (after a wgmma_fence); with mma.sync it computes them.
   float s[kMFrag][kN][4] = {};
   auto issue_qk = [&](uint32_t s_k, int sb) {
     if constexpr (S::kWgmma) {
@@ -164,15 +173,49 @@ __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkIt
       }
     }
   };
-  // Waits for every product in flight and pins the registers they wrote (wgmma only).
-  auto collect = [&]() {
+  // ---- O += P V for sub-block sb of the tile whose V starts at s_v, P packed in pa. wgmma:
+  // issued as one group, like issue_qk.
+  uint32_t pa[kMFrag][kN / 2][4];
+  auto issue_pv = [&](uint32_t s_v, int sb) {
+    if constexpr (S::kWgmma) {
+      wgmma_fence();
+#pragma unroll
+      for (int mf = 0; mf < kMFrag; ++mf)
+#pragma unroll
+        for (int kk = 0; kk < kN / 2; ++kk)
+          Wgmma<T, D>::rs(o[mf], pa[mf][kk],
+                          sw128_desc(s_v + (sb * S::kSubKv + kk * 16) * 128, S::kTileKv * 128, 1024), 1);
+      wgmma_commit();
+    } else {
+#pragma unroll
+      for (int kk = 0; kk < kN / 2; ++kk)
+#pragma unroll
+        for (int d2 = 0; d2 < D / 16; ++d2) {
+          uint32_t vb[4];
+          ldmatrix_x4_trans(vb, s_v + frag_off<kChunks>(lv, sb * S::kSubKv + kk * 16, d2 * 2));
+#pragma unroll
+          for (int mf = 0; mf < kMFrag; ++mf) {
+            Mma<T>::run(o[mf][2 * d2], pa[mf][kk], vb[0], vb[1]);
+            Mma<T>::run(o[mf][2 * d2 + 1], pa[mf][kk], vb[2], vb[3]);
+          }
+        }
+    }
+  };
+  // wgmma only: wait for the newest Q K^T (groups complete in order, so a P V issued after it may
+  // stay in flight), or for everything; then pin the registers that are now written.
+  auto wait_scores = [&](bool pv_behind) {
+    if constexpr (S::kWgmma) {
+      if (pv_behind) wgmma_wait<1>();  // a P V (or an empty group) was issued after the Q K^T
+      else wgmma_wait<0>();
+#pragma unroll
+      for (int mf = 0; mf < kMFrag; ++mf) pin_registers(s[mf]);
+    }
+  };
+  auto wait_all = [&]() {
     if constexpr (S::kWgmma) {
       wgmma_wait<0>();
 #pragma unroll
-      for (int mf = 0; mf < kMFrag; ++mf) {
-        pin_registers(s[mf]);
-        pin_registers(o[mf]);
-      }
+      for (int mf = 0; mf < kMFrag; ++mf) pin_registers(o[mf]);
     }
   };
 
@@ -185,23 +228,31 @@ __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkIt
     Io::template load_q<S::kTileQ, S::kThreads, typename S::QLayout>(
         static_cast<const T*>(p.q[POD_OP_PREFILL]), it, rows_valid, s_q, tid);
 #pragma unroll
-    for (int i = 0; i < S::kStages - 1; ++i) {
+    for (int i = 0; i < S::kAhead; ++i) {
       if (i < num_tiles) load_tile(i);
       cp_async_commit();
     }
 
+    // With kCarryPv the last P V of a tile is issued at the start of the next one, behind that
+    // tile's first Q K^T, so that it too runs under a softmax. Which products are issued and
+    // waited for depends only on compile-time positions (and on `live`): ptxas serializes wgmma
+    // when an issue and its wait are tied by runtime conditions it cannot follow.
+    bool pv_queued = false;
+    uint32_t queued_s_v = 0;
     for (int i = 0; i < num_tiles; ++i) {
-      if constexpr (S::kStages == 1) {
+      if constexpr (S::kAhead == 0) {
         load_tile(i);
         cp_async_commit();
         cp_async_wait<0>();
       } else {
-        cp_async_wait<S::kStages - 2>();  // tile i (and Q) landed for this thread's copies
+        cp_async_wait<S::kAhead - 1>();  // tile i (and Q) landed for this thread's copies
       }
       if constexpr (S::kWgmma) fence_proxy_async();  // (see wgmma.cuh)
-      __syncthreads();  // ... for everyone's; stage (i-1) % kStages is free
-      if constexpr (S::kStages > 1) {
-        if (i + S::kStages - 1 < num_tiles) load_tile(i + S::kStages - 1);
+      // ... for everyone's. Everyone has also finished every product that read stage
+      // (i + kAhead) % kStages: only the queued P V reads an older tile, tile i - 1.
+      __syncthreads();
+      if constexpr (S::kAhead > 0) {
+        if (i + S::kAhead < num_tiles) load_tile(i + S::kAhead);
         cp_async_commit();
       }
       const int tile_start = it.kv_begin + i * S::kTileKv;
@@ -209,71 +260,81 @@ __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkIt
       const uint32_t s_v = s_k + S::kKvBytes;
       // The tile is consumed in sub-blocks of kSubKv keys so that the scores of all kMFrag
       // fragments fit in registers next to the output accumulators. A sub-block whose keys are
-      // all masked for every row of the unit is skipped (and so are the later ones).
-      if (tile_start < unit_limit_hi) issue_qk(s_k, 0);
-#pragma unroll
-      for (int sb = 0; sb < kSubBlocks; ++sb) {
-        const int sub_start = tile_start + sb * S::kSubKv;
-        if (sub_start >= unit_limit_hi) break;
-        collect();  // S of this sub-block (and the P V before it)
-
-        // ---- mask (only on sub-blocks that cross a row's limit)
-        if (sub_start + S::kSubKv > warp_limit_lo) {
-#pragma unroll
-          for (int mf = 0; mf < kMFrag; ++mf)
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-              const int lim = row_limit(S::frag_row0(warp, mf) + h * 8 + lane / 4) - sub_start;
-#pragma unroll
-              for (int n = 0; n < kN; ++n)
-#pragma unroll
-                for (int e = 0; e < 2; ++e)
-                  if (n * 8 + (lane % 4) * 2 + e >= lim) s[mf][n][2 * h + e] = -INFINITY;
-            }
+      // all masked for every row of the unit is skipped (and so are the later ones). With wgmma,
+      // a sub-block's softmax runs while the P V of the sub-block before it accumulates:
+      //   wait S(sb) | mask, fold | wait P V(sb-1) | rescale O, pack P | issue S(sb+1), P V(sb)
+      if (tile_start < unit_limit_hi) {
+        issue_qk(s_k, 0);
+        if constexpr (S::kCarryPv) {
+          // The queued P V, or an empty group: one group always follows this Q K^T.
+          if (pv_queued) issue_pv(queued_s_v, kSubBlocks - 1);
+          else wgmma_commit();
+          pv_queued = false;
         }
-
-        // ---- online softmax
 #pragma unroll
-        for (int mf = 0; mf < kMFrag; ++mf) rows[mf].update(s[mf], o[mf], scale_log2);
-
-        // ---- O += P V
-        uint32_t pa[kMFrag][kN / 2][4];
-#pragma unroll
-        for (int mf = 0; mf < kMFrag; ++mf)
-#pragma unroll
-          for (int kk = 0; kk < kN / 2; ++kk) {
-            pa[mf][kk][0] = Cvt<T>::pack(s[mf][2 * kk][0], s[mf][2 * kk][1]);
-            pa[mf][kk][1] = Cvt<T>::pack(s[mf][2 * kk][2], s[mf][2 * kk][3]);
-            pa[mf][kk][2] = Cvt<T>::pack(s[mf][2 * kk + 1][0], s[mf][2 * kk + 1][1]);
-            pa[mf][kk][3] = Cvt<T>::pack(s[mf][2 * kk + 1][2], s[mf][2 * kk + 1][3]);
+        for (int sb = 0; sb < kSubBlocks; ++sb) {
+          const int sub_start = tile_start + sb * S::kSubKv;
+          if (sb > 0 && sub_start >= unit_limit_hi) {  // (the Q K^T issued for it is dropped)
+            wait_all();  // (ptxas serializes wgmma without this wait on the way out)
+            break;
           }
-        if constexpr (S::kWgmma) {
-          wgmma_fence();
+          wait_scores(S::kCarryPv || sb > 0);
+
+          // ---- mask (only on sub-blocks that cross a row's limit)
+          if (sub_start + S::kSubKv > warp_limit_lo) {
+#pragma unroll
+            for (int mf = 0; mf < kMFrag; ++mf)
+#pragma unroll
+              for (int h = 0; h < 2; ++h) {
+                const int lim = row_limit(S::frag_row0(warp, mf) + h * 8 + lane / 4) - sub_start;
+#pragma unroll
+                for (int n = 0; n < kN; ++n)
+#pragma unroll
+                  for (int e = 0; e < 2; ++e)
+                    if (n * 8 + (lane % 4) * 2 + e >= lim) s[mf][n][2 * h + e] = -INFINITY;
+              }
+          }
+
+          // ---- online softmax: fold the scores, then (once the P V before is done) rescale O
+          float alpha[kMFrag][2];
+#pragma unroll
+          for (int mf = 0; mf < kMFrag; ++mf) rows[mf].fold(s[mf], scale_log2, alpha[mf]);
+          wait_all();
+#pragma unroll
+          for (int mf = 0; mf < kMFrag; ++mf) SoftmaxRows::rescale(o[mf], alpha[mf]);
 #pragma unroll
           for (int mf = 0; mf < kMFrag; ++mf)
 #pragma unroll
-            for (int kk = 0; kk < kN / 2; ++kk)
-              Wgmma<T, D>::rs(o[mf], pa[mf][kk],
-                              sw128_desc(s_v + (sb * S::kSubKv + kk * 16) * 128, S::kTileKv * 128, 1024), 1);
-          wgmma_commit();  // the next sub-block's Q K^T goes in behind it (P is out of s now)
-        } else {
-#pragma unroll
-          for (int kk = 0; kk < kN / 2; ++kk)
-#pragma unroll
-            for (int d2 = 0; d2 < D / 16; ++d2) {
-              uint32_t vb[4];
-              ldmatrix_x4_trans(vb, s_v + frag_off<kChunks>(lv, sb * S::kSubKv + kk * 16, d2 * 2));
-#pragma unroll
-              for (int mf = 0; mf < kMFrag; ++mf) {
-                Mma<T>::run(o[mf][2 * d2], pa[mf][kk], vb[0], vb[1]);
-                Mma<T>::run(o[mf][2 * d2 + 1], pa[mf][kk], vb[2], vb[3]);
-              }
+            for (int kk = 0; kk < kN / 2; ++kk) {
+              pa[mf][kk][0] = Cvt<T>::pack(s[mf][2 * kk][0], s[mf][2 * kk][1]);
+              pa[mf][kk][1] = Cvt<T>::pack(s[mf][2 * kk][2], s[mf][2 * kk][3]);
+              pa[mf][kk][2] = Cvt<T>::pack(s[mf][2 * kk + 1][0], s[mf][2 * kk + 1][1]);
+              pa[mf][kk][3] = Cvt<T>::pack(s[mf][2 * kk + 1][2], s[mf][2 * kk + 1][3]);
             }
+
+          // ---- the next sub-block's S = Q K^T, then O += P V (queued at the end of the tile)
+          if constexpr (S::kWgmma) {
+            if (sb + 1 < kSubBlocks) issue_qk(s_k, sb + 1);
+            if (S::kCarryPv && sb + 1 == kSubBlocks) {
+              pv_queued = true;
+              queued_s_v = s_v;
+            } else {
+              issue_pv(s_v, sb);
+            }
+          } else {
+            issue_pv(s_v, sb);
+            if (sb + 1 < kSubBlocks && sub_start + S::kSubKv < unit_limit_hi) issue_qk(s_k, sb + 1);
+          }
         }
-        if (sb + 1 < kSubBlocks && sub_start + S::kSubKv < unit_limit_hi) issue_qk(s_k, sb + 1);
       }
-      collect();  // nothing may read the stage once the next iteration lets it be overwritten
+      // Nothing may read a stage once a later barrier lets it be refilled; with kCarryPv only the
+      // queued P V reads tile i, whose stage is refilled two barriers later.
+      wait_all();
       if constexpr (S::kStages == 1) __syncthreads();  // stage 0 is overwritten next
+    }
+    if constexpr (S::kCarryPv) {
+      if (pv_queued) issue_pv(queued_s_v, kSubBlocks - 1);
+      wait_all();
     }
     cp_async_wait<0>();  // only empty groups can remain; leaves nothing in flight
   }

@@ -24,11 +24,11 @@ struct SoftmaxRows {
   }
 
   // Fold one block of scores into the state: s (raw scores, -inf where masked) becomes the
-  // probabilities p, and the output accumulator o (kD8 fragments of 8 columns) is rescaled.
-  // Must be called by all 32 lanes of the warp (the rescale vote below).
-  template <int kN, int kD8>
-  __device__ __forceinline__ void update(float (&s)[kN][4], float (&o)[kD8][4], float scale_log2) {
-    float alpha[2];
+  // probabilities p; alpha is what the output accumulator must be multiplied by (rescale()). The
+  // two are separate so that the scores of one block can be folded while the P V product of the
+  // block before it is still accumulating into o (wgmma).
+  template <int kN>
+  __device__ __forceinline__ void fold(float (&s)[kN][4], float scale_log2, float (&alpha)[2]) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       float mx = -INFINITY;
@@ -49,10 +49,14 @@ struct SoftmaxRows {
       }
       l[h] = fmaf(l[h], alpha[h], sum);
     }
-    // Once the running maxima settle (after the first few blocks of a long row) alpha is exactly
-    // 1 on every row of the warp; skipping the 4 * kD8 multiplies then changes no bit of o and
-    // takes them off the path between the softmax and the P V products. The vote keeps the
-    // branch warp-uniform.
+  }
+
+  // o *= alpha (per row). Once the running maxima settle (after the first few blocks of a long
+  // row) alpha is exactly 1 on every row of the warp; skipping the 4 * kD8 multiplies then changes
+  // no bit of o and takes them off the path to the next P V. The vote keeps the branch
+  // warp-uniform, so all 32 lanes must call it.
+  template <int kD8>
+  __device__ __forceinline__ static void rescale(float (&o)[kD8][4], const float (&alpha)[2]) {
     if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
 #pragma unroll
       for (int d = 0; d < kD8; ++d) {
@@ -62,6 +66,14 @@ struct SoftmaxRows {
         o[d][3] *= alpha[1];
       }
     }
+  }
+
+  // fold() and rescale() together, for callers that have o in hand.
+  template <int kN, int kD8>
+  __device__ __forceinline__ void update(float (&s)[kN][4], float (&o)[kD8][4], float scale_log2) {
+    float alpha[2];
+    fold(s, scale_log2, alpha);
+    rescale(o, alpha);
   }
 
   // Reduce l across the quad. Afterwards, for each row h: inv_l (0 when the row saw no key) and
