@@ -229,6 +229,8 @@ const RUN_SH = `#!/usr/bin/env bash
 # code. Results go to $OUT/gpu-suite.json ($OUT defaults to <bundle>/out).
 set -uo pipefail
 here="$(cd "$(dirname "\${BASH_SOURCE[0]}")" && pwd)"
+# Results name the commit the bundle was built from, not that of whatever checkout runs it.
+export PODGEN_COMMIT="\${PODGEN_COMMIT:-$(sed -n 's/^ *"commit": "\\([^"]*\\)".*/\\1/p' "$here/bundle.json" | head -1)}"
 out="\${OUT:-$here/out}"
 mkdir -p "$out"
 tmp="$(mktemp -d "\${TMPDIR:-/tmp}/podgen-node.XXXXXX")" || exit 4
