@@ -5,7 +5,8 @@ import { pod, PRESETS } from "../dsl/index.ts";
 import { generateKernel, staleKernelFiles } from "../codegen/generate.ts";
 import { mapDiagnostics, traitsToSpecFields } from "../codegen/build.ts";
 import { parsePtxasReport, resourceWarnings } from "../codegen/manifest.ts";
-import { GENERATED_DIR } from "../codegen/paths.ts";
+import { GENERATED_DIR, PACKAGE_ROOT } from "../codegen/paths.ts";
+import { gitCommit } from "../codegen/commit.ts";
 
 const spec = pod.kernel({
   name: "snap",
@@ -140,6 +141,20 @@ test("traits map covers nested structs", async () => {
   assert.is(map.get("Decode::kTileKv"), "decode.tile.kv");
   assert.is(map.get("Prefill::kTileKv"), "prefill.tile.kv");
   assert.is(map.get("kHeadDim"), "headDim");
+});
+
+test("gitCommit: $PODGEN_COMMIT (set by the GPU bundle's scripts) wins over the checkout's HEAD", () => {
+  const saved = process.env.PODGEN_COMMIT;
+  try {
+    delete process.env.PODGEN_COMMIT;
+    const head = gitCommit(PACKAGE_ROOT);
+    assert.match(head, /^([0-9a-f]{40}(-dirty)?|unknown)$/);
+    process.env.PODGEN_COMMIT = "feb4c6fca4b89382d6b5c3020f815b845c0444ff";
+    assert.is(gitCommit(PACKAGE_ROOT), "feb4c6fca4b89382d6b5c3020f815b845c0444ff");
+  } finally {
+    if (saved === undefined) delete process.env.PODGEN_COMMIT;
+    else process.env.PODGEN_COMMIT = saved;
+  }
 });
 
 test.run();

@@ -274,7 +274,7 @@ __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkIt
 #pragma unroll
         for (int sb = 0; sb < kSubBlocks; ++sb) {
           const int sub_start = tile_start + sb * S::kSubKv;
-          if (sb > 0 && sub_start >= unit_limit_hi) {  // (the Q K^T issued for it is dropped)
+          if (sb > 0 && sub_start >= unit_limit_hi) {  // (wgmma: the Q K^T issued for it is dropped)
             wait_all();  // (ptxas serializes wgmma without this wait on the way out)
             break;
           }
