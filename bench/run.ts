@@ -38,7 +38,6 @@ import {
   type HostBatch,
   type KernelInfo,
   type PodBuffers,
-  type PlanOptions,
   type PodPlan,
 } from "../runtime/index.ts";
 
@@ -49,8 +48,6 @@ export interface KernelConfig {
   /** "default" or the variant's name. */
   label: string;
   spec: KernelSpec;
-  /** Plan options of this config (a variant's `fusedDecodeCtas`); numSms always comes from the device. */
-  plan?: PlanOptions;
 }
 
 export interface Workload {
@@ -79,14 +76,10 @@ interface WorkloadFile {
   workloads: WorkloadJson[];
 }
 
-/** A variant: its spec overrides, built exactly as the verify case files build theirs, and plan options. */
-function variantConfig(base: string, { name, fusedDecodeCtas, ...kernel }: VariantJson): KernelConfig {
-  const spec = casesFrom({ cases: [{ seed: 0, decodes: [1], spec: base, ...kernel }] }, `variant "${name}"`)[0]!.spec;
-  if (fusedDecodeCtas === undefined) return { label: name, spec };
-  if (!Number.isInteger(fusedDecodeCtas) || (fusedDecodeCtas as number) < 1) {
-    throw new Error(`variant "${name}": fusedDecodeCtas=${JSON.stringify(fusedDecodeCtas)} must be a positive integer`);
-  }
-  return { label: name, spec, plan: { fusedDecodeCtas: fusedDecodeCtas as number } };
+/** A spec with the variant's overrides, built exactly as the verify case files build theirs. */
+function variantSpec(base: string, fields: Record<string, unknown>): KernelSpec {
+  const { name: _name, ...kernel } = fields;
+  return casesFrom({ cases: [{ seed: 0, decodes: [1], spec: base, ...kernel }] }, "variant")[0]!.spec;
 }
 
 export function parseWorkloads(json: unknown, label = "workloads"): Workload[] {
@@ -109,7 +102,7 @@ export function parseWorkloads(json: unknown, label = "workloads"): Workload[] {
     if (decodes.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`${where}: decode kvLens must be positive integers`);
     if (prefills.length === 0 || decodes.length === 0) throw new Error(`${where}: a benchmark workload needs prefills and decodes`);
     const configs: KernelConfig[] = [{ label: "default", spec: base }];
-    if (w.variants) for (const v of file.variants ?? []) configs.push(variantConfig(specName, v));
+    if (w.variants) for (const v of file.variants ?? []) configs.push({ label: v.name, spec: variantSpec(specName, v) });
     return { name: w.name, specName, shape: { prefills, decodes }, configs };
   });
 }
@@ -212,8 +205,8 @@ interface Planned {
   buffers: PodBuffers[];
 }
 
-function planned(lib: KernelLibrary, host: HostBatch, copies: DeviceBatch[], numSms: number, options: PlanOptions = {}): Planned {
-  const { plan, staging } = lib.plan(host.batch, { ...options, numSms });
+function planned(lib: KernelLibrary, host: HostBatch, copies: DeviceBatch[], numSms: number): Planned {
+  const { plan, staging } = lib.plan(host.batch, { numSms });
   const workspace = DeviceBuffer.alloc(Math.max(Number(plan.workspaceBytes), 16), "workspace");
   lib.uploadPlan(plan, staging, workspace, workspace.bytes);
   return { lib, plan, workspace, buffers: copies.map((c) => c.podBuffers(workspace)) };
@@ -428,7 +421,7 @@ export function runWorkload(
       const key = `fused ${c.label}`;
       try {
         const cl = libFor(c.spec);
-        const h = planned(cl, hostH, devH, numSms, c.plan);
+        const h = planned(cl, hostH, devH, numSms);
         toFree.push(h.workspace);
         plans[key] = { spec: c.spec.name, hash: c.spec.hash, ...planSummary(h.plan) };
         for (const dev of devH) dev.poisonOutputs();

@@ -12,9 +12,9 @@ export const pod = {
   contiguous: (): KvCache => ({ kind: "contiguous" }),
   /** Limit prefill KV splits so prefill tiles fill at most `n` full waves of the GPU. */
   waves: (n: number) => ({ kind: "waves", waves: n }) as const,
-  /** Half of every SM's CTAs prefer decode, half prefill (counted among the CTAs running now). */
+  /** Alternate prefill and decode CTAs on each SM. */
   fiftyFifty: (): Schedule => ({ kind: "fifty-fifty" }),
-  /** Decode gets the CTAs that keep HBM streaming, or more when decode is the longer op; prefill the rest (planned per batch). */
+  /** Give each SM prefill and decode CTAs in the planned ratio of their tile counts. */
   proportional: (): Schedule => ({ kind: "proportional" }),
   /** A search space for `podgen tune`: lists of choices over a spec's tunable fields. */
   space: (input: SpaceInput): SearchSpace => space(input),

@@ -18,7 +18,7 @@ import { loadKoffi, type DevicePtr, type Koffi } from "./cuda.ts";
 import { streamHandle, type StreamLike } from "./device.ts";
 
 /** The pod_attention.h ABI version these struct mirrors follow (codegen/paths.ts ABI_VERSION). */
-export const PODGEN_ABI_VERSION_SUPPORTED = 2;
+export const PODGEN_ABI_VERSION_SUPPORTED = 1;
 
 /** PODGEN_ERR_* names by value, for when the library cannot be asked. */
 export const PODGEN_STATUS: Record<number, string> = {
@@ -93,8 +93,7 @@ export function abiTypes(): AbiTypes {
       prefill_max_splits: "int32_t",
       decode_max_splits: "int32_t",
       debug_count_tiles: "int32_t",
-      fused_decode_ctas: "int32_t",
-      reserved: k.array("int32_t", 6),
+      reserved: k.array("int32_t", 7),
     }),
     podgen_plan: k.struct("podgen_plan", {
       abi_version: "uint32_t",
@@ -106,7 +105,7 @@ export function abiTypes(): AbiTypes {
       num_items: i32x2(),
       num_merges: i32x2(),
       num_tickets: i32x2(),
-      fused_decode_ctas: i32x2(),
+      ratio: i32x2(),
       max_splits: i32x2(),
       grid_fused: "int32_t",
       grid_prefill: "int32_t",
@@ -223,8 +222,6 @@ export interface PlanOptions {
   decodeMaxSplits?: number;
   /** Kernels count executed tiles in the device header. */
   debugCountTiles?: boolean;
-  /** 0 / omitted: the spec's policy; else the fused kernel's decode CTAs at once (≤ numSms × ctasPerSm). */
-  fusedDecodeCtas?: number;
 }
 
 export type Pair = readonly [number, number];
@@ -241,8 +238,7 @@ export class PodPlan {
   readonly numItems: Pair;
   readonly numMerges: Pair;
   readonly numTickets: Pair;
-  /** The policy: most fused CTAs running decode at once, [on the GPU, on one SM]. */
-  readonly fusedDecodeCtas: Pair;
+  readonly ratio: Pair;
   readonly maxSplits: Pair;
   readonly gridFused: number;
   readonly gridPrefill: number;
@@ -276,7 +272,7 @@ export class PodPlan {
     this.numItems = pair("num_items");
     this.numMerges = pair("num_merges");
     this.numTickets = pair("num_tickets");
-    this.fusedDecodeCtas = pair("fused_decode_ctas");
+    this.ratio = pair("ratio");
     this.maxSplits = pair("max_splits");
     this.gridFused = n("grid_fused");
     this.gridPrefill = n("grid_prefill");
@@ -418,8 +414,7 @@ export function toCPlanOptions(o: PlanOptions = {}): Record<string, unknown> {
     prefill_max_splits: int("options.prefillMaxSplits", o.prefillMaxSplits),
     decode_max_splits: int("options.decodeMaxSplits", o.decodeMaxSplits),
     debug_count_tiles: o.debugCountTiles ? 1 : 0,
-    fused_decode_ctas: int("options.fusedDecodeCtas", o.fusedDecodeCtas),
-    reserved: [0, 0, 0, 0, 0, 0],
+    reserved: [0, 0, 0, 0, 0, 0, 0],
   };
 }
 

@@ -11,8 +11,7 @@ import { compare, toFloat32, type Dtype16 } from "./numerics.ts";
 export const TOLERANCE = { bf16: 1e-2, fp16: 5e-3, lse: 1e-3 } as const;
 
 /** PodDeviceHeader (templates/pod/contract.h) as int32 indices. */
-// PodDeviceHeader (templates/pod/contract.h) as int32 offsets.
-const HEADER = { ints: 24 + 256, ticket: 16, ctasDone: 18, tilesDone: 19, decodeRunning: 21, smDecodeRunning: 24 } as const;
+const HEADER = { ints: 24 + 256, ticket: 16, ctasDone: 18, tilesDone: 19, smSlot: 24 } as const;
 
 export interface RunCheck {
   mode: "fused" | "fused-again" | "standalone";
@@ -20,7 +19,7 @@ export interface RunCheck {
   errors: { oPrefill?: number; oDecode?: number; lsePrefill?: number; lseDecode?: number };
   /** Tiles executed per op vs planned (debug counters). */
   tiles: { executed: [number, number]; planned: [number, number] };
-  /** Fused runs: tickets, done counter and running-decode counts back at zero after the launch. */
+  /** Fused runs: tickets, done counter and per-SM slots back at zero after the launch. */
   countersReset: boolean | null;
   problems: string[];
 }
@@ -115,9 +114,9 @@ function check(mode: RunCheck["mode"], plan: PodPlan, dev: DeviceBatch, header: 
   }
   let countersReset: boolean | null = null;
   if (mode !== "standalone") {
-    const leftovers = [header[HEADER.ticket]!, header[HEADER.ticket + 1]!, header[HEADER.ctasDone]!, header[HEADER.decodeRunning]!, ...header.subarray(HEADER.smDecodeRunning)];
+    const leftovers = [header[HEADER.ticket]!, header[HEADER.ticket + 1]!, header[HEADER.ctasDone]!, ...header.subarray(HEADER.smSlot)];
     countersReset = leftovers.every((x) => x === 0);
-    if (!countersReset) problems.push("fused kernel left non-zero tickets, done counter or running-decode counts");
+    if (!countersReset) problems.push("fused kernel left non-zero tickets, done counter or SM slots");
   }
   return { mode, errors, tiles: { executed, planned }, countersReset, problems };
 }

@@ -190,14 +190,14 @@ function sampleBatch(): PodBatch {
       { abi: ABI_VERSION, hq: 32, hkv: 8, d: 128, dtype: "bf16", schedule: "proportional", smem: 98304, waves: 2 },
     );
 
-    const { plan, staging } = lib.plan(sampleBatch(), { numSms: 114, maxDecodes: 77, debugCountTiles: true, fusedDecodeCtas: 40 });
+    const { plan, staging } = lib.plan(sampleBatch(), { numSms: 114, maxDecodes: 77, debugCountTiles: true });
     assert.is(plan.numPrefills, 2);
     assert.is(plan.numDecodes, 2);
     assert.is(plan.totalPrefillTokens, 8, "read qo_indptr[num_prefills]");
     assert.is(plan.numSms, 114);
     assert.equal(plan.numItems, [40 + 3 + 17 + 64, 11], "read kv_lens and page_indptr");
     assert.is(plan.numMerges[0], 9, "read page_indices");
-    assert.equal(plan.fusedDecodeCtas, [43, 1], "options.fusedDecodeCtas reaches C and the pair comes back");
+    assert.equal(plan.ratio, [3, 1]);
     assert.is(plan.gridFused, 77, "options reach C");
     assert.ok(plan.debugCountTiles);
     assert.equal(plan.itemsOffset, [0n, 0x100000000n]);

@@ -57,17 +57,16 @@ typedef struct PodDeviceHeader {
   int32_t num_items[2];     // work items per op (prefill, decode)
   int32_t num_merges[2];    // merge items per op
   int32_t num_tickets[2];   // tickets per op in the fused kernel (decode: ceil(items / virtual))
-  int32_t decode_ctas[2];   // fused kernel: most CTAs that may run decode at once by preference,
-                            // [on the GPU, on one SM] (the scheduling policy's split of the slots)
+  int32_t ratio[2];         // proportional policy: of every ratio[0]+ratio[1] CTAs on an SM, the
+                            // first ratio[0] prefer prefill
   int32_t count_tiles;      // 1: kernels add executed tiles to tiles_done (exactly-once checks)
   int32_t reserved_[7];
   // --- counters: zero between launches ---
   uint32_t ticket[2];       // next ticket per op
-  uint32_t ctas_done;       // CTAs finished (the last one resets the tickets and itself)
+  uint32_t ctas_done;       // CTAs finished (the last one resets every counter)
   uint32_t tiles_done[2];   // debug builds: tiles executed per op (not reset; planner zeroes)
-  uint32_t decode_running;  // CTAs holding a decode place now (back to zero when each leaves)
-  uint32_t counters_pad_[2];
-  uint32_t sm_decode_running[POD_MAX_SMS];  // the same, per SM
+  uint32_t counters_pad_[3];
+  uint32_t sm_slot[POD_MAX_SMS];  // CTAs that have started on each SM during this launch
 } PodDeviceHeader;
 
 // Kernel parameters: pointers only, so a graph captured once stays valid while the plan changes.

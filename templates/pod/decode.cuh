@@ -95,7 +95,7 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
   if (num_tiles > 0) {
     auto load_tile = [&](int i) {  // this warp's slice of tile i
       const uint32_t k = s_kv + (i % S::kStages) * S::kStageBytes;
-      Io::template load_kv<KW, 32, RowSwizzledTile<Io::kChunks>, /*kReadOnce=*/true>(p, page_base, it.kv_head, it.kv_begin + i * S::kTileKv, it.kv_end,
+      Io::template load_kv<KW, 32>(p, page_base, it.kv_head, it.kv_begin + i * S::kTileKv, it.kv_end,
                                    key0, k, k + S::kKvBytes, lane);
     };
     Io::template load_q<S::kTileQ, S::kThreads>(static_cast<const T*>(p.q[POD_OP_DECODE]), it,

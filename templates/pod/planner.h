@@ -12,8 +12,7 @@
 //   3. choose_chunk — the KV split heuristic (one function for both ops, see its comment).
 //   4. emit_items — work items (heavy first), merge items, partial-row allocation.
 //   5. capacities — live counts, or in graph mode worst-case counts of the bucket.
-//   6. make_layout — byte offsets in the workspace; grids and tickets; staging bytes.
-//   7. plan_decode_ctas — the scheduling policy: how many fused CTAs may run decode at once.
+//   6. make_layout — byte offsets in the workspace; grids, tickets and ratio; staging bytes.
 #pragma once
 #ifndef PODGEN_ABI_VERSION
 #error "include pod_attention.h (the rendered C header) before pod/planner.h"
@@ -43,8 +42,6 @@ struct KernelShape {
   int max_splits[2];          // spec limit per tile; 0: none (prefill bounded by waves only)
   int prefill_max_waves;      // 0: prefill bounded by splits only
   int virtual_ctas;           // decode tiles per physical decode CTA
-  int decode_stages;          // K/V tiles in flight per decode tile
-  int schedule;               // 0: 50:50, 1: proportional
 
   template <class Traits>
   static KernelShape of() {
@@ -71,8 +68,6 @@ struct KernelShape {
     k.max_splits[1] = Traits::Decode::kMaxSplits;
     k.prefill_max_waves = Traits::Prefill::kMaxWaves;
     k.virtual_ctas = Traits::Decode::kVirtualCtas;
-    k.decode_stages = Traits::Decode::kStages;
-    k.schedule = Traits::kSchedule;
     return k;
   }
   int group() const { return heads_q / heads_kv; }
@@ -117,7 +112,6 @@ struct Options {
   int64_t max_prefills, max_decodes, max_prefill_tokens, max_kv_len;
   int64_t split_cap[2];  // per-tile split cap from the spec and the options; kUnbounded if none
   bool count_tiles;
-  int fused_decode_ctas;  // 0: the policy decides
 };
 
 inline int check_options(const KernelShape& k, const podgen_plan_options& o, Options* out,
@@ -136,12 +130,6 @@ inline int check_options(const KernelShape& k, const podgen_plan_options& o, Opt
   if (o.decode_max_splits < 0)
     return fail(error, inval, "options.decode_max_splits=%d is negative (0 means the spec's limit)",
                 o.decode_max_splits);
-  const int slots = (o.num_sms ? o.num_sms : kDefaultNumSms) * k.ctas_per_sm;
-  if (o.fused_decode_ctas < 0 || o.fused_decode_ctas > slots)
-    return fail(error, inval,
-                "options.fused_decode_ctas=%d is out of range [0, %d] (0: the spec's policy; at "
-                "most the fused kernel's resident CTAs, num_sms x ctasPerSm)",
-                o.fused_decode_ctas, slots);
   if (o.graph_mode) {
     const struct { const char* name; int32_t value; } bucket[] = {
         {"max_prefills", o.max_prefills},
@@ -166,7 +154,6 @@ inline int check_options(const KernelShape& k, const podgen_plan_options& o, Opt
     out->split_cap[op] = cap;
   }
   out->count_tiles = o.debug_count_tiles == 1;
-  out->fused_decode_ctas = o.fused_decode_ctas;
   return PODGEN_OK;
 }
 
@@ -543,46 +530,22 @@ inline Layout make_layout(const Capacity& c, int head_dim) {
   return l;
 }
 
-// Machine balance the proportional policy plans with: the H100's prefill attention rate over its
-// HBM read rate (about 400 TFLOP/s and 3.0 TB/s measured by podgen bench), in FLOPs per byte.
-constexpr double kPrefillFlopsPerDecodeByte = 400.0 / 3.0;
-// Bytes in flight that keep HBM streaming (bandwidth × loaded latency, about 3 TB/s × 1.4 µs):
-// decode CTAs beyond the number that hold this much add no bandwidth.
-constexpr int64_t kHbmBytesInFlight = 4 << 20;
-
-// The scheduling policy: how many of the fused kernel's resident CTAs (num_sms × ctas_per_sm)
-// may run decode at once, [on the GPU, per SM]; the others prefer prefill (see scheduler.cuh).
-//   50:50: half of every SM.
-//   proportional: decode is bandwidth-bound and prefill compute-bound, so decode gets the CTAs
-//     that keep HBM streaming (their K/V tiles in flight add up to kHbmBytesInFlight) and prefill
-//     the rest, unless decode is the longer op: then prefill gets just the share of the slots that
-//     finishes it with decode, Tp/Td (times estimated from prefill FLOPs and decode K/V bytes).
-//   options.fused_decode_ctas overrides both (spread evenly over the SMs).
-inline void plan_decode_ctas(const KernelShape& k, const Options& o, const podgen_batch& b,
-                             int32_t out[2]) {
-  const int64_t slots = (int64_t)o.num_sms * k.ctas_per_sm;
-  int64_t total;
-  if (o.fused_decode_ctas > 0) {
-    total = o.fused_decode_ctas;
-  } else if (k.schedule == 0) {
-    total = std::max<int64_t>(1, slots / 2);
-  } else {
-    double flops = 0, bytes = 0;  // bottom-right causal prefill FLOPs; decode K/V bytes
-    for (int32_t r = 0; r < b.num_prefills; ++r) {
-      const double q = b.qo_indptr[r + 1] - b.qo_indptr[r], kv = b.kv_lens[r];
-      flops += 4.0 * k.head_dim * k.heads_q * q * (kv - q + (q + 1) / 2);
-    }
-    for (int32_t d = 0; d < b.num_decodes; ++d)
-      bytes += 2.0 * 2.0 * k.head_dim * k.heads_kv * b.kv_lens[b.num_prefills + d];
-    const int64_t per_cta = 2 * 2 * (int64_t)k.head_dim * k.tile_kv[1] * k.decode_stages * k.virtual_ctas;
-    const int64_t streaming = ceil_div(kHbmBytesInFlight, per_cta);
-    const double prefill_per_decode = flops / kPrefillFlopsPerDecodeByte / std::max(bytes, 1.0);
-    const int64_t beside_prefill = (int64_t)((double)slots * (1.0 - prefill_per_decode));
-    total = std::min(slots - 1, std::max(streaming, beside_prefill));
+// The proportional policy's ratio prefill:decode: the pair (x, y), x + y <= 16, whose prefill
+// share x / (x + y) is closest to the tickets' share; ties go to the smallest x + y. An op with
+// no tickets gets 0 (the other 1), so the kernel never prefers an op with no work.
+inline void reduce_ratio(int64_t prefill, int64_t decode, int32_t ratio[2]) {
+  if (prefill == 0 || decode == 0) {
+    ratio[0] = prefill > 0;
+    ratio[1] = decode > 0;
+    return;
   }
-  total = std::max<int64_t>(1, std::min(total, slots));
-  out[0] = (int32_t)total;
-  out[1] = (int32_t)ceil_div(total, o.num_sms);
+  const double share = (double)prefill / (double)(prefill + decode);
+  double best = 2.0;
+  for (int sum = 2; sum <= 16; ++sum)
+    for (int x = 1; x < sum; ++x) {
+      const double err = share > (double)x / sum ? share - (double)x / sum : (double)x / sum - share;
+      if (err < best - 1e-12) best = err, ratio[0] = x, ratio[1] = sum - x;
+    }
 }
 
 }  // namespace planner
@@ -640,7 +603,7 @@ inline int plan_for(const KernelShape& k, const podgen_batch& batch,
   }
   const Layout layout = make_layout(cap, k.head_dim);
 
-  // The plan. Counts, decode CTAs and max_splits are this batch's; grids and offsets come from the
+  // The plan. Counts, ratio and max_splits are this batch's; grids and offsets come from the
   // capacities (equal to the counts outside graph mode), so in graph mode they depend only on
   // the bucket and a captured launch stays valid. Extra CTAs find no ticket / item and exit.
   podgen_plan& p = *out;
@@ -661,7 +624,7 @@ inline int plan_for(const KernelShape& k, const podgen_batch& batch,
     p.partial_o_offset[op] = layout.partial_o[op];
     p.partial_lse_offset[op] = layout.partial_lse[op];
   }
-  plan_decode_ctas(k, o, batch, p.fused_decode_ctas);
+  reduce_ratio(live_tickets[0], live_tickets[1], p.ratio);
   p.grid_prefill = (int32_t)cap.items[0];
   p.grid_decode = (int32_t)ceil_div(cap.items[1], V);
   p.grid_fused = p.grid_prefill + p.grid_decode;  // ticket capacity: prefill items + decode CTAs
@@ -689,7 +652,7 @@ inline int plan_for(const KernelShape& k, const podgen_batch& batch,
     header.num_items[op] = p.num_items[op];
     header.num_merges[op] = p.num_merges[op];
     header.num_tickets[op] = p.num_tickets[op];
-    header.decode_ctas[op] = p.fused_decode_ctas[op];
+    header.ratio[op] = p.ratio[op];
   }
   header.count_tiles = o.count_tiles;
   memcpy(bytes, &header, sizeof header);

@@ -48,20 +48,6 @@ __device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool 
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_size)
                : "memory");
 }
-// The same with an L2 cache policy (from l2_evict_first below).
-__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid, uint64_t l2_policy) {
-  int src_size = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;\n" ::"r"(dst), "l"(src),
-               "r"(src_size), "l"(l2_policy)
-               : "memory");
-}
-// L2 policy for data read once: its lines are the first to be evicted, so a stream of them does
-// not push out lines that other CTAs are still reusing.
-__device__ __forceinline__ uint64_t l2_evict_first() {
-  uint64_t policy;
-  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
-  return policy;
-}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 // Wait until at most N of this thread's committed groups are still in flight.
 template <int N>

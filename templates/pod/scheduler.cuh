@@ -1,19 +1,15 @@
 // The kernels: the fused SM-aware POD kernel, and the prefill-only and decode-only baselines.
 //
-// Fused kernel. The policy (planned, in the device header) says how many of the kernel's resident
-// CTAs may run decode at once: decode_ctas[0] on the GPU and decode_ctas[1] on any one SM (50:50:
-// half the slots of every SM; proportional: the planner's estimate of what decode needs). Each
-// CTA's leader reads %smid and asks for a decode place: it takes one if both counts of *running*
-// decode CTAs are under their caps, and then prefers decode; otherwise it prefers prefill. It
-// claims the next ticket of the preferred op and falls back to the other op when that one has run
-// out, so while both ops have work every SM runs prefill and decode side by side in the planned
-// mix, and a CTA that replaces a finished one takes up the op that finished. (Counting CTAs that
-// have *started* instead lets long prefill tiles pile up on every SM while decode waits.)
-// A prefill ticket is one prefill item for all warps; a decode ticket is Decode::kVirtualCtas
-// consecutive decode items, one per virtual CTA. Every ticket is claimed exactly once: each CTA
-// claims at most one, and there are at least as many CTAs as tickets. A CTA gives its decode
-// place back when it leaves, so those counts return to zero; the last CTA to finish resets the
-// tickets, so the next launch -- a CUDA graph replay too -- starts from zero without a memset.
+// Fused kernel. Each CTA's leader thread reads %smid and takes a slot from that SM's counter;
+// the policy turns the slot into a preferred op (50:50: even slots prefer prefill; proportional:
+// ratio[0] of every ratio[0] + ratio[1] slots prefer prefill, spread evenly over the cycle so that
+// neighbouring slots alternate where they can). It claims the next ticket
+// of that op and falls back to the other op when the preferred one has run out, so the CTAs that
+// share an SM run prefill and decode tiles side by side. A prefill ticket is one prefill item for
+// all warps; a decode ticket is Decode::kVirtualCtas consecutive decode items, one per virtual CTA.
+// Every ticket is claimed exactly once: each CTA claims at most one, and there are at least as
+// many CTAs as tickets. The last CTA to finish resets the counters (tickets, ctas_done, SM slots),
+// so the next launch -- a CUDA graph replay too -- starts from zero without a memset.
 // Counts are read from the device header only, never from launch arguments.
 #pragma once
 #include "decode.cuh"
@@ -56,26 +52,25 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kCtasPerSm)
   extern __shared__ __align__(1024) uint8_t smem[];  // wgmma tiles: 1024-byte aligned
   int* s_claim = reinterpret_cast<int*>(smem);  // [op, ticket]; overwritten by the tile later
 
-  PodDeviceHeader* h = p.header;
-  const int sm = smid() % POD_MAX_SMS;
-  bool decode_place = false;  // leader only: this CTA holds a decode place
-  auto leave_decode_place = [&] {
-    atomicSub(&h->decode_running, 1u);
-    atomicSub(&h->sm_decode_running[sm], 1u);
-    decode_place = false;
-  };
   if (threadIdx.x == 0) {
+    PodDeviceHeader* h = p.header;
+    const uint32_t slot = atomicAdd(&h->sm_slot[smid() % POD_MAX_SMS], 1u);
     const int n0 = h->num_tickets[0], n1 = h->num_tickets[1];
-    if (n0 > 0 && n1 > 0) {
-      // The SM's count first: CTAs that start together on one SM then settle their places
-      // there, and only CTAs with a place on their SM compete for the GPU-wide count.
-      if (atomicAdd(&h->sm_decode_running[sm], 1u) < (uint32_t)h->decode_ctas[1]) {
-        decode_place = atomicAdd(&h->decode_running, 1u) < (uint32_t)h->decode_ctas[0];
-        if (!decode_place) atomicSub(&h->decode_running, 1u);
+    int prefer;
+    if (Traits::kSchedule == 0) {
+      prefer = (slot % 2 == 0) ? POD_OP_PREFILL : POD_OP_DECODE;
+    } else {
+      const int r0 = h->ratio[0], r1 = h->ratio[1];
+      if (r0 <= 0) prefer = POD_OP_DECODE;
+      else if (r1 <= 0) prefer = POD_OP_PREFILL;
+      else {
+        // The r0 prefill slots of each cycle of r0 + r1 are spread evenly over it (slot k of the
+        // cycle prefers prefill when floor((k+1) r0 / (r0+r1)) steps), so CTAs that start next to
+        // each other on an SM -- and so run side by side -- mostly get different ops.
+        const uint32_t c = (uint32_t)(r0 + r1), k = slot % c;
+        prefer = ((k + 1) * r0) / c > (k * r0) / c ? POD_OP_PREFILL : POD_OP_DECODE;
       }
-      if (!decode_place) atomicSub(&h->sm_decode_running[sm], 1u);
     }
-    const int prefer = decode_place || n0 <= 0 ? POD_OP_DECODE : POD_OP_PREFILL;
     int op = -1, ticket = 0;
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
@@ -88,7 +83,6 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kCtasPerSm)
         ticket = (int)t;
       }
     }
-    if (decode_place && op != POD_OP_DECODE) leave_decode_place();  // decode ran out
     s_claim[0] = op;
     s_claim[1] = ticket;
   }
@@ -105,13 +99,14 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kCtasPerSm)
 
   __syncthreads();
   if (threadIdx.x == 0) {
-    if (decode_place) leave_decode_place();
+    PodDeviceHeader* h = p.header;
     __threadfence();
     const uint32_t done = atomicAdd(&h->ctas_done, 1u);
     if (done == gridDim.x - 1) {  // every other CTA has claimed its ticket and finished
       __threadfence();
       h->ticket[0] = 0;
       h->ticket[1] = 0;
+      for (int i = 0; i < POD_MAX_SMS; ++i) h->sm_slot[i] = 0;
       h->ctas_done = 0;
       __threadfence();
     }

@@ -66,10 +66,8 @@ struct TileIo {
 
   // Copy key/value rows [row0, row0 + kRows) of the tile that starts at key tile_start into the
   // swizzled K and V tiles (rows indexed by their position in the tile); keys >= kv_end are
-  // zero-filled and never read from global memory. kReadOnce: no other CTA reads these keys
-  // (decode), so they are fetched evict-first and do not push prefill K/V, which a whole row of
-  // query tiles reuses, out of L2.
-  template <int kRows, int kThreads, class Layout = RowSwizzledTile<kChunks>, bool kReadOnce = false>
+  // zero-filled and never read from global memory.
+  template <int kRows, int kThreads, class Layout = RowSwizzledTile<kChunks>>
   static __device__ __forceinline__ void load_kv(const PodParams& p, int page_base, int kv_head,
                                                  int tile_start, int kv_end, int row0, uint32_t s_k,
                                                  uint32_t s_v, int tid) {
@@ -78,7 +76,6 @@ struct TileIo {
     static_assert(kThreads % kChunks == 0, "a row of threads covers whole rows");
     constexpr int kRowsPerPass = kThreads / kChunks;
     const int ch = tid % kChunks;
-    const uint64_t policy = kReadOnce ? l2_evict_first() : 0;
 #pragma unroll
     for (int i = 0; i < (kRows + kRowsPerPass - 1) / kRowsPerPass; ++i) {
       const int r = row0 + tid / kChunks + i * kRowsPerPass;
@@ -87,13 +84,8 @@ struct TileIo {
         const bool valid = j < kv_end;
         const int64_t off = valid ? kv_offset(p, page_base, kv_head, j) + ch * 8 : 0;
         const uint32_t dst = Layout::offset(r, ch);
-        if constexpr (kReadOnce) {
-          cp_async_16(s_k + dst, k + off, valid, policy);
-          cp_async_16(s_v + dst, v + off, valid, policy);
-        } else {
-          cp_async_16(s_k + dst, k + off, valid);
-          cp_async_16(s_v + dst, v + off, valid);
-        }
+        cp_async_16(s_k + dst, k + off, valid);
+        cp_async_16(s_v + dst, v + off, valid);
       }
     }
   }

@@ -105,7 +105,7 @@ int main() {
   // info
   podgen_kernel_info info;
   pod_test_info(&info);
-  CHECK(info.abi_version == PODGEN_ABI_VERSION && info.num_heads_q == 32 && info.num_heads_kv == 8 && info.head_dim == 128 &&
+  CHECK(info.abi_version == 1 && info.num_heads_q == 32 && info.num_heads_kv == 8 && info.head_dim == 128 &&
             info.page_size == 16 && info.paged == 1 && info.dtype == 1 && info.prefill_tile_q == 128 &&
             info.prefill_tile_kv == 64 && info.decode_tile_q == 16 && info.decode_tile_kv == 64 &&
             info.threads_per_cta == 128 && info.ctas_per_sm == 2 && info.virtual_ctas == 2 &&

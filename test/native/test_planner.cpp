@@ -22,12 +22,12 @@ using pod::PodWorkItem;
 // ---------------------------------------------------------------------------------------------
 // Kernel shapes under test (the Traits the code generator would emit).
 template <int Hq, int Hkv, int D, bool Paged, int PageSize, int Ctas, int PTileQ, int PTileKv,
-          int PMaxSplits, int PMaxWaves, int DTileKv, int V, int DMaxSplits, int Schedule = 1>
+          int PMaxSplits, int PMaxWaves, int DTileKv, int V, int DMaxSplits>
 struct TestTraits {
   static constexpr int kDType = 1, kHeadDim = D, kNumHeadsQ = Hq, kNumHeadsKv = Hkv;
   static constexpr int kGroup = Hq / Hkv;
   static constexpr bool kPaged = Paged;
-  static constexpr int kPageSize = PageSize, kThreads = 128, kCtasPerSm = Ctas, kSchedule = Schedule;
+  static constexpr int kPageSize = PageSize, kThreads = 128, kCtasPerSm = Ctas, kSchedule = 1;
   static constexpr int kSmemBytes = 65536;
   struct Prefill {
     static constexpr int kTileQ = PTileQ, kTileKv = PTileKv, kWarps = 4, kStages = 2;
@@ -55,8 +55,6 @@ static std::vector<Config> configs() {
   return {
       // Llama-3-8B: GQA 4, D=128, paged 16, two waves.
       config<TestTraits<32, 8, 128, true, 16, 2, 128, 64, 0, 2, 64, 2, 16>>("llama3_8b g4 D128 p16"),
-      // The same with the 50:50 policy.
-      config<TestTraits<32, 8, 128, true, 16, 2, 128, 64, 0, 2, 64, 2, 16, 0>>("llama3_8b 50:50"),
       // MHA, D=128, page size 1, prefill bounded by splits only, no virtual CTAs.
       config<TestTraits<32, 32, 128, true, 1, 2, 64, 64, 4, 0, 32, 1, 8>>("mha g1 D128 p1 splits4"),
       // GQA 8 with 5 KV heads (odd decode item counts), D=64, contiguous, 4 CTAs/SM, one wave, 4 virtual CTAs.
@@ -212,23 +210,23 @@ static void check_plan(const Config& c, const HostBatch& hb, const podgen_plan_o
   memcpy(&h, staging.data(), sizeof h);
   for (int op = 0; op < 2; ++op) {
     CHECK(h.num_items[op] == p.num_items[op] && h.num_merges[op] == p.num_merges[op] &&
-              h.num_tickets[op] == p.num_tickets[op] && h.decode_ctas[op] == p.fused_decode_ctas[op],
+              h.num_tickets[op] == p.num_tickets[op] && h.ratio[op] == p.ratio[op],
           "%s header op %d", tag, op);
     CHECK(h.ticket[op] == 0 && h.tiles_done[op] == 0, "%s counters", tag);
   }
   CHECK(h.ctas_done == 0 && h.count_tiles == opt.debug_count_tiles, "%s", tag);
-  bool running_zero = h.decode_running == 0;
-  for (int i = 0; i < POD_MAX_SMS; ++i) running_zero &= h.sm_decode_running[i] == 0;
-  CHECK(running_zero, "%s decode_running", tag);
+  bool slots_zero = true;
+  for (int i = 0; i < POD_MAX_SMS; ++i) slots_zero &= h.sm_slot[i] == 0;
+  CHECK(slots_zero, "%s sm_slot", tag);
 
-  // Tickets, the policy's decode CTAs and grids.
+  // Tickets, ratio and grids.
   CHECK(p.num_tickets[0] == p.num_items[0], "%s", tag);
   CHECK(p.num_tickets[1] == cdiv(p.num_items[1], V), "%s", tag);
-  CHECK(p.fused_decode_ctas[0] >= 1 && p.fused_decode_ctas[0] <= slots, "%s decode CTAs %d of %" PRId64,
-        tag, p.fused_decode_ctas[0], slots);
-  CHECK(p.fused_decode_ctas[1] == cdiv(p.fused_decode_ctas[0], num_sms), "%s decode CTAs per SM", tag);
-  if (opt.fused_decode_ctas > 0) CHECK(p.fused_decode_ctas[0] == opt.fused_decode_ctas, "%s option", tag);
-  else if (c.k.schedule == 0) CHECK(p.fused_decode_ctas[0] == std::max<int64_t>(1, slots / 2), "%s 50:50", tag);
+  for (int op = 0; op < 2; ++op) {
+    if (p.num_tickets[op] == 0) CHECK(p.ratio[op] == 0, "%s ratio %d", tag, op);
+    else CHECK(p.ratio[op] >= 1, "%s ratio %d", tag, op);
+  }
+  CHECK(p.ratio[0] + p.ratio[1] <= 16, "%s", tag);
   if (!opt.graph_mode) {
     CHECK(p.grid_prefill == p.num_items[0], "%s", tag);
     CHECK(p.grid_decode == cdiv(p.num_items[1], V), "%s", tag);
@@ -456,8 +454,6 @@ static void random_tests(const Config& c, Rng& rng, int batches, long long* plan
     const Limits L = random_limits(rng);
     const HostBatch hb = random_batch(rng, c.k, L);
     podgen_plan_options opt = random_options(rng);
-    if (uni(rng, 0, 3) == 0)
-      opt.fused_decode_ctas = (int)uni(rng, 1, (opt.num_sms ? opt.num_sms : 132) * c.k.ctas_per_sm);
     podgen_plan p;
     std::vector<unsigned char> staging;
     std::string err;
@@ -692,13 +688,6 @@ static void error_tests(const Config& c) {
   // Options.
   mutate("num_sms negative", INV, "options.num_sms=-1", [](HB&, B&, O& o) { o.num_sms = -1; });
   mutate("num_sms big", INV, "options.num_sms=1000", [](HB&, B&, O& o) { o.num_sms = 1000; });
-  mutate("fused_decode_ctas negative", INV, "options.fused_decode_ctas=-1", [](HB&, B&, O& o) { o.fused_decode_ctas = -1; });
-  {
-    const int too_many = 132 * k.ctas_per_sm + 1;
-    char needle[96];
-    snprintf(needle, sizeof needle, "options.fused_decode_ctas=%d is out of range [0, %d]", too_many, too_many - 1);
-    mutate("fused_decode_ctas above the resident CTAs", INV, needle, [&](HB&, B&, O& o) { o.fused_decode_ctas = too_many; });
-  }
   mutate("graph_mode 2", INV, "options.graph_mode=2", [](HB&, B&, O& o) { o.graph_mode = 2; });
   mutate("prefill cap", INV, "options.prefill_max_splits=-1", [](HB&, B&, O& o) { o.prefill_max_splits = -1; });
   mutate("decode cap", INV, "options.decode_max_splits=-3", [](HB&, B&, O& o) { o.decode_max_splits = -3; });
@@ -790,56 +779,12 @@ static void heuristic_tests(const Config& c) {
     plan_batch(c, hb, o1, &p, &st, &e);
     CHECK(p.max_splits[1] == 1 && p.num_merges[1] == 0 && p.grid_merge[1] == 0, "[%s]", c.name);
   }
-  // The policy's decode CTAs. One prefill chunk of q of kvp keys and D decodes of kvd keys.
-  auto hybrid_batch = [&](int q, int kvp, int D, int kvd) {
-    HostBatch hb;
-    hb.P = 1;
-    hb.D = D;
-    hb.qo = {0, q};
-    hb.kv.push_back(kvp);
-    for (int d = 0; d < D; ++d) hb.kv.push_back(kvd);
-    hb.pip.push_back(0);
-    for (int32_t kv : hb.kv) {
-      const int64_t pages = k.paged ? cdiv(kv, k.page_size) : kv;
-      if (k.paged)
-        for (int64_t i = 0; i < pages; ++i) hb.pidx.push_back((int32_t)hb.pidx.size());
-      hb.pip.push_back((int32_t)(hb.pip.back() + pages));
-    }
-    hb.num_pages = hb.pip.back();
-    return hb;
-  };
-  {
-    const int64_t slots = 132LL * k.ctas_per_sm;
-    plan_batch(c, hybrid_batch(2048, 16384, 8, 2048), o, &p, &st, &e);
-    const int32_t prefill_heavy = p.fused_decode_ctas[0];
-    plan_batch(c, hybrid_batch(64, 64, 256, 8192), o, &p, &st, &e);
-    const int32_t decode_heavy = p.fused_decode_ctas[0];
-    if (k.schedule == 0) {
-      CHECK(prefill_heavy == slots / 2 && decode_heavy == slots / 2, "[%s] 50:50 %d %d", c.name,
-            prefill_heavy, decode_heavy);
-    } else {
-      // Proportional: beside a long prefill, decode gets the CTAs whose K/V tiles in flight add
-      // up to 4 MiB; beside a tiny prefill, every slot but the one prefill keeps.
-      const int64_t in_flight = 4LL * k.head_dim * k.tile_kv[1] * k.decode_stages * k.virtual_ctas;
-      const int64_t streaming = std::min<int64_t>(slots - 1, cdiv(4 << 20, in_flight));
-      CHECK(prefill_heavy == streaming && decode_heavy == slots - 1,
-            "[%s] proportional: prefill-heavy %d (expected %" PRId64 "), decode-heavy %d of %" PRId64,
-            c.name, prefill_heavy, streaming, decode_heavy, slots);
-    }
-    podgen_plan_options o1 = o;
-    o1.fused_decode_ctas = 66;
-    plan_batch(c, hybrid_batch(1024, 16384, 128, 2048), o1, &p, &st, &e);
-    CHECK(p.fused_decode_ctas[0] == 66 && p.fused_decode_ctas[1] == 1, "[%s] option 66", c.name);
-    o1.fused_decode_ctas = 200;
-    plan_batch(c, hybrid_batch(1024, 16384, 128, 2048), o1, &p, &st, &e);
-    CHECK(p.fused_decode_ctas[0] == 200 && p.fused_decode_ctas[1] == 2, "[%s] option 200", c.name);
-  }
   // Empty batch: nothing to launch, a header-only upload.
   {
     HostBatch hb;
     plan_batch(c, hb, o, &p, &st, &e);
-    CHECK(p.grid_fused == 0 && p.grid_merge[0] == 0 && p.grid_merge[1] == 0 &&
-              p.host_bytes == 1280 && p.workspace_bytes == 1280,
+    CHECK(p.grid_fused == 0 && p.grid_merge[0] == 0 && p.grid_merge[1] == 0 && p.ratio[0] == 0 &&
+              p.ratio[1] == 0 && p.host_bytes == 1280 && p.workspace_bytes == 1280,
           "[%s] empty batch host_bytes %" PRIu64 " workspace %" PRIu64, c.name, p.host_bytes,
           p.workspace_bytes);
   }
