@@ -18,7 +18,7 @@ import { loadKoffi, type DevicePtr, type Koffi } from "./cuda.ts";
 import { streamHandle, type StreamLike } from "./device.ts";
 
 /** The pod_attention.h ABI version these struct mirrors follow (codegen/paths.ts ABI_VERSION). */
-export const PODGEN_ABI_VERSION_SUPPORTED = 2;
+export const PODGEN_ABI_VERSION_SUPPORTED = 1;
 
 /** PODGEN_ERR_* names by value, for when the library cannot be asked. */
 export const PODGEN_STATUS: Record<number, string> = {
@@ -110,6 +110,7 @@ export function abiTypes(): AbiTypes {
       grid_fused: "int32_t",
       grid_prefill: "int32_t",
       grid_decode: "int32_t",
+      grid_merge: i32x2(),
       debug_count_tiles: "int32_t",
       items_offset: u64x2(),
       merges_offset: u64x2(),
@@ -242,6 +243,7 @@ export class PodPlan {
   readonly gridFused: number;
   readonly gridPrefill: number;
   readonly gridDecode: number;
+  readonly gridMerge: Pair;
   readonly debugCountTiles: boolean;
   readonly itemsOffset: BigPair;
   readonly mergesOffset: BigPair;
@@ -275,6 +277,7 @@ export class PodPlan {
     this.gridFused = n("grid_fused");
     this.gridPrefill = n("grid_prefill");
     this.gridDecode = n("grid_decode");
+    this.gridMerge = pair("grid_merge");
     this.debugCountTiles = n("debug_count_tiles") !== 0;
     this.itemsOffset = bpair("items_offset");
     this.mergesOffset = bpair("merges_offset");

@@ -36,19 +36,6 @@ function readHeader(workspace: DeviceBuffer): Int32Array {
   return workspace.download(new Int32Array(HEADER.ints));
 }
 
-/** PodMergeItem: 12 int32, splits_done last. */
-const MERGE_INTS = 12;
-
-/** The splits_done counters of every merge item (the last split of a tile resets its own). */
-function splitCounters(workspace: DeviceBuffer, plan: PodPlan): number[] {
-  return [0, 1].flatMap((op) => {
-    const n = plan.numMerges[op]!;
-    if (n === 0) return [];
-    const merges = workspace.download(new Int32Array(n * MERGE_INTS), Number(plan.mergesOffset[op]));
-    return Array.from({ length: n }, (_, i) => merges[i * MERGE_INTS + MERGE_INTS - 1]!);
-  });
-}
-
 /** Tiles the kernels executed per op since the last plan upload (plans made with debugCountTiles). */
 export function tilesExecuted(workspace: DeviceBuffer): [number, number] {
   const header = workspace.download(new Int32Array(HEADER.tilesDone + 2));
@@ -82,7 +69,7 @@ export function verifyBatch(
         lib.runDecode(plan, buffers);
       } else lib.run(plan, buffers);
       device.synchronize();
-      runs.push(check(mode, plan, dev, readHeader(workspace), splitCounters(workspace, plan), dtype, mode === "fused-again" ? 2 : 1));
+      runs.push(check(mode, plan, dev, readHeader(workspace), dtype, mode === "fused-again" ? 2 : 1));
     };
     launch("fused");
     launch("fused-again");
@@ -103,7 +90,7 @@ export function verifyBatch(
   };
 }
 
-function check(mode: RunCheck["mode"], plan: PodPlan, dev: DeviceBatch, header: Int32Array, splitsDone: number[], dtype: Dtype16, launches: number): RunCheck {
+function check(mode: RunCheck["mode"], plan: PodPlan, dev: DeviceBatch, header: Int32Array, dtype: Dtype16, launches: number): RunCheck {
   const out = dev.readOutputs();
   const problems: string[] = [];
   const errors: RunCheck["errors"] = {};
@@ -125,7 +112,6 @@ function check(mode: RunCheck["mode"], plan: PodPlan, dev: DeviceBatch, header: 
   if (executed[0] !== planned[0] || executed[1] !== planned[1]) {
     problems.push(`tiles executed ${executed.join("/")} != planned ${planned.join("/")} (prefill/decode)`);
   }
-  if (splitsDone.some((x) => x !== 0)) problems.push(`split counters not back at zero: ${splitsDone.filter((x) => x !== 0).length} of ${splitsDone.length}`);
   let countersReset: boolean | null = null;
   if (mode !== "standalone") {
     const leftovers = [header[HEADER.ticket]!, header[HEADER.ticket + 1]!, header[HEADER.ctasDone]!, ...header.subarray(HEADER.smSlot)];

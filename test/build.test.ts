@@ -27,7 +27,7 @@ test("every preset compiles for its target, with a manifest of its kernels", asy
     assert.is(r.manifest.target, spec.target);
     assert.is(r.manifest.specHash, spec.hash);
     const names = r.manifest.kernels.map((k) => k.name).join("\n");
-    for (const kind of ["fused", "prefill", "decode", "reference"]) {
+    for (const kind of ["fused", "prefill", "decode", "combine", "reference"]) {
       assert.match(names, new RegExp(kind, "i"), `${spec.name}: a ${kind} kernel in the manifest`);
     }
     for (const k of r.manifest.kernels) {

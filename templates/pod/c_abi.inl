@@ -108,11 +108,24 @@ int make_params(const podgen_plan* plan, const podgen_buffers* b, Parts parts, c
   p->header = reinterpret_cast<pod::PodDeviceHeader*>(ws);
   for (int op = 0; op < 2; ++op) {
     p->items[op] = reinterpret_cast<const pod::PodWorkItem*>(ws + plan->items_offset[op]);
-    p->merges[op] = reinterpret_cast<pod::PodMergeItem*>(ws + plan->merges_offset[op]);
+    p->merges[op] = reinterpret_cast<const pod::PodMergeItem*>(ws + plan->merges_offset[op]);
     p->partial_o[op] = reinterpret_cast<float*>(ws + plan->partial_o_offset[op]);
     p->partial_lse[op] = reinterpret_cast<float*>(ws + plan->partial_lse_offset[op]);
   }
   p->sm_scale = b->sm_scale != 0.0f ? b->sm_scale : 1.0f / sqrtf((float)Traits::kHeadDim);
+  return PODGEN_OK;
+}
+
+// The split-KV combine of one op, after the kernel that wrote its partials (same stream). Its grid
+// is non-zero whenever the plan (or, in graph mode, the bucket) can have merges, so a captured
+// graph keeps the launch even when the batch it was captured with had none; the kernel reads the
+// live merge count from the device header.
+int combine(const podgen_plan* plan, const pod::PodParams& p, int op, cudaStream_t s,
+            const char* fn) {
+  if (plan->grid_merge[op] <= 0) return PODGEN_OK;
+  const cudaError_t e = pod::launch_combine<Traits>(p, op, plan->grid_merge[op], s);
+  if (e != cudaSuccess)
+    return cuda_fail(e, fn, op == POD_OP_PREFILL ? "launch_combine(prefill)" : "launch_combine(decode)");
   return PODGEN_OK;
 }
 
@@ -230,7 +243,7 @@ extern "C" int POD_API(upload_plan)(const podgen_plan* plan, const void* host_st
   });
 }
 
-// The fused kernel (grid: prefill tickets + decode tickets); split tiles merge inside it.
+// The fused kernel (grid: prefill tickets + decode tickets), then the combine of each op.
 extern "C" int POD_API(run)(const podgen_plan* plan, const podgen_buffers* buffers, void* stream) {
   static const char* fn = POD_ABI_NAME(run);
   return c_abi::guarded(fn, [&]() -> int {
@@ -242,7 +255,8 @@ extern "C" int POD_API(run)(const podgen_plan* plan, const podgen_buffers* buffe
       const cudaError_t e = pod::launch_fused<Traits>(p, plan->grid_fused, s);
       if (e != cudaSuccess) return c_abi::cuda_fail(e, fn, "launch_fused");
     }
-    return PODGEN_OK;
+    for (int op = 0; op < 2 && status == PODGEN_OK; ++op) status = c_abi::combine(plan, p, op, s, fn);
+    return status;
   });
 }
 
@@ -259,7 +273,7 @@ extern "C" int POD_API(run_prefill)(const podgen_plan* plan, const podgen_buffer
       const cudaError_t e = pod::launch_prefill<Traits>(p, plan->grid_prefill, s);
       if (e != cudaSuccess) return c_abi::cuda_fail(e, fn, "launch_prefill");
     }
-    return PODGEN_OK;
+    return c_abi::combine(plan, p, POD_OP_PREFILL, s, fn);
   });
 }
 
@@ -276,7 +290,7 @@ extern "C" int POD_API(run_decode)(const podgen_plan* plan, const podgen_buffers
       const cudaError_t e = pod::launch_decode<Traits>(p, plan->grid_decode, s);
       if (e != cudaSuccess) return c_abi::cuda_fail(e, fn, "launch_decode");
     }
-    return PODGEN_OK;
+    return c_abi::combine(plan, p, POD_OP_DECODE, s, fn);
   });
 }
 

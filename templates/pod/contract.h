@@ -40,17 +40,12 @@ typedef struct PodWorkItem {
   int32_t kv_begin;     // first key of this split
   int32_t kv_end;       // one past the last key of this split (already clipped by causality)
   int32_t split;        // split index, 0 .. num_splits-1
-  int32_t num_splits;   // 1: write o/lse directly; >1: write fp32 partials, merged by the last
-                        // split of the tile to finish (pod::finish_split)
+  int32_t num_splits;   // 1: write o/lse directly; >1: write fp32 partials for the combine
   int32_t partial_row;  // first row of this tile's partials (split s at partial_row + s*tile rows)
-  union {
-    int32_t merge;         // work item: index of its tile's merge item; -1 when not split
-    uint32_t splits_done;  // merge item: splits of the tile finished in the current launch
-                           // (0 between launches: the split that merges resets it)
-  };
+  int32_t pad_;
 } PodWorkItem;
 
-// One tile whose splits are merged (same fields: split = 0, keys [0, causal end)).
+// One tile whose splits the combine step merges (same fields, split = 0).
 typedef PodWorkItem PodMergeItem;
 
 // Device-side plan header: lives at the start of the workspace. Counters are zero before the
@@ -85,7 +80,7 @@ typedef struct PodParams {
   const int32_t* page_indices;
   PodDeviceHeader* header;
   const PodWorkItem* items[2];
-  PodMergeItem* merges[2];   // written: their splits_done counters
+  const PodMergeItem* merges[2];
   float* partial_o[2];       // [rows, D] fp32
   float* partial_lse[2];     // [rows] fp32 (natural log)
   float sm_scale;            // softmax scale (default 1/sqrt(D))

@@ -12,7 +12,6 @@
 //   [ Q: 16 x D ][ stage 0: K kTileKv x D, V kTileKv x D ] ... = 16*D*2 + kStages*kTileKv*D*2*2
 // After the last tile the same bytes hold the merge scratch (see DecodeShape::kScratchBytes).
 #pragma once
-#include "combine.cuh"
 #include "softmax.cuh"
 #include "tile_io.cuh"
 
@@ -241,9 +240,6 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
       if (c == 0) p.partial_lse[POD_OP_DECODE][lse_idx] = lse;
     }
   }
-  if (it.num_splits > 1)
-    finish_split<Traits, S::kTileQ>(p, POD_OP_DECODE, item, tid, S::kThreads, barrier_id,
-                                    reinterpret_cast<volatile int*>(smem));
 }
 
 }  // namespace pod

@@ -4,6 +4,7 @@
 #pragma once
 #include <cuda_runtime.h>
 #include <math.h>
+#include "combine.cuh"
 #include "reference.cuh"
 #include "scheduler.cuh"
 
@@ -39,6 +40,15 @@ cudaError_t launch_prefill(const PodParams& p, int grid, cudaStream_t s) {
 template <class Traits>
 cudaError_t launch_decode(const PodParams& p, int grid, cudaStream_t s) {
   return launch_tiles<Traits>(pod_decode_kernel<Traits>, p, grid, s);
+}
+
+// op 0 prefill, 1 decode; grid-stride over header->num_merges[op].
+template <class Traits>
+cudaError_t launch_combine(const PodParams& p, int op, int grid, cudaStream_t s) {
+  if (grid <= 0) return cudaSuccess;
+  if (op != POD_OP_PREFILL && op != POD_OP_DECODE) return cudaErrorInvalidValue;
+  pod_combine_kernel<Traits><<<grid, Traits::kThreads, 0, s>>>(resolved<Traits>(p), op);
+  return cudaGetLastError();
 }
 
 template <class Traits>

@@ -76,6 +76,7 @@ struct KernelShape {
 namespace planner {
 
 constexpr int kDefaultNumSms = 132;  // an H100 SXM, when options.num_sms is 0
+constexpr int kMergeCtasPerSm = 4;   // combine grid cap: 4 CTAs per SM, grid-striding over merges
 constexpr uint64_t kAlign = 256;     // every workspace region starts on a 256-byte boundary
 constexpr int64_t kInt32Max = 2147483647;
 constexpr int64_t kUnbounded = INT64_MAX / 4;  // a budget or cap that does not bind
@@ -433,19 +434,17 @@ inline int emit_items(const std::vector<Tile>& tiles, int64_t tile_q, int64_t ti
     item.row_begin = t.row_begin;
     item.num_splits = (int32_t)splits;
     item.partial_row = -1;  // no partials: the tile writes o / lse directly
-    item.merge = -1;
+    item.pad_ = 0;
     if (splits > 1) {
       if (w->partial_rows + splits * tile_q > kInt32Max)
         return fail(error, PODGEN_ERR_UNSUPPORTED,
                     "batch needs more than %lld fp32 partial rows", (long long)kInt32Max);
       item.partial_row = (int32_t)w->partial_rows;
       w->partial_rows += splits * tile_q;
-      item.merge = (int32_t)w->merges.size();
       PodMergeItem merge = item;
       merge.split = 0;
       merge.kv_begin = 0;
       merge.kv_end = t.kv_end;
-      merge.splits_done = 0;
       w->merges.push_back(merge);
     }
     for (int64_t s = 0; s < splits; ++s) {
@@ -619,6 +618,7 @@ inline int plan_for(const KernelShape& k, const podgen_batch& batch,
     p.num_merges[op] = (int32_t)live_merges[op];
     p.num_tickets[op] = (int32_t)live_tickets[op];
     p.max_splits[op] = work[op].max_splits;
+    p.grid_merge[op] = (int32_t)std::min<int64_t>(cap.merges[op], (int64_t)kMergeCtasPerSm * o.num_sms);
     p.items_offset[op] = layout.items[op];
     p.merges_offset[op] = layout.merges[op];
     p.partial_o_offset[op] = layout.partial_o[op];

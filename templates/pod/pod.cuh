@@ -1,8 +1,7 @@
 // podgen device code: everything a generated kernel.cu needs after it defines its Traits.
 // Read in this order: contract.h (the data), primitives.cuh (mma/ldmatrix/cp.async), wgmma.cuh
-// (Hopper warpgroup MMA), softmax.cuh, tile_io.cuh, combine.cuh (split merge), prefill.cuh,
-// decode.cuh, scheduler.cuh (the kernels), reference.cuh, launch.cuh (host launchers), planner.h
-// (host planner).
+// (Hopper warpgroup MMA), softmax.cuh, tile_io.cuh, prefill.cuh, decode.cuh, combine.cuh, scheduler.cuh (the kernels), reference.cuh,
+// launch.cuh (host launchers), planner.h (host planner).
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -12,9 +11,9 @@
 #include "wgmma.cuh"
 #include "softmax.cuh"
 #include "tile_io.cuh"
-#include "combine.cuh"
 #include "prefill.cuh"
 #include "decode.cuh"
+#include "combine.cuh"
 #include "scheduler.cuh"
 #include "reference.cuh"
 #include "launch.cuh"

@@ -20,7 +20,6 @@
 // to 16 bits as the A operand straight from the S registers.
 #pragma once
 #include <type_traits>
-#include "combine.cuh"
 #include "softmax.cuh"
 #include "tile_io.cuh"
 #include "wgmma.cuh"
@@ -370,9 +369,6 @@ __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkIt
       }
     }
   }
-  if (it.num_splits > 1)
-    finish_split<Traits, S::kTileQ>(p, POD_OP_PREFILL, item, tid, Traits::kThreads, /*barrier_id=*/0,
-                                    reinterpret_cast<volatile int*>(smem));
 }
 
 }  // namespace pod

@@ -100,7 +100,7 @@ __device__ __forceinline__ PodWorkItem load_item(const PodWorkItem* item) {
   int4 a = __ldg(src), b = __ldg(src + 1), c = __ldg(src + 2);
   it.request = a.x; it.kv_head = a.y; it.q_token_base = a.z; it.q_len = a.w;
   it.kv_len = b.x; it.row_begin = b.y; it.kv_begin = b.z; it.kv_end = b.w;
-  it.split = c.x; it.num_splits = c.y; it.partial_row = c.z; it.merge = c.w;
+  it.split = c.x; it.num_splits = c.y; it.partial_row = c.z; it.pad_ = c.w;
   return it;
 }
 

@@ -54,6 +54,10 @@ template <class T> cudaError_t launch_decode(const PodParams& p, int grid, cudaS
   launches.push_back({"decode", 1, grid, p});
   return next_error;
 }
+template <class T> cudaError_t launch_combine(const PodParams& p, int op, int grid, cudaStream_t) {
+  launches.push_back({"combine", op, grid, p});
+  return next_error;
+}
 template <class T> cudaError_t launch_reference(const podgen_reference_args& a, cudaStream_t) {
   last_reference = a;
   launches.push_back({"reference", -1, 0, PodParams{}});
@@ -101,7 +105,7 @@ int main() {
   // info
   podgen_kernel_info info;
   pod_test_info(&info);
-  CHECK(info.abi_version == PODGEN_ABI_VERSION && info.num_heads_q == 32 && info.num_heads_kv == 8 && info.head_dim == 128 &&
+  CHECK(info.abi_version == 1 && info.num_heads_q == 32 && info.num_heads_kv == 8 && info.head_dim == 128 &&
             info.page_size == 16 && info.paged == 1 && info.dtype == 1 && info.prefill_tile_q == 128 &&
             info.prefill_tile_kv == 64 && info.decode_tile_q == 16 && info.decode_tile_kv == 64 &&
             info.threads_per_cta == 128 && info.ctas_per_sm == 2 && info.virtual_ctas == 2 &&
@@ -190,8 +194,9 @@ int main() {
   pod::launches.clear();
   CHECK(pod_test_run(&plan, &buf, nullptr) == PODGEN_OK, "run: %s", pod_test_last_error());
   CHECK(plan.num_merges[0] > 0 && plan.num_merges[1] > 0, "both ops split");
-  // Split tiles merge inside the kernels: one launch, nothing after it.
-  CHECK(pod::launches.size() == 1 && pod::launches[0].kind == "fused" && pod::launches[0].grid == plan.grid_fused,
+  CHECK(pod::launches.size() == 3 && pod::launches[0].kind == "fused" && pod::launches[0].grid == plan.grid_fused &&
+            pod::launches[1].kind == "combine" && pod::launches[1].op == 0 && pod::launches[1].grid == plan.grid_merge[0] &&
+            pod::launches[2].kind == "combine" && pod::launches[2].op == 1 && pod::launches[2].grid == plan.grid_merge[1],
         "run launches %zu", pod::launches.size());
   if (!pod::launches.empty()) {
     const pod::PodParams& p = pod::launches[0].p;
@@ -228,14 +233,16 @@ int main() {
     CHECK_ERR(pod_test_run(&plan, nullptr, nullptr), PODGEN_ERR_INVALID_ARGUMENT, "buffers is NULL");
     CHECK_ERR(pod_test_run(&zero, &buf, nullptr), PODGEN_ERR_INVALID_ARGUMENT, "abi_version=0");
   }
-  // run_prefill / run_decode launch the standalone kernels, one launch each.
+  // run_prefill / run_decode launch the standalone kernels and their combine.
   pod::launches.clear();
   CHECK(pod_test_run_prefill(&plan, &buf, nullptr) == PODGEN_OK, "run_prefill");
-  CHECK(pod::launches.size() == 1 && pod::launches[0].kind == "prefill" && pod::launches[0].grid == plan.grid_prefill,
+  CHECK(pod::launches.size() == 1 + (plan.grid_merge[0] > 0) && pod::launches[0].kind == "prefill" &&
+            pod::launches[0].grid == plan.grid_prefill,
         "run_prefill launches");
   pod::launches.clear();
   CHECK(pod_test_run_decode(&plan, &buf, nullptr) == PODGEN_OK, "run_decode");
-  CHECK(pod::launches.size() == 1 && pod::launches[0].kind == "decode" && pod::launches[0].grid == plan.grid_decode,
+  CHECK(pod::launches.size() == 2 && pod::launches[0].kind == "decode" && pod::launches[0].grid == plan.grid_decode &&
+            pod::launches[1].kind == "combine" && pod::launches[1].op == 1,
         "run_decode launches");
   // A launch error is reported by name.
   pod::next_error = cudaErrorInvalidConfiguration;
@@ -243,7 +250,7 @@ int main() {
             "pod_test_run: launch_fused failed: cudaErrorInvalidConfiguration (");
   pod::next_error = cudaSuccess;
 
-  // Graph mode: a batch without merges launches the bucket's grid.
+  // Graph mode: a batch without merges still launches both combines with the capacity grid.
   {
     podgen_plan_options g = opt;
     g.graph_mode = 1; g.max_prefills = 2; g.max_decodes = 8; g.max_prefill_tokens = 1024; g.max_kv_len = 80000;
@@ -264,7 +271,8 @@ int main() {
     gb.workspace_bytes = gp2.workspace_bytes;
     pod::launches.clear();
     CHECK(pod_test_run(&gp2, &gb, nullptr) == PODGEN_OK, "graph run");
-    CHECK(pod::launches.size() == 1 && pod::launches[0].grid == gp.grid_fused,
+    CHECK(pod::launches.size() == 3 && pod::launches[1].kind == "combine" && pod::launches[1].grid == gp.grid_merge[0] &&
+              pod::launches[2].grid == gp.grid_merge[1] && gp.grid_merge[0] > 0,
           "graph run launches %zu", pod::launches.size());
     // A graph-mode batch with no decodes still needs decode buffers: the bucket allows them.
     Batch onlyp = small;

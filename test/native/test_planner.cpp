@@ -231,10 +231,16 @@ static void check_plan(const Config& c, const HostBatch& hb, const podgen_plan_o
     CHECK(p.grid_prefill == p.num_items[0], "%s", tag);
     CHECK(p.grid_decode == cdiv(p.num_items[1], V), "%s", tag);
     CHECK(p.grid_fused == p.num_tickets[0] + p.num_tickets[1], "%s", tag);
+    for (int op = 0; op < 2; ++op)
+      CHECK(p.grid_merge[op] == std::min<int64_t>(p.num_merges[op], 4LL * num_sms), "%s", tag);
   } else {
     CHECK(p.grid_prefill >= p.num_items[0], "%s", tag);
     CHECK((int64_t)p.grid_decode * V >= p.num_items[1], "%s", tag);
     CHECK(p.grid_fused == p.grid_prefill + p.grid_decode, "%s", tag);
+    for (int op = 0; op < 2; ++op) {
+      CHECK(p.grid_merge[op] <= 4LL * num_sms, "%s", tag);
+      if (p.num_merges[op] > 0) CHECK(p.grid_merge[op] >= 1, "%s", tag);
+    }
   }
   // Capacities implied by the layout.
   for (int op = 0; op < 2; ++op) {
@@ -304,8 +310,7 @@ static void check_plan(const Config& c, const HostBatch& hb, const podgen_plan_o
       CHECK(it.kv_begin % tkv == 0, "%s kv_begin %d not a multiple of %" PRId64, tag, it.kv_begin, tkv);
       CHECK(it.kv_end > it.kv_begin, "%s empty split [%d, %d)", tag, it.kv_begin, it.kv_end);
       CHECK(it.num_splits >= 1 && it.split >= 0 && it.split < it.num_splits, "%s", tag);
-      CHECK(it.num_splits == 1 ? it.merge == -1 : it.merge >= 0 && it.merge < p.num_merges[op],
-            "%s merge index %d of %d", tag, it.merge, p.num_merges[op]);
+      CHECK(it.pad_ == 0, "%s", tag);
       const int64_t cap_spec = k.max_splits[op] > 0 ? k.max_splits[op] : INT64_MAX;
       const int64_t cap_opt = (op == 0 ? opt.prefill_max_splits : opt.decode_max_splits) > 0
                                   ? (op == 0 ? opt.prefill_max_splits : opt.decode_max_splits)
@@ -336,8 +341,7 @@ static void check_plan(const Config& c, const HostBatch& hb, const podgen_plan_o
     CHECK((int32_t)v.size() == s, "%s tile has %zu items for %d splits", tag, v.size(), s);
     int32_t at = 0;
     for (size_t i = 0; i < v.size(); ++i) {
-      CHECK(v[i].split == (int32_t)i && v[i].num_splits == s && v[i].partial_row == v[0].partial_row &&
-                v[i].merge == v[0].merge,
+      CHECK(v[i].split == (int32_t)i && v[i].num_splits == s && v[i].partial_row == v[0].partial_row,
             "%s split fields", tag);
       CHECK(v[i].kv_begin == at, "%s gap/overlap at split %zu: begin %d expected %d", tag, i, v[i].kv_begin, at);
       at = v[i].kv_end;
@@ -355,15 +359,12 @@ static void check_plan(const Config& c, const HostBatch& hb, const podgen_plan_o
     if (!merges.empty())
       memcpy(merges.data(), staging.data() + p.merges_offset[op], merges.size() * sizeof(PodWorkItem));
     std::set<TileKey> seen;
-    for (size_t mi = 0; mi < merges.size(); ++mi) {
-      const PodWorkItem& m = merges[mi];
+    for (const PodWorkItem& m : merges) {
       const TileKey key{op, m.request, m.kv_head, m.row_begin};
       auto st = split_tiles.find(key);
       CHECK(st != split_tiles.end(), "%s merge for an unsplit tile", tag);
       CHECK(seen.insert(key).second, "%s duplicate merge", tag);
-      CHECK(m.splits_done == 0, "%s merge counter %u not zero", tag, m.splits_done);
       if (st == split_tiles.end()) continue;
-      CHECK(st->second.merge == (int32_t)mi, "%s tile's items point at merge %d, not %zu", tag, st->second.merge, mi);
       CHECK(m.split == 0 && m.num_splits == st->second.num_splits &&
                 m.partial_row == st->second.partial_row && m.q_len == st->second.q_len &&
                 m.kv_len == st->second.kv_len && m.q_token_base == st->second.q_token_base,
@@ -501,7 +502,8 @@ static void graph_tests(const Config& c, Rng& rng, int buckets, int per_bucket, 
         continue;
       }
       CHECK(p.grid_fused == first.grid_fused && p.grid_prefill == first.grid_prefill &&
-                p.grid_decode == first.grid_decode,
+                p.grid_decode == first.grid_decode && p.grid_merge[0] == first.grid_merge[0] &&
+                p.grid_merge[1] == first.grid_merge[1],
             "%s grids moved", tag);
       CHECK(memcmp(p.items_offset, first.items_offset, sizeof p.items_offset) == 0 &&
                 memcmp(p.merges_offset, first.merges_offset, sizeof p.merges_offset) == 0 &&
@@ -775,13 +777,13 @@ static void heuristic_tests(const Config& c) {
     podgen_plan_options o1 = o;
     o1.decode_max_splits = 1;
     plan_batch(c, hb, o1, &p, &st, &e);
-    CHECK(p.max_splits[1] == 1 && p.num_merges[1] == 0, "[%s]", c.name);
+    CHECK(p.max_splits[1] == 1 && p.num_merges[1] == 0 && p.grid_merge[1] == 0, "[%s]", c.name);
   }
   // Empty batch: nothing to launch, a header-only upload.
   {
     HostBatch hb;
     plan_batch(c, hb, o, &p, &st, &e);
-    CHECK(p.grid_fused == 0 && p.ratio[0] == 0 &&
+    CHECK(p.grid_fused == 0 && p.grid_merge[0] == 0 && p.grid_merge[1] == 0 && p.ratio[0] == 0 &&
               p.ratio[1] == 0 && p.host_bytes == 1280 && p.workspace_bytes == 1280,
           "[%s] empty batch host_bytes %" PRIu64 " workspace %" PRIu64, c.name, p.host_bytes,
           p.workspace_bytes);
