@@ -286,6 +286,14 @@ export interface BenchOptions {
   log?: (line: string) => void;
   /** Time the fused configs only (the tuner's timer): no prefill-only/decode-only/serial/two-stream runs. */
   fusedOnly?: boolean;
+  /** Also time every variant's prefill-only and decode-only kernels (`standalone`). */
+  standaloneVariants?: boolean;
+}
+
+/** The fastest prefill-only and decode-only kernel among a workload's configs. */
+export interface StandaloneBest {
+  prefill: { config: string; ms: number; tflops: number } | null;
+  decode: { config: string; ms: number; tbps: number } | null;
 }
 
 export interface WorkloadResult {
@@ -313,6 +321,8 @@ export interface WorkloadResult {
   speedup_vs_two_streams: number | null;
   speedup_vs_torch: number | null;
   overlap_efficiency: number | null;
+  /** With standaloneVariants: prefill-only and decode-only ms of every config, and the fastest. */
+  standalone?: { ms: Record<string, { prefill: number | null; decode: number | null }>; best: StandaloneBest };
   timings: Record<string, Timing>;
   /** Fused outputs of copy 0 that were not written (poisoned NaN) or not finite, per config. */
   nonfinite_outputs: Record<string, number>;
@@ -415,6 +425,20 @@ export function runWorkload(
         main.waitEvent(join1);
         main.waitEvent(join2);
       });
+      if (opts.standaloneVariants) {
+        for (const c of w.configs.slice(1)) {
+          try {
+            const cl = libFor(c.spec);
+            const vp = planned(cl, hostP, devP, numSms);
+            const vd = planned(cl, hostD, devD, numSms);
+            toFree.push(vp.workspace, vd.workspace);
+            measure(`prefill ${c.label}`, nP, (i) => cl.runPrefill(vp.plan, vp.buffers[i % nP]!, main));
+            measure(`decode ${c.label}`, nD, (i) => cl.runDecode(vd.plan, vd.buffers[i % nD]!, main));
+          } catch (e) {
+            errors.push(`standalone ${c.label}: ${e instanceof Error ? e.message : String(e)}`);
+          }
+        }
+      }
     }
     const nH = devH.length;
     for (const c of w.configs) {
@@ -457,6 +481,26 @@ export function runWorkload(
   const torchSerial = torch?.best_serial_ms ?? null;
   const ratio = (a: number | null, b: number | null) => (a !== null && b !== null && b > 0 ? a / b : null);
   const flops = prefillFlops(w.shape, hq, d);
+  const kvBytes = decodeKvBytes(w.shape, base.heads.kv, d);
+  let standalone: WorkloadResult["standalone"];
+  if (opts.standaloneVariants && !opts.fusedOnly) {
+    const perConfig = Object.fromEntries(
+      w.configs.map((c, i) => [c.label, i === 0 ? { prefill: tp, decode: td } : { prefill: ms(`prefill ${c.label}`), decode: ms(`decode ${c.label}`) }]),
+    );
+    const fastest = (part: "prefill" | "decode") =>
+      Object.entries(perConfig)
+        .filter((e): e is [string, { prefill: number; decode: number }] => e[1][part] !== null)
+        .reduce<[string, number] | null>((a, [label, v]) => (a === null || v[part] < a[1] ? [label, v[part]] : a), null);
+    const bp = fastest("prefill");
+    const bd = fastest("decode");
+    standalone = {
+      ms: perConfig,
+      best: {
+        prefill: bp && { config: bp[0], ms: bp[1], tflops: flops / (bp[1] * 1e-3) / 1e12 },
+        decode: bd && { config: bd[0], ms: bd[1], tbps: kvBytes / (bd[1] * 1e-3) / 1e12 },
+      },
+    };
+  }
   return {
     name: w.name,
     spec: w.specName,
@@ -469,12 +513,13 @@ export function runWorkload(
     fused_ms: fused,
     fused_best_config: best?.[0] ?? null,
     prefill_tflops: tp ? flops / (tp * 1e-3) / 1e12 : null,
-    decode_tbps: td ? decodeKvBytes(w.shape, base.heads.kv, d) / (td * 1e-3) / 1e12 : null,
+    decode_tbps: td ? kvBytes / (td * 1e-3) / 1e12 : null,
     fused_tflops_equivalent: best ? flops / (best[1] * 1e-3) / 1e12 : null,
     speedup_vs_serial: ratio(serial, best?.[1] ?? null),
     speedup_vs_two_streams: ratio(ms("two_streams"), best?.[1] ?? null),
     speedup_vs_torch: ratio(torchSerial, best?.[1] ?? null),
     overlap_efficiency: tp !== null && td !== null && best ? (tp + td - best[1]) / Math.min(tp, td) : null,
+    ...(standalone ? { standalone } : {}),
     timings,
     nonfinite_outputs: nonfinite,
     plans,
@@ -574,6 +619,12 @@ export function formatTable(report: BenchReport): string {
     table(header, rows, (column) => column > 0 && column !== 6), // numbers right-aligned; names and config left
     `geomean fused speedup: ${f(s.geomean_speedup_vs_serial, 2)}x vs our serial, ${f(s.geomean_speedup_vs_torch, 2)}x vs torch best serial; ` +
       `mean overlap efficiency ${f(s.mean_overlap_efficiency, 2)}; min decode ${f(s.min_decode_tbps, 2)} TB/s; min prefill ${f(s.min_prefill_tflops, 0)} TFLOP/s`,
+    ...report.workloads.flatMap(({ name, standalone }) => {
+      const b = standalone?.best;
+      if (!b) return [];
+      const part = (x: { config: string; ms: number } | null, rate: string) => (x ? `${x.ms.toFixed(3)} ms, ${rate} (${x.config})` : "-");
+      return [`fastest standalone, ${name}: prefill ${part(b.prefill, `${f(b.prefill?.tflops ?? null, 0)} TFLOP/s`)}; decode ${part(b.decode, `${f(b.decode?.tbps ?? null, 2)} TB/s`)}`];
+    }),
   ].join("\n");
 }
 
@@ -591,6 +642,7 @@ export interface RunAllOptions {
   torch?: (workloads: Workload[]) => TorchReport | null;
   openDevice: () => Device;
   log: (line: string) => void;
+  standaloneVariants?: boolean;
 }
 
 export function selectWorkloads(path: string, filters: string[]): Workload[] {
@@ -605,7 +657,15 @@ export function runAll(o: RunAllOptions): BenchReport {
   // Torch first, in its own process, before this one holds any device memory.
   const torch = o.torch ? o.torch(workloads) : null;
   const device = o.openDevice();
-  return runBench(device, workloads, { iters: o.iters, warmup: o.warmup, library: o.library, torch, commit: o.commit, log: o.log });
+  return runBench(device, workloads, {
+    iters: o.iters,
+    warmup: o.warmup,
+    library: o.library,
+    torch,
+    commit: o.commit,
+    log: o.log,
+    standaloneVariants: o.standaloneVariants,
+  });
 }
 
 /**

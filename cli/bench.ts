@@ -26,6 +26,7 @@ interface BenchOpts {
   jobs: string;
   plot?: string | boolean;
   from?: string;
+  standaloneVariants?: boolean;
 }
 
 function positive(name: string, v: string): number {
@@ -44,6 +45,7 @@ export function registerBenchCommand(program: Command): Command {
     .option("--warmup <n>", "warm-up iterations per measurement", "5")
     .option("--filter <text>", "only workloads whose name contains TEXT (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option("--no-torch", "skip the PyTorch baselines")
+    .option("--standalone-variants", "also time every variant's prefill-only and decode-only kernels (report: standalone)")
     .option("--python <cmd>", "python with torch for the baselines", "python3")
     .option("-j, --jobs <n>", "parallel nvcc jobs for kernels not yet built", String(Math.min(4, availableParallelism())))
     .option("--plot [svg]", "also render the report as an SVG (default: the report's path with .svg)")
@@ -95,6 +97,7 @@ Examples:
         torch: opts.torch ? torchRunner(opts.python, join(ROOT, "bench/torch_baselines.py"), scratch, iters, warmup, log) : undefined,
         openDevice: () => Device.open(0),
         log,
+        standaloneVariants: !!opts.standaloneVariants,
       });
       mkdirSync(dirname(resolve(opts.out)), { recursive: true });
       writeFileSync(resolve(opts.out), JSON.stringify(report, null, 1) + "\n");

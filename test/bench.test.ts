@@ -74,4 +74,16 @@ test("a recorded report: table and SVG", async () => {
   assert.ok(svg.startsWith("<svg") && svg.includes(w.name), "an SVG naming the workloads");
 });
 
+test("--standalone-variants: the table names each workload's fastest prefill-only and decode-only config", () => {
+  const report = JSON.parse(readFileSync(join(PACKAGE_ROOT, "bench/results/latest.json"), "utf8")) as BenchReport;
+  const w = report.workloads[1]!;
+  w.standalone = {
+    ms: { default: { prefill: 0.25, decode: 0.7 }, "decode 64": { prefill: null, decode: 0.69 } },
+    best: { prefill: { config: "default", ms: 0.25, tflops: 123.4 }, decode: { config: "decode 64", ms: 0.69, tbps: 3.11 } },
+  };
+  const lines = formatTable(report).split("\n");
+  assert.is(lines.length, report.workloads.length + 5);
+  assert.is(lines.at(-1), `fastest standalone, ${w.name}: prefill 0.250 ms, 123 TFLOP/s (default); decode 0.690 ms, 3.11 TB/s (decode 64)`);
+});
+
 test.run();
