@@ -487,10 +487,14 @@ export function runWorkload(
     const perConfig = Object.fromEntries(
       w.configs.map((c, i) => [c.label, i === 0 ? { prefill: tp, decode: td } : { prefill: ms(`prefill ${c.label}`), decode: ms(`decode ${c.label}`) }]),
     );
-    const fastest = (part: "prefill" | "decode") =>
-      Object.entries(perConfig)
-        .filter((e): e is [string, { prefill: number; decode: number }] => e[1][part] !== null)
-        .reduce<[string, number] | null>((a, [label, v]) => (a === null || v[part] < a[1] ? [label, v[part]] : a), null);
+    const fastest = (part: "prefill" | "decode") => {
+      let winner: [string, number] | null = null;
+      for (const [label, v] of Object.entries(perConfig)) {
+        const t = v[part];
+        if (t !== null && (winner === null || t < winner[1])) winner = [label, t];
+      }
+      return winner;
+    };
     const bp = fastest("prefill");
     const bd = fastest("decode");
     standalone = {
