@@ -14,10 +14,10 @@
 // normals on the host would take minutes); queries are fresh random values.
 //
 // PyTorch baselines (bench/torch_baselines.py) are merged from the JSON that script writes.
-import { table } from "../cli/table.ts";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { table } from "../cli/table.ts";
 import { casesFrom } from "../cli/verify-cases.ts";
 import { presetByName, symbolPrefix, type KernelSpec } from "../dsl/index.ts";
 import {

@@ -23,7 +23,6 @@ function template(file: string): HandlebarsTemplateDelegate {
   return t;
 }
 
-
 /** Everything the templates may refer to, derived from the spec and the resource model. */
 export function templateContext(spec: KernelSpec) {
   const model = resourceModel(spec);

@@ -108,7 +108,8 @@ __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkIt
   // Keys j < limit(row) are visible to a row: causal bound (bottom-right) and the split's end.
   const int causal_base = it.kv_len - it.q_len + 1;
   auto row_limit = [&](int r) { return min(causal_base + (it.row_begin + r) / G, it.kv_end); };
-  const int warp_limit_lo = row_limit(S::frag_row0(warp, 0));  // the warp's first row
+  const int warp_row0 = S::frag_row0(warp, 0);
+  const int warp_limit_lo = row_limit(warp_row0);  // the warp's first row
   const int unit_limit_hi = row_limit(S::unit_row0(warp) + S::kRowsPerUnit - 1);
   const float scale_log2 = p.sm_scale * kLog2e;
 
@@ -117,7 +118,6 @@ __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkIt
   // mma.sync only: per-lane ldmatrix offsets (primitives.cuh:lane_off): Q as A (row lane%16,
   // chunk lane/16), K as B of Q K^T (key (lane/16)*8 + lane%8, chunk (lane/8)%2), V as B of P V
   // via .trans (key ((lane/8)%2)*8 + lane%8, chunk lane/16).
-  const int warp_row0 = S::frag_row0(warp, 0);
   const uint32_t lq = lane_off<kChunks>(warp_row0 % 8 + lane % 16, lane / 16) + (warp_row0 / 8) * 8 * kChunks * 16;
   const uint32_t lk = lane_off<kChunks>((lane / 16) * 8 + lane % 8, (lane / 8) % 2);
   const uint32_t lv = lane_off<kChunks>(((lane / 8) % 2) * 8 + lane % 8, lane / 16);

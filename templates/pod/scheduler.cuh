@@ -132,7 +132,7 @@ template <class Traits>
 __global__ void __launch_bounds__(Traits::kThreads, Traits::kCtasPerSm)
     pod_decode_kernel(const __grid_constant__ PodParams p) {
   (void)sizeof(KernelChecks<Traits>);
-  extern __shared__ __align__(1024) uint8_t smem[];  // wgmma tiles: 1024-byte aligned
+  extern __shared__ __align__(1024) uint8_t smem[];  // as the other kernels (decode needs 128)
   constexpr int V = Traits::Decode::kVirtualCtas;
   const int n = p.header->num_items[POD_OP_DECODE];
   for (int b = blockIdx.x; b * V < n; b += gridDim.x) {
