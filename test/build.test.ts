@@ -96,6 +96,22 @@ test("prefill MMA: wgmma on sm_90a with whole warpgroups, mma.sync on sm_80 and 
   }
 });
 
+test("prefill sub-blocks follow the register budget: 64 keys at 255 registers, 32 at 128 (8-warp CTAs)", () => {
+  const base = specFields(presetByName("llama3_8b")!);
+  const sTile = (ptx: string) => [...new Set([...ptx.matchAll(/wgmma\.mma_async\.sync\.aligned\.m64n(\d+)k16/g)].map((m) => Number(m[1])))].sort((a, b) => a - b);
+  // 64-row tile, one warpgroup, 2 CTAs per SM: 255 registers a thread.
+  const wide = prefillPtx(normalizeSpec({ ...base, name: "sub_wide", prefill: { ...base.prefill, tile: { q: 64, kv: 64 } } }));
+  assert.equal(sTile(wide), [64, 128], "S over 64 keys, O over D = 128");
+  // Two warpgroups of 64 rows at 128 registers: 64-key scores would make ptxas serialize the wgmmas.
+  const eight = normalizeSpec({
+    ...base,
+    name: "sub_eight_warps",
+    prefill: { ...base.prefill, warps: 8 },
+    decode: { ...base.decode, warps: 8, tile: { q: 16, kv: 64 }, stages: 1 },
+  });
+  assert.equal(sTile(prefillPtx(eight)), [32, 128], "S over 32 keys, O over D = 128");
+});
+
 // ---- the planner through the built library's C ABI (no GPU: the static CUDA runtime loads lazily)
 
 const ITEM_INTS = 12; // PodWorkItem: 12 int32 fields (templates/pod/contract.h)

@@ -42,7 +42,10 @@ struct PrefillShape {
   // Keys per sub-block of the S = Q K^T / softmax / P V step: scores of kMFrag fragments x kSubKv
   // keys take kMFrag * kSubKv / 2 registers per thread; keep them at 32, or 64 for wgmma with one
   // fragment (wgmma needs no registers for Q, K or V fragments). wgmma takes N = 16, 32, 64, 128.
-  static constexpr int kMaxScores = kWgmma && kMFrag == 1 ? 128 : 64;  // kMFrag * kSubKv
+  // At 128 registers a thread (8-warp CTAs, or 4 CTAs per SM) the 64-row accumulator leaves room
+  // for 32-key sub-blocks only: with more, ptxas serializes the wgmmas (C7512).
+  static constexpr int kRegisters = 65536 / (kThreads * Traits::kCtasPerSm);
+  static constexpr int kMaxScores = kWgmma && kMFrag == 1 ? (kRegisters >= 168 ? 128 : 32) : 64;  // kMFrag * kSubKv
   static constexpr int sub_kv() {
     int best = 16;  // largest multiple of 16 that divides kTileKv within kMaxScores
     for (int k = 16; k <= kTileKv && k <= 128; k += 16)
