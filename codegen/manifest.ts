@@ -14,6 +14,8 @@ export interface KernelResources {
   stackBytes: number;
   spillStoreBytes: number;
   spillLoadBytes: number;
+  /** ptxas's reason (code and text) when it serialized this kernel's wgmma instructions, else null. */
+  wgmmaSerialized: string | null;
   /** Tile-loop kernels, where spills and local memory cost most. */
   hot: boolean;
 }
@@ -21,12 +23,17 @@ export interface KernelResources {
 const ENTRY = /ptxas info\s*: Compiling entry function '([^']+)' for '(\w+)'/;
 const FRAME = /(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads/;
 const USAGE = /Used (\d+) registers(?:, used (\d+) barriers)?(?:, (\d+) bytes smem)?/;
+// Printed apart from the entry's own lines (often before them), naming the function.
+const SERIALIZED = /\((C\d+)\) Potential Performance Loss: (wgmma\S* instructions are serialized.*?) (?:for|in) the function '([^']+)'/;
 
 /** Parse ptxas's verbose report. Entries appear as "Compiling entry", then frame, then usage. */
 export function parsePtxasReport(text: string): KernelResources[] {
   const kernels: KernelResources[] = [];
+  const serialized = new Map<string, string>();
   let current: KernelResources | undefined;
   for (const line of text.split("\n")) {
+    const ser = SERIALIZED.exec(line);
+    if (ser) serialized.set(ser[3]!, `${ser[1]}: ${ser[2]}`);
     const entry = ENTRY.exec(line);
     if (entry) {
       current = {
@@ -39,6 +46,7 @@ export function parsePtxasReport(text: string): KernelResources[] {
         stackBytes: 0,
         spillStoreBytes: 0,
         spillLoadBytes: 0,
+        wgmmaSerialized: null,
         hot: false,
       };
       kernels.push(current);
@@ -61,6 +69,7 @@ export function parsePtxasReport(text: string): KernelResources[] {
   const names = demangle(kernels.map((k) => k.symbol));
   kernels.forEach((k, i) => {
     k.name = names[i] ?? k.symbol;
+    k.wgmmaSerialized = serialized.get(k.symbol) ?? null;
     k.hot = !/reference/i.test(k.name);
   });
   return kernels.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.arch.localeCompare(b.arch)));
@@ -88,6 +97,7 @@ export function resourceWarnings(
     if (k.spillStoreBytes > 0 || k.spillLoadBytes > 0) {
       warnings.push(`${k.name} (${k.arch}) spills ${k.spillStoreBytes} bytes stored / ${k.spillLoadBytes} loaded to local memory`);
     }
+    if (k.wgmmaSerialized) warnings.push(`${k.name} (${k.arch}): ptxas serialized its wgmma instructions (${k.wgmmaSerialized})`);
     if (k.stackBytes > 0) warnings.push(`${k.name} (${k.arch}) uses a ${k.stackBytes}-byte stack frame (local memory)`);
     if (k.registers * threads * ctasPerSm > registersPerSm) {
       warnings.push(

@@ -95,11 +95,16 @@ ptxas info    : Compiling entry function '_ZN3pod14decode_kernelEv' for 'sm_90a'
 ptxas info    : Function properties for _ZN3pod14decode_kernelEv
     24 bytes stack frame, 32 bytes spill stores, 16 bytes spill loads
 ptxas info    : Used 255 registers, used 1 barriers, 400 bytes cmem[0]
+ptxas info    : (C7512) Potential Performance Loss: wgmma.mma_async instructions are serialized due to insufficient register resources for the function '_ZN3pod14prefill_kernelEv'
+ptxas info    : Compiling entry function '_ZN3pod14prefill_kernelEv' for 'sm_90a'
+ptxas info    : Function properties for _ZN3pod14prefill_kernelEv
+    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+ptxas info    : Used 128 registers, used 1 barriers, 400 bytes cmem[0]
 `;
 
 test("ptxas report → per-kernel resources, demangled", () => {
   const kernels = parsePtxasReport(PTXAS);
-  assert.is(kernels.length, 3);
+  assert.is(kernels.length, 4);
   const fused = kernels.find((k) => k.name.includes("fused_kernel"))!;
   assert.equal(
     { registers: fused.registers, barriers: fused.barriers, stack: fused.stackBytes, spill: fused.spillStoreBytes, arch: fused.arch },
@@ -109,12 +114,16 @@ test("ptxas report → per-kernel resources, demangled", () => {
   const reference = kernels.find((k) => k.name.includes("reference"))!;
   assert.is(reference.staticSharedBytes, 1024);
   assert.is(reference.hot, false);
+  const prefill = kernels.find((k) => k.name.includes("prefill_kernel"))!;
+  assert.is(prefill.wgmmaSerialized, "C7512: wgmma.mma_async instructions are serialized due to insufficient register resources");
+  assert.is(fused.wgmmaSerialized, null);
 });
 
-test("spills, stacks and register pressure in hot kernels become warnings; the reference is exempt", () => {
+test("spills, stacks, serialized wgmma and register pressure in hot kernels become warnings; the reference is exempt", () => {
   const warnings = resourceWarnings(parsePtxasReport(PTXAS), 128, 2, 65536);
-  assert.is(warnings.length, 2, warnings.join("\n"));
+  assert.is(warnings.length, 3, warnings.join("\n"));
   assert.ok(warnings.some((w) => /decode_kernel.*spills 32 bytes/.test(w)));
+  assert.ok(warnings.some((w) => /prefill_kernel.*serialized its wgmma instructions \(C7512/.test(w)));
   assert.ok(warnings.some((w) => /decode_kernel.*24-byte stack/.test(w)));
   assert.ok(resourceWarnings(parsePtxasReport(PTXAS), 128, 4, 65536).some((w) => /168 registers/.test(w)));
 });
