@@ -117,13 +117,24 @@ function registerVerify(prefix: string, cases: VerifyCase[]) {
 registerVerify("kernels", MATRIX);
 registerVerify("verify example", EXAMPLE);
 
-gpuCase("sanitize: small fused + standalone run", (ctx) => {
-  const lib = library(ctx, "llama3_8b");
-  const host = makeHostBatch(lib.info(), { prefills: [{ qLen: 70, kvLen: 300 }, { qLen: 5, kvLen: 5 }], decodes: [1, 40, 700] }, { seed: 5 });
-  const r = verifyBatch(ctx.device, lib, host, { prefillMaxSplits: 2 });
-  if (!r.pass) throw new Error(r.runs.flatMap((x) => x.problems).join("; "));
-  ctx.log(`o ≤ ${r.worst.o.toExponential(1)}, max splits ${r.plan.maxSplits}`);
-});
+// Small enough for racecheck to finish in a minute or two.
+function sanitizeCase(title: string, specName: string) {
+  gpuCase(`sanitize: ${title} [${specName}]`, (ctx) => {
+    const lib = library(ctx, specName);
+    const host = makeHostBatch(lib.info(), { prefills: [{ qLen: 70, kvLen: 300 }, { qLen: 5, kvLen: 5 }], decodes: [1, 40, 700] }, { seed: 5 });
+    const r = verifyBatch(ctx.device, lib, host, { prefillMaxSplits: 2 });
+    if (!r.pass) throw new Error(r.runs.flatMap((x) => x.problems).join("; "));
+    ctx.log(`o ≤ ${r.worst.o.toExponential(1)}, max splits ${r.plan.maxSplits}`);
+  });
+}
+sanitizeCase("small fused + standalone run", "llama3_8b");
+for (const [title, matrixCase] of [
+  ["the same with the P V carried across KV tiles", "3-stage prefill"],
+  ["the same with 1-stage 128-key prefill tiles", "1-stage prefill"],
+  ["the same with 8-warp CTAs", "8 warps: two prefill warpgroups"],
+]) {
+  sanitizeCase(title!, MATRIX.find((c) => c.name.startsWith(matrixCase!))!.spec.name);
+}
 
 gpuCase("graph: one capture, 100 replays over re-planned batches (lengths, page tables and queries change)", (ctx) => {
   const lib = library(ctx, "llama3_8b");
