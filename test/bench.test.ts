@@ -49,6 +49,17 @@ test("paper.json: the five paper workloads, variants on llama3_8b, kernels the G
   assert.is(tuned.length, 4);
   const oneStage = tuned.find((c) => c.label === "tuned: decode 64-key 1-stage tiles")!.spec;
   assert.equal([oneStage.decode.tile.kv, oneStage.decode.stages, oneStage.decode.virtualCtas, oneStage.schedule.kind], [64, 1, 2, "fifty-fifty"]);
+  // Two-warpgroup CTAs: 8 warps for both ops, decode split into the named virtual CTAs.
+  const eight = ws[0]!.configs.filter((c) => c.label.startsWith("8 warps: "));
+  assert.is(eight.length, 6);
+  for (const { label, spec } of eight) {
+    const [, q, kv, vctas, dkv] = /prefill (\d+)x(\d+) .*decode (\d)x\(16x(\d+)\)/.exec(label)!.map(Number);
+    assert.equal(
+      [spec.prefill.warps, spec.decode.warps, spec.prefill.tile.q, spec.prefill.tile.kv, spec.decode.virtualCtas, spec.decode.tile.kv],
+      [8, 8, q, kv, vctas, dkv],
+      label,
+    );
+  }
   assert.is(new Set(ws[0]!.configs.map((c) => c.spec.hash)).size, ws[0]!.configs.length, "no variant repeats another");
   // Workloads on other models run their preset only.
   for (const w of ws.filter((w) => w.configs[0]!.spec.name !== "llama3_8b")) assert.is(w.configs.length, 1);
