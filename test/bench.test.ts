@@ -85,16 +85,18 @@ test("a recorded report: table and SVG", async () => {
   assert.ok(svg.startsWith("<svg") && svg.includes(w.name), "an SVG naming the workloads");
 });
 
-test("--standalone-variants: the table names each workload's fastest prefill-only and decode-only config", () => {
+test("--standalone-variants: the table names each workload's fastest prefill-only and decode-only config, and the overlap against them", () => {
   const report = JSON.parse(readFileSync(join(PACKAGE_ROOT, "bench/results/latest.json"), "utf8")) as BenchReport;
+  for (const x of report.workloads) delete x.standalone;
   const w = report.workloads[1]!;
+  w.ms.fused_best = 0.75;
   w.standalone = {
     ms: { default: { prefill: 0.25, decode: 0.7 }, "decode 64": { prefill: null, decode: 0.69 } },
     best: { prefill: { config: "default", ms: 0.25, tflops: 123.4 }, decode: { config: "decode 64", ms: 0.69, tbps: 3.11 } },
   };
   const lines = formatTable(report).split("\n");
   assert.is(lines.length, report.workloads.length + 5);
-  assert.is(lines.at(-1), `fastest standalone, ${w.name}: prefill 0.250 ms, 123 TFLOP/s (default); decode 0.690 ms, 3.11 TB/s (decode 64)`);
+  assert.is(lines.at(-1), `fastest standalone, ${w.name}: prefill 0.250 ms, 123 TFLOP/s (default); decode 0.690 ms, 3.11 TB/s (decode 64); overlap against these 0.76`);
 });
 
 test.run();
