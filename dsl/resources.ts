@@ -28,6 +28,8 @@ export interface ResourceModel {
     budgetPerThread: number;
     /** Rough per-thread need of the prefill tile loop (accumulators + overhead); ptxas has the truth. */
     prefillEstimate: number;
+    /** Keys per S = Q K^T / softmax / P V step of the prefill loop (templates/pod/prefill.cuh, sub_kv). */
+    prefillSubBlockKeys: number;
     decodeEstimate: number;
   };
 }
@@ -55,8 +57,8 @@ export function resourceModel(spec: SpecFields): ResourceModel {
   const budgetPerThread = Math.min(limits.registersPerThreadMax, Math.floor(rawBudget / 8) * 8);
   // mma.m16n8k16 accumulators: 4 fp32 registers per thread per 16x8 output tile.
   const prefillRowTiles = Math.max(1, prefill.tile.q / prefill.warps / 16);
-  const prefillEstimate =
-    prefillRowTiles * ((headDim / 8) * 4 + (prefill.tile.kv / 8) * 4 + 4) + 48;
+  const subKv = prefillSubBlockKeys(spec, prefillRowTiles, rawBudget);
+  const prefillEstimate = prefillRowTiles * ((headDim / 8) * 4 + (subKv / 8) * 4 + 4) + 48;
   const decodeKeysPerWarp = Math.max(8, decode.tile.kv / decodeWarps);
   const decodeEstimate = (headDim / 8) * 4 + (decodeKeysPerWarp / 8) * 4 + 4 + 48;
 
@@ -66,6 +68,22 @@ export function resourceModel(spec: SpecFields): ResourceModel {
     decodeWarpsPerVirtualCta: decodeWarps,
     group: Math.max(1, Math.floor(spec.heads.q / spec.heads.kv)),
     smem: { prefillTile, decodeTiles, perCta: Math.max(prefillTile, decodeTiles), perCtaLimit },
-    registers: { budgetPerThread, prefillEstimate, decodeEstimate },
+    registers: { budgetPerThread, prefillEstimate, prefillSubBlockKeys: subKv, decodeEstimate },
   };
+}
+
+/**
+ * The prefill loop's sub-block width as PrefillShape::sub_kv() in templates/pod/prefill.cuh picks
+ * it: the largest multiple of 16 keys dividing the KV tile (a power of two with wgmma) whose
+ * scores stay within 64 columns across a thread's 16-row fragments, or, with wgmma and one
+ * fragment per warp, within 128 columns at 168+ registers a thread and 32 below.
+ */
+function prefillSubBlockKeys(spec: SpecFields, rowTiles: number, registers: number): number {
+  const wgmma = spec.target === "sm_90a" && spec.prefill.warps % 4 === 0;
+  const maxScores = wgmma && rowTiles === 1 ? (registers >= 168 ? 128 : 32) : 64;
+  let best = 16;
+  for (let k = 16; k <= spec.prefill.tile.kv && k <= 128; k += 16) {
+    if (spec.prefill.tile.kv % k === 0 && rowTiles * k <= maxScores && (!wgmma || (k & (k - 1)) === 0)) best = k;
+  }
+  return best;
 }

@@ -6,6 +6,7 @@ import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PACKAGE_ROOT } from "../codegen/paths.ts";
+import { normalizeSpec, specFields } from "../dsl/index.ts";
 import { copiesFor, decodeKvBytes, formatTable, loadWorkloads, parseWorkloads, prefillFlops, resolvedWorkloads, type BenchReport } from "../bench/run.ts";
 import { renderSvg } from "../bench/plot.ts";
 
@@ -60,6 +61,11 @@ test("paper.json: the five paper workloads, variants on llama3_8b, kernels the G
       label,
     );
   }
+  // The README's example spec is the first of them under another name.
+  const example = normalizeSpec(JSON.parse(readFileSync(join(PACKAGE_ROOT, "examples/llama3_8b_two_warpgroups.json"), "utf8")));
+  const { name: _n1, ...exampleFields } = specFields(example);
+  const { name: _n2, ...variantFields } = specFields(eight[0]!.spec);
+  assert.equal(exampleFields, variantFields);
   assert.is(new Set(ws[0]!.configs.map((c) => c.spec.hash)).size, ws[0]!.configs.length, "no variant repeats another");
   // Workloads on other models run their preset only.
   for (const w of ws.filter((w) => w.configs[0]!.spec.name !== "llama3_8b")) assert.is(w.configs.length, 1);

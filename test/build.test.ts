@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { normalizeSpec, pod, PRESETS, presetByName, specFields, TARGET_LIMITS, type KernelSpec } from "../dsl/index.ts";
+import { normalizeSpec, pod, PRESETS, presetByName, resourceModel, specFields, TARGET_LIMITS, type KernelSpec } from "../dsl/index.ts";
 import { buildKernel, type BuildResult } from "../codegen/build.ts";
 import { TEMPLATES_DIR } from "../codegen/paths.ts";
 import { renderHeader, renderKernelSource } from "../codegen/render.ts";
@@ -100,8 +100,8 @@ test("prefill sub-blocks follow the register budget: 64 keys at 255 registers, 3
   const base = specFields(presetByName("llama3_8b")!);
   const sTile = (ptx: string) => [...new Set([...ptx.matchAll(/wgmma\.mma_async\.sync\.aligned\.m64n(\d+)k16/g)].map((m) => Number(m[1])))].sort((a, b) => a - b);
   // 64-row tile, one warpgroup, 2 CTAs per SM: 255 registers a thread.
-  const wide = prefillPtx(normalizeSpec({ ...base, name: "sub_wide", prefill: { ...base.prefill, tile: { q: 64, kv: 64 } } }));
-  assert.equal(sTile(wide), [64, 128], "S over 64 keys, O over D = 128");
+  const wideSpec = normalizeSpec({ ...base, name: "sub_wide", prefill: { ...base.prefill, tile: { q: 64, kv: 64 } } });
+  assert.equal(sTile(prefillPtx(wideSpec)), [64, 128], "S over 64 keys, O over D = 128");
   // Two warpgroups of 64 rows at 128 registers: 64-key scores would make ptxas serialize the wgmmas.
   const eight = normalizeSpec({
     ...base,
@@ -110,6 +110,8 @@ test("prefill sub-blocks follow the register budget: 64 keys at 255 registers, 3
     decode: { ...base.decode, warps: 8, tile: { q: 16, kv: 64 }, stages: 1 },
   });
   assert.equal(sTile(prefillPtx(eight)), [32, 128], "S over 32 keys, O over D = 128");
+  // The resource model's register estimate assumes the same widths.
+  assert.equal([wideSpec, eight].map((s) => resourceModel(s).registers.prefillSubBlockKeys), [64, 32]);
 });
 
 // ---- the planner through the built library's C ABI (no GPU: the static CUDA runtime loads lazily)
