@@ -47,6 +47,7 @@ export function templateContext(spec: KernelSpec) {
     smemBytes: model.smem.perCta,
     prefill: {
       ...spec.prefill,
+      subKv: model.prefillSubBlockKeys,
       maxSplits: typeof maxSplits === "number" ? maxSplits : 0,
       maxWaves: typeof maxSplits === "number" ? 0 : maxSplits.waves,
     },

@@ -13,6 +13,8 @@ export interface ResourceModel {
   decodeWarpsPerVirtualCta: number;
   /** Query heads per KV head. */
   group: number;
+  /** Keys per S = Q K^T / softmax / P V step of the prefill loop (Traits::Prefill::kSubKv). */
+  prefillSubBlockKeys: number;
   smem: {
     /** Q tile plus `stages` K and V tiles. */
     prefillTile: number;
@@ -28,8 +30,6 @@ export interface ResourceModel {
     budgetPerThread: number;
     /** Rough per-thread need of the prefill tile loop (accumulators + overhead); ptxas has the truth. */
     prefillEstimate: number;
-    /** Keys per S = Q K^T / softmax / P V step of the prefill loop (templates/pod/prefill.cuh, sub_kv). */
-    prefillSubBlockKeys: number;
     decodeEstimate: number;
   };
 }
@@ -68,15 +68,17 @@ export function resourceModel(spec: SpecFields): ResourceModel {
     decodeWarpsPerVirtualCta: decodeWarps,
     group: Math.max(1, Math.floor(spec.heads.q / spec.heads.kv)),
     smem: { prefillTile, decodeTiles, perCta: Math.max(prefillTile, decodeTiles), perCtaLimit },
-    registers: { budgetPerThread, prefillEstimate, prefillSubBlockKeys: subKv, decodeEstimate },
+    prefillSubBlockKeys: subKv,
+    registers: { budgetPerThread, prefillEstimate, decodeEstimate },
   };
 }
 
 /**
- * The prefill loop's sub-block width as PrefillShape::sub_kv() in templates/pod/prefill.cuh picks
- * it: the largest multiple of 16 keys dividing the KV tile (a power of two with wgmma) whose
- * scores stay within 64 columns across a thread's 16-row fragments, or, with wgmma and one
- * fragment per warp, within 128 columns at 168+ registers a thread and 32 below.
+ * The prefill loop's sub-block width (the generated Traits::Prefill::kSubKv): the largest multiple
+ * of 16 keys dividing the KV tile (a power of two up to 128 with wgmma) whose scores stay within
+ * 64 columns across a thread's 16-row fragments -- or, with wgmma and one fragment per warp (no
+ * registers for Q, K, V fragments), within 128 columns at 168+ registers a thread and 32 below:
+ * at 128 registers (8-warp CTAs, 4 CTAs per SM) wider scores make ptxas serialize the wgmmas (C7512).
  */
 function prefillSubBlockKeys(spec: SpecFields, rowTiles: number, registers: number): number {
   const wgmma = spec.target === "sm_90a" && spec.prefill.warps % 4 === 0;

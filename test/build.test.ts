@@ -110,8 +110,8 @@ test("prefill sub-blocks follow the register budget: 64 keys at 255 registers, 3
     decode: { ...base.decode, warps: 8, tile: { q: 16, kv: 64 }, stages: 1 },
   });
   assert.equal(sTile(prefillPtx(eight)), [32, 128], "S over 32 keys, O over D = 128");
-  // The resource model's register estimate assumes the same widths.
-  assert.equal([wideSpec, eight].map((s) => resourceModel(s).registers.prefillSubBlockKeys), [64, 32]);
+  // The widths come from the resource model (the generated Traits::Prefill::kSubKv).
+  assert.equal([wideSpec, eight].map((s) => resourceModel(s).prefillSubBlockKeys), [64, 32]);
 });
 
 // ---- the planner through the built library's C ABI (no GPU: the static CUDA runtime loads lazily)

@@ -23,6 +23,7 @@ struct Traits {
     static constexpr int kTileKv = 64;  // spec: prefill.tile.kv
     static constexpr int kWarps = 4;  // spec: prefill.warps
     static constexpr int kStages = 2;  // spec: prefill.stages
+    static constexpr int kSubKv = 32;  // resource model: keys per S = Q K^T / softmax / P V step
     static constexpr int kMaxSplits = 0;  // spec: prefill.maxSplits; 0: bounded by waves only
     static constexpr int kMaxWaves = 2;  // spec: prefill.maxSplits; 0: bounded by splits only
   };

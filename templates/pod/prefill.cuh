@@ -39,20 +39,9 @@ struct PrefillShape {
   static constexpr int kMFrag = kRowsPerWarp / 16;  // 16-row fragments per warp
   static constexpr bool kWgmma = POD_HAS_WGMMA && kWarps % 4 == 0;
   static constexpr int kRowsPerGroup = 4 * kRowsPerWarp;  // rows of one warpgroup (wgmma)
-  // Keys per sub-block of the S = Q K^T / softmax / P V step: scores of kMFrag fragments x kSubKv
-  // keys take kMFrag * kSubKv / 2 registers per thread; keep them at 32, or 64 for wgmma with one
-  // fragment (wgmma needs no registers for Q, K or V fragments). wgmma takes N = 16, 32, 64, 128.
-  // At 128 registers a thread (8-warp CTAs, or 4 CTAs per SM) the 64-row accumulator leaves room
-  // for 32-key sub-blocks only: with more, ptxas serializes the wgmmas (C7512).
-  static constexpr int kRegisters = 65536 / (kThreads * Traits::kCtasPerSm);
-  static constexpr int kMaxScores = kWgmma && kMFrag == 1 ? (kRegisters >= 168 ? 128 : 32) : 64;  // kMFrag * kSubKv
-  static constexpr int sub_kv() {
-    int best = 16;  // largest multiple of 16 that divides kTileKv within kMaxScores
-    for (int k = 16; k <= kTileKv && k <= 128; k += 16)
-      if (kTileKv % k == 0 && kMFrag * k <= kMaxScores && (!kWgmma || (k & (k - 1)) == 0)) best = k;
-    return best;
-  }
-  static constexpr int kSubKv = sub_kv();
+  // Keys per sub-block of the S = Q K^T / softmax / P V step, chosen by the resource model
+  // (dsl/resources.ts, prefillSubBlockKeys) so that the scores fit the register budget.
+  static constexpr int kSubKv = P::kSubKv;
   static constexpr int kN = kSubKv / 8;              // 8-key score fragments per sub-block
   static constexpr int kD8 = D / 8;                  // 8-column output fragments
   static constexpr int kChunks = D / 8;
@@ -86,7 +75,8 @@ struct PrefillShape {
   static_assert(kTileQ % (16 * kWarps) == 0, "Prefill::kTileQ must be a multiple of 16 * kWarps");
   static_assert(kTileKv % 16 == 0 && kTileKv >= 16, "Prefill::kTileKv must be a multiple of 16");
   static_assert(kStages >= 1, "Prefill::kStages >= 1");
-  static_assert(kTileKv % kSubKv == 0, "sub-blocks tile the KV tile");
+  static_assert(kSubKv % 16 == 0 && kTileKv % kSubKv == 0, "sub-blocks of 16-key multiples tile the KV tile");
+  static_assert(!kWgmma || (kSubKv <= 128 && (kSubKv & (kSubKv - 1)) == 0), "wgmma sub-blocks: N = 16, 32, 64, 128");
   static_assert(kSmemBytes <= Traits::kSmemBytes, "prefill tiles exceed Traits::kSmemBytes");
   // wgmma operands start on 1024-byte boundaries (the kernels align dynamic shared memory so).
   static_assert(!kWgmma || (kQBytes % 1024 == 0 && kKvBytes % 1024 == 0), "1024-byte tiles");
