@@ -12,7 +12,6 @@
 //   [ Q: 16 x D ][ stage 0: K kTileKv x D, V kTileKv x D ] ... = 16*D*2 + kStages*kTileKv*D*2*2
 // After the last tile the same bytes hold the merge scratch (see DecodeShape::kScratchBytes).
 #pragma once
-#include <type_traits>
 #include "softmax.cuh"
 #include "tile_io.cuh"
 
@@ -27,9 +26,6 @@ struct DecodeShape {
   static constexpr int kWarps = P::kWarps;
   static constexpr int kStages = P::kStages;
   static constexpr int kVirtualCtas = P::kVirtualCtas;
-  // One stage: K and V of a tile are separate copy groups, so the warp's Q K^T and softmax run
-  // while its V slice lands, and its P V while the next K slice lands (no bubble between tiles).
-  static constexpr bool kSplitKv = kStages == 1;
   static constexpr int kThreads = kWarps * 32;  // per virtual CTA
   static constexpr int kKeysPerWarp = kTileKv / kWarps;
   static constexpr int kN = kKeysPerWarp / 8;
@@ -97,32 +93,20 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
   rows.init();
 
   if (num_tiles > 0) {
-    // This warp's slice of tile i: K, V or both (kWhich).
-    auto load_slice = [&](auto which, int i) {
+    auto load_tile = [&](int i) {  // this warp's slice of tile i
       const uint32_t k = s_kv + (i % S::kStages) * S::kStageBytes;
-      Io::template load_kv<KW, 32, RowSwizzledTile<kChunks>, decltype(which)::value>(
-          p, page_base, it.kv_head, it.kv_begin + i * S::kTileKv, it.kv_end, key0, k, k + S::kKvBytes, lane);
+      Io::template load_kv<KW, 32>(p, page_base, it.kv_head, it.kv_begin + i * S::kTileKv, it.kv_end,
+                                   key0, k, k + S::kKvBytes, lane);
     };
-    constexpr std::integral_constant<int, Io::kLoadK> kK{};
-    constexpr std::integral_constant<int, Io::kLoadV> kV{};
-    constexpr std::integral_constant<int, Io::kLoadKv> kKv{};
     Io::template load_q<S::kTileQ, S::kThreads>(static_cast<const T*>(p.q[POD_OP_DECODE]), it,
                                                 rows_valid, s_q, tid);
     cp_async_commit();
-    if constexpr (S::kSplitKv) {
-      load_slice(kK, 0);
-      cp_async_commit();
-      load_slice(kV, 0);
-      cp_async_commit();
-      cp_async_wait<2>();  // Q landed (own copies); K and V of tile 0 may still be in flight
-    } else {
 #pragma unroll
-      for (int i = 0; i < S::kStages - 1; ++i) {
-        if (i < num_tiles) load_slice(kKv, i);
-        cp_async_commit();
-      }
-      cp_async_wait<S::kStages - 1>();  // Q landed (own copies)
+    for (int i = 0; i < S::kStages - 1; ++i) {
+      if (i < num_tiles) load_tile(i);
+      cp_async_commit();
     }
+    cp_async_wait<S::kStages - 1>();  // Q landed (own copies)
     named_barrier(barrier_id, S::kThreads);
     const uint32_t lq = lane_off<kChunks>(lane % 16, lane / 16);
     uint32_t qa[S::kQInRegs ? D / 16 : 1][4];  // the warp's A fragments of all 16 rows
@@ -132,27 +116,17 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
     }
 
     for (int i = 0; i < num_tiles; ++i) {
-      if constexpr (S::kSplitKv) {
-        cp_async_wait<1>();  // K of tile i landed; its V may still be in flight
+      if constexpr (S::kStages == 1) {
+        load_tile(i);
+        cp_async_commit();
+        cp_async_wait<0>();
+        __syncwarp();
       } else {
         cp_async_wait<S::kStages - 2>();
-      }
-      __syncwarp();  // the warp's slice of tile i is visible (multi-stage: its stage (i-1) slice is free)
-      if constexpr (!S::kSplitKv) {
-        if (i + S::kStages - 1 < num_tiles) load_slice(kKv, i + S::kStages - 1);
+        __syncwarp();  // the warp's slice of tile i is visible; its stage (i-1) slice is free
+        if (i + S::kStages - 1 < num_tiles) load_tile(i + S::kStages - 1);
         cp_async_commit();
       }
-      // One stage: once every lane has read the K slice, refill it with tile i + 1 while P V
-      // runs, then wait for this tile's V (called on both paths below, so groups stay uniform).
-      auto next_k_then_wait_v = [&]() {
-        if constexpr (S::kSplitKv) {
-          __syncwarp();
-          if (i + 1 < num_tiles) load_slice(kK, i + 1);
-          cp_async_commit();
-          cp_async_wait<1>();  // V of tile i landed; K of tile i + 1 may still be in flight
-          __syncwarp();
-        }
-      };
       const int slice_start = it.kv_begin + i * S::kTileKv + key0;
       if (slice_start < limit_hi) {
         const uint32_t s_k = s_kv + (i % S::kStages) * S::kStageBytes;
@@ -184,7 +158,6 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
           }
         }
         rows.update(s, o, scale_log2);
-        next_k_then_wait_v();
 #pragma unroll
         for (int kk = 0; kk < kN / 2; ++kk) {
           uint32_t pa[4];
@@ -200,14 +173,8 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
             Mma<T>::run(o[2 * d2 + 1], pa, vb[2], vb[3]);
           }
         }
-      } else {
-        next_k_then_wait_v();
       }
-      if constexpr (S::kSplitKv) {
-        __syncwarp();  // every lane has read the V slice
-        if (i + 1 < num_tiles) load_slice(kV, i + 1);
-        cp_async_commit();
-      }
+      if constexpr (S::kStages == 1) __syncwarp();
     }
     cp_async_wait<0>();
   }

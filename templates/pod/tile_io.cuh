@@ -64,13 +64,10 @@ struct TileIo {
     }
   }
 
-  // Which tiles load_kv fills.
-  static constexpr int kLoadK = 1, kLoadV = 2, kLoadKv = kLoadK | kLoadV;
-
   // Copy key/value rows [row0, row0 + kRows) of the tile that starts at key tile_start into the
   // swizzled K and V tiles (rows indexed by their position in the tile); keys >= kv_end are
-  // zero-filled and never read from global memory. kWhich: K, V or both.
-  template <int kRows, int kThreads, class Layout = RowSwizzledTile<kChunks>, int kWhich = kLoadKv>
+  // zero-filled and never read from global memory.
+  template <int kRows, int kThreads, class Layout = RowSwizzledTile<kChunks>>
   static __device__ __forceinline__ void load_kv(const PodParams& p, int page_base, int kv_head,
                                                  int tile_start, int kv_end, int row0, uint32_t s_k,
                                                  uint32_t s_v, int tid) {
@@ -87,8 +84,8 @@ struct TileIo {
         const bool valid = j < kv_end;
         const int64_t off = valid ? kv_offset(p, page_base, kv_head, j) + ch * 8 : 0;
         const uint32_t dst = Layout::offset(r, ch);
-        if constexpr ((kWhich & kLoadK) != 0) cp_async_16(s_k + dst, k + off, valid);
-        if constexpr ((kWhich & kLoadV) != 0) cp_async_16(s_v + dst, v + off, valid);
+        cp_async_16(s_k + dst, k + off, valid);
+        cp_async_16(s_v + dst, v + off, valid);
       }
     }
   }
