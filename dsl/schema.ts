@@ -48,7 +48,7 @@ export const specSchema = z.strictObject({
   kvCache: kvCacheSchema,
   prefill: prefillSchema,
   decode: decodeSchema,
-  ctasPerSm: z.union([z.literal(2), z.literal(4)]),
+  ctasPerSm: z.union([z.literal(1), z.literal(2), z.literal(4)]),
   schedule: scheduleSchema,
 });
 

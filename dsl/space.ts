@@ -32,7 +32,7 @@ export interface SpaceInput {
     virtualCtas?: (1 | 2 | 4)[];
     maxSplits?: number[];
   };
-  ctasPerSm?: (2 | 4)[];
+  ctasPerSm?: (1 | 2 | 4)[];
   schedule?: Schedule[];
 }
 
