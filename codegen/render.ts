@@ -45,6 +45,7 @@ export function templateContext(spec: KernelSpec) {
     ctasPerSm: spec.ctasPerSm,
     scheduleCode: spec.schedule.kind === "proportional" ? 1 : 0,
     smemBytes: model.smem.perCta,
+    roleRegisters: model.registers.roles ?? { prefill: 0, decode: 0 },
     prefill: {
       ...spec.prefill,
       subKv: model.prefillSubBlockKeys,

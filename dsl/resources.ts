@@ -4,11 +4,18 @@ import { TARGET_LIMITS, type TargetLimits } from "./targets.ts";
 import type { SpecFields } from "./schema.ts";
 
 const ELEMENT_BYTES = 2; // fp16 and bf16
+/** Roles kernel: where each role's leader hands its claimed ticket to the role (scheduler.cuh). */
+const ROLE_CLAIM_BYTES = 16;
 
 export interface ResourceModel {
   limits: TargetLimits;
-  /** Threads of every CTA of this spec (prefill and decode tiles share the CTA shape). */
+  /**
+   * Threads of the fused kernel's CTAs. With 2 or 4 CTAs per SM prefill and decode tiles share one
+   * CTA shape (prefill.warps); with 1 (roles) a CTA holds prefill.warps + decode.warps warps.
+   */
   threads: number;
+  /** ctasPerSm 1: one persistent CTA per SM runs a prefill role and a decode role side by side. */
+  roles: boolean;
   /** Warps of one virtual decode CTA. */
   decodeWarpsPerVirtualCta: number;
   /** Query heads per KV head. */
@@ -20,7 +27,7 @@ export interface ResourceModel {
     prefillTile: number;
     /** `virtualCtas` decode tiles, each with its Q tile and K/V stages. */
     decodeTiles: number;
-    /** Dynamic shared memory of one CTA: the larger of the two. */
+    /** Dynamic shared memory of one CTA: the larger of the two (roles: both, plus the claim slots). */
     perCta: number;
     /** What one CTA may use at `ctasPerSm` CTAs per SM on this target. */
     perCtaLimit: number;
@@ -28,6 +35,11 @@ export interface ResourceModel {
   registers: {
     /** Registers per thread the compiler may use at `ctasPerSm` (what `__launch_bounds__` implies). */
     budgetPerThread: number;
+    /**
+     * Roles (ctasPerSm 1) on sm_90a: what each role's threads ask for with `setmaxnreg` (the decode
+     * role gives registers to the prefill role); null otherwise.
+     */
+    roles: { prefill: number; decode: number } | null;
     /** Rough per-thread need of the prefill tile loop (accumulators + overhead); ptxas has the truth. */
     prefillEstimate: number;
     decodeEstimate: number;
@@ -42,7 +54,8 @@ function tileSmem(tileQ: number, tileKv: number, stages: number, headDim: number
 export function resourceModel(spec: SpecFields): ResourceModel {
   const limits = TARGET_LIMITS[spec.target];
   const { prefill, decode, headDim, ctasPerSm } = spec;
-  const threads = prefill.warps * 32;
+  const roles = ctasPerSm === 1;
+  const threads = (prefill.warps + (roles ? decode.warps : 0)) * 32;
   const decodeWarps = Math.max(1, Math.floor(decode.warps / decode.virtualCtas));
 
   const prefillTile = tileSmem(prefill.tile.q, prefill.tile.kv, prefill.stages, headDim);
@@ -55,9 +68,10 @@ export function resourceModel(spec: SpecFields): ResourceModel {
 
   const rawBudget = Math.floor(limits.registersPerSm / (threads * ctasPerSm));
   const budgetPerThread = Math.min(limits.registersPerThreadMax, Math.floor(rawBudget / 8) * 8);
+  const roleRegisters = roles ? splitRoleRegisters(spec, limits.registersPerSm) : null;
   // mma.m16n8k16 accumulators: 4 fp32 registers per thread per 16x8 output tile.
   const prefillRowTiles = Math.max(1, prefill.tile.q / prefill.warps / 16);
-  const subKv = prefillSubBlockKeys(spec, prefillRowTiles, rawBudget);
+  const subKv = prefillSubBlockKeys(spec, prefillRowTiles, roleRegisters?.prefill ?? rawBudget);
   const prefillEstimate = prefillRowTiles * ((headDim / 8) * 4 + (subKv / 8) * 4 + 4) + 48;
   const decodeKeysPerWarp = Math.max(8, decode.tile.kv / decodeWarps);
   const decodeEstimate = (headDim / 8) * 4 + (decodeKeysPerWarp / 8) * 4 + 4 + 48;
@@ -67,22 +81,49 @@ export function resourceModel(spec: SpecFields): ResourceModel {
     threads,
     decodeWarpsPerVirtualCta: decodeWarps,
     group: Math.max(1, Math.floor(spec.heads.q / spec.heads.kv)),
-    smem: { prefillTile, decodeTiles, perCta: Math.max(prefillTile, decodeTiles), perCtaLimit },
+    roles,
+    smem: {
+      prefillTile,
+      decodeTiles,
+      perCta: roles ? prefillTile + decodeTiles + ROLE_CLAIM_BYTES : Math.max(prefillTile, decodeTiles),
+      perCtaLimit,
+    },
     prefillSubBlockKeys: subKv,
-    registers: { budgetPerThread, prefillEstimate, decodeEstimate },
+    registers: { budgetPerThread, roles: roleRegisters, prefillEstimate, decodeEstimate },
   };
+}
+
+/**
+ * Registers a thread of the roles CTA's decode role keeps after `setmaxnreg`: enough for a decode
+ * tile that re-reads Q from shared memory (decode.cuh, kQInRegs), and 184 left for 8 prefill warps.
+ */
+const DECODE_ROLE_REGISTERS = 144;
+
+/**
+ * Roles on sm_90a with whole warpgroups per role: the decode role drops to 144 registers a thread
+ * and the prefill role takes the rest (setmaxnreg: multiples of 8, at most 256). Elsewhere both
+ * keep the launch's even share.
+ */
+function splitRoleRegisters(spec: SpecFields, registersPerSm: number): { prefill: number; decode: number } | null {
+  const prefillThreads = spec.prefill.warps * 32;
+  const decodeThreads = spec.decode.warps * 32;
+  if (spec.target !== "sm_90a" || spec.prefill.warps % 4 !== 0 || spec.decode.warps % 4 !== 0) return null;
+  const prefill = Math.min(256, Math.floor((registersPerSm - decodeThreads * DECODE_ROLE_REGISTERS) / prefillThreads / 8) * 8);
+  const even = Math.floor(registersPerSm / (prefillThreads + decodeThreads) / 8) * 8;
+  return prefill > even ? { prefill, decode: DECODE_ROLE_REGISTERS } : null;
 }
 
 /**
  * The prefill loop's sub-block width (the generated Traits::Prefill::kSubKv): the largest multiple
  * of 16 keys dividing the KV tile (a power of two up to 128 with wgmma) whose scores stay within
  * 64 columns across a thread's 16-row fragments -- or, with wgmma and one fragment per warp (no
- * registers for Q, K, V fragments), within 128 columns at 168+ registers a thread and 32 below:
- * at 128 registers (8-warp CTAs, 4 CTAs per SM) wider scores make ptxas serialize the wgmmas (C7512).
+ * registers for Q, K, V fragments), within 128 columns at 200+ registers a thread, 64 at 168+ (the
+ * roles CTA of 12 warps) and 32 below: at 128 registers (8-warp CTAs, 4 CTAs per SM) wider scores
+ * make ptxas serialize the wgmmas (C7512).
  */
 function prefillSubBlockKeys(spec: SpecFields, rowTiles: number, registers: number): number {
   const wgmma = spec.target === "sm_90a" && spec.prefill.warps % 4 === 0;
-  const maxScores = wgmma && rowTiles === 1 ? (registers >= 168 ? 128 : 32) : 64;
+  const maxScores = wgmma && rowTiles === 1 ? (registers >= 200 ? 128 : registers >= 168 ? 64 : 32) : 64;
   let best = 16;
   for (let k = 16; k <= spec.prefill.tile.kv && k <= 128; k += 16) {
     if (spec.prefill.tile.kv % k === 0 && rowTiles * k <= maxScores && (!wgmma || (k & (k - 1)) === 0)) best = k;

@@ -41,12 +41,12 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
   if (decode.tile.q !== 16) {
     add("decode.tile.q", decode.tile.q, "16", "decode tiles have QSL = 16: one MMA row tile holds the query heads of a KV group");
   }
-  if (decode.warps !== prefill.warps) {
+  if (ctasPerSm !== 1 && decode.warps !== prefill.warps) {
     add(
       "decode.warps",
       decode.warps,
       `equal to prefill.warps=${prefill.warps}`,
-      "prefill and decode tiles run in CTAs of one fused kernel, so both describe the same CTA",
+      "prefill and decode tiles run in CTAs of one fused kernel, so both describe the same CTA (with ctasPerSm=1 a CTA has a prefill and a decode role, and they may differ)",
     );
   } else if (decode.warps % decode.virtualCtas !== 0) {
     add(
@@ -54,6 +54,14 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
       decode.virtualCtas,
       `a divisor of decode.warps=${decode.warps}`,
       "each virtual decode CTA gets an equal share of the CTA's warps",
+    );
+  }
+  if (ctasPerSm === 1 && spec.schedule.kind !== "fifty-fifty") {
+    add(
+      "schedule",
+      spec.schedule.kind,
+      "fifty-fifty",
+      "with ctasPerSm=1 every SM runs its prefill and decode roles side by side, so there is no ratio of CTAs to choose",
     );
   }
   const model = resourceModel(spec);

@@ -1,6 +1,7 @@
 // Host launchers (called by c_abi.inl). Each sets the kernel's dynamic shared-memory limit (cheap,
-// allowed during stream capture), launches kThreads-thread CTAs and returns cudaGetLastError().
-// A grid of 0 launches nothing. sm_scale 0 means 1/sqrt(D).
+// allowed during stream capture), launches its CTAs and returns cudaGetLastError(). CTAs have
+// kThreads threads; with roles (ctasPerSm 1) the prefill-only and decode-only kernels launch just
+// their role's threads and bytes. A grid of 0 launches nothing. sm_scale 0 means 1/sqrt(D).
 #pragma once
 #include <cuda_runtime.h>
 #include <math.h>
@@ -18,28 +19,38 @@ inline PodParams resolved(const PodParams& p) {
 }
 
 template <class Traits, class Kernel>
-inline cudaError_t launch_tiles(Kernel kernel, const PodParams& p, int grid, cudaStream_t s) {
+inline cudaError_t launch_tiles(Kernel kernel, const PodParams& p, int grid, int threads, int smem_bytes,
+                                cudaStream_t s) {
   if (grid <= 0) return cudaSuccess;
-  cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Traits::kSmemBytes);
+  cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
   if (e != cudaSuccess) return e;
-  kernel<<<grid, Traits::kThreads, Traits::kSmemBytes, s>>>(resolved<Traits>(p));
+  kernel<<<grid, threads, smem_bytes, s>>>(resolved<Traits>(p));
   return cudaGetLastError();
 }
 
 template <class Traits>
 cudaError_t launch_fused(const PodParams& p, int grid, cudaStream_t s) {
-  return launch_tiles<Traits>(pod_fused_kernel<Traits>, p, grid, s);
+  if constexpr (Traits::kCtasPerSm == 1)
+    return launch_tiles<Traits>(pod_roles_kernel<Traits>, p, grid, Traits::kThreads, Traits::kSmemBytes, s);
+  else
+    return launch_tiles<Traits>(pod_fused_kernel<Traits>, p, grid, Traits::kThreads, Traits::kSmemBytes, s);
 }
 
 template <class Traits>
 cudaError_t launch_prefill(const PodParams& p, int grid, cudaStream_t s) {
-  return launch_tiles<Traits>(pod_prefill_kernel<Traits>, p, grid, s);
+  using S = PrefillShape<Traits>;
+  constexpr bool kRole = Traits::kCtasPerSm == 1;
+  return launch_tiles<Traits>(pod_prefill_kernel<Traits>, p, grid, S::kThreads,
+                              kRole ? S::kSmemBytes : Traits::kSmemBytes, s);
 }
 
 // grid = physical CTAs; each hosts Decode::kVirtualCtas decode items.
 template <class Traits>
 cudaError_t launch_decode(const PodParams& p, int grid, cudaStream_t s) {
-  return launch_tiles<Traits>(pod_decode_kernel<Traits>, p, grid, s);
+  using S = DecodeShape<Traits>;
+  constexpr bool kRole = Traits::kCtasPerSm == 1;
+  return launch_tiles<Traits>(pod_decode_kernel<Traits>, p, grid, S::kThreads * S::kVirtualCtas,
+                              kRole ? S::kSmemBytes : Traits::kSmemBytes, s);
 }
 
 // op 0 prefill, 1 decode; grid-stride over header->num_merges[op].

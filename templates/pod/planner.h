@@ -627,7 +627,9 @@ inline int plan_for(const KernelShape& k, const podgen_batch& batch,
   reduce_ratio(live_tickets[0], live_tickets[1], p.ratio);
   p.grid_prefill = (int32_t)cap.items[0];
   p.grid_decode = (int32_t)ceil_div(cap.items[1], V);
-  p.grid_fused = p.grid_prefill + p.grid_decode;  // ticket capacity: prefill items + decode CTAs
+  // Ticket capacity: prefill items + decode CTAs; roles (ctasPerSm 1): one persistent CTA per SM.
+  const int32_t ticket_capacity = p.grid_prefill + p.grid_decode;
+  p.grid_fused = k.ctas_per_sm == 1 && ticket_capacity > 0 ? o.num_sms : ticket_capacity;
   p.debug_count_tiles = o.count_tiles;
   p.host_bytes = layout.host_bytes;
   p.workspace_bytes = layout.workspace_bytes;

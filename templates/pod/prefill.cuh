@@ -71,7 +71,10 @@ struct PrefillShape {
   }
   static constexpr int kRowsPerUnit = kWgmma ? kRowsPerGroup : kRowsPerWarp;
 
-  static_assert(kWarps >= 1 && kThreads == Traits::kThreads, "Prefill::kWarps * 32 == kThreads");
+  // ctasPerSm 1 (roles): the prefill role is the CTA's first kThreads threads.
+  static constexpr bool kRole = Traits::kCtasPerSm == 1;
+  static_assert(kWarps >= 1 && (kRole ? kThreads < Traits::kThreads : kThreads == Traits::kThreads),
+                "Prefill::kWarps * 32 == kThreads (roles: the prefill role's share)");
   static_assert(kTileQ % (16 * kWarps) == 0, "Prefill::kTileQ must be a multiple of 16 * kWarps");
   static_assert(kTileKv % 16 == 0 && kTileKv >= 16, "Prefill::kTileKv must be a multiple of 16");
   static_assert(kStages >= 1, "Prefill::kStages >= 1");
@@ -81,6 +84,15 @@ struct PrefillShape {
   // wgmma operands start on 1024-byte boundaries (the kernels align dynamic shared memory so).
   static_assert(!kWgmma || (kQBytes % 1024 == 0 && kKvBytes % 1024 == 0), "1024-byte tiles");
 };
+
+// Barrier of the threads that run a prefill tile: the whole CTA, or with roles (ctasPerSm 1) the
+// prefill role only, on its own hardware barrier (the decode role uses ids 1 .. 15 - 1).
+constexpr int kPrefillRoleBarrier = 15;
+template <class Traits>
+__device__ __forceinline__ void prefill_sync() {
+  if constexpr (PrefillShape<Traits>::kRole) named_barrier(kPrefillRoleBarrier, PrefillShape<Traits>::kThreads);
+  else __syncthreads();
+}
 
 template <class Traits>
 __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkItem* item,
@@ -243,7 +255,7 @@ __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkIt
       if constexpr (S::kWgmma) fence_proxy_async();  // (see wgmma.cuh)
       // ... for everyone's. Everyone has also finished every product that read stage
       // (i + kAhead) % kStages: only the queued P V reads an older tile, tile i - 1.
-      __syncthreads();
+      prefill_sync<Traits>();
       if constexpr (S::kAhead > 0) {
         if (i + S::kAhead < num_tiles) load_tile(i + S::kAhead);
         cp_async_commit();
@@ -323,7 +335,7 @@ __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkIt
       // Nothing may read a stage once a later barrier lets it be refilled; with kCarryPv only the
       // queued P V reads tile i, whose stage is refilled two barriers later.
       wait_all();
-      if constexpr (S::kStages == 1) __syncthreads();  // stage 0 is overwritten next
+      if constexpr (S::kStages == 1) prefill_sync<Traits>();  // stage 0 is overwritten next
     }
     if constexpr (S::kCarryPv) {
       if (pv_queued) issue_pv(queued_s_v, kSubBlocks - 1);

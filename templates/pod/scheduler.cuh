@@ -19,11 +19,16 @@ namespace pod {
 
 template <class Traits>
 struct KernelChecks {
-  static_assert(PrefillShape<Traits>::kThreads == Traits::kThreads, "prefill CTA size");
-  static_assert(DecodeShape<Traits>::kThreads * DecodeShape<Traits>::kVirtualCtas == Traits::kThreads,
-                "decode CTA size");
+  static constexpr int kPrefillThreads = PrefillShape<Traits>::kThreads;
+  static constexpr int kDecodeThreads = DecodeShape<Traits>::kThreads * DecodeShape<Traits>::kVirtualCtas;
+  static_assert(Traits::kCtasPerSm == 1 ? kPrefillThreads + kDecodeThreads == Traits::kThreads
+                                        : kPrefillThreads == Traits::kThreads && kDecodeThreads == Traits::kThreads,
+                "CTA size: both ops' (roles: the sum of the two roles)");
   static_assert(Traits::kSmemBytes >= 16, "room for the scheduler's broadcast");
   static_assert(Traits::kCtasPerSm >= 1, "kCtasPerSm");
+  static_assert((Traits::kPrefillRoleRegs == 0) == (Traits::kDecodeRoleRegs == 0) &&
+                    (Traits::kPrefillRoleRegs == 0 || Traits::kCtasPerSm == 1),
+                "setmaxnreg counts come in pairs, and only for roles");
 };
 
 template <class Traits>
@@ -31,17 +36,33 @@ __device__ __forceinline__ void count_tile(const PodParams& p, int op) {
   if (p.header->count_tiles) atomicAdd(&p.header->tiles_done[op], 1u);
 }
 
-// Runs decode items items[1][first + v] for the virtual CTAs v whose item exists.
+// Runs decode items items[1][first + v] for the virtual CTAs v whose item exists. thread: the
+// thread's index among the decode threads (threadIdx.x, or with roles its index in the role).
 template <class Traits>
 __device__ __forceinline__ void run_decode_group(const PodParams& p, int first, int num_items,
-                                                 uint8_t* smem) {
+                                                 uint8_t* smem, unsigned thread) {
   using S = DecodeShape<Traits>;
-  const int v = threadIdx.x / S::kThreads;
+  const int v = thread / S::kThreads;
   const int idx = first + v;
   if (idx < num_items) {
-    const int tid = threadIdx.x % S::kThreads;
+    const int tid = thread % S::kThreads;
     decode_tile<Traits>(p, p.items[POD_OP_DECODE] + idx, smem + v * S::kVctaBytes, tid, 1 + v);
     if (tid == 0) count_tile<Traits>(p, POD_OP_DECODE);
+  }
+}
+
+// Called by one thread of every CTA of a fused launch after the CTA's work: the last CTA resets the
+// counters (tickets, SM slots, ctas_done) for the next launch.
+__device__ __forceinline__ void finish_cta(PodDeviceHeader* h) {
+  __threadfence();
+  const uint32_t done = atomicAdd(&h->ctas_done, 1u);
+  if (done == gridDim.x - 1) {  // every other CTA has claimed its tickets and finished
+    __threadfence();
+    h->ticket[0] = 0;
+    h->ticket[1] = 0;
+    for (int i = 0; i < POD_MAX_SMS; ++i) h->sm_slot[i] = 0;
+    h->ctas_done = 0;
+    __threadfence();
   }
 }
 
@@ -94,28 +115,69 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kCtasPerSm)
     prefill_tile<Traits>(p, p.items[POD_OP_PREFILL] + ticket, smem, threadIdx.x);
     if (threadIdx.x == 0) count_tile<Traits>(p, POD_OP_PREFILL);
   } else if (op == POD_OP_DECODE) {
-    run_decode_group<Traits>(p, ticket * Traits::Decode::kVirtualCtas, p.header->num_items[POD_OP_DECODE], smem);
+    run_decode_group<Traits>(p, ticket * Traits::Decode::kVirtualCtas, p.header->num_items[POD_OP_DECODE], smem,
+                             threadIdx.x);
   }
 
   __syncthreads();
-  if (threadIdx.x == 0) {
-    PodDeviceHeader* h = p.header;
-    __threadfence();
-    const uint32_t done = atomicAdd(&h->ctas_done, 1u);
-    if (done == gridDim.x - 1) {  // every other CTA has claimed its ticket and finished
-      __threadfence();
-      h->ticket[0] = 0;
-      h->ticket[1] = 0;
-      for (int i = 0; i < POD_MAX_SMS; ++i) h->sm_slot[i] = 0;
-      h->ctas_done = 0;
-      __threadfence();
+  if (threadIdx.x == 0) finish_cta(p.header);
+}
+
+// Roles kernel (ctasPerSm 1): one persistent CTA per SM. Its first PrefillShape::kThreads threads
+// are the prefill role, the rest the decode role (Decode::kVirtualCtas virtual CTAs). Each role
+// loops: its leader claims the next ticket of the role's op, hands it over through a claim slot
+// (two per role, alternating, so a slot is never rewritten while a slow thread may still read it)
+// and the role runs it, until the tickets run out. So every SM streams decode K/V beside one
+// prefill CTA for as long as both have work, and the prefill role has the registers of a whole
+// CTA (a lone prefill CTA of two CTAs per SM gets only half of an SM's prefill rate).
+template <class Traits>
+__global__ void __launch_bounds__(Traits::kThreads, 1) pod_roles_kernel(const __grid_constant__ PodParams p) {
+  (void)sizeof(KernelChecks<Traits>);
+  using PS = PrefillShape<Traits>;
+  using DS = DecodeShape<Traits>;
+  static_assert(PS::kRole && DS::kRole, "the roles kernel is for ctasPerSm 1");
+  constexpr int kDecodeOffset = PS::kSmemBytes;  // a multiple of 1024 (wgmma tiles)
+  static_assert(kDecodeOffset % 1024 == 0 && kDecodeOffset + DS::kSmemBytes + 16 <= Traits::kSmemBytes,
+                "roles: prefill bytes, decode bytes, claim slots");
+  constexpr int kDecodeRoleBarrier = kPrefillRoleBarrier - 1;
+  extern __shared__ __align__(1024) uint8_t smem[];
+  int* claims = reinterpret_cast<int*>(smem + kDecodeOffset + DS::kSmemBytes);  // [op][round % 2]
+
+  PodDeviceHeader* h = p.header;
+  // The role loops are separate branches: ptxas allocates each to its role's setmaxnreg count.
+  if (threadIdx.x < PS::kThreads) {
+    if constexpr (Traits::kPrefillRoleRegs > 0) setmaxnreg_inc<Traits::kPrefillRoleRegs>();
+    const int thread = threadIdx.x;
+    for (int round = 0;; ++round) {
+      int* slot = claims + (round & 1);
+      if (thread == 0) *slot = (int)atomicAdd(&h->ticket[POD_OP_PREFILL], 1u);
+      named_barrier(kPrefillRoleBarrier, PS::kThreads);  // also: done with the previous tile's bytes
+      const int ticket = *slot;
+      if (ticket >= h->num_tickets[POD_OP_PREFILL]) break;
+      prefill_tile<Traits>(p, p.items[POD_OP_PREFILL] + ticket, smem, thread);
+      if (thread == 0) count_tile<Traits>(p, POD_OP_PREFILL);
+    }
+  } else {
+    if constexpr (Traits::kDecodeRoleRegs > 0) setmaxnreg_dec<Traits::kDecodeRoleRegs>();
+    const unsigned thread = threadIdx.x - PS::kThreads;
+    constexpr int kRoleThreads = DS::kThreads * DS::kVirtualCtas;
+    for (int round = 0;; ++round) {
+      int* slot = claims + 2 + (round & 1);
+      if (thread == 0) *slot = (int)atomicAdd(&h->ticket[POD_OP_DECODE], 1u);
+      named_barrier(kDecodeRoleBarrier, kRoleThreads);  // also: done with the previous tiles' bytes
+      const int ticket = *slot;
+      if (ticket >= h->num_tickets[POD_OP_DECODE]) break;
+      run_decode_group<Traits>(p, ticket * DS::kVirtualCtas, h->num_items[POD_OP_DECODE], smem + kDecodeOffset,
+                               thread);
     }
   }
+  __syncthreads();
+  if (threadIdx.x == 0) finish_cta(h);
 }
 
 // Prefill-only: CTA b runs items[0][b], b < num_items[0] (grid-stride).
 template <class Traits>
-__global__ void __launch_bounds__(Traits::kThreads, Traits::kCtasPerSm)
+__global__ void __launch_bounds__(PrefillShape<Traits>::kThreads, Traits::kCtasPerSm)
     pod_prefill_kernel(const __grid_constant__ PodParams p) {
   (void)sizeof(KernelChecks<Traits>);
   extern __shared__ __align__(1024) uint8_t smem[];  // wgmma tiles: 1024-byte aligned
@@ -129,14 +191,15 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kCtasPerSm)
 
 // Decode-only: CTA b hosts items[1][b * kVirtualCtas + v] (grid-stride over b).
 template <class Traits>
-__global__ void __launch_bounds__(Traits::kThreads, Traits::kCtasPerSm)
+__global__ void __launch_bounds__(DecodeShape<Traits>::kThreads * DecodeShape<Traits>::kVirtualCtas,
+                                  Traits::kCtasPerSm)
     pod_decode_kernel(const __grid_constant__ PodParams p) {
   (void)sizeof(KernelChecks<Traits>);
   extern __shared__ __align__(1024) uint8_t smem[];  // as the other kernels (decode needs 128)
   constexpr int V = Traits::Decode::kVirtualCtas;
   const int n = p.header->num_items[POD_OP_DECODE];
   for (int b = blockIdx.x; b * V < n; b += gridDim.x) {
-    run_decode_group<Traits>(p, b * V, n, smem);
+    run_decode_group<Traits>(p, b * V, n, smem, threadIdx.x);
     __syncthreads();
   }
 }

@@ -52,6 +52,16 @@ template <int N>
 __device__ __forceinline__ void wgmma_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
+// Roles kernel: a warpgroup raises (inc) or lowers (dec) the registers each of its threads holds;
+// every thread of the warpgroup executes it. ptxas allocates the code after it to that count.
+template <int N>
+__device__ __forceinline__ void setmaxnreg_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N>
+__device__ __forceinline__ void setmaxnreg_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
 // cp.async writes shared memory through the generic proxy and wgmma reads it through the async
 // proxy: after a thread's copies land it fences, then the CTA barrier publishes them.
 __device__ __forceinline__ void fence_proxy_async() {

@@ -132,6 +132,7 @@ for (const [title, matrixCase] of [
   ["the same with the P V carried across KV tiles", "3-stage prefill"],
   ["the same with 1-stage 128-key prefill tiles", "1-stage prefill"],
   ["the same with 8-warp CTAs", "8 warps: two prefill warpgroups"],
+  ["the same with prefill and decode roles in one CTA per SM", "roles: one CTA per SM"],
 ] as const) {
   sanitizeCase(title, MATRIX.find((c) => c.name.startsWith(matrixCase))!.spec.name);
 }
