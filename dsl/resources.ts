@@ -95,22 +95,24 @@ export function resourceModel(spec: SpecFields): ResourceModel {
 
 /**
  * Registers a thread of the roles CTA's decode role keeps after `setmaxnreg`: enough for a decode
- * tile that re-reads Q from shared memory (decode.cuh, kQInRegs), and 184 left for 8 prefill warps.
+ * tile that re-reads Q from shared memory (decode.cuh, kQInRegs).
  */
-const DECODE_ROLE_REGISTERS = 144;
+const DECODE_ROLE_REGISTERS = 136;
 
 /**
- * Roles on sm_90a with whole warpgroups per role: the decode role drops to 144 registers a thread
- * and the prefill role takes the rest (setmaxnreg: multiples of 8, at most 256). Elsewhere both
- * keep the launch's even share.
+ * Roles on sm_90a with whole warpgroups per role: the decode role drops to 136 registers a thread
+ * and the prefill role takes the rest of what the CTA got at launch (setmaxnreg moves registers
+ * only within the CTA's allocation, in multiples of 8 a thread; asking for more than it holds
+ * blocks forever). Elsewhere both keep the launch's even share.
  */
 function splitRoleRegisters(spec: SpecFields, registersPerSm: number): { prefill: number; decode: number } | null {
   const prefillThreads = spec.prefill.warps * 32;
   const decodeThreads = spec.decode.warps * 32;
   if (spec.target !== "sm_90a" || spec.prefill.warps % 4 !== 0 || spec.decode.warps % 4 !== 0) return null;
-  const prefill = Math.min(256, Math.floor((registersPerSm - decodeThreads * DECODE_ROLE_REGISTERS) / prefillThreads / 8) * 8);
-  const even = Math.floor(registersPerSm / (prefillThreads + decodeThreads) / 8) * 8;
-  return prefill > even ? { prefill, decode: DECODE_ROLE_REGISTERS } : null;
+  const atLaunch = Math.floor(registersPerSm / (prefillThreads + decodeThreads) / 8) * 8;
+  const held = atLaunch * (prefillThreads + decodeThreads);
+  const prefill = Math.min(256, Math.floor((held - decodeThreads * DECODE_ROLE_REGISTERS) / prefillThreads / 8) * 8);
+  return prefill > atLaunch ? { prefill, decode: DECODE_ROLE_REGISTERS } : null;
 }
 
 /**
