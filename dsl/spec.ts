@@ -67,15 +67,18 @@ function withDefaults(raw: unknown): unknown {
   };
   const prefill = section(input.prefill, DEFAULTS.prefill);
   const prefillWarps = isPlainObject(prefill) ? prefill.warps : undefined;
+  // One CTA per SM (roles): the decode role defaults to one warpgroup, and both roles always run
+  // side by side (fifty-fifty is the only schedule that applies).
+  const roles = input.ctasPerSm === 1;
   return {
     ...input,
     target: input.target ?? DEFAULTS.target,
     dtype: input.dtype ?? DEFAULTS.dtype,
     kvCache: input.kvCache ?? DEFAULTS.kvCache,
     prefill,
-    decode: section(input.decode, { ...DEFAULTS.decode, warps: prefillWarps }),
+    decode: section(input.decode, { ...DEFAULTS.decode, warps: roles ? 4 : prefillWarps }),
     ctasPerSm: input.ctasPerSm ?? DEFAULTS.ctasPerSm,
-    schedule: input.schedule ?? DEFAULTS.schedule,
+    schedule: input.schedule ?? (roles ? { kind: "fifty-fifty" } : DEFAULTS.schedule),
   };
 }
 
@@ -106,7 +109,7 @@ const FIELD_REASONS: Record<string, string> = {
   "decode.stages": "depth of the cp.async K/V pipeline",
   "decode.virtualCtas": "decode tiles hosted by one physical CTA",
   "decode.maxSplits": "KV splits per decode tile",
-  ctasPerSm: "POD-Attention co-schedules 2 or 4 CTAs per SM",
+  ctasPerSm: "POD-Attention co-schedules 2 or 4 CTAs per SM; 1 is one CTA per SM with a prefill and a decode role",
   schedule: "use pod.fiftyFifty() or pod.proportional()",
 };
 

@@ -66,6 +66,22 @@ test("paper.json: the five paper workloads, variants on llama3_8b, kernels the G
   const { name: _n1, ...exampleFields } = specFields(example);
   const { name: _n2, ...variantFields } = specFields(eight[0]!.spec);
   assert.equal(exampleFields, variantFields);
+  // The roles: variants (one CTA per SM) each state their tiles in their label; the example roles
+  // spec is the first of them.
+  const roles = ws[0]!.configs.filter((c) => c.label.startsWith("roles:"));
+  assert.is(roles.length, 3);
+  for (const { label, spec } of roles) {
+    const [, q, kv, st, vctas, dkv, dst] = /prefill (\d+)x(\d+) (\d)-stage, decode (\d)x\(16x(\d+)\) (\d)-stage/.exec(label)!.map(Number);
+    assert.equal(
+      [spec.ctasPerSm, spec.prefill.warps, spec.decode.warps, spec.prefill.tile.q, spec.prefill.tile.kv, spec.prefill.stages, spec.decode.virtualCtas, spec.decode.tile.kv, spec.decode.stages],
+      [1, 8, 4, q, kv, st, vctas, dkv, dst],
+      label,
+    );
+  }
+  const rolesExample = normalizeSpec(JSON.parse(readFileSync(join(PACKAGE_ROOT, "examples/llama3_8b_roles.json"), "utf8")));
+  const { name: _n3, ...rolesExampleFields } = specFields(rolesExample);
+  const { name: _n4, ...rolesVariantFields } = specFields(roles[0]!.spec);
+  assert.equal(rolesExampleFields, rolesVariantFields);
   assert.is(new Set(ws[0]!.configs.map((c) => c.spec.hash)).size, ws[0]!.configs.length, "no variant repeats another");
   // Workloads on other models run their preset only.
   for (const w of ws.filter((w) => w.configs[0]!.spec.name !== "llama3_8b")) assert.is(w.configs.length, 1);

@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { normalizeSpec, pod, PRESETS, presetByName, resourceModel, specFields, TARGET_LIMITS, type KernelSpec } from "../dsl/index.ts";
+import { normalizeSpec, pod, PRESETS, presetByName, resourceModel, specFields, symbolPrefix, TARGET_LIMITS, type KernelSpec } from "../dsl/index.ts";
 import { buildKernel, type BuildResult } from "../codegen/build.ts";
 import { TEMPLATES_DIR } from "../codegen/paths.ts";
 import { renderHeader, renderKernelSource } from "../codegen/render.ts";
@@ -183,6 +183,35 @@ test("planner via the C ABI: every query row of every request and KV head is cov
     assert.ok(BigInt(staging.length) >= plan.hostBytes && plan.workspaceBytes >= plan.hostBytes);
   }
   lib.close();
+});
+
+test("roles (ctasPerSm 1): one persistent CTA per SM in the fused launch, the roles' registers split by setmaxnreg", async () => {
+  const spec = normalizeSpec(JSON.parse(readFileSync(join(TEMPLATES_DIR, "..", "examples", "llama3_8b_roles.json"), "utf8")));
+  const r = await buildKernel(spec, { cacheDir });
+  const names = r.manifest.kernels.map((k) => k.name).join("\n");
+  for (const kind of ["roles", "prefill", "decode", "combine", "reference"]) assert.match(names, new RegExp(`pod_${kind}_kernel`), kind);
+  assert.not.match(names, /pod_fused_kernel/, "the roles kernel replaces the fused kernel");
+  // The launch bound gives every thread 168 registers; the roles then ask for 184 and 136.
+  assert.is(r.manifest.kernels.find((k) => k.name.includes("pod_roles_kernel"))!.registers, 168);
+  const source = renderKernelSource(spec);
+  assert.match(source, /kPrefillRoleRegs = 184;/);
+  assert.match(source, /kDecodeRoleRegs = 136;/);
+  const lib = new KernelLibrary(r.library, symbolPrefix(spec));
+  try {
+    const info = lib.info();
+    assert.equal([info.threadsPerCta, info.ctasPerSm], [384, 1]);
+    const shape = { prefills: [{ qLen: 1000, kvLen: 4000 }], decodes: Array.from({ length: 64 }, () => 4096) };
+    const host = makeHostBatch(info, shape, { seed: 1, data: "none" });
+    for (const numSms of [132, 100]) {
+      const { plan } = lib.plan(host.batch, { numSms });
+      assert.is(plan.gridFused, numSms, "one CTA per SM, looping over tickets");
+      assert.is(plan.gridPrefill, plan.numItems[0], "the prefill-only kernel: one CTA per item");
+    }
+    const decodeOnly = makeHostBatch(info, { prefills: [], decodes: [5, 9000] }, { seed: 2, data: "none" });
+    assert.is(lib.plan(decodeOnly.batch, { numSms: 132 }).plan.gridFused, 132);
+  } finally {
+    lib.close();
+  }
 });
 
 test("planner via the C ABI: bad batches are refused with a message naming the field", () => {

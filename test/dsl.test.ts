@@ -35,7 +35,10 @@ const BAD: [string, unknown, string, string][] = [
   ["decode kv tile not a warp multiple", withBase({ decode: { tile: { q: 16, kv: 16 } } }), "decode.tile.kv", "multiple of 32"],
   ["decode tiles too large for smem", withBase({ decode: { tile: { q: 16, kv: 128 }, stages: 3 } }), "decode.tile", "shared memory"],
   ["decode maxSplits 0", withBase({ decode: { maxSplits: 0 } }), "decode.maxSplits", "at least 1"],
-  ["ctasPerSm 3", withBase({ ctasPerSm: 3 }), "ctasPerSm", "one of 2, 4"],
+  ["ctasPerSm 3", withBase({ ctasPerSm: 3 }), "ctasPerSm", "one of 1, 2, 4"],
+  ["roles with the proportional policy", withBase({ ctasPerSm: 1, schedule: { kind: "proportional" } }), "schedule", "fifty-fifty"],
+  ["roles with two decode warps per virtual CTA of a 16-key tile", withBase({ ctasPerSm: 1, decode: { tile: { q: 16, kv: 16 } } }), "decode.tile.kv", "multiple of 32"],
+  ["roles too large for smem", withBase({ ctasPerSm: 1, prefill: { tile: { q: 128, kv: 128 }, stages: 3, warps: 8 }, decode: { warps: 4 } }), "prefill.tile", "227 KiB"],
   ["ctasPerSm 4 with large tiles", withBase({ ctasPerSm: 4 }), "prefill.tile", "ctasPerSm=4 on sm_90a (H100) allows 56 KiB"],
   ["unknown schedule", withBase({ schedule: { kind: "greedy" } }), "schedule.kind", "documented"],
   ["misspelled field", withBase({ prefil: { warps: 4 } }), "prefil", "unknown field"],
@@ -113,6 +116,28 @@ test("resource model: shared memory formula and per-target limit", () => {
   );
   assert.is(four.smem.perCtaLimit, (228 * 1024) / 4 - 1024);
   assert.ok(four.registers.budgetPerThread <= 128);
+});
+
+test("resource model: roles (ctasPerSm 1) add the decode role's warps and bytes and move registers to prefill", () => {
+  const spec = pod.kernel({ ...base, ctasPerSm: 1, prefill: { tile: { q: 128, kv: 64 }, warps: 8 }, decode: { warps: 4, virtualCtas: 2 } });
+  const m = resourceModel(spec);
+  assert.is(m.roles, true);
+  assert.is(m.threads, (8 + 4) * 32);
+  assert.is(m.smem.perCta, m.smem.prefillTile + m.smem.decodeTiles + 16);
+  assert.is(m.registers.budgetPerThread, 168);
+  // setmaxnreg only moves what the CTA holds at launch: 168 x 384 registers.
+  assert.equal(m.registers.roles, { prefill: 184, decode: 136 });
+  assert.ok(256 * 184 + 128 * 136 <= 168 * 384);
+  assert.is(m.prefillSubBlockKeys, 64, "184 registers: 64-key sub-blocks");
+  assert.is(resourceModel(pod.kernel({ ...base, prefill: { warps: 8 }, decode: { tile: { q: 16, kv: 64 }, stages: 1 } })).prefillSubBlockKeys, 32, "128 registers: 32");
+  // Without wgmma (sm_80) or without whole warpgroups the roles keep the launch's even share.
+  assert.is(resourceModel(pod.kernel({ ...base, target: "sm_80", ctasPerSm: 1, prefill: { tile: { q: 64, kv: 64 }, stages: 1 }, decode: { warps: 4 } })).registers.roles, null);
+  assert.is(resourceModel(pod.kernel({ ...base, ctasPerSm: 1, decode: { warps: 2, virtualCtas: 1, tile: { q: 16, kv: 32 } } })).registers.roles, null);
+  // Defaults with ctasPerSm 1: a decode warpgroup, fifty-fifty.
+  const d = pod.kernel({ ...base, ctasPerSm: 1, prefill: { warps: 8 } });
+  assert.equal([d.decode.warps, d.schedule.kind], [4, "fifty-fifty"]);
+  // Two or four CTAs per SM: decode.warps must still equal prefill.warps.
+  assert.throws(() => pod.kernel({ ...base, decode: { warps: 8 } }), /ctasPerSm=1/);
 });
 
 test("presets are valid and distinct", () => {

@@ -14,8 +14,10 @@ struct Traits {
   static constexpr int kGroup = 1;  // spec: heads; query heads per KV head
   static constexpr bool kPaged = true;  // spec: kvCache
   static constexpr int kPageSize = 16;  // spec: kvCache.pageSize; 1 for a contiguous cache
-  static constexpr int kThreads = 128;  // spec: prefill.warps; every kernel of this spec uses this CTA size
-  static constexpr int kCtasPerSm = 2;  // spec: ctasPerSm
+  static constexpr int kThreads = 128;  // spec: prefill.warps (ctasPerSm 1: + decode.warps); CTA size of the fused kernel
+  static constexpr int kCtasPerSm = 2;  // spec: ctasPerSm; 1: one CTA per SM with a prefill and a decode role
+  static constexpr int kPrefillRoleRegs = 0;  // resource model: setmaxnreg of the prefill role (0: none)
+  static constexpr int kDecodeRoleRegs = 0;  // resource model: setmaxnreg of the decode role (0: none)
   static constexpr int kSchedule = 1;  // spec: schedule; 0: 50:50, 1: proportional
   static constexpr int kSmemBytes = 98304;  // spec: prefill.tile, decode.tile; dynamic shared memory per CTA (resource model)
   struct Prefill {
