@@ -176,8 +176,10 @@ program
           ["CTAs per SM", spec!.ctasPerSm, Math.floor(model.limits.threadsPerSm / model.threads)],
           ["shared memory, prefill tile", kib(model.smem.prefillTile), kib(model.smem.perCtaLimit)],
           ["shared memory, decode tiles", kib(model.smem.decodeTiles), kib(model.smem.perCtaLimit)],
-          ["registers per thread (estimate, prefill)", model.registers.prefillEstimate, model.registers.budgetPerThread],
-          ["registers per thread (estimate, decode)", model.registers.decodeEstimate, model.registers.budgetPerThread],
+          ...(model.roles ? [["shared memory, the roles' CTA (both + claim slots)", kib(model.smem.perCta), kib(model.smem.perCtaLimit)]] : []),
+          // Roles: the limits are what each role holds after setmaxnreg.
+          ["registers per thread (estimate, prefill)", model.registers.prefillEstimate, model.registers.roles?.prefill ?? model.registers.budgetPerThread],
+          ["registers per thread (estimate, decode)", model.registers.decodeEstimate, model.registers.roles?.decode ?? model.registers.budgetPerThread],
         ],
       ),
     );

@@ -84,24 +84,29 @@ function demangle(symbols: string[]): string[] {
   }
 }
 
-/** Warnings for kernels that will run slower than their spec promises. */
+/**
+ * Warnings for kernels that will run slower than their spec promises. `threads`: the CTA size,
+ * or per kernel where kernels differ (roles: the prefill-only and decode-only kernels launch
+ * just their role's threads).
+ */
 export function resourceWarnings(
   kernels: readonly KernelResources[],
-  threads: number,
+  threads: number | ((kernel: KernelResources) => number),
   ctasPerSm: number,
   registersPerSm: number,
 ): string[] {
   const warnings: string[] = [];
   for (const k of kernels) {
     if (!k.hot) continue;
+    const ctaThreads = typeof threads === "number" ? threads : threads(k);
     if (k.spillStoreBytes > 0 || k.spillLoadBytes > 0) {
       warnings.push(`${k.name} (${k.arch}) spills ${k.spillStoreBytes} bytes stored / ${k.spillLoadBytes} loaded to local memory`);
     }
     if (k.wgmmaSerialized) warnings.push(`${k.name} (${k.arch}): ptxas serialized its wgmma instructions (${k.wgmmaSerialized})`);
     if (k.stackBytes > 0) warnings.push(`${k.name} (${k.arch}) uses a ${k.stackBytes}-byte stack frame (local memory)`);
-    if (k.registers * threads * ctasPerSm > registersPerSm) {
+    if (k.registers * ctaThreads * ctasPerSm > registersPerSm) {
       warnings.push(
-        `${k.name} (${k.arch}) uses ${k.registers} registers: ${threads} threads × ${ctasPerSm} CTAs/SM would need ${k.registers * threads * ctasPerSm} > ${registersPerSm}`,
+        `${k.name} (${k.arch}) uses ${k.registers} registers: ${ctaThreads} threads × ${ctasPerSm} CTAs/SM would need ${k.registers * ctaThreads * ctasPerSm} > ${registersPerSm}`,
       );
     }
   }

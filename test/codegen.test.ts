@@ -126,6 +126,10 @@ test("spills, stacks, serialized wgmma and register pressure in hot kernels beco
   assert.ok(warnings.some((w) => /prefill_kernel.*serialized its wgmma instructions \(C7512/.test(w)));
   assert.ok(warnings.some((w) => /decode_kernel.*24-byte stack/.test(w)));
   assert.ok(resourceWarnings(parsePtxasReport(PTXAS), 128, 4, 65536).some((w) => /168 registers/.test(w)));
+  // Per-kernel CTA sizes (roles): only the kernels launched with many threads are flagged.
+  const perKernel = resourceWarnings(parsePtxasReport(PTXAS), (k) => (k.name.includes("decode_kernel") ? 1024 : 128), 1, 65536);
+  assert.ok(perKernel.some((w) => /decode_kernel.*1024 threads × 1 CTAs\/SM/.test(w)), perKernel.join("\n"));
+  assert.not.ok(perKernel.some((w) => /prefill_kernel.*threads ×/.test(w)));
 });
 
 test("nvcc errors point at the generated line and its spec field", async () => {
