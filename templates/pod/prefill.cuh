@@ -86,7 +86,8 @@ struct PrefillShape {
 };
 
 // Barrier of the threads that run a prefill tile: the whole CTA, or with roles (ctasPerSm 1) the
-// prefill role only, on its own hardware barrier (the decode role uses ids 1 .. 15 - 1).
+// prefill role only, on its own hardware barrier (the decode role's virtual CTAs use ids
+// 1 .. kVirtualCtas, its ticket hand-over 14; scheduler.cuh).
 constexpr int kPrefillRoleBarrier = 15;
 template <class Traits>
 __device__ __forceinline__ void prefill_sync() {

@@ -11,6 +11,9 @@
 // many CTAs as tickets. The last CTA to finish resets the counters (tickets, ctas_done, SM slots),
 // so the next launch -- a CUDA graph replay too -- starts from zero without a memset.
 // Counts are read from the device header only, never from launch arguments.
+//
+// Roles kernel (ctasPerSm 1, pod_roles_kernel below): instead, one persistent CTA per SM holds a
+// prefill role and a decode role, and each role loops over its own op's tickets.
 #pragma once
 #include "decode.cuh"
 #include "prefill.cuh"
