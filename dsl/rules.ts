@@ -76,8 +76,14 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
   }
   // Shared memory for an unsupported head dimension means nothing; that issue is reported above.
   if (headDimSupported && model.smem.perCta > model.smem.perCtaLimit) {
-    const part =
-      model.smem.prefillTile >= model.smem.decodeTiles
+    const decodeWhat = `${decode.virtualCtas} virtual CTAs × (q=${decode.tile.q} + ${decode.stages} stages × kv=${decode.tile.kv})`;
+    const part = model.roles
+      ? {
+          path: "prefill.tile",
+          value: prefill.tile,
+          what: `with ctasPerSm=1 the CTA holds both roles' tiles: prefill q=${prefill.tile.q} × kv=${prefill.tile.kv} with ${prefill.stages} stages (${kib(model.smem.prefillTile)}) and decode ${decodeWhat} (${kib(model.smem.decodeTiles)}) at D=${headDim}`,
+        }
+      : model.smem.prefillTile >= model.smem.decodeTiles
         ? {
             path: "prefill.tile",
             value: prefill.tile,
@@ -86,7 +92,7 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
         : {
             path: "decode.tile",
             value: decode.tile,
-            what: `${decode.virtualCtas} virtual CTAs × (q=${decode.tile.q} + ${decode.stages} stages × kv=${decode.tile.kv}) at D=${headDim}`,
+            what: `${decodeWhat} at D=${headDim}`,
           };
     add(
       part.path,

@@ -38,7 +38,7 @@ const BAD: [string, unknown, string, string][] = [
   ["ctasPerSm 3", withBase({ ctasPerSm: 3 }), "ctasPerSm", "one of 1, 2, 4"],
   ["roles with the proportional policy", withBase({ ctasPerSm: 1, schedule: { kind: "proportional" } }), "schedule", "fifty-fifty"],
   ["roles with two decode warps per virtual CTA of a 16-key tile", withBase({ ctasPerSm: 1, decode: { tile: { q: 16, kv: 16 } } }), "decode.tile.kv", "multiple of 32"],
-  ["roles too large for smem", withBase({ ctasPerSm: 1, prefill: { tile: { q: 128, kv: 128 }, stages: 3, warps: 8 }, decode: { warps: 4 } }), "prefill.tile", "227 KiB"],
+  ["roles too large for smem", withBase({ ctasPerSm: 1, prefill: { tile: { q: 128, kv: 128 }, stages: 3, warps: 8 }, decode: { warps: 4 } }), "prefill.tile", "both roles' tiles"],
   ["ctasPerSm 4 with large tiles", withBase({ ctasPerSm: 4 }), "prefill.tile", "ctasPerSm=4 on sm_90a (H100) allows 56 KiB"],
   ["unknown schedule", withBase({ schedule: { kind: "greedy" } }), "schedule.kind", "documented"],
   ["misspelled field", withBase({ prefil: { warps: 4 } }), "prefil", "unknown field"],
