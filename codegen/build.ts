@@ -195,7 +195,17 @@ export async function buildKernel(spec: KernelSpec, options: BuildOptions = {}):
       threadsPerCta: model.threads,
       ctasPerSm: spec.ctasPerSm,
       kernels,
-      warnings: resourceWarnings(kernels, (k) => launchThreads(spec, model.threads, k.name), spec.ctasPerSm, model.limits.registersPerSm),
+      warnings: resourceWarnings(
+        kernels,
+        (k) =>
+          k.name.includes("pod_prefill_kernel")
+            ? model.standaloneThreads.prefill
+            : k.name.includes("pod_decode_kernel")
+              ? model.standaloneThreads.decode
+              : model.threads,
+        spec.ctasPerSm,
+        model.limits.registersPerSm,
+      ),
       spec: specFields(spec),
     };
     writeFileSync(join(tmp, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
@@ -254,12 +264,4 @@ export function traitsToSpecFields(kernelSource: string): Map<string, string> {
   }
   // Longest names first, so "Prefill::kTileQ" wins over a bare "kTileQ".
   return new Map([...map.entries()].sort((a, b) => b[0].length - a[0].length));
-}
-
-/** Threads per CTA a kernel of this spec launches with (launch.cuh): roles' standalone kernels run one role. */
-function launchThreads(spec: KernelSpec, threads: number, kernelName: string): number {
-  if (spec.ctasPerSm !== 1) return threads;
-  if (kernelName.includes("pod_prefill_kernel")) return spec.prefill.warps * 32;
-  if (kernelName.includes("pod_decode_kernel")) return spec.decode.warps * 32;
-  return threads;
 }

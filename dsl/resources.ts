@@ -14,6 +14,11 @@ export interface ResourceModel {
    * CTA shape (prefill.warps); with 1 (roles) a CTA holds prefill.warps + decode.warps warps.
    */
   threads: number;
+  /**
+   * Threads per CTA of the prefill-only and decode-only kernels (launch.cuh): `threads`, except
+   * with roles, where each launches just its own role.
+   */
+  standaloneThreads: { prefill: number; decode: number };
   /** ctasPerSm 1: one persistent CTA per SM runs a prefill role and a decode role side by side. */
   roles: boolean;
   /** Warps of one virtual decode CTA. */
@@ -79,6 +84,8 @@ export function resourceModel(spec: SpecFields): ResourceModel {
   return {
     limits,
     threads,
+    // Without roles decode.warps equals prefill.warps (rules.ts), so both are `threads`.
+    standaloneThreads: { prefill: prefill.warps * 32, decode: decode.warps * 32 },
     decodeWarpsPerVirtualCta: decodeWarps,
     group: Math.max(1, Math.floor(spec.heads.q / spec.heads.kv)),
     roles,

@@ -110,6 +110,7 @@ test("resource model: shared memory formula and per-target limit", () => {
   assert.is(m.smem.decodeTiles, 2 * (16 + 2 * 2 * 32) * 128 * 2);
   assert.is(m.smem.perCtaLimit, (228 * 1024) / 2 - 1024);
   assert.is(m.threads, 128);
+  assert.equal(m.standaloneThreads, { prefill: 128, decode: 128 });
   assert.is(m.decodeWarpsPerVirtualCta, 2);
   const four = resourceModel(
     pod.kernel({ ...base, ctasPerSm: 4, prefill: { tile: { q: 64, kv: 32 } }, decode: { tile: { q: 16, kv: 32 }, stages: 1 } }),
@@ -127,7 +128,9 @@ test("resource model: roles (ctasPerSm 1) add the decode role's warps and bytes 
   assert.is(m.registers.budgetPerThread, 168);
   // setmaxnreg only moves what the CTA holds at launch: 168 x 384 registers.
   assert.equal(m.registers.roles, { prefill: 184, decode: 136 });
-  assert.ok(256 * 184 + 128 * 136 <= 168 * 384);
+  const held = m.registers.budgetPerThread * m.threads;
+  assert.ok(m.registers.roles!.prefill * 8 * 32 + m.registers.roles!.decode * 4 * 32 <= held, "the split fits what the CTA holds");
+  assert.equal(m.standaloneThreads, { prefill: 256, decode: 128 });
   assert.is(m.prefillSubBlockKeys, 64, "184 registers: 64-key sub-blocks");
   assert.is(resourceModel(pod.kernel({ ...base, prefill: { warps: 8 }, decode: { tile: { q: 16, kv: 64 }, stages: 1 } })).prefillSubBlockKeys, 32, "128 registers: 32");
   // Without wgmma (sm_80) or without whole warpgroups the roles keep the launch's even share.
