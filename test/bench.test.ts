@@ -6,7 +6,7 @@ import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PACKAGE_ROOT } from "../codegen/paths.ts";
-import { normalizeSpec, specFields } from "../dsl/index.ts";
+import { normalizeSpec, specFields, type KernelSpec } from "../dsl/index.ts";
 import { copiesFor, decodeKvBytes, formatTable, loadWorkloads, parseWorkloads, prefillFlops, resolvedWorkloads, type BenchReport } from "../bench/run.ts";
 import { renderSvg } from "../bench/plot.ts";
 
@@ -42,12 +42,21 @@ test("paper.json: the five paper workloads, variants on llama3_8b, kernels the G
     [1024, 16384, 128, 2048],
     [2048, 8192, 64, 4096],
   ]);
-  assert.equal(ws[0]!.configs.map((c) => c.label).slice(0, 3), ["default", "fifty-fifty", "4 CTAs/SM"]);
-  assert.is(ws[0]!.configs[2]!.spec.ctasPerSm, 4);
-  assert.is(ws[0]!.configs[1]!.spec.schedule.kind, "fifty-fifty");
+  const [preset, before, beforeFifty, fourCtas] = ws[0]!.configs;
+  assert.equal(
+    [preset!.label, fourCtas!.label, beforeFifty!.label],
+    ["default", "4 CTAs/SM", "fifty-fifty, decode 2x(16x32)"],
+  );
+  assert.is(fourCtas!.spec.ctasPerSm, 4);
+  // The preset's decode shape and schedule, and the variant that keeps the preset's old ones.
+  const decodeOf = (s: KernelSpec) => [s.decode.tile.kv, s.decode.virtualCtas, s.decode.warps, s.schedule.kind];
+  assert.equal(decodeOf(preset!.spec), [64, 1, 4, "fifty-fifty"]);
+  assert.ok(before!.label.startsWith("proportional, decode 2x(16x32)"), before!.label);
+  assert.equal(decodeOf(before!.spec), [32, 2, 4, "proportional"]);
+  assert.equal(decodeOf(beforeFifty!.spec), [32, 2, 4, "fifty-fifty"]);
   // The tune winners (bench/tuning/db.json) as variants: each changes what its name says.
   const tuned = ws[0]!.configs.filter((c) => c.label.startsWith("tuned: "));
-  assert.is(tuned.length, 4);
+  assert.is(tuned.length, 3);
   const oneStage = tuned.find((c) => c.label === "tuned: decode 64-key 1-stage tiles")!.spec;
   assert.equal([oneStage.decode.tile.kv, oneStage.decode.stages, oneStage.decode.virtualCtas, oneStage.schedule.kind], [64, 1, 2, "fifty-fifty"]);
   // Two-warpgroup CTAs: 8 warps for both ops, decode split into the named virtual CTAs.

@@ -107,7 +107,7 @@ test("prefill sub-blocks follow the register budget: 64 keys at 255 registers, 3
     ...base,
     name: "sub_eight_warps",
     prefill: { ...base.prefill, warps: 8 },
-    decode: { ...base.decode, warps: 8, tile: { q: 16, kv: 64 }, stages: 1 },
+    decode: { ...base.decode, warps: 8, tile: { q: 16, kv: 64 }, stages: 1, virtualCtas: 2 },
   });
   assert.equal(sTile(prefillPtx(eight)), [32, 128], "S over 32 keys, O over D = 128");
   // The widths come from the resource model (the generated Traits::Prefill::kSubKv).
