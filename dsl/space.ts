@@ -8,8 +8,8 @@
 //   })
 //
 // A space is the cross product of its choices over a base spec (a preset or the author's spec);
-// fields the space leaves out keep the base's value. decode.warps always follows prefill.warps
-// (one fused kernel, one CTA shape). Enumeration runs every point through checkSpec, so the
+// fields the space leaves out keep the base's value. decode.warps follows prefill.warps (one fused
+// kernel, one CTA shape), except with ctasPerSm 1, where the decode role is one warpgroup. Enumeration runs every point through checkSpec, so the
 // resource model prunes infeasible points before anything is compiled, each with its reasons.
 import { createHash } from "node:crypto";
 import { formatIssue, type SpecIssue } from "./errors.ts";
@@ -158,14 +158,15 @@ export function spaceSize(s: SearchSpace): number {
  * The default space: tile shapes, warps per CTA, pipeline depths, CTAs per SM, virtual decode CTAs
  * and the schedule -- the knobs the paper and our bench show to matter (bench/results/latest.json:
  * fifty-fifty vs proportional moves a workload by up to 20%; with 4 warps a lone prefill CTA on an
- * SM runs at about half the SM's prefill rate, so 8-warp CTAs are in). 512 points; on
- * llama3_8b / sm_90a the resource model leaves 80, the preset among them. Pass a space file to search
- * wider or narrower.
+ * SM runs at about half the SM's prefill rate, so 8-warp CTAs are in, and one CTA per SM with a
+ * prefill and a decode role won three of the five paper workloads). 768 points; on llama3_8b /
+ * sm_90a the resource model leaves 147 (67 of them roles), the preset among them. Pass a space file
+ * to search wider or narrower.
  */
 export const DEFAULT_SPACE: SearchSpace = space({
   prefill: { tile: { q: [64, 128], kv: [32, 64] }, warps: [4, 8], stages: [2, 3] },
   decode: { tile: { kv: [32, 64] }, stages: [1, 2], virtualCtas: [1, 2] },
-  ctasPerSm: [2, 4],
+  ctasPerSm: [1, 2, 4],
   schedule: [{ kind: "fifty-fifty" }, { kind: "proportional" }],
 });
 
@@ -196,11 +197,12 @@ export function candidateName(base: KernelSpec, fields: Record<string, unknown>)
   return `${base.name.slice(0, 38)}_t${tag}`;
 }
 
-/** Apply a point to a base spec: the fields as checkSpec judges them (decode.warps follows prefill.warps). */
+/** Apply a point to a base spec: the fields as checkSpec judges them (decode.warps as above). */
 export function applyPoint(base: KernelSpec, point: SpacePoint): Record<string, unknown> {
   const fields = structuredClone(specFields(base)) as unknown as Record<string, unknown>;
   for (const [path, value] of Object.entries(point)) set(fields, path, value);
-  set(fields, "decode.warps", get(fields, "prefill.warps"));
+  // One CTA per SM (roles): the decode role is one warpgroup, whatever the prefill role's warps.
+  set(fields, "decode.warps", get(fields, "ctasPerSm") === 1 ? 4 : get(fields, "prefill.warps"));
   return fields;
 }
 

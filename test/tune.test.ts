@@ -62,11 +62,11 @@ test("pod.space: choices per field; unknown fields and empty lists are rejected 
   assert.throws(() => space(42), /an object of choices/);
 });
 
-test("the default space over llama3_8b: 512 points, the resource model prunes 432 (each with its reasons), 80 candidates", () => {
+test("the default space over llama3_8b: 768 points, the resource model prunes 621 (each with its reasons), 147 candidates", () => {
   const e = enumerateSpace(llama, DEFAULT_SPACE);
-  assert.is(e.size, 512);
-  assert.is(e.pruned.length, 432);
-  assert.is(e.candidates.length, 80);
+  assert.is(e.size, 768);
+  assert.is(e.pruned.length, 621);
+  assert.is(e.candidates.length, 147);
   assert.is(e.candidates[0]!.spec, llama, "the base spec comes first, as itself");
   assert.ok(e.candidates[0]!.isBase);
   for (const p of e.pruned) {
@@ -77,13 +77,22 @@ test("the default space over llama3_8b: 512 points, the resource model prunes 43
   assert.match(smem.reasons.join("\n"), /shared memory per CTA — .* ctasPerSm=4 on sm_90a \(H100\) allows 56 KiB/);
   assert.ok(e.pruned.some((p) => p.reasons.some((r) => /decode\.tile\.kv = 32: must be a multiple of 64/.test(r))));
   // Every candidate is a valid, distinct kernel; none repeats the base.
-  assert.is(new Set(e.candidates.map((c) => c.spec.hash)).size, 80);
-  // 8-warp CTAs fit only with 1-stage decode tiles of 64 keys (two 4-warp virtual CTAs).
-  for (const c of e.candidates.filter((c) => c.spec.prefill.warps === 8)) assert.equal([c.spec.decode.tile.kv, c.spec.decode.stages, c.spec.decode.virtualCtas], [64, 1, 2]);
+  assert.is(new Set(e.candidates.map((c) => c.spec.hash)).size, 147);
+  // 8-warp CTAs (two per SM) fit only with 1-stage decode tiles of 64 keys (two 4-warp virtual CTAs).
+  const twoCtas = e.candidates.filter((c) => c.spec.ctasPerSm === 2 && c.spec.prefill.warps === 8);
+  assert.ok(twoCtas.length > 0);
+  for (const c of twoCtas) assert.equal([c.spec.decode.tile.kv, c.spec.decode.stages, c.spec.decode.virtualCtas], [64, 1, 2]);
+  // Roles (one CTA per SM): a decode warpgroup beside 4 or 8 prefill warps, fifty-fifty only; the
+  // proportional points are pruned with the rule's reason.
+  const roles = e.candidates.filter((c) => c.spec.ctasPerSm === 1);
+  assert.is(roles.length, 67);
+  assert.ok(roles.some((c) => c.spec.prefill.warps === 8) && roles.some((c) => c.spec.prefill.warps === 4));
+  for (const c of roles) assert.equal([c.spec.decode.warps, c.spec.schedule.kind], [4, "fifty-fifty"]);
+  assert.ok(e.pruned.some((p) => p.point["ctasPerSm"] === 1 && p.reasons.some((r) => /^schedule = .*ctasPerSm=1/.test(r))));
   for (const c of e.candidates) assert.is(normalizeSpec(specFields(c.spec)).hash, c.spec.hash);
 });
 
-test("decode.warps follows prefill.warps; fields the space leaves out keep the base's values", () => {
+test("decode.warps follows prefill.warps (roles: one warpgroup); fields the space leaves out keep the base's values", () => {
   const e = enumerateSpace(llama, space({ prefill: { warps: [2, 4] }, decode: { tile: { kv: [32, 64] } } }));
   for (const c of e.candidates) {
     assert.is(c.spec.decode.warps, c.spec.prefill.warps);
@@ -91,11 +100,13 @@ test("decode.warps follows prefill.warps; fields the space leaves out keep the b
     assert.is(c.spec.schedule.kind, llama.schedule.kind);
   }
   assert.ok(e.candidates.some((c) => c.spec.prefill.warps === 2));
+  const roles = enumerateSpace(llama, space({ ctasPerSm: [1], prefill: { warps: [4, 8] } })).candidates.filter((c) => !c.isBase);
+  assert.equal(roles.map((c) => [c.spec.prefill.warps, c.spec.decode.warps]), [[4, 4], [8, 4]]);
 });
 
 test("candidate names and hashes are deterministic and name what was tuned, not the order of the space", () => {
   const a = enumerateSpace(llama, DEFAULT_SPACE);
-  const b = enumerateSpace(llama, space({ schedule: [pod.proportional(), pod.fiftyFifty()], ctasPerSm: [4, 2], decode: { virtualCtas: [2, 1], stages: [2, 1], tile: { kv: [64, 32] } }, prefill: { stages: [3, 2], warps: [8, 4], tile: { kv: [64, 32], q: [128, 64] } } }));
+  const b = enumerateSpace(llama, space({ schedule: [pod.proportional(), pod.fiftyFifty()], ctasPerSm: [4, 1, 2], decode: { virtualCtas: [2, 1], stages: [2, 1], tile: { kv: [64, 32] } }, prefill: { stages: [3, 2], warps: [8, 4], tile: { kv: [64, 32], q: [128, 64] } } }));
   const names = (e: typeof a) => e.candidates.map((c) => `${c.name} ${c.spec.hash}`).sort();
   assert.equal(names(a), names(b));
   for (const c of a.candidates.slice(1)) {
@@ -133,7 +144,7 @@ test("--budget keeps the base and a stable sample", () => {
   assert.is(a.length, 10);
   assert.ok(a[0]!.isBase);
   assert.equal(applyBudget(candidates, 10).map((c) => c.name), a.map((c) => c.name));
-  assert.is(applyBudget(candidates, 100).length, 80);
+  assert.is(applyBudget(candidates, 1000).length, candidates.length);
 });
 
 test("tune workloads: only those of the spec's model shape, and --filter", () => {
@@ -408,13 +419,13 @@ test("podgen tune --dry-run: candidates, pruning reasons and the rung plan, no G
   const r = await tuneCli(["--preset", "llama3_8b", "--dry-run", "--json"]);
   assert.is(r.exitCode, 0, r.stderr);
   const out = JSON.parse(r.stdout);
-  assert.is(out.spaceSize, 512);
-  assert.is(out.candidates.length, 80);
-  assert.is(out.pruned.length, 432);
+  assert.is(out.spaceSize, 768);
+  assert.is(out.candidates.length, 147);
+  assert.is(out.pruned.length, 621);
   assert.is(out.strategy, "halving");
   const text = await tuneCli(["--preset", "llama3_8b", "--dry-run", "--strategy", "exhaustive", "--filter", "p1024x4096"]);
-  assert.match(text.stdout, /llama3_8b: 512 points, 432 pruned by the resource model, 80 candidates/);
-  assert.match(text.stdout, /exhaustive: 80 × 1 workload\(s\) × 40 iters/);
+  assert.match(text.stdout, /llama3_8b: 768 points, 621 pruned by the resource model, 147 candidates/);
+  assert.match(text.stdout, /exhaustive: 147 × 1 workload\(s\) × 40 iters/);
 });
 
 test("podgen tune with a space file in the DSL", async () => {
