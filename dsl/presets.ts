@@ -6,9 +6,9 @@ const paged16 = { kind: "paged", pageSize: 16 } as const;
 const inputs: KernelInput[] = [
   // Llama-3-8B: GQA 32/8, the paper's main model. Its decode tiles are one virtual CTA of 4 warps on
   // 64 keys, beside prefill tiles under the fifty-fifty schedule: on the H100 that decode shape
-  // streams at 2.95–3.05 TB/s on the paper workloads' decodes without splitting 32 × 4096, and the
-  // pair was faster fused than the default 2 × (16x32) decode under the proportional schedule
-  // (bench/NOTES.md, optimisation log).
+  // streams at 2.95–3.05 TB/s on the paper workloads' decodes without splitting 32 × 4096, and
+  // fused the pair beat the default 2 × (16x32) decode under the proportional schedule on three of
+  // the five and tied on two (bench/NOTES.md, optimisation log).
   {
     name: "llama3_8b", dtype: "bf16", heads: { q: 32, kv: 8 }, headDim: 128, kvCache: paged16,
     decode: { tile: { q: 16, kv: 64 }, virtualCtas: 1 }, schedule: { kind: "fifty-fifty" },
