@@ -5,9 +5,11 @@
 //   .gpu/node_modules/koffi/          koffi's JS loader files (the package's runtime files only)
 //   .gpu/node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node
 //                                     the prebuilt native module, where koffi's loader requires it
-//   .gpu/artifacts/                   add_one.sm_90a.cubin, libinterop.so (built here with nvcc) + every --artifact
+//   .gpu/artifacts.tar.xz             add_one.sm_90a.cubin, libinterop.so (built here with nvcc), the suite's
+//                                     kernel libraries and every --artifact, as artifacts/ in one xz tar
 //   .gpu/bundle.json                  commit, node version, artifact sizes and sha256
-//   .gpu/run.sh                       unpacks node, runs `node suite.mjs --out "$OUT" --require-gpu`
+//   .gpu/run.sh                       unpacks node and the artifacts, runs `node suite.mjs --out "$OUT"
+//                                     --artifacts <unpacked> --require-gpu`
 //   .gpu/podgen.mjs, .gpu/podgen      the whole CLI (cli/main.ts) bundled, and a launcher: `bash .gpu/podgen tune ...`
 //                                     compiles with the GPU machine's nvcc and cores and runs there. It reads
 //                                     templates/ and bench/ from the repository around .gpu/ (the device tool
@@ -184,6 +186,8 @@ async function bundleSuite(out: string, entry = ENTRY, name = "suite.mjs", exter
   console.log(`${name}: ${relative(ROOT, entry)} -> ${mib(statSync(join(out, name)).size)}`);
 }
 
+// The artifacts travel as one xz-compressed tar (about 15x smaller: the device tool carries 64 MiB
+// in all, the repository's tracked files included); run.sh unpacks it into a temporary folder.
 function buildArtifacts(out: string, extra: string[]): { name: string; bytes: number; sha256: string }[] {
   const dir = join(out, "artifacts");
   mkdirSync(dir, { recursive: true });
@@ -213,6 +217,9 @@ function buildArtifacts(out: string, extra: string[]): { name: string; bytes: nu
   };
   walk(dir);
   for (const a of list) console.log(`artifact: ${a.name} (${mib(a.bytes)})`);
+  execFileSync("bash", ["-c", 'tar -C "$1" -cf - artifacts | xz -6 -T0 > "$1/artifacts.tar.xz"', "pack", out], { stdio: "inherit" });
+  rmSync(dir, { recursive: true, force: true });
+  console.log(`artifacts.tar.xz: ${mib(list.reduce((n, a) => n + a.bytes, 0))} -> ${mib(statSync(join(out, "artifacts.tar.xz")).size)}`);
   return list;
 }
 
@@ -249,8 +256,14 @@ chmod +x "$tmp/node"
 for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib; do
   [ -e "$d/libcuda.so.1" ] && export LD_LIBRARY_PATH="$d\${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 done
+# The suite's kernel libraries travel as artifacts.tar.xz; unpack them next to node.
+if command -v xz >/dev/null 2>&1; then
+  tar -C "$tmp" -xJf "$here/artifacts.tar.xz" || exit 4
+else
+  python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$here/artifacts.tar.xz" "$tmp" || exit 4
+fi
 # PODGEN_WRAP runs node under a tool, e.g. PODGEN_WRAP="compute-sanitizer --tool racecheck".
-\${PODGEN_WRAP:-} "$tmp/node" "$here/suite.mjs" --out "$out" --require-gpu "$@"
+\${PODGEN_WRAP:-} "$tmp/node" "$here/suite.mjs" --out "$out" --artifacts "$tmp/artifacts" --require-gpu "$@"
 `;
 
 /** The CLI's dependencies that load lazily and stay out of podgen.mjs (see the header). */
@@ -262,13 +275,15 @@ const PODGEN_SH = RUN_SH.replace(
     "# folder and runs podgen.mjs with the arguments, e.g. `bash .gpu/podgen tune --preset llama3_8b`.\n" +
     "# Kernels build into $PODGEN_CACHE_DIR (default: a temporary folder).\n",
 ).replace(/out="[^\n]*\nmkdir -p "\$out"\n/, 'export PODGEN_CACHE_DIR="${PODGEN_CACHE_DIR:-${TMPDIR:-/tmp}/podgen-cache}"\n')
-  .replace(/"\$tmp\/node" "\$here\/suite\.mjs" --out "\$out" --require-gpu "\$@"/, '"$tmp/node" "$here/podgen.mjs" "$@"');
+  .replace(/# The suite's kernel libraries[\s\S]*?\nfi\n/, "")
+  .replace(/"\$tmp\/node" "\$here\/suite\.mjs" .*"\$@"/, '"$tmp/node" "$here/podgen.mjs" "$@"');
 
 function verify(out: string): void {
   // From another directory, with whatever driver this machine has (none: every case skipped).
   const cwd = mkdtempSync(join(tmpdir(), "podgen-bundle-verify-"));
   try {
-    const r = spawnSync(process.execPath, [join(out, "suite.mjs"), "--out", join(cwd, "out")], { cwd, encoding: "utf8" });
+    execFileSync("tar", ["-C", cwd, "-xJf", join(out, "artifacts.tar.xz")]);
+    const r = spawnSync(process.execPath, [join(out, "suite.mjs"), "--out", join(cwd, "out"), "--artifacts", join(cwd, "artifacts")], { cwd, encoding: "utf8" });
     const lines = `${r.stdout}${r.stderr}`.trim().split("\n");
     const last = lines[lines.length - 1] ?? "";
     if (r.status !== 0 && r.status !== 1) throw new BundleError(`verify: node suite.mjs exited ${r.status}:\n${lines.slice(-15).join("\n")}`);
