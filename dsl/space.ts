@@ -9,8 +9,9 @@
 //
 // A space is the cross product of its choices over a base spec (a preset or the author's spec);
 // fields the space leaves out keep the base's value. decode.warps follows prefill.warps (one fused
-// kernel, one CTA shape), except with ctasPerSm 1, where the decode role is one warpgroup. Enumeration runs every point through checkSpec, so the
-// resource model prunes infeasible points before anything is compiled, each with its reasons.
+// kernel, one CTA shape), except with ctasPerSm 1, where the decode role is one warpgroup.
+// Enumeration runs every point through checkSpec, so the resource model prunes infeasible points
+// before anything is compiled, each with its reasons.
 import { createHash } from "node:crypto";
 import { formatIssue, type SpecIssue } from "./errors.ts";
 import type { Schedule, SplitLimit } from "./schema.ts";
