@@ -15,7 +15,7 @@
 import { createHash } from "node:crypto";
 import { formatIssue, type SpecIssue } from "./errors.ts";
 import type { Schedule, SplitLimit } from "./schema.ts";
-import { canonicalJson, checkSpec, specFields, type KernelSpec } from "./spec.ts";
+import { canonicalJson, checkSpec, ROLES_DECODE_WARPS, specFields, type KernelSpec } from "./spec.ts";
 
 type Warps = 1 | 2 | 4 | 8;
 
@@ -203,7 +203,7 @@ export function applyPoint(base: KernelSpec, point: SpacePoint): Record<string, 
   const fields = structuredClone(specFields(base)) as unknown as Record<string, unknown>;
   for (const [path, value] of Object.entries(point)) set(fields, path, value);
   // One CTA per SM (roles): the decode role is one warpgroup, whatever the prefill role's warps.
-  set(fields, "decode.warps", get(fields, "ctasPerSm") === 1 ? 4 : get(fields, "prefill.warps"));
+  set(fields, "decode.warps", get(fields, "ctasPerSm") === 1 ? ROLES_DECODE_WARPS : get(fields, "prefill.warps"));
   return fields;
 }
 

@@ -39,6 +39,9 @@ export interface KernelInput {
 /** A validated spec. Deeply frozen; `hash` names its builds and keys every cache. */
 export type KernelSpec = Readonly<SpecFields> & { readonly hash: string };
 
+/** Warps of the decode role with ctasPerSm 1 (roles), unless the spec says otherwise: one warpgroup. */
+export const ROLES_DECODE_WARPS = 4;
+
 export const DEFAULTS = {
   target: "sm_90a",
   dtype: "bf16",
@@ -76,7 +79,7 @@ function withDefaults(raw: unknown): unknown {
     dtype: input.dtype ?? DEFAULTS.dtype,
     kvCache: input.kvCache ?? DEFAULTS.kvCache,
     prefill,
-    decode: section(input.decode, { ...DEFAULTS.decode, warps: roles ? 4 : prefillWarps }),
+    decode: section(input.decode, { ...DEFAULTS.decode, warps: roles ? ROLES_DECODE_WARPS : prefillWarps }),
     ctasPerSm: input.ctasPerSm ?? DEFAULTS.ctasPerSm,
     schedule: input.schedule ?? (roles ? { kind: "fifty-fifty" } : DEFAULTS.schedule),
   };

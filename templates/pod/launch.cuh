@@ -39,18 +39,16 @@ cudaError_t launch_fused(const PodParams& p, int grid, cudaStream_t s) {
 template <class Traits>
 cudaError_t launch_prefill(const PodParams& p, int grid, cudaStream_t s) {
   using S = PrefillShape<Traits>;
-  constexpr bool kRole = Traits::kCtasPerSm == 1;
   return launch_tiles<Traits>(pod_prefill_kernel<Traits>, p, grid, S::kThreads,
-                              kRole ? S::kSmemBytes : Traits::kSmemBytes, s);
+                              S::kRole ? S::kSmemBytes : Traits::kSmemBytes, s);
 }
 
 // grid = physical CTAs; each hosts Decode::kVirtualCtas decode items.
 template <class Traits>
 cudaError_t launch_decode(const PodParams& p, int grid, cudaStream_t s) {
   using S = DecodeShape<Traits>;
-  constexpr bool kRole = Traits::kCtasPerSm == 1;
   return launch_tiles<Traits>(pod_decode_kernel<Traits>, p, grid, S::kThreads * S::kVirtualCtas,
-                              kRole ? S::kSmemBytes : Traits::kSmemBytes, s);
+                              S::kRole ? S::kSmemBytes : Traits::kSmemBytes, s);
 }
 
 // op 0 prefill, 1 decode; grid-stride over header->num_merges[op].
