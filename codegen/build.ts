@@ -198,7 +198,7 @@ export async function buildKernel(spec: KernelSpec, options: BuildOptions = {}):
       warnings: resourceWarnings(
         kernels,
         (k) =>
-          k.name.includes("pod_prefill_kernel")
+          k.name.includes("pod_prefill_kernel") || k.name.includes("pod_prefill_ws_kernel")
             ? model.standaloneThreads.prefill
             : k.name.includes("pod_decode_kernel")
               ? model.standaloneThreads.decode

@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import Handlebars from "handlebars";
-import { resourceModel, symbolPrefix, type KernelSpec } from "../dsl/index.ts";
+import { resourceModel, symbolPrefix, type KernelSpec, type PrefillEngine } from "../dsl/index.ts";
 import { ABI_VERSION, TEMPLATES_DIR } from "./paths.ts";
 
 const hbs = Handlebars.create();
@@ -22,6 +22,13 @@ function template(file: string): HandlebarsTemplateDelegate {
   }
   return t;
 }
+
+/** Traits::Prefill::kEngine: the contract's names of the prefill mainloops (pod/contract.h). */
+const ENGINE_MACROS = {
+  mma: "POD_ENGINE_MMA",
+  wgmma: "POD_ENGINE_WGMMA",
+  "warp-specialized": "POD_ENGINE_WARP_SPECIALIZED",
+} as const satisfies Record<PrefillEngine, string>;
 
 /** Everything the templates may refer to, derived from the spec and the resource model. */
 export function templateContext(spec: KernelSpec) {
@@ -46,9 +53,17 @@ export function templateContext(spec: KernelSpec) {
     scheduleCode: spec.schedule.kind === "proportional" ? 1 : 0,
     smemBytes: model.smem.perCta,
     roleRegisters: model.registers.roles ?? { prefill: 0, decode: 0 },
+    launchRegisters: model.registers.budgetPerThread,
     prefill: {
       ...spec.prefill,
+      engineMacro: ENGINE_MACROS[model.prefillEngine],
+      threads: model.prefillThreads,
+      smemBytes: model.smem.prefillTile,
       subKv: model.prefillSubBlockKeys,
+      subKvAlone: model.prefillSubBlockKeysAlone,
+      producerRegs: model.registers.warpSpecialized?.producer ?? 0,
+      launchRegsAlone: model.registers.warpSpecialized?.atLaunch ?? 0,
+      consumerRegs: model.registers.warpSpecialized?.consumers ?? 0,
       maxSplits: typeof maxSplits === "number" ? maxSplits : 0,
       maxWaves: typeof maxSplits === "number" ? 0 : maxSplits.waves,
     },

@@ -1,14 +1,30 @@
 // The resource model: what a spec costs on its target (shared memory, threads, registers) and
 // what the target allows. Derived from the spec every time, never stored beside it.
 import { TARGET_LIMITS, type TargetLimits } from "./targets.ts";
-import type { SpecFields } from "./schema.ts";
+import type { PrefillEngine, SpecFields } from "./schema.ts";
 
 const ELEMENT_BYTES = 2; // fp16 and bf16
 /** Roles kernel: where each role's leader hands its claimed ticket to the role (scheduler.cuh). */
 const ROLE_CLAIM_BYTES = 16;
+/** Warp-specialized prefill: its mbarriers and item slots (prefill_ws.cuh, WsLayout), rounded up. */
+const PIPELINE_BYTES = 256;
+/** Warp-specialized prefill: threads of the producer warpgroup. */
+const PRODUCER_THREADS = 128;
+/**
+ * Warp-specialized prefill: registers a producer thread keeps after `setmaxnreg` (its cp.async loop
+ * with page-table lookups; ptxas reports a spill if this is too few).
+ */
+const PRODUCER_REGISTERS = 56;
 
 export interface ResourceModel {
   limits: TargetLimits;
+  /**
+   * The prefill mainloop (prefill.engine, or the target's default: wgmma on sm_90a with whole
+   * warpgroups, else mma). Traits::Prefill::kEngine.
+   */
+  prefillEngine: PrefillEngine;
+  /** Threads of the prefill CTA (roles: the prefill role): prefill.warps, plus the producer warpgroup when warp-specialized. */
+  prefillThreads: number;
   /**
    * Threads of the fused kernel's CTAs. With 2 or 4 CTAs per SM prefill and decode tiles share one
    * CTA shape (prefill.warps); with 1 (roles) a CTA holds prefill.warps + decode.warps warps.
@@ -27,8 +43,10 @@ export interface ResourceModel {
   group: number;
   /** Keys per S = Q K^T / softmax / P V step of the prefill loop (Traits::Prefill::kSubKv). */
   prefillSubBlockKeys: number;
+  /** The same for the prefill-only kernel, whose consumers may hold more registers (kSubKvAlone). */
+  prefillSubBlockKeysAlone: number;
   smem: {
-    /** Q tile plus `stages` K and V tiles. */
+    /** Q tile plus `stages` K and V tiles (warp-specialized: plus its barriers, to a 1 KiB multiple). */
     prefillTile: number;
     /** `virtualCtas` decode tiles, each with its Q tile and K/V stages. */
     decodeTiles: number;
@@ -45,6 +63,11 @@ export interface ResourceModel {
      * role gives registers to the prefill role); null otherwise.
      */
     roles: { prefill: number; decode: number } | null;
+    /**
+     * Warp-specialized prefill: `setmaxnreg` of the producer warpgroup and of the consumer
+     * warpgroups in the prefill-only kernel (in the roles kernel the consumers get roles.prefill).
+     */
+    warpSpecialized: { atLaunch: number; producer: number; consumers: number } | null;
     /** Rough per-thread need of the prefill tile loop (accumulators + overhead); ptxas has the truth. */
     prefillEstimate: number;
     decodeEstimate: number;
@@ -56,14 +79,23 @@ function tileSmem(tileQ: number, tileKv: number, stages: number, headDim: number
   return (tileQ + 2 * stages * tileKv) * headDim * ELEMENT_BYTES;
 }
 
+export function prefillEngine(spec: SpecFields): PrefillEngine {
+  const limits = TARGET_LIMITS[spec.target];
+  return spec.prefill.engine ?? (limits.wgmma && spec.prefill.warps % 4 === 0 ? "wgmma" : "mma");
+}
+
 export function resourceModel(spec: SpecFields): ResourceModel {
   const limits = TARGET_LIMITS[spec.target];
   const { prefill, decode, headDim, ctasPerSm } = spec;
   const roles = ctasPerSm === 1;
-  const threads = (prefill.warps + (roles ? decode.warps : 0)) * 32;
+  const engine = prefillEngine(spec);
+  const warpSpecialized = engine === "warp-specialized";
+  const prefillThreads = prefill.warps * 32 + (warpSpecialized ? PRODUCER_THREADS : 0);
+  const threads = prefillThreads + (roles ? decode.warps * 32 : 0);
   const decodeWarps = Math.max(1, Math.floor(decode.warps / decode.virtualCtas));
 
-  const prefillTile = tileSmem(prefill.tile.q, prefill.tile.kv, prefill.stages, headDim);
+  const prefillTiles = tileSmem(prefill.tile.q, prefill.tile.kv, prefill.stages, headDim);
+  const prefillTile = warpSpecialized ? Math.ceil((prefillTiles + PIPELINE_BYTES) / 1024) * 1024 : prefillTiles;
   const decodeTiles =
     decode.virtualCtas * tileSmem(decode.tile.q, decode.tile.kv, decode.stages, headDim);
   const perCtaLimit = Math.min(
@@ -73,19 +105,23 @@ export function resourceModel(spec: SpecFields): ResourceModel {
 
   const rawBudget = Math.floor(limits.registersPerSm / (threads * ctasPerSm));
   const budgetPerThread = Math.min(limits.registersPerThreadMax, Math.floor(rawBudget / 8) * 8);
-  const roleRegisters = roles ? splitRoleRegisters(spec, limits.registersPerSm) : null;
+  const roleRegisters = roles ? splitRoleRegisters(spec, prefillThreads, limits) : null;
+  const wsRegisters = warpSpecialized ? splitWarpSpecialized(prefill.warps * 32, prefillThreads, limits) : null;
   // mma.m16n8k16 accumulators: 4 fp32 registers per thread per 16x8 output tile.
   const prefillRowTiles = Math.max(1, prefill.tile.q / prefill.warps / 16);
-  const subKv = prefillSubBlockKeys(spec, prefillRowTiles, roleRegisters?.prefill ?? rawBudget);
+  const subKv = prefillSubBlockKeys(spec, engine, prefillRowTiles, roleRegisters?.prefill ?? rawBudget);
+  const subKvAlone = wsRegisters ? prefillSubBlockKeys(spec, engine, prefillRowTiles, wsRegisters.consumers) : subKv;
   const prefillEstimate = prefillRowTiles * ((headDim / 8) * 4 + (subKv / 8) * 4 + 4) + 48;
   const decodeKeysPerWarp = Math.max(8, decode.tile.kv / decodeWarps);
   const decodeEstimate = (headDim / 8) * 4 + (decodeKeysPerWarp / 8) * 4 + 4 + 48;
 
   return {
     limits,
+    prefillEngine: engine,
+    prefillThreads,
     threads,
     // Without roles decode.warps equals prefill.warps (rules.ts), so both are `threads`.
-    standaloneThreads: { prefill: prefill.warps * 32, decode: decode.warps * 32 },
+    standaloneThreads: { prefill: prefillThreads, decode: decode.warps * 32 },
     decodeWarpsPerVirtualCta: decodeWarps,
     group: Math.max(1, Math.floor(spec.heads.q / spec.heads.kv)),
     roles,
@@ -96,9 +132,28 @@ export function resourceModel(spec: SpecFields): ResourceModel {
       perCtaLimit,
     },
     prefillSubBlockKeys: subKv,
-    registers: { budgetPerThread, roles: roleRegisters, prefillEstimate, decodeEstimate },
+    prefillSubBlockKeysAlone: subKvAlone,
+    registers: { budgetPerThread, roles: roleRegisters, warpSpecialized: wsRegisters, prefillEstimate, decodeEstimate },
   };
 }
+
+/**
+ * The prefill-only kernel of a warp-specialized spec: one CTA per SM; the producer warpgroup keeps
+ * PRODUCER_REGISTERS a thread and the consumers take the rest of what the CTA got at launch.
+ */
+function splitWarpSpecialized(
+  consumerThreads: number,
+  prefillThreads: number,
+  limits: TargetLimits,
+): { atLaunch: number; producer: number; consumers: number } {
+  const atLaunch = Math.floor(limits.registersPerSm / prefillThreads / 8) * 8;
+  const held = atLaunch * prefillThreads;
+  const consumers = Math.floor((held - PRODUCER_THREADS * PRODUCER_REGISTERS) / consumerThreads / 8) * 8;
+  return { atLaunch, producer: PRODUCER_REGISTERS, consumers: Math.min(SETMAXNREG_MAX, consumers) };
+}
+
+/** The most registers `setmaxnreg` may ask for (PTX ISA). */
+const SETMAXNREG_MAX = 256;
 
 /**
  * Registers a thread of the roles CTA's decode role keeps after `setmaxnreg`: enough for a decode
@@ -112,13 +167,22 @@ const DECODE_ROLE_REGISTERS = 136;
  * only within the CTA's allocation, in multiples of 8 a thread; asking for more than it holds
  * blocks forever). Elsewhere both keep the launch's even share.
  */
-function splitRoleRegisters(spec: SpecFields, registersPerSm: number): { prefill: number; decode: number } | null {
-  const prefillThreads = spec.prefill.warps * 32;
+function splitRoleRegisters(
+  spec: SpecFields,
+  prefillThreads: number,
+  limits: TargetLimits,
+): { prefill: number; decode: number } | null {
   const decodeThreads = spec.decode.warps * 32;
-  if (spec.target !== "sm_90a" || spec.prefill.warps % 4 !== 0 || spec.decode.warps % 4 !== 0) return null;
-  const atLaunch = Math.floor(registersPerSm / (prefillThreads + decodeThreads) / 8) * 8;
+  if (!limits.wgmma || spec.prefill.warps % 4 !== 0 || spec.decode.warps % 4 !== 0) return null;
+  const atLaunch = Math.floor(limits.registersPerSm / (prefillThreads + decodeThreads) / 8) * 8;
   const held = atLaunch * (prefillThreads + decodeThreads);
-  const prefill = Math.min(256, Math.floor((held - decodeThreads * DECODE_ROLE_REGISTERS) / prefillThreads / 8) * 8);
+  // Warp-specialized: the producer warpgroup keeps PRODUCER_REGISTERS; "prefill" is the consumers'.
+  const producer = prefillThreads - spec.prefill.warps * 32;
+  const computeThreads = spec.prefill.warps * 32;
+  const prefill = Math.min(
+    SETMAXNREG_MAX,
+    Math.floor((held - decodeThreads * DECODE_ROLE_REGISTERS - producer * PRODUCER_REGISTERS) / computeThreads / 8) * 8,
+  );
   return prefill > atLaunch ? { prefill, decode: DECODE_ROLE_REGISTERS } : null;
 }
 
@@ -130,9 +194,13 @@ function splitRoleRegisters(spec: SpecFields, registersPerSm: number): { prefill
  * roles CTA of 12 warps) and 32 below: at 128 registers (8-warp CTAs, 4 CTAs per SM) wider scores
  * make ptxas serialize the wgmmas (C7512).
  */
-function prefillSubBlockKeys(spec: SpecFields, rowTiles: number, registers: number): number {
-  const wgmma = spec.target === "sm_90a" && spec.prefill.warps % 4 === 0;
-  const maxScores = wgmma && rowTiles === 1 ? (registers >= 200 ? 128 : registers >= 168 ? 64 : 32) : 64;
+function prefillSubBlockKeys(spec: SpecFields, engine: PrefillEngine, rowTiles: number, registers: number): number {
+  const wgmma = engine !== "mma";
+  // Warp-specialized consumers hold the next sub-block's scores, this one's P and O at once.
+  const maxScores =
+    engine === "warp-specialized"
+      ? registers >= 200 ? 128 : registers >= 160 ? 64 : 32
+      : wgmma && rowTiles === 1 ? (registers >= 200 ? 128 : registers >= 168 ? 64 : 32) : 64;
   let best = 16;
   for (let k = 16; k <= spec.prefill.tile.kv && k <= 128; k += 16) {
     if (spec.prefill.tile.kv % k === 0 && rowTiles * k <= maxScores && (!wgmma || (k & (k - 1)) === 0)) best = k;

@@ -1,7 +1,8 @@
 // Rules that relate several fields of a spec. Each returns issues instead of throwing so that an
 // author sees every problem of a spec at once.
 import type { SpecIssue } from "./errors.ts";
-import { resourceModel } from "./resources.ts";
+import { prefillEngine, resourceModel } from "./resources.ts";
+import { TARGET_LIMITS } from "./targets.ts";
 import type { SpecFields } from "./schema.ts";
 import { SUPPORTED_HEAD_DIMS } from "./schema.ts";
 
@@ -63,6 +64,36 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
       "fifty-fifty",
       "with ctasPerSm=1 every SM runs its prefill and decode roles side by side, so there is no ratio of CTAs to choose",
     );
+  }
+  const engine = prefillEngine(spec);
+  const limits = TARGET_LIMITS[target];
+  if (engine !== "mma" && !limits.wgmma) {
+    add("prefill.engine", engine, "mma", `${target} (${limits.gpu}) has no warpgroup MMA (wgmma is sm_90a)`);
+  } else if (engine !== "mma" && prefill.warps % 4 !== 0) {
+    add("prefill.warps", prefill.warps, "4 or 8", `the ${engine} engine runs on whole warpgroups of 4 warps`);
+  }
+  if (engine === "warp-specialized" && limits.wgmma) {
+    if (prefill.warps % 4 === 0 && prefill.tile.q !== 16 * prefill.warps) {
+      add(
+        "prefill.tile.q",
+        prefill.tile.q,
+        `${16 * prefill.warps} (64 rows × ${prefill.warps / 4} consumer warpgroups)`,
+        "each consumer warpgroup of the warp-specialized engine owns one 64-row block of the tile",
+      );
+    }
+    if (prefill.stages < 2) {
+      add("prefill.stages", prefill.stages, "at least 2", "the producer fills one stage while the consumers read another");
+    }
+    if (ctasPerSm !== 1) {
+      add(
+        "ctasPerSm",
+        ctasPerSm,
+        "1",
+        "the warp-specialized prefill CTA (a producer and consumer warpgroups with most of the register file) fills an SM; the fused kernel runs it as the prefill role beside a decode role",
+      );
+    } else if (decode.warps % 4 !== 0) {
+      add("decode.warps", decode.warps, "4 or 8", "setmaxnreg moves registers between whole warpgroups");
+    }
   }
   const model = resourceModel(spec);
   const keysPerStep = 16 * model.decodeWarpsPerVirtualCta;

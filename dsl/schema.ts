@@ -21,7 +21,12 @@ export const scheduleSchema = z.discriminatedUnion("kind", [
 
 const tileSchema = z.strictObject({ q: int(16, 256), kv: int(16, 256) });
 
+/** How the prefill tile loop is built (README, "Prefill engines"); absent: the target's default. */
+export const PREFILL_ENGINES = ["mma", "wgmma", "warp-specialized"] as const;
+export type PrefillEngine = (typeof PREFILL_ENGINES)[number];
+
 export const prefillSchema = z.strictObject({
+  engine: z.enum(PREFILL_ENGINES).optional(),
   tile: tileSchema,
   warps: z.union([z.literal(1), z.literal(2), z.literal(4), z.literal(8)]),
   stages: int(1, 4),

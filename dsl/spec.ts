@@ -3,7 +3,15 @@ import { createHash } from "node:crypto";
 import type { ZodError } from "zod";
 import { SpecError, type SpecIssue } from "./errors.ts";
 import { checkRules } from "./rules.ts";
-import { specSchema, type DType, type KvCache, type Schedule, type SpecFields, type SplitLimit } from "./schema.ts";
+import {
+  specSchema,
+  type DType,
+  type KvCache,
+  type PrefillEngine,
+  type Schedule,
+  type SpecFields,
+  type SplitLimit,
+} from "./schema.ts";
 import type { Target } from "./targets.ts";
 
 type Warps = 1 | 2 | 4 | 8;
@@ -17,6 +25,12 @@ export interface KernelInput {
   headDim: number;
   kvCache?: KvCache;
   prefill?: {
+    /**
+     * The tile loop: "mma" (mma.sync, sm_80+), "wgmma" (sm_90a), or "warp-specialized" (sm_90a,
+     * ctasPerSm 1: a producer warpgroup feeds consumer warpgroups through an mbarrier ring).
+     * Absent: wgmma on sm_90a with whole warpgroups, else mma.
+     */
+    engine?: PrefillEngine;
     tile?: { q?: number; kv?: number };
     warps?: Warps;
     stages?: number;
@@ -101,6 +115,7 @@ const FIELD_REASONS: Record<string, string> = {
   headDim: "the head dimension",
   kvCache: "use pod.paged({ pageSize }) or pod.contiguous()",
   "kvCache.pageSize": "tokens per KV page",
+  "prefill.engine": "the prefill tile loop: mma (sm_80+), wgmma or warp-specialized (sm_90a)",
   "prefill.tile.q": "query rows (tokens × grouped heads) of one prefill tile",
   "prefill.tile.kv": "keys per KV tile of the prefill loop",
   "prefill.warps": "warps per CTA",

@@ -19,6 +19,8 @@ export interface TargetLimits {
   registersPerThreadMax: number;
   threadsPerSm: number;
   ctasPerSm: number;
+  /** Warpgroup MMA (wgmma) and setmaxnreg: the sm_90a feature set. */
+  wgmma: boolean;
 }
 
 const KiB = 1024;
@@ -34,6 +36,7 @@ export const TARGET_LIMITS: Readonly<Record<Target, TargetLimits>> = {
     registersPerThreadMax: 255,
     threadsPerSm: 2048,
     ctasPerSm: 32,
+    wgmma: false,
   },
   sm_86: {
     gpu: "RTX 3090 / A10",
@@ -45,6 +48,7 @@ export const TARGET_LIMITS: Readonly<Record<Target, TargetLimits>> = {
     registersPerThreadMax: 255,
     threadsPerSm: 1536,
     ctasPerSm: 16,
+    wgmma: false,
   },
   sm_89: {
     gpu: "L4 / RTX 4090",
@@ -56,6 +60,7 @@ export const TARGET_LIMITS: Readonly<Record<Target, TargetLimits>> = {
     registersPerThreadMax: 255,
     threadsPerSm: 1536,
     ctasPerSm: 24,
+    wgmma: false,
   },
   sm_90a: {
     gpu: "H100",
@@ -67,5 +72,6 @@ export const TARGET_LIMITS: Readonly<Record<Target, TargetLimits>> = {
     registersPerThreadMax: 255,
     threadsPerSm: 2048,
     ctasPerSm: 32,
+    wgmma: true,
   },
 };

@@ -17,7 +17,8 @@
 //                                     TypeScript bindings), vega (plots), tsx (.ts spec files); each loads
 //                                     only where used, so everything else runs.
 //
-// Usage: npx tsx scripts/gpu-bundle.ts [--artifact PATH]... [--out DIR] [--no-verify]
+// Usage: npx tsx scripts/gpu-bundle.ts [--artifact PATH]... [--out DIR] [--no-verify] [--cli-only]
+// (--cli-only leaves the suite's kernels out: enough for `bash .gpu/podgen verify|bench|tune`.)
 // Example: npx tsx scripts/gpu-bundle.ts --artifact .cache/build/3c2b8e6e/libpod_llama3_8b.so
 // then, with the device tool: run {command: "bash .gpu/run.sh", carry: [".gpu"]}
 // (or "bash .gpu/podgen bench --out $OUT/bench.json -j 16" for the benchmarks, compiled there).
@@ -59,10 +60,12 @@ interface Options {
   out: string;
   artifacts: string[];
   verify: boolean;
+  /** Leave the suite's kernel libraries out: for runs of the bundled CLI, which compiles on the GPU machine. */
+  cliOnly: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { out: join(ROOT, ".gpu"), artifacts: [], verify: true };
+  const o: Options = { out: join(ROOT, ".gpu"), artifacts: [], verify: true, cliOnly: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -73,8 +76,9 @@ function parseArgs(argv: string[]): Options {
     if (a === "--artifact") o.artifacts.push(resolve(value()));
     else if (a === "--out") o.out = resolve(value());
     else if (a === "--no-verify") o.verify = false;
+    else if (a === "--cli-only") o.cliOnly = true;
     else if (a === "--help" || a === "-h") {
-      console.log("usage: npx tsx scripts/gpu-bundle.ts [--artifact PATH]... [--out DIR] [--no-verify]\n" +
+      console.log("usage: npx tsx scripts/gpu-bundle.ts [--artifact PATH]... [--out DIR] [--no-verify] [--cli-only]\n" +
         "example: npx tsx scripts/gpu-bundle.ts --artifact .cache/build/<hash>/libpod_llama3_8b.so");
       process.exit(0);
     } else throw new BundleError(`unknown argument ${a} (see --help)`);
@@ -310,7 +314,8 @@ async function main(): Promise<void> {
   await bundleSuite(out, join(ROOT, "cli/main.ts"), "podgen.mjs", CLI_LEFT_OUT);
   writeFileSync(join(out, "podgen"), PODGEN_SH);
   chmodSync(join(out, "podgen"), 0o755);
-  const artifacts = buildArtifacts(out, [...new Set([...opts.artifacts, ...(await suiteKernelLibraries())])]);
+  const suiteKernels = opts.cliOnly ? [] : await suiteKernelLibraries();
+  const artifacts = buildArtifacts(out, [...new Set([...opts.artifacts, ...suiteKernels])]);
   writeFileSync(join(out, "run.sh"), RUN_SH);
   chmodSync(join(out, "run.sh"), 0o755);
   writeFileSync(join(out, "bundle.json"), JSON.stringify({

@@ -16,16 +16,24 @@ struct Traits {
   static constexpr int kPageSize = 16;  // spec: kvCache.pageSize; 1 for a contiguous cache
   static constexpr int kThreads = 128;  // spec: prefill.warps (ctasPerSm 1: + decode.warps); CTA size of the fused kernel
   static constexpr int kCtasPerSm = 2;  // spec: ctasPerSm; 1: one CTA per SM with a prefill and a decode role
+  static constexpr int kLaunchRegs = 255;  // resource model: registers a thread of the fused kernel starts with (__launch_bounds__)
   static constexpr int kPrefillRoleRegs = 0;  // resource model: setmaxnreg of the prefill role (0: none)
   static constexpr int kDecodeRoleRegs = 0;  // resource model: setmaxnreg of the decode role (0: none)
   static constexpr int kSchedule = 1;  // spec: schedule; 0: 50:50, 1: proportional
   static constexpr int kSmemBytes = 49152;  // spec: prefill.tile, decode.tile; dynamic shared memory per CTA (resource model)
   struct Prefill {
+    static constexpr int kEngine = POD_ENGINE_WGMMA;  // resource model: the prefill mainloop (spec: prefill.engine, or the target's default)
+    static constexpr int kThreads = 128;  // resource model: threads of the prefill CTA (roles: prefill role), producer included
+    static constexpr int kSmemBytes = 49152;  // resource model: the prefill tiles' shared memory (warp-specialized: + barriers)
     static constexpr int kTileQ = 128;  // spec: prefill.tile.q
     static constexpr int kTileKv = 64;  // spec: prefill.tile.kv
     static constexpr int kWarps = 4;  // spec: prefill.warps
     static constexpr int kStages = 2;  // spec: prefill.stages
     static constexpr int kSubKv = 32;  // resource model: keys per S = Q K^T / softmax / P V step
+    static constexpr int kSubKvAlone = 32;  // resource model: the same in the prefill-only kernel
+    static constexpr int kProducerRegs = 0;  // resource model: setmaxnreg of the producer warpgroup (0: none)
+    static constexpr int kLaunchRegsAlone = 0;  // resource model: registers a thread of the prefill-only kernel starts with
+    static constexpr int kConsumerRegs = 0;  // resource model: setmaxnreg of the consumers in the prefill-only kernel (0: none)
     static constexpr int kMaxSplits = 0;  // spec: prefill.maxSplits; 0: bounded by waves only
     static constexpr int kMaxWaves = 2;  // spec: prefill.maxSplits; 0: bounded by splits only
   };

@@ -27,6 +27,10 @@ namespace pod {
 // Number of tile kinds. Index 0 is prefill, 1 is decode everywhere below.
 #define POD_OP_PREFILL 0
 #define POD_OP_DECODE 1
+// Prefill mainloops (Traits::Prefill::kEngine, chosen by the resource model).
+#define POD_ENGINE_MMA 0                // mma.sync, every warp loads and computes (sm_80+)
+#define POD_ENGINE_WGMMA 1              // wgmma, every warp loads and computes (sm_90a)
+#define POD_ENGINE_WARP_SPECIALIZED 2   // a producer warpgroup loads, consumer warpgroups run wgmma
 
 // One tile of attention work: packed rows [row_begin, row_begin + tile rows) of one request and
 // one KV head, over keys [kv_begin, kv_end) of that request (one KV split).

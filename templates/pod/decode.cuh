@@ -45,14 +45,14 @@ struct DecodeShape {
   // Keep the Q fragments (D/4 registers) for the whole item when the per-thread register budget
   // of kCtasPerSm CTAs allows it; otherwise re-read them from shared memory for every KV tile.
   static constexpr int kRegBudget =
-      Traits::kDecodeRoleRegs > 0 ? Traits::kDecodeRoleRegs : 65536 / (Traits::kThreads * Traits::kCtasPerSm);
+      Traits::kDecodeRoleRegs > 0 ? Traits::kDecodeRoleRegs : Traits::kLaunchRegs;
   static constexpr bool kQInRegs = kRegBudget >= 168;
 
   static_assert(kTileQ == 16, "Decode::kTileQ must be 16");
   // ctasPerSm 1 (roles): the decode role is the CTA's threads after the prefill role's.
   static constexpr bool kRole = Traits::kCtasPerSm == 1;
   static_assert(kWarps * kVirtualCtas * 32 ==
-                    (kRole ? Traits::kThreads - Traits::Prefill::kWarps * 32 : Traits::kThreads),
+                    (kRole ? Traits::kThreads - Traits::Prefill::kThreads : Traits::kThreads),
                 "Decode::kWarps * Decode::kVirtualCtas * 32 == kThreads (roles: the decode role's share)");
   static_assert(!kRole || kVirtualCtas <= 13, "roles: barrier ids 1 .. kVirtualCtas, 14 and 15 are taken");
   static_assert(kVirtualCtas >= 1 && kVirtualCtas <= 15, "Decode::kVirtualCtas in 1..15 (barrier ids)");

@@ -39,8 +39,11 @@ cudaError_t launch_fused(const PodParams& p, int grid, cudaStream_t s) {
 template <class Traits>
 cudaError_t launch_prefill(const PodParams& p, int grid, cudaStream_t s) {
   using S = PrefillShape<Traits>;
-  return launch_tiles<Traits>(pod_prefill_kernel<Traits>, p, grid, S::kThreads,
-                              S::kRole ? S::kSmemBytes : Traits::kSmemBytes, s);
+  if constexpr (S::kWarpSpecialized)
+    return launch_tiles<Traits>(pod_prefill_ws_kernel<Traits>, p, grid, S::kThreads, S::kSmemBytes, s);
+  else
+    return launch_tiles<Traits>(pod_prefill_kernel<Traits>, p, grid, S::kThreads,
+                                S::kRole ? S::kSmemBytes : Traits::kSmemBytes, s);
 }
 
 // grid = physical CTAs; each hosts Decode::kVirtualCtas decode items.

@@ -42,6 +42,7 @@ struct KernelShape {
   int max_splits[2];          // spec limit per tile; 0: none (prefill bounded by waves only)
   int prefill_max_waves;      // 0: prefill bounded by splits only
   int virtual_ctas;           // decode tiles per physical decode CTA
+  bool persistent_prefill;    // the prefill-only kernel's CTAs loop over tickets (warp-specialized)
 
   template <class Traits>
   static KernelShape of() {
@@ -68,6 +69,7 @@ struct KernelShape {
     k.max_splits[1] = Traits::Decode::kMaxSplits;
     k.prefill_max_waves = Traits::Prefill::kMaxWaves;
     k.virtual_ctas = Traits::Decode::kVirtualCtas;
+    k.persistent_prefill = Traits::Prefill::kEngine == POD_ENGINE_WARP_SPECIALIZED;
     return k;
   }
   int group() const { return heads_q / heads_kv; }
@@ -625,10 +627,11 @@ inline int plan_for(const KernelShape& k, const podgen_batch& batch,
     p.partial_lse_offset[op] = layout.partial_lse[op];
   }
   reduce_ratio(live_tickets[0], live_tickets[1], p.ratio);
-  p.grid_prefill = (int32_t)cap.items[0];
+  // A persistent prefill-only kernel needs no more CTAs than SMs (one fills an SM).
+  p.grid_prefill = (int32_t)(k.persistent_prefill ? std::min<int64_t>(cap.items[0], o.num_sms) : cap.items[0]);
   p.grid_decode = (int32_t)ceil_div(cap.items[1], V);
   // Ticket capacity: prefill items + decode CTAs; roles (ctasPerSm 1): one persistent CTA per SM.
-  const int32_t ticket_capacity = p.grid_prefill + p.grid_decode;
+  const int32_t ticket_capacity = (int32_t)cap.items[0] + p.grid_decode;
   p.grid_fused = k.ctas_per_sm == 1 && ticket_capacity > 0 ? o.num_sms : ticket_capacity;
   p.debug_count_tiles = o.count_tiles;
   p.host_bytes = layout.host_bytes;

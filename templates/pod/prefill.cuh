@@ -19,81 +19,9 @@
 // Per KV sub-block: S = Q K^T (fp32), causal/ragged mask, online softmax, O += P V with P packed
 // to 16 bits as the A operand straight from the S registers.
 #pragma once
-#include <type_traits>
-#include "softmax.cuh"
-#include "tile_io.cuh"
-#include "wgmma.cuh"
+#include "prefill_tile.cuh"
 
 namespace pod {
-
-template <class Traits>
-struct PrefillShape {
-  using P = typename Traits::Prefill;
-  static constexpr int D = Traits::kHeadDim;
-  static constexpr int kTileQ = P::kTileQ;
-  static constexpr int kTileKv = P::kTileKv;
-  static constexpr int kWarps = P::kWarps;
-  static constexpr int kStages = P::kStages;
-  static constexpr int kThreads = kWarps * 32;
-  static constexpr int kRowsPerWarp = kTileQ / kWarps;
-  static constexpr int kMFrag = kRowsPerWarp / 16;  // 16-row fragments per warp
-  static constexpr bool kWgmma = POD_HAS_WGMMA && kWarps % 4 == 0;
-  static constexpr int kRowsPerGroup = 4 * kRowsPerWarp;  // rows of one warpgroup (wgmma)
-  // Keys per sub-block of the S = Q K^T / softmax / P V step, chosen by the resource model
-  // (dsl/resources.ts, prefillSubBlockKeys) so that the scores fit the register budget.
-  static constexpr int kSubKv = P::kSubKv;
-  static constexpr int kN = kSubKv / 8;              // 8-key score fragments per sub-block
-  static constexpr int kD8 = D / 8;                  // 8-column output fragments
-  static constexpr int kChunks = D / 8;
-  static constexpr int kQBytes = kTileQ * D * 2;
-  static constexpr int kKvBytes = kTileKv * D * 2;   // one K (or V) stage
-  static constexpr int kStageBytes = 2 * kKvBytes;
-  static constexpr int kSmemBytes = kQBytes + kStages * kStageBytes;
-  // wgmma with 3+ stages and one warpgroup: a tile's last P V is carried over into the next tile
-  // (prefill_tile), so it may still read its stage while the next tile's refill is issued; the
-  // refill then runs one tile less ahead. One warpgroup, because then every KV tile of an item has
-  // keys for it (the planner clips kv_end to the item's last row), so a P V is never left queued
-  // behind a tile that the warpgroup skips. kAhead: KV tiles in flight ahead of the one computed.
-  static constexpr bool kCarryPv = kWgmma && kStages >= 3 && kWarps == 4;
-  static constexpr int kAhead = kCarryPv ? kStages - 2 : kStages - 1;
-  using QLayout = typename std::conditional<kWgmma, Sw128Tile<kTileQ>, RowSwizzledTile<kChunks>>::type;
-  using KvLayout = typename std::conditional<kWgmma, Sw128Tile<kTileKv>, RowSwizzledTile<kChunks>>::type;
-
-  // First packed row of fragment mf of warp `warp`.
-  static __device__ __forceinline__ int frag_row0(int warp, int mf) {
-    if constexpr (kWgmma) return (warp / 4) * kRowsPerGroup + mf * 64 + (warp % 4) * 16;
-    else return warp * kRowsPerWarp + mf * 16;
-  }
-  // Rows that run their products together (a warpgroup with wgmma, a warp with mma.sync): the
-  // first and last; a sub-block is skipped only when it is masked for all of them.
-  static __device__ __forceinline__ int unit_row0(int warp) {
-    return kWgmma ? (warp / 4) * kRowsPerGroup : warp * kRowsPerWarp;
-  }
-  static constexpr int kRowsPerUnit = kWgmma ? kRowsPerGroup : kRowsPerWarp;
-
-  // ctasPerSm 1 (roles): the prefill role is the CTA's first kThreads threads.
-  static constexpr bool kRole = Traits::kCtasPerSm == 1;
-  static_assert(kWarps >= 1 && (kRole ? kThreads < Traits::kThreads : kThreads == Traits::kThreads),
-                "Prefill::kWarps * 32 == kThreads (roles: the prefill role's share)");
-  static_assert(kTileQ % (16 * kWarps) == 0, "Prefill::kTileQ must be a multiple of 16 * kWarps");
-  static_assert(kTileKv % 16 == 0 && kTileKv >= 16, "Prefill::kTileKv must be a multiple of 16");
-  static_assert(kStages >= 1, "Prefill::kStages >= 1");
-  static_assert(kSubKv % 16 == 0 && kTileKv % kSubKv == 0, "sub-blocks of 16-key multiples tile the KV tile");
-  static_assert(!kWgmma || (kSubKv <= 128 && (kSubKv & (kSubKv - 1)) == 0), "wgmma sub-blocks: N = 16, 32, 64, 128");
-  static_assert(kSmemBytes <= Traits::kSmemBytes, "prefill tiles exceed Traits::kSmemBytes");
-  // wgmma operands start on 1024-byte boundaries (the kernels align dynamic shared memory so).
-  static_assert(!kWgmma || (kQBytes % 1024 == 0 && kKvBytes % 1024 == 0), "1024-byte tiles");
-};
-
-// Barrier of the threads that run a prefill tile: the whole CTA, or with roles (ctasPerSm 1) the
-// prefill role only, on its own hardware barrier (the decode role's virtual CTAs use ids
-// 1 .. kVirtualCtas, its ticket hand-over 14; scheduler.cuh).
-constexpr int kPrefillRoleBarrier = 15;
-template <class Traits>
-__device__ __forceinline__ void prefill_sync() {
-  if constexpr (PrefillShape<Traits>::kRole) named_barrier(kPrefillRoleBarrier, PrefillShape<Traits>::kThreads);
-  else __syncthreads();
-}
 
 template <class Traits>
 __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkItem* item,
@@ -101,7 +29,6 @@ __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkIt
   using S = PrefillShape<Traits>;
   using T = typename Traits::DType;
   using Io = TileIo<Traits>;
-  using Out = RowOut<Traits, POD_OP_PREFILL, S::kTileQ>;
   constexpr int D = S::D, G = Traits::kGroup, kMFrag = S::kMFrag, kN = S::kN, kD8 = S::kD8;
   constexpr int kChunks = S::kChunks;
   constexpr int kSubBlocks = S::kTileKv / S::kSubKv;
@@ -289,16 +216,7 @@ __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkIt
           // ---- mask (only on sub-blocks that cross a row's limit)
           if (sub_start + S::kSubKv > warp_limit_lo) {
 #pragma unroll
-            for (int mf = 0; mf < kMFrag; ++mf)
-#pragma unroll
-              for (int h = 0; h < 2; ++h) {
-                const int lim = row_limit(S::frag_row0(warp, mf) + h * 8 + lane / 4) - sub_start;
-#pragma unroll
-                for (int n = 0; n < kN; ++n)
-#pragma unroll
-                  for (int e = 0; e < 2; ++e)
-                    if (n * 8 + (lane % 4) * 2 + e >= lim) s[mf][n][2 * h + e] = -INFINITY;
-              }
+            for (int mf = 0; mf < kMFrag; ++mf) mask_scores(s[mf], S::frag_row0(warp, mf), lane, sub_start, row_limit);
           }
 
           // ---- online softmax: fold the scores, then (once the P V before is done) rescale O
@@ -309,14 +227,7 @@ __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkIt
 #pragma unroll
           for (int mf = 0; mf < kMFrag; ++mf) SoftmaxRows::rescale(o[mf], alpha[mf]);
 #pragma unroll
-          for (int mf = 0; mf < kMFrag; ++mf)
-#pragma unroll
-            for (int kk = 0; kk < kN / 2; ++kk) {
-              pa[mf][kk][0] = Cvt<T>::pack(s[mf][2 * kk][0], s[mf][2 * kk][1]);
-              pa[mf][kk][1] = Cvt<T>::pack(s[mf][2 * kk][2], s[mf][2 * kk][3]);
-              pa[mf][kk][2] = Cvt<T>::pack(s[mf][2 * kk + 1][0], s[mf][2 * kk + 1][1]);
-              pa[mf][kk][3] = Cvt<T>::pack(s[mf][2 * kk + 1][2], s[mf][2 * kk + 1][3]);
-            }
+          for (int mf = 0; mf < kMFrag; ++mf) pack_p<T>(pa[mf], s[mf]);
 
           // ---- the next sub-block's S = Q K^T, then O += P V (queued at the end of the tile)
           if constexpr (S::kWgmma) {
@@ -348,33 +259,7 @@ __device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkIt
   // ---- epilogue: normalize and store this thread's rows straight from the fragments
   it = load_item(item);
 #pragma unroll
-  for (int mf = 0; mf < kMFrag; ++mf) {
-    float inv_l[2], lse[2];
-    rows[mf].finalize(inv_l, lse);
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int r = S::frag_row0(warp, mf) + h * 8 + lane / 4;
-      if (r >= rows_valid) continue;
-      int64_t o_off, lse_idx;
-      Out::locate(it, r, o_off, lse_idx);
-      const int col = (lane % 4) * 2;
-      if (it.num_splits == 1) {
-        T* out = static_cast<T*>(p.o[POD_OP_PREFILL]) + o_off + col;
-#pragma unroll
-        for (int d = 0; d < kD8; ++d)
-          *reinterpret_cast<uint32_t*>(out + d * 8) =
-              Cvt<T>::pack(o[mf][d][2 * h] * inv_l[h], o[mf][d][2 * h + 1] * inv_l[h]);
-        if (p.lse[POD_OP_PREFILL] != nullptr && lane % 4 == 0) p.lse[POD_OP_PREFILL][lse_idx] = lse[h];
-      } else {
-        float* out = p.partial_o[POD_OP_PREFILL] + o_off + col;
-#pragma unroll
-        for (int d = 0; d < kD8; ++d)
-          *reinterpret_cast<float2*>(out + d * 8) =
-              make_float2(o[mf][d][2 * h] * inv_l[h], o[mf][d][2 * h + 1] * inv_l[h]);
-        if (lane % 4 == 0) p.partial_lse[POD_OP_PREFILL][lse_idx] = lse[h];
-      }
-    }
-  }
+  for (int mf = 0; mf < kMFrag; ++mf) store_prefill_rows<Traits, S::kTileQ>(p, it, rows_valid, S::frag_row0(warp, mf), lane, o[mf], rows[mf]);
 }
 
 }  // namespace pod

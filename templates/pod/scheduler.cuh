@@ -17,6 +17,7 @@
 #pragma once
 #include "decode.cuh"
 #include "prefill.cuh"
+#include "prefill_ws.cuh"
 
 namespace pod {
 
@@ -149,19 +150,25 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) pod_roles_kernel(const __
   PodDeviceHeader* h = p.header;
   // The role loops are separate branches: ptxas allocates each to its role's setmaxnreg count.
   if (threadIdx.x < PS::kThreads) {
-    if constexpr (Traits::kPrefillRoleRegs > 0) setmaxnreg_inc<Traits::kPrefillRoleRegs>();
-    const int thread = threadIdx.x;
-    for (int round = 0;; ++round) {
-      int* slot = claims + (round & 1);
-      if (thread == 0) *slot = (int)atomicAdd(&h->ticket[POD_OP_PREFILL], 1u);
-      named_barrier(kPrefillRoleBarrier, PS::kThreads);  // also: done with the previous tile's bytes
-      const int ticket = *slot;
-      if (ticket >= h->num_tickets[POD_OP_PREFILL]) break;
-      prefill_tile<Traits>(p, p.items[POD_OP_PREFILL] + ticket, smem, thread);
-      if (thread == 0) count_tile<Traits>(p, POD_OP_PREFILL);
+    if constexpr (PS::kWarpSpecialized) {
+      // Its producer and consumer warpgroups set their own registers (prefill_ws.cuh).
+      prefill_ws<Traits, Traits::kLaunchRegs, Traits::Prefill::kProducerRegs, Traits::kPrefillRoleRegs,
+                 Traits::Prefill::kSubKv>(p, smem, threadIdx.x);
+    } else {
+      if constexpr (Traits::kPrefillRoleRegs > 0) setmaxnreg<Traits::kPrefillRoleRegs, Traits::kLaunchRegs>();
+      const int thread = threadIdx.x;
+      for (int round = 0;; ++round) {
+        int* slot = claims + (round & 1);
+        if (thread == 0) *slot = (int)atomicAdd(&h->ticket[POD_OP_PREFILL], 1u);
+        named_barrier(kPrefillRoleBarrier, PS::kThreads);  // also: done with the previous tile's bytes
+        const int ticket = *slot;
+        if (ticket >= h->num_tickets[POD_OP_PREFILL]) break;
+        prefill_tile<Traits>(p, p.items[POD_OP_PREFILL] + ticket, smem, thread);
+        if (thread == 0) count_tile<Traits>(p, POD_OP_PREFILL);
+      }
     }
   } else {
-    if constexpr (Traits::kDecodeRoleRegs > 0) setmaxnreg_dec<Traits::kDecodeRoleRegs>();
+    if constexpr (Traits::kDecodeRoleRegs > 0) setmaxnreg<Traits::kDecodeRoleRegs, Traits::kLaunchRegs>();
     const unsigned thread = threadIdx.x - PS::kThreads;
     constexpr int kRoleThreads = DS::kThreads * DS::kVirtualCtas;
     for (int round = 0;; ++round) {
@@ -190,6 +197,20 @@ __global__ void __launch_bounds__(PrefillShape<Traits>::kThreads, Traits::kCtasP
     if (threadIdx.x == 0) count_tile<Traits>(p, POD_OP_PREFILL);
     __syncthreads();  // shared memory is reused by the next item
   }
+}
+
+// Prefill-only, warp-specialized: persistent CTAs whose producers claim prefill tickets
+// (prefill_ws.cuh); the last CTA resets the counters. The prefill-only launch has the SM to itself,
+// so its consumers take the registers the roles kernel gives the decode role.
+template <class Traits>
+__global__ void __launch_bounds__(PrefillShape<Traits>::kThreads, 1)
+    pod_prefill_ws_kernel(const __grid_constant__ PodParams p) {
+  (void)sizeof(KernelChecks<Traits>);
+  extern __shared__ __align__(1024) uint8_t smem[];
+  prefill_ws<Traits, Traits::Prefill::kLaunchRegsAlone, Traits::Prefill::kProducerRegs, Traits::Prefill::kConsumerRegs,
+             Traits::Prefill::kSubKvAlone>(p, smem, threadIdx.x);
+  __syncthreads();
+  if (threadIdx.x == 0) finish_cta(p.header);
 }
 
 // Decode-only: CTA b hosts items[1][b * kVirtualCtas + v] (grid-stride over b).

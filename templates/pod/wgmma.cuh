@@ -62,6 +62,14 @@ template <int N>
 __device__ __forceinline__ void setmaxnreg_dec() {
   asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
 }
+// Moves this warpgroup from the kAtLaunch registers a thread that the kernel started with to kNew
+// (inc when more, dec when fewer; both take only whole multiples of 8).
+template <int kNew, int kAtLaunch>
+__device__ __forceinline__ void setmaxnreg() {
+  static_assert(kNew % 8 == 0 && kNew >= 24 && kNew <= 256, "setmaxnreg takes 24 .. 256 in steps of 8");
+  if constexpr (kNew > kAtLaunch) setmaxnreg_inc<kNew>();
+  else if constexpr (kNew < kAtLaunch) setmaxnreg_dec<kNew>();
+}
 // cp.async writes shared memory through the generic proxy and wgmma reads it through the async
 // proxy: after a thread's copies land it fences, then the CTA barrier publishes them.
 __device__ __forceinline__ void fence_proxy_async() {

@@ -22,6 +22,7 @@ struct Traits {
   static constexpr int kPageSize = 16, kThreads = 128, kCtasPerSm = 2, kSchedule = 1;
   static constexpr int kSmemBytes = 98304;
   struct Prefill {
+    static constexpr int kEngine = POD_ENGINE_MMA;
     static constexpr int kTileQ = 128, kTileKv = 64, kWarps = 4, kStages = 2;
     static constexpr int kMaxSplits = 0, kMaxWaves = 2;
   };

@@ -30,6 +30,7 @@ struct TestTraits {
   static constexpr int kPageSize = PageSize, kThreads = 128, kCtasPerSm = Ctas, kSchedule = 1;
   static constexpr int kSmemBytes = 65536;
   struct Prefill {
+    static constexpr int kEngine = POD_ENGINE_MMA;
     static constexpr int kTileQ = PTileQ, kTileKv = PTileKv, kWarps = 4, kStages = 2;
     static constexpr int kMaxSplits = PMaxSplits, kMaxWaves = PMaxWaves;
   };

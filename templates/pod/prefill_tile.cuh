@@ -1,0 +1,156 @@
+// Pieces every prefill mainloop shares (prefill.cuh: mma.sync and wgmma; prefill_ws.cuh: the
+// warp-specialized wgmma engine): the tile's shape and shared-memory layout, the causal mask of a
+// score fragment, packing probabilities into an A fragment, and storing a fragment's rows.
+//
+// Fragments are those of mma.sync m16n8k16 (and of a warp's rows in a wgmma accumulator): a thread
+// holds rows g and g + 8 (g = lane / 4) of 16, and of each 8-key group the keys 2 (lane % 4) + {0, 1}.
+#pragma once
+#include <type_traits>
+#include "softmax.cuh"
+#include "tile_io.cuh"
+#include "wgmma.cuh"
+
+namespace pod {
+
+template <class Traits>
+struct PrefillShape {
+  using P = typename Traits::Prefill;
+  static constexpr int D = Traits::kHeadDim;
+  static constexpr int kTileQ = P::kTileQ;
+  static constexpr int kTileKv = P::kTileKv;
+  static constexpr int kWarps = P::kWarps;     // warps that compute (consumers when warp-specialized)
+  static constexpr int kStages = P::kStages;
+  static constexpr int kThreads = P::kThreads;  // the prefill CTA (roles: the prefill role), producer included
+  static constexpr int kComputeThreads = kWarps * 32;
+  static constexpr bool kWarpSpecialized = P::kEngine == POD_ENGINE_WARP_SPECIALIZED;
+  static constexpr bool kWgmma = P::kEngine != POD_ENGINE_MMA;
+  static constexpr int kRowsPerWarp = kTileQ / kWarps;
+  static constexpr int kMFrag = kRowsPerWarp / 16;  // 16-row fragments per warp
+  static constexpr int kRowsPerGroup = 4 * kRowsPerWarp;  // rows of one warpgroup (wgmma)
+  // Keys per sub-block of the S = Q K^T / softmax / P V step, chosen by the resource model
+  // (dsl/resources.ts, prefillSubBlockKeys) so that the scores fit the register budget.
+  static constexpr int kSubKv = P::kSubKv;
+  static constexpr int kN = kSubKv / 8;              // 8-key score fragments per sub-block
+  static constexpr int kD8 = D / 8;                  // 8-column output fragments
+  static constexpr int kChunks = D / 8;
+  static constexpr int kQBytes = kTileQ * D * 2;
+  static constexpr int kKvBytes = kTileKv * D * 2;   // one K (or V) stage
+  static constexpr int kStageBytes = 2 * kKvBytes;
+  static constexpr int kTileBytes = kQBytes + kStages * kStageBytes;
+  static constexpr int kSmemBytes = P::kSmemBytes;   // tiles (+ the pipeline's barriers), resource model
+  // wgmma with 3+ stages and one warpgroup: a tile's last P V is carried over into the next tile
+  // (prefill_tile), so it may still read its stage while the next tile's refill is issued; the
+  // refill then runs one tile less ahead. One warpgroup, because then every KV tile of an item has
+  // keys for it (the planner clips kv_end to the item's last row), so a P V is never left queued
+  // behind a tile that the warpgroup skips. kAhead: KV tiles in flight ahead of the one computed.
+  static constexpr bool kCarryPv = P::kEngine == POD_ENGINE_WGMMA && kStages >= 3 && kWarps == 4;
+  static constexpr int kAhead = kCarryPv ? kStages - 2 : kStages - 1;
+  using QLayout = typename std::conditional<kWgmma, Sw128Tile<kTileQ>, RowSwizzledTile<kChunks>>::type;
+  using KvLayout = typename std::conditional<kWgmma, Sw128Tile<kTileKv>, RowSwizzledTile<kChunks>>::type;
+
+  // First packed row of fragment mf of warp `warp`.
+  static __device__ __forceinline__ int frag_row0(int warp, int mf) {
+    if constexpr (kWgmma) return (warp / 4) * kRowsPerGroup + mf * 64 + (warp % 4) * 16;
+    else return warp * kRowsPerWarp + mf * 16;
+  }
+  // Rows that run their products together (a warpgroup with wgmma, a warp with mma.sync): the
+  // first and last; a sub-block is skipped only when it is masked for all of them.
+  static __device__ __forceinline__ int unit_row0(int warp) {
+    return kWgmma ? (warp / 4) * kRowsPerGroup : warp * kRowsPerWarp;
+  }
+  static constexpr int kRowsPerUnit = kWgmma ? kRowsPerGroup : kRowsPerWarp;
+
+  // ctasPerSm 1 (roles): the prefill role is the CTA's first kThreads threads.
+  static constexpr bool kRole = Traits::kCtasPerSm == 1;
+  static_assert(kWarps >= 1 && (kRole ? kThreads < Traits::kThreads : kThreads == Traits::kThreads),
+                "Prefill::kThreads == kThreads (roles: the prefill role's share)");
+  static_assert(kThreads == kComputeThreads + (kWarpSpecialized ? 128 : 0),
+                "the warp-specialized engine adds one producer warpgroup");
+  static_assert(kTileQ % (16 * kWarps) == 0, "Prefill::kTileQ must be a multiple of 16 * kWarps");
+  static_assert(kTileKv % 16 == 0 && kTileKv >= 16, "Prefill::kTileKv must be a multiple of 16");
+  static_assert(kStages >= 1, "Prefill::kStages >= 1");
+  static_assert(kSubKv % 16 == 0 && kTileKv % kSubKv == 0, "sub-blocks of 16-key multiples tile the KV tile");
+  static_assert(!kWgmma || (kSubKv <= 128 && (kSubKv & (kSubKv - 1)) == 0), "wgmma sub-blocks: N = 16, 32, 64, 128");
+  static_assert(!kWgmma || kWarps % 4 == 0, "wgmma runs on whole warpgroups");
+  static_assert(kTileBytes <= kSmemBytes && kSmemBytes <= Traits::kSmemBytes, "prefill tiles exceed Traits::kSmemBytes");
+#if defined(__CUDA_ARCH__)
+  static_assert(!kWgmma || POD_HAS_WGMMA, "the wgmma engines are compiled for sm_90a only");
+#endif
+  // wgmma operands start on 1024-byte boundaries (the kernels align dynamic shared memory so).
+  static_assert(!kWgmma || (kQBytes % 1024 == 0 && kKvBytes % 1024 == 0), "1024-byte tiles");
+};
+
+// Sets the scores of keys at or past each row's limit to -inf: s holds the rows row0 + g and
+// row0 + g + 8 of a 16-row fragment over keys sub_start + 8n ...; row_limit(r) is the first key
+// that packed row r may not see.
+template <int kN, class RowLimit>
+__device__ __forceinline__ void mask_scores(float (&s)[kN][4], int row0, int lane, int sub_start,
+                                            const RowLimit& row_limit) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int lim = row_limit(row0 + h * 8 + lane / 4) - sub_start;
+#pragma unroll
+    for (int n = 0; n < kN; ++n)
+#pragma unroll
+      for (int e = 0; e < 2; ++e)
+        if (n * 8 + (lane % 4) * 2 + e >= lim) s[n][2 * h + e] = -INFINITY;
+  }
+}
+
+// Probabilities of kN 8-key fragments packed to 16 bits as the A fragments of P V (16 keys each).
+template <class T, int kN>
+__device__ __forceinline__ void pack_p(uint32_t (&pa)[kN / 2][4], const float (&s)[kN][4]) {
+#pragma unroll
+  for (int kk = 0; kk < kN / 2; ++kk) {
+    pa[kk][0] = Cvt<T>::pack(s[2 * kk][0], s[2 * kk][1]);
+    pa[kk][1] = Cvt<T>::pack(s[2 * kk][2], s[2 * kk][3]);
+    pa[kk][2] = Cvt<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+    pa[kk][3] = Cvt<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+  }
+}
+
+// Normalizes and stores the two rows this thread holds of the 16-row fragment at tile row row0:
+// to o (and lse) when the item is not split, else to this split's fp32 partials.
+template <class Traits, int kTileQ>
+__device__ __forceinline__ void store_prefill_rows(const PodParams& p, const PodWorkItem& it, int rows_valid,
+                                                   int row0, int lane, const float (&o)[Traits::kHeadDim / 8][4],
+                                                   SoftmaxRows& rows) {
+  using T = typename Traits::DType;
+  using Out = RowOut<Traits, POD_OP_PREFILL, kTileQ>;
+  constexpr int kD8 = Traits::kHeadDim / 8;
+  float inv_l[2], lse[2];
+  rows.finalize(inv_l, lse);
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = row0 + h * 8 + lane / 4;
+    if (r >= rows_valid) continue;
+    int64_t o_off, lse_idx;
+    Out::locate(it, r, o_off, lse_idx);
+    const int col = (lane % 4) * 2;
+    if (it.num_splits == 1) {
+      T* out = static_cast<T*>(p.o[POD_OP_PREFILL]) + o_off + col;
+#pragma unroll
+      for (int d = 0; d < kD8; ++d)
+        *reinterpret_cast<uint32_t*>(out + d * 8) = Cvt<T>::pack(o[d][2 * h] * inv_l[h], o[d][2 * h + 1] * inv_l[h]);
+      if (p.lse[POD_OP_PREFILL] != nullptr && lane % 4 == 0) p.lse[POD_OP_PREFILL][lse_idx] = lse[h];
+    } else {
+      float* out = p.partial_o[POD_OP_PREFILL] + o_off + col;
+#pragma unroll
+      for (int d = 0; d < kD8; ++d)
+        *reinterpret_cast<float2*>(out + d * 8) = make_float2(o[d][2 * h] * inv_l[h], o[d][2 * h + 1] * inv_l[h]);
+      if (lane % 4 == 0) p.partial_lse[POD_OP_PREFILL][lse_idx] = lse[h];
+    }
+  }
+}
+
+// Barrier of the threads that run a prefill tile: the whole CTA, or with roles (ctasPerSm 1) the
+// prefill role only, on its own hardware barrier (the decode role's virtual CTAs use ids
+// 1 .. kVirtualCtas, its ticket hand-over 14; scheduler.cuh).
+constexpr int kPrefillRoleBarrier = 15;
+template <class Traits>
+__device__ __forceinline__ void prefill_sync() {
+  if constexpr (PrefillShape<Traits>::kRole) named_barrier(kPrefillRoleBarrier, PrefillShape<Traits>::kThreads);
+  else __syncthreads();
+}
+
+}  // namespace pod

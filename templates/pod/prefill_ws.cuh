@@ -1,0 +1,266 @@
+// Warp-specialized prefill (sm_90a, Prefill::kEngine == POD_ENGINE_WARP_SPECIALIZED): one producer
+// warpgroup loads, Prefill::kWarps / 4 consumer warpgroups multiply, and they meet only on
+// mbarriers (mbarrier.cuh), so loads never wait for a CTA-wide barrier and the consumers' issue
+// slots and registers go to wgmma and the softmax.
+//
+// Roles inside the prefill CTA (or the prefill role of the roles kernel), by thread index:
+//   [0, kComputeThreads)            consumers: warpgroup w owns packed rows 64w .. 64w + 63
+//   [kComputeThreads, kThreads)     producer: claims items and copies Q, K and V
+// setmaxnreg gives the producer few registers and the consumers the rest (resource model).
+//
+// The producer claims prefill tickets (header->ticket[0]) for the CTA, so the CTAs of the
+// prefill-only kernel are persistent and balance the items among themselves. For each item it
+// publishes the item index in a slot (item_full), copies the Q tile (q_full), then each KV tile's K
+// and V (kv_full[stage]) into a ring of kStages stages, waiting for kv_empty[stage] before reusing
+// a stage. (K and V share a barrier: the ring runs a stage ahead, so S = Q K^T never waits for a V.) The copies are 16-byte cp.async of the paged cache, zero-filled past the
+// item's keys (a page's stale tail never reaches the tensor cores), each thread's copies signalling
+// the stage's barrier when they land (cp.async.mbarrier.arrive). Consumers release Q (q_empty) at
+// the end of the item and each stage once their last P V over it has completed.
+//
+// Consumer pipeline over the item's sub-blocks j of kSubKv keys (several per KV tile when the
+// registers do not hold a whole tile's scores), with S(j+1) = Q K^T issued before O += P(j) V so
+// that the softmax of j+1 runs while P V of j is on the tensor cores:
+//   issue S(j+1) | issue P V(j) | wait S(j+1) | mask, fold j+1 | wait P V(j) | rescale O, pack P(j+1)
+// Both warpgroups run the same steps (those of the tile's last row; the first rows' extra keys are
+// masked), so they pass every stage in the same order and take turns on the tensor cores: with two
+// consumer warpgroups, each issues a step's products only after the other has issued its own
+// (named barriers kPingPongBarrier + w), so one's softmax runs under the other's products.
+#pragma once
+#include "mbarrier.cuh"
+#include "prefill_tile.cuh"
+
+namespace pod {
+
+// Where the pipeline's barriers and item slots sit: after the tiles, within Prefill::kSmemBytes.
+template <class Traits>
+struct WsLayout {
+  using S = PrefillShape<Traits>;
+  static constexpr int kItemFull = S::kTileBytes;           // the item slot is written (1 arrival)
+  static constexpr int kQFull = kItemFull + 8;              // Q landed (producer threads)
+  static constexpr int kQEmpty = kQFull + 8;                // consumers are done with Q (consumer threads)
+  static constexpr int kKvFull = kQEmpty + 8;               // [stage] K and V landed (producer threads)
+  static constexpr int kKvEmpty = kKvFull + 8 * S::kStages; // [stage] consumers are done with it
+  static constexpr int kSlots = kKvEmpty + 8 * S::kStages;  // int[2]: item index, by round parity
+  static constexpr int kEnd = kSlots + 8;
+  static constexpr int kProducerThreads = S::kThreads - S::kComputeThreads;
+  static_assert(S::kWarpSpecialized && kProducerThreads == 128, "one producer warpgroup");
+  static_assert(kEnd <= S::kSmemBytes, "the resource model reserves room for the pipeline's barriers");
+  static_assert(S::kStages >= 2, "a ring of at least two stages");
+  static_assert(S::kWarps == 4 || S::kWarps == 8, "one or two consumer warpgroups");
+  static_assert(Traits::kCtasPerSm != 1 || Traits::Decode::kVirtualCtas < 12, "barrier ids 12 and 13 are the ping-pong's");
+};
+
+// Hardware barriers of the consumers' ping-pong: 12 and 13 (the roles kernel's decode virtual CTAs
+// use 1 .. kVirtualCtas, its ticket hand-over 14, the prefill role 15).
+constexpr int kPingPongBarrier = 12;
+
+template <class Traits>
+__device__ __forceinline__ void ws_produce(const PodParams& p, uint8_t* smem, int pt) {
+  using S = PrefillShape<Traits>;
+  using L = WsLayout<Traits>;
+  using T = typename Traits::DType;
+  using Io = TileIo<Traits>;
+  const uint32_t base = smem_u32(smem);
+  volatile int* slots = reinterpret_cast<volatile int*>(smem + L::kSlots);
+  PodDeviceHeader* h = p.header;
+  const int n = h->num_tickets[POD_OP_PREFILL];
+  int fill = 0;  // KV tiles loaded so far by this CTA: stage fill % kStages, its use fill / kStages
+  for (int round = 0;; ++round) {
+    mbarrier_wait(base + L::kQEmpty, (round & 1) ^ 1);  // the consumers are done with the last item
+    if (pt == 0) {
+      slots[round & 1] = (int)atomicAdd(&h->ticket[POD_OP_PREFILL], 1u);
+      mbarrier_arrive(base + L::kItemFull);
+    }
+    mbarrier_wait(base + L::kItemFull, round & 1);
+    const int ticket = slots[round & 1];
+    if (ticket >= n) break;
+    const PodWorkItem it = load_item(p.items[POD_OP_PREFILL] + ticket);
+    const int rows_valid = min(S::kTileQ, it.q_len * Traits::kGroup - it.row_begin);
+    Io::template load_q<S::kTileQ, L::kProducerThreads, typename S::QLayout>(
+        static_cast<const T*>(p.q[POD_OP_PREFILL]), it, rows_valid, base, pt);
+    mbarrier_arrive_on_copies(base + L::kQFull);
+    const int page_base = __ldg(p.page_indptr + it.request);
+    const int num_tiles = it.kv_end > it.kv_begin ? (it.kv_end - it.kv_begin + S::kTileKv - 1) / S::kTileKv : 0;
+    using Copy = typename Io::template KvTileCopy<S::kTileKv, L::kProducerThreads>;
+    // Each tile's pages are looked up a tile ahead, while the stage it goes to may still be in use.
+    Copy next(p, page_base, it.kv_begin, it.kv_end, pt);
+    for (int i = 0; i < num_tiles; ++i, ++fill) {
+      const Copy tile = next;
+      if (i + 1 < num_tiles) next = Copy(p, page_base, it.kv_begin + (i + 1) * S::kTileKv, it.kv_end, pt);
+      const int stage = fill % S::kStages;
+      mbarrier_wait(base + L::kKvEmpty + 8 * stage, ((fill / S::kStages) & 1) ^ 1);
+      const uint32_t s_k = base + S::kQBytes + stage * S::kStageBytes;
+      tile.template copy<typename S::KvLayout>(p, it.kv_head, s_k, s_k + S::kKvBytes, pt);
+      mbarrier_arrive_on_copies(base + L::kKvFull + 8 * stage);
+    }
+  }
+}
+
+template <class Traits, int kSubKv>
+__device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, int tid) {
+  using S = PrefillShape<Traits>;
+  using L = WsLayout<Traits>;
+  using T = typename Traits::DType;
+  constexpr int D = S::D, G = Traits::kGroup, kN = kSubKv / 8, kD8 = S::kD8;
+  constexpr int kSubBlocks = S::kTileKv / kSubKv;
+  static_assert(S::kMFrag == 1 && S::kRowsPerGroup == 64, "a consumer warpgroup owns one 64-row block");
+  static_assert(kSubKv % 16 == 0 && S::kTileKv % kSubKv == 0 && kSubKv <= 128 && (kSubKv & (kSubKv - 1)) == 0,
+                "sub-blocks: N = 16, 32, 64 or 128 keys tiling the KV tile");
+
+  const int warp = tid / 32, lane = tid % 32;
+  const uint32_t base = smem_u32(smem);
+  const volatile int* slots = reinterpret_cast<const volatile int*>(smem + L::kSlots);
+  const int n = p.header->num_tickets[POD_OP_PREFILL];
+  const int row0 = S::frag_row0(warp, 0);     // this warp's 16 rows
+  const int unit_row0 = S::unit_row0(warp);   // this warpgroup's 64 rows
+  const float scale_log2 = p.sm_scale * kLog2e;
+  // Ping-pong: warpgroup w issues its products after barrier kPingPongBarrier + w, which the other
+  // warpgroup arrives at once it has issued its own. Warpgroup 1 lets warpgroup 0 go first.
+  constexpr bool kPingPong = S::kWarps == 8;
+  const int wg = warp / 4;
+  auto my_turn = [&]() {
+    if constexpr (kPingPong) named_barrier(kPingPongBarrier + wg, S::kComputeThreads);
+  };
+  auto their_turn = [&]() {
+    if constexpr (kPingPong) named_barrier_arrive(kPingPongBarrier + 1 - wg, S::kComputeThreads);
+  };
+  if (wg == 1) their_turn();
+  int fill = 0;
+  for (int round = 0;; ++round) {
+    mbarrier_wait(base + L::kItemFull, round & 1);
+    const int ticket = slots[round & 1];
+    if (ticket >= n) {
+      if (wg == 0) my_turn();  // take warpgroup 1's last turn, so that no arrival is left pending
+      break;
+    }
+    const PodWorkItem* item = p.items[POD_OP_PREFILL] + ticket;
+    PodWorkItem it = load_item(item);
+    const int num_tiles = it.kv_end > it.kv_begin ? (it.kv_end - it.kv_begin + S::kTileKv - 1) / S::kTileKv : 0;
+    const int causal_base = it.kv_len - it.q_len + 1;
+    auto row_limit = [&](int r) { return min(causal_base + (it.row_begin + r) / G, it.kv_end); };
+    const int warp_limit_lo = row_limit(row0);
+    const int live_end = row_limit(S::kTileQ - 1);  // one past the tile's last visible key
+    const int steps = live_end > it.kv_begin ? (live_end - it.kv_begin + kSubKv - 1) / kSubKv : 0;
+
+    float o[kD8][4];
+#pragma unroll
+    for (int d = 0; d < kD8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
+    SoftmaxRows rows;
+    rows.init();
+    float s[kN][4];
+    uint32_t pa[kN / 2][4];
+    float alpha[2];
+
+    auto stage_of = [&](int j) { return (fill + j / kSubBlocks) % S::kStages; };
+    auto parity_of = [&](int j) { return (uint32_t)(((fill + j / kSubBlocks) / S::kStages) & 1); };
+    auto k_tile = [&](int j) { return base + S::kQBytes + stage_of(j) * S::kStageBytes; };
+    auto issue_qk = [&](int j) {
+      if (j % kSubBlocks == 0) {
+        mbarrier_wait(base + L::kKvFull + 8 * stage_of(j), parity_of(j));
+        fence_proxy_async();  // the producer's cp.async wrote K and V through the generic proxy
+      }
+      const uint32_t s_k = k_tile(j) + (j % kSubBlocks) * kSubKv * 128;
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const uint32_t col = (kk % 4) * 32;  // the 16 columns' byte offset in a 128-byte row
+        const uint64_t a = sw128_desc(base + (kk / 4) * S::kTileQ * 128 + unit_row0 * 128 + col, 16, 1024);
+        const uint64_t b = sw128_desc(s_k + (kk / 4) * S::kTileKv * 128 + col, 16, 1024);
+        Wgmma<T, kSubKv>::ss(s, a, b, kk > 0);
+      }
+      wgmma_commit();
+    };
+    auto issue_pv = [&](int j) {
+      const uint32_t s_v = k_tile(j) + S::kKvBytes + (j % kSubBlocks) * kSubKv * 128;
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < kN / 2; ++kk)
+        Wgmma<T, D>::rs(o, pa[kk], sw128_desc(s_v + kk * 16 * 128, S::kTileKv * 128, 1024), 1);
+      wgmma_commit();
+    };
+    auto mask_and_fold = [&](int j) {
+      const int sub_start = it.kv_begin + j * kSubKv;
+      if (sub_start + kSubKv > warp_limit_lo) mask_scores(s, row0, lane, sub_start, row_limit);
+      rows.fold(s, scale_log2, alpha);
+    };
+    // A stage is released once the last product that reads it has completed.
+    auto release = [&](int j) {
+      if (j % kSubBlocks == kSubBlocks - 1 || j == steps - 1) mbarrier_arrive(base + L::kKvEmpty + 8 * stage_of(j));
+    };
+
+    mbarrier_wait(base + L::kQFull, round & 1);
+    if (steps > 0) {
+      my_turn();
+      issue_qk(0);
+      their_turn();
+      wgmma_wait<0>();
+      pin_registers(s);
+      mask_and_fold(0);
+      pack_p<T>(pa, s);
+      for (int j = 0; j + 1 < steps; ++j) {
+        my_turn();
+        issue_qk(j + 1);
+        issue_pv(j);
+        their_turn();
+        wgmma_wait<1>();  // S(j+1) is in; P V(j) may still run
+        pin_registers(s);
+        mask_and_fold(j + 1);
+        wgmma_wait<0>();
+        pin_registers(o);
+        release(j);
+        SoftmaxRows::rescale(o, alpha);
+        pack_p<T>(pa, s);
+      }
+      my_turn();
+      issue_pv(steps - 1);
+      their_turn();
+      wgmma_wait<0>();
+      pin_registers(o);
+      release(steps - 1);
+    }
+    // KV tiles past the tile's last row (the planner's kv_end makes these rare): pass their stages on.
+    for (int i = (steps + kSubBlocks - 1) / kSubBlocks; i < num_tiles; ++i) {
+      const int stage = (fill + i) % S::kStages;
+      const uint32_t parity = (uint32_t)(((fill + i) / S::kStages) & 1);
+      mbarrier_wait(base + L::kKvFull + 8 * stage, parity);
+      mbarrier_arrive(base + L::kKvEmpty + 8 * stage);
+    }
+    fill += num_tiles;
+    mbarrier_arrive(base + L::kQEmpty);  // Q and the item slot may be reused
+
+    it = load_item(item);
+    const int rows_valid = min(S::kTileQ, it.q_len * G - it.row_begin);
+    store_prefill_rows<Traits, S::kTileQ>(p, it, rows_valid, row0, lane, o, rows);
+    if (tid == 0 && p.header->count_tiles) atomicAdd(&p.header->tiles_done[POD_OP_PREFILL], 1u);
+  }
+}
+
+// The warp-specialized prefill CTA (or prefill role): thread is the index within it. The register
+// counts are the kernel's (the prefill-only kernel and the roles kernel split differently);
+// kLaunchRegs is what each thread holds when the kernel starts.
+template <class Traits, int kLaunchRegs, int kProducerRegs, int kConsumerRegs, int kSubKv>
+__device__ __forceinline__ void prefill_ws(const PodParams& p, uint8_t* smem, int thread) {
+  using S = PrefillShape<Traits>;
+  using L = WsLayout<Traits>;
+  const uint32_t base = smem_u32(smem);
+  if (thread == 0) {
+    mbarrier_init(base + L::kItemFull, 1);
+    mbarrier_init(base + L::kQFull, L::kProducerThreads);
+    mbarrier_init(base + L::kQEmpty, S::kComputeThreads);
+    for (int s = 0; s < S::kStages; ++s) {
+      mbarrier_init(base + L::kKvFull + 8 * s, L::kProducerThreads);
+      mbarrier_init(base + L::kKvEmpty + 8 * s, S::kComputeThreads);
+    }
+    mbarrier_init_fence();
+  }
+  prefill_sync<Traits>();
+  if (thread < S::kComputeThreads) {
+    setmaxnreg<kConsumerRegs, kLaunchRegs>();
+    ws_consume<Traits, kSubKv>(p, smem, thread);
+  } else {
+    setmaxnreg<kProducerRegs, kLaunchRegs>();
+    ws_produce<Traits>(p, smem, thread - S::kComputeThreads);
+  }
+}
+
+}  // namespace pod
