@@ -9,10 +9,14 @@ name, prefills [[qLen, kvLen], ...], decodes [kvLen, ...], heads_q, heads_kv, he
 Contiguous KV (no paging). Prefill: varlen flash (torch.ops.aten._flash_attention_forward, causal
 aligned bottom-right, i.e. query t of a chunk sees kvLen - qLen + t + 1 keys), and SDPA with a
 lower-right causal bias / mask per chunk (flash, efficient, cuDNN; whichever this build accepts).
-Decode: SDPA flash / efficient / cuDNN with enable_gqa, and varlen flash with one query per
-request. "Best serial" runs the fastest prefill backend then the fastest decode backend back to
-back. CUDA events around each iteration, warm-up first, median of --iters; inputs rotate among
-enough copies that the 50 MB L2 holds none of them from the previous iteration.
+Decode: varlen flash with one query per request (cu_seqlens_k = the requests' cumulative KV
+lengths, so mixed lengths are measured unpadded), and SDPA flash / efficient / cuDNN with
+enable_gqa on [B, Hkv, L, D] caches, which only exist when every decode has the same KV length.
+"Best serial" runs the fastest prefill backend then the fastest decode backend back to back; a
+workload for which one of its two parts has no backend gets no best serial (errors.best_serial).
+
+CUDA events around each iteration, warm-up first, median of --iters; inputs rotate among enough
+copies that the 50 MB L2 holds none of them from the previous iteration.
 
 Every backend runs inside try/except: one that this torch build rejects is reported with its error
 and left out of the best-of.
@@ -132,11 +136,22 @@ def decode_inputs(w, dtype):
     hq, hkv, d = w["heads_q"], w["heads_kv"], w["head_dim"]
     lens = w["decodes"]
     b, lmax = len(lens), max(lens)
-    return dict(
-        q=randn((b, hq, 1, d), dtype), k=randn((b, hkv, lmax, d), dtype), v=randn((b, hkv, lmax, d), dtype),
-        lens=lens, uniform=len(set(lens)) == 1,
-        bytes=2 * b * hkv * lmax * d * 2 + 2 * b * hq * d * 2,
+    x = dict(
+        q=randn((b, hq, 1, d), dtype), lens=lens, lmax=lmax, uniform=len(set(lens)) == 1,
+        cu_k=torch.tensor([0] + list(accumulate(lens)), device="cuda", dtype=torch.int32),
+        bytes=2 * sum(lens) * hkv * d * 2 + 2 * b * hq * d * 2,  # what one backend reads: K, V, q, o
     )
+    if x["uniform"]:
+        # [B, Hkv, L, D] for per-request SDPA, and the same values packed [B*L, Hkv, D] (the layout
+        # varlen flash reads) as separate contiguous copies, so both kinds of backend see one batch.
+        x["k"], x["v"] = randn((b, hkv, lmax, d), dtype), randn((b, hkv, lmax, d), dtype)
+        x["kt"] = x["k"].transpose(1, 2).contiguous().reshape(b * lmax, hkv, d)
+        x["vt"] = x["v"].transpose(1, 2).contiguous().reshape(b * lmax, hkv, d)
+    else:
+        # Mixed lengths: only the packed [sum(lens), Hkv, D] layout; padding them to lmax for SDPA
+        # would time keys the batch does not have.
+        x["kt"], x["vt"] = randn((sum(lens), hkv, d), dtype), randn((sum(lens), hkv, d), dtype)
+    return x
 
 
 def decode_backends(w, dtype):
@@ -144,6 +159,8 @@ def decode_backends(w, dtype):
 
     def sdpa(backend):
         def make(x):
+            if not x["uniform"]:
+                raise ValueError("decode lengths differ: per-request SDPA would need padded caches; varlen flash measures this batch")
             q, k, v = x["q"], x["k"], x["v"]
 
             def run():
@@ -153,13 +170,12 @@ def decode_backends(w, dtype):
         return make
 
     def varlen(x):
-        b, hkv, lmax, d = x["k"].shape
-        kk, vv = x["kt"], x["vt"]  # [B*L, Hkv, D] copies (made in main), the layout varlen flash reads
-        q = x["q"].reshape(b, -1, d)
+        # One query per request, K/V packed [sum(lens), Hkv, D] with Hkv < Hq taken natively (as the
+        # prefill's varlen call); not causal: the one query sees every key of its request.
+        b, hq, _, d = x["q"].shape
+        q = x["q"].reshape(b, hq, d)
         cu_q = torch.arange(0, b + 1, device="cuda", dtype=torch.int32)
-        # Requests padded to lmax in kt/vt: exact for uniform lengths (as in our workloads).
-        cu_k = torch.arange(0, b + 1, device="cuda", dtype=torch.int32) * lmax
-        return lambda: flash_varlen(q, kk, vv, cu_q, cu_k, 1, lmax, False)
+        return lambda: flash_varlen(q, x["kt"], x["vt"], cu_q, x["cu_k"], 1, x["lmax"], False)
 
     return {
         "sdpa_flash": sdpa(SDPBackend.FLASH_ATTENTION),
@@ -199,15 +215,39 @@ def reference_error(part, x, out, hq, hkv, d):
             oq += ql
             ok += kl
     else:
-        for r in range(min(4, len(x["lens"]))):
+        lens = x["lens"]
+        cu = [0] + list(accumulate(lens))
+        # The first requests, and the shortest and the longest (mixed lengths).
+        for r in sorted(set(list(range(min(4, len(lens)))) + [lens.index(min(lens)), lens.index(max(lens))])):
             q = x["q"][r, :, 0].float()  # [Hq, D]
-            k = x["k"][r].float().repeat_interleave(hq // hkv, dim=0)  # [Hq, L, D]
-            v = x["v"][r].float().repeat_interleave(hq // hkv, dim=0)
+            # Packed rows of request r, [L, Hkv, D] -> [Hq, L, D] (equal to x["k"][r] where that exists)
+            k = x["kt"][cu[r]:cu[r + 1]].float().transpose(0, 1).repeat_interleave(hq // hkv, dim=0)
+            v = x["vt"][cu[r]:cu[r + 1]].float().transpose(0, 1).repeat_interleave(hq // hkv, dim=0)
             p = torch.softmax(torch.einsum("hd,hld->hl", q, k) / math.sqrt(d), -1)
             ref = torch.einsum("hl,hld->hd", p, v)
             errs_num += float((rows[r] - ref).pow(2).sum())
             errs_den += float(ref.pow(2).sum())
     return math.sqrt(errs_num / max(errs_den, 1e-30))
+
+
+def check_and_time(entry, key, part, fns, x, w, iters, warmup):
+    """Checks fns[0]'s output against fp32 math (rel_error[key]), then times fns; raises when wrong."""
+    out0 = fns[0]()
+    try:
+        err = reference_error(part, x, out0, w["heads_q"], w["heads_kv"], w["head_dim"])
+    except Exception as e:  # noqa: BLE001 - the check itself failed: time anyway, say so
+        err = None
+        entry["errors"][f"{key}.check"] = f"{type(e).__name__}: {str(e)[:200]}"
+    del out0
+    entry.setdefault("rel_error", {})[key] = err
+    if err is not None and not err < 2e-2:
+        raise RuntimeError(f"wrong result: relative L2 error {err:.2e} against fp32 math")
+    ms, _ = time_fn(fns, iters, warmup)
+    return ms
+
+
+def error_line(e):
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
 
 
 def main():
@@ -245,41 +285,28 @@ def main():
                     continue
                 first = make_inputs(w, dtype)
                 inputs = [first] + [make_inputs(w, dtype) for _ in range(copies_for(first["bytes"]) - 1)]
-                if part == "decode":
-                    for x in inputs:
-                        b, hkv, lmax, d = x["k"].shape
-                        # varlen flash wants [tokens, Hkv, D]: separate contiguous copies (same bytes).
-                        x["kt"] = x["k"].transpose(1, 2).contiguous().reshape(b * lmax, hkv, d)
-                        x["vt"] = x["v"].transpose(1, 2).contiguous().reshape(b * lmax, hkv, d)
                 entry[f"{part}_copies"] = len(inputs)
                 best = None
                 for name, factory in backends(w, dtype).items():
-                    if part == "decode" and not inputs[0]["uniform"]:
-                        entry["errors"][f"{part}.{name}"] = "decode lengths differ; the padded inputs would not measure the batch"
-                        continue
                     try:
                         fns = [factory(x) for x in inputs]
-                        out0 = fns[0]()
-                        try:
-                            err = reference_error(part, inputs[0], out0, w["heads_q"], w["heads_kv"], w["head_dim"])
-                        except Exception as e:  # noqa: BLE001 - the check itself failed: time anyway, say so
-                            err = None
-                            entry["errors"][f"{part}.{name}.check"] = f"{type(e).__name__}: {str(e)[:200]}"
-                        del out0
-                        entry.setdefault("rel_error", {})[f"{part}.{name}"] = err
-                        if err is not None and not err < 2e-2:
-                            raise RuntimeError(f"wrong result: relative L2 error {err:.2e} against fp32 math")
-                        ms, _ = time_fn(fns, iters, warmup)
+                        ms = check_and_time(entry, f"{part}.{name}", part, fns, inputs[0], w, iters, warmup)
                         entry[part][name] = ms
                         if best is None or ms < best[1]:
                             best = (name, ms, fns)
                     except Exception as e:  # noqa: BLE001 - a backend this build rejects
-                        entry["errors"][f"{part}.{name}"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+                        entry["errors"][f"{part}.{name}"] = error_line(e)
                         torch.cuda.synchronize()
+                    fns = None
                 if best:
                     entry[f"best_{part}"] = {"backend": best[0], "ms": best[1]}
                     fns_best[part] = best[2]
-            if fns_best:
+            # A serial baseline must run every op the workload has: without one of them it is no
+            # figure to set against the fused kernel, which runs both.
+            lacking = [part for part in ("prefill", "decode") if w[f"{part}s"] and part not in fns_best]
+            if lacking:
+                entry["errors"]["best_serial"] = f"no {' or '.join(lacking)} backend ran: no serial baseline"
+            elif fns_best:
                 pf = fns_best.get("prefill", [])
                 df = fns_best.get("decode", [])
                 n = max(len(pf), len(df))
