@@ -262,6 +262,7 @@ export interface TorchWorkload {
   errors: Record<string, string>;
   best_prefill?: { backend: string; ms: number };
   best_decode?: { backend: string; ms: number };
+  /** Only where every op the workload has got a backend (reports before that could lack one). */
   best_serial_ms?: number;
   best_serial_backends?: (string | null)[];
 }
@@ -310,6 +311,7 @@ export interface WorkloadResult {
     serial: number | null;
     two_streams: number | null;
     fused_best: number | null;
+    /** null where PyTorch lacked one of the workload's ops (torch_serial_missing). */
     torch_best_serial: number | null;
   };
   fused_ms: Record<string, number | null>;
@@ -320,6 +322,8 @@ export interface WorkloadResult {
   speedup_vs_serial: number | null;
   speedup_vs_two_streams: number | null;
   speedup_vs_torch: number | null;
+  /** The ops PyTorch ran no backend for: then it has no serial figure, and no speedup is taken against one. */
+  torch_serial_missing: TorchPart[];
   overlap_efficiency: number | null;
   /** With standaloneVariants: prefill-only and decode-only ms of every config, and the fastest. */
   standalone?: { ms: Record<string, { prefill: number | null; decode: number | null }>; best: StandaloneBest };
@@ -329,6 +333,21 @@ export interface WorkloadResult {
   plans: Record<string, unknown>;
   torch: TorchWorkload | null;
   errors: string[];
+}
+
+export type TorchPart = "prefill" | "decode";
+
+/**
+ * PyTorch's best serial time, only where it covers every op the batch has: a serial figure without
+ * the decodes (say) is a prefill time, and the fused kernel's time over it no speedup. `missing`
+ * names the ops PyTorch has no backend for; empty (and ms null) where PyTorch did not run at all.
+ */
+export function torchBestSerial(torch: TorchWorkload | null, shape: BatchShape): { ms: number | null; missing: TorchPart[] } {
+  if (!torch) return { ms: null, missing: [] };
+  const missing: TorchPart[] = [];
+  if (shape.prefills.length > 0 && !torch.best_prefill) missing.push("prefill");
+  if (shape.decodes.length > 0 && !torch.best_decode) missing.push("decode");
+  return { ms: missing.length === 0 ? (torch.best_serial_ms ?? null) : null, missing };
 }
 
 function nonFinite(dev: DeviceBatch, dtype: Dtype16): number {
@@ -478,7 +497,7 @@ export function runWorkload(
   const tp = ms("prefill");
   const td = ms("decode");
   const serial = ms("serial");
-  const torchSerial = torch?.best_serial_ms ?? null;
+  const torchSerial = torchBestSerial(torch, w.shape);
   const ratio = (a: number | null, b: number | null) => (a !== null && b !== null && b > 0 ? a / b : null);
   const flops = prefillFlops(w.shape, hq, d);
   const kvBytes = decodeKvBytes(w.shape, base.heads.kv, d);
@@ -513,7 +532,7 @@ export function runWorkload(
     decode_batch: w.shape.decodes.length,
     decode_kv: Math.max(...w.shape.decodes),
     prefills: w.shape.prefills.map((x) => [x.qLen, x.kvLen]),
-    ms: { prefill: tp, decode: td, serial, two_streams: ms("two_streams"), fused_best: best?.[1] ?? null, torch_best_serial: torchSerial },
+    ms: { prefill: tp, decode: td, serial, two_streams: ms("two_streams"), fused_best: best?.[1] ?? null, torch_best_serial: torchSerial.ms },
     fused_ms: fused,
     fused_best_config: best?.[0] ?? null,
     prefill_tflops: tp ? flops / (tp * 1e-3) / 1e12 : null,
@@ -521,7 +540,8 @@ export function runWorkload(
     fused_tflops_equivalent: best ? flops / (best[1] * 1e-3) / 1e12 : null,
     speedup_vs_serial: ratio(serial, best?.[1] ?? null),
     speedup_vs_two_streams: ratio(ms("two_streams"), best?.[1] ?? null),
-    speedup_vs_torch: ratio(torchSerial, best?.[1] ?? null),
+    speedup_vs_torch: ratio(torchSerial.ms, best?.[1] ?? null),
+    torch_serial_missing: torchSerial.missing,
     overlap_efficiency: overlapEfficiency(tp, td, best?.[1] ?? null),
     ...(standalone ? { standalone } : {}),
     timings,
@@ -615,7 +635,8 @@ export function formatTable(report: BenchReport): string {
     f(r.ms.two_streams),
     f(r.ms.fused_best),
     r.fused_best_config ?? "-",
-    f(r.ms.torch_best_serial),
+    // Reports recorded before torch_serial_missing lack it.
+    r.torch_serial_missing?.length ? `no ${r.torch_serial_missing.join("+")}` : f(r.ms.torch_best_serial),
     f(r.prefill_tflops, 0),
     f(r.decode_tbps, 2),
     f(r.speedup_vs_serial, 2),

@@ -7,7 +7,18 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PACKAGE_ROOT } from "../codegen/paths.ts";
 import { normalizeSpec, specFields, type KernelSpec } from "../dsl/index.ts";
-import { copiesFor, decodeKvBytes, formatTable, loadWorkloads, parseWorkloads, prefillFlops, resolvedWorkloads, type BenchReport } from "../bench/run.ts";
+import {
+  copiesFor,
+  decodeKvBytes,
+  formatTable,
+  loadWorkloads,
+  parseWorkloads,
+  prefillFlops,
+  resolvedWorkloads,
+  torchBestSerial,
+  type BenchReport,
+  type TorchWorkload,
+} from "../bench/run.ts";
 import { renderSvg } from "../bench/plot.ts";
 
 const PAPER = join(PACKAGE_ROOT, "bench/workloads/paper.json");
@@ -129,6 +140,37 @@ test("--standalone-variants: the table names each workload's fastest prefill-onl
   const lines = formatTable(report).split("\n");
   assert.is(lines.length, report.workloads.length + 5);
   assert.is(lines.at(-1), `fastest standalone, ${w.name}: prefill 0.250 ms, 123 TFLOP/s (default); decode 0.690 ms, 3.11 TB/s (decode 64); overlap against these 0.76`);
+});
+
+const torchEntry = (fields: Partial<TorchWorkload>): TorchWorkload => ({ name: "w", prefill: {}, decode: {}, errors: {}, ...fields });
+const hybrid = { prefills: [{ qLen: 1024, kvLen: 4096 }], decodes: [4096, 300, 17] };
+
+test("torch best serial: a figure only where PyTorch ran every op of the batch, else the ops it lacks", () => {
+  const both = torchEntry({
+    best_prefill: { backend: "flash_varlen", ms: 0.2 },
+    best_decode: { backend: "flash_varlen", ms: 0.1 },
+    best_serial_ms: 0.31,
+    best_serial_backends: ["flash_varlen", "flash_varlen"],
+  });
+  assert.equal(torchBestSerial(both, hybrid), { ms: 0.31, missing: [] });
+  // What torch_baselines.py wrote for mixed decode lengths before varlen flash decoded them: a
+  // "serial" of the prefill alone. The fused time over it is no speedup.
+  const prefillOnly = torchEntry({ best_prefill: { backend: "flash_varlen", ms: 0.2 }, best_serial_ms: 0.2, best_serial_backends: ["flash_varlen", null] });
+  assert.equal(torchBestSerial(prefillOnly, hybrid), { ms: null, missing: ["decode"] });
+  assert.equal(torchBestSerial(torchEntry({ errors: { workload: "OOM" } }), hybrid), { ms: null, missing: ["prefill", "decode"] });
+  // An op the batch does not have is not missing; no PyTorch run at all is no figure, and nothing missing.
+  assert.equal(torchBestSerial(prefillOnly, { prefills: hybrid.prefills, decodes: [] }), { ms: 0.2, missing: [] });
+  assert.equal(torchBestSerial(null, hybrid), { ms: null, missing: [] });
+});
+
+test("the table: a torch serial that lacks an op says which instead of a time", () => {
+  const report = JSON.parse(readFileSync(join(PACKAGE_ROOT, "bench/results/latest.json"), "utf8")) as BenchReport;
+  const w = report.workloads[0]!;
+  w.ms.torch_best_serial = null;
+  w.speedup_vs_torch = null;
+  w.torch_serial_missing = ["decode"];
+  const row = formatTable(report).split("\n").find((l) => l.startsWith(w.name))!;
+  assert.ok(row.includes("no decode"), row);
 });
 
 test.run();
