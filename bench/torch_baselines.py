@@ -15,6 +15,13 @@ enable_gqa on [B, Hkv, L, D] caches, which only exist when every decode has the 
 "Best serial" runs the fastest prefill backend then the fastest decode backend back to back; a
 workload for which one of its two parts has no backend gets no best serial (errors.best_serial).
 
+Also, outside the best-of (it is not the causal computation the others do): SDPA forced to cuDNN
+with is_causal=False on each prefill chunk's full q x kv, every chunk in one timed closure
+(prefill_cudnn_noncausal_ms; bench/run.ts adds the fastest decode of the run to it for its
+"Hopper serial" figure). GQA heads go to cuDNN through enable_gqa, or, where this build rejects
+that, as K/V expanded to Hq heads with repeat_interleave before timing
+(prefill_cudnn_noncausal_gqa says which).
+
 CUDA events around each iteration, warm-up first, median of --iters; inputs rotate among enough
 copies that the 50 MB L2 holds none of them from the previous iteration.
 
@@ -93,6 +100,20 @@ def flash_varlen(q, k, v, cu_q, cu_k, max_q, max_k, causal):
     return torch.ops.aten._flash_attention_forward(q, k, v, cu_q, cu_k, max_q, max_k, 0.0, causal, False)[0]
 
 
+def prefill_chunks(x):
+    """(qLen, kvLen, q, k, v) per chunk: [1, H, L, D] views of the varlen tensors, transposed (no copies)."""
+    chunks = []
+    oq = ok = 0
+    for ql, kl in zip(x["q_lens"], x["kv_lens"]):
+        q = x["q"][oq:oq + ql].transpose(0, 1).unsqueeze(0)
+        k = x["k"][ok:ok + kl].transpose(0, 1).unsqueeze(0)
+        v = x["v"][ok:ok + kl].transpose(0, 1).unsqueeze(0)
+        chunks.append((ql, kl, q, k, v))
+        oq += ql
+        ok += kl
+    return chunks
+
+
 def prefill_backends(w, dtype):
     """name -> factory(inputs) -> closure."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -102,21 +123,14 @@ def prefill_backends(w, dtype):
 
     def per_chunk(backend, use_bias):
         def make(x):
-            # [1, H, L, D] views of each chunk (the varlen tensors, transposed: no copies).
             chunks = []
-            oq = ok = 0
-            for ql, kl in zip(x["q_lens"], x["kv_lens"]):
-                q = x["q"][oq:oq + ql].transpose(0, 1).unsqueeze(0)
-                k = x["k"][ok:ok + kl].transpose(0, 1).unsqueeze(0)
-                v = x["v"][ok:ok + kl].transpose(0, 1).unsqueeze(0)
+            for ql, kl, q, k, v in prefill_chunks(x):
                 if use_bias:
                     from torch.nn.attention.bias import causal_lower_right
                     mask = causal_lower_right(ql, kl)
                 else:
                     mask = lower_right_mask(ql, kl)
                 chunks.append((q, k, v, mask))
-                oq += ql
-                ok += kl
 
             def run():
                 with sdpa_kernel([backend]):
@@ -130,6 +144,34 @@ def prefill_backends(w, dtype):
         "sdpa_efficient_lower_right": per_chunk(SDPBackend.EFFICIENT_ATTENTION, True),
         "sdpa_cudnn_mask": per_chunk(SDPBackend.CUDNN_ATTENTION, False),
     }
+
+
+# How the non-causal cuDNN prefill gets GQA heads to cuDNN, in the order tried: SDPA's enable_gqa,
+# else K/V expanded to Hq heads (the same head mapping SDPA's enable_gqa uses).
+CUDNN_NONCAUSAL_GQA = ("enable_gqa", "repeat_interleave")
+
+
+def cudnn_noncausal_prefill(gqa):
+    """Factory (inputs -> closure): SDPA forced to cuDNN, is_causal=False, on every chunk's full q x kv
+    (q [1, Hq, qLen, D]; k, v [1, Hkv or Hq, kvLen, D]), all chunks in one closure, one call each.
+    With gqa "repeat_interleave" the expanded K/V are made here, once per input copy, not timed."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    use_gqa = gqa == "enable_gqa"
+
+    def make(x):
+        group = x["q"].shape[1] // x["k"].shape[1]
+        chunks = []
+        for _ql, _kl, q, k, v in prefill_chunks(x):
+            if not use_gqa:
+                k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+            chunks.append((q, k, v))
+
+        def run():
+            with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
+                return [F.scaled_dot_product_attention(q, k, v, is_causal=False, enable_gqa=use_gqa) for q, k, v in chunks]
+        return run
+    return make
 
 
 def decode_inputs(w, dtype):
@@ -194,8 +236,9 @@ def as_rows(out, hq, d):
     return out.reshape(-1, hq, d)
 
 
-def reference_error(part, x, out, hq, hkv, d):
-    """Relative L2 error of sampled rows against fp32 math with bottom-right causal visibility."""
+def reference_error(part, x, out, hq, hkv, d, causal=True):
+    """Relative L2 error of sampled rows against fp32 math: bottom-right causal visibility for prefill
+    (every key of the chunk with causal=False), every key of its request for a decode."""
     rows = as_rows(out, hq, d).float()
     errs_num = errs_den = 0.0
     if part == "prefill":
@@ -205,7 +248,7 @@ def reference_error(part, x, out, hq, hkv, d):
             q = x["q"][oq:oq + ql][idx].float()
             k = x["k"][ok:ok + kl].float().repeat_interleave(hq // hkv, dim=1)
             v = x["v"][ok:ok + kl].float().repeat_interleave(hq // hkv, dim=1)
-            vis = torch.tensor([kl - ql + t + 1 for t in idx], device="cuda")
+            vis = torch.tensor([kl - ql + t + 1 if causal else kl for t in idx], device="cuda")
             s = torch.einsum("nhd,lhd->nhl", q, k) / math.sqrt(d)
             s = s.masked_fill(torch.arange(kl, device="cuda")[None, None, :] >= vis[:, None, None], float("-inf"))
             ref = torch.einsum("nhl,lhd->nhd", torch.softmax(s, -1), v)
@@ -230,11 +273,11 @@ def reference_error(part, x, out, hq, hkv, d):
     return math.sqrt(errs_num / max(errs_den, 1e-30))
 
 
-def check_and_time(entry, key, part, fns, x, w, iters, warmup):
+def check_and_time(entry, key, part, fns, x, w, iters, warmup, causal=True):
     """Checks fns[0]'s output against fp32 math (rel_error[key]), then times fns; raises when wrong."""
     out0 = fns[0]()
     try:
-        err = reference_error(part, x, out0, w["heads_q"], w["heads_kv"], w["head_dim"])
+        err = reference_error(part, x, out0, w["heads_q"], w["heads_kv"], w["head_dim"], causal)
     except Exception as e:  # noqa: BLE001 - the check itself failed: time anyway, say so
         err = None
         entry["errors"][f"{key}.check"] = f"{type(e).__name__}: {str(e)[:200]}"
@@ -248,6 +291,23 @@ def check_and_time(entry, key, part, fns, x, w, iters, warmup):
 
 def error_line(e):
     return f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+
+
+def time_cudnn_noncausal_prefill(entry, inputs, w, iters, warmup):
+    """prefill_cudnn_noncausal_ms and _gqa: the first way of CUDNN_NONCAUSAL_GQA that this build runs."""
+    for gqa in CUDNN_NONCAUSAL_GQA:
+        key = f"prefill_cudnn_noncausal.{gqa}"
+        try:
+            fns = [cudnn_noncausal_prefill(gqa)(x) for x in inputs]
+            ms = check_and_time(entry, key, "prefill", fns, inputs[0], w, iters, warmup, causal=False)
+            entry["prefill_cudnn_noncausal_ms"] = ms
+            entry["prefill_cudnn_noncausal_gqa"] = gqa
+            return
+        except Exception as e:  # noqa: BLE001 - e.g. this cuDNN path rejects enable_gqa: try the next way
+            entry["errors"][key] = error_line(e)
+            torch.cuda.synchronize()
+        finally:
+            fns = None  # the expanded K/V of a failed way go before the next is made
 
 
 def main():
@@ -301,6 +361,8 @@ def main():
                 if best:
                     entry[f"best_{part}"] = {"backend": best[0], "ms": best[1]}
                     fns_best[part] = best[2]
+                if part == "prefill":
+                    time_cudnn_noncausal_prefill(entry, inputs, w, iters, warmup)
             # A serial baseline must run every op the workload has: without one of them it is no
             # figure to set against the fused kernel, which runs both.
             lacking = [part for part in ("prefill", "decode") if w[f"{part}s"] and part not in fns_best]
@@ -331,7 +393,8 @@ def main():
         bp = entry.get("best_prefill", {})
         bd = entry.get("best_decode", {})
         print(f"torch {w['name']}: prefill {bp.get('backend')} {bp.get('ms', float('nan')):.3f} ms, "
-              f"decode {bd.get('backend')} {bd.get('ms', float('nan')):.3f} ms, serial {entry.get('best_serial_ms', float('nan')):.3f} ms"
+              f"decode {bd.get('backend')} {bd.get('ms', float('nan')):.3f} ms, serial {entry.get('best_serial_ms', float('nan')):.3f} ms, "
+              f"cuDNN non-causal prefill ({entry.get('prefill_cudnn_noncausal_gqa')}) {entry.get('prefill_cudnn_noncausal_ms', float('nan')):.3f} ms"
               + (f"; errors: {list(entry['errors'])}" if entry["errors"] else ""), flush=True)
         json.dump(report, open(dst, "w"), indent=1)
     report["seconds"] = time.time() - t_start
