@@ -11,6 +11,7 @@ import {
   copiesFor,
   decodeKvBytes,
   formatTable,
+  hopperSerial,
   loadWorkloads,
   parseWorkloads,
   prefillFlops,
@@ -171,6 +172,42 @@ test("the table: a torch serial that lacks an op says which instead of a time", 
   w.torch_serial_missing = ["decode"];
   const row = formatTable(report).split("\n").find((l) => l.startsWith(w.name))!;
   assert.ok(row.includes("no decode"), row);
+});
+
+test("Hopper serial: cuDNN's non-causal prefill + the fastest decode of PyTorch's backends and our kernels", () => {
+  // Times in 1/8 ms, so the sums are exact.
+  const torch = torchEntry({ decode: { sdpa_cudnn: 0.375, flash_varlen: 0.5 }, prefill_cudnn_noncausal_ms: 0.5, prefill_cudnn_noncausal_gqa: "enable_gqa" });
+  assert.equal(hopperSerial(torch, { default: 0.5, "roles: x": 0.25, broken: null }), { ms: 0.75, prefill_ms: 0.5, decode_ms: 0.25, decode_kernel: "podgen roles: x" });
+  assert.equal(hopperSerial(torch, { default: 0.625 }), { ms: 0.875, prefill_ms: 0.5, decode_ms: 0.375, decode_kernel: "torch sdpa_cudnn" });
+  // Ours alone where PyTorch decoded nothing; no figure without the cuDNN prefill or without any decode.
+  assert.equal(hopperSerial(torchEntry({ prefill_cudnn_noncausal_ms: 0.5 }), { default: 0.3 })?.decode_kernel, "podgen default");
+  assert.is(hopperSerial(torchEntry({ decode: { sdpa_cudnn: 0.35 } }), { default: 0.3 }), null);
+  assert.is(hopperSerial(null, { default: 0.3 }), null);
+  assert.is(hopperSerial(torchEntry({ prefill_cudnn_noncausal_ms: 0.5 }), { default: null }), null);
+});
+
+test("the table: the Hopper serial column, the fused speedups over it (best config, preset), their geomeans and a legend", () => {
+  const report = JSON.parse(readFileSync(join(PACKAGE_ROOT, "bench/results/latest.json"), "utf8")) as BenchReport;
+  for (const x of report.workloads) delete x.standalone;
+  const w = report.workloads[1]!;
+  w.ms.fused_best = 0.5;
+  w.fused_ms.default = 0.6;
+  w.hopper_serial = { ms: 1.0, prefill_ms: 0.65, decode_ms: 0.35, decode_kernel: "torch sdpa_cudnn" };
+  w.ms.hopper_serial = 1.0;
+  w.speedup_vs_hopper_serial = 2;
+  w.preset_speedup_vs_hopper_serial = 1 / 0.6;
+  report.summary.geomean_speedup_vs_hopper_serial = 2;
+  report.summary.geomean_preset_speedup_vs_hopper_serial = 1 / 0.6;
+  const lines = formatTable(report).split("\n");
+  assert.is(lines.length, report.workloads.length + 5); // title, header, rule, rows, summary, legend
+  // Columns are at least two spaces apart; names and headers have single spaces.
+  const cells = (line: string) => line.split(/\s{2,}/).map((c) => c.trim());
+  const header = cells(lines[1]!);
+  const row = cells(lines.find((l) => l.startsWith(w.name))!);
+  assert.is(row[header.indexOf("hopper")], "1.000");
+  assert.equal([row[header.indexOf("x hopper")], row[header.indexOf("preset x hopper")]], ["2.00", "1.67"]);
+  assert.ok(lines.at(-2)!.includes("2.00x vs Hopper serial (preset 1.67x)"), lines.at(-2));
+  assert.ok(lines.at(-1)!.startsWith("hopper = PyTorch SDPA on cuDNN, non-causal"), lines.at(-1));
 });
 
 test.run();
