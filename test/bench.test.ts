@@ -110,6 +110,15 @@ test("paper.json: the five paper workloads, variants on llama3_8b, kernels the G
   assert.equal([r.heads_q, r.heads_kv, r.head_dim, r.dtype], [14, 2, 64, "bf16"]);
 });
 
+test("mixed-decodes.json: every workload's decodes have different KV lengths, passed to the PyTorch baselines as they are", () => {
+  const ws = loadWorkloads(join(PACKAGE_ROOT, "bench/workloads/mixed-decodes.json"));
+  assert.is(ws.length, 2);
+  for (const [w, r] of ws.map((w, i) => [w, resolvedWorkloads(ws).workloads[i]!] as const)) {
+    assert.ok(new Set(w.shape.decodes).size > 1, w.name);
+    assert.equal(r.decodes, w.shape.decodes);
+  }
+});
+
 test("workload file errors name the workload", () => {
   assert.throws(() => parseWorkloads({ workloads: [{ name: "x", prefills: [[10, 5]], decodes: [1] }] }), /x.*qLen ≤ kvLen/);
   assert.throws(() => parseWorkloads({ workloads: [{ name: "y", spec: "nope", prefills: [[1, 1]], decodes: [1] }] }), /"nope" is not a preset/);
