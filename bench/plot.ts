@@ -1,7 +1,8 @@
 // Renders a bench report (bench/results/*.json, written by bench/run.ts) as an SVG with Vega-Lite,
 // headless in Node (no browser, no canvas):
-//   top:    ms per workload — prefill-only, decode-only, serial, two streams, fused (best config), torch best serial
-//   bottom: fused speedup over our serial and over torch's best serial, and overlap efficiency
+//   top:    ms per workload — prefill-only, decode-only, serial, two streams, fused (best config), torch best serial,
+//           Hopper serial (cuDNN non-causal prefill + the run's fastest decode)
+//   bottom: fused speedup over our serial, over torch's best serial and over Hopper serial, and overlap efficiency
 //
 //   npx tsx bench/plot.ts bench/results/latest.json [out.svg]     (default: the JSON's path with .svg)
 import { readFileSync, writeFileSync } from "node:fs";
@@ -16,22 +17,25 @@ const SERIES: [keyof BenchReport["workloads"][number]["ms"], string][] = [
   ["two_streams", "two streams"],
   ["fused_best", "fused (best config)"],
   ["torch_best_serial", "torch best serial"],
+  ["hopper_serial", "Hopper serial (cuDNN non-causal prefill + fastest decode)"],
 ];
 
 export function plotSpec(report: BenchReport): TopLevelSpec {
   const order = report.workloads.map((w) => w.name);
   const times = report.workloads.flatMap((w) =>
-    SERIES.filter(([k]) => w.ms[k] !== null).map(([k, label]) => ({ workload: w.name, series: label, ms: w.ms[k] })),
+    // != null: reports recorded before a series existed lack its key.
+    SERIES.filter(([k]) => w.ms[k] != null).map(([k, label]) => ({ workload: w.name, series: label, ms: w.ms[k] })),
   );
   const ratios = report.workloads.flatMap((w) =>
     (
       [
         ["fused speedup vs our serial", w.speedup_vs_serial],
         ["fused speedup vs torch best serial", w.speedup_vs_torch],
+        ["fused speedup vs Hopper serial", w.speedup_vs_hopper_serial],
         ["overlap efficiency", w.overlap_efficiency],
       ] as const
     )
-      .filter(([, v]) => v !== null)
+      .filter(([, v]) => v != null)
       .map(([metric, value]) => ({ workload: w.name, metric, value })),
   );
   const x = { field: "workload", type: "nominal", sort: order, axis: { labelAngle: -25, labelLimit: 400, title: null } } as const;

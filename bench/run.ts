@@ -7,6 +7,9 @@
 //   two_streams  the two on two streams, forked from and joined back into the timing stream by events
 //   fused        run (the POD kernel) on the hybrid plan, for the default spec and each variant
 //
+// and, where the PyTorch baselines timed cuDNN's non-causal prefill, every variant's decode-only
+// kernel: "Hopper serial" is that prefill plus the fastest decode of any kernel in the run.
+//
 // CUDA events around every iteration (all iterations enqueued before one synchronize, so launch
 // gaps stay out), warm-up first, median of `iters`. Every timed operation rotates among enough
 // device copies of its inputs (≥ 2, ≥ 160 MiB apart) that the 50 MB L2 holds nothing of the
@@ -262,8 +265,13 @@ export interface TorchWorkload {
   errors: Record<string, string>;
   best_prefill?: { backend: string; ms: number };
   best_decode?: { backend: string; ms: number };
+  /** Only where every op the workload has got a backend (reports before that could lack one). */
   best_serial_ms?: number;
   best_serial_backends?: (string | null)[];
+  /** SDPA forced to cuDNN, is_causal=False, on every prefill chunk's full q×kv, all chunks in one timed closure. */
+  prefill_cudnn_noncausal_ms?: number;
+  /** How the GQA heads reached cuDNN: SDPA's enable_gqa, or K/V expanded to Hq heads beforehand. */
+  prefill_cudnn_noncausal_gqa?: "enable_gqa" | "repeat_interleave";
 }
 
 export interface TorchReport {
@@ -296,6 +304,15 @@ export interface StandaloneBest {
   decode: { config: string; ms: number; tbps: number } | null;
 }
 
+/** PyTorch's cuDNN non-causal prefill, then the fastest decode-only kernel the run timed, PyTorch's or ours. */
+export interface HopperSerial {
+  ms: number;
+  prefill_ms: number;
+  decode_ms: number;
+  /** "torch <backend>" or "podgen <config>". */
+  decode_kernel: string;
+}
+
 export interface WorkloadResult {
   name: string;
   spec: string;
@@ -310,7 +327,10 @@ export interface WorkloadResult {
     serial: number | null;
     two_streams: number | null;
     fused_best: number | null;
+    /** null where PyTorch lacked one of the workload's ops (torch_serial_missing). */
     torch_best_serial: number | null;
+    cudnn_noncausal_prefill: number | null;
+    hopper_serial: number | null;
   };
   fused_ms: Record<string, number | null>;
   fused_best_config: string | null;
@@ -320,6 +340,12 @@ export interface WorkloadResult {
   speedup_vs_serial: number | null;
   speedup_vs_two_streams: number | null;
   speedup_vs_torch: number | null;
+  /** The ops PyTorch ran no backend for: then it has no serial figure, and no speedup is taken against one. */
+  torch_serial_missing: TorchPart[];
+  hopper_serial: HopperSerial | null;
+  /** Hopper serial / fused, for the best config and for the preset ("default"). */
+  speedup_vs_hopper_serial: number | null;
+  preset_speedup_vs_hopper_serial: number | null;
   overlap_efficiency: number | null;
   /** With standaloneVariants: prefill-only and decode-only ms of every config, and the fastest. */
   standalone?: { ms: Record<string, { prefill: number | null; decode: number | null }>; best: StandaloneBest };
@@ -329,6 +355,38 @@ export interface WorkloadResult {
   plans: Record<string, unknown>;
   torch: TorchWorkload | null;
   errors: string[];
+}
+
+export type TorchPart = "prefill" | "decode";
+
+/**
+ * PyTorch's best serial time, only where it covers every op the batch has: a serial figure without
+ * the decodes (say) is a prefill time, and the fused kernel's time over it no speedup. `missing`
+ * names the ops PyTorch has no backend for; empty (and ms null) where PyTorch did not run at all.
+ */
+export function torchBestSerial(torch: TorchWorkload | null, shape: BatchShape): { ms: number | null; missing: TorchPart[] } {
+  if (!torch) return { ms: null, missing: [] };
+  const missing: TorchPart[] = [];
+  if (shape.prefills.length > 0 && !torch.best_prefill) missing.push("prefill");
+  if (shape.decodes.length > 0 && !torch.best_decode) missing.push("decode");
+  return { ms: missing.length === 0 ? (torch.best_serial_ms ?? null) : null, missing };
+}
+
+/**
+ * The "Hopper serial" baseline: PyTorch's cuDNN non-causal prefill plus the fastest decode of any
+ * kernel timed in the run, PyTorch's backends and our decode-only kernels (`podgenDecodeMs`, per
+ * config; null where one failed). null without the cuDNN prefill or any decode time.
+ */
+export function hopperSerial(torch: TorchWorkload | null, podgenDecodeMs: Record<string, number | null>): HopperSerial | null {
+  const prefill = torch?.prefill_cudnn_noncausal_ms;
+  if (prefill === undefined || prefill === null) return null;
+  const decodes: [string, number][] = [
+    ...Object.entries(torch?.decode ?? {}).map(([backend, t]): [string, number] => [`torch ${backend}`, t]),
+    ...Object.entries(podgenDecodeMs).flatMap(([config, t]): [string, number][] => (t === null ? [] : [[`podgen ${config}`, t]])),
+  ];
+  if (decodes.length === 0) return null;
+  const [kernel, decode] = decodes.reduce((a, b) => (b[1] < a[1] ? b : a));
+  return { ms: prefill + decode, prefill_ms: prefill, decode_ms: decode, decode_kernel: kernel };
 }
 
 function nonFinite(dev: DeviceBatch, dtype: Dtype16): number {
@@ -425,14 +483,20 @@ export function runWorkload(
         main.waitEvent(join1);
         main.waitEvent(join2);
       });
-      if (opts.standaloneVariants) {
+      // Hopper serial takes the fastest decode of any kernel, so every variant's decode-only kernel
+      // is timed wherever PyTorch's cuDNN prefill gives that figure its other half.
+      const variantDecodes = opts.standaloneVariants || torch?.prefill_cudnn_noncausal_ms !== undefined;
+      if (variantDecodes) {
         for (const c of w.configs.slice(1)) {
           try {
             const cl = libFor(c.spec);
-            const vp = planned(cl, hostP, devP, numSms);
+            if (opts.standaloneVariants) {
+              const vp = planned(cl, hostP, devP, numSms);
+              toFree.push(vp.workspace);
+              measure(`prefill ${c.label}`, nP, (i) => cl.runPrefill(vp.plan, vp.buffers[i % nP]!, main));
+            }
             const vd = planned(cl, hostD, devD, numSms);
-            toFree.push(vp.workspace, vd.workspace);
-            measure(`prefill ${c.label}`, nP, (i) => cl.runPrefill(vp.plan, vp.buffers[i % nP]!, main));
+            toFree.push(vd.workspace);
             measure(`decode ${c.label}`, nD, (i) => cl.runDecode(vd.plan, vd.buffers[i % nD]!, main));
           } catch (e) {
             errors.push(`standalone ${c.label}: ${e instanceof Error ? e.message : String(e)}`);
@@ -478,7 +542,9 @@ export function runWorkload(
   const tp = ms("prefill");
   const td = ms("decode");
   const serial = ms("serial");
-  const torchSerial = torch?.best_serial_ms ?? null;
+  const torchSerial = torchBestSerial(torch, w.shape);
+  const hopper = hopperSerial(torch, Object.fromEntries(w.configs.map((c, i) => [c.label, i === 0 ? td : ms(`decode ${c.label}`)])));
+  const presetFused = okFused.find(([label]) => label === "default")?.[1] ?? null;
   const ratio = (a: number | null, b: number | null) => (a !== null && b !== null && b > 0 ? a / b : null);
   const flops = prefillFlops(w.shape, hq, d);
   const kvBytes = decodeKvBytes(w.shape, base.heads.kv, d);
@@ -513,7 +579,16 @@ export function runWorkload(
     decode_batch: w.shape.decodes.length,
     decode_kv: Math.max(...w.shape.decodes),
     prefills: w.shape.prefills.map((x) => [x.qLen, x.kvLen]),
-    ms: { prefill: tp, decode: td, serial, two_streams: ms("two_streams"), fused_best: best?.[1] ?? null, torch_best_serial: torchSerial },
+    ms: {
+      prefill: tp,
+      decode: td,
+      serial,
+      two_streams: ms("two_streams"),
+      fused_best: best?.[1] ?? null,
+      torch_best_serial: torchSerial.ms,
+      cudnn_noncausal_prefill: torch?.prefill_cudnn_noncausal_ms ?? null,
+      hopper_serial: hopper?.ms ?? null,
+    },
     fused_ms: fused,
     fused_best_config: best?.[0] ?? null,
     prefill_tflops: tp ? flops / (tp * 1e-3) / 1e12 : null,
@@ -521,7 +596,11 @@ export function runWorkload(
     fused_tflops_equivalent: best ? flops / (best[1] * 1e-3) / 1e12 : null,
     speedup_vs_serial: ratio(serial, best?.[1] ?? null),
     speedup_vs_two_streams: ratio(ms("two_streams"), best?.[1] ?? null),
-    speedup_vs_torch: ratio(torchSerial, best?.[1] ?? null),
+    speedup_vs_torch: ratio(torchSerial.ms, best?.[1] ?? null),
+    torch_serial_missing: torchSerial.missing,
+    hopper_serial: hopper,
+    speedup_vs_hopper_serial: ratio(hopper?.ms ?? null, best?.[1] ?? null),
+    preset_speedup_vs_hopper_serial: ratio(hopper?.ms ?? null, presetFused),
     overlap_efficiency: overlapEfficiency(tp, td, best?.[1] ?? null),
     ...(standalone ? { standalone } : {}),
     timings,
@@ -589,6 +668,8 @@ export function runBench(device: Device, workloads: Workload[], opts: BenchOptio
     summary: {
       geomean_speedup_vs_torch: geomean(vals((r) => r.speedup_vs_torch)),
       geomean_speedup_vs_serial: geomean(vals((r) => r.speedup_vs_serial)),
+      geomean_speedup_vs_hopper_serial: geomean(vals((r) => r.speedup_vs_hopper_serial)),
+      geomean_preset_speedup_vs_hopper_serial: geomean(vals((r) => r.preset_speedup_vs_hopper_serial)),
       mean_overlap_efficiency: vals((r) => r.overlap_efficiency).length
         ? vals((r) => r.overlap_efficiency).reduce((a, b) => a + b, 0) / vals((r) => r.overlap_efficiency).length
         : null,
@@ -606,7 +687,11 @@ export function overlapEfficiency(tp: number | null, td: number | null, fused: n
 /** The table printed last. */
 export function formatTable(report: BenchReport): string {
   const f = (x: number | null | undefined, digits = 3) => (x === null || x === undefined ? "-" : x.toFixed(digits));
-  const header = ["workload", "prefill", "decode", "serial", "2 streams", "fused", "best config", "torch", "TFLOP/s", "TB/s", "x serial", "x torch", "overlap"];
+  const header = [
+    "workload", "prefill", "decode", "serial", "2 streams", "fused", "best config", "torch", "hopper",
+    "TFLOP/s", "TB/s", "x serial", "x torch", "x hopper", "preset x hopper", "overlap",
+  ];
+  // Reports recorded before torch_serial_missing and the Hopper serial figure lack those fields: "-".
   const rows = report.workloads.map((r) => [
     r.name,
     f(r.ms.prefill),
@@ -615,19 +700,27 @@ export function formatTable(report: BenchReport): string {
     f(r.ms.two_streams),
     f(r.ms.fused_best),
     r.fused_best_config ?? "-",
-    f(r.ms.torch_best_serial),
+    r.torch_serial_missing?.length ? `no ${r.torch_serial_missing.join("+")}` : f(r.ms.torch_best_serial),
+    f(r.ms.hopper_serial),
     f(r.prefill_tflops, 0),
     f(r.decode_tbps, 2),
     f(r.speedup_vs_serial, 2),
     f(r.speedup_vs_torch, 2),
+    f(r.speedup_vs_hopper_serial, 2),
+    f(r.preset_speedup_vs_hopper_serial, 2),
     f(r.overlap_efficiency, 2),
   ]);
   const s = report.summary;
   return [
     `${report.gpu} (driver ${report.driver}, ${report.sms} SMs), commit ${report.commit}; ms are medians of ${report.iters} after ${report.warmup} warm-up`,
     table(header, rows, (column) => column > 0 && column !== 6), // numbers right-aligned; names and config left
-    `geomean fused speedup: ${f(s.geomean_speedup_vs_serial, 2)}x vs our serial, ${f(s.geomean_speedup_vs_torch, 2)}x vs torch best serial; ` +
+    `geomean fused speedup: ${f(s.geomean_speedup_vs_serial, 2)}x vs our serial, ${f(s.geomean_speedup_vs_torch, 2)}x vs torch best serial, ` +
+      `${f(s.geomean_speedup_vs_hopper_serial, 2)}x vs Hopper serial (preset ${f(s.geomean_preset_speedup_vs_hopper_serial, 2)}x); ` +
       `mean overlap efficiency ${f(s.mean_overlap_efficiency, 2)}; min decode ${f(s.min_decode_tbps, 2)} TB/s; min prefill ${f(s.min_prefill_tflops, 0)} TFLOP/s`,
+    // What the hopper column adds up, where a workload has it.
+    ...(report.workloads.some((r) => r.hopper_serial)
+      ? ["hopper = PyTorch SDPA on cuDNN, non-causal, over each prefill chunk's q x kv + the fastest decode-only kernel of the run (PyTorch's or ours)"]
+      : []),
     // The overlap column measures the fused time against the preset's own prefill and decode
     // kernels; against the fastest of every variant's it is stricter.
     ...report.workloads.flatMap(({ name, standalone, ms }) => {

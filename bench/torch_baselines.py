@@ -9,10 +9,21 @@ name, prefills [[qLen, kvLen], ...], decodes [kvLen, ...], heads_q, heads_kv, he
 Contiguous KV (no paging). Prefill: varlen flash (torch.ops.aten._flash_attention_forward, causal
 aligned bottom-right, i.e. query t of a chunk sees kvLen - qLen + t + 1 keys), and SDPA with a
 lower-right causal bias / mask per chunk (flash, efficient, cuDNN; whichever this build accepts).
-Decode: SDPA flash / efficient / cuDNN with enable_gqa, and varlen flash with one query per
-request. "Best serial" runs the fastest prefill backend then the fastest decode backend back to
-back. CUDA events around each iteration, warm-up first, median of --iters; inputs rotate among
-enough copies that the 50 MB L2 holds none of them from the previous iteration.
+Decode: varlen flash with one query per request (cu_seqlens_k = the requests' cumulative KV
+lengths, so mixed lengths are measured unpadded), and SDPA flash / efficient / cuDNN with
+enable_gqa on [B, Hkv, L, D] caches, which only exist when every decode has the same KV length.
+"Best serial" runs the fastest prefill backend then the fastest decode backend back to back; a
+workload for which one of its two parts has no backend gets no best serial (errors.best_serial).
+
+Also, outside the best-of (it is not the causal computation the others do): SDPA forced to cuDNN
+with is_causal=False on each prefill chunk's full q x kv, every chunk in one timed closure
+(prefill_cudnn_noncausal_ms; bench/run.ts adds the fastest decode of the run to it for its
+"Hopper serial" figure). GQA heads go to cuDNN through enable_gqa, or, where this build rejects
+that, as K/V expanded to Hq heads with repeat_interleave before timing
+(prefill_cudnn_noncausal_gqa says which).
+
+CUDA events around each iteration, warm-up first, median of --iters; inputs rotate among enough
+copies that the 50 MB L2 holds none of them from the previous iteration.
 
 Every backend runs inside try/except: one that this torch build rejects is reported with its error
 and left out of the best-of.
@@ -89,6 +100,20 @@ def flash_varlen(q, k, v, cu_q, cu_k, max_q, max_k, causal):
     return torch.ops.aten._flash_attention_forward(q, k, v, cu_q, cu_k, max_q, max_k, 0.0, causal, False)[0]
 
 
+def prefill_chunks(x):
+    """(qLen, kvLen, q, k, v) per chunk: [1, H, L, D] views of the varlen tensors, transposed (no copies)."""
+    chunks = []
+    oq = ok = 0
+    for ql, kl in zip(x["q_lens"], x["kv_lens"]):
+        q = x["q"][oq:oq + ql].transpose(0, 1).unsqueeze(0)
+        k = x["k"][ok:ok + kl].transpose(0, 1).unsqueeze(0)
+        v = x["v"][ok:ok + kl].transpose(0, 1).unsqueeze(0)
+        chunks.append((ql, kl, q, k, v))
+        oq += ql
+        ok += kl
+    return chunks
+
+
 def prefill_backends(w, dtype):
     """name -> factory(inputs) -> closure."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -98,21 +123,14 @@ def prefill_backends(w, dtype):
 
     def per_chunk(backend, use_bias):
         def make(x):
-            # [1, H, L, D] views of each chunk (the varlen tensors, transposed: no copies).
             chunks = []
-            oq = ok = 0
-            for ql, kl in zip(x["q_lens"], x["kv_lens"]):
-                q = x["q"][oq:oq + ql].transpose(0, 1).unsqueeze(0)
-                k = x["k"][ok:ok + kl].transpose(0, 1).unsqueeze(0)
-                v = x["v"][ok:ok + kl].transpose(0, 1).unsqueeze(0)
+            for ql, kl, q, k, v in prefill_chunks(x):
                 if use_bias:
                     from torch.nn.attention.bias import causal_lower_right
                     mask = causal_lower_right(ql, kl)
                 else:
                     mask = lower_right_mask(ql, kl)
                 chunks.append((q, k, v, mask))
-                oq += ql
-                ok += kl
 
             def run():
                 with sdpa_kernel([backend]):
@@ -128,15 +146,54 @@ def prefill_backends(w, dtype):
     }
 
 
+# How the non-causal cuDNN prefill gets GQA heads to cuDNN, in the order tried: SDPA's enable_gqa,
+# else K/V expanded to Hq heads (the same head mapping SDPA's enable_gqa uses).
+CUDNN_NONCAUSAL_GQA = ("enable_gqa", "repeat_interleave")
+
+
+def cudnn_noncausal_prefill(gqa):
+    """Factory (inputs -> closure): SDPA forced to cuDNN, is_causal=False, on every chunk's full q x kv
+    (q [1, Hq, qLen, D]; k, v [1, Hkv or Hq, kvLen, D]), all chunks in one closure, one call each.
+    With gqa "repeat_interleave" the expanded K/V are made here, once per input copy, not timed."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    use_gqa = gqa == "enable_gqa"
+
+    def make(x):
+        group = x["q"].shape[1] // x["k"].shape[1]
+        chunks = []
+        for _ql, _kl, q, k, v in prefill_chunks(x):
+            if not use_gqa:
+                k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+            chunks.append((q, k, v))
+
+        def run():
+            with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
+                return [F.scaled_dot_product_attention(q, k, v, is_causal=False, enable_gqa=use_gqa) for q, k, v in chunks]
+        return run
+    return make
+
+
 def decode_inputs(w, dtype):
     hq, hkv, d = w["heads_q"], w["heads_kv"], w["head_dim"]
     lens = w["decodes"]
     b, lmax = len(lens), max(lens)
-    return dict(
-        q=randn((b, hq, 1, d), dtype), k=randn((b, hkv, lmax, d), dtype), v=randn((b, hkv, lmax, d), dtype),
-        lens=lens, uniform=len(set(lens)) == 1,
-        bytes=2 * b * hkv * lmax * d * 2 + 2 * b * hq * d * 2,
+    x = dict(
+        q=randn((b, hq, 1, d), dtype), lens=lens, lmax=lmax, uniform=len(set(lens)) == 1,
+        cu_k=torch.tensor([0] + list(accumulate(lens)), device="cuda", dtype=torch.int32),
+        bytes=2 * sum(lens) * hkv * d * 2 + 2 * b * hq * d * 2,  # what one backend reads: K, V, q, o
     )
+    if x["uniform"]:
+        # [B, Hkv, L, D] for per-request SDPA, and the same values packed [B*L, Hkv, D] (the layout
+        # varlen flash reads) as separate contiguous copies, so both kinds of backend see one batch.
+        x["k"], x["v"] = randn((b, hkv, lmax, d), dtype), randn((b, hkv, lmax, d), dtype)
+        x["kt"] = x["k"].transpose(1, 2).contiguous().reshape(b * lmax, hkv, d)
+        x["vt"] = x["v"].transpose(1, 2).contiguous().reshape(b * lmax, hkv, d)
+    else:
+        # Mixed lengths: only the packed [sum(lens), Hkv, D] layout; padding them to lmax for SDPA
+        # would time keys the batch does not have.
+        x["kt"], x["vt"] = randn((sum(lens), hkv, d), dtype), randn((sum(lens), hkv, d), dtype)
+    return x
 
 
 def decode_backends(w, dtype):
@@ -144,6 +201,8 @@ def decode_backends(w, dtype):
 
     def sdpa(backend):
         def make(x):
+            if not x["uniform"]:
+                raise ValueError("decode lengths differ: per-request SDPA would need padded caches; varlen flash measures this batch")
             q, k, v = x["q"], x["k"], x["v"]
 
             def run():
@@ -153,13 +212,12 @@ def decode_backends(w, dtype):
         return make
 
     def varlen(x):
-        b, hkv, lmax, d = x["k"].shape
-        kk, vv = x["kt"], x["vt"]  # [B*L, Hkv, D] copies (made in main), the layout varlen flash reads
-        q = x["q"].reshape(b, -1, d)
+        # One query per request, K/V packed [sum(lens), Hkv, D] with Hkv < Hq taken natively (as the
+        # prefill's varlen call); not causal: the one query sees every key of its request.
+        b, hq, _, d = x["q"].shape
+        q = x["q"].reshape(b, hq, d)
         cu_q = torch.arange(0, b + 1, device="cuda", dtype=torch.int32)
-        # Requests padded to lmax in kt/vt: exact for uniform lengths (as in our workloads).
-        cu_k = torch.arange(0, b + 1, device="cuda", dtype=torch.int32) * lmax
-        return lambda: flash_varlen(q, kk, vv, cu_q, cu_k, 1, lmax, False)
+        return lambda: flash_varlen(q, x["kt"], x["vt"], cu_q, x["cu_k"], 1, x["lmax"], False)
 
     return {
         "sdpa_flash": sdpa(SDPBackend.FLASH_ATTENTION),
@@ -178,8 +236,9 @@ def as_rows(out, hq, d):
     return out.reshape(-1, hq, d)
 
 
-def reference_error(part, x, out, hq, hkv, d):
-    """Relative L2 error of sampled rows against fp32 math with bottom-right causal visibility."""
+def reference_error(part, x, out, hq, hkv, d, causal=True):
+    """Relative L2 error of sampled rows against fp32 math: bottom-right causal visibility for prefill
+    (every key of the chunk with causal=False), every key of its request for a decode."""
     rows = as_rows(out, hq, d).float()
     errs_num = errs_den = 0.0
     if part == "prefill":
@@ -189,7 +248,7 @@ def reference_error(part, x, out, hq, hkv, d):
             q = x["q"][oq:oq + ql][idx].float()
             k = x["k"][ok:ok + kl].float().repeat_interleave(hq // hkv, dim=1)
             v = x["v"][ok:ok + kl].float().repeat_interleave(hq // hkv, dim=1)
-            vis = torch.tensor([kl - ql + t + 1 for t in idx], device="cuda")
+            vis = torch.tensor([kl - ql + t + 1 if causal else kl for t in idx], device="cuda")
             s = torch.einsum("nhd,lhd->nhl", q, k) / math.sqrt(d)
             s = s.masked_fill(torch.arange(kl, device="cuda")[None, None, :] >= vis[:, None, None], float("-inf"))
             ref = torch.einsum("nhl,lhd->nhd", torch.softmax(s, -1), v)
@@ -199,15 +258,56 @@ def reference_error(part, x, out, hq, hkv, d):
             oq += ql
             ok += kl
     else:
-        for r in range(min(4, len(x["lens"]))):
+        lens = x["lens"]
+        cu = [0] + list(accumulate(lens))
+        # The first requests, and the shortest and the longest (mixed lengths).
+        for r in sorted(set(list(range(min(4, len(lens)))) + [lens.index(min(lens)), lens.index(max(lens))])):
             q = x["q"][r, :, 0].float()  # [Hq, D]
-            k = x["k"][r].float().repeat_interleave(hq // hkv, dim=0)  # [Hq, L, D]
-            v = x["v"][r].float().repeat_interleave(hq // hkv, dim=0)
+            # Packed rows of request r, [L, Hkv, D] -> [Hq, L, D] (equal to x["k"][r] where that exists)
+            k = x["kt"][cu[r]:cu[r + 1]].float().transpose(0, 1).repeat_interleave(hq // hkv, dim=0)
+            v = x["vt"][cu[r]:cu[r + 1]].float().transpose(0, 1).repeat_interleave(hq // hkv, dim=0)
             p = torch.softmax(torch.einsum("hd,hld->hl", q, k) / math.sqrt(d), -1)
             ref = torch.einsum("hl,hld->hd", p, v)
             errs_num += float((rows[r] - ref).pow(2).sum())
             errs_den += float(ref.pow(2).sum())
     return math.sqrt(errs_num / max(errs_den, 1e-30))
+
+
+def check_and_time(entry, key, part, fns, x, w, iters, warmup, causal=True):
+    """Checks fns[0]'s output against fp32 math (rel_error[key]), then times fns; raises when wrong."""
+    out0 = fns[0]()
+    try:
+        err = reference_error(part, x, out0, w["heads_q"], w["heads_kv"], w["head_dim"], causal)
+    except Exception as e:  # noqa: BLE001 - the check itself failed: time anyway, say so
+        err = None
+        entry["errors"][f"{key}.check"] = f"{type(e).__name__}: {str(e)[:200]}"
+    del out0
+    entry.setdefault("rel_error", {})[key] = err
+    if err is not None and not err < 2e-2:
+        raise RuntimeError(f"wrong result: relative L2 error {err:.2e} against fp32 math")
+    ms, _ = time_fn(fns, iters, warmup)
+    return ms
+
+
+def error_line(e):
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+
+
+def time_cudnn_noncausal_prefill(entry, inputs, w, iters, warmup):
+    """prefill_cudnn_noncausal_ms and _gqa: the first way of CUDNN_NONCAUSAL_GQA that this build runs."""
+    for gqa in CUDNN_NONCAUSAL_GQA:
+        key = f"prefill_cudnn_noncausal.{gqa}"
+        try:
+            fns = [cudnn_noncausal_prefill(gqa)(x) for x in inputs]
+            ms = check_and_time(entry, key, "prefill", fns, inputs[0], w, iters, warmup, causal=False)
+            entry["prefill_cudnn_noncausal_ms"] = ms
+            entry["prefill_cudnn_noncausal_gqa"] = gqa
+            return
+        except Exception as e:  # noqa: BLE001 - e.g. this cuDNN path rejects enable_gqa: try the next way
+            entry["errors"][key] = error_line(e)
+            torch.cuda.synchronize()
+        finally:
+            fns = None  # the expanded K/V of a failed way go before the next is made
 
 
 def main():
@@ -245,41 +345,30 @@ def main():
                     continue
                 first = make_inputs(w, dtype)
                 inputs = [first] + [make_inputs(w, dtype) for _ in range(copies_for(first["bytes"]) - 1)]
-                if part == "decode":
-                    for x in inputs:
-                        b, hkv, lmax, d = x["k"].shape
-                        # varlen flash wants [tokens, Hkv, D]: separate contiguous copies (same bytes).
-                        x["kt"] = x["k"].transpose(1, 2).contiguous().reshape(b * lmax, hkv, d)
-                        x["vt"] = x["v"].transpose(1, 2).contiguous().reshape(b * lmax, hkv, d)
                 entry[f"{part}_copies"] = len(inputs)
                 best = None
                 for name, factory in backends(w, dtype).items():
-                    if part == "decode" and not inputs[0]["uniform"]:
-                        entry["errors"][f"{part}.{name}"] = "decode lengths differ; the padded inputs would not measure the batch"
-                        continue
                     try:
                         fns = [factory(x) for x in inputs]
-                        out0 = fns[0]()
-                        try:
-                            err = reference_error(part, inputs[0], out0, w["heads_q"], w["heads_kv"], w["head_dim"])
-                        except Exception as e:  # noqa: BLE001 - the check itself failed: time anyway, say so
-                            err = None
-                            entry["errors"][f"{part}.{name}.check"] = f"{type(e).__name__}: {str(e)[:200]}"
-                        del out0
-                        entry.setdefault("rel_error", {})[f"{part}.{name}"] = err
-                        if err is not None and not err < 2e-2:
-                            raise RuntimeError(f"wrong result: relative L2 error {err:.2e} against fp32 math")
-                        ms, _ = time_fn(fns, iters, warmup)
+                        ms = check_and_time(entry, f"{part}.{name}", part, fns, inputs[0], w, iters, warmup)
                         entry[part][name] = ms
                         if best is None or ms < best[1]:
                             best = (name, ms, fns)
                     except Exception as e:  # noqa: BLE001 - a backend this build rejects
-                        entry["errors"][f"{part}.{name}"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+                        entry["errors"][f"{part}.{name}"] = error_line(e)
                         torch.cuda.synchronize()
+                    fns = None
                 if best:
                     entry[f"best_{part}"] = {"backend": best[0], "ms": best[1]}
                     fns_best[part] = best[2]
-            if fns_best:
+                if part == "prefill":
+                    time_cudnn_noncausal_prefill(entry, inputs, w, iters, warmup)
+            # A serial baseline must run every op the workload has: without one of them it is no
+            # figure to set against the fused kernel, which runs both.
+            lacking = [part for part in ("prefill", "decode") if w[f"{part}s"] and part not in fns_best]
+            if lacking:
+                entry["errors"]["best_serial"] = f"no {' or '.join(lacking)} backend ran: no serial baseline"
+            elif fns_best:
                 pf = fns_best.get("prefill", [])
                 df = fns_best.get("decode", [])
                 n = max(len(pf), len(df))
@@ -304,7 +393,8 @@ def main():
         bp = entry.get("best_prefill", {})
         bd = entry.get("best_decode", {})
         print(f"torch {w['name']}: prefill {bp.get('backend')} {bp.get('ms', float('nan')):.3f} ms, "
-              f"decode {bd.get('backend')} {bd.get('ms', float('nan')):.3f} ms, serial {entry.get('best_serial_ms', float('nan')):.3f} ms"
+              f"decode {bd.get('backend')} {bd.get('ms', float('nan')):.3f} ms, serial {entry.get('best_serial_ms', float('nan')):.3f} ms, "
+              f"cuDNN non-causal prefill ({entry.get('prefill_cudnn_noncausal_gqa')}) {entry.get('prefill_cudnn_noncausal_ms', float('nan')):.3f} ms"
               + (f"; errors: {list(entry['errors'])}" if entry["errors"] else ""), flush=True)
         json.dump(report, open(dst, "w"), indent=1)
     report["seconds"] = time.time() - t_start

@@ -1,7 +1,9 @@
 // `podgen bench`: times paper-style hybrid batches (bench/workloads/*.json) on the GPU with the
 // harness in bench/run.ts — prefill-only, decode-only, serial, two streams and the fused kernel
 // (each configured variant) — plus the PyTorch baselines (bench/torch_baselines.py) in the same
-// run, and writes a JSON report (bench/results/). Register it with registerBenchCommand(program).
+// run and the "Hopper serial" figure built from both (cuDNN's non-causal prefill + the fastest
+// decode of the run), and writes a JSON report (bench/results/). Register it with
+// registerBenchCommand(program).
 import { gitCommit } from "../codegen/commit.ts";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
@@ -56,6 +58,7 @@ export function registerBenchCommand(program: Command): Command {
 Examples:
   podgen bench                                         every workload of bench/workloads/paper.json -> bench/results/latest.json
   podgen bench --filter p1024 --iters 100 --no-torch   some workloads, more iterations, no PyTorch baselines
+  podgen bench --workloads bench/workloads/mixed-decodes.json   decodes of mixed KV lengths
   podgen bench --from bench/results/latest.json --plot table and SVG of a recorded report (no GPU needed)`,
     )
     .action(async (opts: BenchOpts) => {

@@ -7,7 +7,19 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PACKAGE_ROOT } from "../codegen/paths.ts";
 import { normalizeSpec, specFields, type KernelSpec } from "../dsl/index.ts";
-import { copiesFor, decodeKvBytes, formatTable, loadWorkloads, parseWorkloads, prefillFlops, resolvedWorkloads, type BenchReport } from "../bench/run.ts";
+import {
+  copiesFor,
+  decodeKvBytes,
+  formatTable,
+  hopperSerial,
+  loadWorkloads,
+  parseWorkloads,
+  prefillFlops,
+  resolvedWorkloads,
+  torchBestSerial,
+  type BenchReport,
+  type TorchWorkload,
+} from "../bench/run.ts";
 import { renderSvg } from "../bench/plot.ts";
 
 const PAPER = join(PACKAGE_ROOT, "bench/workloads/paper.json");
@@ -98,6 +110,15 @@ test("paper.json: the five paper workloads, variants on llama3_8b, kernels the G
   assert.equal([r.heads_q, r.heads_kv, r.head_dim, r.dtype], [14, 2, 64, "bf16"]);
 });
 
+test("mixed-decodes.json: every workload's decodes have different KV lengths, passed to the PyTorch baselines as they are", () => {
+  const ws = loadWorkloads(join(PACKAGE_ROOT, "bench/workloads/mixed-decodes.json"));
+  assert.is(ws.length, 2);
+  for (const [w, r] of ws.map((w, i) => [w, resolvedWorkloads(ws).workloads[i]!] as const)) {
+    assert.ok(new Set(w.shape.decodes).size > 1, w.name);
+    assert.equal(r.decodes, w.shape.decodes);
+  }
+});
+
 test("workload file errors name the workload", () => {
   assert.throws(() => parseWorkloads({ workloads: [{ name: "x", prefills: [[10, 5]], decodes: [1] }] }), /x.*qLen ≤ kvLen/);
   assert.throws(() => parseWorkloads({ workloads: [{ name: "y", spec: "nope", prefills: [[1, 1]], decodes: [1] }] }), /"nope" is not a preset/);
@@ -129,6 +150,73 @@ test("--standalone-variants: the table names each workload's fastest prefill-onl
   const lines = formatTable(report).split("\n");
   assert.is(lines.length, report.workloads.length + 5);
   assert.is(lines.at(-1), `fastest standalone, ${w.name}: prefill 0.250 ms, 123 TFLOP/s (default); decode 0.690 ms, 3.11 TB/s (decode 64); overlap against these 0.76`);
+});
+
+const torchEntry = (fields: Partial<TorchWorkload>): TorchWorkload => ({ name: "w", prefill: {}, decode: {}, errors: {}, ...fields });
+const hybrid = { prefills: [{ qLen: 1024, kvLen: 4096 }], decodes: [4096, 300, 17] };
+
+test("torch best serial: a figure only where PyTorch ran every op of the batch, else the ops it lacks", () => {
+  const both = torchEntry({
+    best_prefill: { backend: "flash_varlen", ms: 0.2 },
+    best_decode: { backend: "flash_varlen", ms: 0.1 },
+    best_serial_ms: 0.31,
+    best_serial_backends: ["flash_varlen", "flash_varlen"],
+  });
+  assert.equal(torchBestSerial(both, hybrid), { ms: 0.31, missing: [] });
+  // What torch_baselines.py wrote for mixed decode lengths before varlen flash decoded them: a
+  // "serial" of the prefill alone. The fused time over it is no speedup.
+  const prefillOnly = torchEntry({ best_prefill: { backend: "flash_varlen", ms: 0.2 }, best_serial_ms: 0.2, best_serial_backends: ["flash_varlen", null] });
+  assert.equal(torchBestSerial(prefillOnly, hybrid), { ms: null, missing: ["decode"] });
+  assert.equal(torchBestSerial(torchEntry({ errors: { workload: "OOM" } }), hybrid), { ms: null, missing: ["prefill", "decode"] });
+  // An op the batch does not have is not missing; no PyTorch run at all is no figure, and nothing missing.
+  assert.equal(torchBestSerial(prefillOnly, { prefills: hybrid.prefills, decodes: [] }), { ms: 0.2, missing: [] });
+  assert.equal(torchBestSerial(null, hybrid), { ms: null, missing: [] });
+});
+
+test("the table: a torch serial that lacks an op says which instead of a time", () => {
+  const report = JSON.parse(readFileSync(join(PACKAGE_ROOT, "bench/results/latest.json"), "utf8")) as BenchReport;
+  const w = report.workloads[0]!;
+  w.ms.torch_best_serial = null;
+  w.speedup_vs_torch = null;
+  w.torch_serial_missing = ["decode"];
+  const row = formatTable(report).split("\n").find((l) => l.startsWith(w.name))!;
+  assert.ok(row.includes("no decode"), row);
+});
+
+test("Hopper serial: cuDNN's non-causal prefill + the fastest decode of PyTorch's backends and our kernels", () => {
+  // Times in 1/8 ms, so the sums are exact.
+  const torch = torchEntry({ decode: { sdpa_cudnn: 0.375, flash_varlen: 0.5 }, prefill_cudnn_noncausal_ms: 0.5, prefill_cudnn_noncausal_gqa: "enable_gqa" });
+  assert.equal(hopperSerial(torch, { default: 0.5, "roles: x": 0.25, broken: null }), { ms: 0.75, prefill_ms: 0.5, decode_ms: 0.25, decode_kernel: "podgen roles: x" });
+  assert.equal(hopperSerial(torch, { default: 0.625 }), { ms: 0.875, prefill_ms: 0.5, decode_ms: 0.375, decode_kernel: "torch sdpa_cudnn" });
+  // Ours alone where PyTorch decoded nothing; no figure without the cuDNN prefill or without any decode.
+  assert.equal(hopperSerial(torchEntry({ prefill_cudnn_noncausal_ms: 0.5 }), { default: 0.3 })?.decode_kernel, "podgen default");
+  assert.is(hopperSerial(torchEntry({ decode: { sdpa_cudnn: 0.35 } }), { default: 0.3 }), null);
+  assert.is(hopperSerial(null, { default: 0.3 }), null);
+  assert.is(hopperSerial(torchEntry({ prefill_cudnn_noncausal_ms: 0.5 }), { default: null }), null);
+});
+
+test("the table: the Hopper serial column, the fused speedups over it (best config, preset), their geomeans and a legend", () => {
+  const report = JSON.parse(readFileSync(join(PACKAGE_ROOT, "bench/results/latest.json"), "utf8")) as BenchReport;
+  for (const x of report.workloads) delete x.standalone;
+  const w = report.workloads[1]!;
+  w.ms.fused_best = 0.5;
+  w.fused_ms.default = 0.6;
+  w.hopper_serial = { ms: 1.0, prefill_ms: 0.65, decode_ms: 0.35, decode_kernel: "torch sdpa_cudnn" };
+  w.ms.hopper_serial = 1.0;
+  w.speedup_vs_hopper_serial = 2;
+  w.preset_speedup_vs_hopper_serial = 1 / 0.6;
+  report.summary.geomean_speedup_vs_hopper_serial = 2;
+  report.summary.geomean_preset_speedup_vs_hopper_serial = 1 / 0.6;
+  const lines = formatTable(report).split("\n");
+  assert.is(lines.length, report.workloads.length + 5); // title, header, rule, rows, summary, legend
+  // Columns are at least two spaces apart; names and headers have single spaces.
+  const cells = (line: string) => line.split(/\s{2,}/).map((c) => c.trim());
+  const header = cells(lines[1]!);
+  const row = cells(lines.find((l) => l.startsWith(w.name))!);
+  assert.is(row[header.indexOf("hopper")], "1.000");
+  assert.equal([row[header.indexOf("x hopper")], row[header.indexOf("preset x hopper")]], ["2.00", "1.67"]);
+  assert.ok(lines.at(-2)!.includes("2.00x vs Hopper serial (preset 1.67x)"), lines.at(-2));
+  assert.ok(lines.at(-1)!.startsWith("hopper = PyTorch SDPA on cuDNN, non-causal"), lines.at(-1));
 });
 
 test.run();
