@@ -3,7 +3,7 @@ import { availableParallelism } from "node:os";
 import { relative } from "node:path";
 import { Command } from "commander";
 import { SingleBar, Presets as BarStyles } from "cli-progress";
-import { PRESETS, resourceModel, type KernelSpec } from "../dsl/index.ts";
+import { PRESETS, resourceModel, type KernelSpec, type ResourceModel } from "../dsl/index.ts";
 import { buildKernel, findCachedBuild, type BuildResult } from "../codegen/build.ts";
 import { generateKernel, staleKernelFiles, writeKernelFiles } from "../codegen/generate.ts";
 import { describeError, EXIT, exitCodeFor, UsageError } from "./errors.ts";
@@ -167,7 +167,7 @@ program
       return void console.log(JSON.stringify({ spec: spec, resources: { ...rest, gpu: limits.gpu }, manifest: build?.manifest ?? null }, null, 2));
     }
     const kib = (b: number) => `${(b / 1024).toFixed(1)} KiB`;
-    console.log(`${spec!.name} (spec hash ${spec!.hash}) for ${spec!.target} (${model.limits.gpu})\n`);
+    console.log(`${spec!.name} (spec hash ${spec!.hash}) for ${spec!.target} (${model.limits.gpu}), prefill engine ${model.prefillEngine}\n`);
     console.log(
       table(
         ["resource", "value", "limit"],
@@ -180,6 +180,7 @@ program
           // Roles: the limits are what each role holds after setmaxnreg.
           ["registers per thread (estimate, prefill)", model.registers.prefillEstimate, model.registers.roles?.prefill ?? model.registers.budgetPerThread],
           ["registers per thread (estimate, decode)", model.registers.decodeEstimate, model.registers.roles?.decode ?? model.registers.budgetPerThread],
+          ...warpSpecializedRows(model),
         ],
       ),
     );
@@ -193,6 +194,30 @@ program
     );
     for (const w of build.manifest.warnings) console.log(`warning: ${w}`);
   });
+
+/**
+ * The warp-specialized prefill's budget: how setmaxnreg splits the register file among the
+ * producer, the consumers and (fused) the decode role, and the keys each consumer step takes.
+ */
+function warpSpecializedRows(model: ResourceModel): (string | number)[][] {
+  const ws = model.registers.warpSpecialized;
+  if (!ws) return [];
+  const consumers = model.prefillThreads - 128;
+  const rows: (string | number)[][] = [
+    ["prefill-only CTA: registers at launch × threads", `${ws.atLaunch} × ${model.prefillThreads}`, model.limits.registersPerSm],
+    ["prefill-only: producer / consumer registers (setmaxnreg)", `${ws.producer} / ${ws.consumers}`, `${128 * ws.producer + consumers * ws.consumers} in all`],
+    ["prefill-only: keys per consumer step (S = Q K^T)", model.prefillSubBlockKeysAlone, ""],
+  ];
+  if (model.registers.roles) {
+    const { prefill, decode } = model.registers.roles;
+    const decodeThreads = model.threads - model.prefillThreads;
+    rows.push(
+      ["fused: producer / consumer / decode registers", `${ws.producer} / ${prefill} / ${decode}`, `${128 * ws.producer + consumers * prefill + decodeThreads * decode} in all`],
+      ["fused: keys per consumer step (S = Q K^T)", model.prefillSubBlockKeys, ""],
+    );
+  }
+  return rows;
+}
 
 program
   .command("verify")

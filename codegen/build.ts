@@ -98,15 +98,18 @@ export function nvccVersion(): Promise<string> {
   return nvccVersionCache;
 }
 
-/** nvcc flags for a spec: one explicit -gencode for its target, ptxas report, position-independent. */
+/**
+ * nvcc flags for a spec: one explicit -gencode for its target (with its PTX where the target says
+ * so), ptxas report, position-independent.
+ */
 export function nvccFlags(spec: KernelSpec, extra: readonly string[] = []): string[] {
-  const { arch, code } = TARGET_LIMITS[spec.target].gencode;
+  const { arch, code, ptx } = TARGET_LIMITS[spec.target].gencode;
   return [
     "-std=c++17",
     "-O3",
     "-shared",
     "-Xcompiler=-fPIC",
-    `-gencode=arch=${arch},code=${code}`,
+    `-gencode=arch=${arch},code=${ptx ? `[${code},${arch}]` : code}`,
     "-Xptxas=-v",
     "-lineinfo",
     ...extra,

@@ -27,10 +27,13 @@ function render(file: string, context: object): string {
   return hbs.compile(source, { noEscape: true, strict: true })(context);
 }
 
-/** CMAKE_CUDA_ARCHITECTURES for a target: sm_90a → "90a-real" (SASS only, as `podgen build`). */
+/**
+ * CMAKE_CUDA_ARCHITECTURES for a target, as `podgen build` compiles it: sm_90a → "90a-real" (SASS
+ * only), sm_80 → "80" (SASS and PTX).
+ */
 export function cmakeCudaArchitecture(spec: KernelSpec): string {
-  const code = TARGET_LIMITS[spec.target].gencode.code; // e.g. "sm_90a"
-  return `${code.replace(/^sm_/, "")}-real`;
+  const { code, ptx } = TARGET_LIMITS[spec.target].gencode; // e.g. "sm_90a"
+  return `${code.replace(/^sm_/, "")}${ptx ? "" : "-real"}`;
 }
 
 /** The template context: the kernel's (codegen/render.ts) plus what only the export needs. */

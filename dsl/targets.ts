@@ -7,8 +7,11 @@ export type Target = (typeof TARGETS)[number];
 export interface TargetLimits {
   /** Marketing name of a representative GPU, for messages. */
   gpu: string;
-  /** `-gencode` for nvcc: virtual architecture and real architecture. */
-  gencode: { arch: string; code: string };
+  /**
+   * `-gencode` for nvcc: virtual architecture and real architecture; `ptx` also embeds the PTX, so
+   * newer GPUs can run the build (the driver compiles it at load), e.g. an sm_80 build on an H100.
+   */
+  gencode: { arch: string; code: string; ptx: boolean };
   /** Shared memory per SM usable by CTAs, bytes. */
   smemPerSm: number;
   /** Largest dynamic shared memory one CTA may opt into, bytes. */
@@ -28,7 +31,7 @@ const KiB = 1024;
 export const TARGET_LIMITS: Readonly<Record<Target, TargetLimits>> = {
   sm_80: {
     gpu: "A100",
-    gencode: { arch: "compute_80", code: "sm_80" },
+    gencode: { arch: "compute_80", code: "sm_80", ptx: true },
     smemPerSm: 164 * KiB,
     smemPerCtaMax: 163 * KiB,
     smemReservedPerCta: 1 * KiB,
@@ -40,7 +43,7 @@ export const TARGET_LIMITS: Readonly<Record<Target, TargetLimits>> = {
   },
   sm_86: {
     gpu: "RTX 3090 / A10",
-    gencode: { arch: "compute_86", code: "sm_86" },
+    gencode: { arch: "compute_86", code: "sm_86", ptx: true },
     smemPerSm: 100 * KiB,
     smemPerCtaMax: 99 * KiB,
     smemReservedPerCta: 1 * KiB,
@@ -52,7 +55,7 @@ export const TARGET_LIMITS: Readonly<Record<Target, TargetLimits>> = {
   },
   sm_89: {
     gpu: "L4 / RTX 4090",
-    gencode: { arch: "compute_89", code: "sm_89" },
+    gencode: { arch: "compute_89", code: "sm_89", ptx: true },
     smemPerSm: 100 * KiB,
     smemPerCtaMax: 99 * KiB,
     smemReservedPerCta: 1 * KiB,
@@ -64,7 +67,7 @@ export const TARGET_LIMITS: Readonly<Record<Target, TargetLimits>> = {
   },
   sm_90a: {
     gpu: "H100",
-    gencode: { arch: "compute_90a", code: "sm_90a" },
+    gencode: { arch: "compute_90a", code: "sm_90a", ptx: false },
     smemPerSm: 228 * KiB,
     smemPerCtaMax: 227 * KiB,
     smemReservedPerCta: 1 * KiB,

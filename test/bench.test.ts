@@ -103,6 +103,21 @@ test("paper.json: the five paper workloads, variants on llama3_8b, kernels the G
   const { name: _n3, ...rolesExampleFields } = specFields(rolesExample);
   const { name: _n4, ...rolesVariantFields } = specFields(roles[0]!.spec);
   assert.equal(rolesExampleFields, rolesVariantFields);
+  // The warp-specialized: variants state their tiles too; the first is examples/llama3_8b_ws.json.
+  const specialized = ws[0]!.configs.filter((c) => c.label.startsWith("warp-specialized:"));
+  assert.is(specialized.length, 2);
+  for (const { label, spec } of specialized) {
+    const [, q, kv, st, vctas, dkv, dst] = /prefill (\d+)x(\d+) (\d)-stage, decode (\d)x\(16x(\d+)\) (\d)-stage/.exec(label)!.map(Number);
+    assert.equal(
+      [spec.prefill.engine, spec.ctasPerSm, spec.prefill.tile.q, spec.prefill.tile.kv, spec.prefill.stages, spec.decode.virtualCtas, spec.decode.tile.kv, spec.decode.stages],
+      ["warp-specialized", 1, q, kv, st, vctas, dkv, dst],
+      label,
+    );
+  }
+  const wsExample = normalizeSpec(JSON.parse(readFileSync(join(PACKAGE_ROOT, "examples/llama3_8b_ws.json"), "utf8")));
+  const { name: _n5, ...wsExampleFields } = specFields(wsExample);
+  const { name: _n6, ...wsVariantFields } = specFields(specialized[0]!.spec);
+  assert.equal(wsExampleFields, wsVariantFields);
   assert.is(new Set(ws[0]!.configs.map((c) => c.spec.hash)).size, ws[0]!.configs.length, "no variant repeats another");
   // Workloads on other models run their preset only.
   for (const w of ws.filter((w) => w.configs[0]!.spec.name !== "llama3_8b")) assert.is(w.configs.length, 1);

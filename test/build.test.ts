@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { normalizeSpec, pod, PRESETS, presetByName, resourceModel, specFields, symbolPrefix, TARGET_LIMITS, type KernelSpec } from "../dsl/index.ts";
-import { buildKernel, type BuildResult } from "../codegen/build.ts";
+import { buildKernel, nvccFlags, type BuildResult } from "../codegen/build.ts";
 import { TEMPLATES_DIR } from "../codegen/paths.ts";
 import { renderHeader, renderKernelSource } from "../codegen/render.ts";
 import { KernelLibrary, PodgenError, makeHostBatch, Rng, type BatchShape, type PodPlan } from "../runtime/index.ts";
@@ -212,6 +212,45 @@ test("roles (ctasPerSm 1): one persistent CTA per SM in the fused launch, the ro
   } finally {
     lib.close();
   }
+});
+
+test("warp-specialized prefill: its kernels build without spills, the traits name the engine, the prefill-only grid is persistent", async () => {
+  const spec = normalizeSpec(JSON.parse(readFileSync(join(TEMPLATES_DIR, "..", "examples", "llama3_8b_ws.json"), "utf8")));
+  const r = await buildKernel(spec, { cacheDir });
+  const kernel = (kind: string) => r.manifest.kernels.find((k) => k.name.includes(`pod_${kind}_kernel`));
+  assert.ok(kernel("prefill_ws"), "the prefill-only kernel is the warp-specialized one");
+  assert.not.ok(kernel("prefill"), "no other prefill-only kernel");
+  for (const kind of ["prefill_ws", "roles"]) {
+    const k = kernel(kind)!;
+    assert.equal([k.spillStoreBytes, k.stackBytes], [0, 0], `${kind}: no local memory`);
+  }
+  // Registers at launch: 384 threads (prefill-only) and 512 (fused, with the decode role).
+  assert.is(kernel("prefill_ws")!.registers, 168);
+  assert.is(kernel("roles")!.registers, 128);
+  const model = resourceModel(spec);
+  const source = renderKernelSource(spec);
+  assert.match(source, /kEngine = POD_ENGINE_WARP_SPECIALIZED;/);
+  assert.match(source, new RegExp(`kThreads = ${model.prefillThreads};`));
+  assert.match(source, new RegExp(`kProducerRegs = ${model.registers.warpSpecialized!.producer};`));
+  const lib = new KernelLibrary(r.library, symbolPrefix(spec));
+  try {
+    const info = lib.info();
+    const host = makeHostBatch(info, { prefills: [{ qLen: 1000, kvLen: 4000 }], decodes: [4096, 17] }, { seed: 1, data: "none" });
+    for (const numSms of [132, 16]) {
+      const { plan } = lib.plan(host.batch, { numSms });
+      assert.ok(plan.numItems[0] > 16, "more items than the small GPU's SMs");
+      assert.is(plan.gridPrefill, Math.min(plan.numItems[0], numSms), "persistent prefill-only CTAs, at most one per SM");
+      assert.is(plan.gridFused, numSms);
+    }
+  } finally {
+    lib.close();
+  }
+});
+
+test("targets before sm_90a embed their PTX, so newer GPUs can run the build", () => {
+  const ampere = normalizeSpec({ ...specFields(presetByName("llama3_8b")!), name: "ptx_ampere", target: "sm_80", prefill: { tile: { q: 64, kv: 64 } } });
+  assert.ok(nvccFlags(ampere).includes("-gencode=arch=compute_80,code=[sm_80,compute_80]"));
+  assert.ok(nvccFlags(presetByName("llama3_8b")!).includes("-gencode=arch=compute_90a,code=sm_90a"), "sm_90a code runs on sm_90a only");
 });
 
 test("planner via the C ABI: bad batches are refused with a message naming the field", () => {

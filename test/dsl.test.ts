@@ -143,6 +143,55 @@ test("resource model: roles (ctasPerSm 1) add the decode role's warps and bytes 
   assert.throws(() => pod.kernel({ ...base, decode: { warps: 8 } }), /ctasPerSm=1/);
 });
 
+test("warp-specialized prefill: the resource model adds a producer warpgroup, reserves its barriers and splits the registers", () => {
+  const spec = pod.kernel({
+    ...base,
+    ctasPerSm: 1,
+    prefill: { engine: "warp-specialized", tile: { q: 128, kv: 128 }, warps: 8, stages: 2 },
+    decode: { warps: 4, virtualCtas: 1, tile: { q: 16, kv: 64 }, stages: 1 },
+  });
+  const m = resourceModel(spec);
+  assert.is(m.prefillEngine, "warp-specialized");
+  assert.is(m.prefillThreads, (8 + 4) * 32, "two consumer warpgroups and a producer warpgroup");
+  assert.is(m.threads, (8 + 4 + 4) * 32, "and the decode role");
+  const tiles = (128 + 2 * 2 * 128) * 128 * 2;
+  assert.ok(m.smem.prefillTile > tiles && m.smem.prefillTile % 1024 === 0, "tiles + barriers, whole KiB (the decode role starts there)");
+  // Prefill-only: 384 threads start with 168 registers; the producer keeps few, the consumers the rest.
+  const ws = m.registers.warpSpecialized!;
+  assert.is(ws.atLaunch, 168);
+  assert.ok(ws.producer < ws.atLaunch && ws.consumers > ws.atLaunch, `${ws.producer} / ${ws.consumers}`);
+  assert.ok(128 * ws.producer + 256 * ws.consumers <= 168 * 384, "setmaxnreg moves only what the CTA holds");
+  // Fused (roles): 512 threads start with 128; producer, consumers and decode share 65536.
+  const roles = m.registers.roles!;
+  assert.is(m.registers.budgetPerThread, 128);
+  assert.ok(128 * ws.producer + 256 * roles.prefill + 128 * roles.decode <= 65536);
+  // The consumers hold the next step's scores, P and O: whole 128-key steps only with 200+ registers.
+  assert.is(m.prefillSubBlockKeysAlone, ws.consumers >= 200 ? 128 : 64);
+  assert.is(m.prefillSubBlockKeys, roles.prefill >= 200 ? 128 : roles.prefill >= 160 ? 64 : 32);
+  // The default engine follows the target: wgmma on sm_90a with whole warpgroups, else mma.sync.
+  assert.is(resourceModel(pod.kernel({ ...base })).prefillEngine, "wgmma");
+  assert.is(resourceModel(pod.kernel({ ...base, prefill: { warps: 2, tile: { q: 64, kv: 32 } }, decode: { warps: 2 } })).prefillEngine, "mma");
+  assert.is(resourceModel(pod.kernel({ ...base, target: "sm_80", prefill: { tile: { q: 64, kv: 64 } } })).prefillEngine, "mma");
+});
+
+test("warp-specialized prefill: misuse is refused naming the field, the value and the limit", () => {
+  const ws = { engine: "warp-specialized", tile: { q: 128, kv: 128 }, warps: 8, stages: 2 } as const;
+  const decode = { warps: 4, virtualCtas: 1, tile: { q: 16, kv: 64 }, stages: 1 } as const;
+  const issues = (input: object) => {
+    const r = checkSpec({ ...base, ...input });
+    return r.ok ? [] : r.issues.map(formatIssue);
+  };
+  assert.equal(issues({ ctasPerSm: 1, prefill: ws, decode }), []);
+  assert.match(issues({ prefill: ws }).join("\n"), /ctasPerSm = 2: must be 1 .*fills an SM/);
+  assert.match(issues({ ctasPerSm: 1, target: "sm_80", prefill: ws, decode }).join("\n"), /prefill\.engine = "warp-specialized": must be mma .*sm_80/);
+  assert.match(issues({ ctasPerSm: 1, prefill: { ...ws, tile: { q: 64, kv: 128 } }, decode }).join("\n"), /prefill\.tile\.q = 64: must be 128 .*64-row block/);
+  assert.match(issues({ ctasPerSm: 1, prefill: { ...ws, stages: 1 }, decode }).join("\n"), /prefill\.stages = 1: must be at least 2/);
+  assert.match(issues({ ctasPerSm: 1, prefill: { ...ws, warps: 2, tile: { q: 32, kv: 128 } }, decode }).join("\n"), /prefill\.warps = 2: must be 4 or 8 .*whole warpgroups/);
+  assert.match(issues({ prefill: { engine: "tma" } }).join("\n"), /prefill\.engine = "tma": must be one of "mma", "wgmma", "warp-specialized"/);
+  // 128x128 tiles in 3 stages and a decode role do not fit one SM's shared memory.
+  assert.match(issues({ ctasPerSm: 1, prefill: { ...ws, stages: 3 }, decode }).join("\n"), /prefill\.tile = .*needs .* per CTA/);
+});
+
 test("presets are valid and distinct", () => {
   assert.ok(PRESETS.length >= 5);
   assert.is(new Set(PRESETS.map((p) => p.hash)).size, PRESETS.length);

@@ -18,20 +18,32 @@ inline PodParams resolved(const PodParams& p) {
   return q;
 }
 
-template <class Traits, class Kernel>
+template <class Traits, class Kernel, class... Extra>
 inline cudaError_t launch_tiles(Kernel kernel, const PodParams& p, int grid, int threads, int smem_bytes,
-                                cudaStream_t s) {
+                                cudaStream_t s, const Extra&... extra) {
   if (grid <= 0) return cudaSuccess;
   cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
   if (e != cudaSuccess) return e;
-  kernel<<<grid, threads, smem_bytes, s>>>(resolved<Traits>(p));
+  kernel<<<grid, threads, smem_bytes, s>>>(resolved<Traits>(p), extra...);
   return cudaGetLastError();
+}
+
+// The K/V tensor maps of a launch whose kernel runs the warp-specialized prefill (zeroed otherwise).
+template <class Traits>
+inline cudaError_t kv_maps_for(const PodParams& p, PodKvMaps* maps) {
+  *maps = PodKvMaps{};
+  if constexpr (PrefillShape<Traits>::kWarpSpecialized) return encode_kv_maps<Traits>(p.k, p.v, maps);
+  return cudaSuccess;
 }
 
 template <class Traits>
 cudaError_t launch_fused(const PodParams& p, int grid, cudaStream_t s) {
-  if constexpr (Traits::kCtasPerSm == 1)
-    return launch_tiles<Traits>(pod_roles_kernel<Traits>, p, grid, Traits::kThreads, Traits::kSmemBytes, s);
+  if constexpr (Traits::kCtasPerSm == 1) {
+    PodKvMaps maps;
+    const cudaError_t e = grid > 0 ? kv_maps_for<Traits>(p, &maps) : cudaSuccess;
+    if (e != cudaSuccess) return e;
+    return launch_tiles<Traits>(pod_roles_kernel<Traits>, p, grid, Traits::kThreads, Traits::kSmemBytes, s, maps);
+  }
   else
     return launch_tiles<Traits>(pod_fused_kernel<Traits>, p, grid, Traits::kThreads, Traits::kSmemBytes, s);
 }
@@ -39,8 +51,12 @@ cudaError_t launch_fused(const PodParams& p, int grid, cudaStream_t s) {
 template <class Traits>
 cudaError_t launch_prefill(const PodParams& p, int grid, cudaStream_t s) {
   using S = PrefillShape<Traits>;
-  if constexpr (S::kWarpSpecialized)
-    return launch_tiles<Traits>(pod_prefill_ws_kernel<Traits>, p, grid, S::kThreads, S::kSmemBytes, s);
+  if constexpr (S::kWarpSpecialized) {
+    PodKvMaps maps;
+    const cudaError_t e = grid > 0 ? kv_maps_for<Traits>(p, &maps) : cudaSuccess;
+    if (e != cudaSuccess) return e;
+    return launch_tiles<Traits>(pod_prefill_ws_kernel<Traits>, p, grid, S::kThreads, S::kSmemBytes, s, maps);
+  }
   else
     return launch_tiles<Traits>(pod_prefill_kernel<Traits>, p, grid, S::kThreads,
                                 S::kRole ? S::kSmemBytes : Traits::kSmemBytes, s);

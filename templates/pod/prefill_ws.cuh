@@ -5,17 +5,19 @@
 //
 // Roles inside the prefill CTA (or the prefill role of the roles kernel), by thread index:
 //   [0, kComputeThreads)            consumers: warpgroup w owns packed rows 64w .. 64w + 63
-//   [kComputeThreads, kThreads)     producer: claims items and copies Q, K and V
+//   [kComputeThreads, kThreads)     producer: its first warp claims items and loads Q, K and V
 // setmaxnreg gives the producer few registers and the consumers the rest (resource model).
 //
 // The producer claims prefill tickets (header->ticket[0]) for the CTA, so the CTAs of the
 // prefill-only kernel are persistent and balance the items among themselves. For each item it
-// publishes the item index in a slot (item_full), copies the Q tile (q_full), then each KV tile's K
-// and V (kv_full[stage]) into a ring of kStages stages, waiting for kv_empty[stage] before reusing
-// a stage. (K and V share a barrier: the ring runs a stage ahead, so S = Q K^T never waits for a V.) The copies are 16-byte cp.async of the paged cache, zero-filled past the
-// item's keys (a page's stale tail never reaches the tensor cores), each thread's copies signalling
-// the stage's barrier when they land (cp.async.mbarrier.arrive). Consumers release Q (q_empty) at
-// the end of the item and each stage once their last P V over it has completed.
+// publishes the item index in a slot (item_full), copies the Q tile (q_full), then the KV tiles
+// into a ring of kStages stages: K of tile i + 1 (k_full[stage]) before V of tile i (v_full[stage]),
+// each after k_empty / v_empty[stage] says the consumers are done with what the stage held. K and V
+// pages come through the bulk copy engine (kv_tensor_maps.cuh), one box a page per lane; the rows
+// of a tile past its last whole page below kv_end, and Q, come through cp.async (zeros past kv_end:
+// a page's stale tail never reaches the tensor cores). Consumers release Q (q_empty) at the end of
+// the item, a stage's K once their last S = Q K^T over it has completed, and its V once their last
+// P V has: K of tile j + 2 can then land while tile j + 1 is computed, with two stages.
 //
 // Consumer pipeline over the item's sub-blocks j of kSubKv keys (several per KV tile when the
 // registers do not hold a whole tile's scores), with S(j+1) = Q K^T issued before O += P(j) V so
@@ -26,6 +28,7 @@
 // consumer warpgroups, each issues a step's products only after the other has issued its own
 // (named barriers kPingPongBarrier + w), so one's softmax runs under the other's products.
 #pragma once
+#include "kv_tensor_maps.cuh"
 #include "mbarrier.cuh"
 #include "prefill_tile.cuh"
 
@@ -36,14 +39,15 @@ template <class Traits>
 struct WsLayout {
   using S = PrefillShape<Traits>;
   static constexpr int kItemFull = S::kTileBytes;           // the item slot is written (1 arrival)
-  static constexpr int kQFull = kItemFull + 8;              // Q landed (producer threads)
+  static constexpr int kQFull = kItemFull + 8;              // Q landed (the producer warp's lanes)
   static constexpr int kQEmpty = kQFull + 8;                // consumers are done with Q (consumer threads)
-  static constexpr int kKvFull = kQEmpty + 8;               // [stage] K and V landed (producer threads)
-  static constexpr int kKvEmpty = kKvFull + 8 * S::kStages; // [stage] consumers are done with it
-  static constexpr int kSlots = kKvEmpty + 8 * S::kStages;  // int[2]: item index, by round parity
+  static constexpr int kKFull = kQEmpty + 8;                // [stage] K landed (ws_load_tile: 33 arrivals + bytes)
+  static constexpr int kVFull = kKFull + 8 * S::kStages;    // [stage] V landed (the same)
+  static constexpr int kKEmpty = kVFull + 8 * S::kStages;   // [stage] consumers are done with its K
+  static constexpr int kVEmpty = kKEmpty + 8 * S::kStages;  // [stage] consumers are done with its V
+  static constexpr int kSlots = kVEmpty + 8 * S::kStages;   // int[2]: item index, by round parity
   static constexpr int kEnd = kSlots + 8;
-  static constexpr int kProducerThreads = S::kThreads - S::kComputeThreads;
-  static_assert(S::kWarpSpecialized && kProducerThreads == 128, "one producer warpgroup");
+  static_assert(S::kWarpSpecialized && S::kThreads - S::kComputeThreads == 128, "one producer warpgroup");
   static_assert(kEnd <= S::kSmemBytes, "the resource model reserves room for the pipeline's barriers");
   static_assert(S::kStages >= 2, "a ring of at least two stages");
   static_assert(S::kWarps == 4 || S::kWarps == 8, "one or two consumer warpgroups");
@@ -54,20 +58,62 @@ struct WsLayout {
 // use 1 .. kVirtualCtas, its ticket hand-over 14, the prefill role 15).
 constexpr int kPingPongBarrier = 12;
 
+// Copies rows [0, kTileKv) of one K or V tile into the stage at dst and arrives at its barrier
+// `full`: whole boxes below kv_end through the bulk copy engine (each lane < boxes issues one box),
+// the rest -- a page's last rows, and zeros past kv_end (a page's stale tail never reaches the
+// tensor cores) -- with the warp's cp.async. 33 arrivals: lane 0's expect_tx and every lane's.
 template <class Traits>
-__device__ __forceinline__ void ws_produce(const PodParams& p, uint8_t* smem, int pt) {
+__device__ __forceinline__ void ws_load_tile(const PodParams& p, const CUtensorMap* map, const void* src,
+                                             int page_base, int kv_head, int tile_start, int kv_end,
+                                             uint32_t dst, uint32_t full, int lane) {
+  using B = KvBoxes<Traits>;
+  using Io = TileIo<Traits>;
+  using T = typename Traits::DType;
+  using Layout = Sw128Tile<B::kTileKv>;
+  constexpr int D = Traits::kHeadDim, kChunks = D / 8;
+  static_assert(!B::kEnabled || B::kTileKv / B::kRows <= 32, "one box per lane");
+  const int boxes = B::kEnabled ? max(0, min(kv_end - tile_start, B::kTileKv)) / B::kRows : 0;
+  if (lane == 0) mbarrier_arrive_expect_tx(full, (uint32_t)boxes * B::kBytes);
+  __syncwarp();  // the transaction count is raised before any box can land
+  if (lane < boxes) {
+    const int row = Io::kv_row(p, page_base, tile_start + lane * B::kRows);
+#pragma unroll
+    for (int cb = 0; cb < D / 64; ++cb)
+      tma_load_3d(dst + cb * B::kTileKv * 128 + lane * B::kRows * 128, map, cb * 64, kv_head, row, full);
+  }
+  const int rest = boxes * B::kRows;
+  if (rest == B::kTileKv) {
+    mbarrier_arrive(full);
+    return;
+  }
+#pragma unroll 1
+  for (int i = lane; i < (B::kTileKv - rest) * kChunks; i += 32) {
+    const int r = rest + i / kChunks, ch = i % kChunks;
+    const int j = tile_start + r;
+    const bool valid = j < kv_end;
+    const int64_t off = valid ? Io::kv_offset(p, page_base, kv_head, j) + ch * 8 : 0;
+    cp_async_16(dst + Layout::offset(r, ch), static_cast<const T*>(src) + off, valid);
+  }
+  mbarrier_arrive_on_copies(full);
+}
+
+// The producer: one warp of the producer warpgroup (the other three wait at the kernel's end).
+template <class Traits>
+__device__ __forceinline__ void ws_produce(const PodParams& p, const PodKvMaps& maps, uint8_t* smem, int pt) {
   using S = PrefillShape<Traits>;
   using L = WsLayout<Traits>;
   using T = typename Traits::DType;
   using Io = TileIo<Traits>;
+  if (pt >= 32) return;
+  const int lane = pt;
   const uint32_t base = smem_u32(smem);
   volatile int* slots = reinterpret_cast<volatile int*>(smem + L::kSlots);
   PodDeviceHeader* h = p.header;
   const int n = h->num_tickets[POD_OP_PREFILL];
-  int fill = 0;  // KV tiles loaded so far by this CTA: stage fill % kStages, its use fill / kStages
+  int fill = 0;  // KV tiles of earlier items: tile i of this item goes to stage (fill + i) % kStages
   for (int round = 0;; ++round) {
     mbarrier_wait(base + L::kQEmpty, (round & 1) ^ 1);  // the consumers are done with the last item
-    if (pt == 0) {
+    if (lane == 0) {
       slots[round & 1] = (int)atomicAdd(&h->ticket[POD_OP_PREFILL], 1u);
       mbarrier_arrive(base + L::kItemFull);
     }
@@ -76,23 +122,36 @@ __device__ __forceinline__ void ws_produce(const PodParams& p, uint8_t* smem, in
     if (ticket >= n) break;
     const PodWorkItem it = load_item(p.items[POD_OP_PREFILL] + ticket);
     const int rows_valid = min(S::kTileQ, it.q_len * Traits::kGroup - it.row_begin);
-    Io::template load_q<S::kTileQ, L::kProducerThreads, typename S::QLayout>(
-        static_cast<const T*>(p.q[POD_OP_PREFILL]), it, rows_valid, base, pt);
+    // Q: the warp's cp.async, zeros past the item's rows (two copies per unrolled step keep the
+    // producer within its registers).
+    constexpr int kChunks = S::kChunks;
+#pragma unroll 2
+    for (int i = lane; i < S::kTileQ * kChunks; i += 32) {
+      const int r = i / kChunks, ch = i % kChunks, pr = it.row_begin + r;
+      const bool valid = r < rows_valid;
+      const T* src = static_cast<const T*>(p.q[POD_OP_PREFILL]);
+      if (valid) src += Io::qo_offset(it.q_token_base + pr / Traits::kGroup, it.kv_head * Traits::kGroup + pr % Traits::kGroup) + ch * 8;
+      cp_async_16(base + S::QLayout::offset(r, ch), src, valid);
+    }
     mbarrier_arrive_on_copies(base + L::kQFull);
     const int page_base = __ldg(p.page_indptr + it.request);
     const int num_tiles = it.kv_end > it.kv_begin ? (it.kv_end - it.kv_begin + S::kTileKv - 1) / S::kTileKv : 0;
-    using Copy = typename Io::template KvTileCopy<S::kTileKv, L::kProducerThreads>;
-    // Each tile's pages are looked up a tile ahead, while the stage it goes to may still be in use.
-    Copy next(p, page_base, it.kv_begin, it.kv_end, pt);
-    for (int i = 0; i < num_tiles; ++i, ++fill) {
-      const Copy tile = next;
-      if (i + 1 < num_tiles) next = Copy(p, page_base, it.kv_begin + (i + 1) * S::kTileKv, it.kv_end, pt);
-      const int stage = fill % S::kStages;
-      mbarrier_wait(base + L::kKvEmpty + 8 * stage, ((fill / S::kStages) & 1) ^ 1);
-      const uint32_t s_k = base + S::kQBytes + stage * S::kStageBytes;
-      tile.template copy<typename S::KvLayout>(p, it.kv_head, s_k, s_k + S::kKvBytes, pt);
-      mbarrier_arrive_on_copies(base + L::kKvFull + 8 * stage);
+    // Order: K of tile i + 1 before V of tile i (the consumers need them in that order, and free a
+    // K stage a step before its V).
+    auto load = [&](int i, bool k) {
+      const int f = fill + i, stage = f % S::kStages;
+      mbarrier_wait(base + (k ? L::kKEmpty : L::kVEmpty) + 8 * stage, ((f / S::kStages) & 1) ^ 1);
+      ws_load_tile<Traits>(p, k ? &maps.k : &maps.v, k ? p.k : p.v, page_base, it.kv_head,
+                           it.kv_begin + i * S::kTileKv, it.kv_end,
+                           base + S::kQBytes + stage * S::kStageBytes + (k ? 0 : S::kKvBytes),
+                           base + (k ? L::kKFull : L::kVFull) + 8 * stage, lane);
+    };
+    if (num_tiles > 0) load(0, true);
+    for (int i = 0; i < num_tiles; ++i) {
+      if (i + 1 < num_tiles) load(i + 1, true);
+      load(i, false);
     }
+    fill += num_tiles;
   }
 }
 
@@ -156,8 +215,8 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
     auto k_tile = [&](int j) { return base + S::kQBytes + stage_of(j) * S::kStageBytes; };
     auto issue_qk = [&](int j) {
       if (j % kSubBlocks == 0) {
-        mbarrier_wait(base + L::kKvFull + 8 * stage_of(j), parity_of(j));
-        fence_proxy_async();  // the producer's cp.async wrote K and V through the generic proxy
+        mbarrier_wait(base + L::kKFull + 8 * stage_of(j), parity_of(j));
+        fence_proxy_async();  // the producer's cp.async wrote K through the generic proxy
       }
       const uint32_t s_k = k_tile(j) + (j % kSubBlocks) * kSubKv * 128;
       wgmma_fence();
@@ -171,6 +230,10 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
       wgmma_commit();
     };
     auto issue_pv = [&](int j) {
+      if (j % kSubBlocks == 0) {
+        mbarrier_wait(base + L::kVFull + 8 * stage_of(j), parity_of(j));
+        fence_proxy_async();
+      }
       const uint32_t s_v = k_tile(j) + S::kKvBytes + (j % kSubBlocks) * kSubKv * 128;
       wgmma_fence();
 #pragma unroll
@@ -183,9 +246,14 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
       if (sub_start + kSubKv > warp_limit_lo) mask_scores(s, row0, lane, sub_start, row_limit);
       rows.fold(s, scale_log2, alpha);
     };
-    // A stage is released once the last product that reads it has completed.
-    auto release = [&](int j) {
-      if (j % kSubBlocks == kSubBlocks - 1 || j == steps - 1) mbarrier_arrive(base + L::kKvEmpty + 8 * stage_of(j));
+    // A stage's K is released once the last S = Q K^T that reads it has completed, its V once the
+    // last P V has.
+    auto last_of_tile = [&](int j) { return j % kSubBlocks == kSubBlocks - 1 || j == steps - 1; };
+    auto release_k = [&](int j) {
+      if (last_of_tile(j)) mbarrier_arrive(base + L::kKEmpty + 8 * stage_of(j));
+    };
+    auto release_v = [&](int j) {
+      if (last_of_tile(j)) mbarrier_arrive(base + L::kVEmpty + 8 * stage_of(j));
     };
 
     mbarrier_wait(base + L::kQFull, round & 1);
@@ -195,6 +263,7 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
       their_turn();
       wgmma_wait<0>();
       pin_registers(s);
+      release_k(0);
       mask_and_fold(0);
       pack_p<T>(pa, s);
       for (int j = 0; j + 1 < steps; ++j) {
@@ -204,10 +273,11 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
         their_turn();
         wgmma_wait<1>();  // S(j+1) is in; P V(j) may still run
         pin_registers(s);
+        release_k(j + 1);
         mask_and_fold(j + 1);
         wgmma_wait<0>();
         pin_registers(o);
-        release(j);
+        release_v(j);
         SoftmaxRows::rescale(o, alpha);
         pack_p<T>(pa, s);
       }
@@ -216,14 +286,16 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
       their_turn();
       wgmma_wait<0>();
       pin_registers(o);
-      release(steps - 1);
+      release_v(steps - 1);
     }
     // KV tiles past the tile's last row (the planner's kv_end makes these rare): pass their stages on.
     for (int i = (steps + kSubBlocks - 1) / kSubBlocks; i < num_tiles; ++i) {
       const int stage = (fill + i) % S::kStages;
       const uint32_t parity = (uint32_t)(((fill + i) / S::kStages) & 1);
-      mbarrier_wait(base + L::kKvFull + 8 * stage, parity);
-      mbarrier_arrive(base + L::kKvEmpty + 8 * stage);
+      mbarrier_wait(base + L::kKFull + 8 * stage, parity);
+      mbarrier_wait(base + L::kVFull + 8 * stage, parity);
+      mbarrier_arrive(base + L::kKEmpty + 8 * stage);
+      mbarrier_arrive(base + L::kVEmpty + 8 * stage);
     }
     fill += num_tiles;
     mbarrier_arrive(base + L::kQEmpty);  // Q and the item slot may be reused
@@ -239,17 +311,19 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
 // counts are the kernel's (the prefill-only kernel and the roles kernel split differently);
 // kLaunchRegs is what each thread holds when the kernel starts.
 template <class Traits, int kLaunchRegs, int kProducerRegs, int kConsumerRegs, int kSubKv>
-__device__ __forceinline__ void prefill_ws(const PodParams& p, uint8_t* smem, int thread) {
+__device__ __forceinline__ void prefill_ws(const PodParams& p, const PodKvMaps& maps, uint8_t* smem, int thread) {
   using S = PrefillShape<Traits>;
   using L = WsLayout<Traits>;
   const uint32_t base = smem_u32(smem);
   if (thread == 0) {
     mbarrier_init(base + L::kItemFull, 1);
-    mbarrier_init(base + L::kQFull, L::kProducerThreads);
+    mbarrier_init(base + L::kQFull, 32);
     mbarrier_init(base + L::kQEmpty, S::kComputeThreads);
     for (int s = 0; s < S::kStages; ++s) {
-      mbarrier_init(base + L::kKvFull + 8 * s, L::kProducerThreads);
-      mbarrier_init(base + L::kKvEmpty + 8 * s, S::kComputeThreads);
+      mbarrier_init(base + L::kKFull + 8 * s, 33);
+      mbarrier_init(base + L::kVFull + 8 * s, 33);
+      mbarrier_init(base + L::kKEmpty + 8 * s, S::kComputeThreads);
+      mbarrier_init(base + L::kVEmpty + 8 * s, S::kComputeThreads);
     }
     mbarrier_init_fence();
   }
@@ -259,7 +333,7 @@ __device__ __forceinline__ void prefill_ws(const PodParams& p, uint8_t* smem, in
     ws_consume<Traits, kSubKv>(p, smem, thread);
   } else {
     setmaxnreg<kProducerRegs, kLaunchRegs>();
-    ws_produce<Traits>(p, smem, thread - S::kComputeThreads);
+    ws_produce<Traits>(p, maps, smem, thread - S::kComputeThreads);
   }
 }
 

@@ -135,7 +135,8 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kCtasPerSm)
 // prefill CTA for as long as both have work, and the prefill role has the registers of a whole
 // CTA (a lone prefill CTA of two CTAs per SM gets only half of an SM's prefill rate).
 template <class Traits>
-__global__ void __launch_bounds__(Traits::kThreads, 1) pod_roles_kernel(const __grid_constant__ PodParams p) {
+__global__ void __launch_bounds__(Traits::kThreads, 1)
+    pod_roles_kernel(const __grid_constant__ PodParams p, const __grid_constant__ PodKvMaps maps) {
   (void)sizeof(KernelChecks<Traits>);
   using PS = PrefillShape<Traits>;
   using DS = DecodeShape<Traits>;
@@ -153,7 +154,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) pod_roles_kernel(const __
     if constexpr (PS::kWarpSpecialized) {
       // Its producer and consumer warpgroups set their own registers (prefill_ws.cuh).
       prefill_ws<Traits, Traits::kLaunchRegs, Traits::Prefill::kProducerRegs, Traits::kPrefillRoleRegs,
-                 Traits::Prefill::kSubKv>(p, smem, threadIdx.x);
+                 Traits::Prefill::kSubKv>(p, maps, smem, threadIdx.x);
     } else {
       if constexpr (Traits::kPrefillRoleRegs > 0) setmaxnreg<Traits::kPrefillRoleRegs, Traits::kLaunchRegs>();
       const int thread = threadIdx.x;
@@ -204,11 +205,11 @@ __global__ void __launch_bounds__(PrefillShape<Traits>::kThreads, Traits::kCtasP
 // so its consumers take the registers the roles kernel gives the decode role.
 template <class Traits>
 __global__ void __launch_bounds__(PrefillShape<Traits>::kThreads, 1)
-    pod_prefill_ws_kernel(const __grid_constant__ PodParams p) {
+    pod_prefill_ws_kernel(const __grid_constant__ PodParams p, const __grid_constant__ PodKvMaps maps) {
   (void)sizeof(KernelChecks<Traits>);
   extern __shared__ __align__(1024) uint8_t smem[];
   prefill_ws<Traits, Traits::Prefill::kLaunchRegsAlone, Traits::Prefill::kProducerRegs, Traits::Prefill::kConsumerRegs,
-             Traits::Prefill::kSubKvAlone>(p, smem, threadIdx.x);
+             Traits::Prefill::kSubKvAlone>(p, maps, smem, threadIdx.x);
   __syncthreads();
   if (threadIdx.x == 0) finish_cta(p.header);
 }

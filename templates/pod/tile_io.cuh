@@ -92,53 +92,6 @@ struct TileIo {
     }
   }
 
-  // The K and V rows of a KV tile, as the warp-specialized prefill's producer copies them. Its warps look the tile's pages up once: lane l of each warp holds
-  // the l-th page the tile touches, and a row's page travels by shuffle, so a producer thread
-  // keeps one register of page table instead of one per row it copies. Pages of fewer than 8 keys
-  // (a tile then touches more than 32 pages) and contiguous caches look rows up directly.
-  template <int kRows, int kThreads>
-  struct KvTileCopy {
-    static_assert(kThreads % 32 == 0 && kThreads % kChunks == 0 && kRows % (kThreads / kChunks) == 0,
-                  "whole warps; whole rows per pass");
-    static constexpr int kRowsPerPass = kThreads / kChunks;
-    static constexpr bool kShuffledPages = Traits::kPaged && Traits::kPageSize >= 8 &&
-                                           (kRows + Traits::kPageSize - 1) / Traits::kPageSize + 1 <= 32;
-    int page_base, tile_start, kv_end;
-    int lane_page;  // kShuffledPages: the page of the tile's (lane % 32)-th page
-
-    __device__ __forceinline__ KvTileCopy(const PodParams& p, int page_base_, int tile_start_, int kv_end_, int tid)
-        : page_base(page_base_), tile_start(tile_start_), kv_end(kv_end_), lane_page(0) {
-      if constexpr (kShuffledPages) {
-        const int page = tile_start / Traits::kPageSize + tid % 32;
-        if (page * Traits::kPageSize < kv_end) lane_page = __ldg(p.page_indices + page_base + page);
-      }
-    }
-    // Cache row of tile row r (every lane of the warp calls it: it may shuffle).
-    __device__ __forceinline__ int cache_row(const PodParams& p, int r) const {
-      const int j = tile_start + r;
-      if constexpr (kShuffledPages) {
-        const int page = __shfl_sync(0xffffffffu, lane_page, j / Traits::kPageSize - tile_start / Traits::kPageSize);
-        return page * Traits::kPageSize + j % Traits::kPageSize;
-      } else {
-        return j < kv_end ? kv_row(p, page_base, j) : 0;
-      }
-    }
-    // Copies tile rows [0, kRows) of K and V into the tiles at s_k and s_v; keys >= kv_end are
-    // zero-filled and never read.
-    template <class Layout>
-    __device__ __forceinline__ void copy(const PodParams& p, int kv_head, uint32_t s_k, uint32_t s_v, int tid) const {
-      const int ch = tid % kChunks;
-#pragma unroll
-      for (int i = 0; i < kRows / kRowsPerPass; ++i) {
-        const int r = tid / kChunks + i * kRowsPerPass;
-        const int row = cache_row(p, r);
-        const bool valid = tile_start + r < kv_end;
-        const int64_t off = valid ? ((int64_t)row * Traits::kNumHeadsKv + kv_head) * D + ch * 8 : 0;
-        cp_async_16(s_k + Layout::offset(r, ch), static_cast<const T*>(p.k) + off, valid);
-        cp_async_16(s_v + Layout::offset(r, ch), static_cast<const T*>(p.v) + off, valid);
-      }
-    }
-  };
 };
 
 // A work item read through the read-only path. Tile loops read it again for their epilogue, so
