@@ -133,12 +133,18 @@ for (const [title, matrixCase] of [
   ["the same with 1-stage 128-key prefill tiles", "1-stage prefill"],
   ["the same with 8-warp CTAs", "8 warps: two prefill warpgroups"],
   ["the same with prefill and decode roles in one CTA per SM", "roles: one CTA per SM"],
+  ["the same with the warp-specialized prefill (TMA, mbarrier ring, ping-pong)", "warp-specialized: 128x128 2-stage"],
+  ["the same with the warp-specialized prefill on a contiguous cache", "warp-specialized: contiguous KV"],
 ] as const) {
   sanitizeCase(title, MATRIX.find((c) => c.name.startsWith(matrixCase))!.spec.name);
 }
 
-gpuCase("graph: one capture, 100 replays over re-planned batches (lengths, page tables and queries change)", (ctx) => {
-  const lib = library(ctx, "llama3_8b");
+for (const [title, specName] of [
+  ["", "llama3_8b"],
+  [", warp-specialized prefill", MATRIX.find((c) => c.name.startsWith("warp-specialized: 128x128 2-stage"))!.spec.name],
+] as const)
+gpuCase(`graph: one capture, 100 replays over re-planned batches (lengths, page tables and queries change)${title}`, (ctx) => {
+  const lib = library(ctx, specName);
   const info = lib.info();
   const bucket = { maxPrefills: 3, maxDecodes: 24, maxPrefillTokens: 768, maxKvLen: 2048 };
   const options = { graphMode: true, ...bucket, numSms: ctx.device.sms, debugCountTiles: true };
