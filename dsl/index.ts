@@ -28,6 +28,18 @@ export { TARGETS, TARGET_LIMITS, type Target, type TargetLimits } from "./target
 export type { SpecFields, KvCache, Schedule, SplitLimit, DType } from "./schema.ts";
 export { PRESETS, DEFAULT_PRESET, presetByName } from "./presets.ts";
 export {
+  withOverrides,
+  checkOverrides,
+  mergeOverrides,
+  overriddenName,
+  kernelFieldsShape,
+  kernelFieldsSchema,
+  kernelFieldsOverrides,
+  kernelFieldsSpec,
+  type SpecOverrides,
+  type KernelFields,
+} from "./overrides.ts";
+export {
   space,
   enumerateSpace,
   candidateName,

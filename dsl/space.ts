@@ -15,6 +15,7 @@
 import { createHash } from "node:crypto";
 import { formatIssue, type SpecIssue } from "./errors.ts";
 import type { Schedule, SplitLimit } from "./schema.ts";
+import { mergeOverrides, type SpecOverrides } from "./overrides.ts";
 import { canonicalJson, checkSpec, ROLES_DECODE_WARPS, specFields, type KernelSpec } from "./spec.ts";
 
 type Warps = 1 | 2 | 4 | 8;
@@ -200,8 +201,10 @@ export function candidateName(base: KernelSpec, fields: Record<string, unknown>)
 
 /** Apply a point to a base spec: the fields as checkSpec judges them (decode.warps as above). */
 export function applyPoint(base: KernelSpec, point: SpacePoint): Record<string, unknown> {
-  const fields = structuredClone(specFields(base)) as unknown as Record<string, unknown>;
-  for (const [path, value] of Object.entries(point)) set(fields, path, value);
+  // The point as nested overrides, merged as verify cases and bench variants merge theirs.
+  const overrides: Record<string, unknown> = {};
+  for (const [path, value] of Object.entries(point)) set(overrides, path, value);
+  const fields = mergeOverrides(base, overrides as SpecOverrides);
   // One CTA per SM (roles): the decode role is one warpgroup, whatever the prefill role's warps.
   set(fields, "decode.warps", get(fields, "ctasPerSm") === 1 ? ROLES_DECODE_WARPS : get(fields, "prefill.warps"));
   return fields;
