@@ -17,7 +17,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { table } from "../cli/table.ts";
+import { table } from "./table.ts";
 import { parseJson } from "../codegen/json.ts";
 import { kernelFieldsSchema, kernelFieldsSpec, presetByName, symbolPrefix, type KernelSpec } from "../dsl/index.ts";
 import {

@@ -14,7 +14,7 @@ import { registerExportCommand } from "./export.ts";
 import { registerTuneCommand } from "./tune.ts";
 import { Device, KernelLibrary, makeHostBatch } from "../runtime/index.ts";
 import { verifyBatch } from "../runtime/verify.ts";
-import { table } from "./table.ts";
+import { table } from "../bench/table.ts";
 
 // `podgen presets | head` closes our stdout early; that is the reader's choice, not an error.
 process.stdout.on("error", (e: NodeJS.ErrnoException) => {

@@ -50,7 +50,7 @@ import { checkTarget, tuneOnDevice } from "../bench/tune/gpu.ts";
 import { reportEntries } from "../bench/tune/report.ts";
 import { compileCandidates } from "../bench/tune/compile.ts";
 import { loadSpecs } from "./load-spec.ts";
-import { table } from "./table.ts";
+import { table } from "../bench/table.ts";
 import { UsageError } from "./usage-error.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");

@@ -1,7 +1,7 @@
 // The top-k table of tuning results (`podgen tune --report`, and after a run), from entries of the
 // tuning database. Plain text; no GPU, no codegen.
 import { describePoint } from "../../dsl/index.ts";
-import { table } from "../../cli/table.ts";
+import { table } from "../table.ts";
 import { rankEntry, type Entry } from "./db.ts";
 
 export function reportEntries(entries: Entry[], top: number, json: boolean): void {

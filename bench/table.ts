@@ -1,4 +1,5 @@
-// Text columns for terminal tables: left-aligned unless `rightAligned` says a column holds numbers.
+// Text columns for terminal tables (the CLI's and the bench and tune reports'): left-aligned unless
+// `rightAligned` says a column holds numbers.
 export function table(
   header: readonly string[],
   rows: readonly (readonly (string | number)[])[],
