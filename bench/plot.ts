@@ -78,14 +78,19 @@ export function plotSpec(report: BenchReport): TopLevelSpec {
   } as TopLevelSpec;
 }
 
-export async function renderSvg(report: BenchReport): Promise<string> {
+/** A Vega-Lite chart as SVG, headless: the renderer of the bench report and of `podgen tune --plot`. */
+export async function vegaLiteToSvg(chart: TopLevelSpec): Promise<string> {
   // vega loads on first use: the bundled CLI (scripts/gpu-bundle.ts) leaves it out.
   const [vega, { compile }] = await Promise.all([import("vega"), import("vega-lite")]);
-  const { spec } = compile(plotSpec(report));
+  const { spec } = compile(chart);
   const view = new vega.View(vega.parse(spec), { renderer: "none" });
   const svg = await view.toSVG();
   view.finalize();
   return svg;
+}
+
+export async function renderSvg(report: BenchReport): Promise<string> {
+  return vegaLiteToSvg(plotSpec(report));
 }
 
 export async function plotFile(jsonPath: string, svgPath = jsonPath.replace(/\.json$/, "") + ".svg"): Promise<string> {

@@ -8,9 +8,9 @@ import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
-import { buildKernel } from "../codegen/build.ts";
 import { Device } from "../runtime/index.ts";
 import { formatTable, runAll, selectWorkloads, specsOf, torchRunner, type BenchReport } from "../bench/run.ts";
+import { buildAll } from "./build-all.ts";
 import { UsageError } from "./usage-error.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -77,14 +77,8 @@ Examples:
       const warmup = positive("--warmup", opts.warmup);
       const jobs = positive("--jobs", opts.jobs);
       const workloads = selectWorkloads(resolve(opts.workloads), opts.filter);
-      const specs = specsOf(workloads);
-      const libraries = new Map<string, string>();
-      const queue = [...specs];
-      await Promise.all(
-        Array.from({ length: Math.min(jobs, queue.length) }, async () => {
-          for (let s = queue.shift(); s; s = queue.shift()) libraries.set(s.hash, (await buildKernel(s)).library);
-        }),
-      );
+      const builds = await buildAll(specsOf(workloads), { jobs, quiet: false });
+      const libraries = new Map(builds.map((b) => [b.manifest.specHash, b.library]));
       const scratch = mkdtempSync(join(tmpdir(), "podgen-bench-"));
       const log = (line: string) => console.error(line);
       const report = runAll({

@@ -2,11 +2,11 @@
 import { availableParallelism } from "node:os";
 import { relative } from "node:path";
 import { Command } from "commander";
-import { SingleBar, Presets as BarStyles } from "cli-progress";
 import { PRESETS, resourceModel, type KernelSpec } from "../dsl/index.ts";
-import { buildKernel, findCachedBuild, type BuildResult } from "../codegen/build.ts";
+import { findCachedBuild } from "../codegen/build.ts";
 import { generateKernel, staleKernelFiles, writeKernelFiles } from "../codegen/generate.ts";
 import { describeError, EXIT, exitCodeFor, UsageError } from "./errors.ts";
+import { buildAll } from "./build-all.ts";
 import { loadSpecs } from "./load-spec.ts";
 import { parseCaseFile } from "./verify-cases.ts";
 import { registerBenchCommand } from "./bench.ts";
@@ -116,42 +116,6 @@ program
       for (const w of r.manifest.warnings) console.log(`  warning:  ${w}`);
     }
   });
-
-async function buildAll(
-  specs: KernelSpec[],
-  opts: { force?: boolean; jobs: number; quiet: boolean },
-): Promise<BuildResult[]> {
-  const bar =
-    specs.length > 1 && !opts.quiet && process.stderr.isTTY
-      ? new SingleBar({ format: "building [{bar}] {value}/{total} {names} | {duration}s", stream: process.stderr }, BarStyles.shades_classic)
-      : undefined;
-  bar?.start(specs.length, 0, { names: "" });
-  const results: BuildResult[] = new Array(specs.length);
-  const running = new Set<string>();
-  let next = 0;
-  let done = 0;
-  const worker = async () => {
-    while (next < specs.length) {
-      const i = next++;
-      const spec = specs[i]!;
-      running.add(spec.name);
-      bar?.update({ names: [...running].join(", ") });
-      results[i] = await buildKernel(spec, { force: opts.force });
-      running.delete(spec.name);
-      done++;
-      if (bar) bar.update(done, { names: [...running].join(", ") });
-      else if (specs.length > 1 && !opts.quiet) {
-        console.error(`[${done}/${specs.length}] ${spec.name} ${results[i]!.cached ? "cached" : `built in ${results[i]!.seconds.toFixed(1)} s`}`);
-      }
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: Math.min(opts.jobs, specs.length) }, worker));
-  } finally {
-    bar?.stop();
-  }
-  return results;
-}
 
 program
   .command("inspect")

@@ -2,6 +2,7 @@
 // the ptxas report into a manifest, and cache the result under a content hash.
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join, relative } from "node:path";
 import { canonicalJson, libraryFileName, resourceModel, specFields, symbolPrefix, TARGET_LIMITS, type KernelSpec } from "../dsl/index.ts";
 import { generateCudaSources, type GeneratedFile } from "./generate.ts";
@@ -222,6 +223,40 @@ export async function buildKernel(spec: KernelSpec, options: BuildOptions = {}):
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+export interface BuildManyOptions extends BuildOptions {
+  /** nvcc processes at a time (default: the machine's cores). */
+  jobs?: number;
+  onStart?: (spec: KernelSpec, index: number) => void;
+  /** Each outcome as it completes: the build, or the error it failed with. */
+  onDone?: (spec: KernelSpec, outcome: BuildResult | Error, index: number) => void;
+}
+
+/**
+ * Builds specs `jobs` at a time through the cache: the one worker pool of `podgen build`, `verify`,
+ * `bench`, `tune` and the GPU suite. One spec's failure never stops the others; the outcomes come
+ * back in the specs' order, each a BuildResult or the Error it failed with.
+ */
+export async function buildMany(specs: readonly KernelSpec[], options: BuildManyOptions = {}): Promise<(BuildResult | Error)[]> {
+  const { jobs = availableParallelism(), onStart, onDone, ...buildOptions } = options;
+  const outcomes: (BuildResult | Error)[] = new Array(specs.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < specs.length) {
+      const i = next++;
+      const spec = specs[i]!;
+      onStart?.(spec, i);
+      try {
+        outcomes[i] = await buildKernel(spec, buildOptions);
+      } catch (e) {
+        outcomes[i] = e instanceof Error ? e : new Error(String(e));
+      }
+      onDone?.(spec, outcomes[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, specs.length)) }, worker));
+  return outcomes;
 }
 
 const DIAGNOSTIC = /^(.+?)\((\d+)\): (error|warning)[^:]*: (.*)$/;
