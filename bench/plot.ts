@@ -4,9 +4,10 @@
 //   bottom: fused speedup over our serial and over torch's best serial, and overlap efficiency
 //
 //   npx tsx bench/plot.ts bench/results/latest.json [out.svg]     (default: the JSON's path with .svg)
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { TopLevelSpec } from "vega-lite";
+import { readBenchReport } from "./schemas.ts";
 import type { BenchReport } from "./run.ts";
 
 const SERIES: [keyof BenchReport["workloads"][number]["ms"], string][] = [
@@ -94,7 +95,7 @@ export async function renderSvg(report: BenchReport): Promise<string> {
 }
 
 export async function plotFile(jsonPath: string, svgPath = jsonPath.replace(/\.json$/, "") + ".svg"): Promise<string> {
-  const report = JSON.parse(readFileSync(jsonPath, "utf8")) as BenchReport;
+  const report = readBenchReport(jsonPath);
   writeFileSync(svgPath, await renderSvg(report));
   return svgPath;
 }

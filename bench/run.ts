@@ -17,6 +17,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { workloadFileSchema } from "./schemas.ts";
 import { table } from "./table.ts";
 import { parseJson } from "../codegen/json.ts";
 import { kernelFieldsSchema, kernelFieldsSpec, presetByName, symbolPrefix, type KernelSpec } from "../dsl/index.ts";
@@ -83,8 +84,7 @@ function variantSpec(base: string, fields: Record<string, unknown>): KernelSpec 
 }
 
 export function parseWorkloads(json: unknown, label = "workloads"): Workload[] {
-  const file = json as WorkloadFile;
-  if (!file || !Array.isArray(file.workloads)) throw new Error(`${label}: no "workloads" array`);
+  const file: WorkloadFile = parseJson(workloadFileSchema, json, label);
   return file.workloads.map((w, i) => {
     const where = `${label}: workloads.${i} (${w.name ?? "unnamed"})`;
     if (typeof w.name !== "string") throw new Error(`${where}: needs a name`);

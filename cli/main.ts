@@ -36,7 +36,8 @@ Examples:
   podgen inspect llama3_8b --json      resource model and build manifest as JSON
   podgen verify --cases cases.json     check kernels against the fp32 reference on a GPU
 
-Exit codes: 0 success, 1 build or runtime failure, 2 invalid spec or arguments.`,
+Exit codes: 0 success, 1 build or runtime failure, 2 invalid input (a spec, a space, arguments,
+or a case, workload, report or tuning database file).`,
   );
 
 /** Specs named on the command line, or every preset when none is named. */

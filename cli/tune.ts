@@ -47,6 +47,7 @@ import { planRungs, type StrategyName } from "../bench/tune/strategy.ts";
 import { checkTarget, tuneOnDevice } from "../bench/tune/gpu.ts";
 import { plotEntries, reportEntries } from "../bench/tune/report.ts";
 import { compileCandidates } from "../bench/tune/compile.ts";
+import { workloadFileError } from "./bench.ts";
 import { importDefault, loadSpecs } from "./load-spec.ts";
 import { table } from "../bench/table.ts";
 import { UsageError } from "./usage-error.ts";
@@ -119,7 +120,7 @@ export function tuneWorkloads(path: string, base: KernelSpec, filters: readonly 
   try {
     all = loadWorkloads(path);
   } catch (e) {
-    throw new UsageError((e as Error).message);
+    throw workloadFileError(e, rel(path));
   }
   const chosen = all.filter((w) => shapeKey(w.configs[0]!.spec) === shapeKey(base) && (filters.length === 0 || filters.some((f) => w.name.includes(f))));
   if (chosen.length === 0) {

@@ -24,7 +24,12 @@ const MAX_PROBLEMS = 8;
 export function parseJson<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((issue) => `${issue.path.map(String).join(".") || "(top level)"}: ${issue.message}`);
+  const problems = parsed.error.issues.flatMap((issue) => {
+    const path = issue.path.map(String).join(".");
+    // Name the misspelled field itself, not the object holding it.
+    if (issue.code === "unrecognized_keys") return issue.keys.map((k) => `${path ? `${path}.` : ""}${k}: unknown field (check the spelling)`);
+    return [`${path || "(top level)"}: ${issue.message}`];
+  });
   const shown = problems.slice(0, MAX_PROBLEMS);
   if (problems.length > shown.length) shown.push(`... and ${problems.length - shown.length} more`);
   throw new JsonInputError(where, shown);

@@ -7,7 +7,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { normalizeSpec, pod, PRESETS, presetByName, resourceModel, specFields, symbolPrefix, TARGET_LIMITS, type KernelSpec } from "../dsl/index.ts";
-import { buildKernel, buildMany, type BuildResult } from "../codegen/build.ts";
+import { buildKernel, buildMany, findCachedBuild, readManifest, type BuildResult } from "../codegen/build.ts";
+import { JsonInputError } from "../codegen/json.ts";
 import { TEMPLATES_DIR } from "../codegen/paths.ts";
 import { renderHeader, renderKernelSource } from "../codegen/render.ts";
 import { KernelLibrary, PodgenError, makeHostBatch, Rng, type BatchShape, type PodPlan } from "../runtime/index.ts";
@@ -69,6 +70,18 @@ test("two concurrent cold builds of one spec both succeed and leave one whole ca
     assert.is(manifest.specHash, spec.hash);
     assert.equal(readdirSync(join(dir, "builds")), [`concurrent-${manifest.buildKey}`]);
     assert.equal(readdirSync(join(dir, "tmp")), [], "no temporary folders left behind");
+    assert.is((await buildKernel(spec, { cacheDir: dir })).cached, true);
+
+    // A manifest that does not parse (damaged, or another podgen's): readManifest names the file
+    // and the field; the entry is no cached build, and the next build replaces it.
+    const path = join(a.dir, "manifest.json");
+    const { kernels: _kernels, ...partial } = manifest;
+    writeFileSync(path, JSON.stringify(partial));
+    assert.throws(() => readManifest(path), (e: unknown) => e instanceof JsonInputError && /manifest\.json: kernels: Invalid input: expected array/.test((e as Error).message));
+    assert.is(await findCachedBuild(spec, { cacheDir: dir }), undefined);
+    const rebuilt = await buildKernel(spec, { cacheDir: dir });
+    assert.equal([rebuilt.cached, rebuilt.dir], [false, a.dir]);
+    assert.ok(readManifest(path).kernels.length > 0, "the entry was replaced");
     assert.is((await buildKernel(spec, { cacheDir: dir })).cached, true);
   } finally {
     rmSync(dir, { recursive: true, force: true });
