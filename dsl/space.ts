@@ -14,7 +14,7 @@
 // before anything is compiled, each with its reasons.
 import { createHash } from "node:crypto";
 import { formatIssue, type SpecIssue } from "./errors.ts";
-import type { Schedule, SplitLimit } from "./schema.ts";
+import type { FieldPaths, Schedule, SpecFieldPath, SplitLimit } from "./schema.ts";
 import { mergeOverrides, type SpecOverrides } from "./overrides.ts";
 import { canonicalJson, checkSpec, ROLES_DECODE_WARPS, specFields, type KernelSpec } from "./spec.ts";
 
@@ -38,7 +38,10 @@ export interface SpaceInput {
   schedule?: Schedule[];
 }
 
-/** The fields a space may vary, as dotted paths into a spec. */
+/**
+ * The fields a space may vary, as dotted paths into a spec: exactly SpaceInput's fields (checked
+ * below, so that one cannot gain a field the other lacks), each a field of the spec.
+ */
 export const SPACE_FIELDS = [
   "prefill.tile.q",
   "prefill.tile.kv",
@@ -51,8 +54,9 @@ export const SPACE_FIELDS = [
   "decode.maxSplits",
   "ctasPerSm",
   "schedule",
-] as const;
+] as const satisfies readonly (FieldPaths<SpaceInput> & SpecFieldPath)[];
 export type SpaceField = (typeof SPACE_FIELDS)[number];
+true satisfies [Exclude<FieldPaths<SpaceInput>, SpaceField>] extends [never] ? true : { missingFromSpaceFields: Exclude<FieldPaths<SpaceInput>, SpaceField> };
 
 export interface SpaceDim {
   path: SpaceField;

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import type { ZodError } from "zod";
 import { SpecError, type SpecIssue } from "./errors.ts";
 import { checkRules } from "./rules.ts";
-import { specSchema, type DType, type KvCache, type Schedule, type SpecFields, type SplitLimit } from "./schema.ts";
+import { specSchema, type DType, type HeadDim, type KvCache, type Schedule, type SpecFieldPath, type SpecFields, type SplitLimit } from "./schema.ts";
 import type { Target } from "./targets.ts";
 
 type Warps = 1 | 2 | 4 | 8;
@@ -14,7 +14,7 @@ export interface KernelInput {
   target?: Target;
   dtype?: DType;
   heads: { q: number; kv: number };
-  headDim: number;
+  headDim: HeadDim;
   kvCache?: KvCache;
   prefill?: {
     tile?: { q?: number; kv?: number };
@@ -91,8 +91,11 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return v;
 }
 
-/** Why each field is limited, for messages about single fields (rules.ts explains the rest). */
-const FIELD_REASONS: Record<string, string> = {
+/**
+ * Why each field is limited, for messages about single fields (rules.ts explains the rest). Every
+ * field of the schema has an entry: a field added without one fails typecheck.
+ */
+const FIELD_REASONS = {
   name: "it names the generated symbols and files",
   target: "podgen generates code for these architectures",
   dtype: "q, k, v and o are 16-bit floating point",
@@ -114,7 +117,7 @@ const FIELD_REASONS: Record<string, string> = {
   "decode.maxSplits": "KV splits per decode tile",
   ctasPerSm: "POD-Attention co-schedules 2 or 4 CTAs per SM; 1 is one CTA per SM with a prefill and a decode role",
   schedule: "use pod.fiftyFifty() or pod.proportional()",
-};
+} satisfies Record<SpecFieldPath | "kvCache.pageSize", string>;
 
 function zodIssues(error: ZodError, input: unknown): SpecIssue[] {
   return error.issues.map((issue) => {
@@ -129,7 +132,7 @@ function zodIssues(error: ZodError, input: unknown): SpecIssue[] {
       };
     }
     const generic = path.replace(/\.\d+/g, "");
-    return { path, value: valueAt(input, issue.path), limit: zodLimit(issue), reason: FIELD_REASONS[generic] ?? "see the spec reference in the README" };
+    return { path, value: valueAt(input, issue.path), limit: zodLimit(issue), reason: (FIELD_REASONS as Record<string, string | undefined>)[generic] ?? "see the spec reference in the README" };
   });
 }
 
