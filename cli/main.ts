@@ -9,6 +9,7 @@ import { describeError, EXIT, exitCodeFor, UsageError } from "./errors.ts";
 import { buildAll } from "./build-all.ts";
 import { loadSpecs } from "./load-spec.ts";
 import { parseCaseFile } from "./verify-cases.ts";
+import { verifyCases, type VerifyFormat } from "./verify.ts";
 import { registerBenchCommand } from "./bench.ts";
 import { registerExportCommand } from "./export.ts";
 import { registerTuneCommand } from "./tune.ts";
@@ -163,27 +164,32 @@ program
   .command("verify")
   .description("run batches from a case file through the fused and standalone kernels and compare with the fp32 reference (needs a GPU)")
   .requiredOption("--cases <file>", "case file (JSON; format in the README)")
-  .option("--json", "print the results as JSON")
-  .action(async (opts: { cases: string; json?: boolean }) => {
+  .option("--json", "print the results as one JSON report at the end")
+  .option("--ndjson", "print each case's result as a JSON line as soon as it is done")
+  .action(async (opts: { cases: string; json?: boolean; ndjson?: boolean }) => {
+    if (opts.json && opts.ndjson) throw new UsageError("--json and --ndjson: choose one");
+    const format: VerifyFormat = opts.json ? "json" : opts.ndjson ? "ndjson" : "table";
     const cases = parseCaseFile(opts.cases);
-    const specs = [...new Map(cases.map((c) => [c.spec.hash, c.spec])).values()];
-    const builds = new Map((await buildAll(specs, { jobs: availableParallelism(), quiet: !!opts.json })).map((b) => [b.manifest.specHash, b]));
+    // The GPU first: without one, fail before compiling anything.
     const device = Device.open(0);
-    const rows: (string | number)[][] = [];
-    const results = [];
-    for (const c of cases) {
-      const build = builds.get(c.spec.hash)!;
-      const lib = new KernelLibrary(build.library, build.manifest.symbolPrefix);
-      const host = makeHostBatch(lib.info(), c.shape, { seed: c.seed, shufflePages: c.shufflePages });
-      const r = verifyBatch(device, lib, host);
-      lib.close();
-      results.push({ name: c.name, spec: c.spec.name, ...r });
-      const err = (mode: string, key: "oPrefill" | "oDecode") => r.runs.find((x) => x.mode === mode)?.errors[key]?.toExponential(1) ?? "-";
-      rows.push([c.name, c.spec.name, err("fused", "oPrefill"), err("fused", "oDecode"), err("standalone", "oPrefill"), err("standalone", "oDecode"), r.worst.lse.toExponential(1), r.pass ? "PASS" : "FAIL"]);
-      if (!r.pass && !opts.json) for (const run of r.runs) for (const p of run.problems) console.error(`  ${c.name} (${run.mode}): ${p}`);
-    }
-    if (opts.json) console.log(JSON.stringify({ gpu: device.name, results }, null, 2));
-    else console.log(table(["case", "spec", "fused o prefill", "fused o decode", "standalone prefill", "standalone decode", "lse", "result"], rows));
+    const specs = [...new Map(cases.map((c) => [c.spec.hash, c.spec])).values()];
+    const builds = new Map((await buildAll(specs, { jobs: availableParallelism(), quiet: format !== "table" })).map((b) => [b.manifest.specHash, b]));
+    const results = verifyCases(cases, {
+      gpu: device.name,
+      format,
+      out: (line) => console.log(line),
+      err: (line) => console.error(line),
+      verify: (c) => {
+        const build = builds.get(c.spec.hash)!;
+        const lib = new KernelLibrary(build.library, build.manifest.symbolPrefix);
+        try {
+          const host = makeHostBatch(lib.info(), c.shape, { seed: c.seed, shufflePages: c.shufflePages });
+          return verifyBatch(device, lib, host);
+        } finally {
+          lib.close();
+        }
+      },
+    });
     if (results.some((r) => !r.pass)) process.exitCode = EXIT.failure;
   });
 

@@ -1,7 +1,7 @@
 // The podgen command as a user runs it: exit codes, messages without stack traces, --check.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { cpSync, mkdtempSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
@@ -66,6 +66,20 @@ test("verify without a GPU fails cleanly", async () => {
   const bad = await podgen("verify", "--cases", "cases.json");
   assert.is(bad.exitCode, 2);
   assert.match(bad.stderr, /cases\.0\.prefills\.0 = \[9, 5\]: kvLen must be ≥ qLen/);
+});
+
+test("verify without a GPU fails before compiling anything (exit 1)", async () => {
+  writeFileSync(join(work, "ok.json"), JSON.stringify({ cases: [{ seed: 1, decodes: [1], policy: "proportional" }] }));
+  const cache = join(work, "verify-cache");
+  const r = await execa(process.execPath, [join(PACKAGE_ROOT, "bin", "podgen.mjs"), "verify", "--cases", "ok.json"], {
+    cwd: work,
+    reject: false,
+    env: { PODGEN_CACHE_DIR: cache, PODGEN_LIBCUDA: join(work, "no-such-libcuda.so.1") },
+  });
+  assert.is(r.exitCode, 1, r.stderr);
+  assert.match(r.stderr, /no CUDA driver/);
+  assert.not.ok(existsSync(cache), "nothing was built");
+  assert.is((await podgen("verify", "--cases", "ok.json", "--json", "--ndjson")).exitCode, 2);
 });
 
 test("bad input files exit 2, naming the file and the field: workloads, reports, case files, the tuning database", async () => {
