@@ -262,7 +262,8 @@ if command -v xz >/dev/null 2>&1; then
 else
   python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$here/artifacts.tar.xz" "$tmp" || exit 4
 fi
-# PODGEN_WRAP runs node under a tool, e.g. PODGEN_WRAP="compute-sanitizer --tool racecheck".
+# PODGEN_WRAP runs node under a tool, e.g. PODGEN_WRAP="compute-sanitizer --tool racecheck --error-exitcode 1"
+# (--error-exitcode makes the sanitizer's findings fail the run; the sanitize: cases skip without it).
 \${PODGEN_WRAP:-} "$tmp/node" "$here/suite.mjs" --out "$out" --artifacts "$tmp/artifacts" --require-gpu "$@"
 `;
 
