@@ -100,7 +100,10 @@ export async function plotFile(jsonPath: string, svgPath = jsonPath.replace(/\.j
   return svgPath;
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+// Run as a script only. Bundled (scripts/gpu-bundle.ts), import.meta.url is the bundle's, which is
+// then also process.argv[1]: the file name tells this module from the CLI it is bundled into.
+const self = fileURLToPath(import.meta.url);
+if (process.argv[1] && self === process.argv[1] && /[\\/]plot\.[cm]?[jt]s$/.test(self)) {
   const [json, svg] = process.argv.slice(2);
   if (!json) {
     console.error("usage: npx tsx bench/plot.ts REPORT.json [OUT.svg]");

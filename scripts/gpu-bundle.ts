@@ -270,6 +270,11 @@ fi
 /** The CLI's dependencies that load lazily and stay out of podgen.mjs (see the header). */
 const CLI_LEFT_OUT = ["ts-morph", "prettier", "vega", "vega-lite", "tsx", "tsx/*"];
 
+/** The whole CLI as one file, `out/<name>` (.gpu/podgen.mjs); test/cli.test.ts runs it too. */
+export async function bundleCli(out: string, name = "podgen.mjs"): Promise<void> {
+  await bundleSuite(out, join(ROOT, "cli/main.ts"), name, CLI_LEFT_OUT);
+}
+
 const PODGEN_SH = RUN_SH.replace(
   /# Runs the podgen GPU suite[^\n]*\n[^\n]*\n[^\n]*\n/,
   "# The podgen CLI from this bundle (made by scripts/gpu-bundle.ts): unpacks node into a temporary\n" +
@@ -308,7 +313,7 @@ async function main(): Promise<void> {
   packNode(out);
   copyKoffi(out);
   await bundleSuite(out);
-  await bundleSuite(out, join(ROOT, "cli/main.ts"), "podgen.mjs", CLI_LEFT_OUT);
+  await bundleCli(out);
   writeFileSync(join(out, "podgen"), PODGEN_SH);
   chmodSync(join(out, "podgen"), 0o755);
   const artifacts = buildArtifacts(out, [...new Set([...opts.artifacts, ...(await suiteKernelLibraries())])]);
@@ -341,7 +346,10 @@ async function main(): Promise<void> {
   if (total > MAX_BYTES) throw new BundleError(`the bundle is ${mib(total)}, over the ${mib(MAX_BYTES)} limit`);
 }
 
-main().catch((err: unknown) => {
-  console.error(`gpu-bundle: ${err instanceof Error ? (err instanceof BundleError ? err.message : err.stack) : String(err)}`);
-  process.exit(1);
-});
+// Run as a script (npm run gpu:bundle), not when a test imports bundleCli.
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().catch((err: unknown) => {
+    console.error(`gpu-bundle: ${err instanceof Error ? (err instanceof BundleError ? err.message : err.stack) : String(err)}`);
+    process.exit(1);
+  });
+}

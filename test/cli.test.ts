@@ -125,5 +125,25 @@ test("a bad search space exits 2, naming the field", async () => {
   assert.match(r.stderr, /headDim: not a tunable field/);
 });
 
+test("the bundled CLI (.gpu/podgen.mjs) starts and runs from another folder", async () => {
+  // It must sit one folder below the repository (it finds templates/ and bench/ from there), as
+  // .gpu/ does; .scratch/ is ignored by git.
+  const out = join(PACKAGE_ROOT, ".scratch");
+  const name = `podgen-cli-test-${process.pid}.mjs`;
+  const { bundleCli } = await import("../scripts/gpu-bundle.ts");
+  await bundleCli(out, name);
+  try {
+    const bundled = (...args: string[]) => execa(process.execPath, [join(out, name), ...args], { cwd: work, reject: false, env: { PODGEN_CACHE_DIR: join(work, "cache") } });
+    const presets = await bundled("presets");
+    assert.is(presets.exitCode, 0, presets.stderr);
+    assert.match(presets.stdout, /^name\s+target/);
+    const tune = await bundled("tune", "--preset", "llama3_8b", "--dry-run");
+    assert.is(tune.exitCode, 0, tune.stderr);
+    assert.match(tune.stdout, /candidates \(base included\)/);
+  } finally {
+    rmSync(join(out, name), { force: true });
+  }
+});
+
 test.after(() => rmSync(work, { recursive: true, force: true }));
 test.run();
