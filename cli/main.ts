@@ -2,7 +2,7 @@
 import { availableParallelism } from "node:os";
 import { relative } from "node:path";
 import { Command } from "commander";
-import { PRESETS, resourceModel, type KernelSpec } from "../dsl/index.ts";
+import { DEFAULT_PRESET, PRESETS, resourceModel, type KernelSpec } from "../dsl/index.ts";
 import { findCachedBuild } from "../codegen/build.ts";
 import { generateKernel, staleKernelFiles, writeKernelFiles } from "../codegen/generate.ts";
 import { describeError, EXIT, exitCodeFor, UsageError } from "./errors.ts";
@@ -99,13 +99,13 @@ program
 program
   .command("build")
   .description("compile specs with nvcc into shared libraries + manifests (cached by content hash)")
-  .argument("[specs...]", "preset names or spec files (default: llama3_8b)")
+  .argument("[specs...]", `preset names or spec files (default: ${DEFAULT_PRESET})`)
   .option("--force", "rebuild even when cached")
   .option("-j, --jobs <n>", "parallel nvcc jobs", String(availableParallelism()))
   .option("--json", "print the build results as JSON")
   .option("--tuned", "build each spec's fastest tuned variant for this GPU from bench/tuning/db.json (`podgen tune`), else the spec, saying why")
   .action(async (args: string[], opts: { force?: boolean; jobs: string; json?: boolean; tuned?: boolean }) => {
-    let specs = args.length > 0 ? await loadSpecs(args) : await loadSpecs(["llama3_8b"]);
+    let specs = await loadSpecs(args.length > 0 ? args : [DEFAULT_PRESET]);
     if (opts.tuned) specs = (await import("./tune.ts")).tunedSpecs(specs);
     const jobs = Number(opts.jobs);
     if (!Number.isInteger(jobs) || jobs < 1) throw new UsageError(`--jobs = ${opts.jobs}: must be a positive integer`);
