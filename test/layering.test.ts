@@ -3,7 +3,7 @@
 // command line (what bench needs from there belongs below it).
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { PACKAGE_ROOT } from "../codegen/paths.ts";
 
@@ -33,6 +33,22 @@ test("each folder imports only from itself and the folders below it (nothing und
     }
   }
   assert.equal(wrong, []);
+});
+
+test("every module the package ships (package.json files) imports only modules it ships", () => {
+  const files = (JSON.parse(readFileSync(join(PACKAGE_ROOT, "package.json"), "utf8")) as { files: string[] }).files;
+  const shipped = (path: string) => files.some((f) => path === f || path.startsWith(`${f}/`));
+  const missing: string[] = [];
+  for (const entry of files) {
+    const modules = statSync(join(PACKAGE_ROOT, entry)).isDirectory() ? sources(entry) : [join(PACKAGE_ROOT, entry)];
+    for (const file of modules.filter((f) => /\.[cm]?ts$/.test(f))) {
+      for (const spec of imports(file)) {
+        const target = relative(PACKAGE_ROOT, resolve(dirname(file), spec));
+        if (!shipped(target)) missing.push(`${relative(PACKAGE_ROOT, file)} imports ${target}`);
+      }
+    }
+  }
+  assert.equal(missing, []);
 });
 
 test.run();
