@@ -5,9 +5,10 @@
 //   bottom: fused speedup over our serial, over torch's best serial and over Hopper serial, and overlap efficiency
 //
 //   npx tsx bench/plot.ts bench/results/latest.json [out.svg]     (default: the JSON's path with .svg)
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { TopLevelSpec } from "vega-lite";
+import { readBenchReport } from "./schemas.ts";
 import type { BenchReport } from "./run.ts";
 
 const SERIES: [keyof BenchReport["workloads"][number]["ms"], string][] = [
@@ -82,23 +83,31 @@ export function plotSpec(report: BenchReport): TopLevelSpec {
   } as TopLevelSpec;
 }
 
-export async function renderSvg(report: BenchReport): Promise<string> {
+/** A Vega-Lite chart as SVG, headless: the renderer of the bench report and of `podgen tune --plot`. */
+export async function vegaLiteToSvg(chart: TopLevelSpec): Promise<string> {
   // vega loads on first use: the bundled CLI (scripts/gpu-bundle.ts) leaves it out.
   const [vega, { compile }] = await Promise.all([import("vega"), import("vega-lite")]);
-  const { spec } = compile(plotSpec(report));
+  const { spec } = compile(chart);
   const view = new vega.View(vega.parse(spec), { renderer: "none" });
   const svg = await view.toSVG();
   view.finalize();
   return svg;
 }
 
+export async function renderSvg(report: BenchReport): Promise<string> {
+  return vegaLiteToSvg(plotSpec(report));
+}
+
 export async function plotFile(jsonPath: string, svgPath = jsonPath.replace(/\.json$/, "") + ".svg"): Promise<string> {
-  const report = JSON.parse(readFileSync(jsonPath, "utf8")) as BenchReport;
+  const report = readBenchReport(jsonPath);
   writeFileSync(svgPath, await renderSvg(report));
   return svgPath;
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+// Run as a script only. Bundled (scripts/gpu-bundle.ts), import.meta.url is the bundle's, which is
+// then also process.argv[1]: the file name tells this module from the CLI it is bundled into.
+const self = fileURLToPath(import.meta.url);
+if (process.argv[1] && self === process.argv[1] && /[\\/]plot\.[cm]?[jt]s$/.test(self)) {
   const [json, svg] = process.argv.slice(2);
   if (!json) {
     console.error("usage: npx tsx bench/plot.ts REPORT.json [OUT.svg]");

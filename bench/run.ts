@@ -20,9 +20,10 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { table } from "../cli/table.ts";
-import { casesFrom } from "../cli/verify-cases.ts";
-import { presetByName, symbolPrefix, type KernelSpec } from "../dsl/index.ts";
+import { workloadFileSchema } from "./schemas.ts";
+import { table } from "./table.ts";
+import { parseJson } from "../codegen/json.ts";
+import { kernelFieldsSchema, kernelFieldsSpec, presetByName, symbolPrefix, type KernelSpec } from "../dsl/index.ts";
 import {
   DeviceBatch,
   DeviceBuffer,
@@ -79,15 +80,14 @@ interface WorkloadFile {
   workloads: WorkloadJson[];
 }
 
-/** A spec with the variant's overrides, built exactly as the verify case files build theirs. */
+/** A spec with the variant's overrides: kernel fields, as in the verify case files (dsl/overrides.ts). */
 function variantSpec(base: string, fields: Record<string, unknown>): KernelSpec {
-  const { name: _name, ...kernel } = fields;
-  return casesFrom({ cases: [{ seed: 0, decodes: [1], spec: base, ...kernel }] }, "variant")[0]!.spec;
+  const { name, ...kernel } = fields;
+  return kernelFieldsSpec(parseJson(kernelFieldsSchema, { spec: base, ...kernel }, `variant ${JSON.stringify(name)}`));
 }
 
 export function parseWorkloads(json: unknown, label = "workloads"): Workload[] {
-  const file = json as WorkloadFile;
-  if (!file || !Array.isArray(file.workloads)) throw new Error(`${label}: no "workloads" array`);
+  const file: WorkloadFile = parseJson(workloadFileSchema, json, label);
   return file.workloads.map((w, i) => {
     const where = `${label}: workloads.${i} (${w.name ?? "unnamed"})`;
     if (typeof w.name !== "string") throw new Error(`${where}: needs a name`);

@@ -5,14 +5,17 @@
 // decode of the run), and writes a JSON report (bench/results/). Register it with
 // registerBenchCommand(program).
 import { gitCommit } from "../codegen/commit.ts";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
-import { buildKernel } from "../codegen/build.ts";
 import { Device } from "../runtime/index.ts";
-import { formatTable, runAll, selectWorkloads, specsOf, torchRunner, type BenchReport } from "../bench/run.ts";
+import { readBenchReport } from "../bench/schemas.ts";
+import { formatTable, runAll, selectWorkloads, specsOf, torchRunner, type Workload } from "../bench/run.ts";
+import { JsonInputError } from "../codegen/json.ts";
+import { SpecError } from "../dsl/index.ts";
+import { buildAll } from "./build-all.ts";
 import { UsageError } from "./usage-error.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -35,6 +38,13 @@ function positive(name: string, v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} = ${v}: must be a positive integer`);
   return n;
+}
+
+/** An error reading a workload file (or matching --filter) as bad input: exit code 2, naming the file. */
+export function workloadFileError(e: unknown, path: string): Error {
+  if (e instanceof JsonInputError || e instanceof SpecError || e instanceof UsageError) return e;
+  if (e instanceof SyntaxError) return new UsageError(`--workloads ${path}: not valid JSON (${e.message})`);
+  return new UsageError(e instanceof Error ? e.message : String(e));
 }
 
 export function registerBenchCommand(program: Command): Command {
@@ -73,21 +83,21 @@ Examples:
         console.log(`wrote ${relative(process.cwd(), await plotFile(report, typeof opts.plot === "string" ? opts.plot : undefined))}`);
       };
       if (opts.from) {
-        console.log(formatTable(JSON.parse(readFileSync(opts.from, "utf8")) as BenchReport));
+        console.log(formatTable(readBenchReport(opts.from)));
         return void (await plot(opts.from));
       }
       const iters = positive("--iters", opts.iters);
       const warmup = positive("--warmup", opts.warmup);
       const jobs = positive("--jobs", opts.jobs);
-      const workloads = selectWorkloads(resolve(opts.workloads), opts.filter);
-      const specs = specsOf(workloads);
-      const libraries = new Map<string, string>();
-      const queue = [...specs];
-      await Promise.all(
-        Array.from({ length: Math.min(jobs, queue.length) }, async () => {
-          for (let s = queue.shift(); s; s = queue.shift()) libraries.set(s.hash, (await buildKernel(s)).library);
-        }),
-      );
+      if (!existsSync(opts.workloads)) throw new UsageError(`--workloads ${opts.workloads}: no such file`);
+      let workloads: Workload[];
+      try {
+        workloads = selectWorkloads(resolve(opts.workloads), opts.filter);
+      } catch (e) {
+        throw workloadFileError(e, opts.workloads);
+      }
+      const builds = await buildAll(specsOf(workloads), { jobs, quiet: false });
+      const libraries = new Map(builds.map((b) => [b.manifest.specHash, b.library]));
       const scratch = mkdtempSync(join(tmpdir(), "podgen-bench-"));
       const log = (line: string) => console.error(line);
       const report = runAll({

@@ -7,16 +7,18 @@ import { normalizeSpec, presetByName, PRESETS, type KernelSpec } from "../dsl/in
 import { UsageError } from "./errors.ts";
 
 /**
- * Import a spec module. TypeScript specs go through tsx's scoped loader so that a file in a project
- * without `"type": "module"` still loads as an ES module (import syntax, top-level await).
+ * The default export of a module file (.ts, .js, .mjs; spec and space files). TypeScript goes
+ * through tsx's scoped loader so that a file in a project without `"type": "module"` still loads
+ * as an ES module (import syntax, top-level await). Compiled as CommonJS (no "type": "module"
+ * nearby), the export arrives wrapped once more, `{ default: value }`: `isValue` tells the value
+ * itself (a spec has a name, a space a kind) from that wrapper.
  */
-async function importSpecModule(path: string): Promise<unknown> {
-  if (!/\.[cm]?ts$/.test(path)) return import(pathToFileURL(path).href);
+export async function importDefault(path: string, isValue: (v: object) => boolean): Promise<unknown> {
+  if (!/\.[cm]?ts$/.test(path)) return ((await import(pathToFileURL(path).href)) as { default?: unknown }).default;
   const { tsImport } = await import("tsx/esm/api");
-  const mod = (await tsImport(pathToFileURL(path).href, import.meta.url)) as { default?: unknown };
-  // Compiled as CommonJS (no "type": "module" nearby), the export arrives wrapped once more.
-  const inner = mod.default as { default?: unknown; __esModule?: boolean } | undefined;
-  return inner && typeof inner === "object" && "default" in inner && !("name" in inner) ? inner : mod;
+  const value = ((await tsImport(pathToFileURL(path).href, import.meta.url)) as { default?: unknown }).default;
+  const wrapped = typeof value === "object" && value !== null && "default" in value && !isValue(value);
+  return wrapped ? (value as { default?: unknown }).default : value;
 }
 
 export async function loadSpecs(args: readonly string[]): Promise<KernelSpec[]> {
@@ -36,7 +38,7 @@ async function loadSpec(arg: string): Promise<KernelSpec[]> {
   }
   const value: unknown = path.endsWith(".json")
     ? JSON.parse(readFileSync(path, "utf8"))
-    : ((await importSpecModule(path)) as { default?: unknown }).default;
+    : await importDefault(path, (v) => "name" in v);
   if (value === undefined) throw new UsageError(`${arg} has no default export (export default pod.kernel({...}))`);
   return (Array.isArray(value) ? value : [value]).map((v) => normalizeSpec(v));
 }

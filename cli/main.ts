@@ -2,19 +2,20 @@
 import { availableParallelism } from "node:os";
 import { relative } from "node:path";
 import { Command } from "commander";
-import { SingleBar, Presets as BarStyles } from "cli-progress";
-import { PRESETS, resourceModel, type KernelSpec, type ResourceModel } from "../dsl/index.ts";
-import { buildKernel, findCachedBuild, type BuildResult } from "../codegen/build.ts";
+import { DEFAULT_PRESET, PRESETS, resourceModel, type KernelSpec, type ResourceModel } from "../dsl/index.ts";
+import { findCachedBuild } from "../codegen/build.ts";
 import { generateKernel, staleKernelFiles, writeKernelFiles } from "../codegen/generate.ts";
 import { describeError, EXIT, exitCodeFor, UsageError } from "./errors.ts";
+import { buildAll } from "./build-all.ts";
 import { loadSpecs } from "./load-spec.ts";
 import { parseCaseFile } from "./verify-cases.ts";
+import { verifyCases, type VerifyFormat } from "./verify.ts";
 import { registerBenchCommand } from "./bench.ts";
 import { registerExportCommand } from "./export.ts";
 import { registerTuneCommand } from "./tune.ts";
 import { Device, KernelLibrary, makeHostBatch } from "../runtime/index.ts";
 import { verifyBatch } from "../runtime/verify.ts";
-import { table } from "./table.ts";
+import { table } from "../bench/table.ts";
 
 // `podgen presets | head` closes our stdout early; that is the reader's choice, not an error.
 process.stdout.on("error", (e: NodeJS.ErrnoException) => {
@@ -36,7 +37,8 @@ Examples:
   podgen inspect llama3_8b --json      resource model and build manifest as JSON
   podgen verify --cases cases.json     check kernels against the fp32 reference on a GPU
 
-Exit codes: 0 success, 1 build or runtime failure, 2 invalid spec or arguments.`,
+Exit codes: 0 success, 1 build or runtime failure, 2 invalid input (a spec, a space, arguments,
+or a case, workload, report or tuning database file).`,
   );
 
 /** Specs named on the command line, or every preset when none is named. */
@@ -97,13 +99,13 @@ program
 program
   .command("build")
   .description("compile specs with nvcc into shared libraries + manifests (cached by content hash)")
-  .argument("[specs...]", "preset names or spec files (default: llama3_8b)")
+  .argument("[specs...]", `preset names or spec files (default: ${DEFAULT_PRESET})`)
   .option("--force", "rebuild even when cached")
   .option("-j, --jobs <n>", "parallel nvcc jobs", String(availableParallelism()))
   .option("--json", "print the build results as JSON")
   .option("--tuned", "build each spec's fastest tuned variant for this GPU from bench/tuning/db.json (`podgen tune`), else the spec, saying why")
   .action(async (args: string[], opts: { force?: boolean; jobs: string; json?: boolean; tuned?: boolean }) => {
-    let specs = args.length > 0 ? await loadSpecs(args) : await loadSpecs(["llama3_8b"]);
+    let specs = await loadSpecs(args.length > 0 ? args : [DEFAULT_PRESET]);
     if (opts.tuned) specs = (await import("./tune.ts")).tunedSpecs(specs);
     const jobs = Number(opts.jobs);
     if (!Number.isInteger(jobs) || jobs < 1) throw new UsageError(`--jobs = ${opts.jobs}: must be a positive integer`);
@@ -116,42 +118,6 @@ program
       for (const w of r.manifest.warnings) console.log(`  warning:  ${w}`);
     }
   });
-
-async function buildAll(
-  specs: KernelSpec[],
-  opts: { force?: boolean; jobs: number; quiet: boolean },
-): Promise<BuildResult[]> {
-  const bar =
-    specs.length > 1 && !opts.quiet && process.stderr.isTTY
-      ? new SingleBar({ format: "building [{bar}] {value}/{total} {names} | {duration}s", stream: process.stderr }, BarStyles.shades_classic)
-      : undefined;
-  bar?.start(specs.length, 0, { names: "" });
-  const results: BuildResult[] = new Array(specs.length);
-  const running = new Set<string>();
-  let next = 0;
-  let done = 0;
-  const worker = async () => {
-    while (next < specs.length) {
-      const i = next++;
-      const spec = specs[i]!;
-      running.add(spec.name);
-      bar?.update({ names: [...running].join(", ") });
-      results[i] = await buildKernel(spec, { force: opts.force });
-      running.delete(spec.name);
-      done++;
-      if (bar) bar.update(done, { names: [...running].join(", ") });
-      else if (specs.length > 1 && !opts.quiet) {
-        console.error(`[${done}/${specs.length}] ${spec.name} ${results[i]!.cached ? "cached" : `built in ${results[i]!.seconds.toFixed(1)} s`}`);
-      }
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: Math.min(opts.jobs, specs.length) }, worker));
-  } finally {
-    bar?.stop();
-  }
-  return results;
-}
 
 program
   .command("inspect")
@@ -223,27 +189,32 @@ program
   .command("verify")
   .description("run batches from a case file through the fused and standalone kernels and compare with the fp32 reference (needs a GPU)")
   .requiredOption("--cases <file>", "case file (JSON; format in the README)")
-  .option("--json", "print the results as JSON")
-  .action(async (opts: { cases: string; json?: boolean }) => {
+  .option("--json", "print the results as one JSON report at the end")
+  .option("--ndjson", "print each case's result as a JSON line as soon as it is done")
+  .action(async (opts: { cases: string; json?: boolean; ndjson?: boolean }) => {
+    if (opts.json && opts.ndjson) throw new UsageError("--json and --ndjson: choose one");
+    const format: VerifyFormat = opts.json ? "json" : opts.ndjson ? "ndjson" : "table";
     const cases = parseCaseFile(opts.cases);
-    const specs = [...new Map(cases.map((c) => [c.spec.hash, c.spec])).values()];
-    const builds = new Map((await buildAll(specs, { jobs: availableParallelism(), quiet: !!opts.json })).map((b) => [b.manifest.specHash, b]));
+    // The GPU first: without one, fail before compiling anything.
     const device = Device.open(0);
-    const rows: (string | number)[][] = [];
-    const results = [];
-    for (const c of cases) {
-      const build = builds.get(c.spec.hash)!;
-      const lib = new KernelLibrary(build.library, build.manifest.symbolPrefix);
-      const host = makeHostBatch(lib.info(), c.shape, { seed: c.seed, shufflePages: c.shufflePages });
-      const r = verifyBatch(device, lib, host);
-      lib.close();
-      results.push({ name: c.name, spec: c.spec.name, ...r });
-      const err = (mode: string, key: "oPrefill" | "oDecode") => r.runs.find((x) => x.mode === mode)?.errors[key]?.toExponential(1) ?? "-";
-      rows.push([c.name, c.spec.name, err("fused", "oPrefill"), err("fused", "oDecode"), err("standalone", "oPrefill"), err("standalone", "oDecode"), r.worst.lse.toExponential(1), r.pass ? "PASS" : "FAIL"]);
-      if (!r.pass && !opts.json) for (const run of r.runs) for (const p of run.problems) console.error(`  ${c.name} (${run.mode}): ${p}`);
-    }
-    if (opts.json) console.log(JSON.stringify({ gpu: device.name, results }, null, 2));
-    else console.log(table(["case", "spec", "fused o prefill", "fused o decode", "standalone prefill", "standalone decode", "lse", "result"], rows));
+    const specs = [...new Map(cases.map((c) => [c.spec.hash, c.spec])).values()];
+    const builds = new Map((await buildAll(specs, { jobs: availableParallelism(), quiet: format !== "table" })).map((b) => [b.manifest.specHash, b]));
+    const results = verifyCases(cases, {
+      gpu: device.name,
+      format,
+      out: (line) => console.log(line),
+      err: (line) => console.error(line),
+      verify: (c) => {
+        const build = builds.get(c.spec.hash)!;
+        const lib = new KernelLibrary(build.library, build.manifest.symbolPrefix);
+        try {
+          const host = makeHostBatch(lib.info(), c.shape, { seed: c.seed, shufflePages: c.shufflePages });
+          return verifyBatch(device, lib, host);
+        } finally {
+          lib.close();
+        }
+      },
+    });
     if (results.some((r) => !r.pass)) process.exitCode = EXIT.failure;
   });
 

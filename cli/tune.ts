@@ -10,10 +10,10 @@
 //
 // Register with registerTuneCommand(program). `tunedSpecs` is what `podgen build --tuned` uses.
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { SingleBar, Presets as BarStyles } from "cli-progress";
 import {
@@ -36,21 +36,20 @@ import {
   findEntries,
   gpuKey,
   newEntry,
-  rankEntry,
   readDb,
   shapeKey,
   tunedSpec,
   TuningStore,
   workloadMix,
-  type Entry,
   type GpuId,
 } from "../bench/tune/db.ts";
 import { planRungs, type StrategyName } from "../bench/tune/strategy.ts";
 import { checkTarget, tuneOnDevice } from "../bench/tune/gpu.ts";
-import { reportEntries } from "../bench/tune/report.ts";
+import { plotEntries, reportEntries } from "../bench/tune/report.ts";
 import { compileCandidates } from "../bench/tune/compile.ts";
-import { loadSpecs } from "./load-spec.ts";
-import { table } from "./table.ts";
+import { workloadFileError } from "./bench.ts";
+import { importDefault, loadSpecs } from "./load-spec.ts";
+import { table } from "../bench/table.ts";
 import { UsageError } from "./usage-error.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -103,14 +102,7 @@ export async function loadSpace(path: string): Promise<SearchSpace> {
   if (!existsSync(full)) throw new UsageError(`--space ${path}: no such file`);
   let value: unknown;
   try {
-    if (full.endsWith(".json")) value = JSON.parse(readFileSync(full, "utf8"));
-    else if (/\.[cm]?ts$/.test(full)) {
-      const { tsImport } = await import("tsx/esm/api");
-      value = ((await tsImport(pathToFileURL(full).href, import.meta.url)) as { default?: unknown }).default;
-      // Compiled as CommonJS (no "type": "module" nearby), the export arrives wrapped once more.
-      const inner = value as { default?: unknown; kind?: unknown } | undefined;
-      if (inner && typeof inner === "object" && "default" in inner && !("kind" in inner)) value = inner.default;
-    } else value = ((await import(pathToFileURL(full).href)) as { default?: unknown }).default;
+    value = full.endsWith(".json") ? JSON.parse(readFileSync(full, "utf8")) : await importDefault(full, (v) => "kind" in v);
   } catch (e) {
     throw new UsageError(`--space ${path}: ${(e as Error).message}`);
   }
@@ -128,7 +120,7 @@ export function tuneWorkloads(path: string, base: KernelSpec, filters: readonly 
   try {
     all = loadWorkloads(path);
   } catch (e) {
-    throw new UsageError((e as Error).message);
+    throw workloadFileError(e, rel(path));
   }
   const chosen = all.filter((w) => shapeKey(w.configs[0]!.spec) === shapeKey(base) && (filters.length === 0 || filters.some((f) => w.name.includes(f))));
   if (chosen.length === 0) {
@@ -181,24 +173,6 @@ function printEnumeration(base: KernelSpec, s: SearchSpace, cands: Candidate[], 
     for (const p of pruned) console.log(`  ${describePoint(p.point)}\n    ${p.reasons.join("\n    ")}`);
   }
   console.log(`\n${strategy}: ${rungs.map((r) => `${r.size} × ${r.workloads.length} workload(s) × ${r.iters} iters`).join(" → ")}`);
-}
-
-async function plotEntries(entries: Entry[], top: number, out: string): Promise<string> {
-  const vega = await import("vega");
-  const { compile } = await import("vega-lite");
-  const values = entries.flatMap((e) => rankEntry(e).slice(0, top).map((r) => ({ entry: `${e.gpu.name} | ${e.workloads.label}`, candidate: r.record.isBase ? `${r.record.name} (base)` : r.record.name, ms: r.totalMs })));
-  const spec = {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: { text: "podgen tune — total ms of the workload mix (lower is better)" },
-    data: { values },
-    facet: { row: { field: "entry", title: null, header: { labelAngle: 0, labelAlign: "left", labelLimit: 600 } } },
-    spec: { width: 600, mark: "bar", encoding: { y: { field: "candidate", sort: "x", title: null }, x: { field: "ms", type: "quantitative", title: "ms" }, color: { field: "candidate", legend: null } } },
-    resolve: { scale: { y: "independent" } },
-  };
-  const view = new vega.View(vega.parse(compile(spec as never).spec), { renderer: "none" });
-  writeFileSync(out, await view.toSVG());
-  view.finalize();
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

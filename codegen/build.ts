@@ -2,9 +2,12 @@
 // the ptxas report into a manifest, and cache the result under a content hash.
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join, relative } from "node:path";
 import { canonicalJson, libraryFileName, resourceModel, specFields, symbolPrefix, TARGET_LIMITS, type KernelSpec } from "../dsl/index.ts";
+import { z } from "zod";
 import { generateCudaSources, type GeneratedFile } from "./generate.ts";
+import { JsonInputError, readJsonFile } from "./json.ts";
 import { parsePtxasReport, resourceWarnings, type KernelResources } from "./manifest.ts";
 import { KERNEL_HEADERS_DIR, PACKAGE_ROOT, TEMPLATES_DIR } from "./paths.ts";
 
@@ -24,6 +27,43 @@ export interface Manifest {
   kernels: KernelResources[];
   warnings: string[];
   spec: unknown;
+}
+
+const kernelResourcesSchema = z.looseObject({
+  symbol: z.string(),
+  name: z.string(),
+  arch: z.string(),
+  registers: z.number(),
+  barriers: z.number(),
+  staticSharedBytes: z.number(),
+  stackBytes: z.number(),
+  spillStoreBytes: z.number(),
+  spillLoadBytes: z.number(),
+  wgmmaSerialized: z.string().nullable(),
+  hot: z.boolean(),
+}) satisfies z.ZodType<KernelResources>;
+
+/** The manifest as a cached build holds it, checked against Manifest (a field one lacks fails typecheck). */
+const manifestSchema = z.looseObject({
+  name: z.string(),
+  specHash: z.string(),
+  buildKey: z.string(),
+  target: z.string(),
+  nvcc: z.string(),
+  flags: z.array(z.string()),
+  library: z.string(),
+  symbolPrefix: z.string(),
+  smemBytes: z.number(),
+  threadsPerCta: z.number(),
+  ctasPerSm: z.number(),
+  kernels: z.array(kernelResourcesSchema),
+  warnings: z.array(z.string()),
+  spec: z.unknown(),
+}) satisfies z.ZodType<Manifest>;
+
+/** A build's manifest.json; JsonInputError naming the file and the field when it is not one. */
+export function readManifest(path: string): Manifest {
+  return readJsonFile(manifestSchema, path, `build manifest ${path}`);
 }
 
 export interface BuildResult {
@@ -155,7 +195,15 @@ export async function findCachedBuild(spec: KernelSpec, options: BuildOptions = 
   const started = performance.now();
   const { dir, libraryName } = await planBuild(spec, options);
   if (!existsSync(join(dir, "manifest.json"))) return undefined;
-  const manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as Manifest;
+  let manifest: Manifest;
+  try {
+    manifest = readManifest(join(dir, "manifest.json"));
+  } catch (e) {
+    // Damaged, or written by a podgen whose manifest had other fields: not a build this one can
+    // use. buildKernel builds it again and replaces the entry.
+    if (e instanceof JsonInputError) return undefined;
+    throw e;
+  }
   return { dir, library: join(dir, libraryName), manifest, cached: true, seconds: (performance.now() - started) / 1000 };
 }
 
@@ -167,6 +215,8 @@ export async function buildKernel(spec: KernelSpec, options: BuildOptions = {}):
   }
   const { key, dir, files, flags, nvcc, libraryName, cacheDir } = await planBuild(spec, options);
   const seconds = () => (performance.now() - started) / 1000;
+  // An entry that findCachedBuild could not read (a bad manifest) is replaced, as with --force.
+  const replace = options.force || existsSync(join(dir, "manifest.json"));
 
   // Build in a private folder, then rename it into place: the cache only ever holds whole builds,
   // and two builds of one key at once both succeed (the second rename finds the first's result).
@@ -214,7 +264,7 @@ export async function buildKernel(spec: KernelSpec, options: BuildOptions = {}):
     writeFileSync(join(tmp, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
     writeFileSync(join(tmp, "nvcc.log"), output);
     mkdirSync(join(cacheDir, "builds"), { recursive: true });
-    if (options.force) rmSync(dir, { recursive: true, force: true });
+    if (replace) rmSync(dir, { recursive: true, force: true });
     try {
       renameSync(tmp, dir);
     } catch (e) {
@@ -225,6 +275,40 @@ export async function buildKernel(spec: KernelSpec, options: BuildOptions = {}):
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+export interface BuildManyOptions extends BuildOptions {
+  /** nvcc processes at a time (default: the machine's cores). */
+  jobs?: number;
+  onStart?: (spec: KernelSpec, index: number) => void;
+  /** Each outcome as it completes: the build, or the error it failed with. */
+  onDone?: (spec: KernelSpec, outcome: BuildResult | Error, index: number) => void;
+}
+
+/**
+ * Builds specs `jobs` at a time through the cache: the one worker pool of `podgen build`, `verify`,
+ * `bench`, `tune` and the GPU suite. One spec's failure never stops the others; the outcomes come
+ * back in the specs' order, each a BuildResult or the Error it failed with.
+ */
+export async function buildMany(specs: readonly KernelSpec[], options: BuildManyOptions = {}): Promise<(BuildResult | Error)[]> {
+  const { jobs = availableParallelism(), onStart, onDone, ...buildOptions } = options;
+  const outcomes: (BuildResult | Error)[] = new Array(specs.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < specs.length) {
+      const i = next++;
+      const spec = specs[i]!;
+      onStart?.(spec, i);
+      try {
+        outcomes[i] = await buildKernel(spec, buildOptions);
+      } catch (e) {
+        outcomes[i] = e instanceof Error ? e : new Error(String(e));
+      }
+      onDone?.(spec, outcomes[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, specs.length)) }, worker));
+  return outcomes;
 }
 
 const DIAGNOSTIC = /^(.+?)\((\d+)\): (error|warning)[^:]*: (.*)$/;

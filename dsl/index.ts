@@ -29,6 +29,18 @@ export type { SpecFields, KvCache, Schedule, SplitLimit, DType, PrefillEngine } 
 export { PREFILL_ENGINES } from "./schema.ts";
 export { PRESETS, DEFAULT_PRESET, presetByName } from "./presets.ts";
 export {
+  withOverrides,
+  checkOverrides,
+  mergeOverrides,
+  overriddenName,
+  kernelFieldsShape,
+  kernelFieldsSchema,
+  kernelFieldsOverrides,
+  kernelFieldsSpec,
+  type SpecOverrides,
+  type KernelFields,
+} from "./overrides.ts";
+export {
   space,
   enumerateSpace,
   candidateName,

@@ -24,6 +24,7 @@ const inputs: KernelInput[] = [
 ];
 
 export const PRESETS: readonly KernelSpec[] = Object.freeze(inputs.map((i) => normalizeSpec(i)));
+/** The preset `podgen build` builds, and that kernel fields (a verify case) start from, when none is named. */
 export const DEFAULT_PRESET = "llama3_8b";
 
 export function presetByName(name: string): KernelSpec | undefined {

@@ -62,3 +62,25 @@ export type KvCache = z.infer<typeof kvCacheSchema>;
 export type Schedule = z.infer<typeof scheduleSchema>;
 export type SplitLimit = SpecFields["prefill"]["maxSplits"];
 export type DType = SpecFields["dtype"];
+
+/** A head dimension podgen generates code for. */
+export type HeadDim = (typeof SUPPORTED_HEAD_DIMS)[number];
+
+type IsUnion<T, U = T> = T extends unknown ? ([U] extends [T] ? false : true) : never;
+
+/**
+ * Dotted paths of an object type's fields: nested objects are followed; arrays, scalars and unions
+ * of objects (kvCache, schedule: one field each) are leaves. For tables that must name every field.
+ */
+export type FieldPaths<T, Prefix extends string = ""> = {
+  [K in keyof T & string]-?: NonNullable<T[K]> extends readonly unknown[]
+    ? `${Prefix}${K}`
+    : NonNullable<T[K]> extends object
+      ? true extends IsUnion<NonNullable<T[K]>>
+        ? `${Prefix}${K}`
+        : FieldPaths<NonNullable<T[K]>, `${Prefix}${K}.`>
+      : `${Prefix}${K}`;
+}[keyof T & string];
+
+/** Every field of a spec, e.g. "prefill.tile.q" (FIELD_REASONS in spec.ts names each). */
+export type SpecFieldPath = FieldPaths<SpecFields>;

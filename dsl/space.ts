@@ -14,7 +14,8 @@
 // before anything is compiled, each with its reasons.
 import { createHash } from "node:crypto";
 import { formatIssue, type SpecIssue } from "./errors.ts";
-import type { Schedule, SplitLimit } from "./schema.ts";
+import type { FieldPaths, Schedule, SpecFieldPath, SplitLimit } from "./schema.ts";
+import { mergeOverrides, type SpecOverrides } from "./overrides.ts";
 import { canonicalJson, checkSpec, ROLES_DECODE_WARPS, specFields, type KernelSpec } from "./spec.ts";
 
 type Warps = 1 | 2 | 4 | 8;
@@ -37,7 +38,10 @@ export interface SpaceInput {
   schedule?: Schedule[];
 }
 
-/** The fields a space may vary, as dotted paths into a spec. */
+/**
+ * The fields a space may vary, as dotted paths into a spec: exactly SpaceInput's fields (checked
+ * below, so that one cannot gain a field the other lacks), each a field of the spec.
+ */
 export const SPACE_FIELDS = [
   "prefill.tile.q",
   "prefill.tile.kv",
@@ -50,8 +54,9 @@ export const SPACE_FIELDS = [
   "decode.maxSplits",
   "ctasPerSm",
   "schedule",
-] as const;
+] as const satisfies readonly (FieldPaths<SpaceInput> & SpecFieldPath)[];
 export type SpaceField = (typeof SPACE_FIELDS)[number];
+true satisfies [Exclude<FieldPaths<SpaceInput>, SpaceField>] extends [never] ? true : { missingFromSpaceFields: Exclude<FieldPaths<SpaceInput>, SpaceField> };
 
 export interface SpaceDim {
   path: SpaceField;
@@ -200,8 +205,10 @@ export function candidateName(base: KernelSpec, fields: Record<string, unknown>)
 
 /** Apply a point to a base spec: the fields as checkSpec judges them (decode.warps as above). */
 export function applyPoint(base: KernelSpec, point: SpacePoint): Record<string, unknown> {
-  const fields = structuredClone(specFields(base)) as unknown as Record<string, unknown>;
-  for (const [path, value] of Object.entries(point)) set(fields, path, value);
+  // The point as nested overrides, merged as verify cases and bench variants merge theirs.
+  const overrides: Record<string, unknown> = {};
+  for (const [path, value] of Object.entries(point)) set(overrides, path, value);
+  const fields = mergeOverrides(base, overrides as SpecOverrides);
   // One CTA per SM (roles): the decode role is one warpgroup, whatever the prefill role's warps.
   set(fields, "decode.warps", get(fields, "ctasPerSm") === 1 ? ROLES_DECODE_WARPS : get(fields, "prefill.warps"));
   return fields;

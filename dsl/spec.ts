@@ -6,9 +6,11 @@ import { checkRules } from "./rules.ts";
 import {
   specSchema,
   type DType,
+  type HeadDim,
   type KvCache,
   type PrefillEngine,
   type Schedule,
+  type SpecFieldPath,
   type SpecFields,
   type SplitLimit,
 } from "./schema.ts";
@@ -22,7 +24,7 @@ export interface KernelInput {
   target?: Target;
   dtype?: DType;
   heads: { q: number; kv: number };
-  headDim: number;
+  headDim: HeadDim;
   kvCache?: KvCache;
   prefill?: {
     /**
@@ -105,8 +107,11 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return v;
 }
 
-/** Why each field is limited, for messages about single fields (rules.ts explains the rest). */
-const FIELD_REASONS: Record<string, string> = {
+/**
+ * Why each field is limited, for messages about single fields (rules.ts explains the rest). Every
+ * field of the schema has an entry: a field added without one fails typecheck.
+ */
+const FIELD_REASONS = {
   name: "it names the generated symbols and files",
   target: "podgen generates code for these architectures",
   dtype: "q, k, v and o are 16-bit floating point",
@@ -129,7 +134,7 @@ const FIELD_REASONS: Record<string, string> = {
   "decode.maxSplits": "KV splits per decode tile",
   ctasPerSm: "POD-Attention co-schedules 2 or 4 CTAs per SM; 1 is one CTA per SM with a prefill and a decode role",
   schedule: "use pod.fiftyFifty() or pod.proportional()",
-};
+} satisfies Record<SpecFieldPath | "kvCache.pageSize", string>;
 
 function zodIssues(error: ZodError, input: unknown): SpecIssue[] {
   return error.issues.map((issue) => {
@@ -144,7 +149,7 @@ function zodIssues(error: ZodError, input: unknown): SpecIssue[] {
       };
     }
     const generic = path.replace(/\.\d+/g, "");
-    return { path, value: valueAt(input, issue.path), limit: zodLimit(issue), reason: FIELD_REASONS[generic] ?? "see the spec reference in the README" };
+    return { path, value: valueAt(input, issue.path), limit: zodLimit(issue), reason: (FIELD_REASONS as Record<string, string | undefined>)[generic] ?? "see the spec reference in the README" };
   });
 }
 

@@ -20,8 +20,11 @@ import { streamHandle, type StreamLike } from "./device.ts";
 /** The pod_attention.h ABI version these struct mirrors follow (codegen/paths.ts ABI_VERSION). */
 export const PODGEN_ABI_VERSION_SUPPORTED = 1;
 
-/** PODGEN_ERR_* names by value, for when the library cannot be asked. */
-export const PODGEN_STATUS: Record<number, string> = {
+/** The values of pod_attention.h's podgen_status (test/runtime.test.ts reads them off the header). */
+export type PodgenStatus = 0 | 1 | 2 | 3 | 4 | 5 | 6;
+
+/** PODGEN_ERR_* names by value, for when the library cannot be asked: one per status. */
+export const PODGEN_STATUS = {
   0: "PODGEN_OK",
   1: "PODGEN_ERR_INVALID_ARGUMENT",
   2: "PODGEN_ERR_BAD_BATCH",
@@ -29,7 +32,7 @@ export const PODGEN_STATUS: Record<number, string> = {
   4: "PODGEN_ERR_BUCKET_EXCEEDED",
   5: "PODGEN_ERR_CUDA",
   6: "PODGEN_ERR_UNSUPPORTED",
-};
+} as const satisfies Record<PodgenStatus, `PODGEN_${string}`>;
 
 /** A non-zero status from a kernel library function. */
 export class PodgenError extends Error {
@@ -559,7 +562,7 @@ export class KernelLibrary {
   }
 
   statusName(status: number): string {
-    return (this.fns.status_name(status) as string | null) ?? PODGEN_STATUS[status] ?? `PODGEN_STATUS_${status}`;
+    return (this.fns.status_name(status) as string | null) ?? (PODGEN_STATUS as Record<number, string | undefined>)[status] ?? `PODGEN_STATUS_${status}`;
   }
 
   lastError(): string {

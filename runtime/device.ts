@@ -217,13 +217,6 @@ export class DeviceBuffer {
     return this.fill(POISON_BYTE, 0, this.bytes, stream);
   }
 
-  /** Fills with a repeated 32-bit pattern (cuMemsetD32); the size must be a multiple of 4. */
-  fill32(value: number): this {
-    if (this.bytes % 4 !== 0) throw new RangeError(`fill32 of device buffer "${this.label}": ${this.bytes} bytes is not a multiple of 4`);
-    if (this.bytes > 0) cuda().memsetD32(this.ptr, value >>> 0, this.bytes / 4);
-    return this;
-  }
-
   /** Copies `bytes` bytes from another device buffer. */
   copyFrom(src: DeviceBuffer, bytes = src.bytes, dstOffset = 0, srcOffset = 0): this {
     this.checkRange("copy into", dstOffset, bytes);

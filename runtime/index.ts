@@ -48,6 +48,7 @@ export {
   PodgenError,
   PodPlan,
   PODGEN_STATUS,
+  type PodgenStatus,
   PODGEN_ABI_VERSION_SUPPORTED,
   abiTypes,
   toCBatch,

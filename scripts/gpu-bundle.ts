@@ -266,12 +266,18 @@ if command -v xz >/dev/null 2>&1; then
 else
   python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$here/artifacts.tar.xz" "$tmp" || exit 4
 fi
-# PODGEN_WRAP runs node under a tool, e.g. PODGEN_WRAP="compute-sanitizer --tool racecheck".
+# PODGEN_WRAP runs node under a tool, e.g. PODGEN_WRAP="compute-sanitizer --tool racecheck --error-exitcode 1"
+# (--error-exitcode makes the sanitizer's findings fail the run; the sanitize: cases skip without it).
 \${PODGEN_WRAP:-} "$tmp/node" "$here/suite.mjs" --out "$out" --artifacts "$tmp/artifacts" --require-gpu "$@"
 `;
 
 /** The CLI's dependencies that load lazily and stay out of podgen.mjs (see the header). */
 const CLI_LEFT_OUT = ["ts-morph", "prettier", "vega", "vega-lite", "tsx", "tsx/*"];
+
+/** The whole CLI as one file, `out/<name>` (.gpu/podgen.mjs); test/cli.test.ts runs it too. */
+export async function bundleCli(out: string, name = "podgen.mjs"): Promise<void> {
+  await bundleSuite(out, join(ROOT, "cli/main.ts"), name, CLI_LEFT_OUT);
+}
 
 const PODGEN_SH = RUN_SH.replace(
   /# Runs the podgen GPU suite[^\n]*\n[^\n]*\n[^\n]*\n/,
@@ -311,7 +317,7 @@ async function main(): Promise<void> {
   packNode(out);
   copyKoffi(out);
   await bundleSuite(out);
-  await bundleSuite(out, join(ROOT, "cli/main.ts"), "podgen.mjs", CLI_LEFT_OUT);
+  await bundleCli(out);
   writeFileSync(join(out, "podgen"), PODGEN_SH);
   chmodSync(join(out, "podgen"), 0o755);
   const suiteKernels = opts.cliOnly ? [] : await suiteKernelLibraries();
@@ -345,7 +351,10 @@ async function main(): Promise<void> {
   if (total > MAX_BYTES) throw new BundleError(`the bundle is ${mib(total)}, over the ${mib(MAX_BYTES)} limit`);
 }
 
-main().catch((err: unknown) => {
-  console.error(`gpu-bundle: ${err instanceof Error ? (err instanceof BundleError ? err.message : err.stack) : String(err)}`);
-  process.exit(1);
-});
+// Run as a script (npm run gpu:bundle), not when a test imports bundleCli.
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().catch((err: unknown) => {
+    console.error(`gpu-bundle: ${err instanceof Error ? (err instanceof BundleError ? err.message : err.stack) : String(err)}`);
+    process.exit(1);
+  });
+}

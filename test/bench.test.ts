@@ -3,7 +3,7 @@
 // cases), the table and the SVG of a recorded report. Timing itself needs a GPU (`podgen bench`).
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PACKAGE_ROOT } from "../codegen/paths.ts";
 import { normalizeSpec, specFields, type KernelSpec } from "../dsl/index.ts";
@@ -20,6 +20,7 @@ import {
   type BenchReport,
   type TorchWorkload,
 } from "../bench/run.ts";
+import { readBenchReport } from "../bench/schemas.ts";
 import { renderSvg } from "../bench/plot.ts";
 
 const PAPER = join(PACKAGE_ROOT, "bench/workloads/paper.json");
@@ -136,11 +137,26 @@ test("mixed-decodes.json: every workload's decodes have different KV lengths, pa
 
 test("workload file errors name the workload", () => {
   assert.throws(() => parseWorkloads({ workloads: [{ name: "x", prefills: [[10, 5]], decodes: [1] }] }), /x.*qLen ≤ kvLen/);
+  assert.throws(() => parseWorkloads({ workloads: [{ name: "x", prefills: [[1, "2"]], decodes: [1] }] }, "w.json"), /^w\.json: workloads\.0\.prefills\.0\.1: Invalid input: expected number/);
+  assert.throws(() => parseWorkloads({ workload: [] }, "w.json"), /w\.json: 2 problems:[^]*- workload: unknown field/);
   assert.throws(() => parseWorkloads({ workloads: [{ name: "y", spec: "nope", prefills: [[1, 1]], decodes: [1] }] }), /"nope" is not a preset/);
 });
 
+test("every recorded bench report reads back through the report schema", () => {
+  const dir = join(PACKAGE_ROOT, "bench/results");
+  let reports = 0;
+  for (const f of readdirSync(dir).filter((f) => f.endsWith(".json"))) {
+    const json = JSON.parse(readFileSync(join(dir, f), "utf8"));
+    // Other results (GPU suite, ncu, tune summaries) have workloads of another shape or none.
+    if (!Array.isArray(json.workloads) || typeof json.workloads[0] !== "object" || !("fused_ms" in json.workloads[0])) continue;
+    readBenchReport(join(dir, f));
+    reports++;
+  }
+  assert.ok(reports >= 10, `${reports} reports`);
+});
+
 test("a recorded report: table and SVG", async () => {
-  const report = JSON.parse(readFileSync(join(PACKAGE_ROOT, "bench/results/latest.json"), "utf8")) as BenchReport;
+  const report = readBenchReport(join(PACKAGE_ROOT, "bench/results/latest.json"));
   for (const key of ["commit", "gpu", "driver", "workloads"]) assert.ok(key in report, key);
   const w = report.workloads[0]!;
   for (const key of ["name", "prefill_chunk", "prefill_kv", "decode_batch", "decode_kv", "ms", "fused_best_config", "prefill_tflops", "decode_tbps", "speedup_vs_serial", "speedup_vs_torch", "overlap_efficiency"]) {
@@ -154,7 +170,7 @@ test("a recorded report: table and SVG", async () => {
 });
 
 test("--standalone-variants: the table names each workload's fastest prefill-only and decode-only config, and the overlap against them", () => {
-  const report = JSON.parse(readFileSync(join(PACKAGE_ROOT, "bench/results/latest.json"), "utf8")) as BenchReport;
+  const report = readBenchReport(join(PACKAGE_ROOT, "bench/results/latest.json"));
   for (const x of report.workloads) delete x.standalone;
   const w = report.workloads[1]!;
   w.ms.fused_best = 0.75;

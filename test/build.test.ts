@@ -7,7 +7,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { normalizeSpec, pod, PRESETS, presetByName, resourceModel, specFields, symbolPrefix, TARGET_LIMITS, type KernelSpec } from "../dsl/index.ts";
-import { buildKernel, nvccFlags, type BuildResult } from "../codegen/build.ts";
+import { buildKernel, buildMany, findCachedBuild, nvccFlags, readManifest, type BuildResult } from "../codegen/build.ts";
+import { JsonInputError } from "../codegen/json.ts";
 import { TEMPLATES_DIR } from "../codegen/paths.ts";
 import { renderHeader, renderKernelSource } from "../codegen/render.ts";
 import { KernelLibrary, PodgenError, makeHostBatch, Rng, type BatchShape, type PodPlan } from "../runtime/index.ts";
@@ -16,11 +17,11 @@ const cacheDir = mkdtempSync(join(tmpdir(), "podgen-build-test-"));
 const built = new Map<string, BuildResult>();
 
 test("every preset compiles for its target, with a manifest of its kernels", async () => {
-  const queue = [...PRESETS];
-  const worker = async () => {
-    for (let spec = queue.shift(); spec; spec = queue.shift()) built.set(spec.name, await buildKernel(spec, { cacheDir }));
-  };
-  await Promise.all([worker(), worker()]);
+  const outcomes = await buildMany(PRESETS, { cacheDir, jobs: 2 });
+  for (const [i, r] of outcomes.entries()) {
+    if (r instanceof Error) throw r;
+    built.set(PRESETS[i]!.name, r);
+  }
   for (const spec of PRESETS) {
     const r = built.get(spec.name)!;
     assert.ok(existsSync(r.library), `${spec.name}: library`);
@@ -34,6 +35,20 @@ test("every preset compiles for its target, with a manifest of its kernels", asy
       assert.ok(k.registers > 0 && k.arch === spec.target, `${k.name}: ${k.registers} registers on ${k.arch}`);
     }
   }
+});
+
+test("buildMany: a failed build comes back in its place as an Error, and the others still build", async () => {
+  // Not a valid spec (no such target): buildKernel throws before nvcc runs.
+  const broken = { ...presetByName("qwen2_0_5b")!, target: "sm_00" } as unknown as KernelSpec;
+  const seen: string[] = [];
+  const [bad, good] = await buildMany([broken, presetByName("llama3_8b")!], {
+    cacheDir,
+    jobs: 1,
+    onDone: (spec, r) => seen.push(`${spec.name} ${r instanceof Error ? "failed" : "built"}`),
+  });
+  assert.instance(bad, Error);
+  assert.ok(!(good instanceof Error) && existsSync(good!.library));
+  assert.equal(seen, ["qwen2_0_5b failed", "llama3_8b built"]);
 });
 
 test("a second build of the same spec comes from the cache", async () => {
@@ -55,6 +70,18 @@ test("two concurrent cold builds of one spec both succeed and leave one whole ca
     assert.is(manifest.specHash, spec.hash);
     assert.equal(readdirSync(join(dir, "builds")), [`concurrent-${manifest.buildKey}`]);
     assert.equal(readdirSync(join(dir, "tmp")), [], "no temporary folders left behind");
+    assert.is((await buildKernel(spec, { cacheDir: dir })).cached, true);
+
+    // A manifest that does not parse (damaged, or another podgen's): readManifest names the file
+    // and the field; the entry is no cached build, and the next build replaces it.
+    const path = join(a.dir, "manifest.json");
+    const { kernels: _kernels, ...partial } = manifest;
+    writeFileSync(path, JSON.stringify(partial));
+    assert.throws(() => readManifest(path), (e: unknown) => e instanceof JsonInputError && /manifest\.json: kernels: Invalid input: expected array/.test((e as Error).message));
+    assert.is(await findCachedBuild(spec, { cacheDir: dir }), undefined);
+    const rebuilt = await buildKernel(spec, { cacheDir: dir });
+    assert.equal([rebuilt.cached, rebuilt.dir], [false, a.dir]);
+    assert.ok(readManifest(path).kernels.length > 0, "the entry was replaced");
     assert.is((await buildKernel(spec, { cacheDir: dir })).cached, true);
   } finally {
     rmSync(dir, { recursive: true, force: true });

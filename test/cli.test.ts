@@ -1,7 +1,7 @@
 // The podgen command as a user runs it: exit codes, messages without stack traces, --check.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { cpSync, mkdtempSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
@@ -66,6 +66,83 @@ test("verify without a GPU fails cleanly", async () => {
   const bad = await podgen("verify", "--cases", "cases.json");
   assert.is(bad.exitCode, 2);
   assert.match(bad.stderr, /cases\.0\.prefills\.0 = \[9, 5\]: kvLen must be ≥ qLen/);
+});
+
+test("verify without a GPU fails before compiling anything (exit 1)", async () => {
+  writeFileSync(join(work, "ok.json"), JSON.stringify({ cases: [{ seed: 1, decodes: [1], policy: "proportional" }] }));
+  const cache = join(work, "verify-cache");
+  const r = await execa(process.execPath, [join(PACKAGE_ROOT, "bin", "podgen.mjs"), "verify", "--cases", "ok.json"], {
+    cwd: work,
+    reject: false,
+    env: { PODGEN_CACHE_DIR: cache, PODGEN_LIBCUDA: join(work, "no-such-libcuda.so.1") },
+  });
+  assert.is(r.exitCode, 1, r.stderr);
+  assert.match(r.stderr, /no CUDA driver/);
+  assert.not.ok(existsSync(cache), "nothing was built");
+  assert.is((await podgen("verify", "--cases", "ok.json", "--json", "--ndjson")).exitCode, 2);
+});
+
+test("bad input files exit 2, naming the file and the field: workloads, reports, case files, the tuning database", async () => {
+  writeFileSync(join(work, "typo.json"), JSON.stringify({ workloads: [{ name: "w", prefils: [[1, 1]], decodes: [1] }] }));
+  const typo = await podgen("bench", "--workloads", "typo.json", "--no-torch");
+  assert.is(typo.exitCode, 2, typo.stderr);
+  assert.match(typo.stderr, /typo\.json: workloads\.0\.prefils: unknown field/);
+  writeFileSync(join(work, "order.json"), JSON.stringify({ workloads: [{ name: "w", prefills: [[10, 5]], decodes: [1] }] }));
+  const order = await podgen("bench", "--workloads", "order.json", "--no-torch");
+  assert.is(order.exitCode, 2, order.stderr);
+  assert.match(order.stderr, /order\.json: workloads\.0 \(w\): prefill \[10, 5\] needs 1 ≤ qLen ≤ kvLen/);
+  writeFileSync(join(work, "variant.json"), JSON.stringify({ variants: [{ name: "v", policy: "greedy" }], workloads: [{ name: "w", prefills: [[1, 1]], decodes: [1], variants: true }] }));
+  const variant = await podgen("bench", "--workloads", "variant.json", "--no-torch");
+  assert.is(variant.exitCode, 2, variant.stderr);
+  assert.match(variant.stderr, /variant "v": policy: Invalid option/);
+  assert.is((await podgen("bench", "--workloads", "missing.json")).exitCode, 2);
+
+  writeFileSync(join(work, "report.json"), JSON.stringify({ commit: "x", gpu: "g", driver: "d", cuda: "c", sms: 1, date: "t", iters: 1, warmup: 1, specs: {}, torch: null, workloads: [{ name: "w" }], summary: {} }));
+  const report = await podgen("bench", "--from", "report.json");
+  assert.is(report.exitCode, 2, report.stderr);
+  assert.match(report.stderr, /^bench report report\.json: \d+ problems:\n\s+- workloads\.0\.spec: Invalid input: expected string, received undefined/);
+  assert.not.match(report.stderr, /\n\s+at /, "no stack trace");
+
+  writeFileSync(join(work, "wide.json"), JSON.stringify({ cases: [{ name: "wide", seed: 1, decodes: [1], kernel: { prefill: { tile: { q: 96, kv: 64 } } } }] }));
+  const wide = await podgen("verify", "--cases", "wide.json");
+  assert.is(wide.exitCode, 2, wide.stderr);
+  assert.match(wide.stderr, /wide\.json: cases\.0 \(wide\): invalid kernel spec "llama3_8b_[0-9a-f]{8}" \(1 problem\):\n\s+- prefill\.tile\.q = 96/);
+
+  writeFileSync(join(work, "db.json"), JSON.stringify({ version: 1, entries: { e: { key: "e", gpu: { name: "g", ccMajor: 9, ccMinor: "0" } } } }));
+  const db = await podgen("tune", "--preset", "llama3_8b", "--report", "--db", "db.json");
+  assert.is(db.exitCode, 2, db.stderr);
+  assert.match(db.stderr, /tuning database .*db\.json: \d+ problems:\n\s+- entries\.e\.gpu\.ccMinor: Invalid input: expected number, received string/);
+  writeFileSync(join(work, "db2.json"), JSON.stringify({ version: 2, entries: {} }));
+  const db2 = await podgen("tune", "--preset", "llama3_8b", "--report", "--db", "db2.json");
+  assert.is(db2.exitCode, 2, db2.stderr);
+  assert.match(db2.stderr, /db2\.json: version = 2: this podgen reads version 1/);
+});
+
+test("a bad search space exits 2, naming the field", async () => {
+  writeFileSync(join(work, "space.json"), JSON.stringify({ headDim: [64] }));
+  const r = await podgen("tune", "--preset", "llama3_8b", "--dry-run", "--space", "space.json");
+  assert.is(r.exitCode, 2, r.stderr);
+  assert.match(r.stderr, /headDim: not a tunable field/);
+});
+
+test("the bundled CLI (.gpu/podgen.mjs) starts and runs from another folder", async () => {
+  // It must sit one folder below the repository (it finds templates/ and bench/ from there), as
+  // .gpu/ does; .scratch/ is ignored by git.
+  const out = join(PACKAGE_ROOT, ".scratch");
+  const name = `podgen-cli-test-${process.pid}.mjs`;
+  const { bundleCli } = await import("../scripts/gpu-bundle.ts");
+  await bundleCli(out, name);
+  try {
+    const bundled = (...args: string[]) => execa(process.execPath, [join(out, name), ...args], { cwd: work, reject: false, env: { PODGEN_CACHE_DIR: join(work, "cache") } });
+    const presets = await bundled("presets");
+    assert.is(presets.exitCode, 0, presets.stderr);
+    assert.match(presets.stdout, /^name\s+target/);
+    const tune = await bundled("tune", "--preset", "llama3_8b", "--dry-run");
+    assert.is(tune.exitCode, 0, tune.stderr);
+    assert.match(tune.stdout, /candidates \(base included\)/);
+  } finally {
+    rmSync(join(out, name), { force: true });
+  }
 });
 
 test.after(() => rmSync(work, { recursive: true, force: true }));

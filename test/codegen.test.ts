@@ -26,32 +26,56 @@ test("same spec, same bytes", async () => {
   assert.equal(a, b);
 });
 
-test("traits carry every spec value", async () => {
-  const cu = (await generateKernel(spec)).find((f) => f.path === "kernel.cu")!.contents;
-  for (const line of [
-    "using DType = half;",
-    "kHeadDim = 64;",
-    "kNumHeadsQ = 16;",
-    "kNumHeadsKv = 2;",
-    "kGroup = 8;",
-    "kPaged = false;",
-    "kPageSize = 1;",
-    "kThreads = 128;",
-    "kCtasPerSm = 4;",
-    "kSchedule = 0;",
-    "kTileQ = 64;",
-    "kStages = 3;",
-    "kMaxSplits = 8;",
-    "kMaxWaves = 0;",
-    "kTileKv = 64;",
-    "kWarps = 4;  // spec: decode.warps",
-    "kVirtualCtas = 1;",
-    "kMaxSplits = 4;",
-    "#define POD_API(name) pod_snap_##name",
-    `spec hash ${spec.hash}`,
-  ]) {
-    assert.ok(cu.includes(line), `kernel.cu should contain "${line}"`);
+/** The body of `struct <name> { ... }` in `src` (braces matched, so nested structs stay inside). */
+function structBody(src: string, name: string): string {
+  const open = new RegExp(`\\bstruct ${name}\\s*\\{`).exec(src);
+  if (!open) throw new Error(`no struct ${name}`);
+  let depth = 0;
+  for (let i = open.index + open[0].length - 1; i < src.length; i++) {
+    if (src[i] === "{") depth++;
+    else if (src[i] === "}" && --depth === 0) return src.slice(open.index + open[0].length, i);
   }
+  throw new Error(`struct ${name} is not closed`);
+}
+
+/** A struct's own constants (`static constexpr T kX = v;`, `using X = T;`), nested structs left out, with their `// spec:` notes. */
+function constantsOf(body: string): Map<string, { value: string; note: string }> {
+  let own = body;
+  for (const [, nested] of body.matchAll(/\bstruct (\w+)\s*\{/g)) own = own.replace(structBody(own, nested!), "");
+  const out = new Map<string, { value: string; note: string }>();
+  for (const m of own.matchAll(/(?:static constexpr \w+ (k\w+)|using (\w+)) = ([^;]+);[ \t]*(?:\/\/ (.*))?/g)) {
+    const name = (m[1] ?? m[2])!;
+    assert.not.ok(out.has(name), `${name} defined twice at one level`);
+    out.set(name, { value: m[3]!.trim(), note: m[4] ?? "" });
+  }
+  return out;
+}
+
+test("traits carry every spec value, each in its own struct: Traits, Traits::Prefill, Traits::Decode", async () => {
+  const cu = (await generateKernel(spec)).find((f) => f.path === "kernel.cu")!.contents;
+  const traits = structBody(cu, "Traits");
+  const values = (body: string) => Object.fromEntries([...constantsOf(body)].map(([k, v]) => [k, v.value]));
+  const top = values(traits);
+  const prefill = values(structBody(traits, "Prefill"));
+  const decode = values(structBody(traits, "Decode"));
+  const expectIn = (level: Record<string, string>, where: string, expected: Record<string, string>) => {
+    for (const [k, v] of Object.entries(expected)) assert.is(level[k], v, `${where}::${k}`);
+  };
+  expectIn(top, "Traits", { DType: "half", kHeadDim: "64", kNumHeadsQ: "16", kNumHeadsKv: "2", kGroup: "8", kPaged: "false", kPageSize: "1", kThreads: "128", kCtasPerSm: "4", kSchedule: "0" });
+  // The spec's prefill and decode differ in every field they share but warps (equal by rule), so a
+  // value in the wrong struct shows.
+  expectIn(prefill, "Prefill", { kTileQ: "64", kTileKv: "32", kWarps: "4", kStages: "3", kMaxSplits: "8", kMaxWaves: "0" });
+  expectIn(decode, "Decode", { kTileQ: "16", kTileKv: "64", kWarps: "4", kStages: "2", kVirtualCtas: "1", kMaxSplits: "4" });
+  assert.not.ok("kTileQ" in top || "kVirtualCtas" in prefill || "kMaxWaves" in decode, "no constant at the wrong level");
+  // Each nested struct's constants cite their own section of the spec.
+  for (const [struct, section] of [["Prefill", "prefill."], ["Decode", "decode."]] as const) {
+    for (const [k, { note }] of constantsOf(structBody(traits, struct))) {
+      const cited = /^spec: ([\w.]+)/.exec(note)?.[1];
+      if (cited) assert.ok(cited.startsWith(section), `${struct}::${k} cites ${cited}`);
+    }
+  }
+  assert.ok(cu.includes("#define POD_API(name) pod_snap_##name"));
+  assert.ok(cu.includes(`spec hash ${spec.hash}`));
 });
 
 test("the C header names the kernel's symbols and constants", async () => {

@@ -2,6 +2,7 @@
 // every case runs here; without one, each GPU case is reported as skipped (never as passed).
 // On machines without Node.js the same cases run from the bundle (.gpu/run.sh).
 import { test } from "uvu";
+import * as assert from "uvu/assert";
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -10,7 +11,7 @@ import { buildSuiteKernels } from "./gpu/artifacts.ts";
 import { runSuite } from "./gpu/harness.ts";
 import "./gpu/cases/runtime.ts";
 import "./gpu/cases/interop.ts";
-import "./gpu/cases/kernels.ts";
+import { sanitizerMissing } from "./gpu/cases/kernels.ts";
 
 const work = mkdtempSync(join(tmpdir(), "podgen-gpu-test-"));
 const artifactsDir = join(work, "artifacts");
@@ -31,4 +32,14 @@ for (const c of report.cases) {
     });
   }
 }
+test("sanitize: cases run only under compute-sanitizer with --error-exitcode (else they report skipped, not passed)", () => {
+  assert.match(sanitizerMissing("")!, /no sanitizer wraps this run \(PODGEN_WRAP unset\)/);
+  assert.match(sanitizerMissing("nsys profile")!, /no sanitizer wraps this run/);
+  assert.match(sanitizerMissing("compute-sanitizer --tool racecheck")!, /has no --error-exitcode/);
+  assert.is(sanitizerMissing("compute-sanitizer --tool racecheck --error-exitcode 1"), undefined);
+  assert.is(sanitizerMissing("/usr/local/cuda/bin/compute-sanitizer --error-exitcode=3 --tool memcheck"), undefined);
+  // This run (npm test) has no sanitizer around it: with or without a GPU, none of them passed.
+  if (sanitizerMissing()) for (const c of report.cases.filter((x) => x.name.startsWith("sanitize:"))) assert.is(c.status, "skipped", c.name);
+});
+
 test.run();

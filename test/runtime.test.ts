@@ -20,6 +20,7 @@ import {
   loadKoffi,
   NoCudaDriverError,
   PODGEN_ABI_VERSION_SUPPORTED,
+  PODGEN_STATUS,
   PodgenError,
   toCBatch,
   type PodBatch,
@@ -81,6 +82,14 @@ test("DeviceBuffer.alloc before Device.open names the problem", () => {
 
 test("PODGEN_ABI_VERSION_SUPPORTED follows codegen's ABI_VERSION", () => {
   assert.is(PODGEN_ABI_VERSION_SUPPORTED, ABI_VERSION);
+});
+
+test("PODGEN_STATUS names every status of the C header's podgen_status enum, by the header's values", () => {
+  const header = readFileSync(join(ROOT, "templates", "pod_attention.h.hbs"), "utf8");
+  const body = /enum podgen_status \{([^}]*)\}/.exec(header)?.[1];
+  assert.ok(body, "podgen_status enum in templates/pod_attention.h.hbs");
+  const fromHeader = Object.fromEntries([...body!.matchAll(/(PODGEN_\w+)\s*=\s*(\d+)/g)].map((m) => [m[2]!, m[1]!]));
+  assert.equal({ ...PODGEN_STATUS }, fromHeader);
 });
 
 test("toCBatch rejects arrays too short to read, naming the field", () => {

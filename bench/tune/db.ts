@@ -12,7 +12,9 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { z } from "zod";
 import { writeFileAtomic } from "../../codegen/fs.ts";
+import { JsonInputError, parseJson } from "../../codegen/json.ts";
 import { canonicalJson, checkSpec, specFields, type KernelSpec, type SpacePoint } from "../../dsl/index.ts";
 import type { BatchShape } from "../../runtime/batch.ts";
 
@@ -123,18 +125,60 @@ export function emptyDb(): TuningDb {
   return { version: DB_VERSION, entries: {} };
 }
 
+// The database's schema, checked against the interfaces above (a field added to one and not the
+// other fails typecheck). Objects keep fields this podgen does not know, so that a rewrite of a
+// newer database loses none of them; missing or mistyped known fields are errors naming the field.
+const timedSchema = z.looseObject({ ms: z.number().nullable(), iters: z.number(), error: z.string().optional(), date: z.string() });
+const candidateSchema = z.looseObject({
+  name: z.string(),
+  specHash: z.string(),
+  point: z.record(z.string(), z.unknown()),
+  isBase: z.boolean(),
+  fields: z.record(z.string(), z.unknown()),
+  build: z.looseObject({ ok: z.boolean(), key: z.string().optional(), seconds: z.number().optional(), error: z.string().optional(), warnings: z.array(z.string()).optional() }).optional(),
+  // NaN (a candidate that threw) is written as null.
+  verify: z.looseObject({ pass: z.boolean(), worstO: z.number().nullable().transform((v) => v ?? NaN), worstLse: z.number().nullable().transform((v) => v ?? NaN), problems: z.array(z.string()) }).optional(),
+  timings: z.record(z.string(), timedSchema),
+}) satisfies z.ZodType<CandidateRecord>;
+const bestSchema = z.looseObject({ name: z.string(), totalMs: z.number() }).nullable();
+const runSchema = z.looseObject({
+  date: z.string(),
+  strategy: z.string(),
+  candidates: z.number(),
+  cost: z.number(),
+  fullEvaluations: z.number(),
+  exhaustiveCost: z.number(),
+  best: bestSchema,
+  base: bestSchema,
+  gapToBest: z.number().nullable(),
+  stopped: z.string().optional(),
+}) satisfies z.ZodType<RunSummary>;
+const entrySchema = z.looseObject({
+  key: z.string(),
+  gpu: z.looseObject({ name: z.string(), ccMajor: z.number(), ccMinor: z.number() }),
+  shape: z.string(),
+  workloads: z.looseObject({ label: z.string(), hash: z.string(), names: z.array(z.string()) }),
+  base: z.looseObject({ name: z.string(), specHash: z.string() }),
+  updated: z.string(),
+  candidates: z.record(z.string(), candidateSchema),
+  pruned: z.array(z.looseObject({ point: z.record(z.string(), z.unknown()), reasons: z.array(z.string()) })).optional(),
+  runs: z.array(runSchema),
+}) satisfies z.ZodType<Entry>;
+const dbSchema = z.looseObject({ version: z.number(), entries: z.record(z.string(), entrySchema) }) satisfies z.ZodType<TuningDb>;
+
 export function readDb(path = DEFAULT_DB): TuningDb {
   if (!existsSync(path)) return emptyDb();
-  let db: TuningDb;
+  const what = `tuning database ${path}`;
+  let json: unknown;
   try {
-    db = JSON.parse(readFileSync(path, "utf8")) as TuningDb;
+    json = JSON.parse(readFileSync(path, "utf8"));
   } catch (e) {
-    throw new Error(`tuning database ${path} is not valid JSON (${(e as Error).message}); move it away to start a new one`);
+    throw new JsonInputError(what, [`not valid JSON (${(e as Error).message}); move it away to start a new one`]);
   }
-  if (db.version !== DB_VERSION || typeof db.entries !== "object" || db.entries === null) {
-    throw new Error(`tuning database ${path} has version ${String(db.version)}; this podgen reads version ${DB_VERSION}`);
-  }
-  return db;
+  // The version first: another version's fields are not this one's to judge.
+  const { version } = parseJson(z.looseObject({ version: z.unknown() }), json, what);
+  if (version !== DB_VERSION) throw new JsonInputError(what, [`version = ${JSON.stringify(version)}: this podgen reads version ${DB_VERSION}`]);
+  return parseJson(dbSchema, json, what);
 }
 
 /** Atomic: a reader (or a crash) never sees half a file. Keys are written sorted: same DB, same bytes. */

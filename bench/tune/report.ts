@@ -1,7 +1,10 @@
 // The top-k table of tuning results (`podgen tune --report`, and after a run), from entries of the
-// tuning database. Plain text; no GPU, no codegen.
+// tuning database, and its bar chart (`--plot`, through bench/plot.ts's renderer). No GPU, no codegen.
+import { writeFileSync } from "node:fs";
+import type { TopLevelSpec } from "vega-lite";
 import { describePoint } from "../../dsl/index.ts";
-import { table } from "../../cli/table.ts";
+import { vegaLiteToSvg } from "../plot.ts";
+import { table } from "../table.ts";
 import { rankEntry, type Entry } from "./db.ts";
 
 export function reportEntries(entries: Entry[], top: number, json: boolean): void {
@@ -40,3 +43,22 @@ export function reportEntries(entries: Entry[], top: number, json: boolean): voi
   }
 }
 
+
+/** Total ms of each entry's top-k candidates, one bar chart per entry. */
+export function tunePlotSpec(entries: Entry[], top: number): TopLevelSpec {
+  const values = entries.flatMap((e) => rankEntry(e).slice(0, top).map((r) => ({ entry: `${e.gpu.name} | ${e.workloads.label}`, candidate: r.record.isBase ? `${r.record.name} (base)` : r.record.name, ms: r.totalMs })));
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: { text: "podgen tune — total ms of the workload mix (lower is better)" },
+    data: { values },
+    facet: { row: { field: "entry", title: null, header: { labelAngle: 0, labelAlign: "left", labelLimit: 600 } } },
+    spec: { width: 600, mark: "bar", encoding: { y: { field: "candidate", sort: "x", title: null }, x: { field: "ms", type: "quantitative", title: "ms" }, color: { field: "candidate", legend: null } } },
+    resolve: { scale: { y: "independent" } },
+  } as TopLevelSpec;
+}
+
+/** Writes the chart of `tunePlotSpec` to `out` (SVG); returns `out`. */
+export async function plotEntries(entries: Entry[], top: number, out: string): Promise<string> {
+  writeFileSync(out, await vegaLiteToSvg(tunePlotSpec(entries, top)));
+  return out;
+}

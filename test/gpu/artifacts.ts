@@ -4,20 +4,19 @@
 import kernelCases from "./kernel-cases.json" with { type: "json" };
 import exampleCases from "../../examples/verify.json" with { type: "json" };
 import { casesFrom } from "../../cli/verify-cases.ts";
-import { buildKernel, type BuildResult } from "../../codegen/build.ts";
+import { buildMany, type BuildResult } from "../../codegen/build.ts";
 import { presetByName } from "../../dsl/index.ts";
 
 export async function buildSuiteKernels(onBuilt: (r: BuildResult) => void = () => {}): Promise<string[]> {
   const specs = [presetByName("llama3_8b")!, ...[...casesFrom(kernelCases), ...casesFrom(exampleCases)].map((c) => c.spec)];
-  const queue = [...new Map(specs.map((s) => [s.hash, s])).values()];
-  const libraries: string[] = [];
-  const worker = async () => {
-    for (let spec = queue.shift(); spec; spec = queue.shift()) {
-      const r = await buildKernel(spec);
-      onBuilt(r);
-      libraries.push(r.library);
-    }
-  };
-  await Promise.all([worker(), worker()]);
-  return libraries.sort();
+  const unique = [...new Map(specs.map((s) => [s.hash, s])).values()];
+  const outcomes = await buildMany(unique, {
+    jobs: 2,
+    onDone: (_spec, r) => {
+      if (!(r instanceof Error)) onBuilt(r);
+    },
+  });
+  const failed = outcomes.find((o): o is Error => o instanceof Error);
+  if (failed) throw failed;
+  return outcomes.map((r) => (r as BuildResult).library).sort();
 }

@@ -1,7 +1,7 @@
 // GPU-suite cases for the generated kernels: the fp32 reference against a CPU computation, the
 // case matrix of kernel-cases.json (fused, fused again, standalone; poisoned outputs; exactly-once
-// tile counts), a CUDA graph captured once and replayed over re-planned batches, and a small run
-// for compute-sanitizer (`--filter sanitize`).
+// tile counts), a CUDA graph captured once and replayed over re-planned batches, and small runs
+// for compute-sanitizer (`--filter sanitize`; skipped unless the sanitizer wraps the run).
 import kernelCases from "../kernel-cases.json" with { type: "json" };
 import exampleCases from "../../../examples/verify.json" with { type: "json" };
 import { casesFrom, type VerifyCase } from "../../../cli/verify-cases.ts";
@@ -20,7 +20,7 @@ import {
   type HostBatch,
 } from "../../../runtime/index.ts";
 import { tilesExecuted, TOLERANCE, verifyBatch } from "../../../runtime/verify.ts";
-import { gpuCase, type SuiteContext } from "../harness.ts";
+import { gpuCase, skip, type SuiteContext } from "../harness.ts";
 
 export const MATRIX: VerifyCase[] = casesFrom(kernelCases, "kernel-cases.json");
 export const EXAMPLE: VerifyCase[] = casesFrom(exampleCases, "examples/verify.json");
@@ -117,9 +117,23 @@ function registerVerify(prefix: string, cases: VerifyCase[]) {
 registerVerify("kernels", MATRIX);
 registerVerify("verify example", EXAMPLE);
 
+/**
+ * Why a sanitize: case cannot say anything here, or undefined when it can: the case itself never
+ * sees what compute-sanitizer finds, so it means something only when the sanitizer wraps this
+ * process (.gpu/run.sh runs node under $PODGEN_WRAP) and a finding fails the run's exit code.
+ */
+export function sanitizerMissing(wrap = process.env.PODGEN_WRAP ?? ""): string | undefined {
+  const example = 'PODGEN_WRAP="compute-sanitizer --tool racecheck --error-exitcode 1" bash .gpu/run.sh --filter sanitize';
+  if (!/compute-sanitizer/.test(wrap)) return `no sanitizer wraps this run (PODGEN_WRAP ${wrap ? `= "${wrap}"` : "unset"}); run ${example}`;
+  if (!/--error-exitcode[ =]*[1-9]/.test(wrap)) return `PODGEN_WRAP = "${wrap}" has no --error-exitcode: an error or hazard could not fail the run; run ${example}`;
+  return undefined;
+}
+
 // Small enough for racecheck (a few seconds a case on the H100).
 function sanitizeCase(title: string, specName: string) {
   gpuCase(`sanitize: ${title} [${specName}]`, (ctx) => {
+    const missing = sanitizerMissing();
+    if (missing) skip(missing);
     const lib = library(ctx, specName);
     const host = makeHostBatch(lib.info(), { prefills: [{ qLen: 70, kvLen: 300 }, { qLen: 5, kvLen: 5 }], decodes: [1, 40, 700] }, { seed: 5 });
     const r = verifyBatch(ctx.device, lib, host, { prefillMaxSplits: 2 });
