@@ -139,7 +139,7 @@ program
         ["resource", "value", "limit"],
         [
           ["threads per CTA", model.threads, ""],
-          ["CTAs per SM", spec!.ctasPerSm, Math.floor(model.limits.threadsPerSm / model.threads)],
+          ["CTAs per SM", spec!.ctasPerSm, Math.min(model.limits.maxResidentCtas, Math.floor(model.limits.threadsPerSm / model.threads))],
           ["shared memory, prefill tile", kib(model.smem.prefillTile), kib(model.smem.perCtaLimit)],
           ["shared memory, decode tiles", kib(model.smem.decodeTiles), kib(model.smem.perCtaLimit)],
           ...(model.roles ? [["shared memory, the roles' CTA (both + claim slots)", kib(model.smem.perCta), kib(model.smem.perCtaLimit)]] : []),

@@ -50,6 +50,7 @@ export function templateContext(spec: KernelSpec) {
     pageSize: spec.kvCache.kind === "paged" ? spec.kvCache.pageSize : 1,
     threads: model.threads,
     ctasPerSm: spec.ctasPerSm,
+    roles: model.roles,
     scheduleCode: spec.schedule.kind === "proportional" ? 1 : 0,
     smemBytes: model.smem.perCta,
     roleRegisters: model.registers.roles ?? { prefill: 0, decode: 0 },
@@ -67,7 +68,7 @@ export function templateContext(spec: KernelSpec) {
       maxSplits: typeof maxSplits === "number" ? maxSplits : 0,
       maxWaves: typeof maxSplits === "number" ? 0 : maxSplits.waves,
     },
-    decode: { ...spec.decode, warps: model.decodeWarpsPerVirtualCta },
+    decode: { ...spec.decode, warpsPerVirtualCta: model.decodeWarpsPerVirtualCta },
   };
 }
 

@@ -1,8 +1,7 @@
 // Rules that relate several fields of a spec. Each returns issues instead of throwing so that an
 // author sees every problem of a spec at once.
 import type { SpecIssue } from "./errors.ts";
-import { prefillEngine, resourceModel } from "./resources.ts";
-import { TARGET_LIMITS } from "./targets.ts";
+import { resourceModel } from "./resources.ts";
 import type { SpecFields } from "./schema.ts";
 import { SUPPORTED_HEAD_DIMS } from "./schema.ts";
 
@@ -13,6 +12,7 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
   const add = (path: string, value: unknown, limit: string, reason: string) =>
     issues.push({ path, value, limit, reason });
   const { heads, headDim, prefill, decode, ctasPerSm, target } = spec;
+  const model = resourceModel(spec);
 
   if (!(SUPPORTED_HEAD_DIMS as readonly number[]).includes(headDim)) {
     add(
@@ -42,7 +42,7 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
   if (decode.tile.q !== 16) {
     add("decode.tile.q", decode.tile.q, "16", "decode tiles have QSL = 16: one MMA row tile holds the query heads of a KV group");
   }
-  if (ctasPerSm !== 1 && decode.warps !== prefill.warps) {
+  if (!model.roles && decode.warps !== prefill.warps) {
     add(
       "decode.warps",
       decode.warps,
@@ -57,7 +57,7 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
       "each virtual decode CTA gets an equal share of the CTA's warps",
     );
   }
-  if (ctasPerSm === 1 && spec.schedule.kind !== "fifty-fifty") {
+  if (model.roles && spec.schedule.kind !== "fifty-fifty") {
     add(
       "schedule",
       spec.schedule.kind,
@@ -65,8 +65,8 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
       "with ctasPerSm=1 every SM runs its prefill and decode roles side by side, so there is no ratio of CTAs to choose",
     );
   }
-  const engine = prefillEngine(spec);
-  const limits = TARGET_LIMITS[target];
+  const engine = model.prefillEngine;
+  const limits = model.limits;
   if (engine !== "mma" && !limits.wgmma) {
     add("prefill.engine", engine, "mma", `${target} (${limits.gpu}) has no warpgroup MMA (wgmma is sm_90a)`);
   } else if (engine !== "mma" && prefill.warps % 4 !== 0) {
@@ -84,7 +84,7 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
     if (prefill.stages < 2) {
       add("prefill.stages", prefill.stages, "at least 2", "the producer fills one stage while the consumers read another");
     }
-    if (ctasPerSm !== 1) {
+    if (!model.roles) {
       add(
         "ctasPerSm",
         ctasPerSm,
@@ -95,7 +95,6 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
       add("decode.warps", decode.warps, "4 or 8", "setmaxnreg moves registers between whole warpgroups");
     }
   }
-  const model = resourceModel(spec);
   const keysPerStep = 16 * model.decodeWarpsPerVirtualCta;
   if (decode.tile.kv % keysPerStep !== 0) {
     add(

@@ -21,7 +21,8 @@ export interface TargetLimits {
   registersPerSm: number;
   registersPerThreadMax: number;
   threadsPerSm: number;
-  ctasPerSm: number;
+  /** Most CTAs resident on one SM, whatever their size (not the spec's ctasPerSm). */
+  maxResidentCtas: number;
   /** Warpgroup MMA (wgmma) and setmaxnreg: the sm_90a feature set. */
   wgmma: boolean;
 }
@@ -38,7 +39,7 @@ export const TARGET_LIMITS: Readonly<Record<Target, TargetLimits>> = {
     registersPerSm: 65536,
     registersPerThreadMax: 255,
     threadsPerSm: 2048,
-    ctasPerSm: 32,
+    maxResidentCtas: 32,
     wgmma: false,
   },
   sm_86: {
@@ -50,7 +51,7 @@ export const TARGET_LIMITS: Readonly<Record<Target, TargetLimits>> = {
     registersPerSm: 65536,
     registersPerThreadMax: 255,
     threadsPerSm: 1536,
-    ctasPerSm: 16,
+    maxResidentCtas: 16,
     wgmma: false,
   },
   sm_89: {
@@ -62,7 +63,7 @@ export const TARGET_LIMITS: Readonly<Record<Target, TargetLimits>> = {
     registersPerSm: 65536,
     registersPerThreadMax: 255,
     threadsPerSm: 1536,
-    ctasPerSm: 24,
+    maxResidentCtas: 24,
     wgmma: false,
   },
   sm_90a: {
@@ -74,7 +75,7 @@ export const TARGET_LIMITS: Readonly<Record<Target, TargetLimits>> = {
     registersPerSm: 65536,
     registersPerThreadMax: 255,
     threadsPerSm: 2048,
-    ctasPerSm: 32,
+    maxResidentCtas: 32,
     wgmma: true,
   },
 };

@@ -61,11 +61,11 @@ test("traits carry every spec value, each in its own struct: Traits, Traits::Pre
   const expectIn = (level: Record<string, string>, where: string, expected: Record<string, string>) => {
     for (const [k, v] of Object.entries(expected)) assert.is(level[k], v, `${where}::${k}`);
   };
-  expectIn(top, "Traits", { DType: "half", kHeadDim: "64", kNumHeadsQ: "16", kNumHeadsKv: "2", kGroup: "8", kPaged: "false", kPageSize: "1", kThreads: "128", kCtasPerSm: "4", kSchedule: "0" });
+  expectIn(top, "Traits", { DType: "half", kHeadDim: "64", kNumHeadsQ: "16", kNumHeadsKv: "2", kGroup: "8", kPaged: "false", kPageSize: "1", kThreads: "128", kCtasPerSm: "4", kRoles: "false", kSchedule: "0" });
   // The spec's prefill and decode differ in every field they share but warps (equal by rule), so a
   // value in the wrong struct shows.
   expectIn(prefill, "Prefill", { kTileQ: "64", kTileKv: "32", kWarps: "4", kStages: "3", kMaxSplits: "8", kMaxWaves: "0" });
-  expectIn(decode, "Decode", { kTileQ: "16", kTileKv: "64", kWarps: "4", kStages: "2", kVirtualCtas: "1", kMaxSplits: "4" });
+  expectIn(decode, "Decode", { kTileQ: "16", kTileKv: "64", kWarpsPerVirtualCta: "4", kStages: "2", kVirtualCtas: "1", kMaxSplits: "4" });
   assert.not.ok("kTileQ" in top || "kVirtualCtas" in prefill || "kMaxWaves" in decode, "no constant at the wrong level");
   // Each nested struct's constants cite their own section of the spec.
   for (const [struct, section] of [["Prefill", "prefill."], ["Decode", "decode."]] as const) {

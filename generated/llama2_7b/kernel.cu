@@ -15,7 +15,8 @@ struct Traits {
   static constexpr bool kPaged = true;  // spec: kvCache
   static constexpr int kPageSize = 16;  // spec: kvCache.pageSize; 1 for a contiguous cache
   static constexpr int kThreads = 128;  // spec: prefill.warps (ctasPerSm 1: + decode.warps); CTA size of the fused kernel
-  static constexpr int kCtasPerSm = 2;  // spec: ctasPerSm; 1: one CTA per SM with a prefill and a decode role
+  static constexpr int kCtasPerSm = 2;  // spec: ctasPerSm
+  static constexpr bool kRoles = false;  // resource model: one CTA per SM with a prefill and a decode role (ctasPerSm 1)
   static constexpr int kLaunchRegs = 255;  // resource model: registers a thread of the fused kernel starts with (__launch_bounds__)
   static constexpr int kPrefillRoleRegs = 0;  // resource model: setmaxnreg of the prefill role (0: none)
   static constexpr int kDecodeRoleRegs = 0;  // resource model: setmaxnreg of the decode role (0: none)
@@ -40,7 +41,7 @@ struct Traits {
   struct Decode {
     static constexpr int kTileQ = 16;  // spec: decode.tile.q
     static constexpr int kTileKv = 32;  // spec: decode.tile.kv
-    static constexpr int kWarps = 2;  // spec: decode.warps; per virtual CTA
+    static constexpr int kWarpsPerVirtualCta = 2;  // resource model: decode.warps / decode.virtualCtas
     static constexpr int kStages = 2;  // spec: decode.stages
     static constexpr int kVirtualCtas = 2;  // spec: decode.virtualCtas
     static constexpr int kMaxSplits = 16;  // spec: decode.maxSplits

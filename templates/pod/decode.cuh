@@ -1,6 +1,6 @@
 // Decode tile loop: one work item = 16 packed query rows (the query heads of one KV group for
 // decode tokens; rows past q_len * group are padding) of one request and KV head, against keys
-// [kv_begin, kv_end). It runs inside a *virtual CTA*: Decode::kWarps warps of the physical CTA
+// [kv_begin, kv_end). It runs inside a *virtual CTA*: Decode::kWarpsPerVirtualCta warps of the physical CTA
 // with their own slice of shared memory and their own hardware barrier, so one CTA can host
 // Decode::kVirtualCtas decode items next to each other.
 //
@@ -23,7 +23,7 @@ struct DecodeShape {
   static constexpr int D = Traits::kHeadDim;
   static constexpr int kTileQ = P::kTileQ;
   static constexpr int kTileKv = P::kTileKv;
-  static constexpr int kWarps = P::kWarps;
+  static constexpr int kWarps = P::kWarpsPerVirtualCta;  // of one virtual CTA
   static constexpr int kStages = P::kStages;
   static constexpr int kVirtualCtas = P::kVirtualCtas;
   static constexpr int kThreads = kWarps * 32;  // per virtual CTA
@@ -50,13 +50,13 @@ struct DecodeShape {
 
   static_assert(kTileQ == 16, "Decode::kTileQ must be 16");
   // ctasPerSm 1 (roles): the decode role is the CTA's threads after the prefill role's.
-  static constexpr bool kRole = Traits::kCtasPerSm == 1;
+  static constexpr bool kRole = Traits::kRoles;
   static_assert(kWarps * kVirtualCtas * 32 ==
                     (kRole ? Traits::kThreads - Traits::Prefill::kThreads : Traits::kThreads),
-                "Decode::kWarps * Decode::kVirtualCtas * 32 == kThreads (roles: the decode role's share)");
+                "Decode::kWarpsPerVirtualCta * Decode::kVirtualCtas * 32 == kThreads (roles: the decode role's share)");
   static_assert(!kRole || kVirtualCtas <= 13, "roles: barrier ids 1 .. kVirtualCtas, 14 and 15 are taken");
   static_assert(kVirtualCtas >= 1 && kVirtualCtas <= 15, "Decode::kVirtualCtas in 1..15 (barrier ids)");
-  static_assert(kTileKv % (16 * kWarps) == 0, "Decode::kTileKv must be a multiple of 16 * Decode::kWarps");
+  static_assert(kTileKv % (16 * kWarps) == 0, "Decode::kTileKv must be a multiple of 16 * Decode::kWarpsPerVirtualCta");
   static_assert(kStages >= 1, "Decode::kStages >= 1");
   static_assert(kSmemBytes <= Traits::kSmemBytes, "decode tiles exceed Traits::kSmemBytes");
   static_assert(kScratchBytes <= kVctaBytes, "decode merge scratch must fit the virtual CTA's bytes");

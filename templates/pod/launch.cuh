@@ -38,7 +38,7 @@ inline cudaError_t kv_maps_for(const PodParams& p, PodKvMaps* maps) {
 
 template <class Traits>
 cudaError_t launch_fused(const PodParams& p, int grid, cudaStream_t s) {
-  if constexpr (Traits::kCtasPerSm == 1) {
+  if constexpr (Traits::kRoles) {
     PodKvMaps maps;
     const cudaError_t e = grid > 0 ? kv_maps_for<Traits>(p, &maps) : cudaSuccess;
     if (e != cudaSuccess) return e;

@@ -42,6 +42,7 @@ struct KernelShape {
   int max_splits[2];          // spec limit per tile; 0: none (prefill bounded by waves only)
   int prefill_max_waves;      // 0: prefill bounded by splits only
   int virtual_ctas;           // decode tiles per physical decode CTA
+  bool roles;                 // one persistent CTA per SM with a prefill and a decode role
   bool persistent_prefill;    // the prefill-only kernel's CTAs loop over tickets (warp-specialized)
 
   template <class Traits>
@@ -69,6 +70,7 @@ struct KernelShape {
     k.max_splits[1] = Traits::Decode::kMaxSplits;
     k.prefill_max_waves = Traits::Prefill::kMaxWaves;
     k.virtual_ctas = Traits::Decode::kVirtualCtas;
+    k.roles = Traits::kRoles;
     k.persistent_prefill = Traits::Prefill::kEngine == POD_ENGINE_WARP_SPECIALIZED;
     return k;
   }
@@ -632,7 +634,7 @@ inline int plan_for(const KernelShape& k, const podgen_batch& batch,
   p.grid_decode = (int32_t)ceil_div(cap.items[1], V);
   // Ticket capacity: prefill items + decode CTAs; roles (ctasPerSm 1): one persistent CTA per SM.
   const int32_t ticket_capacity = (int32_t)cap.items[0] + p.grid_decode;
-  p.grid_fused = k.ctas_per_sm == 1 && ticket_capacity > 0 ? o.num_sms : ticket_capacity;
+  p.grid_fused = k.roles && ticket_capacity > 0 ? o.num_sms : ticket_capacity;
   p.debug_count_tiles = o.count_tiles;
   p.host_bytes = layout.host_bytes;
   p.workspace_bytes = layout.workspace_bytes;

@@ -61,7 +61,7 @@ struct PrefillShape {
   static constexpr int kRowsPerUnit = kWgmma ? kRowsPerGroup : kRowsPerWarp;
 
   // ctasPerSm 1 (roles): the prefill role is the CTA's first kThreads threads.
-  static constexpr bool kRole = Traits::kCtasPerSm == 1;
+  static constexpr bool kRole = Traits::kRoles;
   static_assert(kWarps >= 1 && (kRole ? kThreads < Traits::kThreads : kThreads == Traits::kThreads),
                 "Prefill::kThreads == kThreads (roles: the prefill role's share)");
   static_assert(kThreads == kComputeThreads + (kWarpSpecialized ? 128 : 0),

@@ -51,7 +51,7 @@ struct WsLayout {
   static_assert(kEnd <= S::kSmemBytes, "the resource model reserves room for the pipeline's barriers");
   static_assert(S::kStages >= 2, "a ring of at least two stages");
   static_assert(S::kWarps == 4 || S::kWarps == 8, "one or two consumer warpgroups");
-  static_assert(Traits::kCtasPerSm != 1 || Traits::Decode::kVirtualCtas < 12, "barrier ids 12 and 13 are the ping-pong's");
+  static_assert(!Traits::kRoles || Traits::Decode::kVirtualCtas < 12, "barrier ids 12 and 13 are the ping-pong's");
 };
 
 // Hardware barriers of the consumers' ping-pong: 12 and 13 (the roles kernel's decode virtual CTAs

@@ -25,13 +25,14 @@ template <class Traits>
 struct KernelChecks {
   static constexpr int kPrefillThreads = PrefillShape<Traits>::kThreads;
   static constexpr int kDecodeThreads = DecodeShape<Traits>::kThreads * DecodeShape<Traits>::kVirtualCtas;
-  static_assert(Traits::kCtasPerSm == 1 ? kPrefillThreads + kDecodeThreads == Traits::kThreads
+  static_assert(Traits::kRoles == (Traits::kCtasPerSm == 1), "roles are one CTA per SM");
+  static_assert(Traits::kRoles ? kPrefillThreads + kDecodeThreads == Traits::kThreads
                                         : kPrefillThreads == Traits::kThreads && kDecodeThreads == Traits::kThreads,
                 "CTA size: both ops' (roles: the sum of the two roles)");
   static_assert(Traits::kSmemBytes >= 16, "room for the scheduler's broadcast");
   static_assert(Traits::kCtasPerSm >= 1, "kCtasPerSm");
   static_assert((Traits::kPrefillRoleRegs == 0) == (Traits::kDecodeRoleRegs == 0) &&
-                    (Traits::kPrefillRoleRegs == 0 || Traits::kCtasPerSm == 1),
+                    (Traits::kPrefillRoleRegs == 0 || Traits::kRoles),
                 "setmaxnreg counts come in pairs, and only for roles");
 };
 

@@ -20,6 +20,7 @@ struct Traits {
   static constexpr int kDType = 1, kHeadDim = 128, kNumHeadsQ = 32, kNumHeadsKv = 8, kGroup = 4;
   static constexpr bool kPaged = true;
   static constexpr int kPageSize = 16, kThreads = 128, kCtasPerSm = 2, kSchedule = 1;
+  static constexpr bool kRoles = false;
   static constexpr int kSmemBytes = 98304;
   struct Prefill {
     static constexpr int kEngine = POD_ENGINE_MMA;
@@ -27,7 +28,7 @@ struct Traits {
     static constexpr int kMaxSplits = 0, kMaxWaves = 2;
   };
   struct Decode {
-    static constexpr int kTileQ = 16, kTileKv = 64, kWarps = 4, kStages = 2;
+    static constexpr int kTileQ = 16, kTileKv = 64, kWarpsPerVirtualCta = 4, kStages = 2;
     static constexpr int kVirtualCtas = 2, kMaxSplits = 16;
   };
 };

@@ -28,6 +28,7 @@ struct TestTraits {
   static constexpr int kGroup = Hq / Hkv;
   static constexpr bool kPaged = Paged;
   static constexpr int kPageSize = PageSize, kThreads = 128, kCtasPerSm = Ctas, kSchedule = 1;
+  static constexpr bool kRoles = Ctas == 1;
   static constexpr int kSmemBytes = 65536;
   struct Prefill {
     static constexpr int kEngine = POD_ENGINE_MMA;
@@ -35,7 +36,7 @@ struct TestTraits {
     static constexpr int kMaxSplits = PMaxSplits, kMaxWaves = PMaxWaves;
   };
   struct Decode {
-    static constexpr int kTileQ = 16, kTileKv = DTileKv, kWarps = 4, kStages = 2;
+    static constexpr int kTileQ = 16, kTileKv = DTileKv, kWarpsPerVirtualCta = 4, kStages = 2;
     static constexpr int kVirtualCtas = V, kMaxSplits = DMaxSplits;
   };
 };
