@@ -11,8 +11,8 @@ const PIPELINE_BYTES = 256;
 /** Warp-specialized prefill: threads of the producer warpgroup. */
 const PRODUCER_THREADS = 128;
 /**
- * Warp-specialized prefill: registers a producer thread keeps after `setmaxnreg` (its cp.async loop
- * with page-table lookups; ptxas reports a spill if this is too few).
+ * Warp-specialized prefill: registers a producer thread keeps after `setmaxnreg` (page lookups, the
+ * TMA issue and the cp.async loops for Q and a tile's last rows; ptxas reports a spill if too few).
  */
 const PRODUCER_REGISTERS = 56;
 
@@ -162,10 +162,12 @@ const SETMAXNREG_MAX = 256;
 const DECODE_ROLE_REGISTERS = 136;
 
 /**
- * Roles on sm_90a with whole warpgroups per role: the decode role drops to 136 registers a thread
- * and the prefill role takes the rest of what the CTA got at launch (setmaxnreg moves registers
- * only within the CTA's allocation, in multiples of 8 a thread; asking for more than it holds
- * blocks forever). Elsewhere both keep the launch's even share.
+ * Roles on sm_90a with whole warpgroups per role: the decode role holds 136 registers a thread
+ * (fewer than at launch with an 8-warp prefill role, more beside a warp-specialized one, whose
+ * producer gives up the most) and the prefill role -- its consumers when warp-specialized -- takes
+ * the rest of what the CTA got at launch (setmaxnreg moves registers only within the CTA's
+ * allocation, in multiples of 8 a thread; asking for more than it holds blocks forever).
+ * Elsewhere both keep the launch's even share.
  */
 function splitRoleRegisters(
   spec: SpecFields,
