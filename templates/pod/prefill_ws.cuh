@@ -91,7 +91,7 @@ __device__ __forceinline__ void ws_load_tile(const PodParams& p, const CUtensorM
     const int r = rest + i / kChunks, ch = i % kChunks;
     const int j = tile_start + r;
     const bool valid = j < kv_end;
-    const int64_t off = valid ? Io::kv_offset(p, page_base, kv_head, j) + ch * 8 : 0;
+    const int64_t off = valid ? ((int64_t)Io::kv_row(p, page_base, j) * Traits::kNumHeadsKv + kv_head) * D + ch * 8 : 0;
     cp_async_16(dst + Layout::offset(r, ch), static_cast<const T*>(src) + off, valid);
   }
   mbarrier_arrive_on_copies(full);

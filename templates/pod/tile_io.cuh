@@ -30,8 +30,9 @@ struct TileIo {
     return ((int64_t)token * Traits::kNumHeadsQ + head) * D;
   }
 
-  // Row of key j of a request in the cache (page_base = page_indptr[request]); 32 bits hold the
-  // row index of any cache that fits a GPU (rows are Hkv * D * 2 bytes).
+  // Row of key j of a request in the cache (page_base = page_indptr[request]), as the bulk copy
+  // engine's coordinate; 32 bits hold the row index of any cache that fits a GPU (rows are
+  // Hkv * D * 2 bytes). kv_offset below computes in 64 bits (in 32, the prefill kernels spill).
   static __device__ __forceinline__ int kv_row(const PodParams& p, int page_base, int j) {
     if constexpr (Traits::kPaged)
       return __ldg(p.page_indices + page_base + j / Traits::kPageSize) * Traits::kPageSize + j % Traits::kPageSize;
@@ -42,7 +43,14 @@ struct TileIo {
   // Element offset of key/value row j of a request (page_base = page_indptr[request]).
   static __device__ __forceinline__ int64_t kv_offset(const PodParams& p, int page_base, int kv_head,
                                                       int j) {
-    return ((int64_t)kv_row(p, page_base, j) * Traits::kNumHeadsKv + kv_head) * D;
+    int64_t row;
+    if constexpr (Traits::kPaged) {
+      const int page = __ldg(p.page_indices + page_base + j / Traits::kPageSize);
+      row = (int64_t)page * Traits::kPageSize + j % Traits::kPageSize;
+    } else {
+      row = (int64_t)page_base + j;
+    }
+    return (row * Traits::kNumHeadsKv + kv_head) * D;
   }
 
   // Copy packed query rows [row_begin, row_begin + kRows) of one item into a swizzled tile;
