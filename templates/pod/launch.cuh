@@ -28,22 +28,24 @@ inline cudaError_t launch_tiles(Kernel kernel, const PodParams& p, int grid, int
   return cudaGetLastError();
 }
 
-// The K/V tensor maps of a launch whose kernel runs the warp-specialized prefill (zeroed otherwise).
-template <class Traits>
-inline cudaError_t kv_maps_for(const PodParams& p, PodKvMaps* maps) {
-  *maps = PodKvMaps{};
-  if constexpr (PrefillShape<Traits>::kWarpSpecialized) return encode_kv_maps<Traits>(p.k, p.v, maps);
-  return cudaSuccess;
+// A launch whose kernel also takes the K/V tensor maps (kernels that run the warp-specialized
+// prefill; zeroed maps for the roles kernel of other specs).
+template <class Traits, class Kernel>
+inline cudaError_t launch_with_kv_maps(Kernel kernel, const PodParams& p, int grid, int threads, int smem_bytes,
+                                       cudaStream_t s) {
+  if (grid <= 0) return cudaSuccess;
+  PodKvMaps maps{};
+  if constexpr (PrefillShape<Traits>::kWarpSpecialized) {
+    const cudaError_t e = encode_kv_maps<Traits>(p.k, p.v, &maps);
+    if (e != cudaSuccess) return e;
+  }
+  return launch_tiles<Traits>(kernel, p, grid, threads, smem_bytes, s, maps);
 }
 
 template <class Traits>
 cudaError_t launch_fused(const PodParams& p, int grid, cudaStream_t s) {
-  if constexpr (Traits::kRoles) {
-    PodKvMaps maps;
-    const cudaError_t e = grid > 0 ? kv_maps_for<Traits>(p, &maps) : cudaSuccess;
-    if (e != cudaSuccess) return e;
-    return launch_tiles<Traits>(pod_roles_kernel<Traits>, p, grid, Traits::kThreads, Traits::kSmemBytes, s, maps);
-  }
+  if constexpr (Traits::kRoles)
+    return launch_with_kv_maps<Traits>(pod_roles_kernel<Traits>, p, grid, Traits::kThreads, Traits::kSmemBytes, s);
   else
     return launch_tiles<Traits>(pod_fused_kernel<Traits>, p, grid, Traits::kThreads, Traits::kSmemBytes, s);
 }
@@ -51,12 +53,8 @@ cudaError_t launch_fused(const PodParams& p, int grid, cudaStream_t s) {
 template <class Traits>
 cudaError_t launch_prefill(const PodParams& p, int grid, cudaStream_t s) {
   using S = PrefillShape<Traits>;
-  if constexpr (S::kWarpSpecialized) {
-    PodKvMaps maps;
-    const cudaError_t e = grid > 0 ? kv_maps_for<Traits>(p, &maps) : cudaSuccess;
-    if (e != cudaSuccess) return e;
-    return launch_tiles<Traits>(pod_prefill_ws_kernel<Traits>, p, grid, S::kThreads, S::kSmemBytes, s, maps);
-  }
+  if constexpr (S::kWarpSpecialized)
+    return launch_with_kv_maps<Traits>(pod_prefill_ws_kernel<Traits>, p, grid, S::kThreads, S::kSmemBytes, s);
   else
     return launch_tiles<Traits>(pod_prefill_kernel<Traits>, p, grid, S::kThreads,
                                 S::kRole ? S::kSmemBytes : Traits::kSmemBytes, s);
