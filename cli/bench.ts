@@ -10,6 +10,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
+import { defaultCacheDir } from "../codegen/build.ts";
 import { Device } from "../runtime/index.ts";
 import { readBenchReport } from "../bench/schemas.ts";
 import { formatTable, runAll, selectWorkloads, specsOf, torchRunner, type Workload } from "../bench/run.ts";
@@ -52,7 +53,7 @@ export function registerBenchCommand(program: Command): Command {
     .command("bench")
     .description("time hybrid prefill+decode batches: standalone, serial, two streams, fused, and PyTorch baselines (needs a GPU)")
     .option("--workloads <file>", "workload file (JSON)", join(relative(process.cwd(), ROOT) || ".", "bench/workloads/paper.json"))
-    .option("--out <file>", "JSON report to write", join(relative(process.cwd(), ROOT) || ".", "bench/results/latest.json"))
+    .option("--out <file>", "JSON report to write (default: the build cache, outside the source tree; see below)", join(relative(process.cwd(), defaultCacheDir()) || ".", "bench/latest.json"))
     .option("--iters <n>", "timed iterations per measurement (median)", "40")
     .option("--warmup <n>", "warm-up iterations per measurement", "5")
     .option("--filter <text>", "only workloads whose name contains TEXT (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
@@ -66,10 +67,15 @@ export function registerBenchCommand(program: Command): Command {
       "after",
       `
 Examples:
-  podgen bench                                         every workload of bench/workloads/paper.json -> bench/results/latest.json
+  podgen bench                                         every workload of bench/workloads/paper.json -> $PODGEN_CACHE_DIR/bench/latest.json
   podgen bench --filter p1024 --iters 100 --no-torch   some workloads, more iterations, no PyTorch baselines
   podgen bench --workloads bench/workloads/mixed-decodes.json   decodes of mixed KV lengths
-  podgen bench --from bench/results/latest.json --plot table and SVG of a recorded report (no GPU needed)`,
+  podgen bench --out bench/results/2026-12-06-h100-what.json   record a run in the repository (bench/results/README.md)
+  podgen bench --from bench/results/latest.json --plot table and SVG of a recorded report (no GPU needed)
+
+A run measures the machine it ran on, so by default its report goes next to the builds it timed
+($PODGEN_CACHE_DIR, else ./.cache/podgen): a plain run never rewrites the repository's recorded
+results (or an installed package). To keep one, name it with --out.`,
     )
     .action(async (opts: BenchOpts) => {
       const plot = async (report: string) => {

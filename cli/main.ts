@@ -106,7 +106,7 @@ program
   .option("--tuned", "build each spec's fastest tuned variant for this GPU from bench/tuning/db.json (`podgen tune`), else the spec, saying why")
   .action(async (args: string[], opts: { force?: boolean; jobs: string; json?: boolean; tuned?: boolean }) => {
     let specs = await loadSpecs(args.length > 0 ? args : [DEFAULT_PRESET]);
-    if (opts.tuned) specs = (await import("./tune.ts")).tunedSpecs(specs);
+    if (opts.tuned) specs = await (await import("./tune.ts")).tunedSpecs(specs);
     const jobs = Number(opts.jobs);
     if (!Number.isInteger(jobs) || jobs < 1) throw new UsageError(`--jobs = ${opts.jobs}: must be a positive integer`);
     const results = await buildAll(specs, { force: opts.force, jobs, quiet: !!opts.json });

@@ -28,6 +28,7 @@ import {
   type KernelSpec,
   type SearchSpace,
 } from "../dsl/index.ts";
+import { buildKeyFor, nvccVersion } from "../codegen/build.ts";
 import { cudaAvailable, CudaUnavailableError, Device, type DeviceInfo } from "../runtime/index.ts";
 import { loadWorkloads, type Workload } from "../bench/run.ts";
 import {
@@ -45,7 +46,7 @@ import {
 } from "../bench/tune/db.ts";
 import { planRungs, type StrategyName } from "../bench/tune/strategy.ts";
 import { checkTarget, tuneOnDevice } from "../bench/tune/gpu.ts";
-import { plotEntries, reportEntries } from "../bench/tune/report.ts";
+import { plotEntries, reportEntries, type SpacePruning } from "../bench/tune/report.ts";
 import { compileCandidates } from "../bench/tune/compile.ts";
 import { workloadFileError } from "./bench.ts";
 import { importDefault, loadSpecs } from "./load-spec.ts";
@@ -141,18 +142,31 @@ export function applyBudget(cands: readonly Candidate[], budget: number | undefi
 
 const gpuIdOf = (info: DeviceInfo): GpuId => ({ name: info.name, ccMajor: info.ccMajor, ccMinor: info.ccMinor });
 
-/** What `podgen build --tuned` builds: each spec's tuned variant for this GPU, or the spec with a message (stderr). */
-export function tunedSpecs(specs: readonly KernelSpec[], opts: { dbPath?: string; log?: (line: string) => void } = {}): KernelSpec[] {
+/**
+ * What `podgen build --tuned` builds: each spec's tuned variant for this GPU, or the spec with a
+ * message (stderr). Candidates measured on other kernels than the current templates and nvcc build
+ * (their recorded build key differs from buildKeyFor's) are ignored, and the message counts them.
+ */
+export async function tunedSpecs(specs: readonly KernelSpec[], opts: { dbPath?: string; log?: (line: string) => void; gpu?: GpuId | null; nvcc?: string } = {}): Promise<KernelSpec[]> {
   const log = opts.log ?? ((l: string) => console.error(l));
-  const avail = cudaAvailable();
-  const gpu = avail.ok ? gpuIdOf(avail.device) : null;
+  let gpu = opts.gpu;
+  let noGpu = "";
+  if (gpu === undefined) {
+    const avail = cudaAvailable();
+    gpu = avail.ok ? gpuIdOf(avail.device) : null;
+    if (!avail.ok) noGpu = ` (${avail.reason})`;
+  }
+  if (!gpu) {
+    for (const s of specs) log(`${s.name}: no GPU to look up tuning results for${noGpu}; using ${s.name} as is`);
+    return [...specs];
+  }
   const dbPath = opts.dbPath ?? process.env.PODGEN_TUNING_DB ?? DEFAULT_DB;
+  // The build that follows needs nvcc too: without it, this fails the same way, before any lookup.
+  const nvcc = opts.nvcc ?? (await nvccVersion());
+  // podgen tune compiles its candidates without extra flags, as podgen build does.
+  const buildKey = (spec: KernelSpec) => buildKeyFor(spec, nvcc);
   return specs.map((s) => {
-    if (!gpu) {
-      log(`${s.name}: no GPU to look up tuning results for (${(avail as { reason: string }).reason}); using ${s.name} as is`);
-      return s;
-    }
-    const r = tunedSpec(s, gpu, { dbPath });
+    const r = tunedSpec(s, gpu, { dbPath, buildKey });
     log(`${s.name}: ${r.message}`);
     return r.spec;
   });
@@ -193,6 +207,10 @@ export async function tune(opts: TuneOpts): Promise<void> {
   const mix = workloadMix(workloadsPath, workloads, opts.filter.length > 0);
   const dbPath = resolve(opts.db);
 
+  const s = opts.space ? await loadSpace(opts.space) : DEFAULT_SPACE;
+  const { candidates: all, pruned } = enumerateSpace(base, s);
+  const pruning: SpacePruning = { space: opts.space ?? "default", points: spaceSize(s), pruned: pruned.length };
+
   if (opts.report) {
     const db = readDb(dbPath);
     const entries = findEntries(db, base, { mixHash: mix.hash }).filter((e) => !opts.gpu || gpuKey(e.gpu).includes(opts.gpu));
@@ -201,7 +219,7 @@ export async function tune(opts: TuneOpts): Promise<void> {
       console.log(`no tuning results in ${rel(dbPath)} for ${shapeKey(base)}, workloads ${mix.label}${opts.gpu ? `, GPU ~ ${opts.gpu}` : ""}${other.length ? `\nentries for this model shape:\n${other.join("\n")}` : ""}`);
       return;
     }
-    reportEntries(entries, top, !!opts.json);
+    reportEntries(entries, top, !!opts.json, pruning);
     if (opts.plot) {
       const out = typeof opts.plot === "string" ? opts.plot : dbPath.replace(/\.json$/, "") + ".svg";
       console.log(`wrote ${rel(await plotEntries(entries, top, resolve(out)))}`);
@@ -209,8 +227,6 @@ export async function tune(opts: TuneOpts): Promise<void> {
     return;
   }
 
-  const s = opts.space ? await loadSpace(opts.space) : DEFAULT_SPACE;
-  const { candidates: all, pruned } = enumerateSpace(base, s);
   const cands = applyBudget(all, budget);
   const strategy: StrategyName = opts.strategy === "auto" ? (cands.length > 16 ? "halving" : "exhaustive") : (opts.strategy as StrategyName);
   if (opts.dryRun) return printEnumeration(base, s, cands, pruned, !!opts.json, strategy, workloads, iters, eta);
@@ -240,7 +256,6 @@ export async function tune(opts: TuneOpts): Promise<void> {
   const key = entryKey(gpu, shapeKey(base), mix);
   const store = new TuningStore(dbPath, key, () => newEntry(key, gpu, base, mix));
   for (const c of cands) store.candidate(c);
-  store.entry.pruned = pruned.map((p) => ({ point: p.point, reasons: p.reasons }));
   store.save();
   log(`tuning ${base.name} on ${gpuKey(gpu)}: ${cands.length} candidates (${pruned.length} points pruned), ${workloads.length} workload(s), strategy ${strategy}; results: ${rel(dbPath)}`);
 
@@ -297,7 +312,7 @@ export async function tune(opts: TuneOpts): Promise<void> {
     if (opts.json) {
       console.log(JSON.stringify({ key, summary, ranking: result.ranking }, null, 1));
     } else {
-      reportEntries([store.entry], top, false);
+      reportEntries([store.entry], top, false, pruning);
       if (result.best && summary.base) {
         const gain = summary.base.totalMs / result.best.totalMs - 1;
         console.log(`best: ${result.best.name} ${result.best.totalMs.toFixed(4)} ms vs ${summary.base.name} ${summary.base.totalMs.toFixed(4)} ms (${(gain * 100).toFixed(1)}% faster); ${summary.fullEvaluations.toFixed(1)} full evaluations of ${r.verified.length}`);

@@ -170,6 +170,15 @@ function buildKey(spec: KernelSpec, files: readonly GeneratedFile[], nvcc: strin
   return h.digest("hex").slice(0, 20);
 }
 
+/**
+ * The build key `podgen build` would give `spec` with this nvcc version (nvccVersion()) and extra
+ * flags, without building: what a recorded key (a tuning database's, a manifest's) is compared
+ * with to tell whether it was measured on the kernels the current templates make.
+ */
+export function buildKeyFor(spec: KernelSpec, nvcc: string, extraFlags: readonly string[] = []): string {
+  return buildKey(spec, generateCudaSources(spec), nvcc, nvccFlags(spec, extraFlags));
+}
+
 interface BuildPlan {
   key: string;
   dir: string;

@@ -24,6 +24,9 @@ import { readBenchReport } from "../bench/schemas.ts";
 import { renderSvg } from "../bench/plot.ts";
 
 const PAPER = join(PACKAGE_ROOT, "bench/workloads/paper.json");
+// A recorded report by its name, not latest.json: whichever run is newest, these tests read the same
+// one (the --standalone-variants run of the preset with 64-deep decodes, Hopper serial fields absent).
+const RECORDED = join(PACKAGE_ROOT, "bench/results/2026-11-23-h100-preset-decode64-run3.json");
 
 test("causal prefill FLOPs: 4·D·Hq·Σ visible keys (bottom-right aligned)", () => {
   // One chunk of 2 tokens over 5 keys: the tokens see 4 and 5 keys.
@@ -156,7 +159,7 @@ test("every recorded bench report reads back through the report schema", () => {
 });
 
 test("a recorded report: table and SVG", async () => {
-  const report = readBenchReport(join(PACKAGE_ROOT, "bench/results/latest.json"));
+  const report = readBenchReport(RECORDED);
   for (const key of ["commit", "gpu", "driver", "workloads"]) assert.ok(key in report, key);
   const w = report.workloads[0]!;
   for (const key of ["name", "prefill_chunk", "prefill_kv", "decode_batch", "decode_kv", "ms", "fused_best_config", "prefill_tflops", "decode_tbps", "speedup_vs_serial", "speedup_vs_torch", "overlap_efficiency"]) {
@@ -170,7 +173,7 @@ test("a recorded report: table and SVG", async () => {
 });
 
 test("--standalone-variants: the table names each workload's fastest prefill-only and decode-only config, and the overlap against them", () => {
-  const report = readBenchReport(join(PACKAGE_ROOT, "bench/results/latest.json"));
+  const report = readBenchReport(RECORDED);
   for (const x of report.workloads) delete x.standalone;
   const w = report.workloads[1]!;
   w.ms.fused_best = 0.75;
@@ -205,7 +208,7 @@ test("torch best serial: a figure only where PyTorch ran every op of the batch, 
 });
 
 test("the table: a torch serial that lacks an op says which instead of a time", () => {
-  const report = JSON.parse(readFileSync(join(PACKAGE_ROOT, "bench/results/latest.json"), "utf8")) as BenchReport;
+  const report = JSON.parse(readFileSync(RECORDED, "utf8")) as BenchReport;
   const w = report.workloads[0]!;
   w.ms.torch_best_serial = null;
   w.speedup_vs_torch = null;
@@ -227,7 +230,7 @@ test("Hopper serial: cuDNN's non-causal prefill + the fastest decode of PyTorch'
 });
 
 test("the table: the Hopper serial column, the fused speedups over it (best config, preset), their geomeans and a legend", () => {
-  const report = JSON.parse(readFileSync(join(PACKAGE_ROOT, "bench/results/latest.json"), "utf8")) as BenchReport;
+  const report = JSON.parse(readFileSync(RECORDED, "utf8")) as BenchReport;
   for (const x of report.workloads) delete x.standalone;
   const w = report.workloads[1]!;
   w.ms.fused_best = 0.5;

@@ -40,7 +40,8 @@ import {
 } from "../bench/tune/db.ts";
 import { planRungs, runSummary, search, type TimeFn } from "../bench/tune/strategy.ts";
 import { compileCandidates } from "../bench/tune/compile.ts";
-import { applyBudget, tuneWorkloads } from "../cli/tune.ts";
+import { applyBudget, tunedSpecs, tuneWorkloads } from "../cli/tune.ts";
+import { buildKeyFor } from "../codegen/build.ts";
 
 const work = mkdtempSync(join(tmpdir(), "podgen-tune-"));
 const llama = presetByName("llama3_8b")!;
@@ -335,7 +336,7 @@ test("an interrupted tune resumes from the database: measured candidates are not
 // ---------------------------------------------------------------------------------------------
 // The database and the runtime loader
 
-function dbWith(fastestWrong: boolean): { db: TuningDb; best: Candidate } {
+function dbWith(fastestWrong: boolean): { db: TuningDb; best: Candidate; base: Candidate; a: Candidate } {
   const { candidates } = enumerateSpace(llama, DEFAULT_SPACE);
   const mix = workloadMix(PAPER, tuneWorkloads(PAPER, llama, ["p1024x4096"]), true);
   const key = entryKey(H100, shapeKey(llama), mix);
@@ -353,7 +354,7 @@ function dbWith(fastestWrong: boolean): { db: TuningDb; best: Candidate } {
   put(a, 0.30);
   put(b, 0.28);
   if (fastestWrong) put(wrong, 0.1, false);
-  return { db, best: b };
+  return { db, best: b, base, a };
 }
 
 test("the database round-trips through an atomic, deterministic write", () => {
@@ -394,13 +395,92 @@ test("lookup falls back to the base spec, saying why", () => {
   const other = tunedSpec(presetByName("yi_6b")!, H100, { db });
   assert.not.ok(other.tuned);
   assert.not.ok(tunedSpec(llama, H100, { db, mixHash: "000000000000" }).tuned);
-  // A record whose fields no longer give the measured kernel (podgen changed): not used.
+  // A record whose fields no longer give the measured kernel (podgen changed): ignored, and counted.
   const entry = Object.values(db.entries)[0]!;
-  const best = rankEntry(entry)[0]!.record;
-  best.specHash = "0000000000000000";
-  const stale = tunedSpec(llama, H100, { db });
-  assert.not.ok(stale.tuned);
-  assert.match(stale.message, /no longer validates to the measured kernel/);
+  const ranked = rankEntry(entry);
+  ranked[0]!.record.specHash = "0000000000000000";
+  const next = tunedSpec(llama, H100, { db });
+  assert.ok(next.tuned);
+  assert.is(next.best!.record.name, ranked[1]!.record.name);
+  assert.equal(next.ignored, { stale: 0, invalid: 1 });
+  assert.match(next.message, /; ignored 1 candidate whose fields no longer give the measured spec$/);
+  for (const r of ranked) r.record.specHash = "0000000000000000";
+  const allInvalid = tunedSpec(llama, H100, { db });
+  assert.not.ok(allInvalid.tuned);
+  assert.is(allInvalid.spec, llama);
+  assert.match(allInvalid.message, /^no measured candidate for bf16 heads 32\/8 D128 page 16 on NVIDIA H100 80GB HBM3 \(cc 9\.0\) is the kernel podgen builds now \(3 candidates whose fields no longer give the measured spec\); re-run `podgen tune`; using llama3_8b as is$/);
+});
+
+// What podgen build --tuned passes as `buildKey`: here a stand-in for buildKeyFor with the nvcc in hand.
+const keyOf = (keys: Map<string, string>) => (spec: KernelSpec) => keys.get(spec.hash) ?? "current";
+const built = (db: TuningDb, c: Candidate, key: string) => (Object.values(db.entries)[0]!.candidates[c.spec.hash]!.build = { ok: true, key });
+
+test("build keys: candidates measured on other kernels are ignored and counted; the fastest fresh one is ranked first", () => {
+  const { db, best, base, a } = dbWith(false);
+  for (const c of [base, a, best]) built(db, c, "current");
+  const fresh = tunedSpec(llama, H100, { db, buildKey: keyOf(new Map()) });
+  assert.equal([fresh.tuned, fresh.spec.hash, fresh.ignored], [true, best.spec.hash, { stale: 0, invalid: 0 }]);
+  assert.not.match(fresh.message, /ignored/);
+  // The fastest was built from older templates: the next fresh one, and the message says how many were left out.
+  built(db, best, "old-templates");
+  const r = tunedSpec(llama, H100, { db, buildKey: keyOf(new Map()) });
+  assert.ok(r.tuned);
+  assert.is(r.spec.hash, a.spec.hash);
+  assert.equal(r.ignored, { stale: 1, invalid: 0 });
+  assert.match(r.message, new RegExp(`^tuned: ${a.name} for NVIDIA H100 80GB HBM3 \\(cc 9\\.0\\), .*: 0\\.300 ms \\(13\\.3% faster than llama3_8b on the mix\\); ignored 1 stale candidate \\(measured on a build whose key differs from the one the current templates and nvcc give\\)$`));
+  // A record without a build key (or a failed build) is not known to be of the current kernels.
+  delete Object.values(db.entries)[0]!.candidates[a.spec.hash]!.build;
+  const r2 = tunedSpec(llama, H100, { db, buildKey: keyOf(new Map()) });
+  assert.equal([r2.spec.hash, r2.ignored.stale], [base.spec.hash, 2]);
+  // Without buildKey (no nvcc to ask), keys are not checked.
+  assert.is(tunedSpec(llama, H100, { db }).spec.hash, best.spec.hash);
+});
+
+test("build keys: with no fresh candidate the lookup falls back to the preset, saying how many were stale", () => {
+  const { db, best, base, a } = dbWith(true);
+  for (const c of [base, a, best]) built(db, c, "old-templates");
+  const r = tunedSpec(llama, H100, { db, buildKey: keyOf(new Map()) });
+  assert.not.ok(r.tuned);
+  assert.is(r.spec, llama);
+  assert.equal(r.ignored, { stale: 3, invalid: 0 }, "the wrong candidate is never ranked, so not counted");
+  assert.is(
+    r.message,
+    "no measured candidate for bf16 heads 32/8 D128 page 16 on NVIDIA H100 80GB HBM3 (cc 9.0) is the kernel podgen builds now (3 stale candidates (measured on a build whose key differs from the one the current templates and nvcc give)); re-run `podgen tune`; using llama3_8b as is",
+  );
+});
+
+test("podgen build --tuned's lookup compares recorded build keys with buildKeyFor's for the nvcc in hand", async () => {
+  const { db, best, base, a } = dbWith(false);
+  const nvcc = "13.0.88";
+  for (const c of [base, a]) built(db, c, buildKeyFor(c.spec, nvcc));
+  built(db, best, buildKeyFor(best.spec, "12.4.131"));
+  assert.is.not(buildKeyFor(best.spec, nvcc), buildKeyFor(best.spec, "12.4.131"), "the nvcc version is part of the key");
+  assert.is(buildKeyFor(a.spec, nvcc), buildKeyFor(a.spec, nvcc), "the key of a spec is stable");
+  const path = join(work, "tuned-specs", "db.json");
+  writeDb(db, path);
+  const lines: string[] = [];
+  const specs = await tunedSpecs([llama], { dbPath: path, gpu: H100, nvcc, log: (l) => lines.push(l) });
+  assert.is(specs[0]!.hash, a.spec.hash);
+  assert.equal(lines.length, 1);
+  assert.match(lines[0]!, new RegExp(`^llama3_8b: tuned: ${a.name} .*; ignored 1 stale candidate`));
+  const none = await tunedSpecs([llama], { dbPath: path, gpu: null, log: (l) => lines.push(l) });
+  assert.is(none[0], llama);
+  assert.is(lines[1], "llama3_8b: no GPU to look up tuning results for; using llama3_8b as is");
+});
+
+test("the database keeps no pruned points: an older file's are dropped on read, and the committed one has none", () => {
+  const { db } = dbWith(false);
+  const clean = join(work, "pruned", "clean.json");
+  const path = join(work, "pruned", "db.json");
+  writeDb(db, clean);
+  const old = JSON.parse(readFileSync(clean, "utf8"));
+  for (const e of Object.values(old.entries) as Record<string, unknown>[]) e.pruned = [{ point: { ctasPerSm: 4 }, reasons: ["too much shared memory"] }];
+  writeFileSync(path, JSON.stringify(old));
+  const read = readDb(path);
+  for (const e of Object.values(read.entries)) assert.not.ok("pruned" in e);
+  assert.equal(read, readDb(clean), "the rest is kept");
+  const committed = JSON.parse(readFileSync(join(PACKAGE_ROOT, "bench/tuning/db.json"), "utf8"));
+  for (const e of Object.values(committed.entries) as Record<string, unknown>[]) assert.not.ok("pruned" in e);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -474,8 +554,11 @@ test("podgen tune --report prints the top-k table from the database (no GPU)", a
   assert.match(r.stdout, /NVIDIA H100 80GB HBM3 \(cc 9\.0\) \| bf16 heads 32\/8 D128 page 16 \| paper\.json \[p1024x4096\+d32x4096\]/);
   assert.match(r.stdout, new RegExp(`1\\s+${best.name}\\s+0\\.2800\\s+21\\.4%`));
   assert.match(r.stdout, /1 wrong \(discarded\)/);
+  // The pruning figure is recomputed from the space, not read from the database.
+  assert.match(r.stdout, /space \(default\): 768 points, 621 pruned by the resource model as it is now/);
   const json = await tuneCli(["--preset", "llama3_8b", "--filter", "p1024x4096", "--report", "--json", "--top", "2", "--db", path]);
   assert.equal(JSON.parse(json.stdout)[0].ranking.map((x: { totalMs: number }) => x.totalMs), [0.28, 0.3]);
+  assert.equal(JSON.parse(json.stdout)[0].pruning, { space: "default", points: 768, pruned: 621 });
   const none = await tuneCli(["--preset", "llama3_8b", "--report", "--db", path]);
   assert.match(none.stdout, /no tuning results in .* for bf16 heads 32\/8 D128 page 16, workloads paper\.json\nentries for this model shape:/);
   const plot = await tuneCli(["--preset", "llama3_8b", "--filter", "p1024x4096", "--report", "--plot", join(work, "report", "top.svg"), "--db", path]);

@@ -84,8 +84,8 @@ export interface Entry {
   base: { name: string; specHash: string };
   updated: string;
   candidates: Record<string, CandidateRecord>;
-  /** Points of the last run's space that the resource model rejected, and why (never compiled). */
-  pruned?: { point: SpacePoint; reasons: string[] }[];
+  // No list of the points the resource model pruned: it follows from the space and the base spec
+  // (enumerateSpace), and a stored one goes stale as soon as the model changes. Reports recompute it.
   runs: RunSummary[];
 }
 
@@ -161,7 +161,6 @@ const entrySchema = z.looseObject({
   base: z.looseObject({ name: z.string(), specHash: z.string() }),
   updated: z.string(),
   candidates: z.record(z.string(), candidateSchema),
-  pruned: z.array(z.looseObject({ point: z.record(z.string(), z.unknown()), reasons: z.array(z.string()) })).optional(),
   runs: z.array(runSchema),
 }) satisfies z.ZodType<Entry>;
 const dbSchema = z.looseObject({ version: z.number(), entries: z.record(z.string(), entrySchema) }) satisfies z.ZodType<TuningDb>;
@@ -178,7 +177,11 @@ export function readDb(path = DEFAULT_DB): TuningDb {
   // The version first: another version's fields are not this one's to judge.
   const { version } = parseJson(z.looseObject({ version: z.unknown() }), json, what);
   if (version !== DB_VERSION) throw new JsonInputError(what, [`version = ${JSON.stringify(version)}: this podgen reads version ${DB_VERSION}`]);
-  return parseJson(dbSchema, json, what);
+  const db = parseJson(dbSchema, json, what);
+  // Databases written before pruned lists were dropped have one per entry (half the file): drop it
+  // on read, so the next write migrates the file. Older podgens read an entry without it (optional).
+  for (const entry of Object.values(db.entries)) delete (entry as { pruned?: unknown }).pruned;
+  return db;
 }
 
 /** Atomic: a reader (or a crash) never sees half a file. Keys are written sorted: same DB, same bytes. */
@@ -278,6 +281,18 @@ export function findEntries(db: TuningDb, base: KernelSpec, filter: { gpu?: GpuI
   );
 }
 
+export interface TunedLookupOptions {
+  db?: TuningDb;
+  dbPath?: string;
+  mixHash?: string;
+  /**
+   * The build key the current templates and nvcc give a spec (codegen/build.ts buildKeyFor). Given,
+   * a candidate whose recorded build key differs is stale -- its timings are of other kernels -- and
+   * is not ranked. Omitted, build keys are not checked (no nvcc to ask).
+   */
+  buildKey?: (spec: KernelSpec) => string;
+}
+
 export interface TunedLookup {
   spec: KernelSpec;
   tuned: boolean;
@@ -285,38 +300,65 @@ export interface TunedLookup {
   message: string;
   entry?: Entry;
   best?: Ranked;
+  /** Measured candidates left out: built from other kernels (stale), or whose fields no longer give the measured spec. */
+  ignored: { stale: number; invalid: number };
 }
 
 /**
  * The best tuned spec for `base` on `gpu`: among the DB's entries for this GPU and model shape
  * (one workload mix if `mixHash` is given, else the most recently updated entry that has a ranked
- * candidate), the fastest verified, fully measured candidate with the same target. Falls back to
- * `base`, saying why, when there is none (no GPU, no entry, nothing measured, a stale spec).
+ * candidate), the fastest verified, fully measured candidate with the same target that still is
+ * the kernel that was measured: its fields validate to the recorded spec hash and, with
+ * `opts.buildKey`, its recorded build key is the current one. Candidates that are not are ignored
+ * and counted. Falls back to `base`, saying why, when none is left (no GPU, no entry, nothing
+ * measured, only stale candidates).
  */
-export function tunedSpec(base: KernelSpec, gpu: GpuId | null, opts: { db?: TuningDb; dbPath?: string; mixHash?: string } = {}): TunedLookup {
-  const fallback = (why: string): TunedLookup => ({ spec: base, tuned: false, message: `${why}; using ${base.name} as is` });
+export function tunedSpec(base: KernelSpec, gpu: GpuId | null, opts: TunedLookupOptions = {}): TunedLookup {
+  const ignored = { stale: 0, invalid: 0 };
+  const fallback = (why: string): TunedLookup => ({ spec: base, tuned: false, message: `${why}; using ${base.name} as is`, ignored });
   if (!gpu) return fallback("no GPU to look up tuning results for");
   const db = opts.db ?? readDb(opts.dbPath ?? DEFAULT_DB);
-  const entries = findEntries(db, base, { gpu, mixHash: opts.mixHash })
-    .map((entry) => ({ entry, ranked: rankEntry(entry).filter((r) => r.record.fields.target === base.target) }))
+  // The spec a ranked candidate builds today, or undefined (counted) when that is not what was measured.
+  const current = (r: Ranked): KernelSpec | undefined => {
+    const check = checkSpec(r.record.fields);
+    if (!check.ok || check.spec.hash !== r.record.specHash) return void ignored.invalid++;
+    if (opts.buildKey && (!r.record.build?.ok || r.record.build.key !== opts.buildKey(check.spec))) return void ignored.stale++;
+    return check.spec;
+  };
+  const found = findEntries(db, base, { gpu, mixHash: opts.mixHash });
+  const entries = found
+    .map((entry) => ({
+      entry,
+      ranked: rankEntry(entry)
+        .filter((r) => r.record.fields.target === base.target)
+        .flatMap((r) => {
+          const spec = current(r);
+          return spec ? [{ ...r, spec }] : [];
+        }),
+    }))
     .filter((x) => x.ranked.length > 0)
     .sort((a, b) => b.entry.updated.localeCompare(a.entry.updated));
-  if (entries.length === 0) {
-    return fallback(`no tuning results for ${shapeKey(base)} on ${gpuKey(gpu)}${opts.mixHash ? ` and workload mix #${opts.mixHash}` : ""} in the tuning database (run \`podgen tune\`)`);
-  }
+  const where = `${shapeKey(base)} on ${gpuKey(gpu)}${opts.mixHash ? ` and workload mix #${opts.mixHash}` : ""}`;
+  const left = ignoredText(ignored);
+  if (entries.length === 0 && left) return fallback(`no measured candidate for ${where} is the kernel podgen builds now (${left}); re-run \`podgen tune\``);
+  if (entries.length === 0) return fallback(`no tuning results for ${where} in the tuning database (run \`podgen tune\`)`);
   const { entry, ranked } = entries[0]!;
   const best = ranked[0]!;
-  const check = checkSpec(best.record.fields);
-  if (!check.ok || check.spec.hash !== best.record.specHash) {
-    return fallback(`the tuned spec ${best.record.name} no longer validates to the measured kernel (podgen changed since); re-run \`podgen tune\``);
-  }
   const baseRank = ranked.find((r) => r.record.isBase);
   const gain = baseRank ? ` (${((baseRank.totalMs / best.totalMs - 1) * 100).toFixed(1)}% faster than ${base.name} on the mix)` : "";
   return {
-    spec: check.spec,
+    spec: best.spec,
     tuned: true,
-    message: `tuned: ${best.record.name} for ${gpuKey(gpu)}, workloads ${entry.workloads.label}: ${best.totalMs.toFixed(3)} ms${gain}`,
+    message: `tuned: ${best.record.name} for ${gpuKey(gpu)}, workloads ${entry.workloads.label}: ${best.totalMs.toFixed(3)} ms${gain}${left ? `; ignored ${left}` : ""}`,
     entry,
     best,
+    ignored,
   };
+}
+
+function ignoredText({ stale, invalid }: TunedLookup["ignored"]): string {
+  const parts: string[] = [];
+  if (stale > 0) parts.push(`${stale} stale candidate${stale === 1 ? "" : "s"} (measured on a build whose key differs from the one the current templates and nvcc give)`);
+  if (invalid > 0) parts.push(`${invalid} candidate${invalid === 1 ? "" : "s"} whose fields no longer give the measured spec`);
+  return parts.join(", ");
 }

@@ -7,9 +7,17 @@ import { vegaLiteToSvg } from "../plot.ts";
 import { table } from "../table.ts";
 import { rankEntry, type Entry } from "./db.ts";
 
-export function reportEntries(entries: Entry[], top: number, json: boolean): void {
+/** The space a report's pruning figure is of, recomputed by the caller (the database keeps no pruned points). */
+export interface SpacePruning {
+  /** Which space: "default" or its file. */
+  space: string;
+  points: number;
+  pruned: number;
+}
+
+export function reportEntries(entries: Entry[], top: number, json: boolean, pruning?: SpacePruning): void {
   if (json) {
-    console.log(JSON.stringify(entries.map((e) => ({ key: e.key, ranking: rankEntry(e).slice(0, top).map((r) => ({ name: r.record.name, totalMs: r.totalMs, point: r.record.point, perWorkload: Object.fromEntries(e.workloads.names.map((n, i) => [n, r.perWorkload[i]])) })), runs: e.runs })), null, 1));
+    console.log(JSON.stringify(entries.map((e) => ({ key: e.key, ...(pruning ? { pruning } : {}), ranking: rankEntry(e).slice(0, top).map((r) => ({ name: r.record.name, totalMs: r.totalMs, point: r.record.point, perWorkload: Object.fromEntries(e.workloads.names.map((n, i) => [n, r.perWorkload[i]])) })), runs: e.runs })), null, 1));
     return;
   }
   for (const e of entries) {
@@ -19,6 +27,7 @@ export function reportEntries(entries: Entry[], top: number, json: boolean): voi
     const wrong = recs.filter((r) => r.verify && !r.verify.pass);
     const buildFailed = recs.filter((r) => r.build && !r.build.ok);
     console.log(`${e.key}\n  ${recs.length} candidates recorded, ${ranked.length} fully measured, ${wrong.length} wrong (discarded), ${buildFailed.length} failed to build; updated ${e.updated}`);
+    if (pruning) console.log(`  space (${pruning.space}): ${pruning.points} points, ${pruning.pruned} pruned by the resource model as it is now (\`--dry-run\` says why)`);
     console.log(
       table(
         ["#", "candidate", "total ms", base ? `vs ${base.record.name}` : "vs base", ...e.workloads.names.map((n) => n.slice(0, 24)), "point"],
