@@ -162,7 +162,7 @@ export function spaceSize(s: SearchSpace): number {
 
 /**
  * The default space: tile shapes, warps per CTA, pipeline depths, CTAs per SM, virtual decode CTAs
- * and the schedule -- the knobs the paper and our bench show to matter (bench/results/latest.json:
+ * and the schedule -- the knobs the paper and our bench show to matter (bench/results/2026-11-23-h100-preset-decode64-run3.json:
  * fifty-fifty vs proportional moves a workload by up to 20%; with 4 warps a lone prefill CTA on an
  * SM runs at about half the SM's prefill rate, so 8-warp CTAs are in, and one CTA per SM with a
  * prefill and a decode role won three of the five paper workloads). 768 points; on llama3_8b /
