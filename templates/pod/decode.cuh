@@ -87,7 +87,7 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
 
   const uint32_t s_q = smem_u32(smem);
   const uint32_t s_kv = s_q + S::kQBytes;
-  // Per-lane ldmatrix offsets, as in prefill.cuh; K and V rows start at this warp's key0.
+  // Per-lane ldmatrix offsets, as in prefill_mma.cuh; K and V rows start at this warp's key0.
   const uint32_t lk = lane_off<kChunks>((lane / 16) * 8 + lane % 8, (lane / 8) % 2) + key0 * kChunks * 16;
   const uint32_t lv = lane_off<kChunks>(((lane / 8) % 2) * 8 + lane % 8, lane / 16) + key0 * kChunks * 16;
 

@@ -1,6 +1,7 @@
-// Pieces every prefill mainloop shares (prefill.cuh: mma.sync and wgmma; prefill_ws.cuh: the
-// warp-specialized wgmma engine): the tile's shape and shared-memory layout, the causal mask of a
-// score fragment, packing probabilities into an A fragment, and storing a fragment's rows.
+// Pieces the prefill mainloops share (prefill_mma.cuh, prefill_wgmma.cuh, prefill_ws.cuh): the
+// tile's shape and shared-memory layout, the causal mask of a score fragment, packing
+// probabilities into an A fragment, storing a fragment's rows, and (for the first two) the work
+// item and the CTA's cp.async pipeline.
 //
 // Fragments are those of mma.sync m16n8k16 (and of a warp's rows in a wgmma accumulator): a thread
 // holds rows g and g + 8 (g = lane / 4) of 16, and of each 8-key group the keys 2 (lane % 4) + {0, 1}.
@@ -152,5 +153,73 @@ __device__ __forceinline__ void prefill_sync() {
   if constexpr (PrefillShape<Traits>::kRole) named_barrier(kPrefillRoleBarrier, PrefillShape<Traits>::kThreads);
   else __syncthreads();
 }
+
+// What the cp.async mainloops (prefill_mma.cuh, prefill_wgmma.cuh) need of their work item, and
+// their shared pipeline: Q and the first kAhead KV tiles, then load(i) for tile i into stage
+// i % kStages (all of the prefill's threads copy; zeros past the item's rows and keys).
+template <class Traits>
+struct PrefillItem {
+  using S = PrefillShape<Traits>;
+  PodWorkItem it;
+  int rows_valid, num_tiles, page_base;
+  int causal_base;  // keys j < causal_base + token of packed row r are visible to it (bottom-right)
+
+  __device__ __forceinline__ PrefillItem(const PodParams& p, const PodWorkItem* item) : it(load_item(item)) {
+    rows_valid = min(S::kTileQ, it.q_len * Traits::kGroup - it.row_begin);
+    num_tiles = it.kv_end > it.kv_begin ? (it.kv_end - it.kv_begin + S::kTileKv - 1) / S::kTileKv : 0;
+    page_base = __ldg(p.page_indptr + it.request);
+    causal_base = it.kv_len - it.q_len + 1;
+  }
+  // One past the last key packed row r sees: its causal bound and the split's end.
+  __device__ __forceinline__ int row_limit(int r) const {
+    return min(causal_base + (it.row_begin + r) / Traits::kGroup, it.kv_end);
+  }
+  __device__ __forceinline__ void load_tile(const PodParams& p, uint32_t s_kv, int i, int tid) const {
+    const uint32_t k = s_kv + (i % S::kStages) * S::kStageBytes;
+    TileIo<Traits>::template load_kv<S::kTileKv, S::kThreads, typename S::KvLayout>(
+        p, page_base, it.kv_head, it.kv_begin + i * S::kTileKv, it.kv_end, 0, k, k + S::kKvBytes, tid);
+  }
+  // Q, then the first kAhead tiles, each tile its own cp.async group (empty past the last tile).
+  __device__ __forceinline__ void load_ahead(const PodParams& p, uint32_t s_q, uint32_t s_kv, int tid) const {
+    TileIo<Traits>::template load_q<S::kTileQ, S::kThreads, typename S::QLayout>(
+        static_cast<const typename Traits::DType*>(p.q[POD_OP_PREFILL]), it, rows_valid, s_q, tid);
+#pragma unroll
+    for (int i = 0; i < S::kAhead; ++i) {
+      if (i < num_tiles) load_tile(p, s_kv, i, tid);
+      cp_async_commit();
+    }
+  }
+  // Tile i has landed for every thread of the prefill (kAsyncProxy: and is visible to the tensor
+  // cores, which read shared memory through the async proxy; wgmma.cuh), and every product that
+  // read stage (i + kAhead) % kStages has finished; then that stage starts loading tile i + kAhead.
+  template <bool kAsyncProxy>
+  __device__ __forceinline__ void next_tile(const PodParams& p, uint32_t s_kv, int i, int tid) const {
+    if constexpr (S::kAhead == 0) {
+      load_tile(p, s_kv, i, tid);
+      cp_async_commit();
+      cp_async_wait<0>();
+    } else {
+      cp_async_wait<S::kAhead - 1>();  // tile i (and Q) landed for this thread's copies
+    }
+    if constexpr (kAsyncProxy) fence_proxy_async();
+    prefill_sync<Traits>();  // ... and for everyone's
+    if constexpr (S::kAhead > 0) {
+      if (i + S::kAhead < num_tiles) load_tile(p, s_kv, i + S::kAhead, tid);
+      cp_async_commit();
+    }
+  }
+};
+
+// Zeroed output accumulators and softmax state of a warp's kMFrag fragments.
+template <int kMFrag, int kD8>
+__device__ __forceinline__ void clear_rows(float (&o)[kMFrag][kD8][4], SoftmaxRows (&rows)[kMFrag]) {
+#pragma unroll
+  for (int mf = 0; mf < kMFrag; ++mf) {
+    rows[mf].init();
+#pragma unroll
+    for (int d = 0; d < kD8; ++d) o[mf][d][0] = o[mf][d][1] = o[mf][d][2] = o[mf][d][3] = 0.f;
+  }
+}
+
 
 }  // namespace pod

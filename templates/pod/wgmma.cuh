@@ -4,8 +4,8 @@
 // the prefill tile loop issues a few dozen instructions per KV tile instead of hundreds of
 // mma.sync, and the tensor cores are fed straight from shared memory.
 //
-// Accumulator layout of m64nNk16 (what prefill.cuh and softmax.cuh rely on): warp w of the
-// warpgroup owns rows 16w .. 16w+15, and within them a thread holds d[n][0..3] exactly as the C
+// Accumulator layout of m64nNk16 (what the wgmma prefill mainloops and softmax.cuh rely on): warp w
+// of the warpgroup owns rows 16w .. 16w+15, and within them a thread holds d[n][0..3] exactly as the C
 // fragment of mma.sync m16n8k16 for columns 8n .. 8n+7 (rows g and g+8, g = lane / 4). The A
 // register fragment is the mma.sync A fragment of the warp's 16 rows, so P packs into it the
 // same way as on sm_80.
