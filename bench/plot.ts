@@ -9,7 +9,7 @@ import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { TopLevelSpec } from "vega-lite";
 import { readBenchReport } from "./schemas.ts";
-import type { BenchReport } from "./run.ts";
+import type { BenchReport } from "./report.ts";
 
 const SERIES: [keyof BenchReport["workloads"][number]["ms"], string][] = [
   ["prefill", "prefill only"],

@@ -16,14 +16,12 @@
 // copy it reads. KV caches are filled with a tiled block of random values (generating GBs of
 // normals on the host would take minutes); queries are fresh random values.
 //
-// PyTorch baselines (bench/torch_baselines.py) are merged from the JSON that script writes.
-import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { workloadFileSchema } from "./schemas.ts";
-import { table } from "./table.ts";
-import { parseJson } from "../codegen/json.ts";
-import { kernelFieldsSchema, kernelFieldsSpec, presetByName, symbolPrefix, type KernelSpec } from "../dsl/index.ts";
+// PyTorch baselines (bench/torch_baselines.py, run by bench/torch.ts) are merged from the JSON that
+// script writes. The workloads come from bench/workloads.ts; the report and its table are bench/report.ts.
+import { overlapEfficiency, type BenchReport, type Timing, type WorkloadResult } from "./report.ts";
+import { hopperSerial, torchBestSerial, type TorchReport } from "./torch.ts";
+import { decodeKvBytes, prefillFlops, selectWorkloads, specsOf, type Workload } from "./workloads.ts";
+import { symbolPrefix, type KernelSpec } from "../dsl/index.ts";
 import {
   DeviceBatch,
   DeviceBuffer,
@@ -44,113 +42,6 @@ import {
   type PodBuffers,
   type PodPlan,
 } from "../runtime/index.ts";
-
-// ---------------------------------------------------------------------------------------------
-// Workloads
-
-export interface KernelConfig {
-  /** "default" or the variant's name. */
-  label: string;
-  spec: KernelSpec;
-}
-
-export interface Workload {
-  name: string;
-  specName: string;
-  shape: BatchShape;
-  /** The workload's spec first ("default"), then its variants. */
-  configs: KernelConfig[];
-}
-
-interface VariantJson {
-  name: string;
-  [field: string]: unknown;
-}
-
-interface WorkloadJson {
-  name: string;
-  spec?: string;
-  prefills?: [number, number][];
-  decodes?: number[] | { count: number; kvLen: number };
-  variants?: boolean;
-}
-
-interface WorkloadFile {
-  variants?: VariantJson[];
-  workloads: WorkloadJson[];
-}
-
-/** A spec with the variant's overrides: kernel fields, as in the verify case files (dsl/overrides.ts). */
-function variantSpec(base: string, fields: Record<string, unknown>): KernelSpec {
-  const { name, ...kernel } = fields;
-  return kernelFieldsSpec(parseJson(kernelFieldsSchema, { spec: base, ...kernel }, `variant ${JSON.stringify(name)}`));
-}
-
-export function parseWorkloads(json: unknown, label = "workloads"): Workload[] {
-  const file: WorkloadFile = parseJson(workloadFileSchema, json, label);
-  return file.workloads.map((w, i) => {
-    const where = `${label}: workloads.${i} (${w.name ?? "unnamed"})`;
-    if (typeof w.name !== "string") throw new Error(`${where}: needs a name`);
-    const specName = w.spec ?? "llama3_8b";
-    const base = presetByName(specName);
-    if (!base) throw new Error(`${where}: spec "${specName}" is not a preset`);
-    const prefills = (w.prefills ?? []).map(([qLen, kvLen]) => {
-      if (!(Number.isInteger(qLen) && Number.isInteger(kvLen) && qLen >= 1 && kvLen >= qLen)) {
-        throw new Error(`${where}: prefill [${qLen}, ${kvLen}] needs 1 ≤ qLen ≤ kvLen`);
-      }
-      return { qLen, kvLen };
-    });
-    const d = w.decodes ?? [];
-    const decodes = Array.isArray(d) ? [...d] : Array.from({ length: d.count }, () => d.kvLen);
-    if (decodes.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`${where}: decode kvLens must be positive integers`);
-    if (prefills.length === 0 || decodes.length === 0) throw new Error(`${where}: a benchmark workload needs prefills and decodes`);
-    const configs: KernelConfig[] = [{ label: "default", spec: base }];
-    if (w.variants) for (const v of file.variants ?? []) configs.push({ label: v.name, spec: variantSpec(specName, v) });
-    return { name: w.name, specName, shape: { prefills, decodes }, configs };
-  });
-}
-
-export function loadWorkloads(path: string): Workload[] {
-  return parseWorkloads(JSON.parse(readFileSync(path, "utf8")), path);
-}
-
-/** Every distinct spec the workloads run (by hash). */
-export function specsOf(workloads: Workload[]): KernelSpec[] {
-  return [...new Map(workloads.flatMap((w) => w.configs.map((c) => [c.spec.hash, c.spec] as const))).values()];
-}
-
-/** What bench/torch_baselines.py reads. */
-export function resolvedWorkloads(workloads: Workload[]) {
-  return {
-    workloads: workloads.map((w) => {
-      const s = w.configs[0]!.spec;
-      return {
-        name: w.name,
-        prefills: w.shape.prefills.map((p) => [p.qLen, p.kvLen]),
-        decodes: w.shape.decodes,
-        heads_q: s.heads.q,
-        heads_kv: s.heads.kv,
-        head_dim: s.headDim,
-        dtype: s.dtype,
-      };
-    }),
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Work counts
-
-/** Causal attention FLOPs of the prefills: 4·D·Hq·Σ over query tokens of the keys each sees. */
-export function prefillFlops(shape: BatchShape, hq: number, d: number): number {
-  let visible = 0;
-  for (const { qLen: q, kvLen: kv } of shape.prefills) visible += q * (kv - q) + (q * (q + 1)) / 2;
-  return 4 * d * hq * visible;
-}
-
-/** K and V bytes the decodes read, each once. */
-export function decodeKvBytes(shape: BatchShape, hkv: number, d: number, elementBytes = 2): number {
-  return shape.decodes.reduce((s, kv) => s + kv, 0) * hkv * d * elementBytes * 2;
-}
 
 /** Bytes a batch's kernel touches at least once (q, o, its own K/V pages). */
 function workingSetBytes(host: HostBatch): number {
@@ -215,14 +106,6 @@ function planned(lib: KernelLibrary, host: HostBatch, copies: DeviceBatch[], num
   return { lib, plan, workspace, buffers: copies.map((c) => c.podBuffers(workspace)) };
 }
 
-export interface Timing {
-  /** Median ms. */
-  ms: number;
-  p10: number;
-  p90: number;
-  copies: number;
-}
-
 export class Timer {
   private readonly starts: Event[];
   private readonly ends: Event[];
@@ -258,33 +141,6 @@ export class Timer {
 // ---------------------------------------------------------------------------------------------
 // The run
 
-export interface TorchWorkload {
-  name: string;
-  prefill: Record<string, number>;
-  decode: Record<string, number>;
-  errors: Record<string, string>;
-  best_prefill?: { backend: string; ms: number };
-  best_decode?: { backend: string; ms: number };
-  /** Only where every op the workload has got a backend (reports before that could lack one). */
-  best_serial_ms?: number;
-  best_serial_backends?: (string | null)[];
-  /** SDPA forced to cuDNN, is_causal=False, on every prefill chunk's full q×kv, all chunks in one timed closure. */
-  prefill_cudnn_noncausal_ms?: number;
-  /** How the GQA heads reached cuDNN: SDPA's enable_gqa, or K/V expanded to Hq heads beforehand. */
-  prefill_cudnn_noncausal_gqa?: "enable_gqa" | "repeat_interleave";
-}
-
-export interface TorchReport {
-  torch: string;
-  cuda: string | null;
-  cudnn: number | null;
-  gpu: string;
-  iters: number;
-  warmup: number;
-  workloads: TorchWorkload[];
-  error?: string;
-}
-
 export interface BenchOptions {
   iters: number;
   warmup: number;
@@ -296,97 +152,6 @@ export interface BenchOptions {
   fusedOnly?: boolean;
   /** Also time every variant's prefill-only and decode-only kernels (`standalone`). */
   standaloneVariants?: boolean;
-}
-
-/** The fastest prefill-only and decode-only kernel among a workload's configs. */
-export interface StandaloneBest {
-  prefill: { config: string; ms: number; tflops: number } | null;
-  decode: { config: string; ms: number; tbps: number } | null;
-}
-
-/** PyTorch's cuDNN non-causal prefill, then the fastest decode-only kernel the run timed, PyTorch's or ours. */
-export interface HopperSerial {
-  ms: number;
-  prefill_ms: number;
-  decode_ms: number;
-  /** "torch <backend>" or "podgen <config>". */
-  decode_kernel: string;
-}
-
-export interface WorkloadResult {
-  name: string;
-  spec: string;
-  prefill_chunk: number;
-  prefill_kv: number;
-  decode_batch: number;
-  decode_kv: number;
-  prefills: [number, number][];
-  ms: {
-    prefill: number | null;
-    decode: number | null;
-    serial: number | null;
-    two_streams: number | null;
-    fused_best: number | null;
-    /** null where PyTorch lacked one of the workload's ops (torch_serial_missing). */
-    torch_best_serial: number | null;
-    cudnn_noncausal_prefill: number | null;
-    hopper_serial: number | null;
-  };
-  fused_ms: Record<string, number | null>;
-  fused_best_config: string | null;
-  prefill_tflops: number | null;
-  decode_tbps: number | null;
-  fused_tflops_equivalent: number | null;
-  speedup_vs_serial: number | null;
-  speedup_vs_two_streams: number | null;
-  speedup_vs_torch: number | null;
-  /** The ops PyTorch ran no backend for: then it has no serial figure, and no speedup is taken against one. */
-  torch_serial_missing: TorchPart[];
-  hopper_serial: HopperSerial | null;
-  /** Hopper serial / fused, for the best config and for the preset ("default"). */
-  speedup_vs_hopper_serial: number | null;
-  preset_speedup_vs_hopper_serial: number | null;
-  overlap_efficiency: number | null;
-  /** With standaloneVariants: prefill-only and decode-only ms of every config, and the fastest. */
-  standalone?: { ms: Record<string, { prefill: number | null; decode: number | null }>; best: StandaloneBest };
-  timings: Record<string, Timing>;
-  /** Fused outputs of copy 0 that were not written (poisoned NaN) or not finite, per config. */
-  nonfinite_outputs: Record<string, number>;
-  plans: Record<string, unknown>;
-  torch: TorchWorkload | null;
-  errors: string[];
-}
-
-export type TorchPart = "prefill" | "decode";
-
-/**
- * PyTorch's best serial time, only where it covers every op the batch has: a serial figure without
- * the decodes (say) is a prefill time, and the fused kernel's time over it no speedup. `missing`
- * names the ops PyTorch has no backend for; empty (and ms null) where PyTorch did not run at all.
- */
-export function torchBestSerial(torch: TorchWorkload | null, shape: BatchShape): { ms: number | null; missing: TorchPart[] } {
-  if (!torch) return { ms: null, missing: [] };
-  const missing: TorchPart[] = [];
-  if (shape.prefills.length > 0 && !torch.best_prefill) missing.push("prefill");
-  if (shape.decodes.length > 0 && !torch.best_decode) missing.push("decode");
-  return { ms: missing.length === 0 ? (torch.best_serial_ms ?? null) : null, missing };
-}
-
-/**
- * The "Hopper serial" baseline: PyTorch's cuDNN non-causal prefill plus the fastest decode of any
- * kernel timed in the run, PyTorch's backends and our decode-only kernels (`podgenDecodeMs`, per
- * config; null where one failed). null without the cuDNN prefill or any decode time.
- */
-export function hopperSerial(torch: TorchWorkload | null, podgenDecodeMs: Record<string, number | null>): HopperSerial | null {
-  const prefill = torch?.prefill_cudnn_noncausal_ms;
-  if (prefill === undefined || prefill === null) return null;
-  const decodes: [string, number][] = [
-    ...Object.entries(torch?.decode ?? {}).map(([backend, t]): [string, number] => [`torch ${backend}`, t]),
-    ...Object.entries(podgenDecodeMs).flatMap(([config, t]): [string, number][] => (t === null ? [] : [[`podgen ${config}`, t]])),
-  ];
-  if (decodes.length === 0) return null;
-  const [kernel, decode] = decodes.reduce((a, b) => (b[1] < a[1] ? b : a));
-  return { ms: prefill + decode, prefill_ms: prefill, decode_ms: decode, decode_kernel: kernel };
 }
 
 function nonFinite(dev: DeviceBatch, dtype: Dtype16): number {
@@ -611,21 +376,6 @@ export function runWorkload(
   };
 }
 
-export interface BenchReport {
-  commit: string;
-  gpu: string;
-  driver: string;
-  cuda: string;
-  sms: number;
-  date: string;
-  iters: number;
-  warmup: number;
-  specs: Record<string, string>;
-  torch: Omit<TorchReport, "workloads"> | null;
-  workloads: WorkloadResult[];
-  summary: Record<string, number | null>;
-}
-
 const geomean = (xs: number[]) => (xs.length ? Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length) : null);
 
 export function runBench(device: Device, workloads: Workload[], opts: BenchOptions & { commit: string }): BenchReport {
@@ -680,62 +430,6 @@ export function runBench(device: Device, workloads: Workload[], opts: BenchOptio
 }
 
 /** (Tp + Td - Tfused) / min(Tp, Td): 1 when the shorter op hides entirely under the longer one. */
-export function overlapEfficiency(tp: number | null, td: number | null, fused: number | null): number | null {
-  return tp !== null && td !== null && fused !== null ? (tp + td - fused) / Math.min(tp, td) : null;
-}
-
-/** The table printed last. */
-export function formatTable(report: BenchReport): string {
-  const f = (x: number | null | undefined, digits = 3) => (x === null || x === undefined ? "-" : x.toFixed(digits));
-  const header = [
-    "workload", "prefill", "decode", "serial", "2 streams", "fused", "best config", "torch", "hopper",
-    "TFLOP/s", "TB/s", "x serial", "x torch", "x hopper", "preset x hopper", "overlap",
-  ];
-  // Reports recorded before torch_serial_missing and the Hopper serial figure lack those fields: "-".
-  const rows = report.workloads.map((r) => [
-    r.name,
-    f(r.ms.prefill),
-    f(r.ms.decode),
-    f(r.ms.serial),
-    f(r.ms.two_streams),
-    f(r.ms.fused_best),
-    r.fused_best_config ?? "-",
-    r.torch_serial_missing?.length ? `no ${r.torch_serial_missing.join("+")}` : f(r.ms.torch_best_serial),
-    f(r.ms.hopper_serial),
-    f(r.prefill_tflops, 0),
-    f(r.decode_tbps, 2),
-    f(r.speedup_vs_serial, 2),
-    f(r.speedup_vs_torch, 2),
-    f(r.speedup_vs_hopper_serial, 2),
-    f(r.preset_speedup_vs_hopper_serial, 2),
-    f(r.overlap_efficiency, 2),
-  ]);
-  const s = report.summary;
-  return [
-    `${report.gpu} (driver ${report.driver}, ${report.sms} SMs), commit ${report.commit}; ms are medians of ${report.iters} after ${report.warmup} warm-up`,
-    table(header, rows, (column) => column > 0 && column !== 6), // numbers right-aligned; names and config left
-    `geomean fused speedup: ${f(s.geomean_speedup_vs_serial, 2)}x vs our serial, ${f(s.geomean_speedup_vs_torch, 2)}x vs torch best serial, ` +
-      `${f(s.geomean_speedup_vs_hopper_serial, 2)}x vs Hopper serial (preset ${f(s.geomean_preset_speedup_vs_hopper_serial, 2)}x); ` +
-      `mean overlap efficiency ${f(s.mean_overlap_efficiency, 2)}; min decode ${f(s.min_decode_tbps, 2)} TB/s; min prefill ${f(s.min_prefill_tflops, 0)} TFLOP/s`,
-    // What the hopper column adds up, where a workload has it.
-    ...(report.workloads.some((r) => r.hopper_serial)
-      ? ["hopper = PyTorch SDPA on cuDNN, non-causal, over each prefill chunk's q x kv + the fastest decode-only kernel of the run (PyTorch's or ours)"]
-      : []),
-    // The overlap column measures the fused time against the preset's own prefill and decode
-    // kernels; against the fastest of every variant's it is stricter.
-    ...report.workloads.flatMap(({ name, standalone, ms }) => {
-      const b = standalone?.best;
-      if (!b) return [];
-      const part = (x: { config: string; ms: number } | null, rate: string) => (x ? `${x.ms.toFixed(3)} ms, ${rate} (${x.config})` : "-");
-      const strict = overlapEfficiency(b.prefill?.ms ?? null, b.decode?.ms ?? null, ms.fused_best);
-      return [
-        `fastest standalone, ${name}: prefill ${part(b.prefill, `${f(b.prefill?.tflops ?? null, 0)} TFLOP/s`)}; ` +
-          `decode ${part(b.decode, `${f(b.decode?.tbps ?? null, 2)} TB/s`)}; overlap against these ${f(strict, 2)}`,
-      ];
-    }),
-  ].join("\n");
-}
-
 // ---------------------------------------------------------------------------------------------
 // The whole run, shared by the CLI and the bundle entry
 
@@ -751,13 +445,6 @@ export interface RunAllOptions {
   openDevice: () => Device;
   log: (line: string) => void;
   standaloneVariants?: boolean;
-}
-
-export function selectWorkloads(path: string, filters: string[]): Workload[] {
-  const all = loadWorkloads(path);
-  const chosen = filters.length ? all.filter((w) => filters.some((f) => w.name.includes(f))) : all;
-  if (chosen.length === 0) throw new Error(`no workload of ${path} matches ${filters.join(", ")}`);
-  return chosen;
 }
 
 export function runAll(o: RunAllOptions): BenchReport {
@@ -776,28 +463,3 @@ export function runAll(o: RunAllOptions): BenchReport {
   });
 }
 
-/**
- * Runs bench/torch_baselines.py (`script`) with `python` on the workloads, writing
- * resolved-workloads.json and torch.json into `outDir`; null (and a logged reason) when it fails.
- */
-export function torchRunner(python: string, script: string, outDir: string, iters: number, warmup: number, log: (line: string) => void, timeoutS = 240) {
-  return (workloads: Workload[]): TorchReport | null => {
-    const resolved = join(outDir, "resolved-workloads.json");
-    const out = join(outDir, "torch.json");
-    writeFileSync(resolved, JSON.stringify(resolvedWorkloads(workloads), null, 1));
-    log(`torch baselines: ${python} ${script}`);
-    const r = spawnSync(python, [script, resolved, out, "--iters", String(iters), "--warmup", String(warmup)], {
-      stdio: ["ignore", "inherit", "inherit"],
-      timeout: timeoutS * 1000,
-      env: { ...process.env, PYTHONUNBUFFERED: "1" },
-    });
-    if (r.error || r.status !== 0) log(`torch baselines: exited ${r.status ?? ""} ${r.signal ?? ""} ${r.error?.message ?? ""}`.trim());
-    if (!existsSync(out)) return null;
-    try {
-      return JSON.parse(readFileSync(out, "utf8")) as TorchReport;
-    } catch (e) {
-      log(`torch baselines: unreadable ${out}: ${(e as Error).message}`);
-      return null;
-    }
-  };
-}

@@ -5,7 +5,8 @@
 // has and the other lacks fails typecheck); report fields this podgen does not know are kept.
 import { z } from "zod";
 import { readJsonFile } from "../codegen/json.ts";
-import type { BenchReport, StandaloneBest, Timing, TorchReport, TorchWorkload, WorkloadResult } from "./run.ts";
+import type { BenchReport, StandaloneBest, Timing, WorkloadResult } from "./report.ts";
+import type { TorchReport, TorchWorkload } from "./torch.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Workload files
@@ -48,6 +49,8 @@ const torchWorkloadSchema = z.looseObject({
   best_decode: backendMs.optional(),
   best_serial_ms: z.number().optional(),
   best_serial_backends: z.array(z.string().nullable()).optional(),
+  prefill_cudnn_noncausal_ms: z.number().optional(),
+  prefill_cudnn_noncausal_gqa: z.enum(["enable_gqa", "repeat_interleave"]).optional(),
 }) satisfies z.ZodType<TorchWorkload>;
 
 const torchMetaShape = {
@@ -61,6 +64,8 @@ const torchMetaShape = {
 };
 // What the report keeps of the torch run: its metadata, not its per-workload list.
 const torchMetaSchema = z.looseObject(torchMetaShape) satisfies z.ZodType<Omit<TorchReport, "workloads">>;
+/** What bench/torch_baselines.py writes. */
+export const torchReportSchema = z.looseObject({ ...torchMetaShape, workloads: z.array(torchWorkloadSchema) }) satisfies z.ZodType<TorchReport>;
 
 const standaloneBestSchema = z.looseObject({
   prefill: z.looseObject({ config: z.string(), ms: z.number(), tflops: z.number() }).nullable(),

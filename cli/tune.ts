@@ -30,7 +30,7 @@ import {
 } from "../dsl/index.ts";
 import { buildKeyFor, nvccVersion } from "../codegen/build.ts";
 import { cudaAvailable, CudaUnavailableError, Device, type DeviceInfo } from "../runtime/index.ts";
-import { loadWorkloads, type Workload } from "../bench/run.ts";
+import { loadWorkloads, type Workload } from "../bench/workloads.ts";
 import {
   DEFAULT_DB,
   entryKey,

@@ -1,5 +1,5 @@
 // Spec overrides: a base spec with some of its fields changed. Verify case files
-// (cli/verify-cases.ts), bench workload variants (bench/run.ts) and the tune space's points
+// (cli/verify-cases.ts), bench workload variants (bench/workloads.ts) and the tune space's points
 // (space.ts) all merge through here, so one override always gives one kernel, whoever asks.
 //
 //   withOverrides(presetByName("llama3_8b")!, { decode: { tile: { kv: 32 }, virtualCtas: 2 } })

@@ -1,4 +1,4 @@
-// The benchmark harness's host side (bench/run.ts, bench/plot.ts): work counts, the workload file,
+// The benchmark harness's host side (bench/workloads.ts, report.ts, torch.ts, run.ts, plot.ts): work counts, the workload file,
 // the variants' kernels (the same specs, and so the same bundled libraries, as the GPU suite's
 // cases), the table and the SVG of a recorded report. Timing itself needs a GPU (`podgen bench`).
 import { test } from "uvu";
@@ -7,19 +7,10 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PACKAGE_ROOT } from "../codegen/paths.ts";
 import { normalizeSpec, specFields, type KernelSpec } from "../dsl/index.ts";
-import {
-  copiesFor,
-  decodeKvBytes,
-  formatTable,
-  hopperSerial,
-  loadWorkloads,
-  parseWorkloads,
-  prefillFlops,
-  resolvedWorkloads,
-  torchBestSerial,
-  type BenchReport,
-  type TorchWorkload,
-} from "../bench/run.ts";
+import { formatTable, type BenchReport } from "../bench/report.ts";
+import { copiesFor } from "../bench/run.ts";
+import { hopperSerial, torchBestSerial, type TorchWorkload } from "../bench/torch.ts";
+import { decodeKvBytes, loadWorkloads, parseWorkloads, prefillFlops, resolvedWorkloads } from "../bench/workloads.ts";
 import { readBenchReport } from "../bench/schemas.ts";
 import { renderSvg } from "../bench/plot.ts";
 

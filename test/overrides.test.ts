@@ -14,7 +14,7 @@ import {
   type SpecOverrides,
 } from "../dsl/index.ts";
 import { casesFrom } from "../cli/verify-cases.ts";
-import { parseWorkloads } from "../bench/run.ts";
+import { parseWorkloads } from "../bench/workloads.ts";
 
 const llama = presetByName("llama3_8b")!;
 const fieldsOf = (s: KernelSpec) => {

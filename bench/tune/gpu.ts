@@ -6,7 +6,8 @@ import { symbolPrefix, type Candidate, type KernelSpec } from "../../dsl/index.t
 import { TARGET_LIMITS } from "../../dsl/targets.ts";
 import { KernelLibrary, makeHostBatch, Stream, type BatchShape, type Device } from "../../runtime/index.ts";
 import { verifyBatch } from "../../runtime/verify.ts";
-import { runWorkload, Timer, type Workload } from "../run.ts";
+import { runWorkload, Timer } from "../run.ts";
+import type { Workload } from "../workloads.ts";
 import type { TuningStore } from "./db.ts";
 import { runSummary, search, type Progress, type SearchResult, type StrategyName, type TimeFn } from "./strategy.ts";
 import type { RunSummary } from "./db.ts";

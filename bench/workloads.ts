@@ -1,0 +1,116 @@
+// Benchmark workloads (bench/workloads/*.json): hybrid batches and the kernel configs each runs
+// (its spec, then the file's variants), validated with zod; and what a batch costs, for the
+// report's TFLOP/s and TB/s.
+import { readFileSync } from "node:fs";
+import { workloadFileSchema } from "./schemas.ts";
+import { parseJson } from "../codegen/json.ts";
+import { kernelFieldsSchema, kernelFieldsSpec, presetByName, type KernelSpec } from "../dsl/index.ts";
+import type { BatchShape } from "../runtime/index.ts";
+
+export interface KernelConfig {
+  /** "default" or the variant's name. */
+  label: string;
+  spec: KernelSpec;
+}
+
+export interface Workload {
+  name: string;
+  specName: string;
+  shape: BatchShape;
+  /** The workload's spec first ("default"), then its variants. */
+  configs: KernelConfig[];
+}
+
+interface VariantJson {
+  name: string;
+  [field: string]: unknown;
+}
+
+interface WorkloadJson {
+  name: string;
+  spec?: string;
+  prefills?: [number, number][];
+  decodes?: number[] | { count: number; kvLen: number };
+  variants?: boolean;
+}
+
+interface WorkloadFile {
+  variants?: VariantJson[];
+  workloads: WorkloadJson[];
+}
+
+/** A spec with the variant's overrides: kernel fields, as in the verify case files (dsl/overrides.ts). */
+function variantSpec(base: string, fields: Record<string, unknown>): KernelSpec {
+  const { name, ...kernel } = fields;
+  return kernelFieldsSpec(parseJson(kernelFieldsSchema, { spec: base, ...kernel }, `variant ${JSON.stringify(name)}`));
+}
+
+export function parseWorkloads(json: unknown, label = "workloads"): Workload[] {
+  const file: WorkloadFile = parseJson(workloadFileSchema, json, label);
+  return file.workloads.map((w, i) => {
+    const where = `${label}: workloads.${i} (${w.name ?? "unnamed"})`;
+    if (typeof w.name !== "string") throw new Error(`${where}: needs a name`);
+    const specName = w.spec ?? "llama3_8b";
+    const base = presetByName(specName);
+    if (!base) throw new Error(`${where}: spec "${specName}" is not a preset`);
+    const prefills = (w.prefills ?? []).map(([qLen, kvLen]) => {
+      if (!(Number.isInteger(qLen) && Number.isInteger(kvLen) && qLen >= 1 && kvLen >= qLen)) {
+        throw new Error(`${where}: prefill [${qLen}, ${kvLen}] needs 1 ≤ qLen ≤ kvLen`);
+      }
+      return { qLen, kvLen };
+    });
+    const d = w.decodes ?? [];
+    const decodes = Array.isArray(d) ? [...d] : Array.from({ length: d.count }, () => d.kvLen);
+    if (decodes.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`${where}: decode kvLens must be positive integers`);
+    if (prefills.length === 0 || decodes.length === 0) throw new Error(`${where}: a benchmark workload needs prefills and decodes`);
+    const configs: KernelConfig[] = [{ label: "default", spec: base }];
+    if (w.variants) for (const v of file.variants ?? []) configs.push({ label: v.name, spec: variantSpec(specName, v) });
+    return { name: w.name, specName, shape: { prefills, decodes }, configs };
+  });
+}
+
+export function loadWorkloads(path: string): Workload[] {
+  return parseWorkloads(JSON.parse(readFileSync(path, "utf8")), path);
+}
+
+/** Every distinct spec the workloads run (by hash). */
+export function specsOf(workloads: Workload[]): KernelSpec[] {
+  return [...new Map(workloads.flatMap((w) => w.configs.map((c) => [c.spec.hash, c.spec] as const))).values()];
+}
+
+/** What bench/torch_baselines.py reads. */
+export function resolvedWorkloads(workloads: Workload[]) {
+  return {
+    workloads: workloads.map((w) => {
+      const s = w.configs[0]!.spec;
+      return {
+        name: w.name,
+        prefills: w.shape.prefills.map((p) => [p.qLen, p.kvLen]),
+        decodes: w.shape.decodes,
+        heads_q: s.heads.q,
+        heads_kv: s.heads.kv,
+        head_dim: s.headDim,
+        dtype: s.dtype,
+      };
+    }),
+  };
+}
+
+export function selectWorkloads(path: string, filters: string[]): Workload[] {
+  const all = loadWorkloads(path);
+  const chosen = filters.length ? all.filter((w) => filters.some((f) => w.name.includes(f))) : all;
+  if (chosen.length === 0) throw new Error(`no workload of ${path} matches ${filters.join(", ")}`);
+  return chosen;
+}
+
+/** Causal attention FLOPs of the prefills: 4·D·Hq·Σ over query tokens of the keys each sees. */
+export function prefillFlops(shape: BatchShape, hq: number, d: number): number {
+  let visible = 0;
+  for (const { qLen: q, kvLen: kv } of shape.prefills) visible += q * (kv - q) + (q * (q + 1)) / 2;
+  return 4 * d * hq * visible;
+}
+
+/** K and V bytes the decodes read, each once. */
+export function decodeKvBytes(shape: BatchShape, hkv: number, d: number, elementBytes = 2): number {
+  return shape.decodes.reduce((s, kv) => s + kv, 0) * hkv * d * elementBytes * 2;
+}
