@@ -23,7 +23,7 @@ export const pod = {
 export { checkSpec, normalizeSpec, canonicalJson, specFields, symbolPrefix, libraryFileName, DEFAULTS } from "./spec.ts";
 export type { KernelInput, KernelSpec, CheckResult } from "./spec.ts";
 export { SpecError, formatIssue, type SpecIssue } from "./errors.ts";
-export { resourceModel, prefillEngine, type ResourceModel } from "./resources.ts";
+export { resourceModel, type ResourceModel } from "./resources.ts";
 export { TARGETS, TARGET_LIMITS, type Target, type TargetLimits } from "./targets.ts";
 export type { SpecFields, KvCache, Schedule, SplitLimit, DType, PrefillEngine } from "./schema.ts";
 export { PREFILL_ENGINES } from "./schema.ts";

@@ -79,7 +79,8 @@ function tileSmem(tileQ: number, tileKv: number, stages: number, headDim: number
   return (tileQ + 2 * stages * tileKv) * headDim * ELEMENT_BYTES;
 }
 
-export function prefillEngine(spec: SpecFields): PrefillEngine {
+/** The prefill mainloop a spec gets: its own choice, or the target's default. */
+function prefillEngine(spec: SpecFields): PrefillEngine {
   const limits = TARGET_LIMITS[spec.target];
   return spec.prefill.engine ?? (limits.wgmma && spec.prefill.warps % 4 === 0 ? "wgmma" : "mma");
 }

@@ -159,16 +159,17 @@ test("warp-specialized prefill: the resource model adds a producer warpgroup, re
   assert.ok(m.smem.prefillTile > tiles && m.smem.prefillTile % 1024 === 0, "tiles + barriers, whole KiB (the decode role starts there)");
   // Prefill-only: 384 threads start with 168 registers; the producer keeps few, the consumers the rest.
   const ws = m.registers.warpSpecialized!;
-  assert.is(ws.atLaunch, 168);
-  assert.ok(ws.producer < ws.atLaunch && ws.consumers > ws.atLaunch, `${ws.producer} / ${ws.consumers}`);
+  assert.equal(ws, { atLaunch: 168, producer: 56, consumers: 224 });
   assert.ok(128 * ws.producer + 256 * ws.consumers <= 168 * 384, "setmaxnreg moves only what the CTA holds");
   // Fused (roles): 512 threads start with 128; producer, consumers and decode share 65536.
   const roles = m.registers.roles!;
   assert.is(m.registers.budgetPerThread, 128);
+  assert.equal(roles, { prefill: 160, decode: 136 }, "the decode role takes more than the launch's 128");
   assert.ok(128 * ws.producer + 256 * roles.prefill + 128 * roles.decode <= 65536);
-  // The consumers hold the next step's scores, P and O: whole 128-key steps only with 200+ registers.
-  assert.is(m.prefillSubBlockKeysAlone, ws.consumers >= 200 ? 128 : 64);
-  assert.is(m.prefillSubBlockKeys, roles.prefill >= 200 ? 128 : roles.prefill >= 160 ? 64 : 32);
+  // The consumers hold the next step's scores, P and O: whole 128-key steps only with 200+ registers
+  // (the prefill-only kernel's 224), 64-key steps with 160 (beside the decode role).
+  assert.is(m.prefillSubBlockKeysAlone, 128);
+  assert.is(m.prefillSubBlockKeys, 64);
   // The default engine follows the target: wgmma on sm_90a with whole warpgroups, else mma.sync.
   assert.is(resourceModel(pod.kernel({ ...base })).prefillEngine, "wgmma");
   assert.is(resourceModel(pod.kernel({ ...base, prefill: { warps: 2, tile: { q: 64, kv: 32 } }, decode: { warps: 2 } })).prefillEngine, "mma");

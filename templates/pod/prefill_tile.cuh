@@ -221,5 +221,4 @@ __device__ __forceinline__ void clear_rows(float (&o)[kMFrag][kD8][4], SoftmaxRo
   }
 }
 
-
 }  // namespace pod

@@ -303,7 +303,7 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
     it = load_item(item);
     const int rows_valid = min(S::kTileQ, it.q_len * G - it.row_begin);
     store_prefill_rows<Traits, S::kTileQ>(p, it, rows_valid, row0, lane, o, rows);
-    if (tid == 0 && p.header->count_tiles) atomicAdd(&p.header->tiles_done[POD_OP_PREFILL], 1u);
+    if (tid == 0) count_tile<Traits>(p, POD_OP_PREFILL);
   }
 }
 

@@ -36,11 +36,6 @@ struct KernelChecks {
                 "setmaxnreg counts come in pairs, and only for roles");
 };
 
-template <class Traits>
-__device__ __forceinline__ void count_tile(const PodParams& p, int op) {
-  if (p.header->count_tiles) atomicAdd(&p.header->tiles_done[op], 1u);
-}
-
 // Runs decode items items[1][first + v] for the virtual CTAs v whose item exists. thread: the
 // thread's index among the decode threads (threadIdx.x, or with roles its index in the role).
 template <class Traits>

@@ -99,7 +99,6 @@ struct TileIo {
       }
     }
   }
-
 };
 
 // A work item read through the read-only path. Tile loops read it again for their epilogue, so
@@ -113,6 +112,12 @@ __device__ __forceinline__ PodWorkItem load_item(const PodWorkItem* item) {
   it.kv_len = b.x; it.row_begin = b.y; it.kv_begin = b.z; it.kv_end = b.w;
   it.split = c.x; it.num_splits = c.y; it.partial_row = c.z; it.pad_ = c.w;
   return it;
+}
+
+// Debug plans (count_tiles): one more tile of op executed, for the exactly-once checks.
+template <class Traits>
+__device__ __forceinline__ void count_tile(const PodParams& p, int op) {
+  if (p.header->count_tiles) atomicAdd(&p.header->tiles_done[op], 1u);
 }
 
 // Output of one packed row: either the final o/lse of the part (num_splits == 1) or the fp32
