@@ -13,8 +13,8 @@
 // CUDA events around every iteration (all iterations enqueued before one synchronize, so launch
 // gaps stay out), warm-up first, median of `iters`. Every timed operation rotates among enough
 // device copies of its inputs (≥ 2, ≥ 160 MiB apart) that the 50 MB L2 holds nothing of the
-// copy it reads. KV caches are filled with a tiled block of random values (generating GBs of
-// normals on the host would take minutes); queries are fresh random values.
+// copy it reads. Every copy's q, k and v are drawn on the GPU (DeviceBatch.upload), the whole
+// cache included.
 //
 // PyTorch baselines (bench/torch_baselines.py, run by bench/torch.ts) are merged from the JSON that
 // script writes. The workloads come from bench/workloads.ts; the report and its table are bench/report.ts.
@@ -27,11 +27,10 @@ import {
   DeviceBuffer,
   Event,
   CU_EVENT_DISABLE_TIMING,
-  KernelLibrary,
+  KernelLibraries,
   makeHostBatch,
+  type KernelLibrary,
   median,
-  randomTensor16,
-  Rng,
   Stream,
   toFloat32,
   type BatchShape,
@@ -61,29 +60,11 @@ export function copiesFor(bytesPerCopy: number): number {
 // ---------------------------------------------------------------------------------------------
 // Device side
 
-/** Fills a buffer with `block` repeated: one upload, then doubling device-to-device copies. */
-function fillTiled(buf: DeviceBuffer, block: Uint16Array): void {
-  const first = Math.min(buf.bytes, block.byteLength) & ~1;
-  if (first === 0) return;
-  buf.upload(block.subarray(0, first / 2));
-  let filled = first;
-  while (filled < buf.bytes) {
-    const n = Math.min(filled, buf.bytes - filled);
-    buf.copyFrom(buf, n, filled, 0);
-    filled += n;
-  }
-}
-
-/** `count` device copies of one batch (same q and page table, K/V filled from `block`). */
-function deviceCopies(host: HostBatch, count: number, block: Uint16Array): DeviceBatch[] {
+/** `count` device copies of one batch (the same data: the inputs drawn from the batch's seed). */
+function deviceCopies(host: HostBatch, count: number, lib: KernelLibrary): DeviceBatch[] {
   const copies: DeviceBatch[] = [];
   try {
-    for (let i = 0; i < count; i++) {
-      const dev = DeviceBatch.forBatch(host);
-      copies.push(dev);
-      fillTiled(dev.k, block);
-      fillTiled(dev.v, block.subarray(1));
-    }
+    for (let i = 0; i < count; i++) copies.push(DeviceBatch.forBatch(host, lib));
   } catch (e) {
     for (const c of copies) c.free();
     throw e;
@@ -186,14 +167,13 @@ export function runWorkload(
   const d = base.headDim;
   const torch = opts.torch?.workloads.find((t) => t.name === w.name) ?? null;
   try {
-    const info: KernelInfo = libFor(base).info();
+    const lib = libFor(base);
+    const info: KernelInfo = lib.info();
     const dtype = info.dtype as Dtype16;
-    const rng = new Rng(0xbe7c);
-    const block = randomTensor16(rng, 4 * 2 ** 20, dtype);
-    const mk = (shape: BatchShape, seed: number) => makeHostBatch(info, shape, { seed, data: "queries" });
+    const mk = (shape: BatchShape, seed: number) => makeHostBatch(info, shape, { seed });
     const hostH = mk(w.shape, 3);
     const copies = (h: HostBatch) => {
-      const c = deviceCopies(h, copiesFor(workingSetBytes(h)), block);
+      const c = deviceCopies(h, copiesFor(workingSetBytes(h)), lib);
       toFree.push(...c);
       return c;
     };
@@ -218,7 +198,6 @@ export function runWorkload(
       const hostD = mk({ prefills: [], decodes: w.shape.decodes }, 2);
       const devP = copies(hostP);
       const devD = copies(hostD);
-      const lib = libFor(base);
       const p = planned(lib, hostP, devP, numSms);
       const dd = planned(lib, hostD, devD, numSms);
       toFree.push(p.workspace, dd.workspace);
@@ -384,13 +363,8 @@ export function runBench(device: Device, workloads: Workload[], opts: BenchOptio
   const side: [Stream, Stream] = [Stream.create(), Stream.create()];
   const timer = new Timer(main, opts.iters, opts.warmup);
   const results: WorkloadResult[] = [];
-  // Each library is loaded once for the whole run.
-  const libs = new Map<string, KernelLibrary>();
-  const libFor = (spec: KernelSpec) => {
-    let lib = libs.get(spec.hash);
-    if (!lib) libs.set(spec.hash, (lib = new KernelLibrary(opts.library(spec), symbolPrefix(spec))));
-    return lib;
-  };
+  const libs = new KernelLibraries();
+  const libFor = (spec: KernelSpec) => libs.get(opts.library(spec), symbolPrefix(spec));
   try {
     for (const w of workloads) {
       log(`${w.name} (${w.specName}): prefills ${w.shape.prefills.map((p) => `${p.qLen}/${p.kvLen}`).join(" ")}, ${w.shape.decodes.length} decodes`);
@@ -399,7 +373,7 @@ export function runBench(device: Device, workloads: Workload[], opts: BenchOptio
   } finally {
     timer.destroy();
     for (const s of [main, ...side]) s.destroy();
-    for (const l of libs.values()) l.close();
+    libs.close();
   }
   const vals = (f: (r: WorkloadResult) => number | null) => results.map(f).filter((x): x is number => x !== null);
   const { workloads: _w, ...torchMeta } = opts.torch ?? { workloads: [] };

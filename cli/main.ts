@@ -13,7 +13,7 @@ import { verifyCases, type VerifyFormat } from "./verify.ts";
 import { registerBenchCommand } from "./bench.ts";
 import { registerExportCommand } from "./export.ts";
 import { registerTuneCommand } from "./tune.ts";
-import { Device, KernelLibrary, makeHostBatch } from "../runtime/index.ts";
+import { Device, KernelLibraries, makeHostBatch } from "../runtime/index.ts";
 import { verifyBatch } from "../runtime/verify.ts";
 import { table } from "../bench/table.ts";
 
@@ -199,23 +199,26 @@ program
     const device = Device.open(0);
     const specs = [...new Map(cases.map((c) => [c.spec.hash, c.spec])).values()];
     const builds = new Map((await buildAll(specs, { jobs: availableParallelism(), quiet: format !== "table" })).map((b) => [b.manifest.specHash, b]));
-    const results = verifyCases(cases, {
-      gpu: device.name,
-      format,
-      out: (line) => console.log(line),
-      err: (line) => console.error(line),
-      verify: (c) => {
-        const build = builds.get(c.spec.hash)!;
-        const lib = new KernelLibrary(build.library, build.manifest.symbolPrefix);
-        try {
+    const libs = new KernelLibraries();
+    try {
+      const results = verifyCases(cases, {
+        gpu: device.name,
+        format,
+        out: (line) => console.log(line),
+        err: (line) => console.error(line),
+        verify: (c) => {
+          // The host's part of a case, timed from here to its first launch (VerifyResult.hostMs).
+          const startedAt = performance.now();
+          const build = builds.get(c.spec.hash)!;
+          const lib = libs.get(build.library, build.manifest.symbolPrefix);
           const host = makeHostBatch(lib.info(), c.shape, { seed: c.seed, shufflePages: c.shufflePages });
-          return verifyBatch(device, lib, host);
-        } finally {
-          lib.close();
-        }
-      },
-    });
-    if (results.some((r) => !r.pass)) process.exitCode = EXIT.failure;
+          return verifyBatch(device, lib, host, { startedAt });
+        },
+      });
+      if (results.some((r) => !r.pass)) process.exitCode = EXIT.failure;
+    } finally {
+      libs.close();
+    }
   });
 
 registerBenchCommand(program);

@@ -24,19 +24,21 @@ export interface VerifyLoop {
   err: (line: string) => void;
 }
 
-const HEADER = ["case", "spec", "fused o prefill", "fused o decode", "standalone prefill", "standalone decode", "lse", "result"];
+const HEADER = ["case", "spec", "fused o prefill", "fused o decode", "standalone prefill", "standalone decode", "lse", "host s", "result"];
 /** Widest error cell: "1.2e-10"; "Infinity" and "NaN" fit too. */
 const ERROR_WIDTH = 8;
+/** Host seconds before the case's first launch, e.g. "0.31". */
+const HOST_WIDTH = 6;
 
 function row(c: VerifyCase, r: VerifyResult): string[] {
   const err = (mode: string, key: "oPrefill" | "oDecode") => r.runs.find((x) => x.mode === mode)?.errors[key]?.toExponential(1) ?? "-";
-  return [c.name, c.spec.name, err("fused", "oPrefill"), err("fused", "oDecode"), err("standalone", "oPrefill"), err("standalone", "oDecode"), r.worst.lse.toExponential(1), r.pass ? "PASS" : "FAIL"];
+  return [c.name, c.spec.name, err("fused", "oPrefill"), err("fused", "oDecode"), err("standalone", "oPrefill"), err("standalone", "oDecode"), r.worst.lse.toExponential(1), (r.hostMs / 1000).toFixed(2), r.pass ? "PASS" : "FAIL"];
 }
 
 /** Runs every case in order, printing as each completes; returns the results (JSON's `results`). */
 export function verifyCases(cases: readonly VerifyCase[], o: VerifyLoop): CaseResult[] {
   const longest = (f: (c: VerifyCase) => string) => Math.max(0, ...cases.map((c) => f(c).length));
-  const cols = columns(HEADER, [longest((c) => c.name), longest((c) => c.spec.name), ...Array(5).fill(ERROR_WIDTH), 4]);
+  const cols = columns(HEADER, [longest((c) => c.name), longest((c) => c.spec.name), ...Array(5).fill(ERROR_WIDTH), HOST_WIDTH, 4]);
   if (o.format === "table") o.out(cols.head);
   const results: CaseResult[] = [];
   for (const [i, c] of cases.entries()) {

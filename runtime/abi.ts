@@ -15,7 +15,7 @@
 // GPU or libcuda (the artifact links the static CUDA runtime, which loads libcuda lazily).
 import type { TypeObject } from "koffi";
 import { loadKoffi, type DevicePtr, type Koffi } from "./cuda.ts";
-import { streamHandle, type StreamLike } from "./device.ts";
+import { DeviceBuffer, streamHandle, type StreamLike } from "./device.ts";
 
 /** The pod_attention.h ABI version these struct mirrors follow (codegen/paths.ts ABI_VERSION). */
 export const PODGEN_ABI_VERSION_SUPPORTED = 1;
@@ -500,6 +500,7 @@ interface LibraryFns {
   run_prefill: Fn;
   run_decode: Fn;
   run_reference: Fn;
+  fill_random: Fn;
   status_name: Fn;
   last_error: Fn;
 }
@@ -545,6 +546,7 @@ export class KernelLibrary {
       run_prefill: decl(`int ${p}_run_prefill(const podgen_plan *plan, const podgen_buffers *buffers, void *stream)`),
       run_decode: decl(`int ${p}_run_decode(const podgen_plan *plan, const podgen_buffers *buffers, void *stream)`),
       run_reference: decl(`int ${p}_run_reference(const podgen_reference_args *args, void *stream)`),
+      fill_random: decl(`int ${p}_fill_random(podgen_devptr dst, uint64_t count, uint64_t seed, uint32_t tensor, void *stream)`),
       status_name: decl(`const char *${p}_status_name(int status)`),
       last_error: decl(`const char *${p}_last_error()`),
     };
@@ -622,6 +624,21 @@ export class KernelLibrary {
   /** The naive fp32 reference kernel (outputs fp32). */
   runReference(args: ReferenceArgs, stream?: StreamLike): void {
     this.check("run_reference", this.fns.run_reference(toCReferenceArgs(args), streamHandle(stream)));
+  }
+
+  /**
+   * Fills `count` elements of the kernel's dtype at `dst` with random values on the GPU
+   * (approximately standard normal, never zero); element i depends on (seed, tensor, i) only, so
+   * the same seed gives the same data. A negative seed stands for its 64-bit two's complement.
+   */
+  fillRandom(dst: DevPtrLike, count: number, seed: number | bigint, tensor: number, stream?: StreamLike): void {
+    if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`fillRandom: count = ${count} is not an element count`);
+    if (typeof seed === "number" && !Number.isSafeInteger(seed)) throw new RangeError(`fillRandom: seed = ${seed} is not an integer`);
+    if (!Number.isInteger(tensor) || tensor < 0 || tensor > 0xffffffff) throw new RangeError(`fillRandom: tensor = ${tensor} is not a 32-bit unsigned integer`);
+    if (dst instanceof DeviceBuffer && count * 2 > dst.bytes) {
+      throw new RangeError(`fillRandom: count = ${count} 16-bit elements need ${count * 2} bytes; device buffer "${dst.label}" holds ${dst.bytes}`);
+    }
+    this.check("fill_random", this.fns.fill_random(devptr(dst), BigInt(count), BigInt.asUintN(64, BigInt(seed)), tensor, streamHandle(stream)));
   }
 
   /** Unloads the library; the object is unusable afterwards. */

@@ -1,9 +1,9 @@
-// Hybrid batches: shapes → host page tables and random data → device tensors → PodBuffers.
-// Shared by the GPU suite, `podgen verify` and the benchmarks, so every path feeds the kernels
-// the same way a serving engine would.
-import type { KernelInfo, PodBatch, PodBuffers, ReferenceArgs } from "./abi.ts";
+// Hybrid batches: shapes → host page tables → device tensors (random data drawn on the GPU) →
+// PodBuffers. Shared by the GPU suite, `podgen verify` and the benchmarks, so every path feeds the
+// kernels the same way a serving engine would.
+import type { KernelInfo, KernelLibrary, PodBatch, PodBuffers, ReferenceArgs } from "./abi.ts";
 import { DeviceBuffer } from "./device.ts";
-import { randomTensor16, Rng, type Dtype16 } from "./numerics.ts";
+import { Rng } from "./numerics.ts";
 
 export interface PrefillShape {
   /** New query tokens of the chunk. */
@@ -26,26 +26,29 @@ export interface BatchOptions {
   sparePages?: number;
   /** Pages (paged) or rows (contiguous) of the whole cache; default: the batch's own plus spares. */
   cachePages?: number;
-  /**
-   * Which tensors to draw: "all" (default), "queries" (k and v left empty, e.g. when the cache on
-   * the device is reused with new page tables), or "none" (planning needs only lengths).
-   */
-  data?: "all" | "queries" | "none";
 }
+
+/**
+ * Which tensors DeviceBatch.upload draws: "all", or "queries" (k and v keep the cache already on
+ * the device, e.g. when it is reused with new page tables).
+ */
+export type DrawnTensors = "all" | "queries";
+
+/** The generator's tensor numbers (KernelLibrary.fillRandom): each tensor its own values. */
+export const RANDOM_TENSOR = { qPrefill: 0, qDecode: 1, k: 2, v: 3 } as const;
 
 /** The shape-defining constants of a kernel (KernelInfo has them all). */
 export type KernelDims = Pick<KernelInfo, "numHeadsQ" | "numHeadsKv" | "headDim" | "paged" | "pageSize" | "dtype">;
 
+/** What the host knows of a batch: its lengths, page table and the seed its data is drawn with. */
 export interface HostBatch {
   shape: BatchShape;
   dims: KernelDims;
   /** What the planner reads. */
   batch: PodBatch;
   totalPrefillTokens: number;
-  qPrefill: Uint16Array;
-  qDecode: Uint16Array;
-  k: Uint16Array;
-  v: Uint16Array;
+  /** Seed of q, k and v (drawn on the device by DeviceBatch.upload). */
+  seed: number;
 }
 
 /** Page table and lengths for a batch (CSR over requests, prefills first). */
@@ -65,23 +68,18 @@ export function pageTable(dims: KernelDims, shape: BatchShape, rng: Rng, opts: O
   return { kvLens: Int32Array.from(kvLens), pageIndptr, pageIndices: Int32Array.from(ids.slice(0, used)), numPages };
 }
 
-/** A batch of the given shape with fresh random q, k and v (standard normal). */
+/** A batch of the given shape: lengths and page table (pages shuffled by the seed). */
 export function makeHostBatch(dims: KernelDims, shape: BatchShape, opts: BatchOptions): HostBatch {
   const rng = new Rng(opts.seed);
   const { kvLens, pageIndptr, pageIndices, numPages } = pageTable(dims, shape, rng, opts);
   const qoIndptr = new Int32Array(shape.prefills.length + 1);
   shape.prefills.forEach((p, i) => (qoIndptr[i + 1] = qoIndptr[i]! + p.qLen));
   const totalPrefillTokens = qoIndptr[shape.prefills.length]!;
-  const { numHeadsQ: hq, numHeadsKv: hkv, headDim: d } = dims;
-  const dtype = dims.dtype as Dtype16;
-  const cacheRows = dims.paged ? numPages * dims.pageSize : numPages;
-  const data = opts.data ?? "all";
-  const tensor = (count: number, kind: "q" | "kv") =>
-    data === "all" || (data === "queries" && kind === "q") ? randomTensor16(rng, count, dtype) : new Uint16Array(0);
   return {
     shape,
     dims,
     totalPrefillTokens,
+    seed: opts.seed,
     batch: {
       numPrefills: shape.prefills.length,
       numDecodes: shape.decodes.length,
@@ -90,16 +88,15 @@ export function makeHostBatch(dims: KernelDims, shape: BatchShape, opts: BatchOp
       pageIndptr,
       pageIndices,
       numPages,
-      numHeadsQ: hq,
-      numHeadsKv: hkv,
-      headDim: d,
+      numHeadsQ: dims.numHeadsQ,
+      numHeadsKv: dims.numHeadsKv,
+      headDim: dims.headDim,
     },
-    qPrefill: tensor(totalPrefillTokens * hq * d, "q"),
-    qDecode: tensor(shape.decodes.length * hq * d, "q"),
-    k: tensor(cacheRows * hkv * d, "kv"),
-    v: tensor(cacheRows * hkv * d, "kv"),
   };
 }
+
+/** What draws a batch's tensors on the device: a kernel library (its dtype is the batch's). */
+export type RandomSource = Pick<KernelLibrary, "fillRandom" | "info">;
 
 /** Sizes device buffers are allocated for; a batch fits when each of its sizes is within. */
 export interface BatchCapacity {
@@ -124,7 +121,8 @@ export function capacityOf(host: HostBatch): BatchCapacity {
 
 /**
  * Device tensors of a batch, allocated once for a capacity and refilled per batch (the addresses
- * never move, as CUDA graphs need). Outputs are poisoned on every upload.
+ * never move, as CUDA graphs need). q, k and v are drawn on the device from the batch's seed by
+ * a kernel library's generator; outputs are poisoned on every upload.
  */
 export class DeviceBatch {
   private readonly buffers: DeviceBuffer[] = [];
@@ -176,28 +174,37 @@ export class DeviceBatch {
     this.refLseDecode = alloc("refLseDecode", capacity.decodes * hq * 4);
   }
 
-  static forBatch(host: HostBatch): DeviceBatch {
-    return new DeviceBatch(host.dims, capacityOf(host)).upload(host);
+  static forBatch(host: HostBatch, lib: RandomSource): DeviceBatch {
+    return new DeviceBatch(host.dims, capacityOf(host)).upload(host, lib);
   }
 
-  /** Copies a batch's tensors and page table in (synchronously) and poisons every output. */
-  upload(host: HostBatch): this {
+  /**
+   * Copies a batch's page table in, draws its tensors on the device with `lib`'s generator (the
+   * whole cache: k and v are those of `host.seed` wherever its pages lie) and poisons every output.
+   */
+  upload(host: HostBatch, lib: RandomSource, draw: DrawnTensors = "all"): this {
     const cap = capacityOf(host);
     for (const key of Object.keys(cap) as (keyof BatchCapacity)[]) {
       if (cap[key] > this.capacity[key]) {
         throw new RangeError(`batch needs ${key} = ${cap[key]}, but the device buffers hold ${this.capacity[key]}`);
       }
     }
+    const dtype = lib.info().dtype;
+    if (dtype !== this.dims.dtype) throw new RangeError(`the batch's dtype is ${this.dims.dtype}, but the library drawing it makes ${dtype}`);
     const b = host.batch;
-    this.qPrefill.upload(host.qPrefill);
-    this.qDecode.upload(host.qDecode);
-    // An empty k/v (data: "queries") keeps the cache already on the device.
-    if (host.k.length > 0) this.k.upload(host.k);
-    if (host.v.length > 0) this.v.upload(host.v);
+    const { numHeadsQ: hq, numHeadsKv: hkv, headDim: d } = this.dims;
+    const cacheRows = this.dims.paged ? b.numPages * this.dims.pageSize : b.numPages;
+    const drawn: [DeviceBuffer, number, number][] = [
+      [this.qPrefill, host.totalPrefillTokens * hq * d, RANDOM_TENSOR.qPrefill],
+      [this.qDecode, b.numDecodes * hq * d, RANDOM_TENSOR.qDecode],
+    ];
+    if (draw === "all") drawn.push([this.k, cacheRows * hkv * d, RANDOM_TENSOR.k], [this.v, cacheRows * hkv * d, RANDOM_TENSOR.v]);
+    // The page table first: these copies are synchronous, and would wait for the fills.
     this.pageIndptr.upload(b.pageIndptr);
     if (b.pageIndices) this.pageIndices.upload(b.pageIndices);
     this.qoIndptr.upload(b.qoIndptr);
     this.kvLens.upload(b.kvLens);
+    for (const [buffer, count, tensor] of drawn) lib.fillRandom(buffer, count, host.seed, tensor);
     this.poisonOutputs();
     for (const b of [this.refPrefill, this.refDecode, this.refLsePrefill, this.refLseDecode]) b.poison();
     this.current = host;
@@ -246,6 +253,20 @@ export class DeviceBatch {
       lsePrefill: this.refLsePrefill,
       lseDecode: this.refLseDecode,
       totalPrefillTokens: host.totalPrefillTokens,
+    };
+  }
+
+  /** Inputs of the uploaded batch as 16-bit bits (q: its rows; k and v: the whole cache). */
+  readInputs() {
+    const host = this.requireBatch();
+    const { numHeadsQ: hq, numHeadsKv: hkv, headDim: d } = this.dims;
+    const cacheRows = this.dims.paged ? host.batch.numPages * this.dims.pageSize : host.batch.numPages;
+    const read16 = (b: DeviceBuffer, count: number) => b.download(new Uint16Array(count));
+    return {
+      qPrefill: read16(this.qPrefill, host.totalPrefillTokens * hq * d),
+      qDecode: read16(this.qDecode, host.shape.decodes.length * hq * d),
+      k: read16(this.k, cacheRows * hkv * d),
+      v: read16(this.v, cacheRows * hkv * d),
     };
   }
 

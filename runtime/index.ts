@@ -1,5 +1,6 @@
 // Public runtime API: the CUDA driver (runtime/cuda.ts), devices, buffers, streams, events,
-// graphs and cubin kernels (runtime/device.ts), and built kernel libraries' C ABI (runtime/abi.ts).
+// graphs and cubin kernels (runtime/device.ts), and built kernel libraries' C ABI (runtime/abi.ts)
+// with the cache that loads each once (runtime/libraries.ts).
 export {
   cuda,
   cudaAvailable,
@@ -63,5 +64,6 @@ export {
   type PodBuffers,
   type ReferenceArgs,
 } from "./abi.ts";
-export { makeHostBatch, pageTable, capacityOf, DeviceBatch, type BatchShape, type PrefillShape, type BatchOptions, type BatchCapacity, type HostBatch, type KernelDims } from "./batch.ts";
-export { toBf16, fromBf16, toF16, fromF16, toFloat32, encode16, decode16, Rng, randomTensor16, compare, type ErrorReport, type Dtype16 } from "./numerics.ts";
+export { KernelLibraries } from "./libraries.ts";
+export { makeHostBatch, pageTable, capacityOf, DeviceBatch, RANDOM_TENSOR, type BatchShape, type PrefillShape, type BatchOptions, type BatchCapacity, type DrawnTensors, type HostBatch, type KernelDims, type RandomSource } from "./batch.ts";
+export { toBf16, fromBf16, toF16, fromF16, toFloat32, encode16, decode16, Rng, compare, type ErrorReport, type Dtype16 } from "./numerics.ts";

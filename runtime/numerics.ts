@@ -1,4 +1,5 @@
-// 16-bit float conversion, seeded random numbers and error metrics for checks and benchmarks.
+// 16-bit float conversion, seeded random numbers (lengths, page orders, noise) and error metrics
+// for checks and benchmarks. Input tensors are drawn on the device (DeviceBatch.upload).
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -70,7 +71,7 @@ export function toFloat32(bits: Uint16Array, dtype: Dtype16): Float32Array {
   return out;
 }
 
-/** A small seeded generator (mulberry32): the same seed gives the same batch on every machine. */
+/** A small seeded generator (mulberry32): the same seed gives the same numbers on every machine. */
 export class Rng {
   private state: number;
   constructor(seed: number) {
@@ -99,14 +100,6 @@ export class Rng {
     }
     return items;
   }
-}
-
-/** Random 16-bit tensor with standard-normal entries (scaled). Never zeros: those hide bugs. */
-export function randomTensor16(rng: Rng, count: number, dtype: Dtype16, scale = 1): Uint16Array {
-  const encode = encode16(dtype);
-  const out = new Uint16Array(count);
-  for (let i = 0; i < count; i++) out[i] = encode(rng.normal() * scale);
-  return out;
 }
 
 export interface ErrorReport {

@@ -30,6 +30,17 @@ export interface VerifyResult {
   runs: RunCheck[];
   /** Largest error over every run and output, for tables. */
   worst: { o: number; lse: number };
+  /**
+   * Host milliseconds from `startedAt` until the batch's inputs were enqueued on the GPU (their
+   * fill kernels and the output poisoning): an upper bound of the host's time before the first launch.
+   */
+  hostMs: number;
+}
+
+export interface VerifyOptions {
+  plan?: PlanOptions;
+  /** performance.now() when the caller began the case (default: the call). */
+  startedAt?: number;
 }
 
 function readHeader(workspace: DeviceBuffer): Int32Array {
@@ -42,41 +53,36 @@ export function tilesExecuted(workspace: DeviceBuffer): [number, number] {
   return [header[HEADER.tilesDone]!, header[HEADER.tilesDone + 1]!];
 }
 
-/** Runs every mode on `host` and compares with the reference kernel. */
-export function verifyBatch(
-  device: Device,
-  lib: KernelLibrary,
-  host: HostBatch,
-  options: PlanOptions = {},
-  reuse?: DeviceBatch,
-): VerifyResult {
+/** Runs every mode on `host` (its inputs drawn on the device) and compares with the reference kernel. */
+export function verifyBatch(device: Device, lib: KernelLibrary, host: HostBatch, options: VerifyOptions = {}): VerifyResult {
+  const startedAt = options.startedAt ?? performance.now();
   const dtype = host.dims.dtype as Dtype16;
-  const dev = reuse ?? DeviceBatch.forBatch(host);
-  if (dev.current !== host) dev.upload(host);
-  lib.runReference(dev.referenceArgs());
-  device.synchronize();
-
-  const { plan, staging } = lib.plan(host.batch, { numSms: options.numSms ?? device.info.sms, ...options, debugCountTiles: true });
-  const workspace = DeviceBuffer.alloc(Math.max(Number(plan.workspaceBytes), 16), "workspace");
+  const { plan, staging } = lib.plan(host.batch, { numSms: device.info.sms, ...options.plan, debugCountTiles: true });
+  const dev = DeviceBatch.forBatch(host, lib);
+  const hostMs = performance.now() - startedAt;
   const runs: RunCheck[] = [];
+  let workspace: DeviceBuffer | undefined;
   try {
+    lib.runReference(dev.referenceArgs());
+    device.synchronize();
+    const ws = (workspace = DeviceBuffer.alloc(Math.max(Number(plan.workspaceBytes), 16), "workspace"));
     const launch = (mode: RunCheck["mode"]) => {
       dev.poisonOutputs();
-      if (mode !== "fused-again") lib.uploadPlan(plan, staging, workspace, workspace.bytes);
-      const buffers = dev.podBuffers(workspace);
+      if (mode !== "fused-again") lib.uploadPlan(plan, staging, ws, ws.bytes);
+      const buffers = dev.podBuffers(ws);
       if (mode === "standalone") {
         lib.runPrefill(plan, buffers);
         lib.runDecode(plan, buffers);
       } else lib.run(plan, buffers);
       device.synchronize();
-      runs.push(check(mode, plan, dev, readHeader(workspace), dtype, mode === "fused-again" ? 2 : 1));
+      runs.push(check(mode, plan, dev, readHeader(ws), dtype, mode === "fused-again" ? 2 : 1));
     };
     launch("fused");
     launch("fused-again");
     launch("standalone");
   } finally {
-    workspace.free();
-    if (!reuse) dev.free();
+    workspace?.free();
+    dev.free();
   }
   const all = runs.flatMap((r) => Object.entries(r.errors));
   return {
@@ -87,6 +93,7 @@ export function verifyBatch(
       o: Math.max(0, ...all.filter(([k]) => k.startsWith("o")).map(([, v]) => v!)),
       lse: Math.max(0, ...all.filter(([k]) => k.startsWith("lse")).map(([, v]) => v!)),
     },
+    hostMs,
   };
 }
 

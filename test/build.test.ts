@@ -171,7 +171,7 @@ test("planner via the C ABI: every query row of every request and KV head is cov
   const rng = new Rng(7);
   const group = info.numHeadsQ / info.numHeadsKv;
   for (let trial = 0; trial < 2000; trial++) {
-    const host = makeHostBatch(info, randomShape(rng), { seed: trial, data: "none" });
+    const host = makeHostBatch(info, randomShape(rng), { seed: trial });
     const { plan, staging } = lib.plan(host.batch, { numSms: 132 });
     const qLens = [...host.shape.prefills.map((p) => p.qLen), ...host.shape.decodes.map(() => 1)];
     const kvLens = [...host.shape.prefills.map((p) => p.kvLen), ...host.shape.decodes];
@@ -228,13 +228,13 @@ test("roles (ctasPerSm 1): one persistent CTA per SM in the fused launch, the ro
     const info = lib.info();
     assert.equal([info.threadsPerCta, info.ctasPerSm], [384, 1]);
     const shape = { prefills: [{ qLen: 1000, kvLen: 4000 }], decodes: Array.from({ length: 64 }, () => 4096) };
-    const host = makeHostBatch(info, shape, { seed: 1, data: "none" });
+    const host = makeHostBatch(info, shape, { seed: 1 });
     for (const numSms of [132, 100]) {
       const { plan } = lib.plan(host.batch, { numSms });
       assert.is(plan.gridFused, numSms, "one CTA per SM, looping over tickets");
       assert.is(plan.gridPrefill, plan.numItems[0], "the prefill-only kernel: one CTA per item");
     }
-    const decodeOnly = makeHostBatch(info, { prefills: [], decodes: [5, 9000] }, { seed: 2, data: "none" });
+    const decodeOnly = makeHostBatch(info, { prefills: [], decodes: [5, 9000] }, { seed: 2 });
     assert.is(lib.plan(decodeOnly.batch, { numSms: 132 }).plan.gridFused, 132);
   } finally {
     lib.close();
@@ -262,7 +262,7 @@ test("warp-specialized prefill: its kernels build without spills, the traits nam
   const lib = new KernelLibrary(r.library, symbolPrefix(spec));
   try {
     const info = lib.info();
-    const host = makeHostBatch(info, { prefills: [{ qLen: 1000, kvLen: 4000 }], decodes: [4096, 17] }, { seed: 1, data: "none" });
+    const host = makeHostBatch(info, { prefills: [{ qLen: 1000, kvLen: 4000 }], decodes: [4096, 17] }, { seed: 1 });
     for (const numSms of [132, 16]) {
       const { plan } = lib.plan(host.batch, { numSms });
       assert.ok(plan.numItems[0] > 16, "more items than the small GPU's SMs");
@@ -283,7 +283,7 @@ test("targets before sm_90a embed their PTX, so newer GPUs can run the build", (
 test("planner via the C ABI: bad batches are refused with a message naming the field", () => {
   const lib = new KernelLibrary(built.get("llama3_8b")!.library, "pod_llama3_8b");
   const info = lib.info();
-  const good = () => makeHostBatch(info, { prefills: [{ qLen: 40, kvLen: 100 }], decodes: [33, 70] }, { seed: 1, data: "none" }).batch;
+  const good = () => makeHostBatch(info, { prefills: [{ qLen: 40, kvLen: 100 }], decodes: [33, 70] }, { seed: 1 }).batch;
   const cases: [string, (b: ReturnType<typeof good>) => void, RegExp][] = [
     ["kv shorter than the chunk", (b) => (b.kvLens[0] = 10), /kv_lens\[0\]/],
     ["page index past the cache", (b) => (b.pageIndices![2] = b.numPages + 5), /page_indices\[2\]/],

@@ -192,6 +192,7 @@ function sampleBatch(): PodBatch {
   const lastBuffers = hooks.func("void fake_last_buffers(_Out_ podgen_buffers *out)");
   const lastReference = hooks.func("void fake_last_reference(_Out_ podgen_reference_args *out)");
   const lastPlan = hooks.func("void fake_last_plan(_Out_ podgen_plan *out)");
+  const lastFill = hooks.func("uint64_t fake_last_fill(int i)");
   try {
     const info = lib.info();
     assert.equal(
@@ -263,6 +264,16 @@ function sampleBatch(): PodBatch {
       [ref.num_prefills, ref.num_decodes, Number(ref.qo_indptr), Number(ref.k), Number(ref.o_decode), Number(ref.lse_prefill), ref.total_prefill_tokens, ref.sm_scale],
       [2, 2, 0x11, 0x17, 0x1a, 0, 8, 0.5],
     );
+
+    // The seed travels as 64 bits: a negative one as its two's complement, one above 2^53 exactly.
+    lib.fillRandom(0x2000n, 4099, -1, 3, 0x77n);
+    assert.equal([lastKind(), Number(lastStream())], [6, 0x77]);
+    assert.equal([0, 1, 2, 3].map((i) => BigInt(lastFill(i) as number | bigint)), [0x2000n, 4099n, 2n ** 64n - 1n, 3n]);
+    lib.fillRandom(0x2000n, 1, 2n ** 60n + 1n, 0);
+    assert.is(BigInt(lastFill(2) as number | bigint), 2n ** 60n + 1n);
+    assert.throws(() => lib.fillRandom(0x2000n, 1.5, 1, 0), /fillRandom: count = 1.5 is not an element count/);
+    assert.throws(() => lib.fillRandom(0x2000n, 1, 0.5, 0), /fillRandom: seed = 0.5 is not an integer/);
+    assert.throws(() => lib.fillRandom(0x2000n, 1, 1, -1), /fillRandom: tensor = -1 is not a 32-bit unsigned integer/);
   } finally {
     lib.close();
   }

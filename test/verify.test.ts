@@ -24,6 +24,7 @@ function fakeResult(pass: boolean): VerifyResult {
       { mode: "standalone", errors, tiles: { executed: [1, 1], planned: [1, 1] }, countersReset: null, problems: [] },
     ],
     worst: { o: 2.3e-3, lse: 2e-7 },
+    hostMs: pass ? 314 : 1999,
   };
 }
 
@@ -48,8 +49,8 @@ test("table: the header first, then per case a progress line, the run, and its r
   assert.equal(kinds, ["out", "err", "run", "out", "err", "run", "out", "err"]);
   assert.match(events[0]!, /^out case\s+spec\s+fused o prefill/);
   assert.is(events[1], "err [1/2] first [llama3_8b]: 1 prefills, 2 decodes");
-  assert.match(events[3]!, /^out first\s+llama3_8b\s+2\.3e-3\s+1\.5e-3\s+2\.3e-3\s+1\.5e-3\s+2\.0e-7\s+PASS$/);
-  assert.match(events[6]!, /FAIL$/);
+  assert.match(events[3]!, /^out first\s+llama3_8b\s+2\.3e-3\s+1\.5e-3\s+2\.3e-3\s+1\.5e-3\s+2\.0e-7\s+0\.31\s+PASS$/);
+  assert.match(events[6]!, /\s2\.00\s+FAIL$/);
   assert.is(events[7], "err   second, with a longer name (fused): oDecode: 3 elements not written or not finite");
   // The columns line up although the rows were printed apart.
   const rows = [events[0]!, events[3]!, events[6]!].map((e) => e.slice(4));
@@ -62,7 +63,7 @@ test("--ndjson: one JSON line per case as it completes; --json: the whole report
   const nd = run("ndjson").events;
   assert.equal(nd.map((e) => e.split(" ")[0]), ["err", "run", "out", "err", "run", "out"]);
   const line = JSON.parse(nd[2]!.slice(4));
-  assert.equal([line.gpu, line.name, line.spec, line.pass, line.worst.o], ["Fake GPU", "first", "llama3_8b", true, 2.3e-3]);
+  assert.equal([line.gpu, line.name, line.spec, line.pass, line.worst.o, line.hostMs], ["Fake GPU", "first", "llama3_8b", true, 2.3e-3, 314]);
   const json = run("json").events;
   assert.equal(json.map((e) => e.split(" ")[0]), ["err", "run", "err", "run", "out"]);
   const report = JSON.parse(json[4]!.slice(4));

@@ -4,7 +4,7 @@
 // runWorkload: the same CUDA-event medians over L2-cold input copies as `podgen bench`).
 import { symbolPrefix, type Candidate, type KernelSpec } from "../../dsl/index.ts";
 import { TARGET_LIMITS } from "../../dsl/targets.ts";
-import { KernelLibrary, makeHostBatch, Stream, type BatchShape, type Device } from "../../runtime/index.ts";
+import { KernelLibraries, makeHostBatch, Stream, type BatchShape, type Device, type KernelLibrary } from "../../runtime/index.ts";
 import { verifyBatch } from "../../runtime/verify.ts";
 import { runWorkload, Timer } from "../run.ts";
 import type { Workload } from "../workloads.ts";
@@ -39,35 +39,18 @@ export function checkTarget(device: Device, spec: KernelSpec): void {
   }
 }
 
-/** Loaded kernel libraries, one per candidate, for the whole run. */
-export class Libraries {
-  private readonly libs = new Map<string, KernelLibrary>();
-  /** `paths`: candidate name → its shared library. */
-  constructor(private readonly paths: ReadonlyMap<string, string>) {}
-  get(spec: KernelSpec): KernelLibrary {
-    let lib = this.libs.get(spec.hash);
-    if (!lib) {
-      const path = this.paths.get(spec.name);
-      if (!path) throw new Error(`${spec.name} was not built`);
-      this.libs.set(spec.hash, (lib = new KernelLibrary(path, symbolPrefix(spec))));
-    }
-    return lib;
-  }
-  close(): void {
-    for (const l of this.libs.values()) l.close();
-    this.libs.clear();
-  }
-}
+/** A candidate's loaded library. */
+export type LibraryOf = (spec: KernelSpec) => KernelLibrary;
 
 /**
  * Verify a candidate on VERIFY_SHAPE (fused twice, standalone once) unless the store already has
  * its verdict; the verdict is stored. Returns whether it may be timed.
  */
-export function verifyCandidate(device: Device, libs: Libraries, c: Candidate, store: TuningStore): boolean {
+export function verifyCandidate(device: Device, libFor: LibraryOf, c: Candidate, store: TuningStore): boolean {
   const rec = store.candidate(c);
   if (rec.verify) return rec.verify.pass;
   try {
-    const lib = libs.get(c.spec);
+    const lib = libFor(c.spec);
     const host = makeHostBatch(lib.info(), VERIFY_SHAPE, { seed: VERIFY_SEED, shufflePages: true });
     const r = verifyBatch(device, lib, host);
     rec.verify = { pass: r.pass, worstO: r.worst.o, worstLse: r.worst.lse, problems: r.runs.flatMap((run) => run.problems.map((p) => `${run.mode}: ${p}`)) };
@@ -87,7 +70,7 @@ export function verifyCandidate(device: Device, libs: Libraries, c: Candidate, s
  * The real TimeFn: one runWorkload call per chunk, with the chunk's candidates as the workload's
  * fused configs (labelled by candidate name), fused runs only.
  */
-export function gpuTimer(device: Device, libs: Libraries, workloads: readonly Workload[], warmup: number, log?: (line: string) => void): { time: TimeFn; destroy: () => void } {
+export function gpuTimer(device: Device, libFor: LibraryOf, workloads: readonly Workload[], warmup: number, log?: (line: string) => void): { time: TimeFn; destroy: () => void } {
   const main = Stream.create();
   const side: [Stream, Stream] = [Stream.create(), Stream.create()];
   const timers = new Map<number, Timer>();
@@ -100,7 +83,7 @@ export function gpuTimer(device: Device, libs: Libraries, workloads: readonly Wo
     const w = workloads.find((x) => x.name === workloadName);
     if (!w) throw new Error(`internal: unknown workload ${workloadName}`);
     const chunk: Workload = { ...w, configs: cands.map((c) => ({ label: c.name, spec: c.spec })) };
-    const r = runWorkload(device, chunk, { iters, warmup, library: () => "", log, fusedOnly: true }, timerFor(iters), side, (spec) => libs.get(spec));
+    const r = runWorkload(device, chunk, { iters, warmup, library: () => "", log, fusedOnly: true }, timerFor(iters), side, libFor);
     const out = new Map<string, { ms: number | null; error?: string }>();
     for (const c of cands) {
       const ms = r.fused_ms[c.name] ?? null;
@@ -145,18 +128,23 @@ export interface DeviceTuneResult {
 
 /** Verify every candidate, then search the verified ones; the run's summary is added to the entry. */
 export async function tuneOnDevice(o: DeviceTuneOptions): Promise<DeviceTuneResult> {
-  const libs = new Libraries(o.libraries);
+  const libs = new KernelLibraries();
+  const libFor: LibraryOf = (spec) => {
+    const path = o.libraries.get(spec.name);
+    if (!path) throw new Error(`${spec.name} was not built`);
+    return libs.get(path, symbolPrefix(spec));
+  };
   try {
     const verified: Candidate[] = [];
     const wrong: Candidate[] = [];
     const built = o.cands.filter((c) => o.libraries.has(c.name));
     for (const c of built) {
       if (o.shouldStop?.()) break;
-      const pass = verifyCandidate(o.device, libs, c, o.store);
+      const pass = verifyCandidate(o.device, libFor, c, o.store);
       (pass ? verified : wrong).push(c);
       o.onVerified?.(c, pass, verified.length + wrong.length, built.length);
     }
-    const timer = gpuTimer(o.device, libs, o.workloads, o.warmup);
+    const timer = gpuTimer(o.device, libFor, o.workloads, o.warmup);
     let result: SearchResult;
     try {
       result = await search(verified, o.store, timer.time, {

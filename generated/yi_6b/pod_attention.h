@@ -147,6 +147,10 @@ int pod_yi_6b_run(const podgen_plan* plan, const podgen_buffers* buffers, void* 
 int pod_yi_6b_run_prefill(const podgen_plan* plan, const podgen_buffers* buffers, void* stream);
 int pod_yi_6b_run_decode(const podgen_plan* plan, const podgen_buffers* buffers, void* stream);
 int pod_yi_6b_run_reference(const podgen_reference_args* args, void* stream);
+// Fills count elements of the kernel's dtype at the device address dst with random values, for
+// tests and benchmarks: approximately standard normal, never zero, element i a function of
+// (seed, tensor, i) only (Philox4x32-10 and Box-Muller; pod/reference.cuh). Launches on stream.
+int pod_yi_6b_fill_random(void* dst, uint64_t count, uint64_t seed, uint32_t tensor, void* stream);
 const char* pod_yi_6b_status_name(int status);
 const char* pod_yi_6b_last_error(void);
 

@@ -333,6 +333,28 @@ extern "C" int POD_API(run_reference)(const podgen_reference_args* args, void* s
   });
 }
 
+// Random inputs for tests and benchmarks (pod/reference.cuh): count elements of the kernel's dtype.
+extern "C" int POD_API(fill_random)(void* dst, uint64_t count, uint64_t seed, uint32_t tensor,
+                                    void* stream) {
+  static const char* fn = POD_ABI_NAME(fill_random);
+  return c_abi::guarded(fn, [&]() -> int {
+    const std::string at = std::string(fn) + ": ";
+    constexpr size_t kElementBytes = sizeof(typename Traits::DType);
+    if (count == 0) return PODGEN_OK;
+    if (!dst)
+      return c_abi::fail(PODGEN_ERR_INVALID_ARGUMENT,
+                         at + "dst is NULL but count=" + std::to_string(count));
+    if (reinterpret_cast<uintptr_t>(dst) % kElementBytes != 0)
+      return c_abi::fail(PODGEN_ERR_INVALID_ARGUMENT,
+                         at + "dst is not aligned to the kernel's " + std::to_string(kElementBytes) +
+                             "-byte elements");
+    const cudaError_t e =
+        pod::launch_fill_random<Traits>(dst, count, seed, tensor, static_cast<cudaStream_t>(stream));
+    if (e != cudaSuccess) return c_abi::cuda_fail(e, fn, "launch_fill_random");
+    return PODGEN_OK;
+  });
+}
+
 extern "C" const char* POD_API(status_name)(int status) {
   switch (status) {
     case PODGEN_OK: return "PODGEN_OK";

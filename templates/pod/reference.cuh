@@ -4,6 +4,9 @@
 // scores, then sum_j exp(s_j - max) and sum_j exp(s_j - max) * v_j. Inputs DType, all arithmetic
 // fp32; writes fp32 o and, when asked, lse (natural log). Needs podgen_reference_args from
 // pod_attention.h.
+//
+// Also the random inputs that tests and benchmarks feed the kernels, drawn on the GPU (drawing
+// the K/V cache of a long batch on the host takes minutes; here it takes milliseconds).
 #pragma once
 #include "primitives.cuh"
 
@@ -103,6 +106,80 @@ __global__ void __launch_bounds__(kReferenceThreads) pod_reference_kernel(const 
   l = block_reduce(l, false, s_red);
   if (threadIdx.x < D) o[qo + threadIdx.x] = visible > 0 ? acc / l : 0.f;
   if (threadIdx.x == 0 && lse != nullptr) lse[(int64_t)local_row * Hq + head] = visible > 0 ? m + logf(l) : -INFINITY;
+}
+
+// ---------------------------------------------------------------- random inputs
+// Counter-based: element i of the tensor numbered `tensor`, drawn with `seed`, depends on
+// (seed, tensor, i) only, not on the launch shape or the GPU, so the same seed gives the same data
+// everywhere. Philox4x32-10 (Salmon et al., SC'11; Random123's known-answer vectors hold) of the
+// counter (c low, c high, tensor, 0) under the key (seed low, seed high), c = i / 4, gives four
+// words; each word keeps its top 24 bits as a uniform in (0, 1) (never 0 or 1), and Box-Muller
+// turns words 0, 1 into elements 4c, 4c+1 (r = sqrt(-2 ln u0); r cos, r sin of 2 pi u1) and
+// words 2, 3 into 4c+2, 4c+3.
+// Magnitudes below 2^-24 (the smallest fp16 subnormal) are raised to it: no element is zero in
+// either 16-bit type, as zeros hide bugs.
+constexpr float kRandomMinMagnitude = 0x1p-24f;
+
+__host__ __device__ inline void philox4x32_10(uint32_t (&ctr)[4], uint32_t k0, uint32_t k1) {
+  for (int round = 0; round < 10; ++round) {
+    const uint64_t p0 = (uint64_t)0xD2511F53u * ctr[0], p1 = (uint64_t)0xCD9E8D57u * ctr[2];
+    const uint32_t x0 = (uint32_t)(p1 >> 32) ^ ctr[1] ^ k0, x2 = (uint32_t)(p0 >> 32) ^ ctr[3] ^ k1;
+    ctr[0] = x0;
+    ctr[1] = (uint32_t)p1;
+    ctr[2] = x2;
+    ctr[3] = (uint32_t)p0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+}
+
+__host__ __device__ inline float random_open_unit(uint32_t word) {
+  return ((float)(word >> 8) + 0.5f) * 0x1p-24f;
+}
+
+// sin and cos of 2*pi*u. On the GPU sincospif, whose argument reduction is exact and needs no
+// local memory (sinf/cosf carry a large-argument path that does); the host (tests) in double.
+__host__ __device__ inline void sincos_turn(float u, float* s, float* c) {
+#ifdef __CUDA_ARCH__
+  sincospif(2.f * u, s, c);
+#else
+  *s = (float)sin(6.283185307179586 * u);
+  *c = (float)cos(6.283185307179586 * u);
+#endif
+}
+
+__host__ __device__ inline float away_from_zero(float x) {
+  return fabsf(x) < kRandomMinMagnitude ? copysignf(kRandomMinMagnitude, x) : x;
+}
+
+// Elements 4c .. 4c+3 of (seed, tensor), approximately standard normal.
+__host__ __device__ inline void random_normal4(uint64_t seed, uint32_t tensor, uint64_t c,
+                                              float (&out)[4]) {
+  uint32_t w[4] = {(uint32_t)c, (uint32_t)(c >> 32), tensor, 0u};
+  philox4x32_10(w, (uint32_t)seed, (uint32_t)(seed >> 32));
+  for (int pair = 0; pair < 2; ++pair) {
+    const float r = sqrtf(-2.f * logf(random_open_unit(w[2 * pair])));
+    float sin_t, cos_t;
+    sincos_turn(random_open_unit(w[2 * pair + 1]), &sin_t, &cos_t);
+    out[2 * pair] = away_from_zero(r * cos_t);
+    out[2 * pair + 1] = away_from_zero(r * sin_t);
+  }
+}
+
+constexpr int kFillThreads = 256;
+
+// Grid-stride over groups of four elements; the last group may be partial.
+template <class T>
+__global__ void __launch_bounds__(kFillThreads)
+    pod_fill_random_kernel(T* out, uint64_t count, uint64_t seed, uint32_t tensor) {
+  const uint64_t groups = (count + 3) / 4;
+  for (uint64_t c = blockIdx.x * (uint64_t)kFillThreads + threadIdx.x; c < groups;
+       c += (uint64_t)gridDim.x * kFillThreads) {
+    float v[4];
+    random_normal4(seed, tensor, c, v);
+    for (int j = 0; j < 4; ++j)
+      if (4 * c + j < count) out[4 * c + j] = Cvt<T>::from_float(v[j]);
+  }
 }
 
 }  // namespace pod

@@ -17,6 +17,7 @@
 
 namespace {
 struct Traits {
+  using DType = uint16_t;  // the size of bf16 is all the C ABI reads
   static constexpr int kDType = 1, kHeadDim = 128, kNumHeadsQ = 32, kNumHeadsKv = 8, kGroup = 4;
   static constexpr bool kPaged = true;
   static constexpr int kPageSize = 16, kThreads = 128, kCtasPerSm = 2, kSchedule = 1;
@@ -63,6 +64,17 @@ template <class T> cudaError_t launch_combine(const PodParams& p, int op, int gr
 template <class T> cudaError_t launch_reference(const podgen_reference_args& a, cudaStream_t) {
   last_reference = a;
   launches.push_back({"reference", -1, 0, PodParams{}});
+  return next_error;
+}
+struct Fill {
+  void* dst;
+  uint64_t count, seed;
+  uint32_t tensor;
+};
+Fill last_fill;
+template <class T> cudaError_t launch_fill_random(void* dst, uint64_t count, uint64_t seed, uint32_t tensor, cudaStream_t) {
+  last_fill = {dst, count, seed, tensor};
+  launches.push_back({"fill_random", -1, 0, PodParams{}});
   return next_error;
 }
 }  // namespace pod
@@ -316,6 +328,21 @@ int main() {
     pod::launches.clear();
     CHECK(pod_test_run_reference(&a, nullptr) == PODGEN_OK && pod::launches.size() == 1, "reference");
     CHECK(fabsf(pod::last_reference.sm_scale - 1.0f / sqrtf(128.0f)) < 1e-7f, "reference default scale");
+  }
+
+  // fill_random
+  {
+    char bytes[8];
+    pod::launches.clear();
+    CHECK(pod_test_fill_random(nullptr, 0, 1, 0, nullptr) == PODGEN_OK && pod::launches.empty(), "fill of 0 elements");
+    CHECK_ERR(pod_test_fill_random(nullptr, 3, 1, 0, nullptr), PODGEN_ERR_INVALID_ARGUMENT, "dst is NULL but count=3");
+    CHECK_ERR(pod_test_fill_random(bytes + 1, 3, 1, 0, nullptr), PODGEN_ERR_INVALID_ARGUMENT, "not aligned to the kernel's 2-byte elements");
+    CHECK(pod_test_fill_random(bytes, 3, ~0ull, 7, nullptr) == PODGEN_OK && pod::launches.size() == 1, "fill");
+    CHECK(pod::last_fill.dst == bytes && pod::last_fill.count == 3 && pod::last_fill.seed == ~0ull && pod::last_fill.tensor == 7,
+          "fill arguments reach the launcher");
+    pod::next_error = cudaErrorInvalidValue;
+    CHECK_ERR(pod_test_fill_random(bytes, 3, 1, 0, nullptr), PODGEN_ERR_CUDA, "launch_fill_random failed: cudaErrorInvalidValue");
+    pod::next_error = cudaSuccess;
   }
 
   printf("%d checks, %d failures\n", checks, failures);

@@ -1,5 +1,5 @@
-// GPU-suite cases for the generated kernels: the fp32 reference against a CPU computation, the
-// case matrix of kernel-cases.json (fused, fused again, standalone; poisoned outputs; exactly-once
+// GPU-suite cases for the generated kernels: the random inputs' fill kernel against its definition,
+// the fp32 reference against a CPU computation, the case matrix of kernel-cases.json (fused, fused again, standalone; poisoned outputs; exactly-once
 // tile counts), a CUDA graph captured once and replayed over re-planned batches, and small runs
 // for compute-sanitizer (`--filter sanitize`; skipped unless the sanitizer wraps the run).
 import kernelCases from "../kernel-cases.json" with { type: "json" };
@@ -10,7 +10,7 @@ import {
   compare,
   DeviceBatch,
   DeviceBuffer,
-  KernelLibrary,
+  KernelLibraries,
   makeHostBatch,
   Rng,
   Stream,
@@ -18,28 +18,27 @@ import {
   type BatchShape,
   type Dtype16,
   type HostBatch,
+  type KernelLibrary,
 } from "../../../runtime/index.ts";
 import { tilesExecuted, TOLERANCE, verifyBatch } from "../../../runtime/verify.ts";
 import { gpuCase, skip, type SuiteContext } from "../harness.ts";
+import { randomNormals } from "../../random.ts";
 
 export const MATRIX: VerifyCase[] = casesFrom(kernelCases, "kernel-cases.json");
 export const EXAMPLE: VerifyCase[] = casesFrom(exampleCases, "examples/verify.json");
 
-const libraries = new Map<string, KernelLibrary>();
+// Loaded once for the whole suite (the process ends with it).
+const libraries = new KernelLibraries();
 function library(ctx: SuiteContext, specName: string): KernelLibrary {
-  let lib = libraries.get(specName);
-  if (!lib) {
-    lib = new KernelLibrary(ctx.artifact(libraryFileName({ name: specName })), symbolPrefix({ name: specName }));
-    libraries.set(specName, lib);
-  }
-  return lib;
+  return libraries.get(ctx.artifact(libraryFileName({ name: specName })), symbolPrefix({ name: specName }));
 }
 
-/** fp64 attention on the host, straight from the definition (for small batches). */
-function cpuAttention(host: HostBatch) {
+/** fp64 attention on the host, straight from the definition (for small batches), on the device's inputs. */
+function cpuAttention(host: HostBatch, dev: DeviceBatch) {
   const { numHeadsQ: hq, numHeadsKv: hkv, headDim: d, paged, pageSize } = host.dims;
   const dtype = host.dims.dtype as Dtype16;
-  const [q0, q1, k, v] = [host.qPrefill, host.qDecode, host.k, host.v].map((t) => toFloat32(t, dtype));
+  const inputs = dev.readInputs();
+  const [q0, q1, k, v] = [inputs.qPrefill, inputs.qDecode, inputs.k, inputs.v].map((t) => toFloat32(t, dtype));
   const b = host.batch;
   const scale = 1 / Math.sqrt(d);
   const row = (r: number, j: number) =>
@@ -79,15 +78,66 @@ function cpuAttention(host: HostBatch) {
   return out;
 }
 
+gpuCase("random inputs: the fill kernel draws its definition's values; same seed, same data; another seed or tensor, other data; moments of a standard normal", (ctx) => {
+  const lines: string[] = [];
+  for (const specName of ["llama3_8b", "llama2_7b"]) {
+    const lib = library(ctx, specName);
+    const dtype = lib.info().dtype;
+    const count = 2 ** 22 + 3; // a partial last group of four
+    const buffer = DeviceBuffer.alloc(count * 2, "random");
+    try {
+      const draw = (seed: number, tensor: number) => {
+        buffer.poison();
+        lib.fillRandom(buffer, count, seed, tensor);
+        ctx.device.synchronize();
+        return buffer.download(new Uint16Array(count));
+      };
+      const bits = draw(7, 2);
+      const again = draw(7, 2);
+      if (bits.some((b, i) => b !== again[i])) throw new Error(`${dtype}: two draws with seed 7 differ`);
+      for (const [what, other] of [["seed 8", draw(8, 2)], ["tensor 3", draw(7, 3)]] as const) {
+        const same = other.filter((b, i) => b === bits[i]).length / count;
+        if (same > 0.02) throw new Error(`${dtype}: ${(100 * same).toFixed(1)}% of the values equal with ${what} (independent draws agree on well under 1%)`);
+      }
+      const values = toFloat32(bits, dtype);
+      let sum = 0;
+      let sum2 = 0;
+      for (const x of values) {
+        if (!Number.isFinite(x) || x === 0) throw new Error(`${dtype}: value ${x} (not written, not finite or zero)`);
+        sum += x;
+        sum2 += x * x;
+      }
+      const mean = sum / count;
+      const variance = sum2 / count - mean * mean;
+      // Standard errors ~5e-4 (mean) and ~7e-4 (variance): the bounds are ten of them.
+      if (!(Math.abs(mean) < 5e-3 && Math.abs(variance - 1) < 7e-3)) throw new Error(`${dtype}: mean ${mean}, variance ${variance}`);
+      // The definition (test/random.ts) at the start and across the partial last group; within two
+      // units in the last place of the dtype (the GPU's logf and sincospif against doubles).
+      const ulp = dtype === "bf16" ? 2 ** -7 : 2 ** -10;
+      for (const first of [0, count - 4099]) {
+        const want = randomNormals(7n, 2, 4099, first);
+        want.forEach((w, i) => {
+          const got = values[first + i]!;
+          if (!(Math.abs(got - w) <= 2 * ulp * Math.abs(w) + 2 ** -24)) throw new Error(`${dtype}: element ${first + i} is ${got}; the definition gives ${w}`);
+        });
+      }
+      lines.push(`${dtype}: mean ${mean.toExponential(1)}, variance ${variance.toFixed(4)}`);
+    } finally {
+      buffer.free();
+    }
+  }
+  ctx.log(lines.join("; "));
+});
+
 gpuCase("reference: the fp32 reference kernel matches an fp64 CPU computation", (ctx) => {
   const lib = library(ctx, "llama3_8b");
   const host = makeHostBatch(lib.info(), { prefills: [{ qLen: 37, kvLen: 77 }, { qLen: 1, kvLen: 5 }], decodes: [1, 33, 130] }, { seed: 99 });
-  const dev = DeviceBatch.forBatch(host);
+  const dev = DeviceBatch.forBatch(host, lib);
   try {
     lib.runReference(dev.referenceArgs());
     ctx.device.synchronize();
     const gpu = dev.readOutputs();
-    const cpu = cpuAttention(host);
+    const cpu = cpuAttention(host, dev);
     const errors = [
       compare(gpu.refPrefill, cpu.o[0]!),
       compare(gpu.refDecode, cpu.o[1]!),
@@ -104,13 +154,14 @@ gpuCase("reference: the fp32 reference kernel matches an fp64 CPU computation", 
 function registerVerify(prefix: string, cases: VerifyCase[]) {
   for (const c of cases) {
     gpuCase(`${prefix}: ${c.name} [${c.spec.name}]`, (ctx) => {
+      const startedAt = performance.now();
       const lib = library(ctx, c.spec.name);
       const host = makeHostBatch(lib.info(), c.shape, { seed: c.seed, shufflePages: c.shufflePages });
-      const r = verifyBatch(ctx.device, lib, host);
+      const r = verifyBatch(ctx.device, lib, host, { startedAt });
       const problems = r.runs.flatMap((run) => run.problems.map((p) => `${run.mode}: ${p}`));
       if (!r.pass) throw new Error(problems.join("; "));
-      ctx.log(`o ≤ ${r.worst.o.toExponential(1)}, lse ≤ ${r.worst.lse.toExponential(1)}, items ${r.plan.numItems}, max splits ${r.plan.maxSplits}, ratio ${r.plan.ratio}`);
-      return { errors: r.runs.map((x) => ({ mode: x.mode, ...x.errors })), plan: r.plan };
+      ctx.log(`o ≤ ${r.worst.o.toExponential(1)}, lse ≤ ${r.worst.lse.toExponential(1)}, items ${r.plan.numItems}, max splits ${r.plan.maxSplits}, ratio ${r.plan.ratio}, host ${(r.hostMs / 1000).toFixed(2)} s before the first launch`);
+      return { errors: r.runs.map((x) => ({ mode: x.mode, ...x.errors })), plan: r.plan, hostMs: r.hostMs };
     });
   }
 }
@@ -136,7 +187,7 @@ function sanitizeCase(title: string, specName: string) {
     if (missing) skip(missing);
     const lib = library(ctx, specName);
     const host = makeHostBatch(lib.info(), { prefills: [{ qLen: 70, kvLen: 300 }, { qLen: 5, kvLen: 5 }], decodes: [1, 40, 700] }, { seed: 5 });
-    const r = verifyBatch(ctx.device, lib, host, { prefillMaxSplits: 2 });
+    const r = verifyBatch(ctx.device, lib, host, { plan: { prefillMaxSplits: 2 } });
     if (!r.pass) throw new Error(r.runs.flatMap((x) => x.problems).join("; "));
     ctx.log(`o ≤ ${r.worst.o.toExponential(1)}, max splits ${r.plan.maxSplits}`);
   });
@@ -175,9 +226,9 @@ gpuCase(`graph: one capture, 100 replays over re-planned batches (lengths, page 
   // One K/V cache drawn once; every replay addresses it through a new shuffled page table.
   const pool = makeHostBatch(info, { prefills: [], decodes: [1] }, { seed: 1, cachePages });
   const dev = new DeviceBatch(info, { prefillTokens: bucket.maxPrefillTokens, decodes: bucket.maxDecodes, requests: bucket.maxPrefills + bucket.maxDecodes, pages: cachePages, pageIndices: cachePages });
-  dev.upload(pool);
-  const first = makeHostBatch(info, shape(), { seed: 1000, cachePages, data: "queries" });
-  dev.upload(first);
+  dev.upload(pool, lib);
+  const first = makeHostBatch(info, shape(), { seed: 1000, cachePages });
+  dev.upload(first, lib, "queries");
   const planned = lib.plan(first.batch, options);
   const staging = planned.staging;
   const workspace = DeviceBuffer.alloc(Number(planned.plan.workspaceBytes), "workspace");
@@ -188,8 +239,8 @@ gpuCase(`graph: one capture, 100 replays over re-planned batches (lengths, page 
     const graph = stream.capture((s) => lib.run(planned.plan, dev.podBuffers(workspace), s));
     const limit = TOLERANCE[info.dtype];
     for (let i = 0; i < 100; i++) {
-      const host = i === 0 ? first : makeHostBatch(info, shape(), { seed: 1000 + i, cachePages, data: "queries" });
-      if (i > 0) dev.upload(host);
+      const host = i === 0 ? first : makeHostBatch(info, shape(), { seed: 1000 + i, cachePages });
+      if (i > 0) dev.upload(host, lib, "queries");
       const { plan } = lib.plan(host.batch, options, staging);
       if (plan.gridFused !== planned.plan.gridFused || plan.workspaceBytes !== planned.plan.workspaceBytes) {
         throw new Error(`replay ${i}: graph-mode plan changed its grid or workspace`);
