@@ -5,6 +5,7 @@ import { Command } from "commander";
 import { DEFAULT_PRESET, PRESETS, resourceModel, type KernelSpec, type ResourceModel } from "../dsl/index.ts";
 import { findCachedBuild } from "../codegen/build.ts";
 import { generateKernel, staleKernelFiles, writeKernelFiles } from "../codegen/generate.ts";
+import { spillReasons } from "../codegen/manifest.ts";
 import { describeError, EXIT, exitCodeFor, UsageError } from "./errors.ts";
 import { buildAll } from "./build-all.ts";
 import { loadSpecs } from "./load-spec.ts";
@@ -130,7 +131,8 @@ program
     const build = await findCachedBuild(spec!);
     if (opts.json) {
       const { limits, ...rest } = model;
-      return void console.log(JSON.stringify({ spec: spec, resources: { ...rest, gpu: limits.gpu }, manifest: build?.manifest ?? null }, null, 2));
+      const spills = build ? spillReasons(build.manifest.kernels) : null;
+      return void console.log(JSON.stringify({ spec: spec, resources: { ...rest, gpu: limits.gpu }, manifest: build?.manifest ?? null, spills }, null, 2));
     }
     const kib = (b: number) => `${(b / 1024).toFixed(1)} KiB`;
     console.log(`${spec!.name} (spec hash ${spec!.hash}) for ${spec!.target} (${model.limits.gpu}), prefill engine ${model.prefillEngine}\n`);
@@ -159,6 +161,7 @@ program
       ),
     );
     for (const w of build.manifest.warnings) console.log(`warning: ${w}`);
+    for (const s of spillReasons(build.manifest.kernels)) console.log(`spill: ${s.kernel} (${s.arch}): ${s.reason}`);
   });
 
 /**

@@ -112,3 +112,35 @@ export function resourceWarnings(
   }
   return warnings;
 }
+
+/** The kernel a ptxas entry is, by its template's name: pod_<kind>_kernel. */
+const kernelKind = (k: KernelResources) => /pod_(\w+?)_kernel\b/.exec(k.name)?.[1] ?? k.name;
+const FUSED_KINDS = ["fused", "roles"];
+const STANDALONE_KINDS = { prefill: ["prefill", "prefill_ws"], decode: ["decode"] } as const;
+
+/**
+ * Where and why each hot kernel spills, read from the same ptxas report: a fused kernel runs the
+ * prefill-only and decode-only kernels' tile loops, so when those fit their registers without
+ * spilling, the fused kernel's spill is the state it keeps live across both loops and the
+ * scheduler; when one of them spills too, the spill is in that loop.
+ */
+export function spillReasons(kernels: readonly KernelResources[]): { kernel: string; arch: string; reason: string }[] {
+  const describe = (k: KernelResources) => `${k.registers} registers, ${k.spillStoreBytes ? `spills ${k.spillStoreBytes} bytes` : "no spill"}`;
+  return kernels
+    .filter((k) => k.hot && (k.spillStoreBytes > 0 || k.spillLoadBytes > 0))
+    .map((k) => {
+      const spill = `${k.spillStoreBytes} bytes stored / ${k.spillLoadBytes} loaded at ${k.registers} registers`;
+      const base = { kernel: kernelKind(k), arch: k.arch };
+      if (!FUSED_KINDS.includes(kernelKind(k))) return { ...base, reason: `${spill}: its own tile loop needs more registers than it has` };
+      const parts = Object.entries(STANDALONE_KINDS).flatMap(([part, kinds]) => {
+        const alone = kernels.find((s) => s.arch === k.arch && (kinds as readonly string[]).includes(kernelKind(s)));
+        return alone ? [{ part, alone }] : [];
+      });
+      const spilling = parts.filter((p) => p.alone.spillStoreBytes > 0);
+      const alone = parts.map((p) => `the ${p.part}-only kernel: ${describe(p.alone)}`).join("; ");
+      const reason = spilling.length > 0
+        ? `${spill}; ${alone}: the spill is in the ${spilling.map((p) => p.part).join(" and ")} tile loop`
+        : `${spill}; ${alone}: each tile loop fits alone, so the spill is the state the fused kernel keeps live across both loops and the scheduler`;
+      return { ...base, reason };
+    });
+}

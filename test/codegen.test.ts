@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { pod, PRESETS } from "../dsl/index.ts";
 import { generateKernel, staleKernelFiles } from "../codegen/generate.ts";
 import { mapDiagnostics, traitsToSpecFields } from "../codegen/build.ts";
-import { parsePtxasReport, resourceWarnings } from "../codegen/manifest.ts";
+import { parsePtxasReport, resourceWarnings, spillReasons } from "../codegen/manifest.ts";
 import { GENERATED_DIR, PACKAGE_ROOT } from "../codegen/paths.ts";
 import { gitCommit } from "../codegen/commit.ts";
 
@@ -141,6 +141,32 @@ test("ptxas report → per-kernel resources, demangled", () => {
   const prefill = kernels.find((k) => k.name.includes("prefill_kernel"))!;
   assert.is(prefill.wgmmaSerialized, "C7512: wgmma.mma_async instructions are serialized due to insufficient register resources");
   assert.is(fused.wgmmaSerialized, null);
+});
+
+/** ptxas's report of a build's fused, prefill-only and decode-only kernels (spills as given). */
+function podReport(spills: { fused: number; prefill: number; decode: number }): string {
+  return Object.entries(spills)
+    .map(([kind, bytes]) => {
+      const symbol = `_ZN3pod${`pod_${kind}_kernel`.length}pod_${kind}_kernelEv`;
+      return [
+        `ptxas info    : Compiling entry function '${symbol}' for 'sm_90a'`,
+        `ptxas info    : Function properties for ${symbol}`,
+        `    ${bytes} bytes stack frame, ${bytes} bytes spill stores, ${bytes} bytes spill loads`,
+        `ptxas info    : Used ${kind === "decode" ? 190 : 255} registers, used 16 barriers`,
+      ].join("\n");
+    })
+    .join("\n");
+}
+
+test("inspect's spill reasons: the fused kernel's spill is the fusion's when both tile loops fit alone, else the loop's", () => {
+  const fusion = spillReasons(parsePtxasReport(podReport({ fused: 40, prefill: 0, decode: 0 })));
+  assert.equal(fusion.map((s) => [s.kernel, s.arch]), [["fused", "sm_90a"]]);
+  assert.match(fusion[0]!.reason, /^40 bytes stored \/ 40 loaded at 255 registers; the prefill-only kernel: 255 registers, no spill; the decode-only kernel: 190 registers, no spill: each tile loop fits alone/);
+  const loop = spillReasons(parsePtxasReport(podReport({ fused: 40, prefill: 8, decode: 0 })));
+  assert.equal(loop.map((s) => s.kernel), ["fused", "prefill"]);
+  assert.match(loop[0]!.reason, /the prefill-only kernel: 255 registers, spills 8 bytes.*: the spill is in the prefill tile loop$/);
+  assert.match(loop[1]!.reason, /^8 bytes stored \/ 8 loaded at 255 registers: its own tile loop needs more registers/);
+  assert.equal(spillReasons(parsePtxasReport(podReport({ fused: 0, prefill: 0, decode: 0 }))), []);
 });
 
 test("spills, stacks, serialized wgmma and register pressure in hot kernels become warnings; the reference is exempt", () => {
