@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { normalizeSpec, presetByName, PRESETS, type KernelSpec } from "../dsl/index.ts";
+import { familyPresetByName, FAMILY_PRESETS, isFamilySpec, normalizeFamily, normalizeSpec, presetByName, PRESETS, type FamilyInput, type FamilySpec, type KernelSpec } from "../dsl/index.ts";
 import { UsageError } from "./errors.ts";
 
 /**
@@ -30,15 +30,34 @@ export async function loadSpecs(args: readonly string[]): Promise<KernelSpec[]> 
 async function loadSpec(arg: string): Promise<KernelSpec[]> {
   const preset = presetByName(arg);
   if (preset) return [preset];
+  const value = await loadValue(arg);
+  if (isFamilySpec(value) || isFamilyInput(value)) throw new UsageError(`${arg} is a config family; this command takes kernel specs (\`podgen build\` and \`inspect\` take families)`);
+  return (Array.isArray(value) ? value : [value]).map((v) => normalizeSpec(v));
+}
+
+async function loadValue(arg: string): Promise<unknown> {
   const path = resolve(arg);
   if (!existsSync(path)) {
     throw new UsageError(
-      `"${arg}" is neither a preset (${PRESETS.map((p) => p.name).join(", ")}) nor an existing spec file`,
+      `"${arg}" is neither a preset (${PRESETS.map((p) => p.name).join(", ")}), a preset family (${FAMILY_PRESETS.map((f) => f.name).join(", ")}) nor an existing spec file`,
     );
   }
   const value: unknown = path.endsWith(".json")
     ? JSON.parse(readFileSync(path, "utf8"))
     : await importDefault(path, (v) => "name" in v);
-  if (value === undefined) throw new UsageError(`${arg} has no default export (export default pod.kernel({...}))`);
-  return (Array.isArray(value) ? value : [value]).map((v) => normalizeSpec(v));
+  if (value === undefined) throw new UsageError(`${arg} has no default export (export default pod.kernel({...}) or pod.family({...}))`);
+  return value;
+}
+
+/** A family's JSON form: what pod.family takes ({ name, base, members }). */
+const isFamilyInput = (v: unknown): v is FamilyInput => typeof v === "object" && v !== null && "members" in v && "base" in v;
+
+/** A CLI argument that names a config family (a preset family, or a file exporting pod.family / its JSON), else undefined. */
+export async function loadFamily(arg: string): Promise<FamilySpec | undefined> {
+  const preset = familyPresetByName(arg);
+  if (preset) return preset;
+  if (presetByName(arg) || !existsSync(resolve(arg))) return undefined;
+  const value = await loadValue(arg);
+  if (isFamilySpec(value)) return value;
+  return isFamilyInput(value) ? normalizeFamily(value) : undefined;
 }

@@ -2,13 +2,15 @@
 import { availableParallelism } from "node:os";
 import { relative } from "node:path";
 import { Command } from "commander";
-import { DEFAULT_PRESET, PRESETS, resourceModel, type KernelSpec, type ResourceModel } from "../dsl/index.ts";
+import { DEFAULT_PRESET, FAMILY_PRESETS, PRESETS, resourceModel, type KernelSpec, type ResourceModel } from "../dsl/index.ts";
 import { findCachedBuild } from "../codegen/build.ts";
+import { buildFamily, findCachedFamilyBuild } from "../codegen/family.ts";
+import type { FamilySpec } from "../dsl/index.ts";
 import { generateKernel, staleKernelFiles, writeKernelFiles } from "../codegen/generate.ts";
 import { spillReasons } from "../codegen/manifest.ts";
 import { describeError, EXIT, exitCodeFor, UsageError } from "./errors.ts";
 import { buildAll } from "./build-all.ts";
-import { loadSpecs } from "./load-spec.ts";
+import { loadFamily, loadSpecs } from "./load-spec.ts";
 import { parseCaseFile } from "./verify-cases.ts";
 import { verifyCases, type VerifyFormat } from "./verify.ts";
 import { registerBenchCommand } from "./bench.ts";
@@ -100,13 +102,25 @@ program
 program
   .command("build")
   .description("compile specs with nvcc into shared libraries + manifests (cached by content hash)")
-  .argument("[specs...]", `preset names or spec files (default: ${DEFAULT_PRESET})`)
+  .argument("[specs...]", `preset names, preset families (${FAMILY_PRESETS.map((f) => f.name).join(", ")}) or spec files (default: ${DEFAULT_PRESET})`)
   .option("--force", "rebuild even when cached")
   .option("-j, --jobs <n>", "parallel nvcc jobs", String(availableParallelism()))
   .option("--json", "print the build results as JSON")
   .option("--tuned", "build each spec's fastest tuned variant for this GPU from bench/tuning/db.json (`podgen tune`), else the spec, saying why")
   .action(async (args: string[], opts: { force?: boolean; jobs: string; json?: boolean; tuned?: boolean }) => {
-    let specs = await loadSpecs(args.length > 0 ? args : [DEFAULT_PRESET]);
+    const named = args.length > 0 ? args : [DEFAULT_PRESET];
+    const families: FamilySpec[] = [];
+    const specArgs: string[] = [];
+    for (const arg of named) {
+      const family = await loadFamily(arg);
+      if (family) families.push(family);
+      else specArgs.push(arg);
+    }
+    if (families.length > 0) {
+      if (specArgs.length > 0 || opts.tuned) throw new UsageError(`build families on their own (without --tuned and without kernel specs): ${families.map((f) => f.name).join(", ")}`);
+      return buildFamilies(families, { force: opts.force, json: opts.json });
+    }
+    let specs = await loadSpecs(specArgs);
     if (opts.tuned) specs = await (await import("./tune.ts")).tunedSpecs(specs);
     const jobs = Number(opts.jobs);
     if (!Number.isInteger(jobs) || jobs < 1) throw new UsageError(`--jobs = ${opts.jobs}: must be a positive integer`);
@@ -120,12 +134,57 @@ program
     }
   });
 
+/** `podgen build <family>`: one library per family, its members' warnings listed under it. */
+async function buildFamilies(families: FamilySpec[], opts: { force?: boolean; json?: boolean }): Promise<void> {
+  const results = [];
+  for (const family of families) {
+    if (!opts.json) console.error(`${family.name}: building ${family.members.length} members (${family.memberNames.join(", ")})...`);
+    results.push(await buildFamily(family, { force: opts.force }));
+  }
+  if (opts.json) return void console.log(JSON.stringify(results, null, 2));
+  for (const r of results) {
+    console.log(`${r.manifest.name}: ${r.cached ? "cached" : `built in ${r.seconds.toFixed(1)} s`} (${r.manifest.memberNames.length} members, C ABI prefix ${r.manifest.symbolPrefix})`);
+    console.log(`  library:  ${show(r.library)}`);
+    console.log(`  manifest: ${show(r.dir)}/manifest.json`);
+    r.manifest.members.forEach((m, i) => {
+      for (const w of m.warnings) console.log(`  warning:  ${r.manifest.memberNames[i]}: ${w}`);
+    });
+  }
+}
+
+/** `podgen inspect <family>`: its members, each with the shape that sets it apart, and the build if there is one. */
+async function inspectFamily(family: FamilySpec, json: boolean): Promise<void> {
+  const build = await findCachedFamilyBuild(family);
+  const rows = family.members.map((spec, i) => {
+    const model = resourceModel(spec);
+    return {
+      index: i,
+      member: family.memberNames[i]!,
+      spec: spec.name,
+      hash: spec.hash,
+      engine: model.prefillEngine,
+      prefillTile: `${spec.prefill.tile.q}x${spec.prefill.tile.kv} ${spec.prefill.warps}w ${spec.prefill.stages}st`,
+      decodeTile: `${spec.decode.tile.q}x${spec.decode.tile.kv} x${spec.decode.virtualCtas} ${spec.decode.stages}st`,
+      ctasPerSm: spec.ctasPerSm,
+      schedule: spec.schedule.kind,
+      smemKiB: Number((model.smem.perCta / 1024).toFixed(1)),
+    };
+  });
+  if (json) return void console.log(JSON.stringify({ family: family.name, hash: family.hash, members: rows, manifest: build?.manifest ?? null }, null, 2));
+  const first = family.members[0]!;
+  console.log(`${family.name} (family hash ${family.hash}): ${first.dtype}, heads ${first.heads.q}/${first.heads.kv}, D=${first.headDim}, ${first.target}; member 0 is the static rule's choice\n`);
+  console.log(table(["#", "member", "prefill engine", "prefill tile", "decode tile", "CTAs/SM", "schedule", "smem KiB", "spec hash"], rows.map((r) => [r.index, r.member, r.engine, r.prefillTile, r.decodeTile, r.ctasPerSm, r.schedule, r.smemKiB, r.hash])));
+  console.log(build ? `\nbuilt: ${show(build.library)}` : `\nnot built yet: run \`podgen build ${family.name}\``);
+}
+
 program
   .command("inspect")
   .description("show a spec's resource model and, if built, its build manifest")
   .argument("<spec>", "preset name or spec file")
   .option("--json", "machine-readable output")
   .action(async (arg: string, opts: { json?: boolean }) => {
+    const family = await loadFamily(arg);
+    if (family) return inspectFamily(family, !!opts.json);
     const [spec] = await loadSpecs([arg]);
     const model = resourceModel(spec!);
     const build = await findCachedBuild(spec!);

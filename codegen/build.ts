@@ -3,7 +3,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { join, relative } from "node:path";
+import { basename, join, relative } from "node:path";
 import { canonicalJson, libraryFileName, resourceModel, specFields, symbolPrefix, TARGET_LIMITS, type KernelSpec } from "../dsl/index.ts";
 import { z } from "zod";
 import { generateCudaSources, type GeneratedFile } from "./generate.ts";
@@ -119,7 +119,7 @@ export class BuildError extends Error {
 }
 
 // execa takes ~0.1 s to load; commands that never run nvcc (generate, inspect) should not pay it.
-async function runProcess(file: string, args: readonly string[], options: { cwd?: string } = {}) {
+export async function runProcess(file: string, args: readonly string[], options: { cwd?: string } = {}) {
   const { execa } = await import("execa");
   const r = await execa(file, args, { ...options, reject: false, all: true });
   return { exitCode: r.exitCode ?? -1, all: r.all ?? "", stdout: r.stdout, message: r.message ?? "" };
@@ -156,11 +156,11 @@ export function nvccFlags(spec: KernelSpec, extra: readonly string[] = []): stri
   ];
 }
 
-/** The kernel headers every build includes, in a stable order, with their contents. */
-function kernelHeaders(): { path: string; contents: string }[] {
-  return readdirSync(KERNEL_HEADERS_DIR)
+/** The headers of a folder of templates/ (default pod/: every kernel build includes them), in a stable order, with their contents. */
+export function kernelHeaders(dir = KERNEL_HEADERS_DIR): { path: string; contents: string }[] {
+  return readdirSync(dir)
     .sort()
-    .map((f) => ({ path: `pod/${f}`, contents: readFileSync(join(KERNEL_HEADERS_DIR, f), "utf8") }));
+    .map((f) => ({ path: `${basename(dir)}/${f}`, contents: readFileSync(join(dir, f), "utf8") }));
 }
 
 function buildKey(spec: KernelSpec, files: readonly GeneratedFile[], nvcc: string, flags: readonly string[]): string {
@@ -216,6 +216,38 @@ export async function findCachedBuild(spec: KernelSpec, options: BuildOptions = 
   return { dir, library: join(dir, libraryName), manifest, cached: true, seconds: (performance.now() - started) / 1000 };
 }
 
+/** The manifest of one kernel compiled with `build` whose nvcc output (ptxas report) is `output`. */
+export function kernelManifest(spec: KernelSpec, build: Pick<Manifest, "buildKey" | "nvcc" | "flags" | "library">, output: string): Manifest {
+  const model = resourceModel(spec);
+  const kernels = parsePtxasReport(output);
+  return {
+    name: spec.name,
+    specHash: spec.hash,
+    buildKey: build.buildKey,
+    target: spec.target,
+    nvcc: build.nvcc,
+    flags: build.flags,
+    library: build.library,
+    symbolPrefix: symbolPrefix(spec),
+    smemBytes: model.smem.perCta,
+    threadsPerCta: model.threads,
+    ctasPerSm: spec.ctasPerSm,
+    kernels,
+    warnings: resourceWarnings(
+      kernels,
+      (k) =>
+        k.name.includes("pod_prefill_kernel") || k.name.includes("pod_prefill_ws_kernel")
+          ? model.standaloneThreads.prefill
+          : k.name.includes("pod_decode_kernel")
+            ? model.standaloneThreads.decode
+            : model.threads,
+      spec.ctasPerSm,
+      model.limits.registersPerSm,
+    ),
+    spec: specFields(spec),
+  };
+}
+
 export async function buildKernel(spec: KernelSpec, options: BuildOptions = {}): Promise<BuildResult> {
   const started = performance.now();
   if (!options.force) {
@@ -242,34 +274,7 @@ export async function buildKernel(spec: KernelSpec, options: BuildOptions = {}):
     const output = result.all;
     if (result.exitCode !== 0) throw new BuildError(spec.name, mapDiagnostics(output, src, files), output);
 
-    const model = resourceModel(spec);
-    const kernels = parsePtxasReport(output);
-    const manifest: Manifest = {
-      name: spec.name,
-      specHash: spec.hash,
-      buildKey: key,
-      target: spec.target,
-      nvcc,
-      flags,
-      library: libraryName,
-      symbolPrefix: symbolPrefix(spec),
-      smemBytes: model.smem.perCta,
-      threadsPerCta: model.threads,
-      ctasPerSm: spec.ctasPerSm,
-      kernels,
-      warnings: resourceWarnings(
-        kernels,
-        (k) =>
-          k.name.includes("pod_prefill_kernel") || k.name.includes("pod_prefill_ws_kernel")
-            ? model.standaloneThreads.prefill
-            : k.name.includes("pod_decode_kernel")
-              ? model.standaloneThreads.decode
-              : model.threads,
-        spec.ctasPerSm,
-        model.limits.registersPerSm,
-      ),
-      spec: specFields(spec),
-    };
+    const manifest = kernelManifest(spec, { buildKey: key, nvcc, flags, library: libraryName }, output);
     writeFileSync(join(tmp, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
     writeFileSync(join(tmp, "nvcc.log"), output);
     mkdirSync(join(cacheDir, "builds"), { recursive: true });

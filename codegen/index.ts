@@ -3,3 +3,4 @@ export { generateKernel, generateCudaSources, writeKernelFiles, staleKernelFiles
 export { buildKernel, findCachedBuild, nvccFlags, nvccVersion, defaultCacheDir, BuildError, type BuildResult, type BuildOptions, type Manifest, type Diagnostic } from "./build.ts";
 export { parsePtxasReport, resourceWarnings, type KernelResources } from "./manifest.ts";
 export { renderKernelSource, renderHeader } from "./render.ts";
+export * from "./family.ts";

@@ -2,6 +2,7 @@
 import type { KvCache, Schedule } from "./schema.ts";
 import { normalizeSpec, type KernelInput, type KernelSpec } from "./spec.ts";
 import { space, type SearchSpace, type SpaceInput } from "./space.ts";
+import { normalizeFamily, type FamilyInput, type FamilySpec } from "./family.ts";
 
 export const pod = {
   /** Validate a spec now (throws SpecError naming every bad field) and freeze it. */
@@ -18,7 +19,10 @@ export const pod = {
   proportional: (): Schedule => ({ kind: "proportional" }),
   /** A search space for `podgen tune`: lists of choices over a spec's tunable fields. */
   space: (input: SpaceInput): SearchSpace => space(input),
+  /** A config family: members of one model shape built into one library that picks one per batch. */
+  family: (input: FamilyInput): FamilySpec => normalizeFamily(input),
 };
+export { normalizeFamily, isFamilySpec, memberSpecName, FAMILY_SHAPE_FIELDS, MAX_FAMILY_MEMBERS, type FamilyInput, type FamilySpec, type FamilyMemberInput } from "./family.ts";
 
 export { checkSpec, normalizeSpec, canonicalJson, specFields, symbolPrefix, libraryFileName, DEFAULTS } from "./spec.ts";
 export type { KernelInput, KernelSpec, CheckResult } from "./spec.ts";
@@ -28,6 +32,7 @@ export { TARGETS, TARGET_LIMITS, type Target, type TargetLimits } from "./target
 export type { SpecFields, KvCache, Schedule, SplitLimit, DType, PrefillEngine } from "./schema.ts";
 export { PREFILL_ENGINES } from "./schema.ts";
 export { PRESETS, DEFAULT_PRESET, presetByName } from "./presets.ts";
+export { FAMILY_PRESETS, familyPresetByName } from "./family-presets.ts";
 export {
   withOverrides,
   checkOverrides,

@@ -461,7 +461,7 @@ export function toCReferenceArgs(a: ReferenceArgs): Record<string, unknown> {
   };
 }
 
-function fromCKernelInfo(c: Record<string, unknown>): KernelInfo {
+export function fromCKernelInfo(c: Record<string, unknown>): KernelInfo {
   const n = (f: string) => Number(c[f]);
   return {
     abiVersion: n("abi_version"),

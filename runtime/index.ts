@@ -67,3 +67,19 @@ export {
 export { KernelLibraries } from "./libraries.ts";
 export { makeHostBatch, pageTable, capacityOf, DeviceBatch, RANDOM_TENSOR, type BatchShape, type PrefillShape, type BatchOptions, type BatchCapacity, type DrawnTensors, type HostBatch, type KernelDims, type RandomSource } from "./batch.ts";
 export { toBf16, fromBf16, toF16, fromF16, toFloat32, encode16, decode16, Rng, compare, type ErrorReport, type Dtype16 } from "./numerics.ts";
+export {
+  FamilyLibrary,
+  FamilyPlan,
+  costModelSchema,
+  familyTypes,
+  MODES,
+  CHOICE_REASONS,
+  FAMILY_MAX_MEMBERS,
+  COST_FEATURE_COUNT,
+  PODGEN_FAMILY_ABI_VERSION_SUPPORTED,
+  type Candidate,
+  type ChoiceReason,
+  type CostModel,
+  type FamilyPlanOptions,
+  type Mode,
+} from "./family.ts";

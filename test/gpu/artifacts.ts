@@ -1,11 +1,13 @@
-// The kernel libraries the GPU suite needs: every spec of its case files (and llama3_8b), built
+// The kernel libraries the GPU suite needs: every spec of its case files (and llama3_8b) and the
+// preset families, built
 // (or taken from the build cache) two nvcc jobs at a time. Used by scripts/gpu-bundle.ts and
 // test/gpu.test.ts.
 import kernelCases from "./kernel-cases.json" with { type: "json" };
 import exampleCases from "../../examples/verify.json" with { type: "json" };
 import { casesFrom } from "../../cli/verify-cases.ts";
 import { buildMany, type BuildResult } from "../../codegen/build.ts";
-import { presetByName } from "../../dsl/index.ts";
+import { FAMILY_PRESETS, presetByName } from "../../dsl/index.ts";
+import { buildFamily } from "../../codegen/family.ts";
 
 export async function buildSuiteKernels(onBuilt: (r: BuildResult) => void = () => {}): Promise<string[]> {
   const specs = [presetByName("llama3_8b")!, ...[...casesFrom(kernelCases), ...casesFrom(exampleCases)].map((c) => c.spec)];
@@ -18,5 +20,8 @@ export async function buildSuiteKernels(onBuilt: (r: BuildResult) => void = () =
   });
   const failed = outcomes.find((o): o is Error => o instanceof Error);
   if (failed) throw failed;
-  return outcomes.map((r) => (r as BuildResult).library).sort();
+  // The preset families (test/gpu/cases/family.ts), one library each.
+  const families = [];
+  for (const f of FAMILY_PRESETS) families.push((await buildFamily(f)).library);
+  return [...outcomes.map((r) => (r as BuildResult).library), ...families].sort();
 }

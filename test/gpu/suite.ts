@@ -17,6 +17,7 @@ import { runSuite } from "./harness.ts";
 import "./cases/runtime.ts";
 import "./cases/interop.ts";
 import "./cases/kernels.ts";
+import "./cases/family.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 

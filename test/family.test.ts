@@ -1,0 +1,224 @@
+// Config families on the host: the DSL's checks, the generated header's constants against the
+// runtime's mirrors, a two-member family built with nvcc and planned through its C ABI (the
+// choice by static rule, by cost model, forced, and fixed per graph-mode bucket), the cost
+// model's least-squares fit, and the serving-batch generator.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { FAMILY_PRESETS, pod, presetByName, SpecError, type FamilySpec } from "../dsl/index.ts";
+import { buildFamily, generateFamilySources } from "../codegen/family.ts";
+import { COST_FEATURES } from "../codegen/paths.ts";
+import { COST_FEATURE_COUNT, FAMILY_MAX_MEMBERS, FamilyLibrary, makeHostBatch, Rng, type BatchShape, type CostModel } from "../runtime/index.ts";
+import { evaluateCostModel, findCostModel, fitCostModel, leastSquares, predictUs, writeCostModel, type TimingRecord } from "../bench/tune/cost-model.ts";
+import { SERVING_MIXES, servingBatches } from "../bench/serving-batches.ts";
+
+const base = presetByName("llama3_8b")!;
+const tiny = (): FamilySpec =>
+  pod.family({ name: "tiny", base, members: [{ name: "a" }, { name: "b", ctasPerSm: 1, prefill: { warps: 8 }, decode: { warps: 4 } }] });
+
+function issuesOf(f: () => unknown): { path: string; value: unknown }[] {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof SpecError) return e.issues.map((i) => ({ path: i.path, value: i.value }));
+    throw e;
+  }
+  assert.unreachable("expected a SpecError");
+  return [];
+}
+
+test("family: members are the base with their overrides, named <family>__<member>; the hash follows the members", () => {
+  const f = tiny();
+  assert.equal(f.memberNames, ["a", "b"]);
+  assert.equal(f.members.map((m) => m.name), ["tiny__a", "tiny__b"]);
+  assert.is(f.members[1]!.ctasPerSm, 1);
+  assert.is(f.members[0]!.decode.tile.kv, base.decode.tile.kv);
+  assert.is(tiny().hash, f.hash);
+  const other = pod.family({ name: "tiny", base, members: [{ name: "a" }, { name: "b", ctasPerSm: 1, prefill: { warps: 8 }, decode: { warps: 4, stages: 1 } }] });
+  assert.is.not(other.hash, f.hash);
+});
+
+test("family: every bad field is named, with the member's index", () => {
+  const issues = issuesOf(() =>
+    pod.family({
+      name: "bad__name",
+      base,
+      members: [
+        { name: "a", heads: { q: 8, kv: 1 } } as never,
+        { name: "a", prefill: { tile: { q: 999 } } },
+        { name: "Upper" },
+      ],
+    }),
+  );
+  const paths = issues.map((i) => i.path);
+  assert.ok(paths.includes("name"), paths.join());
+  // The name error stops before the members are merged; the members' own errors follow once it is fixed.
+  const members = issuesOf(() =>
+    pod.family({ name: "ok", base, members: [{ name: "a", heads: { q: 8, kv: 1 } } as never, { name: "a", prefill: { tile: { q: 999 } } }, { name: "Upper" }] }),
+  ).map((i) => i.path);
+  assert.ok(members.includes("members.0.heads"), members.join());
+  assert.ok(members.includes("members.1.name"), members.join());
+  assert.ok(members.some((p) => p.startsWith("members.1.prefill.tile")), members.join());
+  assert.ok(members.includes("members.2.name"), members.join());
+  const many = issuesOf(() => pod.family({ name: "big", base, members: Array.from({ length: FAMILY_MAX_MEMBERS + 1 }, (_, i) => ({ name: `m${i}` })) }));
+  assert.equal(many.map((i) => i.path), ["members"]);
+});
+
+test("family: the rendered header's constants are the runtime's mirrors and the features are codegen's list", () => {
+  const header = generateFamilySources(tiny()).find((f) => f.path === "pod_family.h")!.contents;
+  assert.match(header, new RegExp(`#define PODGEN_FAMILY_MAX_MEMBERS ${FAMILY_MAX_MEMBERS}\\b`));
+  assert.match(header, new RegExp(`#define PODGEN_COST_FEATURES ${COST_FEATURE_COUNT}\\b`));
+  assert.is(COST_FEATURES.length, COST_FEATURE_COUNT);
+  assert.match(header, /#include "members\/a\/pod_attention.h"/);
+  assert.is(generateFamilySources(tiny()).map((f) => f.contents).join(), generateFamilySources(tiny()).map((f) => f.contents).join());
+  assert.ok(FAMILY_PRESETS.every((f) => f.members.every((m) => m.heads.q === f.members[0]!.heads.q)));
+});
+
+test("cost model: least squares recovers a known linear model, and the fit per member and mode predicts it", () => {
+  const rng = new Rng(7);
+  const truth = { a: { fused: [20, 3, 400, 15, 2], serial: [30, 2.5, 380, 10, 4] }, b: { fused: [25, 2, 420, 5, 1], serial: [35, 2.2, 390, 8, 3] } };
+  const records: TimingRecord[] = [];
+  for (let w = 0; w < 40; w++) {
+    const features = [1, rng.next() * 100, rng.next() * 2, rng.int(1, 4), rng.next() * 20];
+    for (const member of ["a", "b"] as const)
+      for (const mode of ["fused", "serial"] as const) {
+        const us = truth[member][mode].reduce((s, c, i) => s + c * features[i]!, 0);
+        records.push({ workload: `w${w}`, member, mode, features, us });
+      }
+  }
+  const model = fitCostModel(records, { gpu: "GPU", family: "tiny", buildKey: "k", memberNames: ["a", "b"], featureNames: [...COST_FEATURES] });
+  for (const member of ["a", "b"] as const)
+    for (const mode of ["fused", "serial"] as const)
+      model.members[member]![mode]!.forEach((c, i) => assert.ok(Math.abs(c - truth[member][mode][i]!) < 1e-6 * Math.max(1, Math.abs(truth[member][mode][i]!)), `${member} ${mode} c${i} = ${c}`));
+  const ev = evaluateCostModel(model, records);
+  assert.ok(ev.maxRelError! < 1e-8, String(ev.maxRelError));
+  assert.is(ev.geomeanRegret, 1);
+  // Too few records for a candidate: no coefficients, no prediction.
+  const thin = fitCostModel(records.slice(0, 8), { gpu: "GPU", family: "tiny", buildKey: "k", memberNames: ["a", "b"], featureNames: [...COST_FEATURES] });
+  assert.is(thin.members.a!.fused, null);
+  assert.is(predictUs(thin, records[0]!), null);
+  // A weighted fit with noise stays close, and a constant column (rank deficiency) still solves.
+  const c = leastSquares([[1, 1], [1, 1], [1, 1]], [3, 3, 3]);
+  assert.ok(Math.abs(c[0]! + c[1]! - 3) < 1e-6, c.join());
+});
+
+test("cost model store: keyed by GPU and build key; a model of another build is not used and says why", () => {
+  const dir = mkdtempSync(join(tmpdir(), "podgen-costmodel-"));
+  try {
+    const path = join(dir, "cost-models.json");
+    const model: CostModel = { version: 1, gpu: "H100", family: "tiny", buildKey: "old", features: [...COST_FEATURES], members: {}, fit: { records: 0, date: "d" } };
+    writeCostModel(model, path);
+    assert.equal(findCostModel("tiny", "H100", "old", path), { model });
+    const miss = findCostModel("tiny", "H100", "new", path);
+    assert.is(miss.model, null);
+    assert.match((miss as { why: string }).why, /other builds \(old; this build is new\)/);
+    assert.match((findCostModel("tiny", "A100", "old", path) as { why: string }).why, /no cost model of tiny for A100/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("serving batches: same seed, same batches; chunks fit the token budget and continue a prefix", () => {
+  const mix = SERVING_MIXES.llama3_8b;
+  const a = servingBatches(mix, 11, 30);
+  assert.equal(servingBatches(mix, 11, 30), a);
+  assert.not.equal(servingBatches(mix, 12, 30), a);
+  for (const b of a) {
+    const tokens = b.shape.prefills.reduce((s, p) => s + p.qLen, 0) + b.shape.decodes.length;
+    assert.ok(tokens <= mix.tokenBudget, `${b.name}: ${tokens} tokens`);
+    assert.ok(b.shape.prefills.length >= 1 && b.shape.prefills.every((p) => p.qLen >= 1 && p.kvLen >= p.qLen && p.kvLen <= mix.maxKv));
+    assert.ok(b.shape.decodes.length >= mix.decodes.min && b.shape.decodes.every((kv) => kv >= 1 && kv <= mix.maxKv));
+  }
+  // Long-tailed decode contexts: some far above the median.
+  const kvs = a.flatMap((b) => b.shape.decodes).sort((x, y) => x - y);
+  assert.ok(kvs[Math.floor(kvs.length * 0.99)]! > 3 * mix.decodeKv.median);
+});
+
+// ---------------------------------------------------------------------------------------------
+// A built family, planned on the host through its C ABI.
+
+const cacheDir = mkdtempSync(join(tmpdir(), "podgen-family-test-"));
+let lib: FamilyLibrary;
+
+test.before(async () => {
+  const built = await buildFamily(tiny(), { cacheDir });
+  lib = new FamilyLibrary(built.library, built.manifest.symbolPrefix);
+});
+
+const planOf = (shape: BatchShape, options: Parameters<FamilyLibrary["plan"]>[1] = {}) =>
+  lib.plan(makeHostBatch(lib.info(), shape, { seed: 1 }).batch, { numSms: 132, ...options }).plan;
+
+const hybrid: BatchShape = { prefills: [{ qLen: 512, kvLen: 4096 }], decodes: [4096, 900, 17] };
+
+test("family library: members, features and the static rule (member 0; fused when both ops, else standalone)", () => {
+  assert.equal(lib.memberNames, ["a", "b"]);
+  assert.equal(lib.featureNames, [...COST_FEATURES]);
+  const p = planOf(hybrid);
+  assert.is(p.describe(), "a fused (static-rule)");
+  assert.is(p.candidates.length, 4);
+  assert.ok(p.candidates.every((c) => c.predictedUs === null));
+  // The member plan is member 0's own plan of the batch.
+  const direct = lib.member("a").plan(makeHostBatch(lib.info(), hybrid, { seed: 1 }).batch, { numSms: 132 }).plan;
+  assert.equal(p.plan.toJSON(), direct.toJSON());
+  assert.is(planOf({ prefills: [], decodes: [100, 200] }).describe(), "a serial (static-rule)");
+  assert.is(planOf({ prefills: [{ qLen: 64, kvLen: 64 }], decodes: [] }).describe(), "a serial (static-rule)");
+  // Features: decode bytes are padded K and V of every KV head (16-bit); prefill work grows with the chunk.
+  const f = p.candidates[0]!.features;
+  const padded = [4096, 960, 64].reduce((s, kv) => s + kv, 0);
+  assert.ok(Math.abs(f.decode_gb! - (padded * 8 * 128 * 2 * 2) / 1e9) < 1e-12, String(f.decode_gb));
+  assert.ok(planOf({ prefills: [{ qLen: 1024, kvLen: 4096 }], decodes: [1] }).candidates[0]!.features.prefill_gflop! > f.prefill_gflop!);
+});
+
+/** A model whose predictions are easy to reason about: `bias` µs per candidate plus one per decode GB. */
+const modelWith = (bias: Record<string, { fused: number; serial: number }>): CostModel => ({
+  version: 1, gpu: "test", family: "tiny", buildKey: "k", features: [...COST_FEATURES],
+  members: Object.fromEntries(Object.entries(bias).map(([m, b]) => [m, { fused: [b.fused, 0, 1000, 0, 0], serial: [b.serial, 0, 1000, 0, 0] }])),
+  fit: { records: 0, date: "" },
+});
+
+test("family library: the cost model picks the lowest prediction, the plan records every candidate's, and a caller can force", () => {
+  const model = modelWith({ a: { fused: 50, serial: 40 }, b: { fused: 30, serial: 45 } });
+  const p = planOf(hybrid, { costModel: model });
+  assert.is(p.describe(), "b fused (cost-model)");
+  for (const c of p.candidates) {
+    const expected = model.members[c.memberName]![c.mode]!.reduce((s, w, i) => s + w * c.features[COST_FEATURES[i]!]!, 0);
+    assert.ok(Math.abs(c.predictedUs! - expected) < 1e-9, `${c.memberName} ${c.mode}`);
+  }
+  assert.is(planOf(hybrid, { costModel: model, member: "a" }).describe(), "a serial (cost-model)");
+  assert.is(planOf(hybrid, { costModel: model, mode: "serial" }).describe(), "a serial (cost-model)");
+  assert.is(planOf(hybrid, { costModel: model, member: "a", mode: "fused" }).describe(), "a fused (forced)");
+  // A model without coefficients for a member leaves the choice among the others.
+  const partial: CostModel = { ...model, members: { a: { fused: null, serial: [90, 0, 0, 0, 0] } } };
+  assert.is(planOf(hybrid, { costModel: partial }).describe(), "a serial (cost-model)");
+  assert.equal(JSON.parse(JSON.stringify(p)).member, "b");
+});
+
+test("family library: graph mode chooses for the bucket, whatever the live batch", () => {
+  // Serial wins below 0.009 GB of decode reads, fused above.
+  const model: CostModel = { ...modelWith({ a: { fused: 100, serial: 10 } }), members: { a: { fused: [100, 0, 0, 0, 0], serial: [10, 0, 10000, 0, 0] } } };
+  const bucket = { graphMode: true, maxPrefills: 2, maxDecodes: 64, maxPrefillTokens: 1024, maxKvLen: 8192 };
+  const small = planOf({ prefills: [{ qLen: 16, kvLen: 16 }], decodes: [1] }, { costModel: model, ...bucket });
+  const large = planOf({ prefills: [{ qLen: 1000, kvLen: 8000 }], decodes: Array(64).fill(8000) }, { costModel: model, ...bucket });
+  assert.is(small.describe(), large.describe());
+  assert.equal(small.candidates, large.candidates);
+  // Outside graph mode the same model tells them apart.
+  assert.is.not(planOf({ prefills: [{ qLen: 16, kvLen: 16 }], decodes: [1] }, { costModel: model }).mode, planOf({ prefills: [{ qLen: 1000, kvLen: 8000 }], decodes: Array(64).fill(8000) }, { costModel: model }).mode);
+});
+
+test("family library: bad input is named (member, mode, model shape, and the member planner's own batch errors)", () => {
+  assert.throws(() => planOf(hybrid, { member: "zz" }), /options.member = "zz": the family pod_tiny has members "a", "b"/);
+  assert.throws(() => planOf(hybrid, { mode: "both" as never }), /options.mode = "both"/);
+  assert.throws(() => planOf(hybrid, { costModel: { ...modelWith({ a: { fused: 1, serial: 1 } }), features: ["one"] } }), /costModel.features/);
+  assert.throws(() => planOf(hybrid, { costModel: modelWith({ c: { fused: 1, serial: 1 } }) }), /options.member = "c"/);
+  const host = makeHostBatch(lib.info(), hybrid, { seed: 1 });
+  host.batch.kvLens[0] = 3;
+  assert.throws(() => lib.plan(host.batch, {}), /pod_tiny_plan failed: PODGEN_ERR_BAD_BATCH: pod_tiny_plan: member "a": .*kv_lens\[0\]=3 < q_len=512/);
+});
+
+test.after(() => {
+  lib?.close();
+  rmSync(cacheDir, { recursive: true, force: true });
+});
+test.run();
