@@ -194,7 +194,7 @@ export class DeviceBatch {
     // An empty k/v (data: "queries") keeps the cache already on the device.
     if (host.k.length > 0) this.k.upload(host.k);
     if (host.v.length > 0) this.v.upload(host.v);
-    this.pageIndptr.upload(b.pageIndptr);
+    this.pageIndptr.upload(b.pageIndptr!);
     if (b.pageIndices) this.pageIndices.upload(b.pageIndices);
     this.qoIndptr.upload(b.qoIndptr);
     this.kvLens.upload(b.kvLens);
@@ -216,7 +216,6 @@ export class DeviceBatch {
       qDecode: this.qDecode,
       k: this.k,
       v: this.v,
-      pageIndptr: this.pageIndptr,
       pageIndices: this.dims.paged ? this.pageIndices : null,
       oPrefill: this.oPrefill,
       oDecode: this.oDecode,

@@ -54,13 +54,18 @@ export {
   toCBatch,
   toCBuffers,
   toCPlanOptions,
+  toCRaggedBatch,
+  toCRaggedBuffers,
   toCReferenceArgs,
   type AbiTypes,
   type DevPtrLike,
   type KernelInfo,
   type PlanOptions,
+  type PageTable,
   type PodBatch,
   type PodBuffers,
+  type PodRaggedBatch,
+  type PodRaggedBuffers,
   type ReferenceArgs,
 } from "./abi.ts";
 export { makeHostBatch, pageTable, capacityOf, DeviceBatch, type BatchShape, type PrefillShape, type BatchOptions, type BatchCapacity, type HostBatch, type KernelDims } from "./batch.ts";
