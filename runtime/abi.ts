@@ -18,7 +18,7 @@ import { loadKoffi, type DevicePtr, type Koffi } from "./cuda.ts";
 import { DeviceBuffer, streamHandle, type StreamLike } from "./device.ts";
 
 /** The pod_attention.h ABI version these struct mirrors follow (codegen/paths.ts ABI_VERSION). */
-export const PODGEN_ABI_VERSION_SUPPORTED = 1;
+export const PODGEN_ABI_VERSION_SUPPORTED = 2;
 
 /** The values of pod_attention.h's podgen_status (test/runtime.test.ts reads them off the header). */
 export type PodgenStatus = 0 | 1 | 2 | 3 | 4 | 5 | 6;
@@ -56,9 +56,11 @@ export class PodgenError extends Error {
 export interface AbiTypes {
   podgen_devptr: TypeObject;
   podgen_batch: TypeObject;
+  podgen_ragged_batch: TypeObject;
   podgen_plan_options: TypeObject;
   podgen_plan: TypeObject;
   podgen_buffers: TypeObject;
+  podgen_ragged_buffers: TypeObject;
   podgen_reference_args: TypeObject;
   podgen_kernel_info: TypeObject;
 }
@@ -81,6 +83,19 @@ export function abiTypes(): AbiTypes {
       kv_lens: "const int32_t *",
       page_indptr: "const int32_t *",
       page_indices: "const int32_t *",
+      block_table_stride: "int32_t",
+      num_pages: "int32_t",
+      num_heads_q: "int32_t",
+      num_heads_kv: "int32_t",
+      head_dim: "int32_t",
+    }),
+    podgen_ragged_batch: k.struct("podgen_ragged_batch", {
+      num_requests: "int32_t",
+      qo_indptr: "const int32_t *",
+      kv_lens: "const int32_t *",
+      page_indptr: "const int32_t *",
+      page_indices: "const int32_t *",
+      block_table_stride: "int32_t",
       num_pages: "int32_t",
       num_heads_q: "int32_t",
       num_heads_kv: "int32_t",
@@ -95,8 +110,10 @@ export function abiTypes(): AbiTypes {
       max_kv_len: "int32_t",
       prefill_max_splits: "int32_t",
       decode_max_splits: "int32_t",
+      max_num_pages: "int32_t",
+      max_page_entries: "int32_t",
       debug_count_tiles: "int32_t",
-      reserved: k.array("int32_t", 7),
+      reserved: k.array("int32_t", 5),
     }),
     podgen_plan: k.struct("podgen_plan", {
       abi_version: "uint32_t",
@@ -119,20 +136,38 @@ export function abiTypes(): AbiTypes {
       merges_offset: u64x2(),
       partial_o_offset: u64x2(),
       partial_lse_offset: u64x2(),
+      page_base_offset: "uint64_t",
       host_bytes: "uint64_t",
       workspace_bytes: "uint64_t",
+      page_entries: "uint64_t",
+      ragged: "int32_t",
+      num_requests: "int32_t",
+      q_rows: i32x2(),
+      cache_pages: "int32_t",
+      reserved: "int32_t",
     }),
     podgen_buffers: k.struct("podgen_buffers", {
       q_prefill: devptr,
       q_decode: devptr,
       k: devptr,
       v: devptr,
-      page_indptr: devptr,
       page_indices: devptr,
       o_prefill: devptr,
       o_decode: devptr,
       lse_prefill: devptr,
       lse_decode: devptr,
+      workspace: devptr,
+      workspace_bytes: "uint64_t",
+      sm_scale: "float",
+      reserved: "int32_t",
+    }),
+    podgen_ragged_buffers: k.struct("podgen_ragged_buffers", {
+      q: devptr,
+      k: devptr,
+      v: devptr,
+      page_indices: devptr,
+      o: devptr,
+      lse: devptr,
       workspace: devptr,
       workspace_bytes: "uint64_t",
       sm_scale: "float",
@@ -192,23 +227,41 @@ function devptr(p: DevPtrLike): bigint {
   return typeof p === "bigint" ? p : p.ptr;
 }
 
-/** Host copies of one hybrid batch (requests numbered prefills first, then decodes). */
-export interface PodBatch {
+/**
+ * The page table of a batch (pod_attention.h): CSR (spare pages past a request's keys allowed), a
+ * padded block table, or a contiguous cache's first rows.
+ */
+export interface PageTable {
+  /** CSR: [requests + 1] offsets into pageIndices; contiguous: first KV row; block table: null. */
+  pageIndptr: Int32Array | null;
+  /** Paged: CSR page ids, or the block table [requests, blockTableStride] row-major; contiguous: null. */
+  pageIndices: Int32Array | null;
+  /** 0 / omitted: CSR; > 0: pageIndices is a block table with rows this long. */
+  blockTableStride?: number;
+  /** Paged: pages in the cache; contiguous: rows in the cache. */
+  numPages: number;
+  numHeadsQ: number;
+  numHeadsKv: number;
+  headDim: number;
+}
+
+/** Host copies of one hybrid batch in two parts (requests numbered prefills first, then decodes). */
+export interface PodBatch extends PageTable {
   numPrefills: number;
   numDecodes: number;
   /** [numPrefills + 1] prefill query token offsets. */
   qoIndptr: Int32Array;
   /** [numPrefills + numDecodes] keys per request. */
   kvLens: Int32Array;
-  /** [numPrefills + numDecodes + 1] paged: offsets into pageIndices; contiguous: first KV row. */
-  pageIndptr: Int32Array;
-  /** Paged: page ids; contiguous: null. */
-  pageIndices: Int32Array | null;
-  /** Paged: pages in the cache; contiguous: rows in the cache. */
-  numPages: number;
-  numHeadsQ: number;
-  numHeadsKv: number;
-  headDim: number;
+}
+
+/** Host copies of one ragged batch: one q for every request, in any order; qLen 1 decodes. */
+export interface PodRaggedBatch extends PageTable {
+  numRequests: number;
+  /** [numRequests + 1] rows of each request's query tokens in q. */
+  qoIndptr: Int32Array;
+  /** [numRequests] keys per request. */
+  kvLens: Int32Array;
 }
 
 export interface PlanOptions {
@@ -220,6 +273,10 @@ export interface PlanOptions {
   maxDecodes?: number;
   maxPrefillTokens?: number;
   maxKvLen?: number;
+  /** Pages (contiguous: rows) of the k and v caches a captured run is given. */
+  maxNumPages?: number;
+  /** Entries of the pageIndices a captured run is given (paged). */
+  maxPageEntries?: number;
   /** 0 / omitted: the spec's limit. */
   prefillMaxSplits?: number;
   decodeMaxSplits?: number;
@@ -252,8 +309,17 @@ export class PodPlan {
   readonly mergesOffset: BigPair;
   readonly partialOOffset: BigPair;
   readonly partialLseOffset: BigPair;
+  readonly pageBaseOffset: bigint;
   readonly hostBytes: bigint;
   readonly workspaceBytes: bigint;
+  /** What a run's tensors must hold (graph mode: the bucket's). */
+  readonly pageEntries: bigint;
+  /** Made by planRagged (run it with runRagged). */
+  readonly ragged: boolean;
+  readonly numRequests: number;
+  /** Rows of q / o: [prefill, decode]; ragged: [q, 0]. */
+  readonly qRows: Pair;
+  readonly cachePages: number;
 
   /** @param c the C-named object koffi decoded (kept as is and passed back to C). */
   constructor(readonly c: Readonly<Record<string, unknown>>) {
@@ -286,8 +352,14 @@ export class PodPlan {
     this.mergesOffset = bpair("merges_offset");
     this.partialOOffset = bpair("partial_o_offset");
     this.partialLseOffset = bpair("partial_lse_offset");
+    this.pageBaseOffset = BigInt(c.page_base_offset as number | bigint);
     this.hostBytes = BigInt(c.host_bytes as number | bigint);
     this.workspaceBytes = BigInt(c.workspace_bytes as number | bigint);
+    this.pageEntries = BigInt(c.page_entries as number | bigint);
+    this.ragged = n("ragged") !== 0;
+    this.numRequests = n("num_requests");
+    this.qRows = pair("q_rows");
+    this.cachePages = n("cache_pages");
     Object.freeze(this);
   }
 
@@ -309,9 +381,7 @@ export interface PodBuffers {
   qDecode?: DevPtrLike;
   k: DevPtrLike;
   v: DevPtrLike;
-  /** Device copy of the batch's pageIndptr. */
-  pageIndptr: DevPtrLike;
-  /** Device copy of pageIndices (paged caches). */
+  /** Device copy of pageIndices (paged caches); the page bases come with the plan. */
   pageIndices?: DevPtrLike;
   oPrefill?: DevPtrLike;
   oDecode?: DevPtrLike;
@@ -320,6 +390,22 @@ export interface PodBuffers {
   workspace: DevPtrLike;
   workspaceBytes: number | bigint;
   /** 0 / omitted: 1/sqrt(headDim). */
+  smScale?: number;
+}
+
+/** Device tensors of one run of a ragged plan. */
+export interface PodRaggedBuffers {
+  /** [tokens, Hq, D] by the batch's qoIndptr. */
+  q: DevPtrLike;
+  k: DevPtrLike;
+  v: DevPtrLike;
+  pageIndices?: DevPtrLike;
+  /** Like q. */
+  o: DevPtrLike;
+  /** Optional fp32 [tokens, Hq]. */
+  lse?: DevPtrLike;
+  workspace: DevPtrLike;
+  workspaceBytes: number | bigint;
   smScale?: number;
 }
 
@@ -375,35 +461,54 @@ function int(name: string, v: number | undefined, dflt = 0): number {
   return x;
 }
 
+/** The C fields of a page table for `n` requests, after checking its arrays are long enough to read. */
+function toCPageTable(t: PageTable, n: number, need: (name: string, a: Int32Array | null | undefined, len: number) => void) {
+  const stride = int("batch.blockTableStride", t.blockTableStride);
+  if (stride > 0) {
+    if (t.pageIndptr) throw new TypeError(`batch.pageIndptr must be null with a block table (blockTableStride = ${stride})`);
+    need("pageIndices", t.pageIndices, n * stride);
+  } else {
+    need("pageIndptr", t.pageIndptr, n + 1);
+    if (t.pageIndices !== null && t.pageIndices !== undefined) need("pageIndices", t.pageIndices, Math.max(0, t.pageIndptr![n]!));
+  }
+  return {
+    page_indptr: t.pageIndptr,
+    page_indices: t.pageIndices ?? null,
+    block_table_stride: stride,
+    num_pages: int("batch.numPages", t.numPages),
+    num_heads_q: int("batch.numHeadsQ", t.numHeadsQ),
+    num_heads_kv: int("batch.numHeadsKv", t.numHeadsKv),
+    head_dim: int("batch.headDim", t.headDim),
+  };
+}
+
+function arrayCheck(what: string) {
+  return (name: string, a: Int32Array | null | undefined, len: number) => {
+    if (!(a instanceof Int32Array)) throw new TypeError(`batch.${name} must be an Int32Array`);
+    if (a.length < len) throw new RangeError(`batch.${name} has ${a.length} elements; ${len} needed for ${what}`);
+  };
+}
+
 /** The C-named podgen_batch object, after checking that every array is long enough to read. */
 export function toCBatch(b: PodBatch): Record<string, unknown> {
   const np = int("batch.numPrefills", b.numPrefills);
   const nd = int("batch.numDecodes", b.numDecodes);
   if (np < 0 || nd < 0) throw new RangeError(`batch has ${np} prefills and ${nd} decodes; counts must be >= 0`);
   const n = np + nd;
-  const need = (name: string, a: Int32Array | null | undefined, len: number) => {
-    if (!(a instanceof Int32Array)) throw new TypeError(`batch.${name} must be an Int32Array`);
-    if (a.length < len) throw new RangeError(`batch.${name} has ${a.length} elements; ${len} needed for ${np} prefills and ${nd} decodes`);
-  };
+  const need = arrayCheck(`${np} prefills and ${nd} decodes`);
   need("qoIndptr", b.qoIndptr, np + 1);
   need("kvLens", b.kvLens, n);
-  need("pageIndptr", b.pageIndptr, n + 1);
-  if (b.pageIndices !== null && b.pageIndices !== undefined) {
-    const last = b.pageIndptr[n];
-    need("pageIndices", b.pageIndices, Math.max(0, last));
-  }
-  return {
-    num_prefills: np,
-    num_decodes: nd,
-    qo_indptr: b.qoIndptr,
-    kv_lens: b.kvLens,
-    page_indptr: b.pageIndptr,
-    page_indices: b.pageIndices ?? null,
-    num_pages: int("batch.numPages", b.numPages),
-    num_heads_q: int("batch.numHeadsQ", b.numHeadsQ),
-    num_heads_kv: int("batch.numHeadsKv", b.numHeadsKv),
-    head_dim: int("batch.headDim", b.headDim),
-  };
+  return { num_prefills: np, num_decodes: nd, qo_indptr: b.qoIndptr, kv_lens: b.kvLens, ...toCPageTable(b, n, need) };
+}
+
+/** The C-named podgen_ragged_batch object, after checking that every array is long enough to read. */
+export function toCRaggedBatch(b: PodRaggedBatch): Record<string, unknown> {
+  const n = int("batch.numRequests", b.numRequests);
+  if (n < 0) throw new RangeError(`batch has ${n} requests; the count must be >= 0`);
+  const need = arrayCheck(`${n} requests`);
+  need("qoIndptr", b.qoIndptr, n + 1);
+  need("kvLens", b.kvLens, n);
+  return { num_requests: n, qo_indptr: b.qoIndptr, kv_lens: b.kvLens, ...toCPageTable(b, n, need) };
 }
 
 export function toCPlanOptions(o: PlanOptions = {}): Record<string, unknown> {
@@ -414,10 +519,12 @@ export function toCPlanOptions(o: PlanOptions = {}): Record<string, unknown> {
     max_decodes: int("options.maxDecodes", o.maxDecodes),
     max_prefill_tokens: int("options.maxPrefillTokens", o.maxPrefillTokens),
     max_kv_len: int("options.maxKvLen", o.maxKvLen),
+    max_num_pages: int("options.maxNumPages", o.maxNumPages),
+    max_page_entries: int("options.maxPageEntries", o.maxPageEntries),
     prefill_max_splits: int("options.prefillMaxSplits", o.prefillMaxSplits),
     decode_max_splits: int("options.decodeMaxSplits", o.decodeMaxSplits),
     debug_count_tiles: o.debugCountTiles ? 1 : 0,
-    reserved: [0, 0, 0, 0, 0, 0, 0],
+    reserved: [0, 0, 0, 0, 0],
   };
 }
 
@@ -427,12 +534,26 @@ export function toCBuffers(b: PodBuffers): Record<string, unknown> {
     q_decode: devptr(b.qDecode),
     k: devptr(b.k),
     v: devptr(b.v),
-    page_indptr: devptr(b.pageIndptr),
     page_indices: devptr(b.pageIndices),
     o_prefill: devptr(b.oPrefill),
     o_decode: devptr(b.oDecode),
     lse_prefill: devptr(b.lsePrefill),
     lse_decode: devptr(b.lseDecode),
+    workspace: devptr(b.workspace),
+    workspace_bytes: BigInt(b.workspaceBytes),
+    sm_scale: b.smScale ?? 0,
+    reserved: 0,
+  };
+}
+
+export function toCRaggedBuffers(b: PodRaggedBuffers): Record<string, unknown> {
+  return {
+    q: devptr(b.q),
+    k: devptr(b.k),
+    v: devptr(b.v),
+    page_indices: devptr(b.pageIndices),
+    o: devptr(b.o),
+    lse: devptr(b.lse),
     workspace: devptr(b.workspace),
     workspace_bytes: BigInt(b.workspaceBytes),
     sm_scale: b.smScale ?? 0,
@@ -495,8 +616,10 @@ type Fn = (...args: unknown[]) => unknown;
 interface LibraryFns {
   info: Fn;
   plan: Fn;
+  plan_ragged: Fn;
   upload_plan: Fn;
   run: Fn;
+  run_ragged: Fn;
   run_prefill: Fn;
   run_decode: Fn;
   run_reference: Fn;
@@ -539,10 +662,14 @@ export class KernelLibrary {
       plan: decl(
         `int ${p}_plan(const podgen_batch *batch, const podgen_plan_options *options, void *host_staging, uint64_t host_staging_bytes, _Out_ podgen_plan *plan)`,
       ),
+      plan_ragged: decl(
+        `int ${p}_plan_ragged(const podgen_ragged_batch *batch, const podgen_plan_options *options, void *host_staging, uint64_t host_staging_bytes, _Out_ podgen_plan *plan)`,
+      ),
       upload_plan: decl(
         `int ${p}_upload_plan(const podgen_plan *plan, const void *host_staging, void *workspace, uint64_t workspace_bytes, void *stream)`,
       ),
       run: decl(`int ${p}_run(const podgen_plan *plan, const podgen_buffers *buffers, void *stream)`),
+      run_ragged: decl(`int ${p}_run_ragged(const podgen_plan *plan, const podgen_ragged_buffers *buffers, void *stream)`),
       run_prefill: decl(`int ${p}_run_prefill(const podgen_plan *plan, const podgen_buffers *buffers, void *stream)`),
       run_decode: decl(`int ${p}_run_decode(const podgen_plan *plan, const podgen_buffers *buffers, void *stream)`),
       run_reference: decl(`int ${p}_run_reference(const podgen_reference_args *args, void *stream)`),
@@ -587,14 +714,22 @@ export class KernelLibrary {
    * fills `staging` (reused when one large enough is passed). Needs no GPU.
    */
   plan(batch: PodBatch, options: PlanOptions = {}, staging?: Buffer): { plan: PodPlan; staging: Buffer } {
-    const cBatch = toCBatch(batch);
+    return this.planWith("plan", toCBatch(batch), options, staging);
+  }
+
+  /** The same for a ragged batch (one q for every request, in any order); run it with runRagged. */
+  planRagged(batch: PodRaggedBatch, options: PlanOptions = {}, staging?: Buffer): { plan: PodPlan; staging: Buffer } {
+    return this.planWith("plan_ragged", toCRaggedBatch(batch), options, staging);
+  }
+
+  private planWith(fn: "plan" | "plan_ragged", cBatch: Record<string, unknown>, options: PlanOptions, staging?: Buffer) {
     const cOptions = toCPlanOptions(options);
     const sizes: Record<string, unknown> = {};
-    this.check("plan", this.fns.plan(cBatch, cOptions, null, 0, sizes));
+    this.check(fn, this.fns[fn](cBatch, cOptions, null, 0, sizes));
     const hostBytes = Number(sizes.host_bytes);
     const buf = staging && staging.length >= hostBytes ? staging : Buffer.alloc(hostBytes);
     const out: Record<string, unknown> = {};
-    this.check("plan", this.fns.plan(cBatch, cOptions, buf, buf.length, out));
+    this.check(fn, this.fns[fn](cBatch, cOptions, buf, buf.length, out));
     return { plan: new PodPlan(out), staging: buf };
   }
 
@@ -609,6 +744,11 @@ export class KernelLibrary {
   /** The fused prefill+decode launch (no allocation, no synchronization; graph-capturable). */
   run(plan: PodPlan, buffers: PodBuffers, stream?: StreamLike): void {
     this.check("run", this.fns.run(plan.c, toCBuffers(buffers), streamHandle(stream)));
+  }
+
+  /** The fused launch of a ragged plan. */
+  runRagged(plan: PodPlan, buffers: PodRaggedBuffers, stream?: StreamLike): void {
+    this.check("run_ragged", this.fns.run_ragged(plan.c, toCRaggedBuffers(buffers), streamHandle(stream)));
   }
 
   /** The prefill-only baseline launch. */

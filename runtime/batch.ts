@@ -200,7 +200,7 @@ export class DeviceBatch {
     ];
     if (draw === "all") drawn.push([this.k, cacheRows * hkv * d, RANDOM_TENSOR.k], [this.v, cacheRows * hkv * d, RANDOM_TENSOR.v]);
     // The page table first: these copies are synchronous, and would wait for the fills.
-    this.pageIndptr.upload(b.pageIndptr);
+    this.pageIndptr.upload(b.pageIndptr!);
     if (b.pageIndices) this.pageIndices.upload(b.pageIndices);
     this.qoIndptr.upload(b.qoIndptr);
     this.kvLens.upload(b.kvLens);
@@ -223,7 +223,6 @@ export class DeviceBatch {
       qDecode: this.qDecode,
       k: this.k,
       v: this.v,
-      pageIndptr: this.pageIndptr,
       pageIndices: this.dims.paged ? this.pageIndices : null,
       oPrefill: this.oPrefill,
       oDecode: this.oDecode,

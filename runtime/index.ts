@@ -55,13 +55,18 @@ export {
   toCBatch,
   toCBuffers,
   toCPlanOptions,
+  toCRaggedBatch,
+  toCRaggedBuffers,
   toCReferenceArgs,
   type AbiTypes,
   type DevPtrLike,
   type KernelInfo,
   type PlanOptions,
+  type PageTable,
   type PodBatch,
   type PodBuffers,
+  type PodRaggedBatch,
+  type PodRaggedBuffers,
   type ReferenceArgs,
 } from "./abi.ts";
 export { KernelLibraries } from "./libraries.ts";

@@ -120,7 +120,7 @@ function renderHeader(dir: string): void {
   writeFileSync(join(dir, "pod_attention.h"), hbs.compile(source, { noEscape: true })(HEADER_CONTEXT));
 }
 
-const STRUCTS = ["podgen_batch", "podgen_plan_options", "podgen_plan", "podgen_buffers", "podgen_reference_args", "podgen_kernel_info"] as const;
+const STRUCTS = ["podgen_batch", "podgen_ragged_batch", "podgen_plan_options", "podgen_plan", "podgen_buffers", "podgen_ragged_buffers", "podgen_reference_args", "podgen_kernel_info"] as const;
 
 (HAS_GCC ? test : test.skip)("koffi ABI structs match the C header field for field (gcc sizeof/offsetof)", () => {
   const dir = join(tmp, "abi");
@@ -190,6 +190,7 @@ function sampleBatch(): PodBatch {
   const lastKind = hooks.func("int fake_last_run_kind()");
   const lastStream = hooks.func("uint64_t fake_last_stream()");
   const lastBuffers = hooks.func("void fake_last_buffers(_Out_ podgen_buffers *out)");
+  const lastRaggedBuffers = hooks.func("void fake_last_ragged_buffers(_Out_ podgen_ragged_buffers *out)");
   const lastReference = hooks.func("void fake_last_reference(_Out_ podgen_reference_args *out)");
   const lastPlan = hooks.func("void fake_last_plan(_Out_ podgen_plan *out)");
   const lastFill = hooks.func("uint64_t fake_last_fill(int i)");
@@ -200,7 +201,7 @@ function sampleBatch(): PodBatch {
       { abi: ABI_VERSION, hq: 32, hkv: 8, d: 128, dtype: "bf16", schedule: "proportional", smem: 98304, waves: 2 },
     );
 
-    const { plan, staging } = lib.plan(sampleBatch(), { numSms: 114, maxDecodes: 77, debugCountTiles: true });
+    const { plan, staging } = lib.plan(sampleBatch(), { numSms: 114, maxDecodes: 77, maxNumPages: 5, maxPageEntries: 6, debugCountTiles: true });
     assert.is(plan.numPrefills, 2);
     assert.is(plan.numDecodes, 2);
     assert.is(plan.totalPrefillTokens, 8, "read qo_indptr[num_prefills]");
@@ -215,6 +216,8 @@ function sampleBatch(): PodBatch {
     assert.is(plan.hostBytes, 64n + 16n);
     assert.is(plan.workspaceBytes, 1n << 40n);
     assert.is(staging.length, 80);
+    assert.is(plan.pageEntries, (1n << 33n) + 6n, "options.maxPageEntries reaches C; page_entries comes back as 64 bits");
+    assert.equal([plan.qRows, plan.cachePages, plan.numRequests, plan.ragged], [[8, 2], 11 + 5, 4, false]);
     assert.ok(staging.every((b) => b === 0xab), "the second call filled the staging buffer");
     assert.is(JSON.stringify(plan.toJSON()).includes('"workspaceBytes":1099511627776'), true);
 
@@ -232,7 +235,7 @@ function sampleBatch(): PodBatch {
     assert.is(BigInt((seen.items_offset as BigUint64Array)[1]), 0x100000000n);
 
     const buffers = {
-      qPrefill: 0x1000n, qDecode: 0x2000n, k: 0x3000n, v: 0x4000n, pageIndptr: { ptr: 0x5000n }, pageIndices: 0x6000n,
+      qPrefill: 0x1000n, qDecode: 0x2000n, k: 0x3000n, v: 0x4000n, pageIndices: { ptr: 0x6000n },
       oPrefill: 0x7000n, oDecode: 0x8000n, lsePrefill: null, lseDecode: 0xa000n, workspace: 0xb000000000n,
       workspaceBytes: 1n << 40n, smScale: 0.125,
     };
@@ -244,13 +247,31 @@ function sampleBatch(): PodBatch {
       lastBuffers(b);
       const big = (k: string) => BigInt(b[k] as number | bigint);
       assert.equal(
-        [big("q_prefill"), big("q_decode"), big("k"), big("v"), big("page_indptr"), big("page_indices"), big("o_prefill"), big("o_decode"),
+        [big("q_prefill"), big("q_decode"), big("k"), big("v"), big("page_indices"), big("o_prefill"), big("o_decode"),
           big("lse_prefill"), big("lse_decode"), big("workspace"), big("workspace_bytes")],
-        [0x1000n, 0x2000n, 0x3000n, 0x4000n, 0x5000n, 0x6000n, 0x7000n, 0x8000n, 0n, 0xa000n, 0xb000000000n, 1n << 40n],
+        [0x1000n, 0x2000n, 0x3000n, 0x4000n, 0x6000n, 0x7000n, 0x8000n, 0n, 0xa000n, 0xb000000000n, 1n << 40n],
         `${method}: buffers reach C field for field`,
       );
       assert.is(b.sm_scale, 0.125);
     }
+
+    // The ragged form: a block table (no pageIndptr) and one q / o.
+    const ragged = lib.planRagged({
+      numRequests: 3, qoIndptr: new Int32Array([0, 1, 6, 7]), kvLens: new Int32Array([5, 9, 33]), pageIndptr: null,
+      pageIndices: new Int32Array([1, 2, 3, 4, 5, 6, 7, 8, 42]), blockTableStride: 3, numPages: 50, numHeadsQ: 32, numHeadsKv: 8, headDim: 128,
+    });
+    assert.equal([ragged.plan.ragged, ragged.plan.qRows[0], ragged.plan.numItems[0], ragged.plan.numItems[1], ragged.plan.numMerges, ragged.plan.cachePages],
+      [true, 7, 33, -1, [42, 3], 50], "every ragged batch field reaches C");
+    assert.throws(() => lib.planRagged({ numRequests: 3, qoIndptr: new Int32Array(4), kvLens: new Int32Array(3), pageIndptr: null, pageIndices: new Int32Array(8),
+      blockTableStride: 3, numPages: 50, numHeadsQ: 32, numHeadsKv: 8, headDim: 128 }), /batch\.pageIndices has 8 elements; 9 needed for 3 requests/);
+    assert.throws(() => lib.planRagged({ numRequests: 1, qoIndptr: new Int32Array(2), kvLens: new Int32Array(1), pageIndptr: new Int32Array(2), pageIndices: new Int32Array(3),
+      blockTableStride: 3, numPages: 50, numHeadsQ: 32, numHeadsKv: 8, headDim: 128 }), /pageIndptr must be null with a block table/);
+    lib.runRagged(ragged.plan, { q: 0x21n, k: 0x22n, v: 0x23n, pageIndices: 0x24n, o: 0x25n, lse: null, workspace: 0x26n, workspaceBytes: 99, smScale: 0.25 }, 0x77n);
+    assert.is(lastKind(), 7);
+    const rb: Record<string, unknown> = {};
+    lastRaggedBuffers(rb);
+    assert.equal(["q", "k", "v", "page_indices", "o", "lse", "workspace", "workspace_bytes"].map((f) => Number(rb[f])), [0x21, 0x22, 0x23, 0x24, 0x25, 0, 0x26, 99]);
+    assert.is(rb.sm_scale, 0.25);
 
     lib.runReference({
       numPrefills: 2, numDecodes: 2, qoIndptr: 0x11n, kvLens: 0x12n, pageIndptr: 0x13n, pageIndices: 0x14n,
@@ -298,7 +319,7 @@ function sampleBatch(): PodBatch {
     const { plan, staging } = lib.plan(sampleBatch());
     assert.throws(() => lib.uploadPlan(plan, staging, 0x1000n, 1024), /pod_abi_test_upload_plan failed: PODGEN_ERR_WORKSPACE_TOO_SMALL: workspace too small/);
     assert.throws(() => lib.uploadPlan(plan, Buffer.alloc(3), 0x1000n, 1n << 40n), /staging buffer holds 3 bytes; the plan needs 80/);
-    assert.throws(() => lib.run(plan, { k: 1n, v: 2n, pageIndptr: 3n, workspace: null, workspaceBytes: 0 }),
+    assert.throws(() => lib.run(plan, { k: 1n, v: 2n, pageIndices: 3n, workspace: null, workspaceBytes: 0 }),
       /pod_abi_test_run failed: PODGEN_ERR_INVALID_ARGUMENT: buffers.workspace is NULL/);
   } finally {
     lib.close();

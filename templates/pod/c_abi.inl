@@ -17,6 +17,7 @@
 #include <exception>
 #include <new>
 #include <string>
+#include <type_traits>
 
 namespace {
 namespace c_abi {
@@ -45,20 +46,53 @@ int check_plan(const podgen_plan* plan, const char* fn) {
   return PODGEN_OK;
 }
 
+// The device tensors of a run, from either buffers struct: a ragged run passes its one q / o /
+// lse as both parts.
+struct Tensors {
+  const void* q[2];
+  void* o[2];
+  float* lse[2];
+  const void* k;
+  const void* v;
+  const int32_t* page_indices;
+  void* workspace;
+  uint64_t workspace_bytes;
+  float sm_scale;
+};
+
+Tensors tensors_of(const podgen_buffers& b) {
+  return {{b.q_prefill, b.q_decode}, {b.o_prefill, b.o_decode}, {b.lse_prefill, b.lse_decode},
+          b.k, b.v, b.page_indices, b.workspace, b.workspace_bytes, b.sm_scale};
+}
+
+Tensors tensors_of(const podgen_ragged_buffers& b) {
+  return {{b.q, b.q}, {b.o, b.o}, {b.lse, b.lse}, b.k, b.v, b.page_indices, b.workspace,
+          b.workspace_bytes, b.sm_scale};
+}
+
 // The parts a run computes, hence the buffers it needs.
 struct Parts {
   bool prefill, decode;
 };
 
-// Checks the buffers a run needs and builds the kernel parameters. A part counts as present when
-// the plan's grid for it is non-zero: the live work outside graph mode, the bucket's capacity in
-// graph mode (a graph captured for the bucket must also be valid for batches that have that part).
-int make_params(const podgen_plan* plan, const podgen_buffers* b, Parts parts, const char* fn,
+// Checks the plan's form, the buffers a run needs, and builds the kernel parameters. A part
+// counts as present when the plan's grid for it is non-zero: the live work outside graph mode,
+// the bucket's capacity in graph mode (a graph captured for the bucket must also be valid for
+// batches that have that part). Names in messages are the buffers struct's fields.
+template <class Buffers>
+int make_params(const podgen_plan* plan, const Buffers* buffers, Parts parts, const char* fn,
                 pod::PodParams* p) {
+  constexpr bool ragged = std::is_same<Buffers, podgen_ragged_buffers>::value;
   int status = check_plan(plan, fn);
   if (status != PODGEN_OK) return status;
   const std::string at = std::string(fn) + ": ";
-  if (!b) return fail(PODGEN_ERR_INVALID_ARGUMENT, at + "buffers is NULL");
+  if (plan->ragged != (ragged ? 1 : 0))
+    return fail(PODGEN_ERR_INVALID_ARGUMENT,
+                at + (plan->ragged ? "plan was made by plan_ragged; launch it with run_ragged"
+                                   : "plan was made by plan (prefills and decodes apart); launch "
+                                     "it with run, run_prefill or run_decode"));
+  if (!buffers) return fail(PODGEN_ERR_INVALID_ARGUMENT, at + "buffers is NULL");
+  const Tensors b = tensors_of(*buffers);
   const bool prefill = parts.prefill && plan->grid_prefill > 0;
   const bool decode = parts.decode && plan->grid_decode > 0;
   const bool any = prefill || decode;
@@ -68,43 +102,41 @@ int make_params(const podgen_plan* plan, const podgen_buffers* b, Parts parts, c
     const char* name;
     const char* because;
   } required[] = {
-      {true, b->workspace, "buffers.workspace", "every run reads its plan there"},
-      {prefill, b->q_prefill, "buffers.q_prefill", "the plan has prefill work"},
-      {prefill, b->o_prefill, "buffers.o_prefill", "the plan has prefill work"},
-      {decode, b->q_decode, "buffers.q_decode", "the plan has decode work"},
-      {decode, b->o_decode, "buffers.o_decode", "the plan has decode work"},
-      {any, b->k, "buffers.k", "the plan has work"},
-      {any, b->v, "buffers.v", "the plan has work"},
-      {any, b->page_indptr, "buffers.page_indptr", "the plan has work"},
-      {any && Traits::kPaged, b->page_indices, "buffers.page_indices",
+      {true, b.workspace, "buffers.workspace", "every run reads its plan there"},
+      {prefill, b.q[0], ragged ? "buffers.q" : "buffers.q_prefill", "the plan has prefill work"},
+      {prefill, b.o[0], ragged ? "buffers.o" : "buffers.o_prefill", "the plan has prefill work"},
+      {decode, b.q[1], ragged ? "buffers.q" : "buffers.q_decode", "the plan has decode work"},
+      {decode, b.o[1], ragged ? "buffers.o" : "buffers.o_decode", "the plan has decode work"},
+      {any, b.k, "buffers.k", "the plan has work"},
+      {any, b.v, "buffers.v", "the plan has work"},
+      {any && Traits::kPaged, b.page_indices, "buffers.page_indices",
        "the plan has work and the cache is paged"},
   };
   for (const Required& r : required)
     if (r.needed && !r.ptr)
       return fail(PODGEN_ERR_INVALID_ARGUMENT, at + r.name + " is NULL but " + r.because);
-  if (b->workspace_bytes < plan->workspace_bytes)
+  if (b.workspace_bytes < plan->workspace_bytes)
     return fail(PODGEN_ERR_WORKSPACE_TOO_SMALL,
-                at + "buffers.workspace_bytes=" + std::to_string(b->workspace_bytes) +
+                at + "buffers.workspace_bytes=" + std::to_string(b.workspace_bytes) +
                     " < workspace_bytes=" + std::to_string(plan->workspace_bytes) +
                     " the plan needs");
-  if (reinterpret_cast<uintptr_t>(b->workspace) % 16 != 0)
+  if (reinterpret_cast<uintptr_t>(b.workspace) % 16 != 0)
     return fail(PODGEN_ERR_INVALID_ARGUMENT,
                 at + "buffers.workspace is not 16-byte aligned (use the start of a cudaMalloc)");
-  if (!std::isfinite(b->sm_scale))
+  if (!std::isfinite(b.sm_scale))
     return fail(PODGEN_ERR_INVALID_ARGUMENT, at + "buffers.sm_scale is not finite");
 
-  char* ws = static_cast<char*>(b->workspace);
+  char* ws = static_cast<char*>(b.workspace);
   *p = pod::PodParams{};
-  p->q[0] = b->q_prefill;
-  p->q[1] = b->q_decode;
-  p->o[0] = b->o_prefill;
-  p->o[1] = b->o_decode;
-  p->lse[0] = b->lse_prefill;
-  p->lse[1] = b->lse_decode;
-  p->k = b->k;
-  p->v = b->v;
-  p->page_indptr = b->page_indptr;
-  p->page_indices = b->page_indices;
+  for (int op = 0; op < 2; ++op) {
+    p->q[op] = b.q[op];
+    p->o[op] = b.o[op];
+    p->lse[op] = b.lse[op];
+  }
+  p->k = b.k;
+  p->v = b.v;
+  p->page_indptr = reinterpret_cast<const int32_t*>(ws + plan->page_base_offset);
+  p->page_indices = b.page_indices;
   p->header = reinterpret_cast<pod::PodDeviceHeader*>(ws);
   for (int op = 0; op < 2; ++op) {
     p->items[op] = reinterpret_cast<const pod::PodWorkItem*>(ws + plan->items_offset[op]);
@@ -112,7 +144,7 @@ int make_params(const podgen_plan* plan, const podgen_buffers* b, Parts parts, c
     p->partial_o[op] = reinterpret_cast<float*>(ws + plan->partial_o_offset[op]);
     p->partial_lse[op] = reinterpret_cast<float*>(ws + plan->partial_lse_offset[op]);
   }
-  p->sm_scale = b->sm_scale != 0.0f ? b->sm_scale : 1.0f / sqrtf((float)Traits::kHeadDim);
+  p->sm_scale = b.sm_scale != 0.0f ? b.sm_scale : 1.0f / sqrtf((float)Traits::kHeadDim);
   return PODGEN_OK;
 }
 
@@ -154,6 +186,41 @@ int guarded(const char* fn, F body) noexcept {
   }
 }
 
+// Both plan entries: one batch form each, one planner (pod/planner.h).
+template <class Input>
+int plan_entry(const char* fn, const Input* batch, const podgen_plan_options* options,
+               void* host_staging, uint64_t host_staging_bytes, podgen_plan* plan) {
+  return guarded(fn, [&]() -> int {
+    if (!plan) return fail(PODGEN_ERR_INVALID_ARGUMENT, std::string(fn) + ": plan is NULL");
+    memset(plan, 0, sizeof *plan);
+    if (!batch) return fail(PODGEN_ERR_INVALID_ARGUMENT, std::string(fn) + ": batch is NULL");
+    podgen_plan_options defaults;
+    memset(&defaults, 0, sizeof defaults);
+    std::string error;
+    const int status = pod::plan<Traits>(*batch, options ? *options : defaults, host_staging,
+                                         host_staging_bytes, plan, &error);
+    if (status != PODGEN_OK) return fail(status, std::string(fn) + ": " + error);
+    return PODGEN_OK;
+  });
+}
+
+// The fused launch and the combines, for either buffers struct.
+template <class Buffers>
+int run_fused(const char* fn, const podgen_plan* plan, const Buffers* buffers, void* stream) {
+  return guarded(fn, [&]() -> int {
+    pod::PodParams p;
+    int status = make_params(plan, buffers, {true, true}, fn, &p);
+    if (status != PODGEN_OK) return status;
+    cudaStream_t s = static_cast<cudaStream_t>(stream);
+    if (plan->grid_fused > 0) {
+      const cudaError_t e = pod::launch_fused<Traits>(p, plan->grid_fused, s);
+      if (e != cudaSuccess) return cuda_fail(e, fn, "launch_fused");
+    }
+    for (int op = 0; op < 2 && status == PODGEN_OK; ++op) status = combine(plan, p, op, s, fn);
+    return status;
+  });
+}
+
 }  // namespace c_abi
 }  // namespace
 
@@ -193,19 +260,15 @@ extern "C" void POD_API(info)(podgen_kernel_info* out) {
 
 extern "C" int POD_API(plan)(const podgen_batch* batch, const podgen_plan_options* options,
                              void* host_staging, uint64_t host_staging_bytes, podgen_plan* plan) {
-  static const char* fn = POD_ABI_NAME(plan);
-  return c_abi::guarded(fn, [&]() -> int {
-    if (!plan) return c_abi::fail(PODGEN_ERR_INVALID_ARGUMENT, std::string(fn) + ": plan is NULL");
-    memset(plan, 0, sizeof *plan);
-    if (!batch) return c_abi::fail(PODGEN_ERR_INVALID_ARGUMENT, std::string(fn) + ": batch is NULL");
-    podgen_plan_options defaults;
-    memset(&defaults, 0, sizeof defaults);
-    std::string error;
-    const int status = pod::plan<Traits>(*batch, options ? *options : defaults, host_staging,
-                                         host_staging_bytes, plan, &error);
-    if (status != PODGEN_OK) return c_abi::fail(status, std::string(fn) + ": " + error);
-    return PODGEN_OK;
-  });
+  return c_abi::plan_entry(POD_ABI_NAME(plan), batch, options, host_staging, host_staging_bytes,
+                           plan);
+}
+
+extern "C" int POD_API(plan_ragged)(const podgen_ragged_batch* batch,
+                                    const podgen_plan_options* options, void* host_staging,
+                                    uint64_t host_staging_bytes, podgen_plan* plan) {
+  return c_abi::plan_entry(POD_ABI_NAME(plan_ragged), batch, options, host_staging,
+                           host_staging_bytes, plan);
 }
 
 // Copies the staging image (header with zeroed counters, items, merges) to the start of the
@@ -245,19 +308,13 @@ extern "C" int POD_API(upload_plan)(const podgen_plan* plan, const void* host_st
 
 // The fused kernel (grid: prefill tickets + decode tickets), then the combine of each op.
 extern "C" int POD_API(run)(const podgen_plan* plan, const podgen_buffers* buffers, void* stream) {
-  static const char* fn = POD_ABI_NAME(run);
-  return c_abi::guarded(fn, [&]() -> int {
-    pod::PodParams p;
-    int status = c_abi::make_params(plan, buffers, {true, true}, fn, &p);
-    if (status != PODGEN_OK) return status;
-    cudaStream_t s = static_cast<cudaStream_t>(stream);
-    if (plan->grid_fused > 0) {
-      const cudaError_t e = pod::launch_fused<Traits>(p, plan->grid_fused, s);
-      if (e != cudaSuccess) return c_abi::cuda_fail(e, fn, "launch_fused");
-    }
-    for (int op = 0; op < 2 && status == PODGEN_OK; ++op) status = c_abi::combine(plan, p, op, s, fn);
-    return status;
-  });
+  return c_abi::run_fused(POD_ABI_NAME(run), plan, buffers, stream);
+}
+
+// The same for a plan_ragged plan: one q and one o for every request.
+extern "C" int POD_API(run_ragged)(const podgen_plan* plan, const podgen_ragged_buffers* buffers,
+                                   void* stream) {
+  return c_abi::run_fused(POD_ABI_NAME(run_ragged), plan, buffers, stream);
 }
 
 // Baseline: the prefill part alone with the prefill-only kernel (decodes in the plan are ignored).

@@ -6,9 +6,13 @@
 //   k, v       paged:      [num_pages, page_size, Hkv, D]
 //              contiguous: [total_kv_rows, Hkv, D]
 //   o_*        like the matching q;  lse_* (optional, fp32, natural log) [tokens, Hq]
-// Requests are numbered prefills first, then decodes. The page table is CSR over requests:
-//   paged:      pages of request r are page_indices[page_indptr[r] .. page_indptr[r+1])
-//   contiguous: rows of request r start at k[page_indptr[r]] (page_indices unused)
+// A ragged plan reads both parts' queries from one q [tokens, Hq, D] and writes one o (q[0] ==
+// q[1], o[0] == o[1]); each work item carries its rows (q_token_base). Requests are numbered as
+// the batch gave them (a split batch: prefills first, then decodes). The kernels locate pages by
+// each request's page base, which the planner writes into the workspace (PodParams.page_indptr):
+//   paged:      key j of request r is in page page_indices[page_base[r] + j / page_size]
+//               (CSR: page_base = page_indptr[r]; a block table: r * its row length)
+//   contiguous: rows of request r start at k[page_base[r]] (page_indices unused)
 // Causality is bottom-right aligned: query token t of a chunk of q_len tokens sees keys
 //   j <= kv_len - q_len + t.
 //
@@ -80,7 +84,7 @@ typedef struct PodParams {
   float* lse[2];             // optional (NULL)
   const void* k;
   const void* v;
-  const int32_t* page_indptr;
+  const int32_t* page_indptr;   // page base per request (the plan's, in the workspace)
   const int32_t* page_indices;
   PodDeviceHeader* header;
   const PodWorkItem* items[2];

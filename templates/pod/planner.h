@@ -6,9 +6,10 @@
 // g++ and with nvcc's host pass and runs without a GPU. Same batch and options → same bytes.
 //
 // Steps of pod::plan (each a function below):
-//   1. check_options / validate_batch / check_bucket — reject before anything is indexed.
-//   2. build_prefill_tiles / build_decode_tiles — packed-row tiles per (request, KV head), each
-//      with its causal KV end.
+//   1. check_options / read_batch (planner_input.inl: either batch form, CSR or block-table pages,
+//      into one Batch of prefill and decode requests and their page bases) / check_bucket —
+//      reject before anything is indexed.
+//   2. build_tiles — packed-row tiles per (request, KV head), each with its causal KV end.
 //   3. choose_chunk — the KV split heuristic (one function for both ops, see its comment).
 //   4. emit_items — work items (heavy first), merge items, partial-row allocation.
 //   5. capacities — live counts, or in graph mode worst-case counts of the bucket.
@@ -113,7 +114,8 @@ inline int fail(std::string* error, int status, const char* fmt, ...) {
 struct Options {
   int num_sms;
   bool graph_mode;
-  int64_t max_prefills, max_decodes, max_prefill_tokens, max_kv_len;
+  int64_t max_prefills, max_decodes, max_prefill_tokens, max_kv_len, max_num_pages,
+      max_page_entries;
   int64_t split_cap[2];  // per-tile split cap from the spec and the options; kUnbounded if none
   bool count_tiles;
 };
@@ -139,7 +141,9 @@ inline int check_options(const KernelShape& k, const podgen_plan_options& o, Opt
         {"max_prefills", o.max_prefills},
         {"max_decodes", o.max_decodes},
         {"max_prefill_tokens", o.max_prefill_tokens},
-        {"max_kv_len", o.max_kv_len}};
+        {"max_kv_len", o.max_kv_len},
+        {"max_num_pages", o.max_num_pages},
+        {"max_page_entries", o.max_page_entries}};
     for (const auto& b : bucket)
       if (b.value < 0)
         return fail(error, inval, "options.%s=%d is negative (graph-mode bucket)", b.name, b.value);
@@ -150,6 +154,8 @@ inline int check_options(const KernelShape& k, const podgen_plan_options& o, Opt
   out->max_decodes = o.max_decodes;
   out->max_prefill_tokens = o.max_prefill_tokens;
   out->max_kv_len = o.max_kv_len;
+  out->max_num_pages = o.max_num_pages;
+  out->max_page_entries = o.max_page_entries;
   const int option_cap[2] = {o.prefill_max_splits, o.decode_max_splits};
   for (int op = 0; op < 2; ++op) {
     int64_t cap = kUnbounded;
@@ -161,137 +167,36 @@ inline int check_options(const KernelShape& k, const podgen_plan_options& o, Opt
   return PODGEN_OK;
 }
 
-// Checks every length and index the planner or the kernels will use, in an order that never
-// reads an array entry before the entries that locate it were checked. Array lengths cannot be
-// checked: qo_indptr has num_prefills + 1 entries, kv_lens num_prefills + num_decodes,
-// page_indptr one more, page_indices page_indptr[last] (paged).
-inline int validate_batch(const KernelShape& k, const podgen_batch& b, std::string* error) {
-  const int bad = PODGEN_ERR_BAD_BATCH, inval = PODGEN_ERR_INVALID_ARGUMENT;
-  if (b.num_prefills < 0) return fail(error, bad, "num_prefills=%d is negative", b.num_prefills);
-  if (b.num_decodes < 0) return fail(error, bad, "num_decodes=%d is negative", b.num_decodes);
-  if (b.num_heads_q != k.heads_q)
-    return fail(error, bad, "num_heads_q=%d but kernel was generated for %d", b.num_heads_q,
-                k.heads_q);
-  if (b.num_heads_kv != k.heads_kv)
-    return fail(error, bad, "num_heads_kv=%d but kernel was generated for %d", b.num_heads_kv,
-                k.heads_kv);
-  if (b.head_dim != k.head_dim)
-    return fail(error, bad, "head_dim=%d but kernel was generated for %d", b.head_dim, k.head_dim);
-  if (b.num_pages < 0) return fail(error, bad, "num_pages=%d is negative", b.num_pages);
-  const int64_t P = b.num_prefills, n = P + b.num_decodes;
-  // page_indptr has n + 1 entries and request ids are int32 in the work items.
-  if (n >= kInt32Max)
-    return fail(error, bad, "num_prefills + num_decodes = %lld requests; at most %lld supported",
-                (long long)n, (long long)kInt32Max - 1);
-  if (n == 0) return PODGEN_OK;  // an empty batch: nothing is read, pointers may be NULL
-
-  if (P > 0 && !b.qo_indptr)
-    return fail(error, inval, "qo_indptr is NULL but num_prefills=%d", b.num_prefills);
-  if (!b.kv_lens) return fail(error, inval, "kv_lens is NULL but the batch has %lld requests",
-                              (long long)n);
-  if (!b.page_indptr)
-    return fail(error, inval, "page_indptr is NULL but the batch has %lld requests", (long long)n);
-  if (k.paged && !b.page_indices)
-    return fail(error, inval, "page_indices is NULL but the cache is paged");
-
-  // Prefill query ranges: qo_indptr[0] = 0, and every chunk has at least one token.
-  if (P > 0 && b.qo_indptr[0] != 0)
-    return fail(error, bad, "qo_indptr[0]=%d but must be 0", b.qo_indptr[0]);
-  for (int64_t r = 0; r < P; ++r) {
-    const int32_t lo = b.qo_indptr[r], hi = b.qo_indptr[r + 1];
-    if (hi < lo)
-      return fail(error, bad, "qo_indptr not non-decreasing at %lld (qo_indptr[%lld]=%d > %d)",
-                  (long long)r + 1, (long long)r, lo, hi);
-    if (hi == lo)
-      return fail(error, bad,
-                  "prefill %lld has q_len=0 (qo_indptr[%lld]=qo_indptr[%lld]=%d); a prefill chunk "
-                  "needs at least one query token",
-                  (long long)r, (long long)r, (long long)r + 1, lo);
-    // Packed rows (q_len * group) and partial rows are int32 in the work items.
-    if ((int64_t)(hi - lo) * k.group() > kInt32Max / 2)
-      return fail(error, PODGEN_ERR_UNSUPPORTED,
-                  "prefill %lld: q_len=%d x group=%d packed rows exceed the int32 work items",
-                  (long long)r, hi - lo, k.group());
-  }
-
-  // KV lengths: a chunk sees at least its own tokens; a decode at least its own token.
-  for (int64_t r = 0; r < n; ++r) {
-    const int32_t kv = b.kv_lens[r];
-    if (r < P) {
-      const int32_t q_len = b.qo_indptr[r + 1] - b.qo_indptr[r];
-      if (kv < q_len)
-        return fail(error, bad,
-                    "kv_lens[%lld]=%d < q_len=%d of prefill %lld (a chunk attends to at least its "
-                    "own tokens)",
-                    (long long)r, kv, q_len, (long long)r);
-    } else if (kv < 1) {
-      return fail(error, bad,
-                  "kv_lens[%lld]=%d < 1 for decode %lld (a decode attends to at least its own "
-                  "token)",
-                  (long long)r, kv, (long long)(r - P));
-    }
-  }
-
-  if (!k.paged) {
-    // Contiguous: request r reads rows [page_indptr[r], page_indptr[r] + kv_len) of k and v.
-    for (int64_t r = 0; r < n; ++r) {
-      const int64_t first = b.page_indptr[r], end = first + b.kv_lens[r];
-      if (first < 0)
-        return fail(error, bad, "page_indptr[%lld]=%lld is negative (first KV row of request %lld)",
-                    (long long)r, (long long)first, (long long)r);
-      if (end > b.num_pages)
-        return fail(error, bad,
-                    "request %lld uses KV rows [%lld, %lld) but num_pages=%d (rows in the "
-                    "contiguous cache)",
-                    (long long)r, (long long)first, (long long)end, b.num_pages);
-    }
-    return PODGEN_OK;
-  }
-
-  // Paged: request r owns exactly the pages its kv_len needs. The counts are checked before
-  // any page_indices entry is read, which bounds the indices read to [page_indptr[0], last).
-  for (int64_t r = 0; r < n; ++r) {
-    const int64_t lo = b.page_indptr[r], hi = b.page_indptr[r + 1];
-    if (lo < 0) return fail(error, bad, "page_indptr[%lld]=%lld is negative", (long long)r,
-                            (long long)lo);
-    const int64_t need = ceil_div(b.kv_lens[r], k.page_size);
-    if (hi - lo != need)
-      return fail(error, bad,
-                  "request %lld needs %lld pages for kv_len=%d at page_size=%d but page_indptr "
-                  "gives %lld (page_indptr[%lld]=%lld, page_indptr[%lld]=%lld)",
-                  (long long)r, (long long)need, b.kv_lens[r], k.page_size, (long long)(hi - lo),
-                  (long long)r, (long long)lo, (long long)r + 1, (long long)hi);
-  }
-  for (int64_t i = b.page_indptr[0]; i < b.page_indptr[n]; ++i) {
-    const int32_t page = b.page_indices[i];
-    if (page < 0)
-      return fail(error, bad, "page_indices[%lld]=%d is negative", (long long)i, page);
-    if (page >= b.num_pages)
-      return fail(error, bad, "page_indices[%lld]=%d >= num_pages=%d", (long long)i, page,
-                  b.num_pages);
-  }
-  return PODGEN_OK;
-}
+#include "planner_input.inl"
 
 // Graph mode: the batch must fit the bucket the layout was sized for.
-inline int check_bucket(const Options& o, const podgen_batch& b, std::string* error) {
+inline int check_bucket(const KernelShape& k, const Options& o, const Batch& b, std::string* error) {
   const int over = PODGEN_ERR_BUCKET_EXCEEDED;
-  if (b.num_prefills > o.max_prefills)
-    return fail(error, over, "num_prefills=%d exceeds the bucket's max_prefills=%lld",
-                b.num_prefills, (long long)o.max_prefills);
-  if (b.num_decodes > o.max_decodes)
-    return fail(error, over, "num_decodes=%d exceeds the bucket's max_decodes=%lld", b.num_decodes,
-                (long long)o.max_decodes);
-  const int64_t tokens = b.num_prefills > 0 ? b.qo_indptr[b.num_prefills] : 0;
-  if (tokens > o.max_prefill_tokens)
+  const int64_t counts[2] = {(int64_t)b.parts[0].size(), (int64_t)b.parts[1].size()};
+  if (counts[0] > o.max_prefills)
+    return fail(error, over, "%lld prefills exceed the bucket's max_prefills=%lld",
+                (long long)counts[0], (long long)o.max_prefills);
+  if (counts[1] > o.max_decodes)
+    return fail(error, over, "%lld decodes exceed the bucket's max_decodes=%lld",
+                (long long)counts[1], (long long)o.max_decodes);
+  if (b.prefill_tokens > o.max_prefill_tokens)
+    return fail(error, over, "%lld prefill tokens exceed the bucket's max_prefill_tokens=%lld",
+                (long long)b.prefill_tokens, (long long)o.max_prefill_tokens);
+  for (const std::vector<Request>& part : b.parts)
+    for (const Request& q : part)
+      if (q.kv_len > o.max_kv_len)
+        return fail(error, over, "kv_lens[%d]=%d exceeds the bucket's max_kv_len=%lld", q.id,
+                    q.kv_len, (long long)o.max_kv_len);
+  if (b.num_pages > o.max_num_pages)
     return fail(error, over,
-                "prefill tokens qo_indptr[%d]=%lld exceed the bucket's max_prefill_tokens=%lld",
-                b.num_prefills, (long long)tokens, (long long)o.max_prefill_tokens);
-  const int64_t n = (int64_t)b.num_prefills + b.num_decodes;
-  for (int64_t r = 0; r < n; ++r)
-    if (b.kv_lens[r] > o.max_kv_len)
-      return fail(error, over, "kv_lens[%lld]=%d exceeds the bucket's max_kv_len=%lld",
-                  (long long)r, b.kv_lens[r], (long long)o.max_kv_len);
+                "num_pages=%d exceeds the bucket's max_num_pages=%lld (the cache a captured run "
+                "was given)",
+                b.num_pages, (long long)o.max_num_pages);
+  if (k.paged && b.page_entries > (uint64_t)o.max_page_entries)
+    return fail(error, over,
+                "the page table spans %llu page_indices entries, over the bucket's "
+                "max_page_entries=%lld",
+                (unsigned long long)b.page_entries, (long long)o.max_page_entries);
   return PODGEN_OK;
 }
 
@@ -309,25 +214,17 @@ inline int32_t causal_kv_end(int64_t row_begin, int64_t tile_q, int64_t rows, in
   return (int32_t)std::min(kv_len, kv_len - q_len + last_token + 1);
 }
 
-inline void build_prefill_tiles(const KernelShape& k, const podgen_batch& b, std::vector<Tile>* out) {
-  const int64_t group = k.group(), tq = k.tile_q[0];
-  for (int32_t r = 0; r < b.num_prefills; ++r) {
-    const int32_t base = b.qo_indptr[r], q_len = b.qo_indptr[r + 1] - base, kv = b.kv_lens[r];
-    const int64_t rows = (int64_t)q_len * group;
+// Packed-row tiles of one part. A decode is a one-token chunk: its `group` packed rows all see
+// every key, which causal_kv_end gives for q_len 1.
+inline void build_tiles(const KernelShape& k, const std::vector<Request>& requests, int op,
+                        std::vector<Tile>* out) {
+  const int64_t group = k.group(), tq = k.tile_q[op];
+  for (const Request& q : requests) {
+    const int64_t rows = (int64_t)q.q_len * group;
     for (int32_t h = 0; h < k.heads_kv; ++h)
       for (int64_t row = 0; row < rows; row += tq)
-        out->push_back({r, h, base, q_len, kv, (int32_t)row,
-                        causal_kv_end(row, tq, rows, group, q_len, kv)});
-  }
-}
-
-// A decode is a one-token chunk: its `group` packed rows all see every key.
-inline void build_decode_tiles(const KernelShape& k, const podgen_batch& b, std::vector<Tile>* out) {
-  const int64_t group = k.group(), tq = k.tile_q[1];
-  for (int32_t d = 0; d < b.num_decodes; ++d) {
-    const int32_t r = b.num_prefills + d, kv = b.kv_lens[r];
-    for (int32_t h = 0; h < k.heads_kv; ++h)
-      for (int64_t row = 0; row < group; row += tq) out->push_back({r, h, d, 1, kv, (int32_t)row, kv});
+        out->push_back({q.id, h, q.q_token_base, q.q_len, q.kv_len, (int32_t)row,
+                        causal_kv_end(row, tq, rows, group, q.q_len, q.kv_len)});
   }
 }
 
@@ -467,9 +364,10 @@ inline int emit_items(const std::vector<Tile>& tiles, int64_t tile_q, int64_t ti
   return PODGEN_OK;
 }
 
-// How many items, merges and partial rows the layout holds per op.
+// How many items, merges and partial rows the layout holds per op, and page bases (requests).
 struct Capacity {
   int64_t items[2], merges[2], partial_rows[2];
+  int64_t requests;
 };
 
 // Graph mode: worst-case counts over every batch of the bucket, derived from the same rules the
@@ -481,6 +379,7 @@ struct Capacity {
 //           ≤ max(tiles, budget) (choose_chunk never exceeds the budget unless it does not split).
 //   merges  ≤ tiles and ≤ items / 2 (a merged tile has ≥ 2 items);
 //   partial rows ≤ items × tile_q (only split tiles have any).
+//   requests = max_prefills + max_decodes (one page base each).
 inline int bucket_capacity(const KernelShape& k, const Options& o, Capacity* cap,
                            std::string* error) {
   const int64_t group = k.group();
@@ -505,12 +404,13 @@ inline int bucket_capacity(const KernelShape& k, const Options& o, Capacity* cap
                   (long long)items, op == 0 ? "prefill" : "decode",
                   (long long)cap->partial_rows[op]);
   }
+  cap->requests = o.max_prefills + o.max_decodes;
   return PODGEN_OK;
 }
 
 // Workspace byte layout (header at 0; each region 256-byte aligned, in this order).
 struct Layout {
-  uint64_t items[2], merges[2], partial_o[2], partial_lse[2];
+  uint64_t items[2], merges[2], page_base, partial_o[2], partial_lse[2];
   uint64_t host_bytes, workspace_bytes;
 };
 
@@ -525,7 +425,8 @@ inline Layout make_layout(const Capacity& c, int head_dim) {
   for (int op = 0; op < 2; ++op) l.items[op] = region((uint64_t)c.items[op] * sizeof(PodWorkItem));
   for (int op = 0; op < 2; ++op)
     l.merges[op] = region((uint64_t)c.merges[op] * sizeof(PodMergeItem));
-  l.host_bytes = at;  // upload copies the header, the items and the merges
+  l.page_base = region((uint64_t)c.requests * sizeof(int32_t));
+  l.host_bytes = at;  // upload copies the header, the items, the merges and the page bases
   for (int op = 0; op < 2; ++op)
     l.partial_o[op] = region((uint64_t)c.partial_rows[op] * head_dim * sizeof(float));
   for (int op = 0; op < 2; ++op)
@@ -559,21 +460,22 @@ inline void reduce_ratio(int64_t prefill, int64_t decode, int32_t ratio[2]) {
 // (out->host_bytes bytes, padding zeroed) for upload_plan. On failure returns a PODGEN_ERR_*
 // status and a message in *error; *out is zeroed, except that with a too-small staging buffer it
 // still carries host_bytes and workspace_bytes. May throw std::bad_alloc (the C ABI catches it).
-inline int plan_for(const KernelShape& k, const podgen_batch& batch,
-                    const podgen_plan_options& options, void* host_staging, uint64_t host_bytes,
-                    podgen_plan* out, std::string* error) {
+// Input is podgen_batch or podgen_ragged_batch (planner_input.inl reads either).
+template <class Input>
+int plan_for(const KernelShape& k, const Input& input, const podgen_plan_options& options,
+             void* host_staging, uint64_t host_bytes, podgen_plan* out, std::string* error) {
   using namespace planner;
   *out = podgen_plan{};
   Options o;
+  Batch batch;
   int status = check_options(k, options, &o, error);
-  if (status == PODGEN_OK) status = validate_batch(k, batch, error);
-  if (status == PODGEN_OK && o.graph_mode) status = check_bucket(o, batch, error);
+  if (status == PODGEN_OK) status = read_batch(k, input, &batch, error);
+  if (status == PODGEN_OK && o.graph_mode) status = check_bucket(k, o, batch, error);
   if (status != PODGEN_OK) return status;
 
   std::vector<Tile> tiles[2];
-  build_prefill_tiles(k, batch, &tiles[0]);
-  build_decode_tiles(k, batch, &tiles[1]);
   OpWork work[2];
+  for (int op = 0; op < 2; ++op) build_tiles(k, batch.parts[op], op, &tiles[op]);
   for (int op = 0; op < 2; ++op) {
     status = emit_items(tiles[op], k.tile_q[op], k.tile_kv[op], split_policy(k, o, op), &work[op],
                         error);
@@ -604,6 +506,7 @@ inline int plan_for(const KernelShape& k, const podgen_batch& batch,
       cap.merges[op] = live_merges[op];
       cap.partial_rows[op] = work[op].partial_rows;
     }
+    cap.requests = (int64_t)batch.page_base.size();
   }
   const Layout layout = make_layout(cap, k.head_dim);
 
@@ -613,9 +516,9 @@ inline int plan_for(const KernelShape& k, const podgen_batch& batch,
   podgen_plan& p = *out;
   p.abi_version = PODGEN_ABI_VERSION;
   p.graph_mode = o.graph_mode;
-  p.num_prefills = batch.num_prefills;
-  p.num_decodes = batch.num_decodes;
-  p.total_prefill_tokens = batch.num_prefills > 0 ? batch.qo_indptr[batch.num_prefills] : 0;
+  p.num_prefills = (int32_t)batch.parts[POD_OP_PREFILL].size();
+  p.num_decodes = (int32_t)batch.parts[POD_OP_DECODE].size();
+  p.total_prefill_tokens = (int32_t)batch.prefill_tokens;
   p.num_sms = o.num_sms;
   for (int op = 0; op < 2; ++op) {
     p.num_items[op] = (int32_t)live_items[op];
@@ -636,8 +539,24 @@ inline int plan_for(const KernelShape& k, const podgen_batch& batch,
   const int32_t ticket_capacity = (int32_t)cap.items[0] + p.grid_decode;
   p.grid_fused = k.roles && ticket_capacity > 0 ? o.num_sms : ticket_capacity;
   p.debug_count_tiles = o.count_tiles;
+  p.page_base_offset = layout.page_base;
   p.host_bytes = layout.host_bytes;
   p.workspace_bytes = layout.workspace_bytes;
+  // What a run's tensors must hold: this batch's needs, or in graph mode the bucket's.
+  p.ragged = batch.ragged;
+  p.num_requests = (int32_t)batch.page_base.size();
+  if (o.graph_mode) {
+    p.q_rows[0] = (int32_t)std::min<int64_t>(
+        kInt32Max, o.max_prefill_tokens + (batch.ragged ? o.max_decodes : 0));
+    p.q_rows[1] = batch.ragged ? 0 : (int32_t)o.max_decodes;
+    p.cache_pages = (int32_t)o.max_num_pages;
+    p.page_entries = k.paged ? (uint64_t)o.max_page_entries : 0;
+  } else {
+    p.q_rows[0] = (int32_t)batch.q_rows[0];
+    p.q_rows[1] = (int32_t)batch.q_rows[1];
+    p.cache_pages = batch.num_pages;
+    p.page_entries = batch.page_entries;
+  }
 
   if (!host_staging) return PODGEN_OK;
   if (host_bytes < layout.host_bytes) {
@@ -650,7 +569,8 @@ inline int plan_for(const KernelShape& k, const podgen_batch& batch,
                 (unsigned long long)host_bytes, (unsigned long long)layout.host_bytes);
   }
 
-  // Staging image of workspace bytes [0, host_bytes): header (counters zero), items, merges.
+  // Staging image of workspace bytes [0, host_bytes): header (counters zero), items, merges,
+  // page bases.
   unsigned char* bytes = static_cast<unsigned char*>(host_staging);
   memset(bytes, 0, (size_t)layout.host_bytes);
   PodDeviceHeader header;
@@ -671,11 +591,14 @@ inline int plan_for(const KernelShape& k, const podgen_batch& batch,
       memcpy(bytes + layout.merges[op], work[op].merges.data(),
              work[op].merges.size() * sizeof(PodMergeItem));
   }
+  if (!batch.page_base.empty())
+    memcpy(bytes + layout.page_base, batch.page_base.data(),
+           batch.page_base.size() * sizeof(int32_t));
   return PODGEN_OK;
 }
 
-template <class Traits>
-int plan(const podgen_batch& batch, const podgen_plan_options& options, void* host_staging,
+template <class Traits, class Input>
+int plan(const Input& batch, const podgen_plan_options& options, void* host_staging,
          uint64_t host_bytes, podgen_plan* out, std::string* error) {
   return plan_for(KernelShape::of<Traits>(), batch, options, host_staging, host_bytes, out, error);
 }

@@ -111,7 +111,7 @@ struct Batch {
       for (int i = 0; i < (x + 15) / 16; ++i) pidx.push_back((int32_t)pidx.size());
       pip.push_back((int32_t)pidx.size());
     }
-    b = podgen_batch{1, 3, qo.data(), kv.data(), pip.data(), pidx.data(), (int32_t)pidx.size(), 32, 8, 128};
+    b = podgen_batch{1, 3, qo.data(), kv.data(), pip.data(), pidx.data(), 0, (int32_t)pidx.size(), 32, 8, 128};
   }
 };
 
@@ -119,7 +119,7 @@ int main() {
   // info
   podgen_kernel_info info;
   pod_test_info(&info);
-  CHECK(info.abi_version == 1 && info.num_heads_q == 32 && info.num_heads_kv == 8 && info.head_dim == 128 &&
+  CHECK(info.abi_version == PODGEN_ABI_VERSION && info.num_heads_q == 32 && info.num_heads_kv == 8 && info.head_dim == 128 &&
             info.page_size == 16 && info.paged == 1 && info.dtype == 1 && info.prefill_tile_q == 128 &&
             info.prefill_tile_kv == 64 && info.decode_tile_q == 16 && info.decode_tile_kv == 64 &&
             info.threads_per_cta == 128 && info.ctas_per_sm == 2 && info.virtual_ctas == 2 &&
@@ -149,7 +149,7 @@ int main() {
     Batch bad;
     bad.kv[0] = 299;
     CHECK_ERR(pod_test_plan(&bad.b, &opt, nullptr, 0, &plan), PODGEN_ERR_BAD_BATCH,
-              "pod_test_plan: kv_lens[0]=299 < q_len=300 of prefill 0");
+              "pod_test_plan: kv_lens[0]=299 < q_len=300 of request 0");
     CHECK(plan.abi_version == 0, "failed plan zeroed");
   }
   std::vector<unsigned char> staging;
@@ -203,7 +203,7 @@ int main() {
   podgen_buffers buf;
   memset(&buf, 0, sizeof buf);
   buf.q_prefill = dummy; buf.q_decode = dummy; buf.k = dummy; buf.v = dummy;
-  buf.page_indptr = dummy; buf.page_indices = dummy; buf.o_prefill = dummy; buf.o_decode = dummy;
+  buf.page_indices = dummy; buf.o_prefill = dummy; buf.o_decode = dummy;
   buf.workspace = ws; buf.workspace_bytes = plan.workspace_bytes;
   pod::launches.clear();
   CHECK(pod_test_run(&plan, &buf, nullptr) == PODGEN_OK, "run: %s", pod_test_last_error());
@@ -220,7 +220,8 @@ int main() {
               (const char*)p.items[1] == base + plan.items_offset[1] &&
               (const char*)p.merges[1] == base + plan.merges_offset[1] &&
               (const char*)p.partial_o[1] == base + plan.partial_o_offset[1] &&
-              (const char*)p.partial_lse[1] == base + plan.partial_lse_offset[1],
+              (const char*)p.partial_lse[1] == base + plan.partial_lse_offset[1] &&
+              (const char*)p.page_indptr == base + plan.page_base_offset,
           "param offsets");
     CHECK(p.q[0] == dummy && p.o[1] == dummy && p.lse[0] == nullptr && p.k == dummy && p.page_indices == dummy, "param pointers");
   }
@@ -268,6 +269,7 @@ int main() {
   {
     podgen_plan_options g = opt;
     g.graph_mode = 1; g.max_prefills = 2; g.max_decodes = 8; g.max_prefill_tokens = 1024; g.max_kv_len = 80000;
+    g.max_num_pages = 1 << 20; g.max_page_entries = 1 << 20;
     podgen_plan gp, gp2;
     std::vector<unsigned char> st2(1 << 22);
     CHECK(pod_test_plan(&B.b, &g, st2.data(), st2.size(), &gp) == PODGEN_OK, "graph plan: %s", pod_test_last_error());
@@ -276,7 +278,7 @@ int main() {
     small.kv = {10, 5, 1, 7};  // one KV tile each: nothing to split
     small.pidx.clear(); small.pip = {0};
     for (int x : small.kv) { for (int i = 0; i < (x + 15) / 16; ++i) small.pidx.push_back((int32_t)small.pidx.size()); small.pip.push_back((int32_t)small.pidx.size()); }
-    small.b = podgen_batch{1, 3, small.qo.data(), small.kv.data(), small.pip.data(), small.pidx.data(), (int32_t)small.pidx.size(), 32, 8, 128};
+    small.b = podgen_batch{1, 3, small.qo.data(), small.kv.data(), small.pip.data(), small.pidx.data(), 0, (int32_t)small.pidx.size(), 32, 8, 128};
     CHECK(pod_test_plan(&small.b, &g, st2.data(), st2.size(), &gp2) == PODGEN_OK, "graph plan small");
     CHECK(gp2.num_merges[0] == 0 && gp2.num_merges[1] == 0 && gp2.grid_fused == gp.grid_fused, "small batch no merges");
     std::vector<unsigned char> gws(gp2.workspace_bytes + 256);
@@ -296,7 +298,53 @@ int main() {
     gb2.q_decode = nullptr;
     CHECK_ERR(pod_test_run(&gp2, &gb2, nullptr), PODGEN_ERR_INVALID_ARGUMENT, "buffers.q_decode is NULL");
     g.max_decodes = 2;
-    CHECK_ERR(pod_test_plan(&B.b, &g, nullptr, 0, &gp), PODGEN_ERR_BUCKET_EXCEEDED, "num_decodes=3 exceeds the bucket's max_decodes=2");
+    CHECK_ERR(pod_test_plan(&B.b, &g, nullptr, 0, &gp), PODGEN_ERR_BUCKET_EXCEEDED, "3 decodes exceed the bucket's max_decodes=2");
+  }
+  // The ragged form: plan_ragged / run_ragged pass one q, o and lse as both parts; a plan runs
+  // only through the entry of its own form.
+  {
+    std::vector<int32_t> qo{0, 1, 301, 302, 303}, kv{4000, 5000, 1, 70000}, pip, pidx;
+    for (int x : kv) {
+      pip.push_back((int32_t)pidx.size());
+      for (int i = 0; i < (x + 15) / 16; ++i) pidx.push_back((int32_t)pidx.size());
+    }
+    const int32_t stride = (70000 + 15) / 16 + 3;  // a padded block table: rows of `stride` pages
+    std::vector<int32_t> table(4 * stride, -1);
+    for (int r = 0; r < 4; ++r)
+      for (int i = 0; i < (kv[r] + 15) / 16; ++i) table[r * stride + i] = pidx[pip[r] + i];
+    podgen_ragged_batch rb{4, qo.data(), kv.data(), nullptr, table.data(), stride, (int32_t)pidx.size(), 32, 8, 128};
+    podgen_plan rp;
+    std::vector<unsigned char> rst(1 << 22);
+    CHECK(pod_test_plan_ragged(&rb, &opt, rst.data(), rst.size(), &rp) == PODGEN_OK, "plan_ragged: %s", pod_test_last_error());
+    CHECK(rp.ragged == 1 && rp.num_prefills == 1 && rp.num_decodes == 3 && rp.q_rows[0] == 303 && rp.q_rows[1] == 0 &&
+              rp.page_entries == 4ull * stride && rp.cache_pages == (int32_t)pidx.size(),
+          "ragged plan fields");
+    std::vector<unsigned char> rws(rp.workspace_bytes + 256);
+    int q[4], o[4];
+    float lse[4];
+    podgen_ragged_buffers rbuf;
+    memset(&rbuf, 0, sizeof rbuf);
+    rbuf.q = q; rbuf.o = o; rbuf.lse = lse; rbuf.k = dummy; rbuf.v = dummy; rbuf.page_indices = table.data();
+    rbuf.workspace = (void*)(((uintptr_t)rws.data() + 255) / 256 * 256);
+    rbuf.workspace_bytes = rp.workspace_bytes;
+    pod::launches.clear();
+    CHECK(pod_test_run_ragged(&rp, &rbuf, nullptr) == PODGEN_OK, "run_ragged: %s", pod_test_last_error());
+    CHECK(!pod::launches.empty() && pod::launches[0].kind == "fused" && pod::launches[0].grid == rp.grid_fused, "run_ragged launches");
+    if (!pod::launches.empty()) {
+      const pod::PodParams& p = pod::launches[0].p;
+      CHECK(p.q[0] == q && p.q[1] == q && p.o[0] == o && p.o[1] == o && p.lse[0] == lse && p.lse[1] == lse &&
+                (const char*)p.page_indptr == (const char*)rbuf.workspace + rp.page_base_offset,
+            "ragged params");
+    }
+    podgen_ragged_buffers rb2 = rbuf;
+    rb2.q = nullptr;
+    CHECK_ERR(pod_test_run_ragged(&rp, &rb2, nullptr), PODGEN_ERR_INVALID_ARGUMENT, "pod_test_run_ragged: buffers.q is NULL but the plan has prefill work");
+    CHECK_ERR(pod_test_run(&rp, &buf, nullptr), PODGEN_ERR_INVALID_ARGUMENT, "plan was made by plan_ragged; launch it with run_ragged");
+    CHECK_ERR(pod_test_run_decode(&rp, &buf, nullptr), PODGEN_ERR_INVALID_ARGUMENT, "launch it with run_ragged");
+    CHECK_ERR(pod_test_run_ragged(&plan, &rbuf, nullptr), PODGEN_ERR_INVALID_ARGUMENT, "launch it with run, run_prefill or run_decode");
+    CHECK_ERR(pod_test_plan_ragged(nullptr, &opt, nullptr, 0, &rp), PODGEN_ERR_INVALID_ARGUMENT, "pod_test_plan_ragged: batch is NULL");
+    rb.block_table_stride = 2;
+    CHECK_ERR(pod_test_plan_ragged(&rb, &opt, nullptr, 0, &rp), PODGEN_ERR_BAD_BATCH, "pod_test_plan_ragged: request 0 needs 250 pages");
   }
   // Empty batch: nothing to launch, nothing required but the workspace.
   {

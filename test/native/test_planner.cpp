@@ -41,16 +41,18 @@ struct TestTraits {
   };
 };
 
-using PlanFn = int (*)(const podgen_batch&, const podgen_plan_options&, void*, uint64_t,
-                       podgen_plan*, std::string*);
+template <class Input>
+using PlanFn = int (*)(const Input&, const podgen_plan_options&, void*, uint64_t, podgen_plan*,
+                       std::string*);
 struct Config {
   const char* name;
   KernelShape k;
-  PlanFn plan;
+  PlanFn<podgen_batch> plan;
+  PlanFn<podgen_ragged_batch> plan_ragged;
 };
 template <class T>
 Config config(const char* name) {
-  return {name, KernelShape::of<T>(), &pod::plan<T>};
+  return {name, KernelShape::of<T>(), &pod::plan<T, podgen_batch>, &pod::plan<T, podgen_ragged_batch>};
 }
 
 static std::vector<Config> configs() {
@@ -194,19 +196,38 @@ static void check_plan(const Config& c, const HostBatch& hb, const podgen_plan_o
   CHECK(p.debug_count_tiles == opt.debug_count_tiles, "%s", tag);
 
   // Layout: header at 0, regions in order, 256-aligned, non-overlapping.
-  const uint64_t offs[] = {p.items_offset[0],      p.items_offset[1],      p.merges_offset[0],
-                           p.merges_offset[1],     p.partial_o_offset[0],  p.partial_o_offset[1],
-                           p.partial_lse_offset[0], p.partial_lse_offset[1], p.workspace_bytes};
+  const uint64_t offs[] = {p.items_offset[0],      p.items_offset[1],        p.merges_offset[0],
+                           p.merges_offset[1],     p.page_base_offset,       p.partial_o_offset[0],
+                           p.partial_o_offset[1],  p.partial_lse_offset[0],  p.partial_lse_offset[1],
+                           p.workspace_bytes};
   CHECK(offs[0] >= sizeof(PodDeviceHeader), "%s", tag);
-  for (int i = 0; i < 9; ++i) CHECK(offs[i] % 256 == 0, "%s offset %d=%" PRIu64, tag, i, offs[i]);
-  for (int i = 0; i + 1 < 9; ++i) CHECK(offs[i] <= offs[i + 1], "%s offsets %d", tag, i);
-  CHECK(p.host_bytes > p.merges_offset[1] - 256 && p.host_bytes <= p.partial_o_offset[0], "%s host_bytes", tag);
-  CHECK(p.host_bytes >= p.merges_offset[1] + (uint64_t)p.num_merges[1] * sizeof(PodWorkItem), "%s", tag);
+  for (int i = 0; i < 10; ++i) CHECK(offs[i] % 256 == 0, "%s offset %d=%" PRIu64, tag, i, offs[i]);
+  for (int i = 0; i + 1 < 10; ++i) CHECK(offs[i] <= offs[i + 1], "%s offsets %d", tag, i);
+  CHECK(p.host_bytes > p.page_base_offset - 256 && p.host_bytes <= p.partial_o_offset[0], "%s host_bytes", tag);
+  const int64_t n = hb.P + hb.D;
+  CHECK(p.host_bytes >= p.page_base_offset + (uint64_t)n * sizeof(int32_t), "%s", tag);
   const Region items_r[2] = {{offs[0], offs[1]}, {offs[1], offs[2]}};
-  const Region merges_r[2] = {{offs[2], offs[3]}, {offs[3], p.host_bytes}};
-  const Region po_r[2] = {{offs[4], offs[5]}, {offs[5], offs[6]}};
-  const Region pl_r[2] = {{offs[6], offs[7]}, {offs[7], offs[8]}};
+  const Region merges_r[2] = {{offs[2], offs[3]}, {offs[3], offs[4]}};
+  const Region po_r[2] = {{offs[5], offs[6]}, {offs[6], offs[7]}};
+  const Region pl_r[2] = {{offs[7], offs[8]}, {offs[8], offs[9]}};
   CHECK(staging.size() >= p.host_bytes, "%s", tag);
+
+  // What a run's tensors must hold, and the page bases (CSR: page_indptr[r]).
+  CHECK(p.ragged == 0 && p.num_requests == n, "%s", tag);
+  if (opt.graph_mode) {
+    CHECK(p.q_rows[0] == opt.max_prefill_tokens && p.q_rows[1] == opt.max_decodes, "%s q_rows", tag);
+    CHECK(p.cache_pages == opt.max_num_pages, "%s", tag);
+    CHECK(p.page_entries == (k.paged ? (uint64_t)opt.max_page_entries : 0), "%s", tag);
+  } else {
+    CHECK(p.q_rows[0] == hb.tokens() && p.q_rows[1] == hb.D, "%s q_rows", tag);
+    CHECK(p.cache_pages == hb.num_pages, "%s", tag);
+    CHECK(p.page_entries == (k.paged && n > 0 ? (uint64_t)hb.pip[n] : 0), "%s", tag);
+  }
+  for (int64_t r = 0; r < n; ++r) {
+    int32_t base;
+    memcpy(&base, staging.data() + p.page_base_offset + r * sizeof(int32_t), sizeof base);
+    CHECK(base == hb.pip[r], "%s page base %" PRId64 ": %d expected %d", tag, r, base, hb.pip[r]);
+  }
 
   PodDeviceHeader h;
   memcpy(&h, staging.data(), sizeof h);
@@ -478,6 +499,8 @@ static void graph_tests(const Config& c, Rng& rng, int buckets, int per_bucket, 
     opt.max_decodes = (int32_t)L.max_decodes;
     opt.max_prefill_tokens = (int32_t)L.max_prefill_tokens;
     opt.max_kv_len = (int32_t)L.max_kv_len;
+    opt.max_num_pages = INT32_MAX;
+    opt.max_page_entries = INT32_MAX;
     podgen_plan first;
     bool have_first = false;
     for (int j = 0; j < per_bucket; ++j) {
@@ -511,7 +534,7 @@ static void graph_tests(const Config& c, Rng& rng, int buckets, int per_bucket, 
                 memcmp(p.merges_offset, first.merges_offset, sizeof p.merges_offset) == 0 &&
                 memcmp(p.partial_o_offset, first.partial_o_offset, sizeof p.partial_o_offset) == 0 &&
                 memcmp(p.partial_lse_offset, first.partial_lse_offset, sizeof p.partial_lse_offset) == 0 &&
-                p.host_bytes == first.host_bytes && p.workspace_bytes == first.workspace_bytes,
+                p.page_base_offset == first.page_base_offset && p.host_bytes == first.host_bytes && p.workspace_bytes == first.workspace_bytes,
             "%s layout moved", tag);
     }
   }
@@ -558,6 +581,8 @@ static void graph_full_bucket_tests(const Config& c, long long* planned) {
           opt.max_decodes = hb.D;
           opt.max_prefill_tokens = (int32_t)hb.tokens();
           opt.max_kv_len = (int32_t)KV;
+          opt.max_num_pages = hb.num_pages;
+          opt.max_page_entries = (int32_t)hb.pidx.size();
           podgen_plan p;
           std::vector<unsigned char> staging;
           std::string err;
@@ -657,8 +682,8 @@ static void error_tests(const Config& c) {
   mutate("qo[0]", BAD, "qo_indptr[0]=1", [](HB& h, B&, O&) { h.qo[0] = 1; });
   mutate("qo decreasing", BAD, "qo_indptr not non-decreasing at 2", [](HB& h, B&, O&) { h.qo[2] = 6; });
   mutate("q_len 0", BAD, "prefill 1 has q_len=0", [](HB& h, B&, O&) { h.qo[2] = 7; });
-  mutate("kv < q", BAD, "kv_lens[0]=5 < q_len=7 of prefill 0", [](HB& h, B&, O&) { h.kv[0] = 5; });
-  mutate("decode kv 0", BAD, "kv_lens[3]=0 < 1 for decode 1", [](HB& h, B&, O&) { h.kv[3] = 0; });
+  mutate("kv < q", BAD, "kv_lens[0]=5 < q_len=7 of request 0", [](HB& h, B&, O&) { h.kv[0] = 5; });
+  mutate("decode kv 0", BAD, "kv_lens[3]=0 < q_len=1 of request 3", [](HB& h, B&, O&) { h.kv[3] = 0; });
   mutate("decode kv negative", BAD, "kv_lens[2]=-5", [](HB& h, B&, O&) { h.kv[2] = -5; });
   if (k.paged) {
     char needle[160];
@@ -666,21 +691,32 @@ static void error_tests(const Config& c) {
     snprintf(needle, sizeof needle, "request 2 needs %" PRId64 " pages for kv_len=70 at page_size=%d but page_indptr gives %" PRId64,
              need, k.page_size, need - 1);
     mutate("pages short", BAD, needle, [](HB& h, B&, O&) { h.pip[3] -= 1; });
-    mutate("pages long", BAD, "needs", [](HB& h, B&, O&) { h.pip[4] += 1; h.pidx.push_back(0); });
     mutate("kv longer than pages", BAD, "request 2 needs", [&](HB& h, B&, O&) { h.kv[2] = 70 + k.page_size; });
     mutate("page_indptr negative", BAD, "page_indptr[0]=-1 is negative", [](HB& h, B&, O&) { h.pip[0] = -1; });
     const int last = (int)base.pidx.size() - 1;
     char n2[96];
     snprintf(n2, sizeof n2, "page_indices[%d]=%d >= num_pages=%d", last, base.num_pages, base.num_pages);
     mutate("page out of range", BAD, n2, [&](HB& h, B&, O&) { h.pidx[last] = h.num_pages; });
-    mutate("page negative", BAD, "page_indices[0]=-3 is negative", [](HB& h, B&, O&) { h.pidx[0] = -3; });
+    mutate("page negative", BAD, "page_indices[0]=-3 is negative (page 0 of request 0)", [](HB& h, B&, O&) { h.pidx[0] = -3; });
     mutate("pages past num_pages", BAD, ">= num_pages=", [](HB&, B& b, O&) { b.num_pages -= 1; });
+    mutate("stride negative", INV, "block_table_stride=-1 is negative", [](HB&, B& b, O&) { b.block_table_stride = -1; });
+    mutate("block table with indptr", INV, "page_indptr is set but block_table_stride=8", [](HB&, B& b, O&) { b.block_table_stride = 8; });
+    char n3[160];
+    const int64_t need0 = cdiv(20, k.page_size);
+    snprintf(n3, sizeof n3, "request 0 needs %" PRId64 " pages for kv_len=20 at page_size=%d but the block table has 1 columns",
+             need0, k.page_size);
+    if (need0 > 1)
+      mutate("block table narrow", BAD, n3, [](HB&, B& b, O&) { b.block_table_stride = 1; b.page_indptr = nullptr; });
+    mutate("block table huge", PODGEN_ERR_UNSUPPORTED, "exceeds int32 entries",
+           [](HB&, B& b, O&) { b.block_table_stride = 1 << 30; b.page_indptr = nullptr; });
   } else {
     mutate("rows past num_pages", BAD, "request 3 uses KV rows [95, 96) but num_pages=95",
            [](HB&, B& b, O&) { b.num_pages = 95; });
     mutate("rows past num_pages 2", BAD, "request 2 uses KV rows [90, 160)",
            [](HB& h, B&, O&) { h.pip[2] = 90; });
     mutate("contiguous negative", BAD, "page_indptr[1]=-4 is negative", [](HB& h, B&, O&) { h.pip[1] = -4; });
+    mutate("contiguous block table", INV, "block_table_stride=4 but the cache is contiguous",
+           [](HB&, B& b, O&) { b.block_table_stride = 4; });
   }
   mutate("overflowing rows", PODGEN_ERR_UNSUPPORTED, "packed rows exceed", [](HB& h, B&, O&) {
     h.qo[1] = 1 << 30;
@@ -700,6 +736,8 @@ static void error_tests(const Config& c) {
     o.max_decodes = 2;
     o.max_prefill_tokens = 12;
     o.max_kv_len = 70;
+    o.max_num_pages = 1 << 20;
+    o.max_page_entries = 1 << 20;
   };
   {  // the base batch exactly fills this bucket
     HostBatch hb = base;
@@ -717,6 +755,12 @@ static void error_tests(const Config& c) {
   mutate("bucket tokens", OVER, "max_prefill_tokens=11", [&](HB&, B&, O& o) { bucket(o); o.max_prefill_tokens = 11; });
   mutate("bucket kv", OVER, "kv_lens[2]=70 exceeds the bucket's max_kv_len=69",
          [&](HB&, B&, O& o) { bucket(o); o.max_kv_len = 69; });
+  mutate("bucket pages", OVER, "exceeds the bucket's max_num_pages=3",
+         [&](HB&, B&, O& o) { bucket(o); o.max_num_pages = 3; });
+  if (k.paged)
+    mutate("bucket page entries", OVER, "over the bucket's max_page_entries=2",
+           [&](HB&, B&, O& o) { bucket(o); o.max_page_entries = 2; });
+  mutate("bucket negative pages", INV, "options.max_num_pages=-1", [&](HB&, B&, O& o) { bucket(o); o.max_num_pages = -1; });
   mutate("bucket too large", PODGEN_ERR_UNSUPPORTED, "graph-mode bucket too large", [&](HB&, B&, O& o) {
     bucket(o);
     o.max_prefills = 1 << 30;
@@ -840,6 +884,194 @@ static void fuzz_tests(const Config& c, Rng& rng, int n, long long* ok, long lon
   }
 }
 
+// The ragged form and block tables. A random split batch's requests are interleaved in random
+// order (each part keeping its order) and its pages given as CSR with spare entries or as a
+// padded block table, the spares holding garbage. The ragged plan must equal the plan of the
+// split batch it classifies into (q_len 1 decodes, longer prefills), with request ids and query
+// rows mapped, and its page bases must reach the same pages.
+static void ragged_tests(const Config& c, Rng& rng, int batches, long long* planned) {
+  const KernelShape& k = c.k;
+  for (int i = 0; i < batches; ++i) {
+    const HostBatch hb = random_batch(rng, k, random_limits(rng));
+    const int n = hb.P + hb.D;
+    auto q_len = [&](int r) { return r < hb.P ? hb.qo[r + 1] - hb.qo[r] : 1; };
+    auto pages_of = [&](int r) { return k.paged ? cdiv(hb.kv[r], k.page_size) : 0; };
+    std::vector<int> order;  // order[j]: the split request at ragged position j
+    for (int a = 0, b = hb.P; a < hb.P || b < n;)
+      order.push_back(b == n || (a < hb.P && uni(rng, 0, 1)) ? a++ : b++);
+    const bool block_table = k.paged && uni(rng, 0, 1);
+    int64_t stride = 0;
+    if (block_table) {
+      for (int r = 0; r < n; ++r) stride = std::max(stride, pages_of(r));
+      stride = std::max<int64_t>(1, stride + uni(rng, 0, 3));
+    }
+    std::vector<int32_t> qo{0}, kv, pip, pidx;
+    if (!block_table) pip.push_back((int32_t)(k.paged ? uni(rng, 0, 2) : 0));
+    if (k.paged) pidx.assign(block_table ? 0 : pip[0], -9);
+    for (int j = 0; j < n; ++j) {
+      const int r = order[j];
+      qo.push_back(qo.back() + q_len(r));
+      kv.push_back(hb.kv[r]);
+      if (!k.paged) {
+        pip[j] = hb.pip[r];  // contiguous: first row (the last entry is not read)
+        pip.push_back(0);
+        continue;
+      }
+      for (int64_t g = 0; g < pages_of(r); ++g) pidx.push_back(hb.pidx[hb.pip[r] + g]);
+      const int64_t spare = block_table ? stride - pages_of(r) : uni(rng, 0, 2);
+      for (int64_t g = 0; g < spare; ++g) pidx.push_back(uni(rng, 0, 1) ? -1 : INT32_MAX);
+      if (!block_table) pip.push_back((int32_t)pidx.size());
+    }
+    podgen_ragged_batch rb;
+    memset(&rb, 0, sizeof rb);
+    rb.num_requests = n;
+    rb.qo_indptr = qo.data();
+    rb.kv_lens = kv.data();
+    rb.page_indptr = block_table ? nullptr : pip.data();
+    rb.page_indices = k.paged ? pidx.data() : nullptr;
+    rb.block_table_stride = (int32_t)stride;
+    rb.num_pages = hb.num_pages;
+    rb.num_heads_q = k.heads_q;
+    rb.num_heads_kv = k.heads_kv;
+    rb.head_dim = k.head_dim;
+
+    // The split batch it classifies into, its pages compacted into CSR.
+    HostBatch es;
+    es.num_pages = hb.num_pages;
+    es.qo.push_back(0);
+    es.pip.push_back(0);
+    std::vector<int> split_of(n), position_of(n);  // ragged position <-> split request
+    for (int decode = 0; decode < 2; ++decode)
+      for (int j = 0; j < n; ++j) {
+        if ((qo[j + 1] - qo[j] == 1) != (decode == 1)) continue;
+        split_of[j] = es.P + es.D;
+        position_of[es.P + es.D] = j;
+        if (decode) ++es.D;
+        else ++es.P, es.qo.push_back(es.qo.back() + qo[j + 1] - qo[j]);
+        es.kv.push_back(kv[j]);
+        const int r = order[j];
+        if (k.paged) {
+          for (int64_t g = 0; g < pages_of(r); ++g) es.pidx.push_back(hb.pidx[hb.pip[r] + g]);
+          es.pip.push_back((int32_t)es.pidx.size());
+        } else {
+          es.pip.back() = hb.pip[r];
+          es.pip.push_back(0);
+        }
+      }
+
+    const podgen_plan_options opt = random_options(rng);
+    char tag[160];
+    snprintf(tag, sizeof tag, "[ragged %s #%d %s]", c.name, i, block_table ? "block table" : "csr");
+    podgen_plan ps, pr, sizes;
+    std::vector<unsigned char> ss, sr;
+    std::string err;
+    int st = plan_batch(c, es, opt, &ps, &ss, &err);
+    CHECK(st == PODGEN_OK, "%s split plan: %s", tag, err.c_str());
+    if (st != PODGEN_OK) continue;
+    check_plan(c, es, opt, ps, ss, tag);
+    st = c.plan_ragged(rb, opt, nullptr, 0, &sizes, &err);
+    CHECK(st == PODGEN_OK, "%s ragged sizing: %s", tag, err.c_str());
+    if (st != PODGEN_OK) continue;
+    sr.assign(sizes.host_bytes, 0xAB);
+    st = c.plan_ragged(rb, opt, sr.data(), sr.size(), &pr, &err);
+    CHECK(st == PODGEN_OK, "%s ragged plan: %s", tag, err.c_str());
+    if (st != PODGEN_OK) continue;
+    ++*planned;
+
+    CHECK(pr.ragged == 1 && pr.num_requests == n && pr.q_rows[0] == qo[n] && pr.q_rows[1] == 0, "%s", tag);
+    CHECK(pr.cache_pages == hb.num_pages, "%s", tag);
+    CHECK(pr.page_entries == (uint64_t)(k.paged ? (block_table ? n * stride : (n ? pip[n] : 0)) : 0),
+          "%s page_entries %" PRIu64, tag, pr.page_entries);
+    CHECK(pr.num_prefills == es.P && pr.num_decodes == es.D && pr.total_prefill_tokens == es.tokens(), "%s", tag);
+    for (int op = 0; op < 2; ++op)
+      CHECK(pr.num_items[op] == ps.num_items[op] && pr.num_merges[op] == ps.num_merges[op] &&
+                pr.max_splits[op] == ps.max_splits[op] && pr.ratio[op] == ps.ratio[op] &&
+                pr.grid_merge[op] == ps.grid_merge[op],
+            "%s op %d counts", tag, op);
+    CHECK(pr.grid_fused == ps.grid_fused && pr.grid_prefill == ps.grid_prefill && pr.grid_decode == ps.grid_decode,
+          "%s grids", tag);
+    // Items and merges, field by field, with the request and its query rows mapped.
+    for (int op = 0; op < 2; ++op)
+      for (int merges = 0; merges < 2; ++merges) {
+        const int count = merges ? ps.num_merges[op] : ps.num_items[op];
+        const uint64_t at_s = merges ? ps.merges_offset[op] : ps.items_offset[op];
+        const uint64_t at_r = merges ? pr.merges_offset[op] : pr.items_offset[op];
+        for (int x = 0; x < count; ++x) {
+          PodWorkItem a, b;
+          memcpy(&a, ss.data() + at_s + x * sizeof a, sizeof a);
+          memcpy(&b, sr.data() + at_r + x * sizeof b, sizeof b);
+          CHECK(b.request >= 0 && b.request < n, "%s request %d", tag, b.request);
+          if (b.request < 0 || b.request >= n) continue;
+          CHECK(b.request == position_of[a.request] && b.q_token_base == qo[b.request], "%s op %d item %d", tag, op, x);
+          a.request = b.request;
+          a.q_token_base = b.q_token_base;
+          CHECK(memcmp(&a, &b, sizeof a) == 0, "%s op %d %s %d differs", tag, op, merges ? "merge" : "item", x);
+        }
+      }
+    for (int j = 0; j < n; ++j) {
+      int32_t base;
+      memcpy(&base, sr.data() + pr.page_base_offset + j * sizeof base, sizeof base);
+      if (!k.paged) {
+        CHECK(base == pip[j], "%s contiguous base %d", tag, j);
+        continue;
+      }
+      CHECK(base == (block_table ? j * stride : pip[j]), "%s page base %d = %d", tag, j, base);
+      const int s_req = split_of[j];
+      for (int64_t g = 0; g < pages_of(order[j]); ++g)
+        CHECK(pidx[base + g] == es.pidx[es.pip[s_req] + g], "%s request %d page %" PRId64, tag, j, g);
+    }
+  }
+}
+
+// The ragged form's own errors (shared page-table errors are in error_tests).
+static void ragged_error_tests(const Config& c) {
+  const KernelShape& k = c.k;
+  // A prefill of 3 tokens, a decode, a prefill of 2 tokens; kv 40, 9, 2; one page (or row) each
+  // more than they need.
+  std::vector<int32_t> qo{0, 3, 4, 6}, kv{40, 9, 2}, pip{0}, pidx;
+  for (int r = 0; r < 3; ++r) {
+    const int64_t pages = k.paged ? cdiv(kv[r], k.page_size) + 1 : kv[r];
+    if (k.paged)
+      for (int64_t g = 0; g < pages; ++g) pidx.push_back((int32_t)pidx.size());
+    pip.push_back((int32_t)(pip.back() + pages));
+  }
+  podgen_ragged_batch base;
+  memset(&base, 0, sizeof base);
+  base = {3, qo.data(), kv.data(), pip.data(), k.paged ? pidx.data() : nullptr, 0, pip[3], k.heads_q, k.heads_kv, k.head_dim};
+  podgen_plan_options o;
+  memset(&o, 0, sizeof o);
+  auto expect = [&](const char* what, int status, const char* needle, auto fn) {
+    std::vector<int32_t> q2 = qo, kv2 = kv;
+    podgen_ragged_batch b = base;
+    b.qo_indptr = q2.data();
+    b.kv_lens = kv2.data();
+    fn(b, q2, kv2);
+    podgen_plan p;
+    std::string err;
+    const int st = c.plan_ragged(b, o, nullptr, 0, &p, &err);
+    ++g_error_cases;
+    CHECK(st == status, "[%s] ragged %s: status %d expected %d (%s)", c.name, what, st, status, err.c_str());
+    CHECK(err.find(needle) != std::string::npos, "[%s] ragged %s: '%s' lacks '%s'", c.name, what, err.c_str(), needle);
+  };
+  using B = podgen_ragged_batch;
+  using V = std::vector<int32_t>;
+  {
+    podgen_plan p;
+    std::string err;
+    CHECK(c.plan_ragged(base, o, nullptr, 0, &p, &err) == PODGEN_OK, "[%s] ragged base: %s", c.name, err.c_str());
+    CHECK(p.num_prefills == 2 && p.num_decodes == 1 && p.total_prefill_tokens == 5 && p.q_rows[0] == 6,
+          "[%s] ragged base classified", c.name);
+  }
+  const int BAD = PODGEN_ERR_BAD_BATCH, INV = PODGEN_ERR_INVALID_ARGUMENT;
+  expect("negative", BAD, "num_requests=-1", [](B& b, V&, V&) { b.num_requests = -1; });
+  expect("null qo", INV, "qo_indptr is NULL but num_requests=3", [](B& b, V&, V&) { b.qo_indptr = nullptr; });
+  expect("null kv", INV, "kv_lens is NULL but num_requests=3", [](B& b, V&, V&) { b.kv_lens = nullptr; });
+  expect("heads", BAD, "num_heads_kv=", [&](B& b, V&, V&) { b.num_heads_kv = k.heads_kv + 1; });
+  expect("q_len 0", BAD, "request 1 has q_len=0", [](B&, V& q, V&) { q[2] = 3; });
+  expect("qo[0]", BAD, "qo_indptr[0]=2", [](B&, V& q, V&) { q[0] = 2; });
+  expect("kv < q", BAD, "kv_lens[2]=1 < q_len=2 of request 2", [](B&, V&, V& kv2) { kv2[2] = 1; });
+}
+
 // splits_for in isolation: for any chunk and cap, 1 <= splits <= min(cap, kv tiles), and evening
 // the chunks out leaves no empty split.
 static void splits_for_tests(long long* cases) {
@@ -866,6 +1098,8 @@ int main(int argc, char** argv) {
     graph_tests(c, rng, 40 * scale, 12, &planned);
     graph_full_bucket_tests(c, &planned);
     error_tests(c);
+    ragged_tests(c, rng, 300 * scale, &planned);
+    ragged_error_tests(c);
     heuristic_tests(c);
     fuzz_tests(c, rng, 400 * scale, &fuzz_ok, &fuzz_rejected);
     printf("%-28s %lld valid plans checked\n", c.name, planned - before);

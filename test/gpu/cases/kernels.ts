@@ -42,7 +42,7 @@ function cpuAttention(host: HostBatch, dev: DeviceBatch) {
   const b = host.batch;
   const scale = 1 / Math.sqrt(d);
   const row = (r: number, j: number) =>
-    paged ? b.pageIndices![b.pageIndptr[r]! + Math.floor(j / pageSize)]! * pageSize + (j % pageSize) : b.pageIndptr[r]! + j;
+    paged ? b.pageIndices![b.pageIndptr![r]! + Math.floor(j / pageSize)]! * pageSize + (j % pageSize) : b.pageIndptr![r]! + j;
   const out = { o: [new Float32Array(q0!.length), new Float32Array(q1!.length)], lse: [new Float32Array(q0!.length / d), new Float32Array(q1!.length / d)] };
   const requests = [
     ...host.shape.prefills.map((p, i) => ({ part: 0, r: i, base: b.qoIndptr[i]!, qLen: p.qLen, kvLen: p.kvLen })),
@@ -212,8 +212,8 @@ gpuCase(`graph: one capture, 100 replays over re-planned batches (lengths, page 
   const lib = library(ctx, specName);
   const info = lib.info();
   const bucket = { maxPrefills: 3, maxDecodes: 24, maxPrefillTokens: 768, maxKvLen: 2048 };
-  const options = { graphMode: true, ...bucket, numSms: ctx.device.sms, debugCountTiles: true };
   const cachePages = (bucket.maxPrefills + bucket.maxDecodes) * Math.ceil(bucket.maxKvLen / info.pageSize);
+  const options = { graphMode: true, ...bucket, maxNumPages: cachePages, maxPageEntries: cachePages, numSms: ctx.device.sms, debugCountTiles: true };
   const rng = new Rng(2024);
   const shape = (): BatchShape => {
     const prefills = Array.from({ length: rng.int(0, bucket.maxPrefills) }, () => {
@@ -270,6 +270,94 @@ gpuCase(`graph: one capture, 100 replays over re-planned batches (lengths, page 
   } finally {
     stream.destroy();
     workspace.free();
+    dev.free();
+  }
+});
+
+// The ragged API against the split one on the same batch: requests interleaved in a random order,
+// one q and one o, pages as a padded block table whose spare columns hold page ids past the cache
+// (never read). The planner makes the same tiles and splits, so o and lse must be bitwise equal
+// to the split API's fused run, which the matrix checks against the reference.
+for (const [title, specName] of [
+  ["", "llama3_8b"],
+  [", page size 1", MATRIX.find((c) => c.name.startsWith("page size 1"))!.spec.name],
+  [", contiguous KV", MATRIX.find((c) => c.name.startsWith("contiguous KV"))!.spec.name],
+  [", roles", MATRIX.find((c) => c.name.startsWith("roles: one CTA per SM"))!.spec.name],
+  [", warp-specialized prefill", MATRIX.find((c) => c.name.startsWith("warp-specialized: 128x128 2-stage"))!.spec.name],
+] as const)
+gpuCase(`ragged: one q in any order with a padded block table is bitwise equal to the split API${title}`, (ctx) => {
+  const lib = library(ctx, specName);
+  const info = lib.info();
+  const { numHeadsQ: hq, headDim: d } = info;
+  const host = makeHostBatch(info, { prefills: [{ qLen: 300, kvLen: 2000 }, { qLen: 7, kvLen: 7 }, { qLen: 129, kvLen: 4100 }], decodes: [1, 900, 5000, 33, 64, 65] }, { seed: 31 });
+  const b = host.batch;
+  const np = b.numPrefills, n = np + b.numDecodes;
+  const rng = new Rng(77);
+  const order = Array.from({ length: n }, (_, r) => r);  // ragged position -> split request, shuffled
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.int(0, i);
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  const qLen = (r: number) => (r < np ? b.qoIndptr[r + 1]! - b.qoIndptr[r]! : 1);
+  const splitRow = (r: number) => (r < np ? { part: 0, row: b.qoIndptr[r]! } : { part: 1, row: r - np });
+  const qoIndptr = new Int32Array(n + 1);
+  order.forEach((r, j) => (qoIndptr[j + 1] = qoIndptr[j]! + qLen(r)));
+  const tokens = qoIndptr[n]!;
+  const rowElems = hq * d;
+  const q = new Uint16Array(tokens * rowElems);
+  const dev = DeviceBatch.forBatch(host, lib);  // draws q, k and v on the device
+  const inputs = dev.readInputs();
+  const splitQ = [inputs.qPrefill, inputs.qDecode];
+  order.forEach((r, j) => {
+    const { part, row } = splitRow(r);
+    q.set(splitQ[part]!.subarray(row * rowElems, (row + qLen(r)) * rowElems), qoIndptr[j]! * rowElems);
+  });
+  let pageTable: { pageIndptr: Int32Array | null; pageIndices: Int32Array | null; blockTableStride: number };
+  if (info.paged) {
+    const pages = (r: number) => b.pageIndptr![r + 1]! - b.pageIndptr![r]!;
+    const stride = Math.max(...order.map(pages)) + 2;
+    const table = new Int32Array(n * stride).fill(b.numPages + 1000);
+    order.forEach((r, j) => table.set(b.pageIndices!.subarray(b.pageIndptr![r]!, b.pageIndptr![r + 1]!), j * stride));
+    pageTable = { pageIndptr: null, pageIndices: table, blockTableStride: stride };
+  } else {
+    const first = new Int32Array(n + 1);
+    order.forEach((r, j) => (first[j] = b.pageIndptr![r]!));
+    pageTable = { pageIndptr: first, pageIndices: null, blockTableStride: 0 };
+  }
+  const ragged = lib.planRagged({ numRequests: n, qoIndptr, kvLens: Int32Array.from(order, (r) => b.kvLens[r]!), ...pageTable,
+    numPages: b.numPages, numHeadsQ: hq, numHeadsKv: info.numHeadsKv, headDim: d }, { numSms: ctx.device.sms });
+  const split = lib.plan(b, { numSms: ctx.device.sms });
+  const buffers: DeviceBuffer[] = [];
+  const alloc = (bytes: number, label: string) => (buffers.push(DeviceBuffer.alloc(Math.max(bytes, 16), label)), buffers.at(-1)!);
+  try {
+    const splitWs = alloc(Number(split.plan.workspaceBytes), "split workspace");
+    lib.uploadPlan(split.plan, split.staging, splitWs, splitWs.bytes);
+    lib.run(split.plan, dev.podBuffers(splitWs));
+    const raggedWs = alloc(Number(ragged.plan.workspaceBytes), "ragged workspace");
+    const qd = alloc(q.byteLength, "q");
+    qd.upload(q);
+    const o = alloc(q.byteLength, "o").poison();
+    const lse = alloc(tokens * hq * 4, "lse").poison();
+    const table = pageTable.pageIndices ? alloc(pageTable.pageIndices.byteLength, "block table").upload(pageTable.pageIndices) : null;
+    lib.uploadPlan(ragged.plan, ragged.staging, raggedWs, raggedWs.bytes);
+    lib.runRagged(ragged.plan, { q: qd, k: dev.k, v: dev.v, pageIndices: table, o, lse, workspace: raggedWs, workspaceBytes: raggedWs.bytes });
+    ctx.device.synchronize();
+    const got = { o: o.download(new Uint16Array(q.length)), lse: lse.download(new Float32Array(tokens * hq)) };
+    const want = dev.readOutputs();
+    const wantO = [want.oPrefill, want.oDecode], wantLse = [want.lsePrefill, want.lseDecode];
+    let differing = 0;
+    order.forEach((r, j) => {
+      const { part, row } = splitRow(r);
+      for (let t = 0; t < qLen(r); t++) {
+        for (let x = 0; x < rowElems; x++) differing += got.o[(qoIndptr[j]! + t) * rowElems + x] !== wantO[part]![(row + t) * rowElems + x] ? 1 : 0;
+        for (let h = 0; h < hq; h++) differing += Object.is(got.lse[(qoIndptr[j]! + t) * hq + h], wantLse[part]![(row + t) * hq + h]) ? 0 : 1;
+      }
+    });
+    if (differing > 0) throw new Error(`${differing} elements of o / lse differ from the split API's run`);
+    if (ragged.plan.numItems.join() !== split.plan.numItems.join()) throw new Error(`items ${ragged.plan.numItems} vs ${split.plan.numItems}`);
+    ctx.log(`${n} requests in order ${order.join(",")}, ${tokens} tokens, items ${ragged.plan.numItems}: o and lse bitwise equal`);
+  } finally {
+    for (const buf of buffers) buf.free();
     dev.free();
   }
 });
