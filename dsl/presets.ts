@@ -4,13 +4,20 @@ import { normalizeSpec, type KernelInput, type KernelSpec } from "./spec.ts";
 const paged16 = { kind: "paged", pageSize: 16 } as const;
 
 const inputs: KernelInput[] = [
-  // Llama-3-8B: GQA 32/8, the paper's main model. Its decode tiles are one virtual CTA of 4 warps on
-  // 64 keys, beside prefill tiles under the fifty-fifty schedule: on the H100 that decode shape
-  // streams at 2.95–3.05 TB/s on the paper workloads' decodes without splitting 32 × 4096, and
-  // fused the pair beat the default 2 × (16x32) decode under the proportional schedule on three of
-  // the five and tied on two (bench/NOTES.md, optimisation log).
+  // Llama-3-8B: GQA 32/8, the paper's main model. One CTA per SM (roles): a warp-specialized prefill
+  // (a TMA producer warp, two consumer warpgroups in ping-pong on 128 x 64 tiles, two stages) beside
+  // a decode warpgroup on 16 x 64 tiles, fifty-fifty. On the H100 it beat the paper-shaped 2-CTA
+  // config fused on all five paper batches and alone on every prefill chunk (bench/NOTES.md).
   {
-    name: "llama3_8b", dtype: "bf16", heads: { q: 32, kv: 8 }, headDim: 128, kvCache: paged16,
+    name: "llama3_8b", dtype: "bf16", heads: { q: 32, kv: 8 }, headDim: 128, kvCache: paged16, ctasPerSm: 1,
+    prefill: { engine: "warp-specialized", tile: { q: 128, kv: 64 }, warps: 8, stages: 2 },
+    decode: { tile: { q: 16, kv: 64 }, warps: 4, virtualCtas: 1, stages: 2 }, schedule: { kind: "fifty-fifty" },
+  },
+  // Llama-3-8B in the paper's CTA shape (the llama3_8b preset before it took the warp-specialized
+  // prefill): two 4-warp CTAs per SM, a wgmma prefill on sm_90a (mma.sync elsewhere, so it builds for
+  // every target), decode in one virtual CTA of 4 warps on 64-key tiles, fifty-fifty.
+  {
+    name: "llama3_8b_2cta", dtype: "bf16", heads: { q: 32, kv: 8 }, headDim: 128, kvCache: paged16,
     decode: { tile: { q: 16, kv: 64 }, virtualCtas: 1 }, schedule: { kind: "fifty-fifty" },
   },
   // Llama-2-7B: multi-head attention (group 1), fp16.
