@@ -8,4 +8,4 @@ export const TEMPLATES_DIR = join(PACKAGE_ROOT, "templates");
 export const KERNEL_HEADERS_DIR = join(TEMPLATES_DIR, "pod");
 export const GENERATED_DIR = join(PACKAGE_ROOT, "generated");
 /** Version of the C ABI in pod_attention.h; bump on any layout change of its structs. */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;

@@ -18,7 +18,7 @@ import { loadKoffi, type DevicePtr, type Koffi } from "./cuda.ts";
 import { streamHandle, type StreamLike } from "./device.ts";
 
 /** The pod_attention.h ABI version these struct mirrors follow (codegen/paths.ts ABI_VERSION). */
-export const PODGEN_ABI_VERSION_SUPPORTED = 1;
+export const PODGEN_ABI_VERSION_SUPPORTED = 2;
 
 /** The values of pod_attention.h's podgen_status (test/runtime.test.ts reads them off the header). */
 export type PodgenStatus = 0 | 1 | 2 | 3 | 4 | 5 | 6;
@@ -137,6 +137,7 @@ export function abiTypes(): AbiTypes {
       workspace_bytes: "uint64_t",
       sm_scale: "float",
       reserved: "int32_t",
+      sinks: devptr,
     }),
     podgen_reference_args: k.struct("podgen_reference_args", {
       num_prefills: "int32_t",
@@ -155,6 +156,7 @@ export function abiTypes(): AbiTypes {
       lse_decode: devptr,
       total_prefill_tokens: "int32_t",
       sm_scale: "float",
+      sinks: devptr,
     }),
     podgen_kernel_info: k.struct("podgen_kernel_info", {
       abi_version: "uint32_t",
@@ -176,6 +178,9 @@ export function abiTypes(): AbiTypes {
       prefill_max_waves: "int32_t",
       decode_max_splits: "int32_t",
       smem_bytes: "uint32_t",
+      window: "int32_t",
+      logits_soft_cap: "float",
+      sinks: "int32_t",
     }),
   };
   return typesCache;
@@ -321,6 +326,8 @@ export interface PodBuffers {
   workspaceBytes: number | bigint;
   /** 0 / omitted: 1/sqrt(headDim). */
   smScale?: number;
+  /** Kernels with attention sinks (KernelInfo.sinks): fp32 [Hq] sink logits; else null / omitted. */
+  sinks?: DevPtrLike;
 }
 
 /** Arguments of the fp32 reference kernel; every pointer is a device pointer. */
@@ -344,6 +351,8 @@ export interface ReferenceArgs {
   /** Host value of qoIndptr[numPrefills]. */
   totalPrefillTokens: number;
   smScale?: number;
+  /** Kernels with attention sinks: fp32 [Hq] sink logits; else null / omitted. */
+  sinks?: DevPtrLike;
 }
 
 export interface KernelInfo {
@@ -367,6 +376,12 @@ export interface KernelInfo {
   decodeMaxSplits: number;
   /** Dynamic shared memory per CTA of the fused kernel. */
   smemBytes: number;
+  /** Sliding window: keys a query sees, itself included (0: every earlier key). */
+  window: number;
+  /** Scaled logits x become cap * tanh(x / cap) (0: off). */
+  logitsSoftCap: number;
+  /** Runs take a sink logit per query head (PodBuffers.sinks, ReferenceArgs.sinks). */
+  sinks: boolean;
 }
 
 function int(name: string, v: number | undefined, dflt = 0): number {
@@ -437,6 +452,7 @@ export function toCBuffers(b: PodBuffers): Record<string, unknown> {
     workspace_bytes: BigInt(b.workspaceBytes),
     sm_scale: b.smScale ?? 0,
     reserved: 0,
+    sinks: devptr(b.sinks),
   };
 }
 
@@ -458,6 +474,7 @@ export function toCReferenceArgs(a: ReferenceArgs): Record<string, unknown> {
     lse_decode: devptr(a.lseDecode),
     total_prefill_tokens: int("args.totalPrefillTokens", a.totalPrefillTokens),
     sm_scale: a.smScale ?? 0,
+    sinks: devptr(a.sinks),
   };
 }
 
@@ -483,6 +500,9 @@ function fromCKernelInfo(c: Record<string, unknown>): KernelInfo {
     prefillMaxWaves: n("prefill_max_waves"),
     decodeMaxSplits: n("decode_max_splits"),
     smemBytes: n("smem_bytes"),
+    window: n("window"),
+    logitsSoftCap: n("logits_soft_cap"),
+    sinks: n("sinks") !== 0,
   };
 }
 

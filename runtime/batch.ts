@@ -34,7 +34,7 @@ export interface BatchOptions {
 }
 
 /** The shape-defining constants of a kernel (KernelInfo has them all). */
-export type KernelDims = Pick<KernelInfo, "numHeadsQ" | "numHeadsKv" | "headDim" | "paged" | "pageSize" | "dtype">;
+export type KernelDims = Pick<KernelInfo, "numHeadsQ" | "numHeadsKv" | "headDim" | "paged" | "pageSize" | "dtype" | "sinks">;
 
 export interface HostBatch {
   shape: BatchShape;
@@ -46,6 +46,17 @@ export interface HostBatch {
   qDecode: Uint16Array;
   k: Uint16Array;
   v: Uint16Array;
+  /** Kernels with attention sinks: a sink logit per query head (empty otherwise, or with data "none"). */
+  sinks: Float32Array;
+}
+
+/**
+ * Sink logits as a model might have learned them, drawn from N(3, 2^2): comparable to the logsumexp
+ * of a short row's logits (standard normal q and k give scaled logits of unit variance), so that a
+ * sink moves o and lse visibly for short and long rows alike.
+ */
+function randomSinks(rng: Rng, count: number): Float32Array {
+  return Float32Array.from({ length: count }, () => 3 + 2 * rng.normal());
 }
 
 /** Page table and lengths for a batch (CSR over requests, prefills first). */
@@ -98,6 +109,8 @@ export function makeHostBatch(dims: KernelDims, shape: BatchShape, opts: BatchOp
     qDecode: tensor(shape.decodes.length * hq * d, "q"),
     k: tensor(cacheRows * hkv * d, "kv"),
     v: tensor(cacheRows * hkv * d, "kv"),
+    // Drawn last, so that a seed gives the same q, k and v with sinks or without.
+    sinks: dims.sinks && data !== "none" ? randomSinks(rng, hq) : new Float32Array(0),
   };
 }
 
@@ -145,6 +158,8 @@ export class DeviceBatch {
   readonly refDecode: DeviceBuffer;
   readonly refLsePrefill: DeviceBuffer;
   readonly refLseDecode: DeviceBuffer;
+  /** Kernels with attention sinks: fp32 [Hq] sink logits. */
+  readonly sinks: DeviceBuffer;
   current: HostBatch | undefined;
 
   constructor(
@@ -174,6 +189,7 @@ export class DeviceBatch {
     this.refDecode = alloc("refDecode", capacity.decodes * hq * d * 4);
     this.refLsePrefill = alloc("refLsePrefill", capacity.prefillTokens * hq * 4);
     this.refLseDecode = alloc("refLseDecode", capacity.decodes * hq * 4);
+    this.sinks = alloc("sinks", dims.sinks ? hq * 4 : 0);
   }
 
   static forBatch(host: HostBatch): DeviceBatch {
@@ -194,6 +210,7 @@ export class DeviceBatch {
     // An empty k/v (data: "queries") keeps the cache already on the device.
     if (host.k.length > 0) this.k.upload(host.k);
     if (host.v.length > 0) this.v.upload(host.v);
+    if (host.sinks.length > 0) this.sinks.upload(host.sinks);
     this.pageIndptr.upload(b.pageIndptr);
     if (b.pageIndices) this.pageIndices.upload(b.pageIndices);
     this.qoIndptr.upload(b.qoIndptr);
@@ -224,6 +241,7 @@ export class DeviceBatch {
       lseDecode: withLse ? this.lseDecode : null,
       workspace,
       workspaceBytes: workspace.bytes,
+      sinks: this.dims.sinks ? this.sinks : null,
     };
   }
 
@@ -246,6 +264,7 @@ export class DeviceBatch {
       lsePrefill: this.refLsePrefill,
       lseDecode: this.refLseDecode,
       totalPrefillTokens: host.totalPrefillTokens,
+      sinks: this.dims.sinks ? this.sinks : null,
     };
   }
 

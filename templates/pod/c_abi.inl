@@ -45,6 +45,28 @@ int check_plan(const podgen_plan* plan, const char* fn) {
   return PODGEN_OK;
 }
 
+// The sink logits are given exactly when the kernel has sinks (spec: sinks): a kernel without them
+// would silently ignore them, and one with them cannot run without.
+int check_sinks(const float* sinks, const char* field, const char* fn) {
+  if (Traits::kSinks && !sinks)
+    return fail(PODGEN_ERR_INVALID_ARGUMENT,
+                std::string(fn) + ": " + field +
+                    " is NULL but the kernel has attention sinks (spec: sinks); pass one fp32 logit per query head (" +
+                    std::to_string(Traits::kNumHeadsQ) + ")");
+  if (!Traits::kSinks && sinks)
+    return fail(PODGEN_ERR_INVALID_ARGUMENT,
+                std::string(fn) + ": " + field +
+                    " is set but the kernel has no attention sinks (spec: sinks absent); pass NULL");
+  return PODGEN_OK;
+}
+
+// The sink logits into a sinks kernel's parameters (a template, so that PodParams, which has none,
+// need not name them).
+template <class Params>
+void set_sinks(Params* p, const float* sinks) {
+  if constexpr (Traits::kSinks) p->sinks = sinks;
+}
+
 // The parts a run computes, hence the buffers it needs.
 struct Parts {
   bool prefill, decode;
@@ -54,7 +76,7 @@ struct Parts {
 // the plan's grid for it is non-zero: the live work outside graph mode, the bucket's capacity in
 // graph mode (a graph captured for the bucket must also be valid for batches that have that part).
 int make_params(const podgen_plan* plan, const podgen_buffers* b, Parts parts, const char* fn,
-                pod::PodParams* p) {
+                pod::KernelParams<Traits>* p) {
   int status = check_plan(plan, fn);
   if (status != PODGEN_OK) return status;
   const std::string at = std::string(fn) + ": ";
@@ -92,9 +114,11 @@ int make_params(const podgen_plan* plan, const podgen_buffers* b, Parts parts, c
                 at + "buffers.workspace is not 16-byte aligned (use the start of a cudaMalloc)");
   if (!std::isfinite(b->sm_scale))
     return fail(PODGEN_ERR_INVALID_ARGUMENT, at + "buffers.sm_scale is not finite");
+  status = check_sinks(b->sinks, "buffers.sinks", fn);
+  if (status != PODGEN_OK) return status;
 
   char* ws = static_cast<char*>(b->workspace);
-  *p = pod::PodParams{};
+  *p = pod::KernelParams<Traits>{};
   p->q[0] = b->q_prefill;
   p->q[1] = b->q_decode;
   p->o[0] = b->o_prefill;
@@ -113,6 +137,7 @@ int make_params(const podgen_plan* plan, const podgen_buffers* b, Parts parts, c
     p->partial_lse[op] = reinterpret_cast<float*>(ws + plan->partial_lse_offset[op]);
   }
   p->sm_scale = b->sm_scale != 0.0f ? b->sm_scale : 1.0f / sqrtf((float)Traits::kHeadDim);
+  set_sinks(p, b->sinks);
   return PODGEN_OK;
 }
 
@@ -120,7 +145,7 @@ int make_params(const podgen_plan* plan, const podgen_buffers* b, Parts parts, c
 // is non-zero whenever the plan (or, in graph mode, the bucket) can have merges, so a captured
 // graph keeps the launch even when the batch it was captured with had none; the kernel reads the
 // live merge count from the device header.
-int combine(const podgen_plan* plan, const pod::PodParams& p, int op, cudaStream_t s,
+int combine(const podgen_plan* plan, const pod::KernelParams<Traits>& p, int op, cudaStream_t s,
             const char* fn) {
   if (plan->grid_merge[op] <= 0) return PODGEN_OK;
   const cudaError_t e = pod::launch_combine<Traits>(p, op, plan->grid_merge[op], s);
@@ -188,6 +213,9 @@ extern "C" void POD_API(info)(podgen_kernel_info* out) {
   i.prefill_max_waves = Traits::Prefill::kMaxWaves;
   i.decode_max_splits = Traits::Decode::kMaxSplits;
   i.smem_bytes = (uint32_t)Traits::kSmemBytes;
+  i.window = Traits::kWindow;
+  i.logits_soft_cap = Traits::kLogitsSoftCap;
+  i.sinks = Traits::kSinks ? 1 : 0;
   *out = i;
 }
 
@@ -247,7 +275,7 @@ extern "C" int POD_API(upload_plan)(const podgen_plan* plan, const void* host_st
 extern "C" int POD_API(run)(const podgen_plan* plan, const podgen_buffers* buffers, void* stream) {
   static const char* fn = POD_ABI_NAME(run);
   return c_abi::guarded(fn, [&]() -> int {
-    pod::PodParams p;
+    pod::KernelParams<Traits> p;
     int status = c_abi::make_params(plan, buffers, {true, true}, fn, &p);
     if (status != PODGEN_OK) return status;
     cudaStream_t s = static_cast<cudaStream_t>(stream);
@@ -265,7 +293,7 @@ extern "C" int POD_API(run_prefill)(const podgen_plan* plan, const podgen_buffer
                                     void* stream) {
   static const char* fn = POD_ABI_NAME(run_prefill);
   return c_abi::guarded(fn, [&]() -> int {
-    pod::PodParams p;
+    pod::KernelParams<Traits> p;
     int status = c_abi::make_params(plan, buffers, {true, false}, fn, &p);
     if (status != PODGEN_OK) return status;
     cudaStream_t s = static_cast<cudaStream_t>(stream);
@@ -282,7 +310,7 @@ extern "C" int POD_API(run_decode)(const podgen_plan* plan, const podgen_buffers
                                    void* stream) {
   static const char* fn = POD_ABI_NAME(run_decode);
   return c_abi::guarded(fn, [&]() -> int {
-    pod::PodParams p;
+    pod::KernelParams<Traits> p;
     int status = c_abi::make_params(plan, buffers, {false, true}, fn, &p);
     if (status != PODGEN_OK) return status;
     cudaStream_t s = static_cast<cudaStream_t>(stream);
@@ -324,6 +352,8 @@ extern "C" int POD_API(run_reference)(const podgen_reference_args* args, void* s
       if (r.needed && !r.ptr)
         return c_abi::fail(PODGEN_ERR_INVALID_ARGUMENT, at + r.name + " is NULL");
     if (!any) return PODGEN_OK;
+    const int sinks = c_abi::check_sinks(a.sinks, "args.sinks", fn);
+    if (sinks != PODGEN_OK) return sinks;
     if (!std::isfinite(a.sm_scale))
       return c_abi::fail(PODGEN_ERR_INVALID_ARGUMENT, at + "args.sm_scale is not finite");
     if (a.sm_scale == 0.0f) a.sm_scale = 1.0f / sqrtf((float)Traits::kHeadDim);
