@@ -35,6 +35,12 @@ const ENGINE_MACROS = {
   "warp-specialized": "POD_ENGINE_WARP_SPECIALIZED",
 } as const satisfies Record<PrefillEngine, string>;
 
+/** A C++ float literal of a double (its shortest decimal form), e.g. 50.0f, 0.125f, 1e-7f. */
+function floatLiteral(value: number): string {
+  const text = String(value);
+  return `${/[.e]/.test(text) ? text : `${text}.0`}f`;
+}
+
 /** Everything the templates may refer to, derived from the spec and the resource model. */
 export function templateContext(spec: KernelSpec) {
   const model = resourceModel(spec);
@@ -74,6 +80,10 @@ export function templateContext(spec: KernelSpec) {
       maxWaves: typeof maxSplits === "number" ? 0 : maxSplits.waves,
     },
     decode: { ...spec.decode, warpsPerVirtualCta: model.decodeWarpsPerVirtualCta },
+    window: spec.window ?? 0,
+    softCap: spec.logitsSoftCap ?? 0,
+    softCapLiteral: floatLiteral(spec.logitsSoftCap ?? 0),
+    sinks: spec.sinks ?? false,
   };
 }
 

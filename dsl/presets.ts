@@ -28,6 +28,17 @@ const inputs: KernelInput[] = [
   { name: "llama3_70b_tp8", dtype: "bf16", heads: { q: 8, kv: 1 }, headDim: 128, kvCache: paged16 },
   // Qwen2-0.5B: D=64, an odd group of 7 query heads per KV head.
   { name: "qwen2_0_5b", dtype: "bf16", heads: { q: 14, kv: 2 }, headDim: 64, kvCache: paged16 },
+  // Mistral-7B: Llama-3-8B's heads (and the llama3_8b_2cta preset's CTA shape) with a sliding window
+  // of 4096 keys.
+  {
+    name: "mistral_7b", dtype: "bf16", heads: { q: 32, kv: 8 }, headDim: 128, kvCache: paged16,
+    decode: { tile: { q: 16, kv: 64 }, virtualCtas: 1 }, schedule: { kind: "fifty-fifty" }, window: 4096,
+  },
+  // gpt-oss-20b: D=64, 64 query and 8 KV heads, a learned sink logit per query head on every layer.
+  // Its layers alternate: a sliding window of 128 keys (this preset), then full causal attention
+  // (gpt_oss_20b_global); a model runs both kernels, one per kind of layer.
+  { name: "gpt_oss_20b", dtype: "bf16", heads: { q: 64, kv: 8 }, headDim: 64, kvCache: paged16, window: 128, sinks: true },
+  { name: "gpt_oss_20b_global", dtype: "bf16", heads: { q: 64, kv: 8 }, headDim: 64, kvCache: paged16, sinks: true },
 ];
 
 export const PRESETS: readonly KernelSpec[] = Object.freeze(inputs.map((i) => normalizeSpec(i)));

@@ -19,6 +19,9 @@ export const scheduleSchema = z.discriminatedUnion("kind", [
   z.strictObject({ kind: z.literal("proportional") }),
 ]);
 
+/** The largest logits soft-cap: an fp32 constant of the traits, and far above any logit it could bend. */
+export const MAX_LOGITS_SOFT_CAP = 1e6;
+
 const tileSchema = z.strictObject({ q: int(16, 256), kv: int(16, 256) });
 
 /** How the prefill tile loop is built (README, "Prefill engines"); absent: the target's default. */
@@ -55,6 +58,10 @@ export const specSchema = z.strictObject({
   decode: decodeSchema,
   ctasPerSm: z.union([z.literal(1), z.literal(2), z.literal(4)]),
   schedule: scheduleSchema,
+  // Attention variants (README, "Attention variants"); absent: plain causal attention.
+  window: int(1, 2 ** 31 - 1).optional(),
+  logitsSoftCap: z.number().positive().max(MAX_LOGITS_SOFT_CAP).optional(),
+  sinks: z.boolean().optional(),
 });
 
 export type SpecFields = z.infer<typeof specSchema>;

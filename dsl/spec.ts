@@ -50,6 +50,21 @@ export interface KernelInput {
   };
   ctasPerSm?: 1 | 2 | 4;
   schedule?: Schedule;
+  /**
+   * Sliding-window attention: a query at absolute position p sees the keys (p - window, p], itself
+   * included (Mistral: 4096). Absent: every earlier key (causal).
+   */
+  window?: number;
+  /**
+   * Logit soft-capping: each scaled logit x = scale * q.k becomes cap * tanh(x / cap) before the
+   * softmax (Gemma 2: 50). Absent: off.
+   */
+  logitsSoftCap?: number;
+  /**
+   * Attention sinks (gpt-oss): a learned logit per query head that joins the softmax denominator
+   * and nothing else; the logits are a run-time input, one fp32 per query head.
+   */
+  sinks?: boolean;
 }
 
 /** A validated spec. Deeply frozen; `hash` names its builds and keys every cache. */
@@ -134,6 +149,9 @@ const FIELD_REASONS = {
   "decode.maxSplits": "KV splits per decode tile",
   ctasPerSm: "POD-Attention co-schedules 2 or 4 CTAs per SM; 1 is one CTA per SM with a prefill and a decode role",
   schedule: "use pod.fiftyFifty() or pod.proportional()",
+  window: "keys a query sees, itself included (sliding-window attention)",
+  logitsSoftCap: "the cap of cap * tanh(logit / cap), applied to the scaled logits",
+  sinks: "true: a run-time fp32 sink logit per query head joins each softmax denominator",
 } satisfies Record<SpecFieldPath | "kvCache.pageSize", string>;
 
 function zodIssues(error: ZodError, input: unknown): SpecIssue[] {

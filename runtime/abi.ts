@@ -160,6 +160,7 @@ export function abiTypes(): AbiTypes {
       workspace_bytes: "uint64_t",
       sm_scale: "float",
       reserved: "int32_t",
+      sinks: devptr,
     }),
     podgen_ragged_buffers: k.struct("podgen_ragged_buffers", {
       q: devptr,
@@ -172,6 +173,7 @@ export function abiTypes(): AbiTypes {
       workspace_bytes: "uint64_t",
       sm_scale: "float",
       reserved: "int32_t",
+      sinks: devptr,
     }),
     podgen_reference_args: k.struct("podgen_reference_args", {
       num_prefills: "int32_t",
@@ -190,6 +192,7 @@ export function abiTypes(): AbiTypes {
       lse_decode: devptr,
       total_prefill_tokens: "int32_t",
       sm_scale: "float",
+      sinks: devptr,
     }),
     podgen_kernel_info: k.struct("podgen_kernel_info", {
       abi_version: "uint32_t",
@@ -211,6 +214,9 @@ export function abiTypes(): AbiTypes {
       prefill_max_waves: "int32_t",
       decode_max_splits: "int32_t",
       smem_bytes: "uint32_t",
+      window: "int32_t",
+      logits_soft_cap: "float",
+      sinks: "int32_t",
     }),
   };
   return typesCache;
@@ -391,6 +397,8 @@ export interface PodBuffers {
   workspaceBytes: number | bigint;
   /** 0 / omitted: 1/sqrt(headDim). */
   smScale?: number;
+  /** Kernels with attention sinks (KernelInfo.sinks): fp32 [Hq] sink logits; else null / omitted. */
+  sinks?: DevPtrLike;
 }
 
 /** Device tensors of one run of a ragged plan. */
@@ -407,6 +415,8 @@ export interface PodRaggedBuffers {
   workspace: DevPtrLike;
   workspaceBytes: number | bigint;
   smScale?: number;
+  /** Kernels with attention sinks (KernelInfo.sinks): fp32 [Hq] sink logits; else null / omitted. */
+  sinks?: DevPtrLike;
 }
 
 /** Arguments of the fp32 reference kernel; every pointer is a device pointer. */
@@ -430,6 +440,8 @@ export interface ReferenceArgs {
   /** Host value of qoIndptr[numPrefills]. */
   totalPrefillTokens: number;
   smScale?: number;
+  /** Kernels with attention sinks: fp32 [Hq] sink logits; else null / omitted. */
+  sinks?: DevPtrLike;
 }
 
 export interface KernelInfo {
@@ -453,6 +465,12 @@ export interface KernelInfo {
   decodeMaxSplits: number;
   /** Dynamic shared memory per CTA of the fused kernel. */
   smemBytes: number;
+  /** Sliding window: keys a query sees, itself included (0: every earlier key). */
+  window: number;
+  /** Scaled logits x become cap * tanh(x / cap) (0: off). */
+  logitsSoftCap: number;
+  /** Runs take a sink logit per query head (PodBuffers.sinks, ReferenceArgs.sinks). */
+  sinks: boolean;
 }
 
 function int(name: string, v: number | undefined, dflt = 0): number {
@@ -543,6 +561,7 @@ export function toCBuffers(b: PodBuffers): Record<string, unknown> {
     workspace_bytes: BigInt(b.workspaceBytes),
     sm_scale: b.smScale ?? 0,
     reserved: 0,
+    sinks: devptr(b.sinks),
   };
 }
 
@@ -558,6 +577,7 @@ export function toCRaggedBuffers(b: PodRaggedBuffers): Record<string, unknown> {
     workspace_bytes: BigInt(b.workspaceBytes),
     sm_scale: b.smScale ?? 0,
     reserved: 0,
+    sinks: devptr(b.sinks),
   };
 }
 
@@ -579,6 +599,7 @@ export function toCReferenceArgs(a: ReferenceArgs): Record<string, unknown> {
     lse_decode: devptr(a.lseDecode),
     total_prefill_tokens: int("args.totalPrefillTokens", a.totalPrefillTokens),
     sm_scale: a.smScale ?? 0,
+    sinks: devptr(a.sinks),
   };
 }
 
@@ -604,6 +625,9 @@ export function fromCKernelInfo(c: Record<string, unknown>): KernelInfo {
     prefillMaxWaves: n("prefill_max_waves"),
     decodeMaxSplits: n("decode_max_splits"),
     smemBytes: n("smem_bytes"),
+    window: n("window"),
+    logitsSoftCap: n("logits_soft_cap"),
+    sinks: n("sinks") !== 0,
   };
 }
 

@@ -38,7 +38,7 @@ export type DrawnTensors = "all" | "queries";
 export const RANDOM_TENSOR = { qPrefill: 0, qDecode: 1, k: 2, v: 3 } as const;
 
 /** The shape-defining constants of a kernel (KernelInfo has them all). */
-export type KernelDims = Pick<KernelInfo, "numHeadsQ" | "numHeadsKv" | "headDim" | "paged" | "pageSize" | "dtype">;
+export type KernelDims = Pick<KernelInfo, "numHeadsQ" | "numHeadsKv" | "headDim" | "paged" | "pageSize" | "dtype" | "sinks">;
 
 /** What the host knows of a batch: its lengths, page table and the seed its data is drawn with. */
 export interface HostBatch {
@@ -49,6 +49,17 @@ export interface HostBatch {
   totalPrefillTokens: number;
   /** Seed of q, k and v (drawn on the device by DeviceBatch.upload). */
   seed: number;
+  /** Kernels with attention sinks: a sink logit per query head (empty otherwise). */
+  sinks: Float32Array;
+}
+
+/**
+ * Sink logits as a model might have learned them, drawn from N(3, 2^2): comparable to the logsumexp
+ * of a short row's logits (standard normal q and k give scaled logits of unit variance), so that a
+ * sink moves o and lse visibly for short and long rows alike.
+ */
+function randomSinks(rng: Rng, count: number): Float32Array {
+  return Float32Array.from({ length: count }, () => 3 + 2 * rng.normal());
 }
 
 /** Page table and lengths for a batch (CSR over requests, prefills first). */
@@ -92,6 +103,8 @@ export function makeHostBatch(dims: KernelDims, shape: BatchShape, opts: BatchOp
       numHeadsKv: dims.numHeadsKv,
       headDim: dims.headDim,
     },
+    // After the page table, so that a seed gives the same pages with sinks or without.
+    sinks: dims.sinks ? randomSinks(rng, dims.numHeadsQ) : new Float32Array(0),
   };
 }
 
@@ -143,6 +156,8 @@ export class DeviceBatch {
   readonly refDecode: DeviceBuffer;
   readonly refLsePrefill: DeviceBuffer;
   readonly refLseDecode: DeviceBuffer;
+  /** Kernels with attention sinks: fp32 [Hq] sink logits. */
+  readonly sinks: DeviceBuffer;
   current: HostBatch | undefined;
 
   constructor(
@@ -172,6 +187,7 @@ export class DeviceBatch {
     this.refDecode = alloc("refDecode", capacity.decodes * hq * d * 4);
     this.refLsePrefill = alloc("refLsePrefill", capacity.prefillTokens * hq * 4);
     this.refLseDecode = alloc("refLseDecode", capacity.decodes * hq * 4);
+    this.sinks = alloc("sinks", dims.sinks ? hq * 4 : 0);
   }
 
   static forBatch(host: HostBatch, lib: RandomSource): DeviceBatch {
@@ -199,7 +215,8 @@ export class DeviceBatch {
       [this.qDecode, b.numDecodes * hq * d, RANDOM_TENSOR.qDecode],
     ];
     if (draw === "all") drawn.push([this.k, cacheRows * hkv * d, RANDOM_TENSOR.k], [this.v, cacheRows * hkv * d, RANDOM_TENSOR.v]);
-    // The page table first: these copies are synchronous, and would wait for the fills.
+    // The page table and sinks first: these copies are synchronous, and would wait for the fills.
+    if (host.sinks.length > 0) this.sinks.upload(host.sinks);
     this.pageIndptr.upload(b.pageIndptr!);
     if (b.pageIndices) this.pageIndices.upload(b.pageIndices);
     this.qoIndptr.upload(b.qoIndptr);
@@ -230,6 +247,7 @@ export class DeviceBatch {
       lseDecode: withLse ? this.lseDecode : null,
       workspace,
       workspaceBytes: workspace.bytes,
+      sinks: this.dims.sinks ? this.sinks : null,
     };
   }
 
@@ -252,6 +270,7 @@ export class DeviceBatch {
       lsePrefill: this.refLsePrefill,
       lseDecode: this.refLseDecode,
       totalPrefillTokens: host.totalPrefillTokens,
+      sinks: this.dims.sinks ? this.sinks : null,
     };
   }
 

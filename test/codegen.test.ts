@@ -78,6 +78,20 @@ test("traits carry every spec value, each in its own struct: Traits, Traits::Pre
   assert.ok(cu.includes(`spec hash ${spec.hash}`));
 });
 
+test("traits carry the attention variants: off (0, false, PodParams) unless the spec turns them on", async () => {
+  const traitsOf = async (input: object) => {
+    const cu = (await generateKernel(pod.kernel({ name: "snap", heads: { q: 16, kv: 2 }, headDim: 64, ...input } as never))).find((f) => f.path === "kernel.cu")!.contents;
+    return Object.fromEntries([...constantsOf(structBody(cu, "Traits"))].map(([k, v]) => [k, v]));
+  };
+  const off = await traitsOf({});
+  assert.equal([off.kWindow!.value, off.kLogitsSoftCap!.value, off.kSinks!.value, off.Params!.value], ["0", "0.0f", "false", "pod::PodParams"]);
+  const on = await traitsOf({ window: 4096, logitsSoftCap: 50, sinks: true });
+  assert.equal([on.kWindow!.value, on.kLogitsSoftCap!.value, on.kSinks!.value, on.Params!.value], ["4096", "50.0f", "true", "pod::PodSinkParams"]);
+  assert.equal([on.kWindow!.note, on.kLogitsSoftCap!.note, on.kSinks!.note].map((n) => /^spec: (\w+)/.exec(n)?.[1]), ["window", "logitsSoftCap", "sinks"]);
+  assert.is((await traitsOf({ logitsSoftCap: 0.125 })).kLogitsSoftCap!.value, "0.125f");
+  assert.is((await traitsOf({ logitsSoftCap: 1e-7 })).kLogitsSoftCap!.value, "1e-7f");
+});
+
 test("the C header names the kernel's symbols and constants", async () => {
   const h = (await generateKernel(spec)).find((f) => f.path === "pod_attention.h")!.contents;
   for (const s of ["int pod_snap_plan(", "int pod_snap_run(", "int pod_snap_run_reference(", "Hq=16, Hkv=2, D=64", "KV cache contiguous"]) {

@@ -44,6 +44,13 @@ const BAD: [string, unknown, string, string][] = [
   ["misspelled field", withBase({ prefil: { warps: 4 } }), "prefil", "unknown field"],
   ["misspelled nested field", withBase({ prefill: { tiles: { q: 128 } } }), "prefill.tiles", "unknown field"],
   ["sm_86 smem smaller", withBase({ target: "sm_86" }), "prefill.tile", "sm_86"],
+  ["window 0", withBase({ window: 0 }), "window", "at least 1"],
+  ["fractional window", withBase({ window: 4095.5 }), "window", "an integer"],
+  ["window as string", withBase({ window: "4096" }), "window", "a number"],
+  ["soft-cap 0", withBase({ logitsSoftCap: 0 }), "logitsSoftCap", "more than 0"],
+  ["negative soft-cap", withBase({ logitsSoftCap: -50 }), "logitsSoftCap", "more than 0"],
+  ["soft-cap beyond an fp32 constant's use", withBase({ logitsSoftCap: 1e30 }), "logitsSoftCap", "at most 1000000"],
+  ["sinks as a number", withBase({ sinks: 1 }), "sinks", "a boolean"],
 ];
 
 for (const [title, input, field, fragment] of BAD) {
@@ -199,6 +206,21 @@ test("presets are valid and distinct", () => {
   assert.is(new Set(PRESETS.map((p) => p.hash)).size, PRESETS.length);
   for (const name of ["llama3_8b", "llama2_7b", "yi_6b", "llama3_70b_tp8"]) assert.ok(PRESETS.some((p) => p.name === name), name);
   assert.ok(PRESETS.some((p) => p.headDim === 64));
+});
+
+test("attention variants: optional fields that leave other specs (and their hashes) as they were", () => {
+  const plain = pod.kernel(base);
+  assert.is(pod.kernel({ ...base, window: undefined, logitsSoftCap: undefined, sinks: undefined }).hash, plain.hash);
+  const variant = pod.kernel({ ...base, window: 4096, logitsSoftCap: 50, sinks: true });
+  assert.equal([variant.window, variant.logitsSoftCap, variant.sinks], [4096, 50, true]);
+  assert.is.not(variant.hash, plain.hash);
+  assert.ok(!("window" in plain) && !("logitsSoftCap" in plain) && !("sinks" in plain));
+  // A variant costs no shared memory or threads.
+  assert.equal(resourceModel(variant).smem, resourceModel(plain).smem);
+  const byName = (name: string) => PRESETS.find((p) => p.name === name)!;
+  assert.equal([byName("mistral_7b").window, byName("mistral_7b").heads, byName("mistral_7b").headDim], [4096, { q: 32, kv: 8 }, 128]);
+  assert.equal([byName("gpt_oss_20b").window, byName("gpt_oss_20b").sinks, byName("gpt_oss_20b").heads.q, byName("gpt_oss_20b").headDim], [128, true, 64, 64]);
+  assert.equal([byName("gpt_oss_20b_global").window, byName("gpt_oss_20b_global").sinks], [undefined, true]);
 });
 
 test.run();

@@ -22,6 +22,10 @@ struct Traits {
   static constexpr int kDecodeRoleRegs = 0;  // resource model: setmaxnreg of the decode role (0: none)
   static constexpr int kSchedule = 1;  // spec: schedule; 0: 50:50, 1: proportional
   static constexpr int kSmemBytes = 98304;  // spec: prefill.tile, decode.tile; dynamic shared memory per CTA (resource model)
+  static constexpr int kWindow = 0;  // spec: window; keys a query sees, itself included (0: every earlier key)
+  static constexpr float kLogitsSoftCap = 0.0f;  // spec: logitsSoftCap; scaled logits x become cap * tanh(x / cap) (0: off)
+  static constexpr bool kSinks = false;  // spec: sinks; a run-time sink logit per query head joins the softmax denominator
+  using Params = pod::PodParams;  // spec: sinks; the kernels' parameters (with sinks: and the sink logits)
   struct Prefill {
     static constexpr int kEngine = POD_ENGINE_WGMMA;  // resource model: the prefill mainloop (spec: prefill.engine, or the target's default)
     static constexpr int kThreads = 128;  // resource model: threads of the prefill CTA (roles: prefill role), producer included

@@ -4,6 +4,7 @@
 //
 // Kernel constants: bf16 q/k/v/o, Hq=32, Hkv=8, D=128,
 // KV cache paged, page size 16, target sm_90a.
+// Attention: causal.
 //
 // Use: fill a podgen_ragged_batch (one query tensor for every request, in any order) or a
 // podgen_batch (prefill and decode queries in two tensors) from the host copies of the batch's
@@ -147,6 +148,7 @@ typedef struct podgen_buffers {
   uint64_t workspace_bytes;
   float sm_scale;               // 0: 1/sqrt(head_dim)
   int32_t reserved;
+  const float* sinks;           // kernels with attention sinks: fp32 [Hq] sink logits; else NULL
 } podgen_buffers;
 
 // Device tensors for one run of a podgen_ragged_batch plan.
@@ -161,6 +163,7 @@ typedef struct podgen_ragged_buffers {
   uint64_t workspace_bytes;
   float sm_scale;               // 0: 1/sqrt(head_dim)
   int32_t reserved;
+  const float* sinks;           // kernels with attention sinks: fp32 [Hq] sink logits; else NULL
 } podgen_ragged_buffers;
 
 // Arguments of the fp32 reference kernel (a deliberately naive oracle for tests).
@@ -181,6 +184,7 @@ typedef struct podgen_reference_args {
   float* lse_decode;            // optional
   int32_t total_prefill_tokens; // host value of qo_indptr[num_prefills] (sizes the grid)
   float sm_scale;               // 0: 1/sqrt(head_dim)
+  const float* sinks;           // kernels with attention sinks: device fp32 [Hq]; else NULL
 } podgen_reference_args;
 
 typedef struct podgen_kernel_info {
@@ -191,6 +195,9 @@ typedef struct podgen_kernel_info {
   int32_t threads_per_cta, ctas_per_sm, virtual_ctas, schedule;  // schedule 0: 50:50, 1: proportional
   int32_t prefill_max_splits, prefill_max_waves, decode_max_splits;
   uint32_t smem_bytes;          // dynamic shared memory per CTA of the fused kernel
+  int32_t window;               // sliding window: keys a query sees, itself included (0: all earlier)
+  float logits_soft_cap;        // scaled logits x become cap * tanh(x / cap) (0: off)
+  int32_t sinks;                // 1: runs take a sink logit per query head (podgen_buffers.sinks)
 } podgen_kernel_info;
 #endif  // PODGEN_ABI_TYPES
 

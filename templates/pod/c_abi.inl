@@ -58,16 +58,39 @@ struct Tensors {
   void* workspace;
   uint64_t workspace_bytes;
   float sm_scale;
+  const float* sinks;
 };
 
 Tensors tensors_of(const podgen_buffers& b) {
   return {{b.q_prefill, b.q_decode}, {b.o_prefill, b.o_decode}, {b.lse_prefill, b.lse_decode},
-          b.k, b.v, b.page_indices, b.workspace, b.workspace_bytes, b.sm_scale};
+          b.k, b.v, b.page_indices, b.workspace, b.workspace_bytes, b.sm_scale, b.sinks};
 }
 
 Tensors tensors_of(const podgen_ragged_buffers& b) {
   return {{b.q, b.q}, {b.o, b.o}, {b.lse, b.lse}, b.k, b.v, b.page_indices, b.workspace,
-          b.workspace_bytes, b.sm_scale};
+          b.workspace_bytes, b.sm_scale, b.sinks};
+}
+
+// The sink logits are given exactly when the kernel has sinks (spec: sinks): a kernel without them
+// would silently ignore them, and one with them cannot run without.
+int check_sinks(const float* sinks, const char* field, const char* fn) {
+  if (Traits::kSinks && !sinks)
+    return fail(PODGEN_ERR_INVALID_ARGUMENT,
+                std::string(fn) + ": " + field +
+                    " is NULL but the kernel has attention sinks (spec: sinks); pass one fp32 logit per query head (" +
+                    std::to_string(Traits::kNumHeadsQ) + ")");
+  if (!Traits::kSinks && sinks)
+    return fail(PODGEN_ERR_INVALID_ARGUMENT,
+                std::string(fn) + ": " + field +
+                    " is set but the kernel has no attention sinks (spec: sinks absent); pass NULL");
+  return PODGEN_OK;
+}
+
+// The sink logits into a sinks kernel's parameters (a template, so that PodParams, which has none,
+// need not name them).
+template <class Params>
+void set_sinks(Params* p, const float* sinks) {
+  if constexpr (Traits::kSinks) p->sinks = sinks;
 }
 
 // The parts a run computes, hence the buffers it needs.
@@ -81,7 +104,7 @@ struct Parts {
 // batches that have that part). Names in messages are the buffers struct's fields.
 template <class Buffers>
 int make_params(const podgen_plan* plan, const Buffers* buffers, Parts parts, const char* fn,
-                pod::PodParams* p) {
+                pod::KernelParams<Traits>* p) {
   constexpr bool ragged = std::is_same<Buffers, podgen_ragged_buffers>::value;
   int status = check_plan(plan, fn);
   if (status != PODGEN_OK) return status;
@@ -125,9 +148,11 @@ int make_params(const podgen_plan* plan, const Buffers* buffers, Parts parts, co
                 at + "buffers.workspace is not 16-byte aligned (use the start of a cudaMalloc)");
   if (!std::isfinite(b.sm_scale))
     return fail(PODGEN_ERR_INVALID_ARGUMENT, at + "buffers.sm_scale is not finite");
+  status = check_sinks(b.sinks, "buffers.sinks", fn);
+  if (status != PODGEN_OK) return status;
 
   char* ws = static_cast<char*>(b.workspace);
-  *p = pod::PodParams{};
+  *p = pod::KernelParams<Traits>{};
   for (int op = 0; op < 2; ++op) {
     p->q[op] = b.q[op];
     p->o[op] = b.o[op];
@@ -145,6 +170,7 @@ int make_params(const podgen_plan* plan, const Buffers* buffers, Parts parts, co
     p->partial_lse[op] = reinterpret_cast<float*>(ws + plan->partial_lse_offset[op]);
   }
   p->sm_scale = b.sm_scale != 0.0f ? b.sm_scale : 1.0f / sqrtf((float)Traits::kHeadDim);
+  set_sinks(p, b.sinks);
   return PODGEN_OK;
 }
 
@@ -152,7 +178,7 @@ int make_params(const podgen_plan* plan, const Buffers* buffers, Parts parts, co
 // is non-zero whenever the plan (or, in graph mode, the bucket) can have merges, so a captured
 // graph keeps the launch even when the batch it was captured with had none; the kernel reads the
 // live merge count from the device header.
-int combine(const podgen_plan* plan, const pod::PodParams& p, int op, cudaStream_t s,
+int combine(const podgen_plan* plan, const pod::KernelParams<Traits>& p, int op, cudaStream_t s,
             const char* fn) {
   if (plan->grid_merge[op] <= 0) return PODGEN_OK;
   const cudaError_t e = pod::launch_combine<Traits>(p, op, plan->grid_merge[op], s);
@@ -208,7 +234,7 @@ int plan_entry(const char* fn, const Input* batch, const podgen_plan_options* op
 template <class Buffers>
 int run_fused(const char* fn, const podgen_plan* plan, const Buffers* buffers, void* stream) {
   return guarded(fn, [&]() -> int {
-    pod::PodParams p;
+    pod::KernelParams<Traits> p;
     int status = make_params(plan, buffers, {true, true}, fn, &p);
     if (status != PODGEN_OK) return status;
     cudaStream_t s = static_cast<cudaStream_t>(stream);
@@ -255,6 +281,9 @@ extern "C" void POD_API(info)(podgen_kernel_info* out) {
   i.prefill_max_waves = Traits::Prefill::kMaxWaves;
   i.decode_max_splits = Traits::Decode::kMaxSplits;
   i.smem_bytes = (uint32_t)Traits::kSmemBytes;
+  i.window = Traits::kWindow;
+  i.logits_soft_cap = Traits::kLogitsSoftCap;
+  i.sinks = Traits::kSinks ? 1 : 0;
   *out = i;
 }
 
@@ -322,7 +351,7 @@ extern "C" int POD_API(run_prefill)(const podgen_plan* plan, const podgen_buffer
                                     void* stream) {
   static const char* fn = POD_ABI_NAME(run_prefill);
   return c_abi::guarded(fn, [&]() -> int {
-    pod::PodParams p;
+    pod::KernelParams<Traits> p;
     int status = c_abi::make_params(plan, buffers, {true, false}, fn, &p);
     if (status != PODGEN_OK) return status;
     cudaStream_t s = static_cast<cudaStream_t>(stream);
@@ -339,7 +368,7 @@ extern "C" int POD_API(run_decode)(const podgen_plan* plan, const podgen_buffers
                                    void* stream) {
   static const char* fn = POD_ABI_NAME(run_decode);
   return c_abi::guarded(fn, [&]() -> int {
-    pod::PodParams p;
+    pod::KernelParams<Traits> p;
     int status = c_abi::make_params(plan, buffers, {false, true}, fn, &p);
     if (status != PODGEN_OK) return status;
     cudaStream_t s = static_cast<cudaStream_t>(stream);
@@ -381,6 +410,8 @@ extern "C" int POD_API(run_reference)(const podgen_reference_args* args, void* s
       if (r.needed && !r.ptr)
         return c_abi::fail(PODGEN_ERR_INVALID_ARGUMENT, at + r.name + " is NULL");
     if (!any) return PODGEN_OK;
+    const int sinks = c_abi::check_sinks(a.sinks, "args.sinks", fn);
+    if (sinks != PODGEN_OK) return sinks;
     if (!std::isfinite(a.sm_scale))
       return c_abi::fail(PODGEN_ERR_INVALID_ARGUMENT, at + "args.sm_scale is not finite");
     if (a.sm_scale == 0.0f) a.sm_scale = 1.0f / sqrtf((float)Traits::kHeadDim);

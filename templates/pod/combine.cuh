@@ -1,10 +1,12 @@
 // Split-KV combine: for every merge item (a tile whose keys were split num_splits ways), merge the
 // fp32 partials of each valid row, weighted by exp(lse_s - max_s lse_s), into o (DType) and lse.
 // A split that saw no key of a row has lse = -inf and weight 0; a row no split saw writes o = 0
-// and lse = -inf (cannot happen for a valid row, kept safe anyway).
+// and lse = -inf (cannot happen for a valid row, kept safe anyway). With sinks, each row counts its
+// head's sink here, once (the splits' partials leave it out).
 #pragma once
 #include "contract.h"
 #include "primitives.cuh"
+#include "variants.cuh"
 
 namespace pod {
 
@@ -34,21 +36,27 @@ __device__ __forceinline__ void combine_item(const PodParams& p, int op, const P
         acc.z = fmaf(w, x.z, acc.z); acc.w = fmaf(w, x.w, acc.w);
       }
     }
-    const float inv_l = l > 0.f ? 1.f / l : 0.f;
+    float inv_l = l > 0.f ? 1.f / l : 0.f;
     const int pr = it.row_begin + r;
     const int64_t lse_idx = (int64_t)(it.q_token_base + pr / G) * Traits::kNumHeadsQ + it.kv_head * G + pr % G;
+    float sink_lse;
+    if constexpr (Variants<Traits>::kSinks)  // in log2 units: the weights exp(lse_s - m) are exp2's of them
+      normalize_with_sink(m * kLog2e, l, Variants<Traits>::sink_log2(p, it.kv_head * G + pr % G), inv_l, sink_lse);
     T* out = static_cast<T*>(p.o[op]) + lse_idx * D + c;
     uint2 packed;
     packed.x = Cvt<T>::pack(acc.x * inv_l, acc.y * inv_l);
     packed.y = Cvt<T>::pack(acc.z * inv_l, acc.w * inv_l);
     *reinterpret_cast<uint2*>(out) = packed;
-    if (c == 0 && p.lse[op] != nullptr) p.lse[op][lse_idx] = l > 0.f ? m + logf(l) : -INFINITY;
+    if (c == 0 && p.lse[op] != nullptr) {
+      if constexpr (Variants<Traits>::kSinks) p.lse[op][lse_idx] = sink_lse;
+      else p.lse[op][lse_idx] = l > 0.f ? m + logf(l) : -INFINITY;
+    }
   }
 }
 
 // Grid-stride over header->num_merges[op]; op 0 prefill, 1 decode.
 template <class Traits>
-__global__ void __launch_bounds__(Traits::kThreads) pod_combine_kernel(const __grid_constant__ PodParams p,
+__global__ void __launch_bounds__(Traits::kThreads) pod_combine_kernel(const __grid_constant__ KernelParams<Traits> p,
                                                                       int op) {
   const int n = p.header->num_merges[op];
   const PodMergeItem* items = p.merges[op];

@@ -96,5 +96,18 @@ typedef struct PodParams {
 } PodParams;
 
 #ifdef __cplusplus
+// Kernel parameters of a spec with attention sinks (Traits::kSinks): PodParams and the sink logits.
+// A struct of its own, so that the kernels of every other spec keep their parameters and code; the
+// tile loops take `const PodParams&` either way and read the sinks through Variants::sink_log2.
+struct PodSinkParams : PodParams {
+  const float* sinks;  // [Hq] fp32: the sink logit of each query head, in units of the scaled logits
+};
+
+// The parameter struct of Traits' kernels (the generated Traits::Params: PodParams or PodSinkParams).
+template <class Traits>
+using KernelParams = typename Traits::Params;
+#endif
+
+#ifdef __cplusplus
 }  // namespace pod
 #endif

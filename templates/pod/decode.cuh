@@ -14,6 +14,7 @@
 #pragma once
 #include "softmax.cuh"
 #include "tile_io.cuh"
+#include "variants.cuh"
 
 namespace pod {
 
@@ -82,7 +83,9 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
   const int causal_base = it.kv_len - it.q_len + 1;
   auto row_limit = [&](int r) { return min(causal_base + (it.row_begin + r) / G, it.kv_end); };
   const int limit_lo = row_limit(0), limit_hi = row_limit(S::kTileQ - 1);
-  const float scale_log2 = p.sm_scale * kLog2e;
+  using V = Variants<Traits>;
+  auto row_first = [&](int r) { return V::first_key(causal_base, (it.row_begin + r) / G); };
+  const float scale_log2 = V::score_scale_log2(p);
   const int key0 = warp * KW;  // this warp's first key inside each tile
 
   const uint32_t s_q = smem_u32(smem);
@@ -133,7 +136,9 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
         cp_async_commit();
       }
       const int slice_start = it.kv_begin + i * S::kTileKv + key0;
-      if (slice_start < limit_hi) {
+      bool live = slice_start < limit_hi;
+      if constexpr (V::kWindow) live = live && slice_start + KW > row_first(0);  // not all before the window
+      if (live) {
         const uint32_t s_k = s_kv + (i % S::kStages) * S::kStageBytes;
         const uint32_t s_v = s_k + S::kKvBytes;
         float s[kN][4];
@@ -150,6 +155,10 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
             Mma<T>::run(s[2 * n2], qa[qk], kb[0], kb[1]);
             Mma<T>::run(s[2 * n2 + 1], qa[qk], kb[2], kb[3]);
           }
+        }
+        if constexpr (V::kSoftCap) V::soft_cap(s, V::tanh_scale_log2(p));  // before the masks
+        if constexpr (V::kWindow) {
+          if (slice_start < row_first(S::kTileQ - 1)) mask_before_window(s, 0, lane, slice_start, row_first);
         }
         if (slice_start + KW > limit_lo) {
 #pragma unroll
@@ -228,8 +237,12 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
       const float4 x = *reinterpret_cast<const float4*>(s_o + (w * S::kTileQ + r) * S::kOStride + c);
       acc.x += x.x; acc.y += x.y; acc.z += x.z; acc.w += x.w;
     }
-    const float inv_l = l > 0.f ? 1.f / l : 0.f;
-    const float lse = l > 0.f ? (m_all + log2f(l)) * kLn2 : -INFINITY;
+    float inv_l = l > 0.f ? 1.f / l : 0.f;
+    float lse = l > 0.f ? (m_all + log2f(l)) * kLn2 : -INFINITY;
+    if constexpr (V::kSinks) {  // an unsplit row counts its head's sink here; split rows in the combine
+      if (it.num_splits == 1)
+        normalize_with_sink(m_all, l, V::sink_log2(p, it.kv_head * G + (it.row_begin + r) % G), inv_l, lse);
+    }
     int64_t o_off, lse_idx;
     Out::locate(it, r, o_off, lse_idx);
     if (it.num_splits == 1) {

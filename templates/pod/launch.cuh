@@ -12,14 +12,14 @@
 namespace pod {
 
 template <class Traits>
-inline PodParams resolved(const PodParams& p) {
-  PodParams q = p;
+inline KernelParams<Traits> resolved(const KernelParams<Traits>& p) {
+  KernelParams<Traits> q = p;
   if (q.sm_scale == 0.f) q.sm_scale = 1.f / sqrtf((float)Traits::kHeadDim);
   return q;
 }
 
 template <class Traits, class Kernel, class... Extra>
-inline cudaError_t launch_tiles(Kernel kernel, const PodParams& p, int grid, int threads, int smem_bytes,
+inline cudaError_t launch_tiles(Kernel kernel, const KernelParams<Traits>& p, int grid, int threads, int smem_bytes,
                                 cudaStream_t s, const Extra&... extra) {
   if (grid <= 0) return cudaSuccess;
   cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
@@ -31,7 +31,7 @@ inline cudaError_t launch_tiles(Kernel kernel, const PodParams& p, int grid, int
 // A launch whose kernel also takes the K/V tensor maps (kernels that run the warp-specialized
 // prefill; zeroed maps for the roles kernel of other specs).
 template <class Traits, class Kernel>
-inline cudaError_t launch_with_kv_maps(Kernel kernel, const PodParams& p, int grid, int threads, int smem_bytes,
+inline cudaError_t launch_with_kv_maps(Kernel kernel, const KernelParams<Traits>& p, int grid, int threads, int smem_bytes,
                                        cudaStream_t s) {
   if (grid <= 0) return cudaSuccess;
   PodKvMaps maps{};
@@ -43,7 +43,7 @@ inline cudaError_t launch_with_kv_maps(Kernel kernel, const PodParams& p, int gr
 }
 
 template <class Traits>
-cudaError_t launch_fused(const PodParams& p, int grid, cudaStream_t s) {
+cudaError_t launch_fused(const KernelParams<Traits>& p, int grid, cudaStream_t s) {
   if constexpr (Traits::kRoles)
     return launch_with_kv_maps<Traits>(pod_roles_kernel<Traits>, p, grid, Traits::kThreads, Traits::kSmemBytes, s);
   else
@@ -51,7 +51,7 @@ cudaError_t launch_fused(const PodParams& p, int grid, cudaStream_t s) {
 }
 
 template <class Traits>
-cudaError_t launch_prefill(const PodParams& p, int grid, cudaStream_t s) {
+cudaError_t launch_prefill(const KernelParams<Traits>& p, int grid, cudaStream_t s) {
   using S = PrefillShape<Traits>;
   if constexpr (S::kWarpSpecialized)
     return launch_with_kv_maps<Traits>(pod_prefill_ws_kernel<Traits>, p, grid, S::kThreads, S::kSmemBytes, s);
@@ -62,7 +62,7 @@ cudaError_t launch_prefill(const PodParams& p, int grid, cudaStream_t s) {
 
 // grid = physical CTAs; each hosts Decode::kVirtualCtas decode items.
 template <class Traits>
-cudaError_t launch_decode(const PodParams& p, int grid, cudaStream_t s) {
+cudaError_t launch_decode(const KernelParams<Traits>& p, int grid, cudaStream_t s) {
   using S = DecodeShape<Traits>;
   return launch_tiles<Traits>(pod_decode_kernel<Traits>, p, grid, S::kThreads * S::kVirtualCtas,
                               S::kRole ? S::kSmemBytes : Traits::kSmemBytes, s);
@@ -70,7 +70,7 @@ cudaError_t launch_decode(const PodParams& p, int grid, cudaStream_t s) {
 
 // op 0 prefill, 1 decode; grid-stride over header->num_merges[op].
 template <class Traits>
-cudaError_t launch_combine(const PodParams& p, int op, int grid, cudaStream_t s) {
+cudaError_t launch_combine(const KernelParams<Traits>& p, int op, int grid, cudaStream_t s) {
   if (grid <= 0) return cudaSuccess;
   if (op != POD_OP_PREFILL && op != POD_OP_DECODE) return cudaErrorInvalidValue;
   pod_combine_kernel<Traits><<<grid, Traits::kThreads, 0, s>>>(resolved<Traits>(p), op);

@@ -9,7 +9,8 @@
 //   1. check_options / read_batch (planner_input.inl: either batch form, CSR or block-table pages,
 //      into one Batch of prefill and decode requests and their page bases) / check_bucket —
 //      reject before anything is indexed.
-//   2. build_tiles — packed-row tiles per (request, KV head), each with its causal KV end.
+//   2. build_tiles — packed-row tiles per (request, KV head), each with its live keys: from the KV
+//      tile of the first key its first row sees (sliding window) to its causal KV end.
 //   3. choose_chunk — the KV split heuristic (one function for both ops, see its comment).
 //   4. emit_items — work items (heavy first), merge items, partial-row allocation.
 //   5. capacities — live counts, or in graph mode worst-case counts of the bucket.
@@ -45,6 +46,7 @@ struct KernelShape {
   int virtual_ctas;           // decode tiles per physical decode CTA
   bool roles;                 // one persistent CTA per SM with a prefill and a decode role
   bool persistent_prefill;    // the prefill-only kernel's CTAs loop over tickets (warp-specialized)
+  int window;                 // sliding window: keys a query sees, itself included (0: every earlier key)
 
   template <class Traits>
   static KernelShape of() {
@@ -73,6 +75,7 @@ struct KernelShape {
     k.virtual_ctas = Traits::Decode::kVirtualCtas;
     k.roles = Traits::kRoles;
     k.persistent_prefill = Traits::Prefill::kEngine == POD_ENGINE_WARP_SPECIALIZED;
+    k.window = Traits::kWindow;
     return k;
   }
   int group() const { return heads_q / heads_kv; }
@@ -201,10 +204,22 @@ inline int check_bucket(const KernelShape& k, const Options& o, const Batch& b, 
 }
 
 // A tile before splitting: packed rows [row_begin, row_begin + tile_q) of one (request, KV head),
-// over keys [0, kv_end). Field meanings as in PodWorkItem.
+// over keys [kv_begin, kv_end), kv_begin a multiple of the op's tile_kv. Field meanings as in
+// PodWorkItem.
 struct Tile {
-  int32_t request, kv_head, q_token_base, q_len, kv_len, row_begin, kv_end;
+  int32_t request, kv_head, q_token_base, q_len, kv_len, row_begin, kv_begin, kv_end;
 };
+
+// The first key of the KV tile (of tile_kv keys, counted from key 0) that holds the first key query
+// token `first_token` sees: with a sliding window of W keys, token t sees keys from
+// kv_len - q_len + t + 1 - W; the tiles before that one hold no key any row of the tile sees, so they
+// are never loaded, split or counted. 0 without a window.
+inline int32_t first_live_key(int window, int64_t tile_kv, int64_t first_token, int64_t q_len,
+                              int64_t kv_len) {
+  if (window <= 0) return 0;
+  const int64_t first = std::max<int64_t>(0, kv_len - q_len + first_token + 1 - window);
+  return (int32_t)(first / tile_kv * tile_kv);
+}
 
 // The causal KV end of a tile: its last valid packed row belongs to query token t, which sees keys
 // j <= kv_len - q_len + t (bottom-right alignment), so the tile needs keys [0, kv_len - q_len + t + 1).
@@ -224,6 +239,7 @@ inline void build_tiles(const KernelShape& k, const std::vector<Request>& reques
     for (int32_t h = 0; h < k.heads_kv; ++h)
       for (int64_t row = 0; row < rows; row += tq)
         out->push_back({q.id, h, q.q_token_base, q.q_len, q.kv_len, (int32_t)row,
+                        first_live_key(k.window, k.tile_kv[op], row / group, q.q_len, q.kv_len),
                         causal_kv_end(row, tq, rows, group, q.q_len, q.kv_len)});
   }
 }
@@ -307,7 +323,7 @@ inline int emit_items(const std::vector<Tile>& tiles, int64_t tile_q, int64_t ti
   {
     std::vector<int64_t> kvt;
     kvt.reserve(tiles.size());
-    for (const Tile& t : tiles) kvt.push_back(ceil_div(t.kv_end, tile_kv));
+    for (const Tile& t : tiles) kvt.push_back(ceil_div(t.kv_end - t.kv_begin, tile_kv));
     std::sort(kvt.begin(), kvt.end());
     for (int64_t v : kvt) {
       if (histogram.empty() || histogram.back().first != v) histogram.push_back({v, 0});
@@ -317,13 +333,13 @@ inline int emit_items(const std::vector<Tile>& tiles, int64_t tile_q, int64_t ti
   const int64_t chunk = choose_chunk(histogram, policy.slots, policy.budget, policy.cap);
 
   int64_t num_items = 0;
-  for (const Tile& t : tiles) num_items += splits_for(ceil_div(t.kv_end, tile_kv), chunk, policy.cap);
+  for (const Tile& t : tiles) num_items += splits_for(ceil_div(t.kv_end - t.kv_begin, tile_kv), chunk, policy.cap);
   if (num_items > kInt32Max / 2)
     return fail(error, PODGEN_ERR_UNSUPPORTED, "batch needs %lld work items; at most %lld supported",
                 (long long)num_items, (long long)kInt32Max / 2);
   w->items.reserve((size_t)num_items);
   for (const Tile& t : tiles) {
-    const int64_t kv_tiles = ceil_div(t.kv_end, tile_kv);
+    const int64_t kv_tiles = ceil_div(t.kv_end - t.kv_begin, tile_kv);
     const int64_t splits = splits_for(kv_tiles, chunk, policy.cap);
     const int64_t keys_per_split = ceil_div(kv_tiles, splits) * tile_kv;  // a kTileKv multiple
     PodWorkItem item;
@@ -344,14 +360,14 @@ inline int emit_items(const std::vector<Tile>& tiles, int64_t tile_q, int64_t ti
       w->partial_rows += splits * tile_q;
       PodMergeItem merge = item;
       merge.split = 0;
-      merge.kv_begin = 0;
+      merge.kv_begin = t.kv_begin;
       merge.kv_end = t.kv_end;
       w->merges.push_back(merge);
     }
     for (int64_t s = 0; s < splits; ++s) {
       item.split = (int32_t)s;
-      item.kv_begin = (int32_t)(s * keys_per_split);
-      item.kv_end = (int32_t)std::min<int64_t>(t.kv_end, (s + 1) * keys_per_split);
+      item.kv_begin = (int32_t)(t.kv_begin + s * keys_per_split);
+      item.kv_end = (int32_t)std::min<int64_t>(t.kv_end, t.kv_begin + (s + 1) * keys_per_split);
       w->items.push_back(item);
     }
     w->max_splits = std::max(w->max_splits, (int32_t)splits);

@@ -1,11 +1,11 @@
 // podgen device code: everything a generated kernel.cu needs after it defines its Traits.
 // Read in this order: contract.h (the data), primitives.cuh (mma/ldmatrix/cp.async), wgmma.cuh
-// (Hopper warpgroup MMA), softmax.cuh, tile_io.cuh, prefill_tile.cuh (what the prefill mainloops
-// share), prefill.cuh (which mainloop runs a tile), prefill_mma.cuh and prefill_wgmma.cuh (the
-// mainloops of the CTA's cp.async pipeline), mbarrier.cuh and kv_tensor_maps.cuh (the warp-specialized
-// pipeline and the bulk copy engine), prefill_ws.cuh (the warp-specialized mainloop), decode.cuh,
-// combine.cuh, scheduler.cuh (the kernels), reference.cuh, launch.cuh (host launchers), planner.h
-// (host planner).
+// (Hopper warpgroup MMA), softmax.cuh, tile_io.cuh, variants.cuh (sliding window, soft-cap, sinks),
+// prefill_tile.cuh (what the prefill mainloops share), prefill.cuh (which mainloop runs a tile),
+// prefill_mma.cuh and prefill_wgmma.cuh (the mainloops of the CTA's cp.async pipeline),
+// mbarrier.cuh and kv_tensor_maps.cuh (the warp-specialized pipeline and the bulk copy engine),
+// prefill_ws.cuh (the warp-specialized mainloop), decode.cuh, combine.cuh, scheduler.cuh (the
+// kernels), reference.cuh, launch.cuh (host launchers), planner.h (host planner).
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>

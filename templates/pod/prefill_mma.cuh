@@ -17,6 +17,7 @@ __device__ __forceinline__ void prefill_tile_mma(const PodParams& p, const PodWo
   constexpr int kChunks = S::kChunks;
   constexpr int kSubBlocks = S::kTileKv / S::kSubKv;
   static_assert(!S::kWgmma, "the mma.sync engine");
+  using V = Variants<Traits>;
 
   const int warp = tid / 32, lane = tid % 32;
   const PrefillItem<Traits> item_of(p, item);
@@ -26,7 +27,7 @@ __device__ __forceinline__ void prefill_tile_mma(const PodParams& p, const PodWo
   const int warp_row0 = S::frag_row0(warp, 0);
   const int warp_limit_lo = row_limit(warp_row0);  // the warp's first row
   const int unit_limit_hi = row_limit(S::unit_row0(warp) + S::kRowsPerUnit - 1);
-  const float scale_log2 = p.sm_scale * kLog2e;
+  const float scale_log2 = V::score_scale_log2(p);
 
   const uint32_t s_q = smem_u32(smem);
   const uint32_t s_kv = s_q + S::kQBytes;
@@ -101,10 +102,22 @@ __device__ __forceinline__ void prefill_tile_mma(const PodParams& p, const PodWo
           const int sub_start = tile_start + sb * S::kSubKv;
           if (sb > 0 && sub_start >= unit_limit_hi) break;
 
-          // ---- mask (only on sub-blocks that cross a row's limit)
+          // ---- soft-cap (before the masks: -inf must stay -inf)
+          if constexpr (V::kSoftCap) {
+#pragma unroll
+            for (int mf = 0; mf < kMFrag; ++mf) V::soft_cap(s[mf], V::tanh_scale_log2(p));
+          }
+          // ---- mask (only on sub-blocks that cross a row's limit, or a row's window start)
           if (sub_start + S::kSubKv > warp_limit_lo) {
 #pragma unroll
             for (int mf = 0; mf < kMFrag; ++mf) mask_scores(s[mf], S::frag_row0(warp, mf), lane, sub_start, row_limit);
+          }
+          if constexpr (V::kWindow) {
+            if (sub_start < item_of.row_first(S::frag_row0(warp, kMFrag - 1) + 15)) {  // the warp's last row
+#pragma unroll
+              for (int mf = 0; mf < kMFrag; ++mf)
+                mask_before_window(s[mf], S::frag_row0(warp, mf), lane, sub_start, [&](int r) { return item_of.row_first(r); });
+            }
           }
 
           // ---- online softmax, then O += P V and the next sub-block's S = Q K^T

@@ -9,6 +9,7 @@
 #include <type_traits>
 #include "softmax.cuh"
 #include "tile_io.cuh"
+#include "variants.cuh"
 #include "wgmma.cuh"
 
 namespace pod {
@@ -111,7 +112,8 @@ __device__ __forceinline__ void pack_p(uint32_t (&pa)[kN / 2][4], const float (&
 }
 
 // Normalizes and stores the two rows this thread holds of the 16-row fragment at tile row row0:
-// to o (and lse) when the item is not split, else to this split's fp32 partials.
+// to o (and lse) when the item is not split, else to this split's fp32 partials. With sinks an
+// unsplit row counts its head's sink here; a split row leaves it to the combine.
 template <class Traits, int kTileQ>
 __device__ __forceinline__ void store_prefill_rows(const PodParams& p, const PodWorkItem& it, int rows_valid,
                                                    int row0, int lane, const float (&o)[Traits::kHeadDim / 8][4],
@@ -120,7 +122,19 @@ __device__ __forceinline__ void store_prefill_rows(const PodParams& p, const Pod
   using Out = RowOut<Traits, POD_OP_PREFILL, kTileQ>;
   constexpr int kD8 = Traits::kHeadDim / 8;
   float inv_l[2], lse[2];
-  rows.finalize(inv_l, lse);
+  if constexpr (Variants<Traits>::kSinks) {
+    if (it.num_splits == 1) {
+      float sink[2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+        sink[h] = Variants<Traits>::sink_log2(p, it.kv_head * Traits::kGroup + (it.row_begin + row0 + h * 8 + lane / 4) % Traits::kGroup);
+      rows.finalize(inv_l, lse, sink);
+    } else {
+      rows.finalize(inv_l, lse);
+    }
+  } else {
+    rows.finalize(inv_l, lse);
+  }
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int r = row0 + h * 8 + lane / 4;
@@ -173,6 +187,10 @@ struct PrefillItem {
   // One past the last key packed row r sees: its causal bound and the split's end.
   __device__ __forceinline__ int row_limit(int r) const {
     return min(causal_base + (it.row_begin + r) / Traits::kGroup, it.kv_end);
+  }
+  // The first key packed row r sees (sliding window; may be negative).
+  __device__ __forceinline__ int row_first(int r) const {
+    return Variants<Traits>::first_key(causal_base, (it.row_begin + r) / Traits::kGroup);
   }
   __device__ __forceinline__ void load_tile(const PodParams& p, uint32_t s_kv, int i, int tid) const {
     const uint32_t k = s_kv + (i % S::kStages) * S::kStageBytes;

@@ -20,6 +20,7 @@ __device__ __forceinline__ void prefill_tile_wgmma(const PodParams& p, const Pod
   constexpr int D = S::D, kMFrag = S::kMFrag, kN = S::kN, kD8 = S::kD8;
   constexpr int kSubBlocks = S::kTileKv / S::kSubKv;
   static_assert(S::kWgmma && !S::kWarpSpecialized, "the wgmma engine");
+  using V = Variants<Traits>;
 
   const int warp = tid / 32, lane = tid % 32;
   const PrefillItem<Traits> item_of(p, item);
@@ -29,7 +30,7 @@ __device__ __forceinline__ void prefill_tile_wgmma(const PodParams& p, const Pod
   const int warp_row0 = S::frag_row0(warp, 0);
   const int warp_limit_lo = row_limit(warp_row0);  // the warp's first row
   const int unit_limit_hi = row_limit(S::unit_row0(warp) + S::kRowsPerUnit - 1);
-  const float scale_log2 = p.sm_scale * kLog2e;
+  const float scale_log2 = V::score_scale_log2(p);
 
   const uint32_t s_q = smem_u32(smem);
   const uint32_t s_kv = s_q + S::kQBytes;
@@ -114,10 +115,22 @@ __device__ __forceinline__ void prefill_tile_wgmma(const PodParams& p, const Pod
           }
           wait_scores(S::kCarryPv || sb > 0);
 
-          // ---- mask (only on sub-blocks that cross a row's limit)
+          // ---- soft-cap (before the masks: -inf must stay -inf)
+          if constexpr (V::kSoftCap) {
+#pragma unroll
+            for (int mf = 0; mf < kMFrag; ++mf) V::soft_cap(s[mf], V::tanh_scale_log2(p));
+          }
+          // ---- mask (only on sub-blocks that cross a row's limit, or a row's window start)
           if (sub_start + S::kSubKv > warp_limit_lo) {
 #pragma unroll
             for (int mf = 0; mf < kMFrag; ++mf) mask_scores(s[mf], S::frag_row0(warp, mf), lane, sub_start, row_limit);
+          }
+          if constexpr (V::kWindow) {
+            if (sub_start < item_of.row_first(S::frag_row0(warp, kMFrag - 1) + 15)) {  // the warp's last row
+#pragma unroll
+              for (int mf = 0; mf < kMFrag; ++mf)
+                mask_before_window(s[mf], S::frag_row0(warp, mf), lane, sub_start, [&](int r) { return item_of.row_first(r); });
+            }
           }
 
           // ---- online softmax: fold the scores, then (once the P V before is done) rescale O

@@ -172,7 +172,8 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
   const int n = p.header->num_tickets[POD_OP_PREFILL];
   const int row0 = S::frag_row0(warp, 0);     // this warp's 16 rows
   const int unit_row0 = S::unit_row0(warp);   // this warpgroup's 64 rows
-  const float scale_log2 = p.sm_scale * kLog2e;
+  using V = Variants<Traits>;
+  const float scale_log2 = V::score_scale_log2(p);
   // Ping-pong: warpgroup w issues its products after barrier kPingPongBarrier + w, which the other
   // warpgroup arrives at once it has issued its own. Warpgroup 1 lets warpgroup 0 go first.
   constexpr bool kPingPong = S::kWarps == 8;
@@ -243,7 +244,12 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
     };
     auto mask_and_fold = [&](int j) {
       const int sub_start = it.kv_begin + j * kSubKv;
+      if constexpr (V::kSoftCap) V::soft_cap(s, V::tanh_scale_log2(p));  // before the masks
       if (sub_start + kSubKv > warp_limit_lo) mask_scores(s, row0, lane, sub_start, row_limit);
+      if constexpr (V::kWindow) {
+        auto row_first = [&](int r) { return V::first_key(causal_base, (it.row_begin + r) / G); };
+        if (sub_start < row_first(row0 + 15)) mask_before_window(s, row0, lane, sub_start, row_first);
+      }
       rows.fold(s, scale_log2, alpha);
     };
     // A stage's K is released once the last S = Q K^T that reads it has completed, its V once the

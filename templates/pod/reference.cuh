@@ -1,9 +1,10 @@
 // The fp32 reference attention (a deliberately naive oracle for tests; not fast, obviously right).
 // One CTA of 128 threads per (query row, query head): query rows are the prefill tokens, then the
-// decodes. Two passes over the visible keys j <= kv_len - q_len + t: the max of the scaled
-// scores, then sum_j exp(s_j - max) and sum_j exp(s_j - max) * v_j. Inputs DType, all arithmetic
-// fp32; writes fp32 o and, when asked, lse (natural log). Needs podgen_reference_args from
-// pod_attention.h.
+// decodes. Two passes over the visible keys j <= kv_len - q_len + t (with a sliding window of W
+// keys, only the last W of them): the max of the logits s_j = scale * q.k_j (soft-capped:
+// cap * tanh(s_j / cap), with tanhf), then sum_j exp(s_j - max) and sum_j exp(s_j - max) * v_j;
+// a sink logit joins the sum only. Inputs DType, all arithmetic fp32; writes fp32 o and, when
+// asked, lse (natural log). Needs podgen_reference_args from pod_attention.h.
 //
 // Also the random inputs that tests and benchmarks feed the kernels, drawn on the GPU (drawing
 // the K/V cache of a long batch on the host takes minutes; here it takes milliseconds).
@@ -63,7 +64,8 @@ __global__ void __launch_bounds__(kReferenceThreads) pod_reference_kernel(const 
   const int local_row = row < num_prefill_rows ? row : row - num_prefill_rows;
   const int64_t qo = ((int64_t)local_row * Hq + head) * D;
   const int kv_len = a.kv_lens[request];
-  const int visible = kv_len - q_len + t + 1;  // keys 0 .. visible-1
+  const int visible = kv_len - q_len + t + 1;  // keys first .. visible-1
+  const int first = Traits::kWindow > 0 ? max(0, visible - Traits::kWindow) : 0;
   const int page_base = a.page_indptr[request];
   const T* k = static_cast<const T*>(a.k);
   const T* v = static_cast<const T*>(a.v);
@@ -80,18 +82,19 @@ __global__ void __launch_bounds__(kReferenceThreads) pod_reference_kernel(const 
     const T* kj = k + kv_row(j);
     float acc = 0.f;
     for (int d = 0; d < D; ++d) acc += s_q[d] * Cvt<T>::to_float(kj[d]);
-    return acc * scale;
+    if constexpr (Traits::kLogitsSoftCap > 0.f) return Traits::kLogitsSoftCap * tanhf(acc * scale / Traits::kLogitsSoftCap);
+    else return acc * scale;
   };
 
   for (int d = threadIdx.x; d < D; d += blockDim.x) s_q[d] = Cvt<T>::to_float(q[qo + d]);
   __syncthreads();
 
   float m = -INFINITY;
-  for (int j = threadIdx.x; j < visible; j += blockDim.x) m = fmaxf(m, score(j));
+  for (int j = first + threadIdx.x; j < visible; j += blockDim.x) m = fmaxf(m, score(j));
   m = block_reduce(m, true, s_red);
 
   float l = 0.f, acc = 0.f;
-  for (int base = 0; base < visible; base += kReferenceThreads) {
+  for (int base = first; base < visible; base += kReferenceThreads) {
     const int j = base + threadIdx.x;
     const float pj = j < visible ? expf(score(j) - m) : 0.f;
     l += pj;
@@ -104,7 +107,14 @@ __global__ void __launch_bounds__(kReferenceThreads) pod_reference_kernel(const 
     __syncthreads();
   }
   l = block_reduce(l, false, s_red);
-  if (threadIdx.x < D) o[qo + threadIdx.x] = visible > 0 ? acc / l : 0.f;
+  float keep = 1.f;  // what o's terms are scaled by when a sink raises the max
+  if constexpr (Traits::kSinks) {
+    const float sink = a.sinks[head], m_all = fmaxf(m, sink);
+    keep = expf(m - m_all);
+    l = l * keep + expf(sink - m_all);
+    m = m_all;
+  }
+  if (threadIdx.x < D) o[qo + threadIdx.x] = visible > 0 ? acc * keep / l : 0.f;
   if (threadIdx.x == 0 && lse != nullptr) lse[(int64_t)local_row * Hq + head] = visible > 0 ? m + logf(l) : -INFINITY;
 }
 

@@ -30,6 +30,9 @@ struct KernelChecks {
                                         : kPrefillThreads == Traits::kThreads && kDecodeThreads == Traits::kThreads,
                 "CTA size: both ops' (roles: the sum of the two roles)");
   static_assert(Traits::kSmemBytes >= 16, "room for the scheduler's broadcast");
+  static_assert(std::is_same<typename Traits::Params,
+                             typename std::conditional<Traits::kSinks, PodSinkParams, PodParams>::type>::value,
+                "Traits::Params: PodSinkParams exactly when the kernel has sinks");
   static_assert(Traits::kCtasPerSm >= 1, "kCtasPerSm");
   static_assert((Traits::kPrefillRoleRegs == 0) == (Traits::kDecodeRoleRegs == 0) &&
                     (Traits::kPrefillRoleRegs == 0 || Traits::kRoles),
@@ -68,7 +71,7 @@ __device__ __forceinline__ void finish_cta(PodDeviceHeader* h) {
 
 template <class Traits>
 __global__ void __launch_bounds__(Traits::kThreads, Traits::kCtasPerSm)
-    pod_fused_kernel(const __grid_constant__ PodParams p) {
+    pod_fused_kernel(const __grid_constant__ KernelParams<Traits> p) {
   (void)sizeof(KernelChecks<Traits>);
   extern __shared__ __align__(1024) uint8_t smem[];  // wgmma tiles: 1024-byte aligned
   int* s_claim = reinterpret_cast<int*>(smem);  // [op, ticket]; overwritten by the tile later
@@ -132,7 +135,7 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kCtasPerSm)
 // CTA (a lone prefill CTA of two CTAs per SM gets only half of an SM's prefill rate).
 template <class Traits>
 __global__ void __launch_bounds__(Traits::kThreads, 1)
-    pod_roles_kernel(const __grid_constant__ PodParams p, const __grid_constant__ PodKvMaps maps) {
+    pod_roles_kernel(const __grid_constant__ KernelParams<Traits> p, const __grid_constant__ PodKvMaps maps) {
   (void)sizeof(KernelChecks<Traits>);
   using PS = PrefillShape<Traits>;
   using DS = DecodeShape<Traits>;
@@ -185,7 +188,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
 // Prefill-only: CTA b runs items[0][b], b < num_items[0] (grid-stride).
 template <class Traits>
 __global__ void __launch_bounds__(PrefillShape<Traits>::kThreads, Traits::kCtasPerSm)
-    pod_prefill_kernel(const __grid_constant__ PodParams p) {
+    pod_prefill_kernel(const __grid_constant__ KernelParams<Traits> p) {
   (void)sizeof(KernelChecks<Traits>);
   extern __shared__ __align__(1024) uint8_t smem[];  // wgmma tiles: 1024-byte aligned
   const int n = p.header->num_items[POD_OP_PREFILL];
@@ -201,7 +204,7 @@ __global__ void __launch_bounds__(PrefillShape<Traits>::kThreads, Traits::kCtasP
 // so its consumers take the registers the roles kernel gives the decode role.
 template <class Traits>
 __global__ void __launch_bounds__(PrefillShape<Traits>::kThreads, 1)
-    pod_prefill_ws_kernel(const __grid_constant__ PodParams p, const __grid_constant__ PodKvMaps maps) {
+    pod_prefill_ws_kernel(const __grid_constant__ KernelParams<Traits> p, const __grid_constant__ PodKvMaps maps) {
   (void)sizeof(KernelChecks<Traits>);
   extern __shared__ __align__(1024) uint8_t smem[];
   prefill_ws<Traits, Traits::Prefill::kLaunchRegsAlone, Traits::Prefill::kProducerRegs, Traits::Prefill::kConsumerRegs,
@@ -214,7 +217,7 @@ __global__ void __launch_bounds__(PrefillShape<Traits>::kThreads, 1)
 template <class Traits>
 __global__ void __launch_bounds__(DecodeShape<Traits>::kThreads * DecodeShape<Traits>::kVirtualCtas,
                                   Traits::kCtasPerSm)
-    pod_decode_kernel(const __grid_constant__ PodParams p) {
+    pod_decode_kernel(const __grid_constant__ KernelParams<Traits> p) {
   (void)sizeof(KernelChecks<Traits>);
   extern __shared__ __align__(1024) uint8_t smem[];  // as the other kernels (decode needs 128)
   constexpr int V = Traits::Decode::kVirtualCtas;

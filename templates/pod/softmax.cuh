@@ -14,6 +14,24 @@ namespace pod {
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
+// A row's normalization with a sink: m (log2 units) and sum are the row's max and its sum of
+// exp2(x - m) over the keys; the sink joins the sum. inv_l scales the row's accumulated
+// sum_j exp2(x_j - m) v_j into o; lse is natural-log. A row that saw no key gets o = 0 and
+// lse = sink (and with a sink of -inf, lse = -inf).
+__device__ __forceinline__ void normalize_with_sink(float m, float sum, float sink_log2, float& inv_l,
+                                                    float& lse) {
+  const float mx = fmaxf(m, sink_log2);
+  if (mx == -INFINITY) {
+    inv_l = 0.f;
+    lse = -INFINITY;
+    return;
+  }
+  const float keep = fast_exp2(m - mx);  // 0 when the row saw no key
+  const float total = fmaf(sum, keep, fast_exp2(sink_log2 - mx));
+  inv_l = keep / total;
+  lse = (mx + log2f(total)) * kLn2;
+}
+
 struct SoftmaxRows {
   float m[2];  // running max, log2 units of the scaled score; -inf before the first visible key
   float l[2];  // this lane's partial sum of exp2(score - m)
@@ -86,6 +104,12 @@ struct SoftmaxRows {
       inv_l[h] = any ? 1.f / sum : 0.f;
       lse[h] = any ? (m[h] + log2f(sum)) * kLn2 : -INFINITY;
     }
+  }
+
+  // finalize() for rows whose softmax also counts a sink logit (log2 units) each.
+  __device__ __forceinline__ void finalize(float (&inv_l)[2], float (&lse)[2], const float (&sink_log2)[2]) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) normalize_with_sink(m[h], quad_sum(l[h]), sink_log2[h], inv_l[h], lse[h]);
   }
 };
 

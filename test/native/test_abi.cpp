@@ -23,6 +23,10 @@ struct Traits {
   static constexpr int kPageSize = 16, kThreads = 128, kCtasPerSm = 2, kSchedule = 1;
   static constexpr bool kRoles = false;
   static constexpr int kSmemBytes = 98304;
+  static constexpr int kWindow = 0;
+  static constexpr float kLogitsSoftCap = 0.f;
+  static constexpr bool kSinks = false;
+  using Params = pod::PodParams;
   struct Prefill {
     static constexpr int kEngine = POD_ENGINE_MMA;
     static constexpr int kTileQ = 128, kTileKv = 64, kWarps = 4, kStages = 2;
@@ -119,7 +123,8 @@ int main() {
   // info
   podgen_kernel_info info;
   pod_test_info(&info);
-  CHECK(info.abi_version == PODGEN_ABI_VERSION && info.num_heads_q == 32 && info.num_heads_kv == 8 && info.head_dim == 128 &&
+  CHECK(info.abi_version == PODGEN_ABI_VERSION && info.window == 0 && info.logits_soft_cap == 0.f && info.sinks == 0 &&
+            info.num_heads_q == 32 && info.num_heads_kv == 8 && info.head_dim == 128 &&
             info.page_size == 16 && info.paged == 1 && info.dtype == 1 && info.prefill_tile_q == 128 &&
             info.prefill_tile_kv == 64 && info.decode_tile_q == 16 && info.decode_tile_kv == 64 &&
             info.threads_per_cta == 128 && info.ctas_per_sm == 2 && info.virtual_ctas == 2 &&
@@ -205,6 +210,10 @@ int main() {
   buf.q_prefill = dummy; buf.q_decode = dummy; buf.k = dummy; buf.v = dummy;
   buf.page_indices = dummy; buf.o_prefill = dummy; buf.o_decode = dummy;
   buf.workspace = ws; buf.workspace_bytes = plan.workspace_bytes;
+  buf.sinks = reinterpret_cast<const float*>(dummy);
+  CHECK_ERR(pod_test_run(&plan, &buf, nullptr), PODGEN_ERR_INVALID_ARGUMENT,
+            "pod_test_run: buffers.sinks is set but the kernel has no attention sinks");
+  buf.sinks = nullptr;
   pod::launches.clear();
   CHECK(pod_test_run(&plan, &buf, nullptr) == PODGEN_OK, "run: %s", pod_test_last_error());
   CHECK(plan.num_merges[0] > 0 && plan.num_merges[1] > 0, "both ops split");
@@ -374,6 +383,10 @@ int main() {
     CHECK_ERR(pod_test_run_reference(&a, nullptr), PODGEN_ERR_INVALID_ARGUMENT, "args.o_decode is NULL");
     a.o_decode = (float*)dummy;
     pod::launches.clear();
+    a.sinks = (float*)dummy;
+    CHECK_ERR(pod_test_run_reference(&a, nullptr), PODGEN_ERR_INVALID_ARGUMENT,
+              "args.sinks is set but the kernel has no attention sinks");
+    a.sinks = nullptr;
     CHECK(pod_test_run_reference(&a, nullptr) == PODGEN_OK && pod::launches.size() == 1, "reference");
     CHECK(fabsf(pod::last_reference.sm_scale - 1.0f / sqrtf(128.0f)) < 1e-7f, "reference default scale");
   }

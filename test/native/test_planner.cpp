@@ -22,7 +22,7 @@ using pod::PodWorkItem;
 // ---------------------------------------------------------------------------------------------
 // Kernel shapes under test (the Traits the code generator would emit).
 template <int Hq, int Hkv, int D, bool Paged, int PageSize, int Ctas, int PTileQ, int PTileKv,
-          int PMaxSplits, int PMaxWaves, int DTileKv, int V, int DMaxSplits>
+          int PMaxSplits, int PMaxWaves, int DTileKv, int V, int DMaxSplits, int Window = 0>
 struct TestTraits {
   static constexpr int kDType = 1, kHeadDim = D, kNumHeadsQ = Hq, kNumHeadsKv = Hkv;
   static constexpr int kGroup = Hq / Hkv;
@@ -30,6 +30,7 @@ struct TestTraits {
   static constexpr int kPageSize = PageSize, kThreads = 128, kCtasPerSm = Ctas, kSchedule = 1;
   static constexpr bool kRoles = Ctas == 1;
   static constexpr int kSmemBytes = 65536;
+  static constexpr int kWindow = Window;
   struct Prefill {
     static constexpr int kEngine = POD_ENGINE_MMA;
     static constexpr int kTileQ = PTileQ, kTileKv = PTileKv, kWarps = 4, kStages = 2;
@@ -69,6 +70,10 @@ static std::vector<Config> configs() {
       config<TestTraits<32, 1, 128, false, 1, 2, 128, 64, 0, 2, 64, 2, 16>>("mqa g32 D128 contiguous"),
       // GQA 4 with 3 KV heads, D=64, paged 16, prefill max 2 splits.
       config<TestTraits<12, 3, 64, true, 16, 4, 64, 64, 2, 0, 128, 2, 4>>("g4 D64 p16 splits2"),
+      // Sliding windows: smaller than a prefill tile's tokens and the KV tiles, and larger.
+      config<TestTraits<32, 8, 128, true, 16, 2, 128, 64, 0, 2, 64, 2, 16, 20>>("llama3_8b g4 D128 p16 window20"),
+      config<TestTraits<64, 8, 64, true, 16, 2, 128, 64, 0, 2, 64, 2, 16, 128>>("gpt-oss g8 D64 p16 window128"),
+      config<TestTraits<32, 32, 128, false, 1, 2, 64, 32, 4, 0, 32, 1, 8, 1000>>("mha g1 D128 contiguous splits4 window1000"),
   };
 }
 
@@ -281,14 +286,14 @@ static void check_plan(const Config& c, const HostBatch& hb, const podgen_plan_o
     }
   }
 
-  // Expected tiles: (op, request, kv_head, row_begin) -> causal kv end.
+  // Expected tiles: (op, request, kv_head, row_begin) -> live keys [begin, causal end).
   struct TileKey {
     int op, request, head, row;
     bool operator<(const TileKey& o) const {
       return std::tie(op, request, head, row) < std::tie(o.op, o.request, o.head, o.row);
     }
   };
-  std::map<TileKey, int32_t> expected;
+  std::map<TileKey, std::pair<int32_t, int32_t>> expected;
   int64_t tiles_per_op[2] = {0, 0};
   for (int r = 0; r < hb.P + hb.D; ++r) {
     const bool pre = r < hb.P;
@@ -297,11 +302,15 @@ static void check_plan(const Config& c, const HostBatch& hb, const podgen_plan_o
     const int64_t rows = q_len * group, tq = k.tile_q[op];
     for (int hh = 0; hh < k.heads_kv; ++hh)
       for (int64_t rb = 0; rb < rows; rb += tq) {
-        // Brute force: the largest key any row of the tile may see, plus one.
-        int64_t end = 0;
-        for (int64_t row = rb; row < std::min(rows, rb + tq); ++row)
+        // Brute force: the largest key any row of the tile may see, plus one, and the first key any
+        // row sees (sliding window), down to its KV tile (counted from key 0).
+        int64_t end = 0, first = INT64_MAX;
+        for (int64_t row = rb; row < std::min(rows, rb + tq); ++row) {
           end = std::max(end, kv - q_len + row / group + 1);
-        expected[{op, r, hh, (int)rb}] = (int32_t)end;
+          first = std::min(first, k.window > 0 ? std::max<int64_t>(0, kv - q_len + row / group + 1 - k.window) : 0);
+        }
+        const int64_t tkv = k.tile_kv[op];
+        expected[{op, r, hh, (int)rb}] = {(int32_t)(first / tkv * tkv), (int32_t)end};
         ++tiles_per_op[op];
       }
   }
@@ -350,7 +359,7 @@ static void check_plan(const Config& c, const HostBatch& hb, const podgen_plan_o
   }
   CHECK(got.size() == expected.size(), "%s tiles got %zu expected %zu", tag, got.size(), expected.size());
 
-  // Every tile exactly once; its splits partition [0, causal end).
+  // Every tile exactly once; its splits partition its live keys [begin, causal end).
   std::map<TileKey, PodWorkItem> split_tiles;
   std::vector<std::pair<int64_t, int64_t>> partial_ranges[2];
   for (const auto& e : expected) {
@@ -362,14 +371,14 @@ static void check_plan(const Config& c, const HostBatch& hb, const podgen_plan_o
     std::sort(v.begin(), v.end(), [](const PodWorkItem& a, const PodWorkItem& b) { return a.split < b.split; });
     const int32_t s = v[0].num_splits;
     CHECK((int32_t)v.size() == s, "%s tile has %zu items for %d splits", tag, v.size(), s);
-    int32_t at = 0;
+    int32_t at = e.second.first;
     for (size_t i = 0; i < v.size(); ++i) {
       CHECK(v[i].split == (int32_t)i && v[i].num_splits == s && v[i].partial_row == v[0].partial_row,
             "%s split fields", tag);
       CHECK(v[i].kv_begin == at, "%s gap/overlap at split %zu: begin %d expected %d", tag, i, v[i].kv_begin, at);
       at = v[i].kv_end;
     }
-    CHECK(at == e.second, "%s tile end %d expected causal end %d", tag, at, e.second);
+    CHECK(at == e.second.second, "%s tile end %d expected causal end %d", tag, at, e.second.second);
     if (s > 1) {
       split_tiles[e.first] = v[0];
       partial_ranges[e.first.op].push_back({v[0].partial_row, v[0].partial_row + (int64_t)s * k.tile_q[e.first.op]});
@@ -392,7 +401,7 @@ static void check_plan(const Config& c, const HostBatch& hb, const podgen_plan_o
                 m.partial_row == st->second.partial_row && m.q_len == st->second.q_len &&
                 m.kv_len == st->second.kv_len && m.q_token_base == st->second.q_token_base,
             "%s merge fields", tag);
-      CHECK(m.kv_begin == 0 && m.kv_end == expected[key], "%s merge range", tag);
+      CHECK(m.kv_begin == expected[key].first && m.kv_end == expected[key].second, "%s merge range", tag);
     }
     int64_t split_count = 0;
     for (const auto& st : split_tiles) split_count += st.first.op == op;
@@ -795,12 +804,15 @@ static void heuristic_tests(const Config& c) {
   podgen_plan p;
   std::vector<unsigned char> st;
   std::string e;
-  // One long decode: split up to the decode cap (many slots, one tile per KV head... few tiles).
+  // One long decode: split up to the decode cap (many slots, one tile per KV head... few tiles),
+  // and at most one split per live KV tile (a sliding window leaves few).
   {
-    HostBatch hb = decode_batch(1, 32768);
+    const int64_t kv = 32768, tkv = k.tile_kv[1];
+    HostBatch hb = decode_batch(1, (int)kv);
     plan_batch(c, hb, o, &p, &st, &e);
     const int64_t tiles = k.heads_kv * cdiv(k.group(), 16);
-    const int64_t expect = std::min<int64_t>(k.max_splits[1], 132LL * k.ctas_per_sm * k.virtual_ctas / tiles);
+    const int64_t live = k.window > 0 ? cdiv(kv - std::max<int64_t>(0, kv - k.window) / tkv * tkv, tkv) : cdiv(kv, tkv);
+    const int64_t expect = std::min<int64_t>({k.max_splits[1], 132LL * k.ctas_per_sm * k.virtual_ctas / tiles, live});
     CHECK(p.max_splits[1] == std::max<int64_t>(1, expect) || p.max_splits[1] >= expect / 2,
           "[%s] long decode splits %d expected about %" PRId64, c.name, p.max_splits[1], expect);
     CHECK(p.num_items[1] <= std::max<int64_t>(tiles, 132LL * k.ctas_per_sm * k.virtual_ctas), "[%s]", c.name);

@@ -18,6 +18,7 @@ import {
   type BatchShape,
   type Dtype16,
   type HostBatch,
+  type KernelInfo,
   type KernelLibrary,
 } from "../../../runtime/index.ts";
 import { tilesExecuted, TOLERANCE, verifyBatch } from "../../../runtime/verify.ts";
@@ -33,8 +34,13 @@ function library(ctx: SuiteContext, specName: string): KernelLibrary {
   return libraries.get(ctx.artifact(libraryFileName({ name: specName })), symbolPrefix({ name: specName }));
 }
 
-/** fp64 attention on the host, straight from the definition (for small batches), on the device's inputs. */
-function cpuAttention(host: HostBatch, dev: DeviceBatch) {
+/**
+ * fp64 attention on the host, straight from the definition (for small batches), with the kernel's
+ * variants, on the device's inputs: a query sees the last `window` of its causal keys (0: all), a logit x becomes
+ * cap * tanh(x / cap), and the batch's sink logit of its head joins the denominator.
+ */
+function cpuAttention(host: HostBatch, dev: DeviceBatch, variants: Pick<KernelInfo, "window" | "logitsSoftCap"> = { window: 0, logitsSoftCap: 0 }) {
+  const { window, logitsSoftCap: cap } = variants;
   const { numHeadsQ: hq, numHeadsKv: hkv, headDim: d, paged, pageSize } = host.dims;
   const dtype = host.dims.dtype as Dtype16;
   const inputs = dev.readInputs();
@@ -52,24 +58,32 @@ function cpuAttention(host: HostBatch, dev: DeviceBatch) {
     const q = part === 0 ? q0! : q1!;
     for (let t = 0; t < qLen; t++) {
       const visible = kvLen - qLen + t + 1;
+      const first = window > 0 ? Math.max(0, visible - window) : 0;
       for (let h = 0; h < hq; h++) {
         const kvh = Math.floor(h / (hq / hkv));
         const qOff = ((base + t) * hq + h) * d;
         const s = new Float64Array(visible);
         let m = -Infinity;
-        for (let j = 0; j < visible; j++) {
+        for (let j = first; j < visible; j++) {
           const kOff = (row(r, j) * hkv + kvh) * d;
           let dot = 0;
           for (let x = 0; x < d; x++) dot += q[qOff + x]! * k![kOff + x]!;
-          s[j] = dot * scale;
+          s[j] = cap > 0 ? cap * Math.tanh((dot * scale) / cap) : dot * scale;
           m = Math.max(m, s[j]!);
         }
         let sum = 0;
-        for (let j = 0; j < visible; j++) sum += (s[j] = Math.exp(s[j]! - m));
+        for (let j = first; j < visible; j++) sum += (s[j] = Math.exp(s[j]! - m));
+        let keep = 1; // what the keys' terms are scaled by when the sink raises the max
+        if (host.sinks.length > 0) {
+          const sink = host.sinks[h]!, max = Math.max(m, sink);
+          keep = Math.exp(m - max);
+          sum = sum * keep + Math.exp(sink - max);
+          m = max;
+        }
         for (let x = 0; x < d; x++) {
           let acc = 0;
-          for (let j = 0; j < visible; j++) acc += s[j]! * v![(row(r, j) * hkv + kvh) * d + x]!;
-          out.o[part]![qOff + x] = acc / sum;
+          for (let j = first; j < visible; j++) acc += s[j]! * v![(row(r, j) * hkv + kvh) * d + x]!;
+          out.o[part]![qOff + x] = (acc * keep) / sum;
         }
         out.lse[part]![(base + t) * hq + h] = m + Math.log(sum);
       }
@@ -129,27 +143,36 @@ gpuCase("random inputs: the fill kernel draws its definition's values; same seed
   ctx.log(lines.join("; "));
 });
 
-gpuCase("reference: the fp32 reference kernel matches an fp64 CPU computation", (ctx) => {
-  const lib = library(ctx, "llama3_8b");
-  const host = makeHostBatch(lib.info(), { prefills: [{ qLen: 37, kvLen: 77 }, { qLen: 1, kvLen: 5 }], decodes: [1, 33, 130] }, { seed: 99 });
-  const dev = DeviceBatch.forBatch(host, lib);
-  try {
-    lib.runReference(dev.referenceArgs());
-    ctx.device.synchronize();
-    const gpu = dev.readOutputs();
-    const cpu = cpuAttention(host, dev);
-    const errors = [
-      compare(gpu.refPrefill, cpu.o[0]!),
-      compare(gpu.refDecode, cpu.o[1]!),
-      compare(gpu.refLsePrefill, cpu.lse[0]!),
-      compare(gpu.refLseDecode, cpu.lse[1]!),
-    ].map((e) => e.relativeL2);
-    if (!errors.every((e) => e <= 1e-5)) throw new Error(`reference vs CPU relative L2 errors ${errors.map((e) => e.toExponential(2)).join(", ")} (limit 1e-5)`);
-    ctx.log(`relative L2 o prefill/decode ${errors[0]!.toExponential(1)}/${errors[1]!.toExponential(1)}, lse ${errors[2]!.toExponential(1)}/${errors[3]!.toExponential(1)}`);
-  } finally {
-    dev.free();
-  }
-});
+/** The fp32 reference kernel of `specName` against cpuAttention on one small batch. */
+function referenceCase(title: string, specName: string, shape: BatchShape) {
+  gpuCase(`reference: the fp32 reference kernel matches an fp64 CPU computation${title} [${specName}]`, (ctx) => {
+    const lib = library(ctx, specName);
+    const host = makeHostBatch(lib.info(), shape, { seed: 99 });
+    const dev = DeviceBatch.forBatch(host, lib);
+    try {
+      lib.runReference(dev.referenceArgs());
+      ctx.device.synchronize();
+      const gpu = dev.readOutputs();
+      const cpu = cpuAttention(host, dev, lib.info());
+      const errors = [
+        compare(gpu.refPrefill, cpu.o[0]!),
+        compare(gpu.refDecode, cpu.o[1]!),
+        compare(gpu.refLsePrefill, cpu.lse[0]!),
+        compare(gpu.refLseDecode, cpu.lse[1]!),
+      ].map((e) => e.relativeL2);
+      if (!errors.every((e) => e <= 1e-5)) throw new Error(`reference vs CPU relative L2 errors ${errors.map((e) => e.toExponential(2)).join(", ")} (limit 1e-5)`);
+      ctx.log(`relative L2 o prefill/decode ${errors[0]!.toExponential(1)}/${errors[1]!.toExponential(1)}, lse ${errors[2]!.toExponential(1)}/${errors[3]!.toExponential(1)}`);
+    } finally {
+      dev.free();
+    }
+  });
+}
+const matrixSpec = (namePrefix: string) => MATRIX.find((c) => c.name.startsWith(namePrefix))!.spec.name;
+referenceCase("", "llama3_8b", { prefills: [{ qLen: 37, kvLen: 77 }, { qLen: 1, kvLen: 5 }], decodes: [1, 33, 130] });
+// Rows whose window starts inside the KV, and rows that see fewer keys than the window.
+const windowShape: BatchShape = { prefills: [{ qLen: 37, kvLen: 300 }, { qLen: 1, kvLen: 5 }], decodes: [1, 77, 78, 300] };
+referenceCase(", sliding window 77 and soft-cap 50", matrixSpec("window 77 + soft-cap 50"), windowShape);
+referenceCase(", sinks and sliding window 128", "gpt_oss_20b", windowShape);
 
 function registerVerify(prefix: string, cases: VerifyCase[]) {
   for (const c of cases) {

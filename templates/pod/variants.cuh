@@ -1,0 +1,86 @@
+// Attention variants (spec: window, logitsSoftCap, sinks) as the tile loops apply them. Each is a
+// compile-time fact of the Traits; the loops call these helpers only under `if constexpr` (or in
+// expressions that fold to today's when the variant is off), so a spec without a variant keeps its
+// kernels' code.
+//
+// Sliding window (Traits::kWindow = W > 0): a query at absolute position P sees the keys
+// (P - W, P]. Query token t of a chunk of q_len tokens over kv_len keys sits at
+// P = kv_len - q_len + t, so it sees [causal_base + t - W, causal_base + t) with
+// causal_base = kv_len - q_len + 1. The planner starts each item at the KV tile holding the first
+// key its first row sees (planner.h, first_live_key); the loops mask the keys before each row's.
+//
+// Logit soft-capping (kLogitsSoftCap = c > 0): the scaled logit x = sm_scale * q.k becomes
+// c * tanh(x / c), as in Gemma 2 and FlashAttention's softcap (both cap the scaled logits). The loops
+// cap the raw scores, then fold the capped logits with scale 1.
+//
+// Sinks (kSinks): a logit per query head (PodSinkParams::sinks, in units of the scaled logits) that
+// joins the softmax denominator only: o = sum_j e^x_j v_j / (e^sink + sum_j e^x_j) and
+// lse = log(e^sink + sum_j e^x_j). Counted once per row: where an unsplit item stores its rows, and
+// for split items in the combine (never in a split's partial).
+#pragma once
+#include "contract.h"
+#include "softmax.cuh"
+
+namespace pod {
+
+template <class Traits>
+struct Variants {
+  static constexpr bool kWindow = Traits::kWindow > 0;
+  static constexpr bool kSoftCap = Traits::kLogitsSoftCap > 0.f;
+  static constexpr bool kSinks = Traits::kSinks;
+  static_assert(Traits::kWindow >= 0 && Traits::kLogitsSoftCap >= 0.f, "0 turns a variant off");
+
+  // What SoftmaxRows::fold multiplies a score by (log2 units): the raw q.k by sm_scale * log2(e),
+  // a capped logit (already scaled) by log2(e).
+  static __device__ __forceinline__ float score_scale_log2(const PodParams& p) {
+    if constexpr (kSoftCap) return kLog2e;
+    else return p.sm_scale * kLog2e;
+  }
+
+  // What soft_cap multiplies a raw score by to get 2u in log2 units, u = sm_scale * q.k / c.
+  static __device__ __forceinline__ float tanh_scale_log2(const PodParams& p) {
+    return p.sm_scale * (2.f * kLog2e / Traits::kLogitsSoftCap);
+  }
+
+  // s (raw q.k) becomes the capped logit c * tanh(u). tanh(u) = 1 - 2 / (e^2u + 1): one ex2 and one
+  // fast division, with an absolute error near 1e-7 (tanh.approx.f32 has a relative error near
+  // 2^-11, which at c = 50 moves a logit by up to 0.02); e^2u = inf gives c, e^2u = 0 gives -c.
+  template <int kN>
+  static __device__ __forceinline__ void soft_cap(float (&s)[kN][4], float tanh_scale_log2) {
+    constexpr float kCap = Traits::kLogitsSoftCap;
+#pragma unroll
+    for (int n = 0; n < kN; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[n][e] = kCap - __fdividef(2.f * kCap, fast_exp2(s[n][e] * tanh_scale_log2) + 1.f);
+  }
+
+  // The first key query token `token` sees (may be negative: then key 0).
+  static __device__ __forceinline__ int first_key(int causal_base, int token) {
+    return causal_base + token - Traits::kWindow;
+  }
+
+  // The sink logit of query head `head` in log2 units (the kernel's parameters are a PodSinkParams).
+  static __device__ __forceinline__ float sink_log2(const PodParams& p, int head) {
+    static_assert(kSinks, "only kernels with sinks have PodSinkParams");
+    return __ldg(static_cast<const PodSinkParams&>(p).sinks + head) * kLog2e;
+  }
+};
+
+// Sets the scores of keys before each row's first visible key to -inf (the sliding window's lower
+// edge; mask_scores in prefill_tile.cuh is the upper): s holds the rows row0 + g and row0 + g + 8 of
+// a 16-row fragment over keys sub_start + 8n ...; row_first(r) is the first key packed row r sees.
+template <int kN, class RowFirst>
+__device__ __forceinline__ void mask_before_window(float (&s)[kN][4], int row0, int lane, int sub_start,
+                                                   const RowFirst& row_first) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int first = row_first(row0 + h * 8 + lane / 4) - sub_start;
+#pragma unroll
+    for (int n = 0; n < kN; ++n)
+#pragma unroll
+      for (int e = 0; e < 2; ++e)
+        if (n * 8 + (lane % 4) * 2 + e < first) s[n][2 * h + e] = -INFINITY;
+  }
+}
+
+}  // namespace pod
