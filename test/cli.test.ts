@@ -55,7 +55,9 @@ test("inspect --json gives the resource model; presets lists every preset", asyn
   const r = await podgen("inspect", "llama3_8b", "--json");
   assert.is(r.exitCode, 0, r.stderr);
   const json = JSON.parse(r.stdout);
-  assert.is(json.resources.smem.perCta, 98304);
+  // The preset's one CTA per SM holds the warp-specialized prefill role (Q, two stages of K and V,
+  // the mbarrier ring: 97 KiB) and the decode role (Q, two stages of K and V: 68 KiB), and the claim slots.
+  assert.equal([json.resources.prefillEngine, json.resources.roles, json.resources.smem.perCta], ["warp-specialized", true, 168976]);
   assert.is(json.manifest, null);
   const p = await podgen("presets", "--json");
   assert.ok(JSON.parse(p.stdout).some((s: { name: string }) => s.name === "qwen2_0_5b"));
@@ -69,7 +71,7 @@ test("verify without a GPU fails cleanly", async () => {
 });
 
 test("verify without a GPU fails before compiling anything (exit 1)", async () => {
-  writeFileSync(join(work, "ok.json"), JSON.stringify({ cases: [{ seed: 1, decodes: [1], policy: "proportional" }] }));
+  writeFileSync(join(work, "ok.json"), JSON.stringify({ cases: [{ seed: 1, decodes: [1], spec: "llama3_8b_2cta", policy: "proportional" }] }));
   const cache = join(work, "verify-cache");
   const r = await execa(process.execPath, [join(PACKAGE_ROOT, "bin", "podgen.mjs"), "verify", "--cases", "ok.json"], {
     cwd: work,
@@ -106,7 +108,11 @@ test("bad input files exit 2, naming the file and the field: workloads, reports,
   writeFileSync(join(work, "wide.json"), JSON.stringify({ cases: [{ name: "wide", seed: 1, decodes: [1], kernel: { prefill: { tile: { q: 96, kv: 64 } } } }] }));
   const wide = await podgen("verify", "--cases", "wide.json");
   assert.is(wide.exitCode, 2, wide.stderr);
-  assert.match(wide.stderr, /wide\.json: cases\.0 \(wide\): invalid kernel spec "llama3_8b_[0-9a-f]{8}" \(1 problem\):\n\s+- prefill\.tile\.q = 96/);
+  // Both rules the preset's 8-warp warp-specialized prefill sets on the tile's rows.
+  assert.match(
+    wide.stderr,
+    /wide\.json: cases\.0 \(wide\): invalid kernel spec "llama3_8b_[0-9a-f]{8}" \(2 problems\):\n\s+- prefill\.tile\.q = 96: must be a multiple of 128 .*\n\s+- prefill\.tile\.q = 96: must be 128 \(64 rows × 2 consumer warpgroups\)/,
+  );
 
   writeFileSync(join(work, "db.json"), JSON.stringify({ version: 1, entries: { e: { key: "e", gpu: { name: "g", ccMajor: 9, ccMinor: "0" } } } }));
   const db = await podgen("tune", "--preset", "llama3_8b", "--report", "--db", "db.json");
