@@ -14,7 +14,8 @@ import { COST_FEATURE_COUNT, FAMILY_MAX_MEMBERS, FamilyLibrary, makeHostBatch, R
 import { evaluateCostModel, findCostModel, fitCostModel, leastSquares, predictUs, writeCostModel, type TimingRecord } from "../bench/tune/cost-model.ts";
 import { SERVING_MIXES, servingBatches } from "../bench/serving-batches.ts";
 
-const base = presetByName("llama3_8b")!;
+// Two CTA shapes of one model: the paper's (2 CTAs/SM) and roles (one CTA per SM).
+const base = presetByName("llama3_8b_2cta")!;
 const tiny = (): FamilySpec =>
   pod.family({ name: "tiny", base, members: [{ name: "a" }, { name: "b", ctasPerSm: 1, prefill: { warps: 8 }, decode: { warps: 4 } }] });
 
@@ -198,7 +199,9 @@ test("family library: the cost model picks the lowest prediction, the plan recor
 test("family library: graph mode chooses for the bucket, whatever the live batch", () => {
   // Serial wins below 0.009 GB of decode reads, fused above.
   const model: CostModel = { ...modelWith({ a: { fused: 100, serial: 10 } }), members: { a: { fused: [100, 0, 0, 0, 0], serial: [10, 0, 10000, 0, 0] } } };
-  const bucket = { graphMode: true, maxPrefills: 2, maxDecodes: 64, maxPrefillTokens: 1024, maxKvLen: 8192 };
+  // The cache and page table a captured run is given: room for every request of the bucket at maxKvLen.
+  const bucketPages = (2 + 64) * (8192 / 16);
+  const bucket = { graphMode: true, maxPrefills: 2, maxDecodes: 64, maxPrefillTokens: 1024, maxKvLen: 8192, maxNumPages: bucketPages, maxPageEntries: bucketPages };
   const small = planOf({ prefills: [{ qLen: 16, kvLen: 16 }], decodes: [1] }, { costModel: model, ...bucket });
   const large = planOf({ prefills: [{ qLen: 1000, kvLen: 8000 }], decodes: Array(64).fill(8000) }, { costModel: model, ...bucket });
   assert.is(small.describe(), large.describe());
