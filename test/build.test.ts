@@ -28,7 +28,9 @@ test("every preset compiles for its target, with a manifest of its kernels", asy
     assert.is(r.manifest.target, spec.target);
     assert.is(r.manifest.specHash, spec.hash);
     const names = r.manifest.kernels.map((k) => k.name).join("\n");
-    for (const kind of ["fused", "prefill", "decode", "combine", "reference"]) {
+    // The fused launch: with one CTA per SM (roles) the CTA holds both roles, in pod_roles_kernel.
+    const fused = resourceModel(spec).roles ? "pod_roles_kernel" : "pod_fused_kernel";
+    for (const kind of [fused, "prefill", "decode", "combine", "reference"]) {
       assert.match(names, new RegExp(kind, "i"), `${spec.name}: a ${kind} kernel in the manifest`);
     }
     for (const k of r.manifest.kernels) {
@@ -104,7 +106,7 @@ function prefillPtx(spec: KernelSpec): string {
 }
 
 test("prefill MMA: wgmma on sm_90a with whole warpgroups, mma.sync on sm_80 and for 2-warp CTAs", () => {
-  const base = specFields(presetByName("llama3_8b")!);
+  const base = specFields(presetByName("llama3_8b_2cta")!);
   const hopper = prefillPtx(normalizeSpec({ ...base, name: "mma_hopper" }));
   assert.match(hopper, /wgmma\.mma_async\.sync\.aligned\.m64n32k16\.f32\.bf16\.bf16/, "S = Q K^T: 128 rows, 32-key sub-blocks");
   assert.match(hopper, /wgmma\.mma_async\.sync\.aligned\.m64n128k16\.f32\.bf16\.bf16/, "O += P V over D = 128");
@@ -124,7 +126,7 @@ test("prefill MMA: wgmma on sm_90a with whole warpgroups, mma.sync on sm_80 and 
 });
 
 test("prefill sub-blocks follow the register budget: 64 keys at 255 registers, 32 at 128 (8-warp CTAs)", () => {
-  const base = specFields(presetByName("llama3_8b")!);
+  const base = specFields(presetByName("llama3_8b_2cta")!);
   const sTile = (ptx: string) => [...new Set([...ptx.matchAll(/wgmma\.mma_async\.sync\.aligned\.m64n(\d+)k16/g)].map((m) => Number(m[1])))].sort((a, b) => a - b);
   // 64-row tile, one warpgroup, 2 CTAs per SM: 255 registers a thread.
   const wideSpec = normalizeSpec({ ...base, name: "sub_wide", prefill: { ...base.prefill, tile: { q: 64, kv: 64 } } });
@@ -275,7 +277,7 @@ test("warp-specialized prefill: its kernels build without spills, the traits nam
 });
 
 test("targets before sm_90a embed their PTX, so newer GPUs can run the build", () => {
-  const ampere = normalizeSpec({ ...specFields(presetByName("llama3_8b")!), name: "ptx_ampere", target: "sm_80", prefill: { tile: { q: 64, kv: 64 } } });
+  const ampere = normalizeSpec({ ...specFields(presetByName("llama3_8b_2cta")!), name: "ptx_ampere", target: "sm_80", prefill: { tile: { q: 64, kv: 64 } } });
   assert.ok(nvccFlags(ampere).includes("-gencode=arch=compute_80,code=[sm_80,compute_80]"));
   assert.ok(nvccFlags(presetByName("llama3_8b")!).includes("-gencode=arch=compute_90a,code=sm_90a"), "sm_90a code runs on sm_90a only");
 });
