@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { SingleBar, Presets as BarStyles } from "cli-progress";
 import {
-  DEFAULT_SPACE,
+  defaultSpace,
   describePoint,
   enumerateSpace,
   presetByName,
@@ -207,7 +207,7 @@ export async function tune(opts: TuneOpts): Promise<void> {
   const mix = workloadMix(workloadsPath, workloads, opts.filter.length > 0);
   const dbPath = resolve(opts.db);
 
-  const s = opts.space ? await loadSpace(opts.space) : DEFAULT_SPACE;
+  const s = opts.space ? await loadSpace(opts.space) : defaultSpace(base);
   const { candidates: all, pruned } = enumerateSpace(base, s);
   const pruning: SpacePruning = { space: opts.space ?? "default", points: spaceSize(s), pruned: pruned.length };
 
@@ -335,7 +335,7 @@ export function registerTuneCommand(program: Command): Command {
     .option("--spec <file>", "tune the spec of a file (.ts, .js, .json)")
     .option("--workloads <file>", "workload file (JSON, as for podgen bench); only workloads of the spec's model shape are used", def("bench/workloads/paper.json"))
     .option("--filter <text>", "only workloads whose name contains TEXT (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .option("--space <file>", "search space: .ts/.js exporting pod.space({...}), or its object as .json (default: DEFAULT_SPACE in dsl/space.ts)")
+    .option("--space <file>", "search space: .ts/.js exporting pod.space({...}), or its object as .json (default: defaultSpace in dsl/space.ts, by the base's prefill engine)")
     .option("--strategy <name>", "auto | exhaustive | halving (auto: halving above 16 candidates)", "auto")
     .option("--eta <n>", "halving: keep 1/eta of the candidates per rung", "3")
     .option("--budget <n>", "at most N candidates (the base and a stable sample of the rest)")

@@ -16,6 +16,7 @@ import { createHash } from "node:crypto";
 import { formatIssue, type SpecIssue } from "./errors.ts";
 import type { FieldPaths, Schedule, SpecFieldPath, SplitLimit } from "./schema.ts";
 import { mergeOverrides, type SpecOverrides } from "./overrides.ts";
+import { resourceModel } from "./resources.ts";
 import { canonicalJson, checkSpec, ROLES_DECODE_WARPS, specFields, type KernelSpec } from "./spec.ts";
 
 type Warps = 1 | 2 | 4 | 8;
@@ -161,20 +162,43 @@ export function spaceSize(s: SearchSpace): number {
 }
 
 /**
- * The default space: tile shapes, warps per CTA, pipeline depths, CTAs per SM, virtual decode CTAs
- * and the schedule -- the knobs the paper and our bench show to matter (bench/results/2026-11-23-h100-preset-decode64-run3.json:
+ * The default space over a base whose CTAs share an SM (the paper's shape, llama3_8b_2cta): tile
+ * shapes, warps per CTA, pipeline depths, CTAs per SM, virtual decode CTAs and the schedule -- the
+ * knobs the paper and our bench show to matter (bench/results/2026-11-23-h100-preset-decode64-run3.json:
  * fifty-fifty vs proportional moves a workload by up to 20%; with 4 warps a lone prefill CTA on an
  * SM runs at about half the SM's prefill rate, so 8-warp CTAs are in, and one CTA per SM with a
- * prefill and a decode role won three of the five paper workloads). 768 points; on llama3_8b /
- * sm_90a the resource model leaves 147 (67 of them roles), the preset among them. Pass a space file
- * to search wider or narrower.
+ * prefill and a decode role won three of the five paper workloads). 768 points; on llama3_8b_2cta /
+ * sm_90a the resource model leaves 147 (67 of them roles), the preset among them.
  */
-export const DEFAULT_SPACE: SearchSpace = space({
+export const CTA_SHAPE_SPACE: SearchSpace = space({
   prefill: { tile: { q: [64, 128], kv: [32, 64] }, warps: [4, 8], stages: [2, 3] },
   decode: { tile: { kv: [32, 64] }, stages: [1, 2], virtualCtas: [1, 2] },
   ctasPerSm: [1, 2, 4],
   schedule: [{ kind: "fifty-fifty" }, { kind: "proportional" }],
 });
+
+/**
+ * The default space over a warp-specialized base (the llama3_8b preset). Its prefill CTA fills an
+ * SM, so CTAs per SM stay 1 and the schedule fifty-fifty (the base's); the space varies what the
+ * engine leaves open: one or two consumer warpgroups (a 64- or 128-row tile: the rules prune the
+ * rows that do not match the warps), 64- or 128-key tiles in 2 or 3 stages (on the H100 128x64
+ * 2-stage was the best fused, 128x128 the best prefill alone: bench/results/2026-12-06-h100-prefill-engines-run2.json),
+ * and the decode role's tile, depth and virtual CTAs. 192 points; on llama3_8b / sm_90a the
+ * resource model leaves 35, the preset among them.
+ */
+export const WARP_SPECIALIZED_SPACE: SearchSpace = space({
+  prefill: { tile: { q: [64, 128], kv: [64, 128] }, warps: [4, 8], stages: [2, 3] },
+  decode: { tile: { kv: [32, 64, 128] }, stages: [1, 2], virtualCtas: [1, 2] },
+});
+
+/**
+ * The space `podgen tune` searches when given none: the points are overrides on the base, which
+ * keeps its prefill engine, so the space follows the engine (a warp-specialized prefill takes no
+ * CTAs-per-SM choice).
+ */
+export function defaultSpace(base: KernelSpec): SearchSpace {
+  return resourceModel(base).prefillEngine === "warp-specialized" ? WARP_SPECIALIZED_SPACE : CTA_SHAPE_SPACE;
+}
 
 /** Every point of the space, in a fixed order (the last dimension varies fastest). */
 export function* points(s: SearchSpace): Generator<SpacePoint> {

@@ -13,7 +13,8 @@ import { execa } from "execa";
 import { PACKAGE_ROOT } from "../codegen/paths.ts";
 import {
   candidateName,
-  DEFAULT_SPACE,
+  CTA_SHAPE_SPACE,
+  defaultSpace,
   enumerateSpace,
   normalizeSpec,
   pod,
@@ -22,6 +23,7 @@ import {
   spaceSize,
   specFields,
   type Candidate,
+  WARP_SPECIALIZED_SPACE,
   type KernelSpec,
 } from "../dsl/index.ts";
 import { Rng } from "../runtime/numerics.ts";
@@ -45,6 +47,8 @@ import { buildKeyFor } from "../codegen/build.ts";
 
 const work = mkdtempSync(join(tmpdir(), "podgen-tune-"));
 const llama = presetByName("llama3_8b")!;
+// The paper's CTA shape (2 CTAs/SM): CTAs per SM, warps and the schedule are free to vary there.
+const paperShape = presetByName("llama3_8b_2cta")!;
 const H100: GpuId = { name: "NVIDIA H100 80GB HBM3", ccMajor: 9, ccMinor: 0 };
 const PAPER = join(PACKAGE_ROOT, "bench/workloads/paper.json");
 
@@ -63,12 +67,13 @@ test("pod.space: choices per field; unknown fields and empty lists are rejected 
   assert.throws(() => space(42), /an object of choices/);
 });
 
-test("the default space over llama3_8b: 768 points, the resource model prunes 621 (each with its reasons), 147 candidates", () => {
-  const e = enumerateSpace(llama, DEFAULT_SPACE);
+test("the default space over llama3_8b_2cta (the paper's CTA shape): 768 points, the resource model prunes 621 (each with its reasons), 147 candidates", () => {
+  assert.is(defaultSpace(paperShape), CTA_SHAPE_SPACE);
+  const e = enumerateSpace(paperShape, CTA_SHAPE_SPACE);
   assert.is(e.size, 768);
   assert.is(e.pruned.length, 621);
   assert.is(e.candidates.length, 147);
-  assert.is(e.candidates[0]!.spec, llama, "the base spec comes first, as itself");
+  assert.is(e.candidates[0]!.spec, paperShape, "the base spec comes first, as itself");
   assert.ok(e.candidates[0]!.isBase);
   for (const p of e.pruned) {
     assert.ok(p.reasons.length > 0 && p.reasons.length === p.issues.length);
@@ -93,31 +98,55 @@ test("the default space over llama3_8b: 768 points, the resource model prunes 62
   for (const c of e.candidates) assert.is(normalizeSpec(specFields(c.spec)).hash, c.spec.hash);
 });
 
+test("the default space over the warp-specialized llama3_8b: one CTA per SM and fifty-fifty kept, 192 points, 35 candidates, the H100's best fused and best prefill-alone tilings among them", () => {
+  assert.is(defaultSpace(llama), WARP_SPECIALIZED_SPACE);
+  const e = enumerateSpace(llama, WARP_SPECIALIZED_SPACE);
+  assert.is(e.size, 192);
+  assert.is(e.candidates.length, 35);
+  assert.is(e.candidates[0]!.spec, llama, "the base spec comes first, as itself");
+  for (const c of e.candidates) {
+    assert.equal([c.spec.prefill.engine, c.spec.ctasPerSm, c.spec.schedule.kind, c.spec.decode.warps], ["warp-specialized", 1, "fifty-fifty", 4], c.name);
+    assert.is(c.spec.prefill.tile.q, 16 * c.spec.prefill.warps, `${c.name}: a 64-row block per consumer warpgroup`);
+  }
+  assert.ok(e.candidates.some((c) => c.spec.prefill.warps === 4) && e.candidates.some((c) => c.spec.prefill.warps === 8));
+  // Rows that do not match the consumer warpgroups: pruned with the engine's rule, half the space.
+  const mismatched = e.pruned.filter((p) => p.point["prefill.tile.q"] !== 16 * (p.point["prefill.warps"] as number));
+  assert.is(mismatched.length, 96);
+  for (const p of mismatched) assert.ok(p.reasons.some((r) => /^prefill\.tile\.q = \d+: must be \d+ \(64 rows × \d consumer warpgroups?\) — /.test(r)), p.reasons.join("\n"));
+  // The widest tiles fit beside the decode role's tiles only so far (shared memory), with the reason.
+  const wide = e.pruned.find((p) => p.point["prefill.tile.kv"] === 128 && p.point["prefill.stages"] === 3 && p.point["prefill.warps"] === 8 && p.point["prefill.tile.q"] === 128)!;
+  assert.match(wide.reasons.join("\n"), /with ctasPerSm=1 the CTA holds both roles' tiles: .* allows 227 KiB/);
+  // The fastest prefill alone on the H100 (a paper.json variant: 128x128, 2 stages, beside a 1-stage 16x64 decode).
+  const tiling = (c: { spec: KernelSpec }) => [c.spec.prefill.tile.q, c.spec.prefill.tile.kv, c.spec.prefill.stages, c.spec.decode.tile.kv, c.spec.decode.stages, c.spec.decode.virtualCtas];
+  assert.ok(e.candidates.some((c) => tiling(c).join() === "128,128,2,64,1,1"));
+  assert.equal(tiling(e.candidates[0]!), [128, 64, 2, 64, 2, 1], "the best fused: the preset");
+});
+
 test("decode.warps follows prefill.warps (roles: one warpgroup); fields the space leaves out keep the base's values", () => {
-  const e = enumerateSpace(llama, space({ prefill: { warps: [2, 4] }, decode: { tile: { kv: [32, 64] } } }));
+  const e = enumerateSpace(paperShape, space({ prefill: { warps: [2, 4] }, decode: { tile: { kv: [32, 64] } } }));
   for (const c of e.candidates) {
     assert.is(c.spec.decode.warps, c.spec.prefill.warps);
-    assert.equal(c.spec.heads, llama.heads);
-    assert.is(c.spec.schedule.kind, llama.schedule.kind);
+    assert.equal(c.spec.heads, paperShape.heads);
+    assert.is(c.spec.schedule.kind, paperShape.schedule.kind);
   }
   assert.ok(e.candidates.some((c) => c.spec.prefill.warps === 2));
-  const roles = enumerateSpace(llama, space({ ctasPerSm: [1], prefill: { warps: [4, 8] } })).candidates.filter((c) => !c.isBase);
+  const roles = enumerateSpace(paperShape, space({ ctasPerSm: [1], prefill: { warps: [4, 8] } })).candidates.filter((c) => !c.isBase);
   assert.equal(roles.map((c) => [c.spec.prefill.warps, c.spec.decode.warps]), [[4, 4], [8, 4]]);
 });
 
 test("candidate names and hashes are deterministic and name what was tuned, not the order of the space", () => {
-  const a = enumerateSpace(llama, DEFAULT_SPACE);
-  const b = enumerateSpace(llama, space({ schedule: [pod.proportional(), pod.fiftyFifty()], ctasPerSm: [4, 1, 2], decode: { virtualCtas: [2, 1], stages: [2, 1], tile: { kv: [64, 32] } }, prefill: { stages: [3, 2], warps: [8, 4], tile: { kv: [64, 32], q: [128, 64] } } }));
+  const a = enumerateSpace(paperShape, CTA_SHAPE_SPACE);
+  const b = enumerateSpace(paperShape, space({ schedule: [pod.proportional(), pod.fiftyFifty()], ctasPerSm: [4, 1, 2], decode: { virtualCtas: [2, 1], stages: [2, 1], tile: { kv: [64, 32] } }, prefill: { stages: [3, 2], warps: [8, 4], tile: { kv: [64, 32], q: [128, 64] } } }));
   const names = (e: typeof a) => e.candidates.map((c) => `${c.name} ${c.spec.hash}`).sort();
   assert.equal(names(a), names(b));
   for (const c of a.candidates.slice(1)) {
-    assert.match(c.name, /^llama3_8b_t[0-9a-f]{8}$/);
-    assert.is(c.name, candidateName(llama, Object.fromEntries(Object.entries({ ...flat(c.spec) }))));
+    assert.match(c.name, /^llama3_8b_2cta_t[0-9a-f]{8}$/);
+    assert.is(c.name, candidateName(paperShape, Object.fromEntries(Object.entries({ ...flat(c.spec) }))));
   }
   // Stable across runs: pin one.
   const pinned = a.candidates[5]!;
-  assert.is(pinned.name, candidateName(llama, flat(pinned.spec)));
-  assert.is(enumerateSpace(llama, DEFAULT_SPACE).candidates.find((c) => c.name === pinned.name)!.spec.hash, pinned.spec.hash);
+  assert.is(pinned.name, candidateName(paperShape, flat(pinned.spec)));
+  assert.is(enumerateSpace(paperShape, CTA_SHAPE_SPACE).candidates.find((c) => c.name === pinned.name)!.spec.hash, pinned.spec.hash);
 });
 
 function flat(spec: KernelSpec): Record<string, unknown> {
@@ -140,7 +169,7 @@ function flat(spec: KernelSpec): Record<string, unknown> {
 }
 
 test("--budget keeps the base and a stable sample", () => {
-  const { candidates } = enumerateSpace(llama, DEFAULT_SPACE);
+  const { candidates } = enumerateSpace(llama, defaultSpace(llama));
   const a = applyBudget(candidates, 10);
   assert.is(a.length, 10);
   assert.ok(a[0]!.isBase);
@@ -217,7 +246,7 @@ test("rung plans: exhaustive is one full rung; halving keeps 1/eta and ends with
 });
 
 test("halving finds the fake optimum with ≤ 30% of exhaustive's evaluations; exhaustive finds it too", async () => {
-  const { candidates } = enumerateSpace(llama, BIG_SPACE);
+  const { candidates } = enumerateSpace(paperShape, BIG_SPACE);
   assert.is(candidates.length, 92);
   const truth = [...candidates].sort((a, b) => mixTotal(a.spec) - mixTotal(b.spec));
   assert.ok(mixTotal(truth[1]!.spec) / mixTotal(truth[0]!.spec) > 1.004, "the fake has one best point");
@@ -238,18 +267,18 @@ test("halving finds the fake optimum with ≤ 30% of exhaustive's evaluations; e
   assert.ok(fraction <= 0.3, `halving used ${(fraction * 100).toFixed(1)}% of exhaustive's launches`);
   assert.is(halving.cost, hv.launches());
   // The base rides to the last rung, so every run reports tuned vs default.
-  assert.ok(halving.ranking.some((r) => r.name === llama.name));
+  assert.ok(halving.ranking.some((r) => r.name === paperShape.name));
   assert.ok(progress.every((d, i) => i === 0 || d >= progress[i - 1]!), "progress only moves forward");
   // The run summary: evaluations used and the gap to the best fully measured candidate.
   for (const r of Object.values(hvStore.entry.candidates)) r.verify = { pass: true, worstO: 0, worstLse: 0, problems: [] };
   const summary = runSummary(hvStore, halving, candidates.length, 40);
   assert.ok(summary.fullEvaluations <= 0.3 * 92);
   assert.is(summary.gapToBest, 0);
-  assert.is(summary.base!.name, "llama3_8b");
+  assert.is(summary.base!.name, "llama3_8b_2cta");
 });
 
 test("one workload: halving spends iterations, not workloads, and stays within 3% of exhaustive's best", async () => {
-  const { candidates } = enumerateSpace(llama, BIG_SPACE);
+  const { candidates } = enumerateSpace(paperShape, BIG_SPACE);
   const one = ["w3"];
   const ex = await search(candidates, memStore(), fakeTimer().time, { strategy: "exhaustive", workloads: one, iters: 40 });
   const hv = await search(candidates, memStore(), fakeTimer().time, { strategy: "halving", workloads: one, iters: 40 });
@@ -260,7 +289,7 @@ test("one workload: halving spends iterations, not workloads, and stays within 3
 });
 
 test("a failed candidate (null timing) drops out and is never best", async () => {
-  const { candidates } = enumerateSpace(llama, DEFAULT_SPACE);
+  const { candidates } = enumerateSpace(llama, defaultSpace(llama));
   const fastest = candidates[5]!;
   const time: TimeFn = async (cands) => new Map(cands.map((c) => [c.name, c === fastest ? { ms: null, error: "launch failed" } : { ms: 1 + Number.parseInt(c.spec.hash.slice(0, 4), 16) / 1e6 }]));
   const store = memStore();
@@ -272,7 +301,7 @@ test("a failed candidate (null timing) drops out and is never best", async () =>
 // ---------------------------------------------------------------------------------------------
 test("a candidate whose kernel changed (new build key) loses its verdict and timings; an unchanged one keeps them", async () => {
   const store = memStore("rebuild");
-  const [base] = enumerateSpace(llama, DEFAULT_SPACE).candidates;
+  const [base] = enumerateSpace(llama, defaultSpace(llama)).candidates;
   const rec = store.candidate(base!);
   const measured = () => {
     rec.verify = { pass: true, worstO: 1e-3, worstLse: 1e-6, problems: [] };
@@ -302,7 +331,7 @@ test("a candidate whose kernel changed (new build key) loses its verdict and tim
 
 test("an interrupted tune resumes from the database: measured candidates are not timed again", async () => {
   const dbPath = join(work, "resume", "db.json");
-  const { candidates } = enumerateSpace(llama, DEFAULT_SPACE);
+  const { candidates } = enumerateSpace(llama, defaultSpace(llama));
   const mix = { label: "fake", hash: "abc", names: WORKLOADS };
   const key = entryKey(H100, shapeKey(llama), mix);
   const open = () => {
@@ -337,7 +366,7 @@ test("an interrupted tune resumes from the database: measured candidates are not
 // The database and the runtime loader
 
 function dbWith(fastestWrong: boolean): { db: TuningDb; best: Candidate; base: Candidate; a: Candidate } {
-  const { candidates } = enumerateSpace(llama, DEFAULT_SPACE);
+  const { candidates } = enumerateSpace(llama, defaultSpace(llama));
   const mix = workloadMix(PAPER, tuneWorkloads(PAPER, llama, ["p1024x4096"]), true);
   const key = entryKey(H100, shapeKey(llama), mix);
   const db: TuningDb = { version: 1, entries: { [key]: newEntry(key, H100, llama, mix) } };
@@ -499,13 +528,15 @@ test("podgen tune --dry-run: candidates, pruning reasons and the rung plan, no G
   const r = await tuneCli(["--preset", "llama3_8b", "--dry-run", "--json"]);
   assert.is(r.exitCode, 0, r.stderr);
   const out = JSON.parse(r.stdout);
-  assert.is(out.spaceSize, 768);
-  assert.is(out.candidates.length, 147);
-  assert.is(out.pruned.length, 621);
+  // The warp-specialized preset's default space.
+  assert.equal([out.spaceSize, out.candidates.length, out.pruned.length], [192, 35, 157]);
   assert.is(out.strategy, "halving");
   const text = await tuneCli(["--preset", "llama3_8b", "--dry-run", "--strategy", "exhaustive", "--filter", "p1024x4096"]);
-  assert.match(text.stdout, /llama3_8b: 768 points, 621 pruned by the resource model, 147 candidates/);
-  assert.match(text.stdout, /exhaustive: 147 × 1 workload\(s\) × 40 iters/);
+  assert.match(text.stdout, /llama3_8b: 192 points, 157 pruned by the resource model, 35 candidates/);
+  assert.match(text.stdout, /exhaustive: 35 × 1 workload\(s\) × 40 iters/);
+  // The paper-shaped preset gets the space of CTA shapes.
+  const paper = JSON.parse((await tuneCli(["--preset", "llama3_8b_2cta", "--dry-run", "--json"])).stdout);
+  assert.equal([paper.spaceSize, paper.candidates.length, paper.pruned.length], [768, 147, 621]);
 });
 
 test("podgen tune with a space file in the DSL", async () => {
@@ -555,10 +586,10 @@ test("podgen tune --report prints the top-k table from the database (no GPU)", a
   assert.match(r.stdout, new RegExp(`1\\s+${best.name}\\s+0\\.2800\\s+21\\.4%`));
   assert.match(r.stdout, /1 wrong \(discarded\)/);
   // The pruning figure is recomputed from the space, not read from the database.
-  assert.match(r.stdout, /space \(default\): 768 points, 621 pruned by the resource model as it is now/);
+  assert.match(r.stdout, /space \(default\): 192 points, 157 pruned by the resource model as it is now/);
   const json = await tuneCli(["--preset", "llama3_8b", "--filter", "p1024x4096", "--report", "--json", "--top", "2", "--db", path]);
   assert.equal(JSON.parse(json.stdout)[0].ranking.map((x: { totalMs: number }) => x.totalMs), [0.28, 0.3]);
-  assert.equal(JSON.parse(json.stdout)[0].pruning, { space: "default", points: 768, pruned: 621 });
+  assert.equal(JSON.parse(json.stdout)[0].pruning, { space: "default", points: 192, pruned: 157 });
   const none = await tuneCli(["--preset", "llama3_8b", "--report", "--db", path]);
   assert.match(none.stdout, /no tuning results in .* for bf16 heads 32\/8 D128 page 16, workloads paper\.json\nentries for this model shape:/);
   const plot = await tuneCli(["--preset", "llama3_8b", "--filter", "p1024x4096", "--report", "--plot", join(work, "report", "top.svg"), "--db", path]);
