@@ -216,6 +216,7 @@ function sanitizeCase(title: string, specName: string) {
   });
 }
 sanitizeCase("small fused + standalone run", "llama3_8b");
+sanitizeCase("the same in the paper's CTA shape (2 CTAs/SM, wgmma prefill)", "llama3_8b_2cta");
 for (const [title, matrixCase] of [
   ["the same with the P V carried across KV tiles", "3-stage prefill"],
   ["the same with 1-stage 128-key prefill tiles", "1-stage prefill"],
@@ -229,6 +230,7 @@ for (const [title, matrixCase] of [
 
 for (const [title, specName] of [
   ["", "llama3_8b"],
+  [", the paper's CTA shape", "llama3_8b_2cta"],
   [", warp-specialized prefill", MATRIX.find((c) => c.name.startsWith("warp-specialized: 128x128 2-stage"))!.spec.name],
 ] as const)
 gpuCase(`graph: one capture, 100 replays over re-planned batches (lengths, page tables and queries change)${title}`, (ctx) => {
@@ -303,6 +305,7 @@ gpuCase(`graph: one capture, 100 replays over re-planned batches (lengths, page 
 // to the split API's fused run, which the matrix checks against the reference.
 for (const [title, specName] of [
   ["", "llama3_8b"],
+  [", the paper's CTA shape", "llama3_8b_2cta"],
   [", page size 1", MATRIX.find((c) => c.name.startsWith("page size 1"))!.spec.name],
   [", contiguous KV", MATRIX.find((c) => c.name.startsWith("contiguous KV"))!.spec.name],
   [", roles", MATRIX.find((c) => c.name.startsWith("roles: one CTA per SM"))!.spec.name],
