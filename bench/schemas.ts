@@ -20,7 +20,7 @@ export const workloadFileSchema = z.strictObject({
   workloads: z.array(
     z.strictObject({
       name: z.string(),
-      /** A preset (default llama3_8b). */
+      /** A preset (default: DEFAULT_PRESET, llama3_8b). */
       spec: z.string().optional(),
       /** [qLen, kvLen] per prefill chunk. */
       prefills: z.array(z.tuple([int, int])).optional(),

@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { workloadFileSchema } from "./schemas.ts";
 import { parseJson } from "../codegen/json.ts";
-import { kernelFieldsSchema, kernelFieldsSpec, presetByName, type KernelSpec } from "../dsl/index.ts";
+import { DEFAULT_PRESET, kernelFieldsSchema, kernelFieldsSpec, presetByName, type KernelSpec } from "../dsl/index.ts";
 import type { BatchShape } from "../runtime/index.ts";
 
 export interface KernelConfig {
@@ -50,7 +50,7 @@ export function parseWorkloads(json: unknown, label = "workloads"): Workload[] {
   return file.workloads.map((w, i) => {
     const where = `${label}: workloads.${i} (${w.name ?? "unnamed"})`;
     if (typeof w.name !== "string") throw new Error(`${where}: needs a name`);
-    const specName = w.spec ?? "llama3_8b";
+    const specName = w.spec ?? DEFAULT_PRESET;
     const base = presetByName(specName);
     if (!base) throw new Error(`${where}: spec "${specName}" is not a preset`);
     const prefills = (w.prefills ?? []).map(([qLen, kvLen]) => {
