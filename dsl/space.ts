@@ -194,7 +194,7 @@ export const WARP_SPECIALIZED_SPACE: SearchSpace = space({
 /**
  * The space `podgen tune` searches when given none: the points are overrides on the base, which
  * keeps its prefill engine, so the space follows the engine (a warp-specialized prefill takes no
- * CTAs-per-SM choice).
+ * CTAs-per-SM choice). Pass a space file to search wider or narrower.
  */
 export function defaultSpace(base: KernelSpec): SearchSpace {
   return resourceModel(base).prefillEngine === "warp-specialized" ? WARP_SPECIALIZED_SPACE : CTA_SHAPE_SPACE;
