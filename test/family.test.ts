@@ -198,7 +198,7 @@ test("family library: the cost model picks the lowest prediction, the plan recor
 test("family library: graph mode chooses for the bucket, whatever the live batch", () => {
   // Serial wins below 0.009 GB of decode reads, fused above.
   const model: CostModel = { ...modelWith({ a: { fused: 100, serial: 10 } }), members: { a: { fused: [100, 0, 0, 0, 0], serial: [10, 0, 10000, 0, 0] } } };
-  const bucket = { graphMode: true, maxPrefills: 2, maxDecodes: 64, maxPrefillTokens: 1024, maxKvLen: 8192 };
+  const bucket = { graphMode: true, maxPrefills: 2, maxDecodes: 64, maxPrefillTokens: 1024, maxKvLen: 8192, maxNumPages: 40000, maxPageEntries: 40000 };
   const small = planOf({ prefills: [{ qLen: 16, kvLen: 16 }], decodes: [1] }, { costModel: model, ...bucket });
   const large = planOf({ prefills: [{ qLen: 1000, kvLen: 8000 }], decodes: Array(64).fill(8000) }, { costModel: model, ...bucket });
   assert.is(small.describe(), large.describe());
