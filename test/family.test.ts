@@ -207,6 +207,15 @@ test("family library: graph mode chooses for the bucket, whatever the live batch
   assert.is.not(planOf({ prefills: [{ qLen: 16, kvLen: 16 }], decodes: [1] }, { costModel: model }).mode, planOf({ prefills: [{ qLen: 1000, kvLen: 8000 }], decodes: Array(64).fill(8000) }, { costModel: model }).mode);
 });
 
+test("family library: the planner's host time, timed inside the library (ns per plan), and its bad input", () => {
+  const host = makeHostBatch(lib.info(), hybrid, { seed: 1 });
+  const ns = lib.planBenchmark(host.batch, { numSms: 132 }, 50);
+  assert.ok(Number.isFinite(ns) && ns > 0, String(ns));
+  assert.throws(() => lib.planBenchmark(host.batch, {}, 0), /iters = 0: must be a positive integer/);
+  host.batch.kvLens[0] = 3;
+  assert.throws(() => lib.planBenchmark(host.batch, {}, 10), /PODGEN_ERR_BAD_BATCH: pod_tiny_plan: member "a": .*kv_lens\[0\]=3 < q_len=512/);
+});
+
 test("family library: bad input is named (member, mode, model shape, and the member planner's own batch errors)", () => {
   assert.throws(() => planOf(hybrid, { member: "zz" }), /options.member = "zz": the family pod_tiny has members "a", "b"/);
   assert.throws(() => planOf(hybrid, { mode: "both" as never }), /options.mode = "both"/);
