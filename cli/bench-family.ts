@@ -46,6 +46,8 @@ export interface BenchFamilyOpts {
 }
 
 const rel = (p: string) => relative(process.cwd(), p) || ".";
+/** PyTorch's baselines on some 30 batches (the plain bench's 240 s is for its 10 workloads). */
+const TORCH_TIMEOUT_S = 360;
 const DEFAULT_FIT_SET = (mix: ServingMixName): FitSet => ({ mix, seed: DEFAULT_FIT_SEED, count: DEFAULT_FIT_BATCHES });
 
 /** The held-out batches: from their seed, apart from the fit set (that seed must be another). */
@@ -84,7 +86,7 @@ export async function benchFamily(opts: BenchFamilyOpts): Promise<void> {
   const batches = [...paper, ...heldOut(fitSet, paper, mix.name, seed, count)];
 
   const scratch = mkdtempSync(join(tmpdir(), "podgen-bench-family-"));
-  const torch = opts.torch ? torchRunner(opts.python, join(PACKAGE_ROOT, "bench/torch_baselines.py"), scratch, iters, warmup, log)(torchWorkloads(batches, family.members[0]!)) : null;
+  const torch = opts.torch ? torchRunner(opts.python, join(PACKAGE_ROOT, "bench/torch_baselines.py"), scratch, iters, warmup, log, TORCH_TIMEOUT_S)(torchWorkloads(batches, family.members[0]!)) : null;
   const device = Device.open(0);
   for (const spec of family.members) checkTarget(device, spec);
   const lib = new FamilyLibrary(build.library, build.manifest.symbolPrefix);
