@@ -5,7 +5,7 @@
 import type { KernelSpec } from "../dsl/index.ts";
 import { makeHostBatch, type CostModel, type Device, type FamilyLibrary } from "../runtime/index.ts";
 import { describeShape, planTimeShape, type FamilyBatch } from "./family-batches.ts";
-import { familyBatchResult, summarizeSet, type FamilyBenchReport, type PlanTime, type ReportedSet } from "./family-report.ts";
+import { familyBatchResult, summarizeSet, type FamilyBenchBatch, type FamilyBenchReport, type PlanTime, type ReportedSet } from "./family-report.ts";
 import { FamilyTimer } from "./family-timing.ts";
 import type { TorchReport } from "./torch.ts";
 import type { Workload } from "./workloads.ts";
@@ -60,7 +60,7 @@ export function runFamilyBench(device: Device, lib: FamilyLibrary, batches: read
   const stored = o.costModel;
   const model = stored.model;
   const timer = new FamilyTimer(device, lib, { iters: o.iters, warmup: o.warmup, costModel: model, log });
-  let results;
+  let results: FamilyBenchBatch[];
   try {
     results = batches.map((b, i) => {
       log(`[${i + 1}/${batches.length}] ${b.name} (${b.set}): ${describeShape(b.shape)}`);

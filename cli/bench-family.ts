@@ -17,7 +17,7 @@ import { PACKAGE_ROOT } from "../codegen/paths.ts";
 import { cudaAvailable, Device, FamilyLibrary } from "../runtime/index.ts";
 import { DEFAULT_FIT_BATCHES, DEFAULT_FIT_SEED, fitBatches, heldOutBatches, type FamilyBatch, type ServingMixName } from "../bench/family-batches.ts";
 import { runFamilyBench, torchWorkloads } from "../bench/family-bench.ts";
-import { formatFamilyTable, type ReportedSet } from "../bench/family-report.ts";
+import { formatFamilyTable, type FamilyBenchReport, type ReportedSet } from "../bench/family-report.ts";
 import { fitSetSchema } from "../bench/schemas.ts";
 import { SERVING_MIXES } from "../bench/serving-batches.ts";
 import { torchRunner } from "../bench/torch.ts";
@@ -90,7 +90,7 @@ export async function benchFamily(opts: BenchFamilyOpts): Promise<void> {
   const device = Device.open(0);
   for (const spec of family.members) checkTarget(device, spec);
   const lib = new FamilyLibrary(build.library, build.manifest.symbolPrefix);
-  let report;
+  let report: FamilyBenchReport;
   try {
     report = runFamilyBench(device, lib, batches, {
       family: family.name,

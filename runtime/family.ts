@@ -30,7 +30,7 @@ export const costModelSchema = z.strictObject({
   buildKey: z.string(),
   features: z.array(z.string()),
   members: z.record(z.string(), z.strictObject({ fused: z.array(z.number()).nullable(), serial: z.array(z.number()).nullable() })),
-  /** How the fit went: records used, and the error on the records held out from it. */
+  /** How the fit went: records used, the date; from `podgen tune --family` also the fit set and the error and choice on it. */
   fit: z.looseObject({ records: z.number().int(), date: z.string() }),
 });
 export type CostModel = z.infer<typeof costModelSchema>;
