@@ -19,7 +19,7 @@ import { readJsonFile } from "../codegen/json.ts";
 export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), "results");
 export const INDEX_FILE = "index.json";
 
-export const RESULT_KINDS = ["bench", "tune", "gpu-suite", "sanitizers", "ncu", "other"] as const;
+export const RESULT_KINDS = ["bench", "family-bench", "tune", "gpu-suite", "sanitizers", "ncu", "other"] as const;
 export type ResultKind = (typeof RESULT_KINDS)[number];
 
 export interface IndexRow {
@@ -76,6 +76,7 @@ function kindOf(file: string, j: Json): ResultKind {
   if (file.includes("-ncu")) return "ncu";
   if (file.includes("-tune")) return "tune";
   if (isBenchReport(j)) return "bench";
+  if (j.kind === "family-bench") return "family-bench";
   if (Array.isArray(j.cases) && "passed" in j) return "gpu-suite";
   return "other";
 }
@@ -101,6 +102,19 @@ function summaryOf(file: string, j: Json, kind: ResultKind, copyOf: string | und
     if (serial !== undefined) figures.push(`fused ${serial.toFixed(2)}× serial`);
     if (torch !== undefined) figures.push(`${torch.toFixed(2)}× PyTorch (geomeans)`);
     return oneLine(figures.join(", ") + (prose ? `; ${prose}` : ""));
+  }
+  if (kind === "family-bench") {
+    // bench/family-report.ts: what auto gets on the batches it was not fitted on.
+    const held = ((j.summary ?? {}) as Json).heldout as Json | undefined;
+    const auto = ((held?.speedup ?? {}) as Json).auto as Json | undefined;
+    const x = (v: unknown, digits: number) => (num(v) === undefined ? "-" : num(v)!.toFixed(digits));
+    return oneLine(
+      `${str(j.family) ?? "family"}: ${num(held?.batches) ?? 0} held-out batches, auto ${x(auto?.vsOwnSerial, 2)}× our serial, ${x(auto?.vsTorch, 2)}× PyTorch, ` +
+        `auto / best-of-family ${x(held?.autoOverBest, 3)} (geomeans)`,
+    );
+  }
+  if (j.kind === "family-timings" && Array.isArray(j.batches) && Array.isArray(j.members)) {
+    return oneLine(`${str(j.family) ?? "family"}: every member fused and serial timed on ${j.batches.length} batches, the cost model's fit (podgen tune --family)`);
   }
   if (kind === "sanitizers") {
     const tools = ["memcheck", "racecheck", "synccheck", "initcheck"].flatMap((t) => {

@@ -32,7 +32,6 @@ import {
   type KernelLibrary,
   median,
   Stream,
-  toFloat32,
   type BatchShape,
   type Device,
   type Dtype16,
@@ -40,10 +39,11 @@ import {
   type KernelInfo,
   type PodBuffers,
   type PodPlan,
+  type RandomSource,
 } from "../runtime/index.ts";
 
 /** Bytes a batch's kernel touches at least once (q, o, its own K/V pages). */
-function workingSetBytes(host: HostBatch): number {
+export function workingSetBytes(host: HostBatch): number {
   const { numHeadsQ: hq, numHeadsKv: hkv, headDim: d, pageSize, paged } = host.dims;
   const rows = host.batch.kvLens.reduce((s, kv) => s + (paged ? Math.ceil(kv / pageSize) * pageSize : kv), 0);
   const tokens = host.totalPrefillTokens + host.shape.decodes.length;
@@ -61,7 +61,7 @@ export function copiesFor(bytesPerCopy: number): number {
 // Device side
 
 /** `count` device copies of one batch (the same data: the inputs drawn from the batch's seed). */
-function deviceCopies(host: HostBatch, count: number, lib: KernelLibrary): DeviceBatch[] {
+export function deviceCopies(host: HostBatch, count: number, lib: RandomSource): DeviceBatch[] {
   const copies: DeviceBatch[] = [];
   try {
     for (let i = 0; i < count; i++) copies.push(DeviceBatch.forBatch(host, lib));
@@ -135,10 +135,18 @@ export interface BenchOptions {
   standaloneVariants?: boolean;
 }
 
-function nonFinite(dev: DeviceBatch, dtype: Dtype16): number {
-  const out = dev.readOutputs();
+/** The exponent bits of a 16-bit float: all set in NaN (the poison) and infinities. */
+const EXPONENT_MASK: Record<Dtype16, number> = { bf16: 0x7f80, fp16: 0x7c00 };
+
+/** Outputs (o) of the uploaded batch that were not written (still the poison, NaN) or are not finite. */
+export function nonFinite(dev: DeviceBatch, dtype: Dtype16): number {
+  const host = dev.current!;
+  const { numHeadsQ: hq, headDim: d } = dev.dims;
+  const mask = EXPONENT_MASK[dtype];
   let bad = 0;
-  for (const a of [toFloat32(out.oPrefill, dtype), toFloat32(out.oDecode, dtype)]) for (const x of a) if (!Number.isFinite(x)) bad++;
+  for (const [buffer, rows] of [[dev.oPrefill, host.totalPrefillTokens], [dev.oDecode, host.shape.decodes.length]] as const) {
+    for (const bits of buffer.download(new Uint16Array(rows * hq * d))) if ((bits & mask) === mask) bad++;
+  }
   return bad;
 }
 

@@ -1,12 +1,18 @@
 // The bench harness's JSON files as zod schemas: workload files (bench/workloads/*.json, read by
-// bench/run.ts) and reports (bench/results/*.json, written by bench/run.ts and read back by
-// `podgen bench --from` and bench/plot.ts). A file that is not one fails where it is read, naming
+// bench/run.ts), reports (bench/results/*.json, written by bench/run.ts and read back by
+// `podgen bench --from` and bench/plot.ts), and a config family's raw candidate times and bench
+// report (bench/tune/family.ts, bench/family-report.ts). A file that is not one fails where it is read, naming
 // the file and the field. The report schema is checked against run.ts's interfaces (a field one
 // has and the other lacks fails typecheck); report fields this podgen does not know are kept.
 import { z } from "zod";
 import { readJsonFile } from "../codegen/json.ts";
 import type { BenchReport, StandaloneBest, Timing, WorkloadResult } from "./report.ts";
 import type { TorchReport, TorchWorkload } from "./torch.ts";
+import { CHOICE_REASONS, MODES } from "../runtime/family.ts";
+import { BATCH_SETS } from "./family-batches.ts";
+import type { AutoTiming, CandidateTiming } from "./family-timing.ts";
+import type { FamilyBenchBatch, FamilyBenchReport, FamilySetSummary, PlanTime, Speedups } from "./family-report.ts";
+import type { FamilyTimings, FitSet } from "./tune/family.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Workload files
@@ -135,4 +141,130 @@ export const benchReportSchema = z.looseObject({
 /** A bench report file, validated (JsonInputError naming the file and the field otherwise). */
 export function readBenchReport(path: string): BenchReport {
   return readJsonFile(benchReportSchema, path, `bench report ${path}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Config families: the raw candidate times of `podgen tune --family --out` and the report of
+// `podgen bench --family`
+
+const modeSchema = z.enum(MODES);
+const lengthsShape = { prefills: z.array(z.tuple([int, int])), decodes: z.array(int) };
+
+/** How the generated fit batches were drawn (FamilyTimings.fitSet, kept in the cost model's `fit`). */
+export const fitSetSchema = z.strictObject({ mix: z.string(), seed: int, count: int }) satisfies z.ZodType<FitSet>;
+
+const candidateTimingSchema = z.strictObject({
+  member: z.string(),
+  mode: modeSchema,
+  features: z.array(z.number()),
+  predictedUs: ms,
+  us: ms,
+  error: z.string().optional(),
+}) satisfies z.ZodType<CandidateTiming>;
+
+const autoTimingSchema = z.strictObject({
+  member: z.string(),
+  mode: modeSchema,
+  reason: z.enum(CHOICE_REASONS),
+  predictedUs: ms,
+  us: ms,
+  error: z.string().optional(),
+}) satisfies z.ZodType<AutoTiming>;
+
+export const familyTimingsSchema = z
+  .strictObject({
+    kind: z.literal("family-timings"),
+    version: z.literal(1),
+    family: z.string(),
+    familyHash: z.string(),
+    buildKey: z.string(),
+    gpu: z.string(),
+    driver: z.string(),
+    sms: int,
+    commit: z.string(),
+    date: z.string(),
+    iters: int,
+    warmup: int,
+    fitSet: fitSetSchema,
+    features: z.array(z.string()),
+    members: z.array(z.string()).min(1),
+    batches: z.array(z.strictObject({ name: z.string(), set: z.enum(BATCH_SETS), ...lengthsShape, candidates: z.array(candidateTimingSchema) })),
+  })
+  .superRefine((t, ctx) => {
+    // The fit reads features by position: every candidate's must be the file's, in number.
+    t.batches.forEach((b, i) =>
+      b.candidates.forEach((c, j) => {
+        if (c.features.length !== t.features.length) ctx.addIssue({ code: "custom", path: ["batches", i, "candidates", j, "features"], message: `has ${c.features.length} values; the file names ${t.features.length} features` });
+        if (!t.members.includes(c.member)) ctx.addIssue({ code: "custom", path: ["batches", i, "candidates", j, "member"], message: `"${c.member}" is not one of the file's members (${t.members.join(", ")})` });
+      }),
+    );
+  }) satisfies z.ZodType<FamilyTimings>;
+
+const speedupsSchema = z.strictObject({ vsOwnSerial: ms, vsTorch: ms }) satisfies z.ZodType<Speedups>;
+const speedupTripleSchema = z.strictObject({ auto: speedupsSchema, preset: speedupsSchema, best: speedupsSchema });
+
+const familyBenchBatchSchema = z.strictObject({
+  name: z.string(),
+  set: z.enum(["paper", "heldout"]),
+  ...lengthsShape,
+  auto: autoTimingSchema,
+  presetUs: ms,
+  best: z.strictObject({ member: z.string(), mode: modeSchema, us: z.number() }).nullable(),
+  ownSerialUs: ms,
+  torchSerialUs: ms,
+  torchSerialMissing: z.array(z.enum(["prefill", "decode"])),
+  speedup: speedupTripleSchema,
+  autoOverBest: ms,
+  candidates: z.array(candidateTimingSchema),
+  torch: torchWorkloadSchema.nullable(),
+  errors: z.array(z.string()),
+}) satisfies z.ZodType<FamilyBenchBatch>;
+
+const familySetSummarySchema = z.strictObject({
+  batches: int,
+  speedup: speedupTripleSchema,
+  autoOverBest: ms,
+  autoChoseFastest: int,
+  autoMedianPredictionError: ms,
+}) satisfies z.ZodType<FamilySetSummary>;
+
+export const familyBenchReportSchema = z.strictObject({
+  kind: z.literal("family-bench"),
+  version: z.literal(1),
+  family: z.string(),
+  familyHash: z.string(),
+  buildKey: z.string(),
+  gpu: z.string(),
+  driver: z.string(),
+  cuda: z.string(),
+  sms: int,
+  commit: z.string(),
+  date: z.string(),
+  iters: int,
+  warmup: int,
+  costModel: z.strictObject({ used: z.boolean(), fitted: z.string().nullable(), why: z.string().nullable() }),
+  heldOut: z.strictObject({ mix: z.string(), seed: int }),
+  torch: torchMetaSchema.nullable(),
+  planTime: z.strictObject({
+    requests: int,
+    prefills: int,
+    decodes: int,
+    choice: z.string(),
+    cUsPerPlan: z.number(),
+    cIters: int,
+    bindingUsPerPlan: z.number(),
+    bindingIters: int,
+  }) satisfies z.ZodType<PlanTime>,
+  batches: z.array(familyBenchBatchSchema),
+  summary: z.strictObject({ paper: familySetSummarySchema, heldout: familySetSummarySchema }),
+}) satisfies z.ZodType<FamilyBenchReport>;
+
+/** A `podgen tune --family --out` file, validated (JsonInputError naming the file and the field otherwise). */
+export function readFamilyTimings(path: string): FamilyTimings {
+  return readJsonFile(familyTimingsSchema, path, `family timings ${path}`);
+}
+
+/** A `podgen bench --family` report, validated. */
+export function readFamilyBenchReport(path: string): FamilyBenchReport {
+  return readJsonFile(familyBenchReportSchema, path, `family bench report ${path}`);
 }

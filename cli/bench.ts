@@ -5,14 +5,16 @@
 // decode of the run), and writes a JSON report (bench/results/). Register it with
 // registerBenchCommand(program).
 import { gitCommit } from "../codegen/commit.ts";
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { defaultCacheDir } from "../codegen/build.ts";
 import { Device } from "../runtime/index.ts";
-import { readBenchReport } from "../bench/schemas.ts";
+import { readBenchReport, readFamilyBenchReport } from "../bench/schemas.ts";
+import { formatFamilyTable } from "../bench/family-report.ts";
+import { DEFAULT_HELDOUT_BATCHES, DEFAULT_HELDOUT_SEED, SERVING_MIX_NAMES } from "../bench/family-batches.ts";
 import { formatTable } from "../bench/report.ts";
 import { runAll } from "../bench/run.ts";
 import { torchRunner } from "../bench/torch.ts";
@@ -25,6 +27,14 @@ import { UsageError } from "./usage-error.ts";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 interface BenchOpts {
+  family?: string;
+  heldout: string;
+  heldoutSeed: string;
+  mix?: string;
+  models: string;
+  planIters: string;
+  dryRun?: boolean;
+  json?: boolean;
   workloads: string;
   out: string;
   iters: string;
@@ -44,6 +54,16 @@ function positive(name: string, v: string): number {
   return n;
 }
 
+/** Whether a report file is `podgen bench --family`'s (its kind says so; anything else reads as a bench report). */
+function isFamilyReport(path: string): boolean {
+  try {
+    const json: unknown = JSON.parse(readFileSync(path, "utf8"));
+    return typeof json === "object" && json !== null && (json as { kind?: unknown }).kind === "family-bench";
+  } catch {
+    return false; // the bench report reader says what is wrong with it
+  }
+}
+
 /** An error reading a workload file (or matching --filter) as bad input: exit code 2, naming the file. */
 export function workloadFileError(e: unknown, path: string): Error {
   if (e instanceof JsonInputError || e instanceof SpecError || e instanceof UsageError) return e;
@@ -51,11 +71,18 @@ export function workloadFileError(e: unknown, path: string): Error {
   return new UsageError(e instanceof Error ? e.message : String(e));
 }
 
+/** Options of one kind of bench only: the spec variants' (the default) or a config family's (--family). */
+const SPECS_ONLY = ["standaloneVariants", "plot", "jobs"];
+const FAMILY_ONLY = ["heldout", "heldoutSeed", "mix", "models", "planIters", "dryRun", "json"];
+const flag = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
 export function registerBenchCommand(program: Command): Command {
+  const def = (p: string) => join(relative(process.cwd(), ROOT) || ".", p);
   return program
     .command("bench")
-    .description("time hybrid prefill+decode batches: standalone, serial, two streams, fused, and PyTorch baselines (needs a GPU)")
-    .option("--workloads <file>", "workload file (JSON)", join(relative(process.cwd(), ROOT) || ".", "bench/workloads/paper.json"))
+    .description("time hybrid prefill+decode batches: standalone, serial, two streams, fused, and PyTorch baselines; or what a config family's planner chooses (needs a GPU)")
+    .option("--family <name>", "bench a config family: per batch auto (the planner's choice), the preset, the best of every member fused and serial, our serial and PyTorch's; paper and held-out batches")
+    .option("--workloads <file>", "workload file (JSON)", def("bench/workloads/paper.json"))
     .option("--out <file>", "JSON report to write (default: the build cache, outside the source tree; see below)", join(relative(process.cwd(), defaultCacheDir()) || ".", "bench/latest.json"))
     .option("--iters <n>", "timed iterations per measurement (median)", "40")
     .option("--warmup <n>", "warm-up iterations per measurement", "5")
@@ -65,12 +92,21 @@ export function registerBenchCommand(program: Command): Command {
     .option("--python <cmd>", "python with torch for the baselines", "python3")
     .option("-j, --jobs <n>", "parallel nvcc jobs for kernels not yet built", String(Math.min(4, availableParallelism())))
     .option("--plot [svg]", "also render the report as an SVG (default: the report's path with .svg)")
-    .option("--from <json>", "run nothing: print the table of (and --plot) an existing report")
+    .option("--from <json>", "run nothing: print the table of (and --plot) an existing report (a family report too)")
+    .option("--heldout <n>", "--family: serving-like batches from the held-out seed", String(DEFAULT_HELDOUT_BATCHES))
+    .option("--heldout-seed <n>", "--family: their seed (not the cost model's fit seed)", String(DEFAULT_HELDOUT_SEED))
+    .option("--mix <name>", `--family: their serving mix (${SERVING_MIX_NAMES.join(", ")}; default: the family's model)`)
+    .option("--models <file>", "--family: the cost model store auto reads", def("bench/tuning/cost-models.json"))
+    .option("--plan-iters <n>", "--family: plans timed for the host plan time", "2000")
+    .option("--dry-run", "--family: list the batches and candidates; no GPU")
+    .option("--json", "--family: print the report as JSON instead of the table")
     .addHelpText(
       "after",
       `
 Examples:
   podgen bench                                         every workload of bench/workloads/paper.json -> $PODGEN_CACHE_DIR/bench/latest.json
+  podgen bench --family llama3_8b_auto                 auto vs preset vs best of family, paper + 20 held-out batches -> $PODGEN_CACHE_DIR/bench/llama3_8b_auto.json
+  podgen bench --family llama3_8b_auto --dry-run       the batches and candidates it times (no GPU)
   podgen bench --filter p1024 --iters 100 --no-torch   some workloads, more iterations, no PyTorch baselines
   podgen bench --workloads bench/workloads/mixed-decodes.json   decodes of mixed KV lengths
   podgen bench --out bench/results/2026-12-06-h100-what.json   record a run in the repository (bench/results/README.md)
@@ -80,7 +116,16 @@ A run measures the machine it ran on, so by default its report goes next to the 
 ($PODGEN_CACHE_DIR, else ./.cache/podgen): a plain run never rewrites the repository's recorded
 results (or an installed package). To keep one, name it with --out.`,
     )
-    .action(async (opts: BenchOpts) => {
+    .action(async (opts: BenchOpts, command: Command) => {
+      const given = (keys: string[]) => keys.filter((k) => command.getOptionValueSource(k) === "cli").map(flag);
+      if (opts.family) {
+        const wrong = given(["from", ...SPECS_ONLY]);
+        if (wrong.length > 0) throw new UsageError(`--family: ${wrong.join(", ")} ${wrong.length > 1 ? "are" : "is"} for the spec variants' bench (a family's report prints with --from alone)`);
+        const { benchFamily } = await import("./bench-family.ts");
+        return benchFamily({ ...opts, family: opts.family, out: command.getOptionValueSource("out") === "cli" ? opts.out : undefined });
+      }
+      const wrong = given(FAMILY_ONLY);
+      if (wrong.length > 0) throw new UsageError(`${wrong.join(", ")} ${wrong.length > 1 ? "are" : "is"} for --family`);
       const plot = async (report: string) => {
         if (!opts.plot) return;
         let plotFile: typeof import("../bench/plot.ts").plotFile;
@@ -92,6 +137,10 @@ results (or an installed package). To keep one, name it with --out.`,
         console.log(`wrote ${relative(process.cwd(), await plotFile(report, typeof opts.plot === "string" ? opts.plot : undefined))}`);
       };
       if (opts.from) {
+        if (isFamilyReport(opts.from)) {
+          if (opts.plot) throw new UsageError(`--plot: ${opts.from} is a family report, which has its table only`);
+          return void console.log(formatFamilyTable(readFamilyBenchReport(opts.from)));
+        }
         console.log(formatTable(readBenchReport(opts.from)));
         return void (await plot(opts.from));
       }

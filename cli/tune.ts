@@ -52,11 +52,13 @@ import { workloadFileError } from "./bench.ts";
 import { importDefault, loadSpecs } from "./load-spec.ts";
 import { table } from "../bench/table.ts";
 import { UsageError } from "./usage-error.ts";
+import { DEFAULT_FIT_BATCHES, DEFAULT_FIT_SEED, SERVING_MIX_NAMES } from "../bench/family-batches.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const rel = (p: string) => relative(process.cwd(), p) || ".";
 
 export interface TuneOpts {
+  family?: string;
   preset?: string;
   spec?: string;
   workloads: string;
@@ -66,8 +68,8 @@ export interface TuneOpts {
   eta: string;
   budget?: string;
   minutes?: string;
-  iters: string;
-  warmup: string;
+  iters?: string;
+  warmup?: string;
   jobs: string;
   db: string;
   fresh?: boolean;
@@ -77,6 +79,12 @@ export interface TuneOpts {
   gpu?: string;
   plot?: string | boolean;
   json?: boolean;
+  fitBatches: string;
+  fitSeed: string;
+  mix?: string;
+  out?: string;
+  models: string;
+  from?: string;
 }
 
 function positive(name: string, v: string, integer = true): number {
@@ -86,7 +94,7 @@ function positive(name: string, v: string, integer = true): number {
 }
 
 async function baseSpec(opts: TuneOpts): Promise<KernelSpec> {
-  if (!!opts.preset === !!opts.spec) throw new UsageError("name the spec to tune: --preset NAME or --spec FILE (one of them)");
+  if (!!opts.preset === !!opts.spec) throw new UsageError("name the spec to tune: --preset NAME or --spec FILE (one of them), or a config family: --family NAME");
   if (opts.preset) {
     const p = presetByName(opts.preset);
     if (!p) throw new UsageError(`--preset ${opts.preset}: not a preset (${PRESETS.map((x) => x.name).join(", ")})`);
@@ -193,8 +201,8 @@ function printEnumeration(base: KernelSpec, s: SearchSpace, cands: Candidate[], 
 
 export async function tune(opts: TuneOpts): Promise<void> {
   const base = await baseSpec(opts);
-  const iters = positive("--iters", opts.iters);
-  const warmup = positive("--warmup", opts.warmup);
+  const iters = positive("--iters", opts.iters ?? "40");
+  const warmup = positive("--warmup", opts.warmup ?? "5");
   const eta = positive("--eta", opts.eta);
   if (eta < 2) throw new UsageError(`--eta = ${opts.eta}: must be at least 2`);
   const top = positive("--top", opts.top);
@@ -326,11 +334,17 @@ export async function tune(opts: TuneOpts): Promise<void> {
   }
 }
 
+/** Options of one kind of tune only: a spec's search (--preset/--spec) or a family's cost model (--family). */
+const SPEC_ONLY = ["preset", "spec", "space", "strategy", "eta", "budget", "minutes", "jobs", "db", "fresh", "report", "top", "gpu", "plot"];
+const FAMILY_ONLY = ["fitBatches", "fitSeed", "mix", "out", "models", "from"];
+const flag = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
 export function registerTuneCommand(program: Command): Command {
   const def = (p: string) => join(relative(process.cwd(), ROOT) || ".", p);
   return program
     .command("tune")
-    .description("search a space of kernel specs for the fastest on a workload mix (needs a GPU; --report and --dry-run do not)")
+    .description("search a space of kernel specs for the fastest on a workload mix, or fit a config family's cost model (needs a GPU; --report, --dry-run and --from do not)")
+    .option("--family <name>", "fit the cost model of a config family (a preset family or a file exporting pod.family): time each member fused and serial")
     .option("--preset <name>", "tune a preset")
     .option("--spec <file>", "tune the spec of a file (.ts, .js, .json)")
     .option("--workloads <file>", "workload file (JSON, as for podgen bench); only workloads of the spec's model shape are used", def("bench/workloads/paper.json"))
@@ -340,8 +354,8 @@ export function registerTuneCommand(program: Command): Command {
     .option("--eta <n>", "halving: keep 1/eta of the candidates per rung", "3")
     .option("--budget <n>", "at most N candidates (the base and a stable sample of the rest)")
     .option("--minutes <m>", "stop starting measurements after M minutes (results are kept; re-run to resume)")
-    .option("--iters <n>", "timed iterations of a full measurement (median)", "40")
-    .option("--warmup <n>", "warm-up iterations per measurement", "5")
+    .option("--iters <n>", "timed iterations of a full measurement (median; default 40, with --family 10)")
+    .option("--warmup <n>", "warm-up iterations per measurement (default 5, with --family 3)")
     .option("-j, --jobs <n>", "parallel nvcc jobs", String(availableParallelism()))
     .option("--db <file>", "tuning database", process.env.PODGEN_TUNING_DB ?? def("bench/tuning/db.json"))
     .option("--fresh", "time again instead of reusing the database's timings (to compare strategies)")
@@ -351,10 +365,19 @@ export function registerTuneCommand(program: Command): Command {
     .option("--gpu <text>", "--report: only GPUs whose name contains TEXT")
     .option("--plot [svg]", "--report: also write an SVG bar chart (default: the database's path with .svg)")
     .option("--json", "machine-readable output")
+    .option("--fit-batches <n>", "--family: serving-like batches generated for the fit (besides the workload file's)", String(DEFAULT_FIT_BATCHES))
+    .option("--fit-seed <n>", "--family: seed of the generated fit batches", String(DEFAULT_FIT_SEED))
+    .option("--mix <name>", `--family: serving mix of the generated batches (${SERVING_MIX_NAMES.join(", ")}; default: the family's model)`)
+    .option("--out <file>", "--family: the raw times (features and µs per candidate per batch), JSON (default: $PODGEN_CACHE_DIR/tune/<family>-timings.json)")
+    .option("--models <file>", "--family: the cost model store", def("bench/tuning/cost-models.json"))
+    .option("--from <file>", "--family: refit the times of an --out file (no GPU) and store the model")
     .addHelpText(
       "after",
       `
 Examples:
+  podgen tune --family llama3_8b_auto --dry-run                 the batches and candidates a family's fit times
+  podgen tune --family llama3_8b_auto --out timings.json        time them, fit the cost model, store it for this GPU
+  podgen tune --family llama3_8b_auto --from timings.json       refit recorded times (no GPU)
   podgen tune --preset llama3_8b --dry-run                      the candidates and why the others were pruned
   podgen tune --preset llama3_8b                                tune on bench/workloads/paper.json's llama3_8b workloads
   podgen tune --preset llama3_8b --filter p1024x4096 --strategy exhaustive
@@ -362,5 +385,16 @@ Examples:
   podgen tune --preset llama3_8b --report --plot                top-k table and SVG from bench/tuning/db.json
   podgen build --tuned llama3_8b                                build the winner for this GPU (or the preset, saying why)`,
     )
-    .action(async (opts: TuneOpts) => tune(opts));
+    .action(async (opts: TuneOpts, command: Command) => {
+      const given = (keys: string[]) => keys.filter((k) => command.getOptionValueSource(k) === "cli").map(flag);
+      if (opts.family) {
+        const wrong = given(SPEC_ONLY);
+        if (wrong.length > 0) throw new UsageError(`--family fits a family's cost model; ${wrong.join(", ")} ${wrong.length > 1 ? "are" : "is"} for a spec's search (--preset, --spec)`);
+        const { tuneFamily } = await import("./tune-family.ts");
+        return tuneFamily({ ...opts, family: opts.family, iters: opts.iters ?? "10", warmup: opts.warmup ?? "3" });
+      }
+      const wrong = given(FAMILY_ONLY);
+      if (wrong.length > 0) throw new UsageError(`${wrong.join(", ")} ${wrong.length > 1 ? "are" : "is"} for --family`);
+      return tune(opts);
+    });
 }

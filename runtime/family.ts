@@ -30,7 +30,7 @@ export const costModelSchema = z.strictObject({
   buildKey: z.string(),
   features: z.array(z.string()),
   members: z.record(z.string(), z.strictObject({ fused: z.array(z.number()).nullable(), serial: z.array(z.number()).nullable() })),
-  /** How the fit went: records used, and the error on the records held out from it. */
+  /** How the fit went: records used, the date; from `podgen tune --family` also the fit set and the error and choice on it. */
   fit: z.looseObject({ records: z.number().int(), date: z.string() }),
 });
 export type CostModel = z.infer<typeof costModelSchema>;
@@ -144,7 +144,7 @@ type Fn = (...args: unknown[]) => unknown;
 /** A built config family (`podgen build <family>`): one library, one planner choosing per batch. */
 export class FamilyLibrary {
   private lib: ReturnType<Koffi["load"]> | undefined;
-  private readonly fns: Record<"num_members" | "member_name" | "feature_name" | "member_info" | "info" | "plan" | "upload_plan" | "run" | "run_reference" | "status_name" | "last_error", Fn>;
+  private readonly fns: Record<"num_members" | "member_name" | "feature_name" | "member_info" | "info" | "plan" | "plan_benchmark" | "upload_plan" | "run" | "run_reference" | "status_name" | "last_error", Fn>;
   readonly memberNames: readonly string[];
   readonly featureNames: readonly string[];
   /** Coefficients of the last cost model seen, flattened for C (kept alive across calls). */
@@ -178,6 +178,7 @@ export class FamilyLibrary {
       member_info: decl(`int ${p}_member_info(int32_t member, _Out_ podgen_kernel_info *out)`),
       info: decl(`void ${p}_info(_Out_ podgen_kernel_info *out)`),
       plan: decl(`int ${p}_plan(const podgen_batch *batch, const podgen_family_options *options, void *host_staging, uint64_t host_staging_bytes, _Out_ podgen_family_plan *plan)`),
+      plan_benchmark: decl(`int ${p}_plan_benchmark(const podgen_batch *batch, const podgen_family_options *options, int32_t iters, _Out_ double *ns_per_plan)`),
       upload_plan: decl(`int ${p}_upload_plan(const podgen_family_plan *plan, const void *host_staging, void *workspace, uint64_t workspace_bytes, void *stream)`),
       run: decl(`int ${p}_run(const podgen_family_plan *plan, const podgen_buffers *buffers, void *stream)`),
       run_reference: decl(`int ${p}_run_reference(const podgen_reference_args *args, void *stream)`),
@@ -266,6 +267,17 @@ export class FamilyLibrary {
     const out: Record<string, unknown> = {};
     this.check("plan", this.fns.plan(cBatch, cOptions, buf, buf.length, out));
     return { plan: new FamilyPlan(out, this.memberNames, this.featureNames), staging: buf };
+  }
+
+  /**
+   * The planner's own host time in ns per plan: `iters` plans of the batch timed inside the
+   * library (one staging buffer), so without the marshalling that each plan() call here adds.
+   */
+  planBenchmark(batch: PodBatch, options: FamilyPlanOptions = {}, iters = 1000): number {
+    if (!Number.isInteger(iters) || iters < 1) throw new RangeError(`iters = ${iters}: must be a positive integer`);
+    const out = [0];
+    this.check("plan_benchmark", this.fns.plan_benchmark(toCBatch(batch), this.cOptions(options), iters, out));
+    return out[0]!;
   }
 
   uploadPlan(plan: FamilyPlan, staging: Buffer, workspace: DevPtrLike, workspaceBytes: number | bigint, stream?: StreamLike): void {

@@ -13,6 +13,7 @@ import { COST_FEATURES } from "../codegen/paths.ts";
 import { COST_FEATURE_COUNT, FAMILY_MAX_MEMBERS, FamilyLibrary, makeHostBatch, Rng, type BatchShape, type CostModel } from "../runtime/index.ts";
 import { evaluateCostModel, findCostModel, fitCostModel, leastSquares, predictUs, writeCostModel, type TimingRecord } from "../bench/tune/cost-model.ts";
 import { SERVING_MIXES, servingBatches } from "../bench/serving-batches.ts";
+import { timePlan } from "../bench/family-bench.ts";
 
 // Two CTA shapes of one model: the paper's (2 CTAs/SM) and roles (one CTA per SM).
 const base = presetByName("llama3_8b_2cta")!;
@@ -199,15 +200,29 @@ test("family library: the cost model picks the lowest prediction, the plan recor
 test("family library: graph mode chooses for the bucket, whatever the live batch", () => {
   // Serial wins below 0.009 GB of decode reads, fused above.
   const model: CostModel = { ...modelWith({ a: { fused: 100, serial: 10 } }), members: { a: { fused: [100, 0, 0, 0, 0], serial: [10, 0, 10000, 0, 0] } } };
-  // The cache and page table a captured run is given: room for every request of the bucket at maxKvLen.
-  const bucketPages = (2 + 64) * (8192 / 16);
-  const bucket = { graphMode: true, maxPrefills: 2, maxDecodes: 64, maxPrefillTokens: 1024, maxKvLen: 8192, maxNumPages: bucketPages, maxPageEntries: bucketPages };
+  const bucket = { graphMode: true, maxPrefills: 2, maxDecodes: 64, maxPrefillTokens: 1024, maxKvLen: 8192, maxNumPages: 40000, maxPageEntries: 40000 };
   const small = planOf({ prefills: [{ qLen: 16, kvLen: 16 }], decodes: [1] }, { costModel: model, ...bucket });
   const large = planOf({ prefills: [{ qLen: 1000, kvLen: 8000 }], decodes: Array(64).fill(8000) }, { costModel: model, ...bucket });
   assert.is(small.describe(), large.describe());
   assert.equal(small.candidates, large.candidates);
   // Outside graph mode the same model tells them apart.
   assert.is.not(planOf({ prefills: [{ qLen: 16, kvLen: 16 }], decodes: [1] }, { costModel: model }).mode, planOf({ prefills: [{ qLen: 1000, kvLen: 8000 }], decodes: Array(64).fill(8000) }, { costModel: model }).mode);
+});
+
+test("family library: the planner's host time, timed inside the library (ns per plan), and its bad input", () => {
+  const host = makeHostBatch(lib.info(), hybrid, { seed: 1 });
+  const ns = lib.planBenchmark(host.batch, { numSms: 132 }, 50);
+  assert.ok(Number.isFinite(ns) && ns > 0, String(ns));
+  assert.throws(() => lib.planBenchmark(host.batch, {}, 0), /iters = 0: must be a positive integer/);
+  host.batch.kvLens[0] = 3;
+  assert.throws(() => lib.planBenchmark(host.batch, {}, 10), /PODGEN_ERR_BAD_BATCH: pod_tiny_plan: member "a": .*kv_lens\[0\]=3 < q_len=512/);
+});
+
+test("the bench's host plan time on the tiny family: 256 requests, the planner alone and through the binding", () => {
+  const t = timePlan(lib, { numSms: 132, costModel: null, cIters: 20, bindingIters: 5 });
+  assert.equal([t.requests, t.prefills, t.decodes, t.cIters, t.bindingIters], [256, 4, 252, 20, 5]);
+  assert.is(t.choice, "a fused (static-rule)");
+  assert.ok(t.cUsPerPlan > 0 && t.bindingUsPerPlan > 0, JSON.stringify(t));
 });
 
 test("family library: bad input is named (member, mode, model shape, and the member planner's own batch errors)", () => {

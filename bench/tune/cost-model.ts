@@ -7,14 +7,15 @@
 // Models are kept in bench/tuning/cost-models.json, keyed by GPU name + the family's build key: a
 // model measured on other kernels (another build key) is never used, as with `build --tuned`.
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { z } from "zod";
 import { writeFileAtomic } from "../../codegen/fs.ts";
+import { PACKAGE_ROOT } from "../../codegen/paths.ts";
 import { readJsonFile } from "../../codegen/json.ts";
 import { costModelSchema, MODES, type CostModel, type Mode } from "../../runtime/family.ts";
 
-export const DEFAULT_COST_MODELS = join(dirname(fileURLToPath(import.meta.url)), "..", "tuning", "cost-models.json");
+// From the package root, which the bundled CLI (.gpu/podgen.mjs) resolves too (codegen/paths.ts).
+export const DEFAULT_COST_MODELS = join(PACKAGE_ROOT, "bench", "tuning", "cost-models.json");
 
 /** One timed candidate on one batch. */
 export interface TimingRecord {

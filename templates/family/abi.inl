@@ -12,9 +12,11 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <chrono>
 #include <exception>
 #include <new>
 #include <string>
+#include <vector>
 
 namespace {
 namespace family_abi {
@@ -146,6 +148,33 @@ extern "C" int POD_FAMILY_API(plan)(const podgen_batch* batch, const podgen_fami
       return family_abi::member_fail(status, m, fn);
     }
     plan->abi_version = PODGEN_FAMILY_ABI_VERSION;
+    return PODGEN_OK;
+  });
+}
+
+// The planner's own host time: `iters` plans of one batch into one staging buffer (sized by a first
+// call, as a caller that keeps its buffer does), timed by the steady clock; *ns_per_plan gets the
+// mean. What a serving engine pays per step on the host for plan, without the marshalling of a
+// binding (FamilyLibrary.plan, `podgen bench --family` reports both).
+extern "C" int POD_FAMILY_API(plan_benchmark)(const podgen_batch* batch, const podgen_family_options* options,
+                                              int32_t iters, double* ns_per_plan) {
+  static const char* fn = POD_FAMILY_NAME(plan_benchmark);
+  return family_abi::guarded(fn, [&]() -> int {
+    if (!ns_per_plan) return family_abi::fail(PODGEN_ERR_INVALID_ARGUMENT, std::string(fn) + ": ns_per_plan is NULL");
+    *ns_per_plan = 0;
+    if (iters < 1)
+      return family_abi::fail(PODGEN_ERR_INVALID_ARGUMENT,
+                              std::string(fn) + ": iters=" + std::to_string(iters) + " must be at least 1");
+    podgen_family_plan plan;
+    int status = POD_FAMILY_API(plan)(batch, options, nullptr, 0, &plan);
+    if (status != PODGEN_OK) return status;  // plan's own message stays in last_error
+    std::vector<unsigned char> staging((size_t)plan.plan.host_bytes);
+    const auto start = std::chrono::steady_clock::now();
+    for (int32_t i = 0; i < iters && status == PODGEN_OK; ++i)
+      status = POD_FAMILY_API(plan)(batch, options, staging.data(), staging.size(), &plan);
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    if (status != PODGEN_OK) return status;
+    *ns_per_plan = (double)std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count() / iters;
     return PODGEN_OK;
   });
 }

@@ -1,9 +1,11 @@
 // GPU-suite cases for config families: every member of the llama3_8b_auto preset family, reached
 // through the family library under its own prefix, runs a hybrid batch fused and standalone
 // (each candidate the family's planner can choose) against the fp32 reference, with poisoned
-// outputs and exactly-once tile counts (runtime/verify.ts).
+// outputs and exactly-once tile counts (runtime/verify.ts); and the timer of `podgen tune --family`
+// and `podgen bench --family` on that library.
 import { FAMILY_PRESETS, libraryFileName, symbolPrefix } from "../../../dsl/index.ts";
-import { FamilyLibrary, makeHostBatch } from "../../../runtime/index.ts";
+import { FamilyLibrary, makeHostBatch, type CostModel } from "../../../runtime/index.ts";
+import { FamilyTimer } from "../../../bench/family-timing.ts";
 import { verifyBatch } from "../../../runtime/verify.ts";
 import { gpuCase } from "../harness.ts";
 
@@ -25,3 +27,39 @@ for (const member of family.memberNames) {
     }
   });
 }
+
+// What `podgen tune --family` and `podgen bench --family` time (bench/family-timing.ts): every
+// candidate through the family library, each with the unforced plan's features, and auto as the
+// planner chooses it under a cost model that makes one candidate the cheapest by far.
+gpuCase(`family ${family.name}: every candidate timed through the family library, and auto runs the cost model's choice`, (ctx) => {
+  const lib = new FamilyLibrary(ctx.artifact(libraryFileName(family)), symbolPrefix(family));
+  const [cheap, cheapMode] = [family.memberNames.at(-1)!, "serial" as const];
+  const costModel: CostModel = {
+    version: 1, gpu: ctx.device.name, family: family.name, buildKey: "test", features: [...lib.featureNames],
+    members: Object.fromEntries(family.memberNames.map((m) => [m, { fused: [1000, 0, 0, 0, 0], serial: m === cheap ? [10, 0, 0, 0, 0] : [1000, 0, 0, 0, 0] }])),
+    fit: { records: 0, date: "test" },
+  };
+  const timer = new FamilyTimer(ctx.device, lib, { iters: 3, warmup: 1, costModel });
+  try {
+    const shape = { prefills: [{ qLen: 700, kvLen: 3000 }, { qLen: 129, kvLen: 129 }], decodes: [1, 900, 4097, 16000] };
+    const t = timer.timeBatch({ name: "small", set: "fit", shape }, { auto: true });
+    const { plan } = lib.plan(makeHostBatch(lib.info(), shape, { seed: 1 }).batch, { numSms: ctx.device.sms });
+    if (t.candidates.length !== 2 * family.members.length) throw new Error(`${t.candidates.length} candidates timed`);
+    t.candidates.forEach((c, i) => {
+      if (c.us === null || !(c.us > 0)) throw new Error(`${c.member} ${c.mode}: ${c.error ?? "no time"}`);
+      const want = plan.candidates[i]!;
+      if (c.member !== want.memberName || c.mode !== want.mode || c.features.join() !== lib.featureNames.map((f) => want.features[f]).join()) {
+        throw new Error(`candidate ${i}: ${c.member} ${c.mode} [${c.features.join()}], the plan has ${want.memberName} ${want.mode}`);
+      }
+    });
+    const auto = t.auto!;
+    if (auto.member !== cheap || auto.mode !== cheapMode || auto.reason !== "cost-model" || auto.predictedUs !== 10 || auto.us === null) {
+      throw new Error(`auto: ${JSON.stringify(auto)}`);
+    }
+    ctx.log(t.candidates.map((c) => `${c.member} ${c.mode} ${c.us!.toFixed(1)} µs`).join(", "), `| auto ${auto.member} ${auto.mode} ${auto.us.toFixed(1)} µs`);
+    return { candidates: t.candidates.map(({ member, mode, us }) => ({ member, mode, us })), auto };
+  } finally {
+    timer.destroy();
+    lib.close();
+  }
+});

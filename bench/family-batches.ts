@@ -1,0 +1,80 @@
+// The batches a config family's cost model is fitted on and judged on (`podgen tune --family`,
+// `podgen bench --family`):
+//
+//   paper    the workload file's batches of the family's model shape (bench/workloads/paper.json,
+//            chosen as `podgen tune` chooses them): fitted on, and reported apart in the bench
+//   fit      serving-like batches (bench/serving-batches.ts) drawn from the fit seed
+//   heldout  serving-like batches drawn from another seed, never fitted on: what the bench judges
+//            the model's choices by
+//
+// Each set follows from its seed alone (same seeds, same batches), and no held-out batch has the
+// lengths of a batch the model was fitted on: a generated one that does is dropped.
+import { canonicalJson, presetByName, type KernelSpec } from "../dsl/index.ts";
+import { Rng, type BatchShape } from "../runtime/index.ts";
+import { SERVING_MIXES, servingBatches, type ServingMix } from "./serving-batches.ts";
+import { shapeKey } from "./tune/db.ts";
+
+export const BATCH_SETS = ["paper", "fit", "heldout"] as const;
+export type BatchSet = (typeof BATCH_SETS)[number];
+
+export interface FamilyBatch {
+  name: string;
+  set: BatchSet;
+  shape: BatchShape;
+}
+
+export const DEFAULT_FIT_SEED = 1;
+export const DEFAULT_HELDOUT_SEED = 2;
+export const DEFAULT_FIT_BATCHES = 20;
+export const DEFAULT_HELDOUT_BATCHES = 20;
+
+export type ServingMixName = keyof typeof SERVING_MIXES;
+export const SERVING_MIX_NAMES = Object.keys(SERVING_MIXES) as ServingMixName[];
+
+/** The serving mix whose model (a preset of the same name) has the spec's shape; undefined if none. */
+export function servingMixFor(spec: KernelSpec): ServingMixName | undefined {
+  return SERVING_MIX_NAMES.find((name) => {
+    const preset = presetByName(name);
+    return preset !== undefined && shapeKey(preset) === shapeKey(spec);
+  });
+}
+
+/** `count` serving-like batches of the mix from the fit seed, named `fit-s<seed>-<i>`. */
+export function fitBatches(mix: ServingMix, seed: number, count: number): FamilyBatch[] {
+  return servingBatches(mix, seed, count, `fit-s${seed}`).map((b) => ({ name: b.name, set: "fit", shape: b.shape }));
+}
+
+const lengthsKey = (shape: BatchShape) => canonicalJson(shape);
+
+/**
+ * `count` serving-like batches of the mix from the held-out seed, named `heldout-s<seed>-<i>`,
+ * none with the lengths of a batch in `fitted` (one that has them is skipped; `i` counts the
+ * generator's batches, so a name always means the same lengths).
+ */
+export function heldOutBatches(mix: ServingMix, seed: number, count: number, fitted: readonly FamilyBatch[]): FamilyBatch[] {
+  const seen = new Set(fitted.map((b) => lengthsKey(b.shape)));
+  // Collisions need equal lengths of every request of a batch: drawing twice as many is plenty.
+  const drawn = servingBatches(mix, seed, 2 * count, `heldout-s${seed}`).filter((b) => !seen.has(lengthsKey(b.shape)));
+  if (drawn.length < count) throw new RangeError(`held-out seed ${seed}: only ${drawn.length} of ${2 * count} batches differ from the fit set; choose another seed`);
+  return drawn.slice(0, count).map((b) => ({ name: b.name, set: "heldout", shape: b.shape }));
+}
+
+/** A one-line description of a batch's lengths, for tables and logs. */
+export function describeShape(shape: BatchShape): string {
+  const chunks = shape.prefills.map((p) => `${p.qLen}/${p.kvLen}`).join(" ") || "no prefill";
+  const kvs = shape.decodes;
+  const decodes = kvs.length === 0 ? "no decodes" : `${kvs.length} decodes (kv ${Math.min(...kvs)}..${Math.max(...kvs)})`;
+  return `prefills ${chunks}, ${decodes}`;
+}
+
+/**
+ * The batch `podgen bench --family` times the host planner on: 256 requests, 4 prefill chunks
+ * (512 tokens over 2K to 16K keys) and 252 decodes of 1 to 16K keys drawn from a fixed seed.
+ */
+export function planTimeShape(): BatchShape {
+  const rng = new Rng(0x5eed);
+  return {
+    prefills: [2048, 4096, 8192, 16384].map((kvLen) => ({ qLen: 512, kvLen })),
+    decodes: Array.from({ length: 252 }, () => rng.int(1, 16384)),
+  };
+}

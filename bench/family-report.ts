@@ -1,0 +1,212 @@
+// What `podgen bench --family` reports: per batch, first what users get — the family planner's own
+// choice ("auto") — then the preset (member 0, fused) and the best of every candidate, each as a
+// speedup over our own serial (member 0's prefill-only then decode-only kernels) and over
+// PyTorch's best serial; which candidate auto chose, and its predicted against its measured time.
+// The paper's batches (which the model was fitted on) and the held-out ones (never fitted on) are
+// summarised apart. Also the host's plan time. The table is printed from a report (also `--from`).
+import type { ChoiceReason, Mode } from "../runtime/index.ts";
+import type { AutoTiming, CandidateTiming } from "./family-timing.ts";
+import { table } from "./table.ts";
+import { torchBestSerial, type TorchPart, type TorchReport, type TorchWorkload } from "./torch.ts";
+import type { FamilyBatch } from "./family-batches.ts";
+
+/** Speedups of one way of running a batch: our serial's time over its time, and PyTorch's. */
+export interface Speedups {
+  vsOwnSerial: number | null;
+  vsTorch: number | null;
+}
+
+export type ReportedSet = "paper" | "heldout";
+
+export interface FamilyBenchBatch {
+  name: string;
+  set: ReportedSet;
+  prefills: [number, number][];
+  decodes: number[];
+  /** What users get: the plan with no forcing (the stored cost model, else the static rule), timed as such. */
+  auto: AutoTiming;
+  /** The preset: member 0, fused. */
+  presetUs: number | null;
+  /** The fastest candidate timed (every member fused and serial). */
+  best: { member: string; mode: Mode; us: number } | null;
+  /** Our own serial: member 0's prefill-only then decode-only kernels. */
+  ownSerialUs: number | null;
+  /** PyTorch's best serial; null where it lacked an op (torchSerialMissing) or did not run. */
+  torchSerialUs: number | null;
+  torchSerialMissing: TorchPart[];
+  speedup: { auto: Speedups; preset: Speedups; best: Speedups };
+  /** auto's time over the fastest candidate's (1: it ran the fastest). */
+  autoOverBest: number | null;
+  candidates: CandidateTiming[];
+  torch: TorchWorkload | null;
+  errors: string[];
+}
+
+/** Geometric means over the batches of one set that have each figure. */
+export interface FamilySetSummary {
+  batches: number;
+  speedup: { auto: Speedups; preset: Speedups; best: Speedups };
+  autoOverBest: number | null;
+  /** Batches on which auto chose the fastest candidate. */
+  autoChoseFastest: number;
+  /** Median |predicted − measured| / measured of auto's choice; null without a cost model. */
+  autoMedianPredictionError: number | null;
+}
+
+/** The planner's host time on one mixed batch. */
+export interface PlanTime {
+  requests: number;
+  prefills: number;
+  decodes: number;
+  /** What the planner chose for it (FamilyPlan.describe()). */
+  choice: string;
+  /** The planner alone: <prefix>_plan_benchmark's loop in C, µs per plan. */
+  cUsPerPlan: number;
+  cIters: number;
+  /** FamilyLibrary.plan from TypeScript: koffi marshalling, a sizing call and the plan, µs per plan. */
+  bindingUsPerPlan: number;
+  bindingIters: number;
+}
+
+export interface FamilyBenchReport {
+  kind: "family-bench";
+  version: 1;
+  family: string;
+  familyHash: string;
+  buildKey: string;
+  gpu: string;
+  driver: string;
+  cuda: string;
+  sms: number;
+  commit: string;
+  date: string;
+  iters: number;
+  warmup: number;
+  /** The model auto planned with: stored for this GPU and build, or none (then the static rule) and why. */
+  costModel: { used: boolean; fitted: string | null; why: string | null };
+  /** The serving mix and seed of the held-out batches. */
+  heldOut: { mix: string; seed: number };
+  torch: Omit<TorchReport, "workloads"> | null;
+  planTime: PlanTime;
+  batches: FamilyBenchBatch[];
+  summary: Record<ReportedSet, FamilySetSummary>;
+}
+
+const ratio = (a: number | null | undefined, b: number | null | undefined) => (a !== null && a !== undefined && b !== null && b !== undefined && b > 0 ? a / b : null);
+
+/** One batch's row of the report from its timings (the candidates and auto) and PyTorch's entry. */
+export function familyBatchResult(batch: FamilyBatch & { set: ReportedSet }, candidates: readonly CandidateTiming[], auto: AutoTiming, torch: TorchWorkload | null, memberNames: readonly string[]): FamilyBenchBatch {
+  const member0 = memberNames[0]!;
+  const of = (member: string, mode: Mode) => candidates.find((c) => c.member === member && c.mode === mode)?.us ?? null;
+  const timed = candidates.filter((c): c is CandidateTiming & { us: number } => c.us !== null);
+  const fastest = timed.length ? timed.reduce((a, c) => (c.us < a.us ? c : a)) : null;
+  const ownSerialUs = of(member0, "serial");
+  const presetUs = of(member0, "fused");
+  const torchSerial = torchBestSerial(torch, batch.shape);
+  const torchUs = torchSerial.ms === null ? null : torchSerial.ms * 1000;
+  const speedups = (us: number | null): Speedups => ({ vsOwnSerial: ratio(ownSerialUs, us), vsTorch: ratio(torchUs, us) });
+  return {
+    name: batch.name,
+    set: batch.set,
+    prefills: batch.shape.prefills.map((p): [number, number] => [p.qLen, p.kvLen]),
+    decodes: [...batch.shape.decodes],
+    auto,
+    presetUs,
+    best: fastest && { member: fastest.member, mode: fastest.mode, us: fastest.us },
+    ownSerialUs,
+    torchSerialUs: torchUs,
+    torchSerialMissing: torchSerial.missing,
+    speedup: { auto: speedups(auto.us), preset: speedups(presetUs), best: speedups(fastest?.us ?? null) },
+    autoOverBest: ratio(auto.us, fastest?.us),
+    candidates: [...candidates],
+    torch,
+    errors: [
+      ...(auto.error ? [`auto (${auto.member} ${auto.mode}): ${auto.error}`] : []),
+      ...candidates.flatMap((c) => (c.error ? [`${c.member} ${c.mode}: ${c.error}`] : [])),
+    ],
+  };
+}
+
+export const geomean = (xs: readonly (number | null)[]): number | null => {
+  const v = xs.filter((x): x is number => x !== null && x > 0);
+  return v.length ? Math.exp(v.reduce((s, x) => s + Math.log(x), 0) / v.length) : null;
+};
+
+const median = (xs: number[]): number | null => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor(s.length / 2)]! : null;
+};
+
+export function summarizeSet(batches: readonly FamilyBenchBatch[]): FamilySetSummary {
+  const speedups = (of: (b: FamilyBenchBatch) => Speedups): Speedups => ({
+    vsOwnSerial: geomean(batches.map((b) => of(b).vsOwnSerial)),
+    vsTorch: geomean(batches.map((b) => of(b).vsTorch)),
+  });
+  const errors = batches.flatMap((b) => (b.auto.predictedUs !== null && b.auto.us !== null ? [Math.abs(b.auto.predictedUs - b.auto.us) / b.auto.us] : []));
+  return {
+    batches: batches.length,
+    speedup: { auto: speedups((b) => b.speedup.auto), preset: speedups((b) => b.speedup.preset), best: speedups((b) => b.speedup.best) },
+    autoOverBest: geomean(batches.map((b) => b.autoOverBest)),
+    autoChoseFastest: batches.filter((b) => b.best && b.best.member === b.auto.member && b.best.mode === b.auto.mode).length,
+    autoMedianPredictionError: median(errors),
+  };
+}
+
+const f = (x: number | null | undefined, digits: number) => (x === null || x === undefined ? "-" : x.toFixed(digits));
+const x2 = (x: number | null) => (x === null ? "-" : `${x.toFixed(2)}x`);
+const reasonLabel: Record<ChoiceReason, string> = { "cost-model": "model", "static-rule": "rule", forced: "forced" };
+
+function setTable(batches: readonly FamilyBenchBatch[]): string {
+  const header = [
+    "batch", "auto µs", "auto chose", "predicted µs", "x serial", "x torch",
+    "preset µs", "x serial", "x torch", "best µs", "best of family", "x serial", "x torch", "serial µs", "torch µs",
+  ];
+  const rows = batches.map((b) => [
+    b.name,
+    f(b.auto.us, 1),
+    `${b.auto.member} ${b.auto.mode} (${reasonLabel[b.auto.reason]})`,
+    f(b.auto.predictedUs, 1),
+    x2(b.speedup.auto.vsOwnSerial),
+    x2(b.speedup.auto.vsTorch),
+    f(b.presetUs, 1),
+    x2(b.speedup.preset.vsOwnSerial),
+    x2(b.speedup.preset.vsTorch),
+    f(b.best?.us, 1),
+    b.best ? `${b.best.member} ${b.best.mode}` : "-",
+    x2(b.speedup.best.vsOwnSerial),
+    x2(b.speedup.best.vsTorch),
+    f(b.ownSerialUs, 1),
+    b.torchSerialMissing.length ? `no ${b.torchSerialMissing.join("+")}` : f(b.torchSerialUs, 1),
+  ]);
+  return table(header, rows, (c) => c !== 0 && c !== 2 && c !== 10);
+}
+
+function summaryLines(label: string, s: FamilySetSummary): string[] {
+  const pair = (x: Speedups) => `${x2(x.vsOwnSerial)} our serial, ${x2(x.vsTorch)} PyTorch`;
+  return [
+    `${label}: auto / best-of-family ${f(s.autoOverBest, 3)} (time ratio, geomean; chose the fastest on ${s.autoChoseFastest} of ${s.batches}), ` +
+      `auto's predicted vs measured: median |error| ${s.autoMedianPredictionError === null ? "-" : `${(s.autoMedianPredictionError * 100).toFixed(1)}%`}`,
+    `  geomean speedups: auto ${pair(s.speedup.auto)}; preset ${pair(s.speedup.preset)}; best-of-family ${pair(s.speedup.best)}`,
+  ];
+}
+
+/** The table printed last: paper batches, then held-out batches, each with its geomean lines; the plan time. */
+export function formatFamilyTable(r: FamilyBenchReport): string {
+  const paper = r.batches.filter((b) => b.set === "paper");
+  const heldOut = r.batches.filter((b) => b.set === "heldout");
+  const p = r.planTime;
+  const errors = r.batches.flatMap((b) => b.errors.map((e) => `error: ${b.name}: ${e}`));
+  return [
+    `${r.family} on ${r.gpu} (driver ${r.driver}, ${r.sms} SMs), commit ${r.commit}, build ${r.buildKey}; µs are medians of ${r.iters} after ${r.warmup} warm-up`,
+    r.costModel.used ? `auto: the cost model fitted ${r.costModel.fitted} for this GPU and build` : `auto: the static rule (${r.costModel.why})`,
+    ...(paper.length ? ["", `paper batches (${paper.length}; the model was fitted on them):`, setTable(paper), ...summaryLines("paper", r.summary.paper)] : []),
+    ...(heldOut.length
+      ? ["", `held-out batches (${heldOut.length}; ${r.heldOut.mix} mix, seed ${r.heldOut.seed}, never fitted on):`, setTable(heldOut), ...summaryLines("held-out", r.summary.heldout)]
+      : []),
+    "",
+    `host plan time, ${p.requests} requests (${p.prefills} prefill chunks + ${p.decodes} decodes), chose ${p.choice}: ` +
+      `${p.cUsPerPlan.toFixed(2)} µs per plan in C (the planner alone, ${p.cIters} plans), ` +
+      `${p.bindingUsPerPlan.toFixed(2)} µs through FamilyLibrary.plan (koffi marshalling + a sizing call + the plan, ${p.bindingIters} plans)`,
+    ...errors,
+  ].join("\n");
+}

@@ -1,0 +1,67 @@
+// What `podgen tune --family` and `podgen bench --family` share: the family named on the command
+// line, the batches it is timed on (bench/family-batches.ts) and the listing of `--dry-run`.
+import { FAMILY_PRESETS, resourceModel, type FamilySpec } from "../dsl/index.ts";
+import { describeShape, servingMixFor, SERVING_MIX_NAMES, type FamilyBatch, type ServingMixName } from "../bench/family-batches.ts";
+import { SERVING_MIXES, type ServingMix } from "../bench/serving-batches.ts";
+import { shapeKey } from "../bench/tune/db.ts";
+import { table } from "../bench/table.ts";
+import { MODES } from "../runtime/index.ts";
+import { loadFamily } from "./load-spec.ts";
+import { tuneWorkloads } from "./tune.ts";
+import { UsageError } from "./usage-error.ts";
+
+export async function familyArg(arg: string): Promise<FamilySpec> {
+  const family = await loadFamily(arg);
+  if (!family) throw new UsageError(`--family ${arg}: not a config family (preset families: ${FAMILY_PRESETS.map((f) => f.name).join(", ")}; or a file exporting pod.family)`);
+  return family;
+}
+
+export function countArg(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} = ${v}: must be a positive integer`);
+  return n;
+}
+
+/** The serving mix of the family's batches: --mix, else the one of the family's model shape. */
+export function mixArg(name: string | undefined, family: FamilySpec): { name: ServingMixName; mix: ServingMix } {
+  const chosen = name ?? servingMixFor(family.members[0]!);
+  if (chosen === undefined) {
+    throw new UsageError(`no serving mix has the model shape of ${family.name} (${shapeKey(family.members[0]!)}): name one with --mix (${SERVING_MIX_NAMES.join(", ")})`);
+  }
+  if (!(SERVING_MIX_NAMES as string[]).includes(chosen)) throw new UsageError(`--mix ${chosen}: one of ${SERVING_MIX_NAMES.join(", ")}`);
+  return { name: chosen as ServingMixName, mix: SERVING_MIXES[chosen as ServingMixName] };
+}
+
+/** The workload file's batches of the family's model shape (and --filter), as the "paper" set. */
+export function paperBatches(path: string, filters: readonly string[], family: FamilySpec): FamilyBatch[] {
+  return tuneWorkloads(path, family.members[0]!, filters).map((w) => ({ name: w.name, set: "paper", shape: w.shape }));
+}
+
+/** What `--dry-run` lists: the candidates (each member fused and serial) and the batches. */
+export function printTimingPlan(family: FamilySpec, batches: readonly FamilyBatch[], o: { iters: number; warmup: number; json: boolean; extraTimings?: number }): void {
+  const candidates = family.memberNames.flatMap((member) => MODES.map((mode) => ({ member, mode })));
+  const perBatch = candidates.length + (o.extraTimings ?? 0);
+  const timings = batches.length * perBatch;
+  if (o.json) {
+    const lengths = (b: FamilyBatch) => ({ name: b.name, set: b.set, prefills: b.shape.prefills.map((p) => [p.qLen, p.kvLen]), decodes: b.shape.decodes });
+    console.log(JSON.stringify({ family: family.name, members: family.memberNames, candidates, batches: batches.map(lengths), timings, launches: timings * (o.iters + o.warmup) }, null, 1));
+    return;
+  }
+  const counts = [...new Set(batches.map((b) => b.set))].map((set) => `${batches.filter((b) => b.set === set).length} ${set}`).join(", ");
+  console.log(`${family.name}: ${candidates.length} candidates (${family.members.length} members x fused, serial) on ${batches.length} batches (${counts})`);
+  console.log(`${timings} timings of ${o.warmup} warm-up + ${o.iters} iterations each\n`);
+  console.log(
+    table(
+      ["member", "prefill engine", "prefill tile", "decode tile", "CTAs/SM"],
+      family.members.map((spec, i) => [
+        family.memberNames[i]!,
+        resourceModel(spec).prefillEngine,
+        `${spec.prefill.tile.q}x${spec.prefill.tile.kv} ${spec.prefill.warps}w ${spec.prefill.stages}st`,
+        `${spec.decode.tile.q}x${spec.decode.tile.kv} x${spec.decode.virtualCtas} ${spec.decode.stages}st`,
+        spec.ctasPerSm,
+      ]),
+    ),
+  );
+  console.log();
+  console.log(table(["batch", "set", "lengths"], batches.map((b) => [b.name, b.set, describeShape(b.shape)])));
+}
