@@ -157,7 +157,7 @@ test("the schemas: a report field out of place is named; timings whose features 
   t.batches[1]!.candidates[2]!.features.pop();
   t.batches[2]!.candidates[0]!.member = "nope";
   const issues = familyTimingsSchema.safeParse(t).error!.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
-  assert.equal(issues, ["batches.1.candidates.2.features: has 4 values; the file names 5 features", 'batches.2.candidates.0.member: "nope" is not one of the file\'s members (preset, wide, roles, ws)']);
+  assert.equal(issues, ["batches.1.candidates.2.features: has 4 values; the file names 5 features", 'batches.2.candidates.0.member: "nope" is not one of the file\'s members (preset, paper_shape, wide, roles)']);
 });
 
 test("the results index reads a family report's kind and summary from its fields", () => {
@@ -257,12 +257,12 @@ test("podgen tune --family --from: refits recorded times without a GPU and store
   const [stored] = readCostModels(models).models;
   assert.is(stored!.gpu, "FAKE GPU");
   assert.is(stored!.buildKey, "k0");
-  assert.ok(Math.abs(stored!.members.ws!.serial![2]! - truth(3, 1)[2]!) < 1e-6 * 430);
+  assert.ok(Math.abs(stored!.members.roles!.serial![2]! - truth(3, 1)[2]!) < 1e-6 * 430);
   // Times of another family, or not timings at all: exit 2, naming the file.
   writeFileSync(join(work, "other.json"), JSON.stringify({ ...t, family: "other" }));
   const other = await podgen(["tune", "--family", "llama3_8b_auto", "--from", join(work, "other.json"), "--models", models]);
   assert.is(other.exitCode, 2);
-  assert.match(other.stderr, /--from .*other\.json: times other \(members preset, wide, roles, ws\), not llama3_8b_auto/);
+  assert.match(other.stderr, /--from .*other\.json: times other \(members preset, paper_shape, wide, roles\), not llama3_8b_auto/);
   writeFileSync(join(work, "bad.json"), JSON.stringify({ ...t, iters: "ten" }));
   const bad = await podgen(["tune", "--family", "llama3_8b_auto", "--from", join(work, "bad.json"), "--models", models]);
   assert.is(bad.exitCode, 2);
