@@ -150,10 +150,6 @@ export function nonFinite(dev: DeviceBatch, dtype: Dtype16): number {
   return bad;
 }
 
-function planSummary(p: PodPlan): Record<string, unknown> {
-  return p.toJSON();
-}
-
 export function runWorkload(
   device: Device,
   w: Workload,
@@ -209,8 +205,8 @@ export function runWorkload(
       const p = planned(lib, hostP, devP, numSms);
       const dd = planned(lib, hostD, devD, numSms);
       toFree.push(p.workspace, dd.workspace);
-      plans.prefill_only = planSummary(p.plan);
-      plans.decode_only = planSummary(dd.plan);
+      plans.prefill_only = p.plan.toJSON();
+      plans.decode_only = dd.plan.toJSON();
       const [s1, s2] = side;
       const fork = Event.create(CU_EVENT_DISABLE_TIMING);
       const join1 = Event.create(CU_EVENT_DISABLE_TIMING);
@@ -263,7 +259,7 @@ export function runWorkload(
         const cl = libFor(c.spec);
         const h = planned(cl, hostH, devH, numSms);
         toFree.push(h.workspace);
-        plans[key] = { spec: c.spec.name, hash: c.spec.hash, ...planSummary(h.plan) };
+        plans[key] = { spec: c.spec.name, hash: c.spec.hash, ...h.plan.toJSON() };
         for (const dev of devH) dev.poisonOutputs();
         device.synchronize();
         measure(key, nH, (i) => cl.run(h.plan, h.buffers[i % nH]!, main));
