@@ -64,7 +64,14 @@ export function parseWorkloads(json: unknown, label = "workloads"): Workload[] {
     if (decodes.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`${where}: decode kvLens must be positive integers`);
     if (prefills.length === 0 || decodes.length === 0) throw new Error(`${where}: a benchmark workload needs prefills and decodes`);
     const configs: KernelConfig[] = [{ label: "default", spec: base }];
-    if (w.variants) for (const v of file.variants ?? []) configs.push({ label: v.name, spec: variantSpec(specName, v) });
+    for (const v of w.variants ? (file.variants ?? []) : []) {
+      const spec = variantSpec(specName, v);
+      // Every config runs on the workload's one batch, whose pages follow the workload's spec.
+      if (JSON.stringify(spec.kvCache) !== JSON.stringify(base.kvCache)) {
+        throw new Error(`${where}: variant ${JSON.stringify(v.name)}: kvCache = ${JSON.stringify(spec.kvCache)} must equal ${JSON.stringify(base.kvCache)} (the workload spec's): the configs of a workload share its batch`);
+      }
+      configs.push({ label: v.name, spec });
+    }
     return { name: w.name, specName, shape: { prefills, decodes }, configs };
   });
 }

@@ -132,6 +132,13 @@ test("mixed-decodes.json: every workload's decodes have different KV lengths, pa
   }
 });
 
+test("a variant with another KV layout than its workload's spec is refused when the file is read, naming it", () => {
+  const file = (pageSize: number | "contiguous") => ({ variants: [{ name: "other pages", pageSize }], workloads: [{ name: "w", prefills: [[8, 64]], decodes: [64], variants: true }] });
+  assert.throws(() => parseWorkloads(file(64), "f.json"), /f\.json: workloads\.0 \(w\): variant "other pages": kvCache = .*"pageSize":64.* must equal .*"pageSize":16/);
+  assert.throws(() => parseWorkloads(file("contiguous"), "f.json"), /kvCache = \{"kind":"contiguous"\}/);
+  assert.is(parseWorkloads(file(16), "f.json")[0]!.configs.length, 2);
+});
+
 test("workload file errors name the workload", () => {
   assert.throws(() => parseWorkloads({ workloads: [{ name: "x", prefills: [[10, 5]], decodes: [1] }] }), /x.*qLen ≤ kvLen/);
   assert.throws(() => parseWorkloads({ workloads: [{ name: "x", prefills: [[1, "2"]], decodes: [1] }] }, "w.json"), /^w\.json: workloads\.0\.prefills\.0\.1: Invalid input: expected number/);
