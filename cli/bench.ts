@@ -22,7 +22,7 @@ import { selectWorkloads, specsOf, type Workload } from "../bench/workloads.ts";
 import { JsonInputError } from "../codegen/json.ts";
 import { SpecError } from "../dsl/index.ts";
 import { buildAll } from "./build-all.ts";
-import { UsageError } from "./usage-error.ts";
+import { positiveArg, UsageError } from "./usage-error.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -46,12 +46,6 @@ interface BenchOpts {
   plot?: string | boolean;
   from?: string;
   standaloneVariants?: boolean;
-}
-
-function positive(name: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} = ${v}: must be a positive integer`);
-  return n;
 }
 
 /** Whether a report file is `podgen bench --family`'s (its kind says so; anything else reads as a bench report). */
@@ -144,9 +138,9 @@ results (or an installed package). To keep one, name it with --out.`,
         console.log(formatTable(readBenchReport(opts.from)));
         return void (await plot(opts.from));
       }
-      const iters = positive("--iters", opts.iters);
-      const warmup = positive("--warmup", opts.warmup);
-      const jobs = positive("--jobs", opts.jobs);
+      const iters = positiveArg("--iters", opts.iters);
+      const warmup = positiveArg("--warmup", opts.warmup);
+      const jobs = positiveArg("--jobs", opts.jobs);
       if (!existsSync(opts.workloads)) throw new UsageError(`--workloads ${opts.workloads}: no such file`);
       let workloads: Workload[];
       try {

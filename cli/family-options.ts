@@ -16,12 +16,6 @@ export async function familyArg(arg: string): Promise<FamilySpec> {
   return family;
 }
 
-export function countArg(name: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} = ${v}: must be a positive integer`);
-  return n;
-}
-
 /** The serving mix of the family's batches: --mix, else the one of the family's model shape. */
 export function mixArg(name: string | undefined, family: FamilySpec): { name: ServingMixName; mix: ServingMix } {
   const chosen = name ?? servingMixFor(family.members[0]!);

@@ -9,6 +9,7 @@ import type { FamilySpec } from "../dsl/index.ts";
 import { generateKernel, staleKernelFiles, writeKernelFiles } from "../codegen/generate.ts";
 import { spillReasons } from "../codegen/manifest.ts";
 import { describeError, EXIT, exitCodeFor, UsageError } from "./errors.ts";
+import { positiveArg } from "./usage-error.ts";
 import { buildAll } from "./build-all.ts";
 import { loadFamily, loadSpecs } from "./load-spec.ts";
 import { parseCaseFile } from "./verify-cases.ts";
@@ -122,8 +123,7 @@ program
     }
     let specs = await loadSpecs(specArgs);
     if (opts.tuned) specs = await (await import("./tune.ts")).tunedSpecs(specs);
-    const jobs = Number(opts.jobs);
-    if (!Number.isInteger(jobs) || jobs < 1) throw new UsageError(`--jobs = ${opts.jobs}: must be a positive integer`);
+    const jobs = positiveArg("--jobs", opts.jobs);
     const results = await buildAll(specs, { force: opts.force, jobs, quiet: !!opts.json });
     if (opts.json) return void console.log(JSON.stringify(results.map(({ library, dir, cached, seconds, manifest }) => ({ library, dir, cached, seconds, manifest })), null, 2));
     for (const r of results) {

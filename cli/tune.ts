@@ -51,7 +51,7 @@ import { compileCandidates } from "../bench/tune/compile.ts";
 import { workloadFileError } from "./bench.ts";
 import { importDefault, loadSpecs } from "./load-spec.ts";
 import { table } from "../bench/table.ts";
-import { UsageError } from "./usage-error.ts";
+import { positiveArg, UsageError } from "./usage-error.ts";
 import { DEFAULT_FIT_BATCHES, DEFAULT_FIT_SEED, SERVING_MIX_NAMES } from "../bench/family-batches.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -85,12 +85,6 @@ export interface TuneOpts {
   out?: string;
   models: string;
   from?: string;
-}
-
-function positive(name: string, v: string, integer = true): number {
-  const n = Number(v);
-  if (!(integer ? Number.isInteger(n) : Number.isFinite(n)) || n <= 0) throw new UsageError(`${name} = ${v}: must be a positive ${integer ? "integer" : "number"}`);
-  return n;
 }
 
 async function baseSpec(opts: TuneOpts): Promise<KernelSpec> {
@@ -201,14 +195,14 @@ function printEnumeration(base: KernelSpec, s: SearchSpace, cands: Candidate[], 
 
 export async function tune(opts: TuneOpts): Promise<void> {
   const base = await baseSpec(opts);
-  const iters = positive("--iters", opts.iters ?? "40");
-  const warmup = positive("--warmup", opts.warmup ?? "5");
-  const eta = positive("--eta", opts.eta);
+  const iters = positiveArg("--iters", opts.iters ?? "40");
+  const warmup = positiveArg("--warmup", opts.warmup ?? "5");
+  const eta = positiveArg("--eta", opts.eta);
   if (eta < 2) throw new UsageError(`--eta = ${opts.eta}: must be at least 2`);
-  const top = positive("--top", opts.top);
-  const jobs = positive("--jobs", opts.jobs);
-  const budget = opts.budget !== undefined ? positive("--budget", opts.budget) : undefined;
-  const minutes = opts.minutes !== undefined ? positive("--minutes", opts.minutes, false) : undefined;
+  const top = positiveArg("--top", opts.top);
+  const jobs = positiveArg("--jobs", opts.jobs);
+  const budget = opts.budget !== undefined ? positiveArg("--budget", opts.budget) : undefined;
+  const minutes = opts.minutes !== undefined ? positiveArg("--minutes", opts.minutes, false) : undefined;
   if (!["auto", "exhaustive", "halving"].includes(opts.strategy)) throw new UsageError(`--strategy ${opts.strategy}: one of auto, exhaustive, halving`);
   const workloadsPath = resolve(opts.workloads);
   const workloads = tuneWorkloads(workloadsPath, base, opts.filter);
