@@ -1,6 +1,7 @@
-// What `podgen tune --family` and `podgen bench --family` share: the family named on the command
-// line, the batches it is timed on (bench/family-batches.ts) and the listing of `--dry-run`.
-import { FAMILY_PRESETS, resourceModel, type FamilySpec } from "../dsl/index.ts";
+// What `podgen tune --family`, `podgen bench --family` and `podgen inspect <family>` share: the
+// family named on the command line, the batches it is timed on (bench/family-batches.ts), how a
+// member's tiles are shown and the listing of `--dry-run`.
+import { FAMILY_PRESETS, resourceModel, type FamilySpec, type KernelSpec } from "../dsl/index.ts";
 import { describeShape, servingMixFor, SERVING_MIX_NAMES, type FamilyBatch, type ServingMixName } from "../bench/family-batches.ts";
 import { SERVING_MIXES, type ServingMix } from "../bench/serving-batches.ts";
 import { shapeKey } from "../bench/tune/db.ts";
@@ -14,6 +15,14 @@ export async function familyArg(arg: string): Promise<FamilySpec> {
   const family = await loadFamily(arg);
   if (!family) throw new UsageError(`--family ${arg}: not a config family (preset families: ${FAMILY_PRESETS.map((f) => f.name).join(", ")}; or a file exporting pod.family)`);
   return family;
+}
+
+/** A member's prefill and decode tiles as tables show them: `128x64 8w 2st`, `16x64 x1 2st`. */
+export function memberTiles(spec: KernelSpec): { prefill: string; decode: string } {
+  return {
+    prefill: `${spec.prefill.tile.q}x${spec.prefill.tile.kv} ${spec.prefill.warps}w ${spec.prefill.stages}st`,
+    decode: `${spec.decode.tile.q}x${spec.decode.tile.kv} x${spec.decode.virtualCtas} ${spec.decode.stages}st`,
+  };
 }
 
 /** The serving mix of the family's batches: --mix, else the one of the family's model shape. */
@@ -47,13 +56,10 @@ export function printTimingPlan(family: FamilySpec, batches: readonly FamilyBatc
   console.log(
     table(
       ["member", "prefill engine", "prefill tile", "decode tile", "CTAs/SM"],
-      family.members.map((spec, i) => [
-        family.memberNames[i]!,
-        resourceModel(spec).prefillEngine,
-        `${spec.prefill.tile.q}x${spec.prefill.tile.kv} ${spec.prefill.warps}w ${spec.prefill.stages}st`,
-        `${spec.decode.tile.q}x${spec.decode.tile.kv} x${spec.decode.virtualCtas} ${spec.decode.stages}st`,
-        spec.ctasPerSm,
-      ]),
+      family.members.map((spec, i) => {
+        const tiles = memberTiles(spec);
+        return [family.memberNames[i]!, resourceModel(spec).prefillEngine, tiles.prefill, tiles.decode, spec.ctasPerSm];
+      }),
     ),
   );
   console.log();

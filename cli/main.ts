@@ -11,6 +11,7 @@ import { spillReasons } from "../codegen/manifest.ts";
 import { describeError, EXIT, exitCodeFor, UsageError } from "./errors.ts";
 import { positiveArg } from "./usage-error.ts";
 import { buildAll } from "./build-all.ts";
+import { memberTiles } from "./family-options.ts";
 import { loadFamily, loadSpecs } from "./load-spec.ts";
 import { parseCaseFile } from "./verify-cases.ts";
 import { verifyCases, type VerifyFormat } from "./verify.ts";
@@ -157,14 +158,15 @@ async function inspectFamily(family: FamilySpec, json: boolean): Promise<void> {
   const build = await findCachedFamilyBuild(family);
   const rows = family.members.map((spec, i) => {
     const model = resourceModel(spec);
+    const tiles = memberTiles(spec);
     return {
       index: i,
       member: family.memberNames[i]!,
       spec: spec.name,
       hash: spec.hash,
       engine: model.prefillEngine,
-      prefillTile: `${spec.prefill.tile.q}x${spec.prefill.tile.kv} ${spec.prefill.warps}w ${spec.prefill.stages}st`,
-      decodeTile: `${spec.decode.tile.q}x${spec.decode.tile.kv} x${spec.decode.virtualCtas} ${spec.decode.stages}st`,
+      prefillTile: tiles.prefill,
+      decodeTile: tiles.decode,
       ctasPerSm: spec.ctasPerSm,
       schedule: spec.schedule.kind,
       smemKiB: Number((model.smem.perCta / 1024).toFixed(1)),
