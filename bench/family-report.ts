@@ -8,7 +8,7 @@ import type { ChoiceReason, Mode } from "../runtime/index.ts";
 import type { AutoTiming, CandidateTiming } from "./family-timing.ts";
 import { table } from "./table.ts";
 import { torchBestSerial, type TorchPart, type TorchReport, type TorchWorkload } from "./torch.ts";
-import type { FamilyBatch } from "./family-batches.ts";
+import { batchLengths, type FamilyBatch } from "./family-batches.ts";
 
 /** Speedups of one way of running a batch: our serial's time over its time, and PyTorch's. */
 export interface Speedups {
@@ -108,8 +108,7 @@ export function familyBatchResult(batch: FamilyBatch & { set: ReportedSet }, can
   return {
     name: batch.name,
     set: batch.set,
-    prefills: batch.shape.prefills.map((p): [number, number] => [p.qLen, p.kvLen]),
-    decodes: [...batch.shape.decodes],
+    ...batchLengths(batch.shape),
     auto,
     presetUs,
     best: fastest && { member: fastest.member, mode: fastest.mode, us: fastest.us },

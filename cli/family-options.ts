@@ -2,7 +2,7 @@
 // family named on the command line, the batches it is timed on (bench/family-batches.ts), how a
 // member's tiles are shown and the listing of `--dry-run`.
 import { FAMILY_PRESETS, resourceModel, type FamilySpec, type KernelSpec } from "../dsl/index.ts";
-import { describeShape, servingMixFor, SERVING_MIX_NAMES, type FamilyBatch, type ServingMixName } from "../bench/family-batches.ts";
+import { batchLengths, describeShape, servingMixFor, SERVING_MIX_NAMES, type FamilyBatch, type ServingMixName } from "../bench/family-batches.ts";
 import { SERVING_MIXES, type ServingMix } from "../bench/serving-batches.ts";
 import { shapeKey } from "../bench/tune/db.ts";
 import { table } from "../bench/table.ts";
@@ -46,7 +46,7 @@ export function printTimingPlan(family: FamilySpec, batches: readonly FamilyBatc
   const perBatch = candidates.length + (o.extraTimings ?? 0);
   const timings = batches.length * perBatch;
   if (o.json) {
-    const lengths = (b: FamilyBatch) => ({ name: b.name, set: b.set, prefills: b.shape.prefills.map((p) => [p.qLen, p.kvLen]), decodes: b.shape.decodes });
+    const lengths = (b: FamilyBatch) => ({ name: b.name, set: b.set, ...batchLengths(b.shape) });
     console.log(JSON.stringify({ family: family.name, members: family.memberNames, candidates, batches: batches.map(lengths), timings, launches: timings * (o.iters + o.warmup) }, null, 1));
     return;
   }
