@@ -6,6 +6,7 @@
 // summarised apart. Also the host's plan time. The table is printed from a report (also `--from`).
 import type { ChoiceReason, Mode } from "../runtime/index.ts";
 import type { AutoTiming, CandidateTiming } from "./family-timing.ts";
+import { geomean, upperMedian } from "./stats.ts";
 import { table } from "./table.ts";
 import { torchBestSerial, type TorchPart, type TorchReport, type TorchWorkload } from "./torch.ts";
 import { batchLengths, type FamilyBatch } from "./family-batches.ts";
@@ -126,16 +127,6 @@ export function familyBatchResult(batch: FamilyBatch & { set: ReportedSet }, can
   };
 }
 
-export const geomean = (xs: readonly (number | null)[]): number | null => {
-  const v = xs.filter((x): x is number => x !== null && x > 0);
-  return v.length ? Math.exp(v.reduce((s, x) => s + Math.log(x), 0) / v.length) : null;
-};
-
-const median = (xs: number[]): number | null => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.floor(s.length / 2)]! : null;
-};
-
 export function summarizeSet(batches: readonly FamilyBenchBatch[]): FamilySetSummary {
   const speedups = (of: (b: FamilyBenchBatch) => Speedups): Speedups => ({
     vsOwnSerial: geomean(batches.map((b) => of(b).vsOwnSerial)),
@@ -147,7 +138,7 @@ export function summarizeSet(batches: readonly FamilyBenchBatch[]): FamilySetSum
     speedup: { auto: speedups((b) => b.speedup.auto), preset: speedups((b) => b.speedup.preset), best: speedups((b) => b.speedup.best) },
     autoOverBest: geomean(batches.map((b) => b.autoOverBest)),
     autoChoseFastest: batches.filter((b) => b.best && b.best.member === b.auto.member && b.best.mode === b.auto.mode).length,
-    autoMedianPredictionError: median(errors),
+    autoMedianPredictionError: upperMedian(errors),
   };
 }
 
