@@ -25,7 +25,8 @@ import { findCostModel } from "../bench/tune/cost-model.ts";
 import type { FitSet } from "../bench/tune/family.ts";
 import { checkTarget } from "../bench/tune/gpu.ts";
 import { familyArg, mixArg, paperBatches, printTimingPlan } from "./family-options.ts";
-import { positiveArg, UsageError } from "./usage-error.ts";
+import { positiveArg } from "./args.ts";
+import { UsageError } from "./usage-error.ts";
 
 export interface BenchFamilyOpts {
   family: string;

@@ -22,7 +22,8 @@ import { selectWorkloads, specsOf, type Workload } from "../bench/workloads.ts";
 import { JsonInputError } from "../codegen/json.ts";
 import { SpecError } from "../dsl/index.ts";
 import { buildAll } from "./build-all.ts";
-import { positiveArg, UsageError } from "./usage-error.ts";
+import { givenFlags, positiveArg } from "./args.ts";
+import { UsageError } from "./usage-error.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -68,7 +69,6 @@ export function workloadFileError(e: unknown, path: string): Error {
 /** Options of one kind of bench only: the spec variants' (the default) or a config family's (--family). */
 const SPECS_ONLY = ["standaloneVariants", "plot", "jobs"];
 const FAMILY_ONLY = ["heldout", "heldoutSeed", "mix", "models", "planIters", "dryRun", "json"];
-const flag = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 export function registerBenchCommand(program: Command): Command {
   const def = (p: string) => join(relative(process.cwd(), ROOT) || ".", p);
@@ -111,14 +111,13 @@ A run measures the machine it ran on, so by default its report goes next to the 
 results (or an installed package). To keep one, name it with --out.`,
     )
     .action(async (opts: BenchOpts, command: Command) => {
-      const given = (keys: string[]) => keys.filter((k) => command.getOptionValueSource(k) === "cli").map(flag);
       if (opts.family) {
-        const wrong = given(["from", ...SPECS_ONLY]);
+        const wrong = givenFlags(command, ["from", ...SPECS_ONLY]);
         if (wrong.length > 0) throw new UsageError(`--family: ${wrong.join(", ")} ${wrong.length > 1 ? "are" : "is"} for the spec variants' bench (a family's report prints with --from alone)`);
         const { benchFamily } = await import("./bench-family.ts");
         return benchFamily({ ...opts, family: opts.family, out: command.getOptionValueSource("out") === "cli" ? opts.out : undefined });
       }
-      const wrong = given(FAMILY_ONLY);
+      const wrong = givenFlags(command, FAMILY_ONLY);
       if (wrong.length > 0) throw new UsageError(`${wrong.join(", ")} ${wrong.length > 1 ? "are" : "is"} for --family`);
       const plot = async (report: string) => {
         if (!opts.plot) return;

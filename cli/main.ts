@@ -9,7 +9,7 @@ import type { FamilySpec } from "../dsl/index.ts";
 import { generateKernel, staleKernelFiles, writeKernelFiles } from "../codegen/generate.ts";
 import { spillReasons } from "../codegen/manifest.ts";
 import { describeError, EXIT, exitCodeFor, UsageError } from "./errors.ts";
-import { positiveArg } from "./usage-error.ts";
+import { positiveArg } from "./args.ts";
 import { buildAll } from "./build-all.ts";
 import { memberTiles } from "./family-options.ts";
 import { loadFamily, loadSpecs } from "./load-spec.ts";

@@ -18,7 +18,8 @@ import { writeCostModel } from "../bench/tune/cost-model.ts";
 import { fitFamilyTimings, formatFit, timeFamily, type FamilyTimings } from "../bench/tune/family.ts";
 import { checkTarget } from "../bench/tune/gpu.ts";
 import { familyArg, mixArg, paperBatches, printTimingPlan } from "./family-options.ts";
-import { positiveArg, UsageError } from "./usage-error.ts";
+import { positiveArg } from "./args.ts";
+import { UsageError } from "./usage-error.ts";
 
 export interface TuneFamilyOpts {
   family: string;

@@ -51,7 +51,8 @@ import { compileCandidates } from "../bench/tune/compile.ts";
 import { workloadFileError } from "./bench.ts";
 import { importDefault, loadSpecs } from "./load-spec.ts";
 import { table } from "../bench/table.ts";
-import { positiveArg, UsageError } from "./usage-error.ts";
+import { givenFlags, positiveArg } from "./args.ts";
+import { UsageError } from "./usage-error.ts";
 import { DEFAULT_FIT_BATCHES, DEFAULT_FIT_SEED, SERVING_MIX_NAMES } from "../bench/family-batches.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -331,7 +332,6 @@ export async function tune(opts: TuneOpts): Promise<void> {
 /** Options of one kind of tune only: a spec's search (--preset/--spec) or a family's cost model (--family). */
 const SPEC_ONLY = ["preset", "spec", "space", "strategy", "eta", "budget", "minutes", "jobs", "db", "fresh", "report", "top", "gpu", "plot"];
 const FAMILY_ONLY = ["fitBatches", "fitSeed", "mix", "out", "models", "from"];
-const flag = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 export function registerTuneCommand(program: Command): Command {
   const def = (p: string) => join(relative(process.cwd(), ROOT) || ".", p);
@@ -380,14 +380,13 @@ Examples:
   podgen build --tuned llama3_8b                                build the winner for this GPU (or the preset, saying why)`,
     )
     .action(async (opts: TuneOpts, command: Command) => {
-      const given = (keys: string[]) => keys.filter((k) => command.getOptionValueSource(k) === "cli").map(flag);
       if (opts.family) {
-        const wrong = given(SPEC_ONLY);
+        const wrong = givenFlags(command, SPEC_ONLY);
         if (wrong.length > 0) throw new UsageError(`--family fits a family's cost model; ${wrong.join(", ")} ${wrong.length > 1 ? "are" : "is"} for a spec's search (--preset, --spec)`);
         const { tuneFamily } = await import("./tune-family.ts");
         return tuneFamily({ ...opts, family: opts.family, iters: opts.iters ?? "10", warmup: opts.warmup ?? "3" });
       }
-      const wrong = given(FAMILY_ONLY);
+      const wrong = givenFlags(command, FAMILY_ONLY);
       if (wrong.length > 0) throw new UsageError(`${wrong.join(", ")} ${wrong.length > 1 ? "are" : "is"} for --family`);
       return tune(opts);
     });
