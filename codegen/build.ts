@@ -44,7 +44,7 @@ const kernelResourcesSchema = z.looseObject({
 }) satisfies z.ZodType<KernelResources>;
 
 /** The manifest as a cached build holds it, checked against Manifest (a field one lacks fails typecheck). */
-const manifestSchema = z.looseObject({
+export const manifestSchema = z.looseObject({
   name: z.string(),
   specHash: z.string(),
   buildKey: z.string(),

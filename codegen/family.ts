@@ -18,6 +18,7 @@ import {
   defaultCacheDir,
   kernelHeaders,
   kernelManifest,
+  manifestSchema,
   mapDiagnostics,
   nvccFlags,
   nvccVersion,
@@ -68,7 +69,7 @@ const familyManifestSchema = z.looseObject({
   library: z.string(),
   symbolPrefix: z.string(),
   memberNames: z.array(z.string()),
-  members: z.array(z.looseObject({}).transform((m) => m as unknown as Manifest)),
+  members: z.array(manifestSchema),
 }) satisfies z.ZodType<FamilyManifest, unknown>;
 
 export interface FamilyBuildResult {
