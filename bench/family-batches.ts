@@ -59,6 +59,11 @@ export function heldOutBatches(mix: ServingMix, seed: number, count: number, fit
   return drawn.slice(0, count).map((b) => ({ name: b.name, set: "heldout", shape: b.shape }));
 }
 
+/** A batch's lengths as the reports store them: [qLen, kvLen] per prefill, kvLen per decode. */
+export function batchLengths(shape: BatchShape): { prefills: [number, number][]; decodes: number[] } {
+  return { prefills: shape.prefills.map((p): [number, number] => [p.qLen, p.kvLen]), decodes: [...shape.decodes] };
+}
+
 /** A one-line description of a batch's lengths, for tables and logs. */
 export function describeShape(shape: BatchShape): string {
   const chunks = shape.prefills.map((p) => `${p.qLen}/${p.kvLen}`).join(" ") || "no prefill";

@@ -6,9 +6,10 @@
 // summarised apart. Also the host's plan time. The table is printed from a report (also `--from`).
 import type { ChoiceReason, Mode } from "../runtime/index.ts";
 import type { AutoTiming, CandidateTiming } from "./family-timing.ts";
+import { geomean, upperMedian } from "./stats.ts";
 import { table } from "./table.ts";
 import { torchBestSerial, type TorchPart, type TorchReport, type TorchWorkload } from "./torch.ts";
-import type { FamilyBatch } from "./family-batches.ts";
+import { batchLengths, type FamilyBatch } from "./family-batches.ts";
 
 /** Speedups of one way of running a batch: our serial's time over its time, and PyTorch's. */
 export interface Speedups {
@@ -108,8 +109,7 @@ export function familyBatchResult(batch: FamilyBatch & { set: ReportedSet }, can
   return {
     name: batch.name,
     set: batch.set,
-    prefills: batch.shape.prefills.map((p): [number, number] => [p.qLen, p.kvLen]),
-    decodes: [...batch.shape.decodes],
+    ...batchLengths(batch.shape),
     auto,
     presetUs,
     best: fastest && { member: fastest.member, mode: fastest.mode, us: fastest.us },
@@ -127,16 +127,6 @@ export function familyBatchResult(batch: FamilyBatch & { set: ReportedSet }, can
   };
 }
 
-export const geomean = (xs: readonly (number | null)[]): number | null => {
-  const v = xs.filter((x): x is number => x !== null && x > 0);
-  return v.length ? Math.exp(v.reduce((s, x) => s + Math.log(x), 0) / v.length) : null;
-};
-
-const median = (xs: number[]): number | null => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.floor(s.length / 2)]! : null;
-};
-
 export function summarizeSet(batches: readonly FamilyBenchBatch[]): FamilySetSummary {
   const speedups = (of: (b: FamilyBenchBatch) => Speedups): Speedups => ({
     vsOwnSerial: geomean(batches.map((b) => of(b).vsOwnSerial)),
@@ -148,7 +138,7 @@ export function summarizeSet(batches: readonly FamilyBenchBatch[]): FamilySetSum
     speedup: { auto: speedups((b) => b.speedup.auto), preset: speedups((b) => b.speedup.preset), best: speedups((b) => b.speedup.best) },
     autoOverBest: geomean(batches.map((b) => b.autoOverBest)),
     autoChoseFastest: batches.filter((b) => b.best && b.best.member === b.auto.member && b.best.mode === b.auto.mode).length,
-    autoMedianPredictionError: median(errors),
+    autoMedianPredictionError: upperMedian(errors),
   };
 }
 

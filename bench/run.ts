@@ -19,6 +19,7 @@
 // PyTorch baselines (bench/torch_baselines.py, run by bench/torch.ts) are merged from the JSON that
 // script writes. The workloads come from bench/workloads.ts; the report and its table are bench/report.ts.
 import { overlapEfficiency, type BenchReport, type Timing, type WorkloadResult } from "./report.ts";
+import { geomean } from "./stats.ts";
 import { hopperSerial, torchBestSerial, type TorchReport } from "./torch.ts";
 import { decodeKvBytes, prefillFlops, selectWorkloads, specsOf, type Workload } from "./workloads.ts";
 import { symbolPrefix, type KernelSpec } from "../dsl/index.ts";
@@ -358,8 +359,6 @@ export function runWorkload(
     errors,
   };
 }
-
-const geomean = (xs: number[]) => (xs.length ? Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length) : null);
 
 export function runBench(device: Device, workloads: Workload[], opts: BenchOptions & { commit: string }): BenchReport {
   const log = opts.log ?? (() => {});

@@ -24,7 +24,8 @@ import { torchRunner } from "../bench/torch.ts";
 import { findCostModel } from "../bench/tune/cost-model.ts";
 import type { FitSet } from "../bench/tune/family.ts";
 import { checkTarget } from "../bench/tune/gpu.ts";
-import { countArg, familyArg, mixArg, paperBatches, printTimingPlan } from "./family-options.ts";
+import { familyArg, mixArg, paperBatches, printTimingPlan } from "./family-options.ts";
+import { positiveArg } from "./args.ts";
 import { UsageError } from "./usage-error.ts";
 
 export interface BenchFamilyOpts {
@@ -60,11 +61,11 @@ function heldOut(fitSet: FitSet, paper: readonly FamilyBatch[], mix: ServingMixN
 
 export async function benchFamily(opts: BenchFamilyOpts): Promise<void> {
   const family = await familyArg(opts.family);
-  const iters = countArg("--iters", opts.iters);
-  const warmup = countArg("--warmup", opts.warmup);
-  const count = countArg("--heldout", opts.heldout);
-  const seed = countArg("--heldout-seed", opts.heldoutSeed);
-  const planIters = countArg("--plan-iters", opts.planIters);
+  const iters = positiveArg("--iters", opts.iters);
+  const warmup = positiveArg("--warmup", opts.warmup);
+  const count = positiveArg("--heldout", opts.heldout);
+  const seed = positiveArg("--heldout-seed", opts.heldoutSeed);
+  const planIters = positiveArg("--plan-iters", opts.planIters);
   const mix = mixArg(opts.mix, family);
   const models = resolve(opts.models);
   const paper = paperBatches(resolve(opts.workloads), opts.filter, family).map((b) => ({ ...b, set: "paper" as const }));

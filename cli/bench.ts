@@ -22,6 +22,7 @@ import { selectWorkloads, specsOf, type Workload } from "../bench/workloads.ts";
 import { JsonInputError } from "../codegen/json.ts";
 import { SpecError } from "../dsl/index.ts";
 import { buildAll } from "./build-all.ts";
+import { givenFlags, positiveArg } from "./args.ts";
 import { UsageError } from "./usage-error.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -48,12 +49,6 @@ interface BenchOpts {
   standaloneVariants?: boolean;
 }
 
-function positive(name: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} = ${v}: must be a positive integer`);
-  return n;
-}
-
 /** Whether a report file is `podgen bench --family`'s (its kind says so; anything else reads as a bench report). */
 function isFamilyReport(path: string): boolean {
   try {
@@ -74,7 +69,6 @@ export function workloadFileError(e: unknown, path: string): Error {
 /** Options of one kind of bench only: the spec variants' (the default) or a config family's (--family). */
 const SPECS_ONLY = ["standaloneVariants", "plot", "jobs"];
 const FAMILY_ONLY = ["heldout", "heldoutSeed", "mix", "models", "planIters", "dryRun", "json"];
-const flag = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 export function registerBenchCommand(program: Command): Command {
   const def = (p: string) => join(relative(process.cwd(), ROOT) || ".", p);
@@ -117,14 +111,13 @@ A run measures the machine it ran on, so by default its report goes next to the 
 results (or an installed package). To keep one, name it with --out.`,
     )
     .action(async (opts: BenchOpts, command: Command) => {
-      const given = (keys: string[]) => keys.filter((k) => command.getOptionValueSource(k) === "cli").map(flag);
       if (opts.family) {
-        const wrong = given(["from", ...SPECS_ONLY]);
+        const wrong = givenFlags(command, ["from", ...SPECS_ONLY]);
         if (wrong.length > 0) throw new UsageError(`--family: ${wrong.join(", ")} ${wrong.length > 1 ? "are" : "is"} for the spec variants' bench (a family's report prints with --from alone)`);
         const { benchFamily } = await import("./bench-family.ts");
         return benchFamily({ ...opts, family: opts.family, out: command.getOptionValueSource("out") === "cli" ? opts.out : undefined });
       }
-      const wrong = given(FAMILY_ONLY);
+      const wrong = givenFlags(command, FAMILY_ONLY);
       if (wrong.length > 0) throw new UsageError(`${wrong.join(", ")} ${wrong.length > 1 ? "are" : "is"} for --family`);
       const plot = async (report: string) => {
         if (!opts.plot) return;
@@ -144,9 +137,9 @@ results (or an installed package). To keep one, name it with --out.`,
         console.log(formatTable(readBenchReport(opts.from)));
         return void (await plot(opts.from));
       }
-      const iters = positive("--iters", opts.iters);
-      const warmup = positive("--warmup", opts.warmup);
-      const jobs = positive("--jobs", opts.jobs);
+      const iters = positiveArg("--iters", opts.iters);
+      const warmup = positiveArg("--warmup", opts.warmup);
+      const jobs = positiveArg("--jobs", opts.jobs);
       if (!existsSync(opts.workloads)) throw new UsageError(`--workloads ${opts.workloads}: no such file`);
       let workloads: Workload[];
       try {

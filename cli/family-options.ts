@@ -1,7 +1,8 @@
-// What `podgen tune --family` and `podgen bench --family` share: the family named on the command
-// line, the batches it is timed on (bench/family-batches.ts) and the listing of `--dry-run`.
-import { FAMILY_PRESETS, resourceModel, type FamilySpec } from "../dsl/index.ts";
-import { describeShape, servingMixFor, SERVING_MIX_NAMES, type FamilyBatch, type ServingMixName } from "../bench/family-batches.ts";
+// What `podgen tune --family`, `podgen bench --family` and `podgen inspect <family>` share: the
+// family named on the command line, the batches it is timed on (bench/family-batches.ts), how a
+// member's tiles are shown and the listing of `--dry-run`.
+import { FAMILY_PRESETS, resourceModel, type FamilySpec, type KernelSpec } from "../dsl/index.ts";
+import { batchLengths, describeShape, servingMixFor, SERVING_MIX_NAMES, type FamilyBatch, type ServingMixName } from "../bench/family-batches.ts";
 import { SERVING_MIXES, type ServingMix } from "../bench/serving-batches.ts";
 import { shapeKey } from "../bench/tune/db.ts";
 import { table } from "../bench/table.ts";
@@ -16,10 +17,12 @@ export async function familyArg(arg: string): Promise<FamilySpec> {
   return family;
 }
 
-export function countArg(name: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} = ${v}: must be a positive integer`);
-  return n;
+/** A member's prefill and decode tiles as tables show them: `128x64 8w 2st`, `16x64 x1 2st`. */
+export function memberTiles(spec: KernelSpec): { prefill: string; decode: string } {
+  return {
+    prefill: `${spec.prefill.tile.q}x${spec.prefill.tile.kv} ${spec.prefill.warps}w ${spec.prefill.stages}st`,
+    decode: `${spec.decode.tile.q}x${spec.decode.tile.kv} x${spec.decode.virtualCtas} ${spec.decode.stages}st`,
+  };
 }
 
 /** The serving mix of the family's batches: --mix, else the one of the family's model shape. */
@@ -43,7 +46,7 @@ export function printTimingPlan(family: FamilySpec, batches: readonly FamilyBatc
   const perBatch = candidates.length + (o.extraTimings ?? 0);
   const timings = batches.length * perBatch;
   if (o.json) {
-    const lengths = (b: FamilyBatch) => ({ name: b.name, set: b.set, prefills: b.shape.prefills.map((p) => [p.qLen, p.kvLen]), decodes: b.shape.decodes });
+    const lengths = (b: FamilyBatch) => ({ name: b.name, set: b.set, ...batchLengths(b.shape) });
     console.log(JSON.stringify({ family: family.name, members: family.memberNames, candidates, batches: batches.map(lengths), timings, launches: timings * (o.iters + o.warmup) }, null, 1));
     return;
   }
@@ -53,13 +56,10 @@ export function printTimingPlan(family: FamilySpec, batches: readonly FamilyBatc
   console.log(
     table(
       ["member", "prefill engine", "prefill tile", "decode tile", "CTAs/SM"],
-      family.members.map((spec, i) => [
-        family.memberNames[i]!,
-        resourceModel(spec).prefillEngine,
-        `${spec.prefill.tile.q}x${spec.prefill.tile.kv} ${spec.prefill.warps}w ${spec.prefill.stages}st`,
-        `${spec.decode.tile.q}x${spec.decode.tile.kv} x${spec.decode.virtualCtas} ${spec.decode.stages}st`,
-        spec.ctasPerSm,
-      ]),
+      family.members.map((spec, i) => {
+        const tiles = memberTiles(spec);
+        return [family.memberNames[i]!, resourceModel(spec).prefillEngine, tiles.prefill, tiles.decode, spec.ctasPerSm];
+      }),
     ),
   );
   console.log();

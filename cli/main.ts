@@ -9,7 +9,9 @@ import type { FamilySpec } from "../dsl/index.ts";
 import { generateKernel, staleKernelFiles, writeKernelFiles } from "../codegen/generate.ts";
 import { spillReasons } from "../codegen/manifest.ts";
 import { describeError, EXIT, exitCodeFor, UsageError } from "./errors.ts";
+import { positiveArg } from "./args.ts";
 import { buildAll } from "./build-all.ts";
+import { memberTiles } from "./family-options.ts";
 import { loadFamily, loadSpecs } from "./load-spec.ts";
 import { parseCaseFile } from "./verify-cases.ts";
 import { verifyCases, type VerifyFormat } from "./verify.ts";
@@ -122,8 +124,7 @@ program
     }
     let specs = await loadSpecs(specArgs);
     if (opts.tuned) specs = await (await import("./tune.ts")).tunedSpecs(specs);
-    const jobs = Number(opts.jobs);
-    if (!Number.isInteger(jobs) || jobs < 1) throw new UsageError(`--jobs = ${opts.jobs}: must be a positive integer`);
+    const jobs = positiveArg("--jobs", opts.jobs);
     const results = await buildAll(specs, { force: opts.force, jobs, quiet: !!opts.json });
     if (opts.json) return void console.log(JSON.stringify(results.map(({ library, dir, cached, seconds, manifest }) => ({ library, dir, cached, seconds, manifest })), null, 2));
     for (const r of results) {
@@ -157,14 +158,15 @@ async function inspectFamily(family: FamilySpec, json: boolean): Promise<void> {
   const build = await findCachedFamilyBuild(family);
   const rows = family.members.map((spec, i) => {
     const model = resourceModel(spec);
+    const tiles = memberTiles(spec);
     return {
       index: i,
       member: family.memberNames[i]!,
       spec: spec.name,
       hash: spec.hash,
       engine: model.prefillEngine,
-      prefillTile: `${spec.prefill.tile.q}x${spec.prefill.tile.kv} ${spec.prefill.warps}w ${spec.prefill.stages}st`,
-      decodeTile: `${spec.decode.tile.q}x${spec.decode.tile.kv} x${spec.decode.virtualCtas} ${spec.decode.stages}st`,
+      prefillTile: tiles.prefill,
+      decodeTile: tiles.decode,
       ctasPerSm: spec.ctasPerSm,
       schedule: spec.schedule.kind,
       smemKiB: Number((model.smem.perCta / 1024).toFixed(1)),

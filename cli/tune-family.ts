@@ -17,7 +17,8 @@ import { readFamilyTimings } from "../bench/schemas.ts";
 import { writeCostModel } from "../bench/tune/cost-model.ts";
 import { fitFamilyTimings, formatFit, timeFamily, type FamilyTimings } from "../bench/tune/family.ts";
 import { checkTarget } from "../bench/tune/gpu.ts";
-import { countArg, familyArg, mixArg, paperBatches, printTimingPlan } from "./family-options.ts";
+import { familyArg, mixArg, paperBatches, printTimingPlan } from "./family-options.ts";
+import { positiveArg } from "./args.ts";
 import { UsageError } from "./usage-error.ts";
 
 export interface TuneFamilyOpts {
@@ -57,10 +58,10 @@ export async function tuneFamily(opts: TuneFamilyOpts): Promise<void> {
     }
     return fitAndStore(timings, models, !!opts.json);
   }
-  const iters = countArg("--iters", opts.iters);
-  const warmup = countArg("--warmup", opts.warmup);
+  const iters = positiveArg("--iters", opts.iters);
+  const warmup = positiveArg("--warmup", opts.warmup);
   const mix = mixArg(opts.mix, family);
-  const fitSet = { mix: mix.name, seed: countArg("--fit-seed", opts.fitSeed), count: countArg("--fit-batches", opts.fitBatches) };
+  const fitSet = { mix: mix.name, seed: positiveArg("--fit-seed", opts.fitSeed), count: positiveArg("--fit-batches", opts.fitBatches) };
   const batches = [...paperBatches(resolve(opts.workloads), opts.filter, family), ...fitBatches(mix.mix, fitSet.seed, fitSet.count)];
   if (opts.dryRun) return printTimingPlan(family, batches, { iters, warmup, json: !!opts.json });
 

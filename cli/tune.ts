@@ -51,6 +51,7 @@ import { compileCandidates } from "../bench/tune/compile.ts";
 import { workloadFileError } from "./bench.ts";
 import { importDefault, loadSpecs } from "./load-spec.ts";
 import { table } from "../bench/table.ts";
+import { givenFlags, positiveArg } from "./args.ts";
 import { UsageError } from "./usage-error.ts";
 import { DEFAULT_FIT_BATCHES, DEFAULT_FIT_SEED, SERVING_MIX_NAMES } from "../bench/family-batches.ts";
 
@@ -85,12 +86,6 @@ export interface TuneOpts {
   out?: string;
   models: string;
   from?: string;
-}
-
-function positive(name: string, v: string, integer = true): number {
-  const n = Number(v);
-  if (!(integer ? Number.isInteger(n) : Number.isFinite(n)) || n <= 0) throw new UsageError(`${name} = ${v}: must be a positive ${integer ? "integer" : "number"}`);
-  return n;
 }
 
 async function baseSpec(opts: TuneOpts): Promise<KernelSpec> {
@@ -201,14 +196,14 @@ function printEnumeration(base: KernelSpec, s: SearchSpace, cands: Candidate[], 
 
 export async function tune(opts: TuneOpts): Promise<void> {
   const base = await baseSpec(opts);
-  const iters = positive("--iters", opts.iters ?? "40");
-  const warmup = positive("--warmup", opts.warmup ?? "5");
-  const eta = positive("--eta", opts.eta);
+  const iters = positiveArg("--iters", opts.iters ?? "40");
+  const warmup = positiveArg("--warmup", opts.warmup ?? "5");
+  const eta = positiveArg("--eta", opts.eta);
   if (eta < 2) throw new UsageError(`--eta = ${opts.eta}: must be at least 2`);
-  const top = positive("--top", opts.top);
-  const jobs = positive("--jobs", opts.jobs);
-  const budget = opts.budget !== undefined ? positive("--budget", opts.budget) : undefined;
-  const minutes = opts.minutes !== undefined ? positive("--minutes", opts.minutes, false) : undefined;
+  const top = positiveArg("--top", opts.top);
+  const jobs = positiveArg("--jobs", opts.jobs);
+  const budget = opts.budget !== undefined ? positiveArg("--budget", opts.budget) : undefined;
+  const minutes = opts.minutes !== undefined ? positiveArg("--minutes", opts.minutes, false) : undefined;
   if (!["auto", "exhaustive", "halving"].includes(opts.strategy)) throw new UsageError(`--strategy ${opts.strategy}: one of auto, exhaustive, halving`);
   const workloadsPath = resolve(opts.workloads);
   const workloads = tuneWorkloads(workloadsPath, base, opts.filter);
@@ -337,7 +332,6 @@ export async function tune(opts: TuneOpts): Promise<void> {
 /** Options of one kind of tune only: a spec's search (--preset/--spec) or a family's cost model (--family). */
 const SPEC_ONLY = ["preset", "spec", "space", "strategy", "eta", "budget", "minutes", "jobs", "db", "fresh", "report", "top", "gpu", "plot"];
 const FAMILY_ONLY = ["fitBatches", "fitSeed", "mix", "out", "models", "from"];
-const flag = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 export function registerTuneCommand(program: Command): Command {
   const def = (p: string) => join(relative(process.cwd(), ROOT) || ".", p);
@@ -386,14 +380,13 @@ Examples:
   podgen build --tuned llama3_8b                                build the winner for this GPU (or the preset, saying why)`,
     )
     .action(async (opts: TuneOpts, command: Command) => {
-      const given = (keys: string[]) => keys.filter((k) => command.getOptionValueSource(k) === "cli").map(flag);
       if (opts.family) {
-        const wrong = given(SPEC_ONLY);
+        const wrong = givenFlags(command, SPEC_ONLY);
         if (wrong.length > 0) throw new UsageError(`--family fits a family's cost model; ${wrong.join(", ")} ${wrong.length > 1 ? "are" : "is"} for a spec's search (--preset, --spec)`);
         const { tuneFamily } = await import("./tune-family.ts");
         return tuneFamily({ ...opts, family: opts.family, iters: opts.iters ?? "10", warmup: opts.warmup ?? "3" });
       }
-      const wrong = given(FAMILY_ONLY);
+      const wrong = givenFlags(command, FAMILY_ONLY);
       if (wrong.length > 0) throw new UsageError(`${wrong.join(", ")} ${wrong.length > 1 ? "are" : "is"} for --family`);
       return tune(opts);
     });

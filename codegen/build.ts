@@ -3,7 +3,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { basename, join, relative } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import { canonicalJson, libraryFileName, resourceModel, specFields, symbolPrefix, TARGET_LIMITS, type KernelSpec } from "../dsl/index.ts";
 import { z } from "zod";
 import { generateCudaSources, type GeneratedFile } from "./generate.ts";
@@ -44,7 +44,7 @@ const kernelResourcesSchema = z.looseObject({
 }) satisfies z.ZodType<KernelResources>;
 
 /** The manifest as a cached build holds it, checked against Manifest (a field one lacks fails typecheck). */
-const manifestSchema = z.looseObject({
+export const manifestSchema = z.looseObject({
   name: z.string(),
   specHash: z.string(),
   buildKey: z.string(),
@@ -248,6 +248,21 @@ export function kernelManifest(spec: KernelSpec, build: Pick<Manifest, "buildKey
   };
 }
 
+/**
+ * Moves a build finished in its private folder `tmp` to its cache entry `dir` (over the entry there
+ * when `replace`); when a build of the same key got there first, that one is kept.
+ */
+export function publishBuild(tmp: string, dir: string, replace: boolean): void {
+  mkdirSync(dirname(dir), { recursive: true });
+  if (replace) rmSync(dir, { recursive: true, force: true });
+  try {
+    renameSync(tmp, dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if ((code !== "ENOTEMPTY" && code !== "EEXIST") || !existsSync(join(dir, "manifest.json"))) throw e;
+  }
+}
+
 export async function buildKernel(spec: KernelSpec, options: BuildOptions = {}): Promise<BuildResult> {
   const started = performance.now();
   if (!options.force) {
@@ -277,14 +292,7 @@ export async function buildKernel(spec: KernelSpec, options: BuildOptions = {}):
     const manifest = kernelManifest(spec, { buildKey: key, nvcc, flags, library: libraryName }, output);
     writeFileSync(join(tmp, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
     writeFileSync(join(tmp, "nvcc.log"), output);
-    mkdirSync(join(cacheDir, "builds"), { recursive: true });
-    if (replace) rmSync(dir, { recursive: true, force: true });
-    try {
-      renameSync(tmp, dir);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if ((code !== "ENOTEMPTY" && code !== "EEXIST") || !existsSync(join(dir, "manifest.json"))) throw e;
-    }
+    publishBuild(tmp, dir, replace);
     return { dir, library: join(dir, libraryName), manifest, cached: false, seconds: seconds() };
   } finally {
     rmSync(tmp, { recursive: true, force: true });

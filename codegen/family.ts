@@ -9,7 +9,7 @@
 // the objects. Same family, same bytes: the sources are rendered deterministically and the objects
 // are linked in member order.
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { z } from "zod";
 import { canonicalJson, libraryFileName, symbolPrefix, type FamilySpec } from "../dsl/index.ts";
@@ -18,9 +18,11 @@ import {
   defaultCacheDir,
   kernelHeaders,
   kernelManifest,
+  manifestSchema,
   mapDiagnostics,
   nvccFlags,
   nvccVersion,
+  publishBuild,
   runProcess,
   type BuildOptions,
   type Manifest,
@@ -67,7 +69,7 @@ const familyManifestSchema = z.looseObject({
   library: z.string(),
   symbolPrefix: z.string(),
   memberNames: z.array(z.string()),
-  members: z.array(z.looseObject({}).transform((m) => m as unknown as Manifest)),
+  members: z.array(manifestSchema),
 }) satisfies z.ZodType<FamilyManifest, unknown>;
 
 export interface FamilyBuildResult {
@@ -157,14 +159,7 @@ export async function buildFamily(family: FamilySpec, options: BuildOptions = {}
     };
     writeFileSync(join(tmp, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
     writeFileSync(join(tmp, "nvcc.log"), [...outputs, link.all].join("\n"));
-    mkdirSync(join(cacheDir, "builds"), { recursive: true });
-    if (replace) rmSync(dir, { recursive: true, force: true });
-    try {
-      renameSync(tmp, dir);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if ((code !== "ENOTEMPTY" && code !== "EEXIST") || !existsSync(join(dir, "manifest.json"))) throw e;
-    }
+    publishBuild(tmp, dir, replace);
     return { dir, library: join(dir, libraryName), manifest, cached: false, seconds: (performance.now() - started) / 1000 };
   } finally {
     rmSync(tmp, { recursive: true, force: true });

@@ -1,9 +1,9 @@
 // Config families: several fused configs of one model shape, built into one library whose planner
-// picks a member (and fused or serial) per batch (templates/pod/family.h).
+// picks a member (and fused or serial) per batch (templates/family/select.h).
 //
 //   pod.family({
 //     name: "llama3_8b_auto",
-//     base: presetByName("llama3_8b")!,            // the shared model shape and every default
+//     base: presetByName("llama3_8b_2cta")!,       // the shared model shape and every default
 //     members: [{ name: "preset" }, { name: "roles", ctasPerSm: 1, prefill: { warps: 8 } }],
 //   })
 //
@@ -22,7 +22,7 @@ import { canonicalJson, checkSpec, type KernelInput, type KernelSpec } from "./s
 /** The fields every member shares: what a batch's tensors and the KV cache look like. */
 export const FAMILY_SHAPE_FIELDS = ["target", "dtype", "heads", "headDim", "kvCache"] as const;
 
-/** At most this many members (templates/pod/family.h, POD_FAMILY_MAX_MEMBERS). */
+/** At most this many members (PODGEN_FAMILY_MAX_MEMBERS of the generated pod_family.h). */
 export const MAX_FAMILY_MEMBERS = 8;
 
 export type FamilyMemberInput = { name: string } & Omit<SpecOverrides, (typeof FAMILY_SHAPE_FIELDS)[number]>;

@@ -111,6 +111,9 @@ export function makeHostBatch(dims: KernelDims, shape: BatchShape, opts: BatchOp
 /** What draws a batch's tensors on the device: a kernel library (its dtype is the batch's). */
 export type RandomSource = Pick<KernelLibrary, "fillRandom" | "info">;
 
+/** Rows of a KV cache of `pages` pages (paged) or `pages` rows (contiguous). */
+const cacheRows = (dims: KernelDims, pages: number) => (dims.paged ? pages * dims.pageSize : pages);
+
 /** Sizes device buffers are allocated for; a batch fits when each of its sizes is within. */
 export interface BatchCapacity {
   prefillTokens: number;
@@ -165,7 +168,7 @@ export class DeviceBatch {
     readonly capacity: BatchCapacity,
   ) {
     const { numHeadsQ: hq, numHeadsKv: hkv, headDim: d } = dims;
-    const rows = dims.paged ? capacity.pages * dims.pageSize : capacity.pages;
+    const rows = cacheRows(dims, capacity.pages);
     const alloc = (label: string, bytes: number) => {
       const b = DeviceBuffer.alloc(Math.max(bytes, 16), label);
       this.buffers.push(b);
@@ -209,12 +212,12 @@ export class DeviceBatch {
     if (dtype !== this.dims.dtype) throw new RangeError(`the batch's dtype is ${this.dims.dtype}, but the library drawing it makes ${dtype}`);
     const b = host.batch;
     const { numHeadsQ: hq, numHeadsKv: hkv, headDim: d } = this.dims;
-    const cacheRows = this.dims.paged ? b.numPages * this.dims.pageSize : b.numPages;
+    const kvCount = cacheRows(this.dims, b.numPages) * hkv * d;
     const drawn: [DeviceBuffer, number, number][] = [
       [this.qPrefill, host.totalPrefillTokens * hq * d, RANDOM_TENSOR.qPrefill],
       [this.qDecode, b.numDecodes * hq * d, RANDOM_TENSOR.qDecode],
     ];
-    if (draw === "all") drawn.push([this.k, cacheRows * hkv * d, RANDOM_TENSOR.k], [this.v, cacheRows * hkv * d, RANDOM_TENSOR.v]);
+    if (draw === "all") drawn.push([this.k, kvCount, RANDOM_TENSOR.k], [this.v, kvCount, RANDOM_TENSOR.v]);
     // The page table and sinks first: these copies are synchronous, and would wait for the fills.
     if (host.sinks.length > 0) this.sinks.upload(host.sinks);
     this.pageIndptr.upload(b.pageIndptr!);
@@ -278,13 +281,13 @@ export class DeviceBatch {
   readInputs() {
     const host = this.requireBatch();
     const { numHeadsQ: hq, numHeadsKv: hkv, headDim: d } = this.dims;
-    const cacheRows = this.dims.paged ? host.batch.numPages * this.dims.pageSize : host.batch.numPages;
+    const kvCount = cacheRows(this.dims, host.batch.numPages) * hkv * d;
     const read16 = (b: DeviceBuffer, count: number) => b.download(new Uint16Array(count));
     return {
       qPrefill: read16(this.qPrefill, host.totalPrefillTokens * hq * d),
       qDecode: read16(this.qDecode, host.shape.decodes.length * hq * d),
-      k: read16(this.k, cacheRows * hkv * d),
-      v: read16(this.v, cacheRows * hkv * d),
+      k: read16(this.k, kvCount),
+      v: read16(this.v, kvCount),
     };
   }
 

@@ -143,10 +143,18 @@ test("serving batches: same seed, same batches; chunks fit the token budget and 
 
 const cacheDir = mkdtempSync(join(tmpdir(), "podgen-family-test-"));
 let lib: FamilyLibrary;
+let built: Awaited<ReturnType<typeof buildFamily>>;
 
 test.before(async () => {
-  const built = await buildFamily(tiny(), { cacheDir });
+  built = await buildFamily(tiny(), { cacheDir });
   lib = new FamilyLibrary(built.library, built.manifest.symbolPrefix);
+});
+
+test("family build: a second build reads the cached manifest back (its members' manifests checked by the kernel manifest schema)", async () => {
+  const again = await buildFamily(tiny(), { cacheDir });
+  assert.ok(again.cached);
+  assert.is(again.library, built.library);
+  assert.equal(again.manifest, built.manifest);
 });
 
 const planOf = (shape: BatchShape, options: Parameters<FamilyLibrary["plan"]>[1] = {}) =>

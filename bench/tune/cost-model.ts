@@ -13,6 +13,7 @@ import { writeFileAtomic } from "../../codegen/fs.ts";
 import { PACKAGE_ROOT } from "../../codegen/paths.ts";
 import { readJsonFile } from "../../codegen/json.ts";
 import { costModelSchema, MODES, type CostModel, type Mode } from "../../runtime/family.ts";
+import { geomean, upperMedian } from "../stats.ts";
 
 // From the package root, which the bundled CLI (.gpu/podgen.mjs) resolves too (codegen/paths.ts).
 export const DEFAULT_COST_MODELS = join(PACKAGE_ROOT, "bench", "tuning", "cost-models.json");
@@ -128,14 +129,12 @@ export function evaluateCostModel(model: CostModel, records: readonly TimingReco
     const pick = predicted.reduce((a, b) => (predictUs(model, b)! < predictUs(model, a)! ? b : a));
     return pick.us / best;
   });
-  const sorted = [...errors].sort((a, b) => a - b);
-  const finiteRegret = regret.filter(Number.isFinite);
   return {
     records: records.length,
-    medianRelError: sorted.length ? sorted[Math.floor(sorted.length / 2)]! : null,
-    maxRelError: sorted.length ? sorted[sorted.length - 1]! : null,
+    medianRelError: upperMedian(errors),
+    maxRelError: errors.length ? Math.max(...errors) : null,
     /** Geometric mean over batches of (measured time of the model's pick / the best measured). */
-    geomeanRegret: finiteRegret.length ? Math.exp(finiteRegret.reduce((s, x) => s + Math.log(x), 0) / finiteRegret.length) : null,
+    geomeanRegret: geomean(regret.filter(Number.isFinite)),
   };
 }
 

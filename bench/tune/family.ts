@@ -4,7 +4,7 @@
 // well it predicts and chooses on them. The raw times are a file of their own (FamilyTimings,
 // `--out`), so the fit can be redone from it without a GPU (`--from`).
 import type { Device, FamilyLibrary } from "../../runtime/index.ts";
-import { describeShape, type BatchSet, type FamilyBatch } from "../family-batches.ts";
+import { batchLengths, describeShape, type BatchSet, type FamilyBatch } from "../family-batches.ts";
 import { FamilyTimer, type CandidateTiming } from "../family-timing.ts";
 import { table } from "../table.ts";
 import { evaluateCostModel, fitCostModel, predictUs, type TimingRecord } from "./cost-model.ts";
@@ -67,8 +67,7 @@ export function timeFamily(device: Device, lib: FamilyLibrary, batches: readonly
       return {
         name: b.name,
         set: b.set,
-        prefills: b.shape.prefills.map((p): [number, number] => [p.qLen, p.kvLen]),
-        decodes: [...b.shape.decodes],
+        ...batchLengths(b.shape),
         candidates: timer.timeBatch(b).candidates,
       };
     });
