@@ -4,6 +4,7 @@
 // report (bench/tune/family.ts, bench/family-report.ts). A file that is not one fails where it is read, naming
 // the file and the field. The report schema is checked against run.ts's interfaces (a field one
 // has and the other lacks fails typecheck); report fields this podgen does not know are kept.
+import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { readJsonFile } from "../codegen/json.ts";
 import type { BenchReport, StandaloneBest, Timing, WorkloadResult } from "./report.ts";
@@ -262,6 +263,15 @@ export const familyBenchReportSchema = z.strictObject({
 /** A `podgen tune --family --out` file, validated (JsonInputError naming the file and the field otherwise). */
 export function readFamilyTimings(path: string): FamilyTimings {
   return readJsonFile(familyTimingsSchema, path, `family timings ${path}`);
+}
+
+/** Whether a JSON file says it is a `podgen bench --family` report (its `kind`); false when it cannot be read. */
+export function isFamilyBenchReport(path: string): boolean {
+  try {
+    return familyBenchReportSchema.pick({ kind: true }).loose().safeParse(JSON.parse(readFileSync(path, "utf8"))).success;
+  } catch {
+    return false; // the reader of the other report kind says what is wrong with it
+  }
 }
 
 /** A `podgen bench --family` report, validated. */

@@ -1,6 +1,18 @@
-// Command-line arguments the commands share the checks of.
+// Command-line arguments the commands share the checks of, and paths as the user sees them.
+import { join, relative } from "node:path";
 import type { Command } from "commander";
+import { PACKAGE_ROOT } from "../codegen/paths.ts";
 import { UsageError } from "./usage-error.ts";
+
+/** A path relative to the working directory, as messages and option defaults show it. */
+export function shownPath(path: string): string {
+  return relative(process.cwd(), path) || ".";
+}
+
+/** A file of podgen's own (`bench/workloads/paper.json`), as an option default shows it. */
+export function packageFile(path: string): string {
+  return shownPath(join(PACKAGE_ROOT, path));
+}
 
 /** A command-line number that must be positive (an integer unless `integer` is false). */
 export function positiveArg(name: string, v: string, integer = true): number {

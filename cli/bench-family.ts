@@ -9,7 +9,7 @@
 //   time      auto, every candidate, and the host's plan time; the report and its table
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, relative, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { buildFamily } from "../codegen/family.ts";
 import { defaultCacheDir } from "../codegen/build.ts";
 import { gitCommit } from "../codegen/commit.ts";
@@ -25,7 +25,7 @@ import { findCostModel } from "../bench/tune/cost-model.ts";
 import type { FitSet } from "../bench/tune/family.ts";
 import { checkTarget } from "../bench/tune/gpu.ts";
 import { familyArg, mixArg, paperBatches, printTimingPlan } from "./family-options.ts";
-import { positiveArg } from "./args.ts";
+import { positiveArg, shownPath } from "./args.ts";
 import { UsageError } from "./usage-error.ts";
 
 export interface BenchFamilyOpts {
@@ -46,7 +46,6 @@ export interface BenchFamilyOpts {
   json?: boolean;
 }
 
-const rel = (p: string) => relative(process.cwd(), p) || ".";
 /** PyTorch's baselines on some 30 batches (the plain bench's 240 s is for its 10 workloads). */
 const TORCH_TIMEOUT_S = 360;
 const DEFAULT_FIT_SET = (mix: ServingMixName): FitSet => ({ mix, seed: DEFAULT_FIT_SEED, count: DEFAULT_FIT_BATCHES });
@@ -113,6 +112,6 @@ export async function benchFamily(opts: BenchFamilyOpts): Promise<void> {
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify(report, null, 1) + "\n");
   if (opts.json) console.log(JSON.stringify(report, null, 1));
-  else console.log(`wrote ${rel(out)}\n${formatFamilyTable(report)}`);
+  else console.log(`wrote ${shownPath(out)}\n${formatFamilyTable(report)}`);
   if (report.batches.some((b) => b.errors.length > 0)) process.exitCode = 1;
 }

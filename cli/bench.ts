@@ -5,14 +5,13 @@
 // decode of the run), and writes a JSON report (bench/results/). Register it with
 // registerBenchCommand(program).
 import { gitCommit } from "../codegen/commit.ts";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
-import { dirname, join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
 import { defaultCacheDir } from "../codegen/build.ts";
 import { Device } from "../runtime/index.ts";
-import { readBenchReport, readFamilyBenchReport } from "../bench/schemas.ts";
+import { isFamilyBenchReport, readBenchReport, readFamilyBenchReport } from "../bench/schemas.ts";
 import { formatFamilyTable } from "../bench/family-report.ts";
 import { DEFAULT_HELDOUT_BATCHES, DEFAULT_HELDOUT_SEED, SERVING_MIX_NAMES } from "../bench/family-batches.ts";
 import { formatTable } from "../bench/report.ts";
@@ -22,10 +21,11 @@ import { selectWorkloads, specsOf, type Workload } from "../bench/workloads.ts";
 import { JsonInputError } from "../codegen/json.ts";
 import { SpecError } from "../dsl/index.ts";
 import { buildAll } from "./build-all.ts";
-import { givenFlags, positiveArg } from "./args.ts";
+import { givenFlags, packageFile, positiveArg, shownPath } from "./args.ts";
+import { PACKAGE_ROOT } from "../codegen/paths.ts";
+import { DEFAULT_COST_MODELS } from "../bench/tune/cost-model.ts";
 import { UsageError } from "./usage-error.ts";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 interface BenchOpts {
   family?: string;
@@ -49,16 +49,6 @@ interface BenchOpts {
   standaloneVariants?: boolean;
 }
 
-/** Whether a report file is `podgen bench --family`'s (its kind says so; anything else reads as a bench report). */
-function isFamilyReport(path: string): boolean {
-  try {
-    const json: unknown = JSON.parse(readFileSync(path, "utf8"));
-    return typeof json === "object" && json !== null && (json as { kind?: unknown }).kind === "family-bench";
-  } catch {
-    return false; // the bench report reader says what is wrong with it
-  }
-}
-
 /** An error reading a workload file (or matching --filter) as bad input: exit code 2, naming the file. */
 export function workloadFileError(e: unknown, path: string): Error {
   if (e instanceof JsonInputError || e instanceof SpecError || e instanceof UsageError) return e;
@@ -71,13 +61,12 @@ const SPECS_ONLY = ["standaloneVariants", "plot", "jobs"];
 const FAMILY_ONLY = ["heldout", "heldoutSeed", "mix", "models", "planIters", "dryRun", "json"];
 
 export function registerBenchCommand(program: Command): Command {
-  const def = (p: string) => join(relative(process.cwd(), ROOT) || ".", p);
   return program
     .command("bench")
     .description("time hybrid prefill+decode batches: standalone, serial, two streams, fused, and PyTorch baselines; or what a config family's planner chooses (needs a GPU)")
     .option("--family <name>", "bench a config family: per batch auto (the planner's choice), the preset, the best of every member fused and serial, our serial and PyTorch's; paper and held-out batches")
-    .option("--workloads <file>", "workload file (JSON)", def("bench/workloads/paper.json"))
-    .option("--out <file>", "JSON report to write (default: the build cache, outside the source tree; see below)", join(relative(process.cwd(), defaultCacheDir()) || ".", "bench/latest.json"))
+    .option("--workloads <file>", "workload file (JSON)", packageFile("bench/workloads/paper.json"))
+    .option("--out <file>", "JSON report to write (default: the build cache, outside the source tree; see below)", shownPath(join(defaultCacheDir(), "bench/latest.json")))
     .option("--iters <n>", "timed iterations per measurement (median)", "40")
     .option("--warmup <n>", "warm-up iterations per measurement", "5")
     .option("--filter <text>", "only workloads whose name contains TEXT (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
@@ -90,7 +79,7 @@ export function registerBenchCommand(program: Command): Command {
     .option("--heldout <n>", "--family: serving-like batches from the held-out seed", String(DEFAULT_HELDOUT_BATCHES))
     .option("--heldout-seed <n>", "--family: their seed (not the cost model's fit seed)", String(DEFAULT_HELDOUT_SEED))
     .option("--mix <name>", `--family: their serving mix (${SERVING_MIX_NAMES.join(", ")}; default: the family's model)`)
-    .option("--models <file>", "--family: the cost model store auto reads", def("bench/tuning/cost-models.json"))
+    .option("--models <file>", "--family: the cost model store auto reads", shownPath(DEFAULT_COST_MODELS))
     .option("--plan-iters <n>", "--family: plans timed for the host plan time", "2000")
     .option("--dry-run", "--family: list the batches and candidates; no GPU")
     .option("--json", "--family: print the report as JSON instead of the table")
@@ -127,10 +116,10 @@ results (or an installed package). To keep one, name it with --out.`,
         } catch (e) {
           throw new Error(`--plot needs the packages vega and vega-lite (npm install vega vega-lite): ${(e as Error).message}`);
         }
-        console.log(`wrote ${relative(process.cwd(), await plotFile(report, typeof opts.plot === "string" ? opts.plot : undefined))}`);
+        console.log(`wrote ${shownPath(await plotFile(report, typeof opts.plot === "string" ? opts.plot : undefined))}`);
       };
       if (opts.from) {
-        if (isFamilyReport(opts.from)) {
+        if (isFamilyBenchReport(opts.from)) {
           if (opts.plot) throw new UsageError(`--plot: ${opts.from} is a family report, which has its table only`);
           return void console.log(formatFamilyTable(readFamilyBenchReport(opts.from)));
         }
@@ -157,8 +146,8 @@ results (or an installed package). To keep one, name it with --out.`,
         iters,
         warmup,
         library: (spec) => libraries.get(spec.hash)!,
-        commit: gitCommit(ROOT),
-        torch: opts.torch ? torchRunner(opts.python, join(ROOT, "bench/torch_baselines.py"), scratch, iters, warmup, log) : undefined,
+        commit: gitCommit(PACKAGE_ROOT),
+        torch: opts.torch ? torchRunner(opts.python, join(PACKAGE_ROOT, "bench/torch_baselines.py"), scratch, iters, warmup, log) : undefined,
         openDevice: () => Device.open(0),
         log,
         standaloneVariants: !!opts.standaloneVariants,

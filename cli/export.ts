@@ -9,6 +9,7 @@ import { writeFileAtomic } from "../codegen/fs.ts";
 import type { GeneratedFile } from "../codegen/generate.ts";
 import { loadSpecs } from "./load-spec.ts";
 import { UsageError } from "./usage-error.ts";
+import { shownPath } from "./args.ts";
 
 export interface ExportOptions {
   /** Write into a non-empty folder: overwrite the files the export makes, remove those a previous export made and this one does not. */
@@ -108,7 +109,7 @@ Example:
     )
     .action(async (arg: string, dir: string, opts: { force?: boolean; kernel?: string }) => {
       const r = await exportKernel(arg, dir, opts);
-      const shown = relative(process.cwd(), r.dir) || ".";
+      const shown = shownPath(r.dir);
       console.log(`exported ${r.spec.name} (spec hash ${r.spec.hash}) to ${shown}/: ${r.files.length} files`);
       console.log(`  build:  cmake -S ${shown} -B ${shown}/build && cmake --build ${shown}/build -j`);
       console.log(`  read:   ${shown}/README.md`);

@@ -1,6 +1,5 @@
 // The podgen command line: generate, build, inspect, presets.
 import { availableParallelism } from "node:os";
-import { relative } from "node:path";
 import { Command } from "commander";
 import { DEFAULT_PRESET, FAMILY_PRESETS, PRESETS, resourceModel, type KernelSpec, type ResourceModel } from "../dsl/index.ts";
 import { findCachedBuild } from "../codegen/build.ts";
@@ -9,7 +8,7 @@ import type { FamilySpec } from "../dsl/index.ts";
 import { generateKernel, staleKernelFiles, writeKernelFiles } from "../codegen/generate.ts";
 import { spillReasons } from "../codegen/manifest.ts";
 import { describeError, EXIT, exitCodeFor, UsageError } from "./errors.ts";
-import { positiveArg } from "./args.ts";
+import { positiveArg, shownPath } from "./args.ts";
 import { buildAll } from "./build-all.ts";
 import { memberTiles } from "./family-options.ts";
 import { loadFamily, loadSpecs } from "./load-spec.ts";
@@ -51,7 +50,6 @@ async function specsOrPresets(args: string[]): Promise<KernelSpec[]> {
   return args.length > 0 ? loadSpecs(args) : [...PRESETS];
 }
 
-const show = (path: string) => relative(process.cwd(), path) || ".";
 
 program
   .command("presets")
@@ -98,7 +96,7 @@ program
       } else console.log(`generated/ is up to date (${specs.length} kernels)`);
       return;
     }
-    console.log(`wrote ${specs.length} kernel(s) to ${show(opts.out)}/: ${specs.map((s) => s.name).join(", ")}`);
+    console.log(`wrote ${specs.length} kernel(s) to ${shownPath(opts.out)}/: ${specs.map((s) => s.name).join(", ")}`);
   });
 
 program
@@ -129,8 +127,8 @@ program
     if (opts.json) return void console.log(JSON.stringify(results.map(({ library, dir, cached, seconds, manifest }) => ({ library, dir, cached, seconds, manifest })), null, 2));
     for (const r of results) {
       console.log(`${r.manifest.name}: ${r.cached ? "cached" : `built in ${r.seconds.toFixed(1)} s`}`);
-      console.log(`  library:  ${show(r.library)}`);
-      console.log(`  manifest: ${show(r.dir)}/manifest.json`);
+      console.log(`  library:  ${shownPath(r.library)}`);
+      console.log(`  manifest: ${shownPath(r.dir)}/manifest.json`);
       for (const w of r.manifest.warnings) console.log(`  warning:  ${w}`);
     }
   });
@@ -145,8 +143,8 @@ async function buildFamilies(families: FamilySpec[], opts: { force?: boolean; js
   if (opts.json) return void console.log(JSON.stringify(results, null, 2));
   for (const r of results) {
     console.log(`${r.manifest.name}: ${r.cached ? "cached" : `built in ${r.seconds.toFixed(1)} s`} (${r.manifest.memberNames.length} members, C ABI prefix ${r.manifest.symbolPrefix})`);
-    console.log(`  library:  ${show(r.library)}`);
-    console.log(`  manifest: ${show(r.dir)}/manifest.json`);
+    console.log(`  library:  ${shownPath(r.library)}`);
+    console.log(`  manifest: ${shownPath(r.dir)}/manifest.json`);
     r.manifest.members.forEach((m, i) => {
       for (const w of m.warnings) console.log(`  warning:  ${r.manifest.memberNames[i]}: ${w}`);
     });
@@ -176,7 +174,7 @@ async function inspectFamily(family: FamilySpec, json: boolean): Promise<void> {
   const first = family.members[0]!;
   console.log(`${family.name} (family hash ${family.hash}): ${first.dtype}, heads ${first.heads.q}/${first.heads.kv}, D=${first.headDim}, ${first.target}; member 0 is the static rule's choice\n`);
   console.log(table(["#", "member", "prefill engine", "prefill tile", "decode tile", "CTAs/SM", "schedule", "smem KiB", "spec hash"], rows.map((r) => [r.index, r.member, r.engine, r.prefillTile, r.decodeTile, r.ctasPerSm, r.schedule, r.smemKiB, r.hash])));
-  console.log(build ? `\nbuilt: ${show(build.library)}` : `\nnot built yet: run \`podgen build ${family.name}\``);
+  console.log(build ? `\nbuilt: ${shownPath(build.library)}` : `\nnot built yet: run \`podgen build ${family.name}\``);
 }
 
 program
@@ -214,7 +212,7 @@ program
       ),
     );
     if (!build) return void console.log(`\nnot built yet: run \`podgen build ${arg}\` for the compiler's figures`);
-    console.log(`\nbuild ${show(build.dir)} (nvcc ${build.manifest.nvcc})\n`);
+    console.log(`\nbuild ${shownPath(build.dir)} (nvcc ${build.manifest.nvcc})\n`);
     console.log(
       table(
         ["kernel", "arch", "registers", "static smem", "stack", "spill st/ld"],

@@ -6,7 +6,7 @@
 //   fit       the cost model; written to the cost model store under this GPU and build key, and the
 //             raw times to --out, so that `--from` refits them without a GPU
 import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname, join, relative, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { buildFamily } from "../codegen/family.ts";
 import { defaultCacheDir } from "../codegen/build.ts";
 import { gitCommit } from "../codegen/commit.ts";
@@ -18,7 +18,7 @@ import { writeCostModel } from "../bench/tune/cost-model.ts";
 import { fitFamilyTimings, formatFit, timeFamily, type FamilyTimings } from "../bench/tune/family.ts";
 import { checkTarget } from "../bench/tune/gpu.ts";
 import { familyArg, mixArg, paperBatches, printTimingPlan } from "./family-options.ts";
-import { positiveArg } from "./args.ts";
+import { positiveArg, shownPath } from "./args.ts";
 import { UsageError } from "./usage-error.ts";
 
 export interface TuneFamilyOpts {
@@ -37,7 +37,6 @@ export interface TuneFamilyOpts {
   json?: boolean;
 }
 
-const rel = (p: string) => relative(process.cwd(), p) || ".";
 
 /** Fits and stores the model of timings; prints the fit. */
 function fitAndStore(timings: FamilyTimings, models: string, json: boolean): void {
@@ -45,7 +44,7 @@ function fitAndStore(timings: FamilyTimings, models: string, json: boolean): voi
   writeCostModel(model, models);
   if (json) return void console.log(JSON.stringify(model, null, 1));
   console.log(formatFit(timings, model));
-  console.log(`cost model of ${timings.family} for ${timings.gpu}, build ${timings.buildKey}: ${rel(models)}`);
+  console.log(`cost model of ${timings.family} for ${timings.gpu}, build ${timings.buildKey}: ${shownPath(models)}`);
 }
 
 export async function tuneFamily(opts: TuneFamilyOpts): Promise<void> {
@@ -97,6 +96,6 @@ export async function tuneFamily(opts: TuneFamilyOpts): Promise<void> {
   const out = resolve(opts.out ?? join(defaultCacheDir(), "tune", `${family.name}-timings.json`));
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify(timings, null, 1) + "\n");
-  log(`wrote ${rel(out)} (refit without a GPU: podgen tune --family ${opts.family} --from ${rel(out)})`);
+  log(`wrote ${shownPath(out)} (refit without a GPU: podgen tune --family ${opts.family} --from ${shownPath(out)})`);
   fitAndStore(timings, models, !!opts.json);
 }

@@ -12,8 +12,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { dirname, join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { resolve } from "node:path";
 import type { Command } from "commander";
 import { SingleBar, Presets as BarStyles } from "cli-progress";
 import {
@@ -51,12 +50,11 @@ import { compileCandidates } from "../bench/tune/compile.ts";
 import { workloadFileError } from "./bench.ts";
 import { importDefault, loadSpecs } from "./load-spec.ts";
 import { table } from "../bench/table.ts";
-import { givenFlags, positiveArg } from "./args.ts";
+import { givenFlags, packageFile, positiveArg, shownPath } from "./args.ts";
+import { DEFAULT_COST_MODELS } from "../bench/tune/cost-model.ts";
 import { UsageError } from "./usage-error.ts";
 import { DEFAULT_FIT_BATCHES, DEFAULT_FIT_SEED, SERVING_MIX_NAMES } from "../bench/family-batches.ts";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const rel = (p: string) => relative(process.cwd(), p) || ".";
 
 export interface TuneOpts {
   family?: string;
@@ -119,17 +117,17 @@ export async function loadSpace(path: string): Promise<SearchSpace> {
 
 /** The workloads of the file that run the base spec's model shape (and match --filter). */
 export function tuneWorkloads(path: string, base: KernelSpec, filters: readonly string[]): Workload[] {
-  if (!existsSync(path)) throw new UsageError(`--workloads ${rel(path)}: no such file`);
+  if (!existsSync(path)) throw new UsageError(`--workloads ${shownPath(path)}: no such file`);
   let all: Workload[];
   try {
     all = loadWorkloads(path);
   } catch (e) {
-    throw workloadFileError(e, rel(path));
+    throw workloadFileError(e, shownPath(path));
   }
   const chosen = all.filter((w) => shapeKey(w.configs[0]!.spec) === shapeKey(base) && (filters.length === 0 || filters.some((f) => w.name.includes(f))));
   if (chosen.length === 0) {
     throw new UsageError(
-      `no workload of ${rel(path)} runs ${shapeKey(base)}${filters.length ? ` and matches ${filters.join(", ")}` : ""} (workloads: ${all.map((w) => `${w.name} [${w.specName}]`).join(", ")})`,
+      `no workload of ${shownPath(path)} runs ${shapeKey(base)}${filters.length ? ` and matches ${filters.join(", ")}` : ""} (workloads: ${all.map((w) => `${w.name} [${w.specName}]`).join(", ")})`,
     );
   }
   return chosen;
@@ -219,13 +217,13 @@ export async function tune(opts: TuneOpts): Promise<void> {
     const entries = findEntries(db, base, { mixHash: mix.hash }).filter((e) => !opts.gpu || gpuKey(e.gpu).includes(opts.gpu));
     if (entries.length === 0) {
       const other = findEntries(db, base).map((e) => `  ${e.key}`);
-      console.log(`no tuning results in ${rel(dbPath)} for ${shapeKey(base)}, workloads ${mix.label}${opts.gpu ? `, GPU ~ ${opts.gpu}` : ""}${other.length ? `\nentries for this model shape:\n${other.join("\n")}` : ""}`);
+      console.log(`no tuning results in ${shownPath(dbPath)} for ${shapeKey(base)}, workloads ${mix.label}${opts.gpu ? `, GPU ~ ${opts.gpu}` : ""}${other.length ? `\nentries for this model shape:\n${other.join("\n")}` : ""}`);
       return;
     }
     reportEntries(entries, top, !!opts.json, pruning);
     if (opts.plot) {
       const out = typeof opts.plot === "string" ? opts.plot : dbPath.replace(/\.json$/, "") + ".svg";
-      console.log(`wrote ${rel(await plotEntries(entries, top, resolve(out)))}`);
+      console.log(`wrote ${shownPath(await plotEntries(entries, top, resolve(out)))}`);
     }
     return;
   }
@@ -260,7 +258,7 @@ export async function tune(opts: TuneOpts): Promise<void> {
   const store = new TuningStore(dbPath, key, () => newEntry(key, gpu, base, mix));
   for (const c of cands) store.candidate(c);
   store.save();
-  log(`tuning ${base.name} on ${gpuKey(gpu)}: ${cands.length} candidates (${pruned.length} points pruned), ${workloads.length} workload(s), strategy ${strategy}; results: ${rel(dbPath)}`);
+  log(`tuning ${base.name} on ${gpuKey(gpu)}: ${cands.length} candidates (${pruned.length} points pruned), ${workloads.length} workload(s), strategy ${strategy}; results: ${shownPath(dbPath)}`);
 
   // Stop cleanly on the first Ctrl-C (the current chunk finishes and is saved) or at --minutes.
   let interrupted: string | undefined;
@@ -334,14 +332,13 @@ const SPEC_ONLY = ["preset", "spec", "space", "strategy", "eta", "budget", "minu
 const FAMILY_ONLY = ["fitBatches", "fitSeed", "mix", "out", "models", "from"];
 
 export function registerTuneCommand(program: Command): Command {
-  const def = (p: string) => join(relative(process.cwd(), ROOT) || ".", p);
   return program
     .command("tune")
     .description("search a space of kernel specs for the fastest on a workload mix, or fit a config family's cost model (needs a GPU; --report, --dry-run and --from do not)")
     .option("--family <name>", "fit the cost model of a config family (a preset family or a file exporting pod.family): time each member fused and serial")
     .option("--preset <name>", "tune a preset")
     .option("--spec <file>", "tune the spec of a file (.ts, .js, .json)")
-    .option("--workloads <file>", "workload file (JSON, as for podgen bench); only workloads of the spec's model shape are used", def("bench/workloads/paper.json"))
+    .option("--workloads <file>", "workload file (JSON, as for podgen bench); only workloads of the spec's model shape are used", packageFile("bench/workloads/paper.json"))
     .option("--filter <text>", "only workloads whose name contains TEXT (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option("--space <file>", "search space: .ts/.js exporting pod.space({...}), or its object as .json (default: defaultSpace in dsl/space.ts, by the base's prefill engine)")
     .option("--strategy <name>", "auto | exhaustive | halving (auto: halving above 16 candidates)", "auto")
@@ -351,7 +348,7 @@ export function registerTuneCommand(program: Command): Command {
     .option("--iters <n>", "timed iterations of a full measurement (median; default 40, with --family 10)")
     .option("--warmup <n>", "warm-up iterations per measurement (default 5, with --family 3)")
     .option("-j, --jobs <n>", "parallel nvcc jobs", String(availableParallelism()))
-    .option("--db <file>", "tuning database", process.env.PODGEN_TUNING_DB ?? def("bench/tuning/db.json"))
+    .option("--db <file>", "tuning database", process.env.PODGEN_TUNING_DB ?? shownPath(DEFAULT_DB))
     .option("--fresh", "time again instead of reusing the database's timings (to compare strategies)")
     .option("--dry-run", "enumerate and prune the space, print candidates and the rung plan; no GPU")
     .option("--report", "print the top-k table of recorded results; no GPU")
@@ -363,7 +360,7 @@ export function registerTuneCommand(program: Command): Command {
     .option("--fit-seed <n>", "--family: seed of the generated fit batches", String(DEFAULT_FIT_SEED))
     .option("--mix <name>", `--family: serving mix of the generated batches (${SERVING_MIX_NAMES.join(", ")}; default: the family's model)`)
     .option("--out <file>", "--family: the raw times (features and µs per candidate per batch), JSON (default: $PODGEN_CACHE_DIR/tune/<family>-timings.json)")
-    .option("--models <file>", "--family: the cost model store", def("bench/tuning/cost-models.json"))
+    .option("--models <file>", "--family: the cost model store", shownPath(DEFAULT_COST_MODELS))
     .option("--from <file>", "--family: refit the times of an --out file (no GPU) and store the model")
     .addHelpText(
       "after",

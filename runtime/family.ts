@@ -266,6 +266,10 @@ export class FamilyLibrary {
     const buf = staging && staging.length >= hostBytes ? staging : Buffer.alloc(hostBytes);
     const out: Record<string, unknown> = {};
     this.check("plan", this.fns.plan(cBatch, cOptions, buf, buf.length, out));
+    // The library stamps its plans with its family ABI version: the struct mirrors above follow one.
+    if (Number(out.abi_version) !== PODGEN_FAMILY_ABI_VERSION_SUPPORTED) {
+      throw new Error(`family library ${this.path} has family ABI version ${out.abi_version}; this runtime mirrors version ${PODGEN_FAMILY_ABI_VERSION_SUPPORTED} (rebuild it with this podgen)`);
+    }
     return { plan: new FamilyPlan(out, this.memberNames, this.featureNames), staging: buf };
   }
 

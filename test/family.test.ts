@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { FAMILY_PRESETS, pod, presetByName, SpecError, type FamilySpec } from "../dsl/index.ts";
 import { buildFamily, generateFamilySources } from "../codegen/family.ts";
 import { COST_FEATURES } from "../codegen/paths.ts";
-import { COST_FEATURE_COUNT, FAMILY_MAX_MEMBERS, FamilyLibrary, makeHostBatch, Rng, type BatchShape, type CostModel } from "../runtime/index.ts";
+import { COST_FEATURE_COUNT, FAMILY_MAX_MEMBERS, FamilyLibrary, PODGEN_FAMILY_ABI_VERSION_SUPPORTED, makeHostBatch, Rng, type BatchShape, type CostModel } from "../runtime/index.ts";
 import { evaluateCostModel, findCostModel, fitCostModel, leastSquares, predictUs, writeCostModel, type TimingRecord } from "../bench/tune/cost-model.ts";
 import { SERVING_MIXES, servingBatches } from "../bench/serving-batches.ts";
 import { timePlan } from "../bench/family-bench.ts";
@@ -72,6 +72,7 @@ test("family: the rendered header's constants are the runtime's mirrors and the 
   const header = generateFamilySources(tiny()).find((f) => f.path === "pod_family.h")!.contents;
   assert.match(header, new RegExp(`#define PODGEN_FAMILY_MAX_MEMBERS ${FAMILY_MAX_MEMBERS}\\b`));
   assert.match(header, new RegExp(`#define PODGEN_COST_FEATURES ${COST_FEATURE_COUNT}\\b`));
+  assert.match(header, new RegExp(`#define PODGEN_FAMILY_ABI_VERSION ${PODGEN_FAMILY_ABI_VERSION_SUPPORTED}\\b`));
   assert.is(COST_FEATURES.length, COST_FEATURE_COUNT);
   assert.match(header, /#include "members\/a\/pod_attention.h"/);
   assert.is(generateFamilySources(tiny()).map((f) => f.contents).join(), generateFamilySources(tiny()).map((f) => f.contents).join());
