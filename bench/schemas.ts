@@ -6,6 +6,7 @@
 // has and the other lacks fails typecheck); report fields this podgen does not know are kept.
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { kernelFieldsSchema } from "../dsl/index.ts";
 import { readJsonFile } from "../codegen/json.ts";
 import type { BenchReport, StandaloneBest, Timing, WorkloadResult } from "./report.ts";
 import type { TorchReport, TorchWorkload } from "./torch.ts";
@@ -29,6 +30,8 @@ export const workloadFileSchema = z.strictObject({
       name: z.string(),
       /** A preset (default: DEFAULT_PRESET, llama3_8b). */
       spec: z.string().optional(),
+      /** Page size (or "contiguous") of this workload's batch, for its spec and every variant (default: the spec's). */
+      pageSize: kernelFieldsSchema.shape.pageSize,
       /** [qLen, kvLen] per prefill chunk. */
       prefills: z.array(z.tuple([int, int])).optional(),
       /** KV lengths, or `count` decodes of `kvLen` keys. */

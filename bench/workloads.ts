@@ -51,8 +51,10 @@ export function parseWorkloads(json: unknown, label = "workloads"): Workload[] {
     const where = `${label}: workloads.${i} (${w.name ?? "unnamed"})`;
     if (typeof w.name !== "string") throw new Error(`${where}: needs a name`);
     const specName = w.spec ?? DEFAULT_PRESET;
-    const base = presetByName(specName);
-    if (!base) throw new Error(`${where}: spec "${specName}" is not a preset`);
+    const preset = presetByName(specName);
+    if (!preset) throw new Error(`${where}: spec "${specName}" is not a preset`);
+    const layout = w.pageSize !== undefined ? { pageSize: w.pageSize } : {};
+    const base = w.pageSize !== undefined ? variantSpec(specName, { name: "default", ...layout }) : preset;
     const prefills = (w.prefills ?? []).map(([qLen, kvLen]) => {
       if (!(Number.isInteger(qLen) && Number.isInteger(kvLen) && qLen >= 1 && kvLen >= qLen)) {
         throw new Error(`${where}: prefill [${qLen}, ${kvLen}] needs 1 ≤ qLen ≤ kvLen`);
@@ -65,7 +67,7 @@ export function parseWorkloads(json: unknown, label = "workloads"): Workload[] {
     if (prefills.length === 0 || decodes.length === 0) throw new Error(`${where}: a benchmark workload needs prefills and decodes`);
     const configs: KernelConfig[] = [{ label: "default", spec: base }];
     for (const v of w.variants ? (file.variants ?? []) : []) {
-      const spec = variantSpec(specName, v);
+      const spec = variantSpec(specName, { ...v, ...layout });
       // Every config runs on the workload's one batch, whose pages follow the workload's spec.
       if (JSON.stringify(spec.kvCache) !== JSON.stringify(base.kvCache)) {
         throw new Error(`${where}: variant ${JSON.stringify(v.name)}: kvCache = ${JSON.stringify(spec.kvCache)} must equal ${JSON.stringify(base.kvCache)} (the workload spec's): the configs of a workload share its batch`);

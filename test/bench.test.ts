@@ -139,6 +139,22 @@ test("a variant with another KV layout than its workload's spec is refused when 
   assert.is(parseWorkloads(file(16), "f.json")[0]!.configs.length, 2);
 });
 
+test("a workload's pageSize sets the KV layout of its batch for its spec and every variant", () => {
+  const file = (pageSize: number | "contiguous") => ({
+    variants: [{ name: "wide", kernel: { prefill: { tile: { q: 128, kv: 128 } }, decode: { stages: 1 } } }],
+    workloads: [{ name: "w", pageSize, prefills: [[8, 64]], decodes: [64], variants: true }],
+  });
+  for (const [pageSize, kvCache] of [
+    ["contiguous", { kind: "contiguous" }],
+    [64, { kind: "paged", pageSize: 64 }],
+  ] as const) {
+    const [w] = parseWorkloads(file(pageSize), "f.json");
+    assert.equal(w!.configs.map((c) => c.spec.kvCache), [kvCache, kvCache]);
+    assert.equal(w!.configs[1]!.spec.prefill.tile, { q: 128, kv: 128 });
+  }
+  assert.throws(() => parseWorkloads(file(0), "f.json"), /pageSize/);
+});
+
 test("workload file errors name the workload", () => {
   assert.throws(() => parseWorkloads({ workloads: [{ name: "x", prefills: [[10, 5]], decodes: [1] }] }), /x.*qLen ≤ kvLen/);
   assert.throws(() => parseWorkloads({ workloads: [{ name: "x", prefills: [[1, "2"]], decodes: [1] }] }, "w.json"), /^w\.json: workloads\.0\.prefills\.0\.1: Invalid input: expected number/);
