@@ -2,6 +2,7 @@
 // (its spec, then the file's variants), validated with zod; and what a batch costs, for the
 // report's TFLOP/s and TB/s.
 import { readFileSync } from "node:fs";
+import type { z } from "zod";
 import { workloadFileSchema } from "./schemas.ts";
 import { parseJson } from "../codegen/json.ts";
 import { DEFAULT_PRESET, kernelFieldsSchema, kernelFieldsSpec, presetByName, type KernelSpec } from "../dsl/index.ts";
@@ -21,23 +22,7 @@ export interface Workload {
   configs: KernelConfig[];
 }
 
-interface VariantJson {
-  name: string;
-  [field: string]: unknown;
-}
-
-interface WorkloadJson {
-  name: string;
-  spec?: string;
-  prefills?: [number, number][];
-  decodes?: number[] | { count: number; kvLen: number };
-  variants?: boolean;
-}
-
-interface WorkloadFile {
-  variants?: VariantJson[];
-  workloads: WorkloadJson[];
-}
+type WorkloadFile = z.infer<typeof workloadFileSchema>;
 
 /** A spec with the variant's overrides: kernel fields, as in the verify case files (dsl/overrides.ts). */
 function variantSpec(base: string, fields: Record<string, unknown>): KernelSpec {
