@@ -15,6 +15,7 @@ reference, or nothing is benchmarked (exit 1).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -50,9 +51,10 @@ def rates(text: str) -> list[float]:
         try:
             value = float(part)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"--rates: {part!r} is not a number (requests per second, or inf)") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"--rates: {value} must be > 0 requests per second (inf: all at t = 0)")
+            raise argparse.ArgumentTypeError(f"{part!r} is not a number (requests per second)") from None
+        if not 0 < value < math.inf:
+            raise argparse.ArgumentTypeError(f"{value} must be > 0 and finite, requests per second "
+                                             "(a rate far above the server's, e.g. 1000, sends every request at once)")
         out.append(value)
     return out
 
