@@ -26,7 +26,6 @@ output [tokens, Hq, D] (written into `out` when given: the check passes a NaN-po
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -34,33 +33,25 @@ import torch
 KV_ACCESS = ("in_place", "gather")
 
 
-@dataclass
 class StepMeta:
-    """A step's batch for attention: host int32 lengths, requests numbered prefills first."""
-    q_lens: list[int]
-    kv_lens: list[int]
-    first_pages: list[int]
-    num_prefills: int
-    page_size: int
+    """A step's batch for attention, on the host, requests numbered prefills first: the lengths, each
+    request's first page (its pages are one contiguous run), and the CSR page table of the pages its
+    keys use. Built before the step's timed region: it is the engine's bookkeeping, which any paged
+    backend needs; what a backend derives from it per step is timed (its `prepare`)."""
 
-    @property
-    def prefill_tokens(self) -> int:
-        return sum(self.q_lens[: self.num_prefills])
-
-    @property
-    def tokens(self) -> int:
-        return sum(self.q_lens)
-
-    def page_table(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """CSR page table (page_indptr, page_indices) of exactly the pages each request's keys use."""
-        counts = [-(-kv // self.page_size) for kv in self.kv_lens]
-        indptr = torch.tensor([0] + counts, dtype=torch.int32).cumsum(0, dtype=torch.int32)
-        indices = torch.cat([torch.arange(f, f + c, dtype=torch.int32) for f, c in zip(self.first_pages, counts)])
-        return indptr, indices
+    def __init__(self, q_lens: list[int], kv_lens: list[int], first_pages: list[int], num_prefills: int, page_size: int):
+        self.q_lens, self.kv_lens, self.first_pages = q_lens, kv_lens, first_pages
+        self.num_prefills, self.page_size = num_prefills, page_size
+        self.prefill_tokens = sum(q_lens[:num_prefills])
+        self.tokens = sum(q_lens)
+        counts = [-(-kv // page_size) for kv in kv_lens]
+        self.page_indptr = torch.tensor([0] + counts, dtype=torch.int32).cumsum(0, dtype=torch.int32)
+        self.page_indices = torch.tensor([p for f, c in zip(first_pages, counts) for p in range(f, f + c)], dtype=torch.int32)
 
     def cache_rows(self) -> torch.Tensor:
-        """Every key's row in the flattened cache, requests one after another (int64)."""
-        return torch.cat([torch.arange(f * self.page_size, f * self.page_size + kv) for f, kv in zip(self.first_pages, self.kv_lens)])
+        """Every key's row in the flattened cache [num_pages * page_size, Hkv, D], request after request."""
+        return torch.tensor([row for f, kv in zip(self.first_pages, self.kv_lens)
+                             for row in range(f * self.page_size, f * self.page_size + kv)], dtype=torch.int64)
 
 
 class PodgenAttention:
@@ -74,10 +65,9 @@ class PodgenAttention:
         self.attn = pod.PodAttention(device=k_caches.device)
 
     def prepare(self, meta: StepMeta) -> None:
-        indptr, indices = meta.page_table()
         qo = torch.tensor([0] + meta.q_lens[: meta.num_prefills], dtype=torch.int32).cumsum(0, dtype=torch.int32)
-        self.attn.plan(qo, torch.tensor(meta.kv_lens, dtype=torch.int32), indptr, indices, self.k_caches.shape[1])
-        self.pages = indices.to(self.k_caches.device, non_blocking=True)
+        self.attn.plan(qo, torch.tensor(meta.kv_lens, dtype=torch.int32), meta.page_indptr, meta.page_indices, self.k_caches.shape[1])
+        self.pages = meta.page_indices.to(self.k_caches.device, non_blocking=True)
         self.prefill_tokens = meta.prefill_tokens
 
     def attend(self, layer: int, q: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -24,17 +24,20 @@ class StepInputs:
         work = step.work
         self.meta = StepMeta([w.q_len for w in work], [w.kv_len for w in work],
                              [w.state.first_page for w in work], len(step.prefills), page_size)
-        positions = torch.cat([torch.arange(w.kv_len - w.q_len, w.kv_len) for w in work])
-        first_rows = torch.cat([torch.full((w.q_len,), w.state.first_page * page_size) for w in work])
-        ids = torch.cat([torch.full((w.q_len,), w.state.request.id) for w in work])
+        positions = [p for w in work for p in range(w.kv_len - w.q_len, w.kv_len)]
+        first_rows = [w.state.first_page * page_size for w in work for _ in range(w.q_len)]
+        ids = [w.state.request.id for w in work for _ in range(w.q_len)]
         # Rows whose token is sampled: a chunk that ends its prompt (its last row), and every decode.
-        ends = torch.tensor([w.q_len for w in work]).cumsum(0) - 1
-        samples = [int(e) for w, e in zip(work, ends) if w.kv_len >= w.state.request.prompt_len]
-        to = lambda t: t.to(device, non_blocking=True)  # noqa: E731
+        samples, end = [], -1
+        for w in work:
+            end += w.q_len
+            if w.kv_len >= w.state.request.prompt_len:
+                samples.append(end)
+        to = lambda values: torch.tensor(values, dtype=torch.int64).to(device, non_blocking=True)  # noqa: E731
         self.positions = to(positions)
-        self.cache_rows = to(first_rows + positions)
-        self.token_ids = to((ids * 7919 + positions * 104729) % vocab)
-        self.sample_rows = to(torch.tensor(samples, dtype=torch.int64))
+        self.cache_rows = to([f + p for f, p in zip(first_rows, positions)])
+        self.token_ids = to([(i * 7919 + p * 104729) % vocab for i, p in zip(ids, positions)])
+        self.sample_rows = to(samples)
 
 
 class Decoder:
@@ -70,14 +73,12 @@ class Decoder:
         x1, x2 = x.chunk(2, dim=-1)
         return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
 
-    def qkv(self, layer: int, h: torch.Tensor, inputs: StepInputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def qkv(self, layer: int, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The layer's rotated q [tokens, Hq, D] and k, v [tokens, Hkv, D] of hidden states h."""
         s = self.shape
         x = F.rms_norm(h, (s.hidden,), self.attn_norm[layer], s.norm_eps)
         q = F.linear(x, self.w_q[layer]).view(-1, s.heads_q, s.head_dim)
         k, v = F.linear(x, self.w_kv[layer]).view(-1, 2, s.heads_kv, s.head_dim).unbind(1)
-        angles = inputs.positions[:, None].float() * self.inv_freq[None, :]  # [tokens, D/2]
-        cos, sin = (f(angles)[:, None, :].to(torch.bfloat16) for f in (torch.cos, torch.sin))
         return self.rope(q, cos, sin), self.rope(k, cos, sin), v
 
     def write_cache(self, layer: int, inputs: StepInputs, k: torch.Tensor, v: torch.Tensor) -> None:
@@ -90,8 +91,10 @@ class Decoder:
         (start, end) pair of CUDA events recorded around the attention call."""
         s = self.shape
         h = self.embedding[inputs.token_ids]
+        angles = inputs.positions[:, None].float() * self.inv_freq[None, :]  # [tokens, D/2], every layer's
+        cos, sin = (f(angles)[:, None, :].to(torch.bfloat16) for f in (torch.cos, torch.sin))
         for layer in range(s.layers):
-            q, k, v = self.qkv(layer, h, inputs)
+            q, k, v = self.qkv(layer, h, cos, sin)
             self.write_cache(layer, inputs, k, v)
             if attention_events is not None:
                 attention_events[layer][0].record()
