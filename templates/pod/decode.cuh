@@ -124,11 +124,13 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
     };
     // fp8: this warp's slice of tile i, landed in staging, into the tile's 16-bit stage.
     auto dequantize_tile = [&](int i) {
-      const uint32_t src = s_staging + (i % S::kKvStaging) * S::kStagingBytes;
-      const uint32_t dst = s_kv + (i % S::kStages) * S::kStageBytes;
-      dequantize_rows<T, D, KW, 32, Layout>(src, dst, key0, lane);
-      dequantize_rows<T, D, KW, 32, Layout>(src + S::kStagingKvBytes, dst + S::kKvBytes, key0, lane);
-      __syncwarp();
+      if constexpr (Traits::kKvFp8) {
+        const uint32_t src = s_staging + (i % S::kKvStaging) * S::kStagingBytes;
+        const uint32_t dst = s_kv + (i % S::kStages) * S::kStageBytes;
+        dequantize_rows<T, D, KW, 32, Layout>(src, dst, key0, lane);
+        dequantize_rows<T, D, KW, 32, Layout>(src + S::kStagingKvBytes, dst + S::kKvBytes, key0, lane);
+        __syncwarp();
+      }
     };
     Io::template load_q<S::kTileQ, S::kThreads>(static_cast<const T*>(p.q[POD_OP_DECODE]), it,
                                                 rows_valid, s_q, tid);
