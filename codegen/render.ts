@@ -94,6 +94,7 @@ export function templateContext(spec: KernelSpec) {
     kvDtypeCode: KV_DTYPE_CODES[spec.kvDtype ?? spec.dtype],
     kvScalePerHead: spec.kvScale === "head",
     kvStaging: model.kvStaging,
+    decodeKvBuffers: model.decodeKvBuffers,
   };
 }
 

@@ -49,6 +49,12 @@ export interface ResourceModel {
    * since the tile being computed is already 16-bit. 0: a 16-bit cache.
    */
   kvStaging: { prefill: number; decode: number };
+  /**
+   * 16-bit K/V stages of the decode loop (Traits::Decode::kKvBuffers): decode.stages, but 1 with an
+   * fp8 cache, where each warp dequantizes its slice of a tile just before computing it (the
+   * prefill loops keep decode.stages: their stage indexing is shared with 16-bit caches).
+   */
+  decodeKvBuffers: number;
   /** Keys per S = Q K^T / softmax / P V step of the prefill loop (Traits::Prefill::kSubKv). */
   prefillSubBlockKeys: number;
   /** The same for the prefill-only kernel, whose consumers may hold more registers (kSubKvAlone). */
@@ -86,11 +92,11 @@ export interface ResourceModel {
 }
 
 /**
- * Shared memory of one attention tile: a Q tile plus `stages` 16-bit buffers of K and V, plus
+ * Shared memory of one attention tile: a Q tile plus `buffers` 16-bit buffers of K and V, plus
  * `staging` fp8 buffers of K and V (fp8 caches).
  */
-function tileSmem(tileQ: number, tileKv: number, stages: number, staging: number, headDim: number): number {
-  return ((tileQ + 2 * stages * tileKv) * ELEMENT_BYTES + 2 * staging * tileKv * FP8_BYTES) * headDim;
+function tileSmem(tileQ: number, tileKv: number, buffers: number, staging: number, headDim: number): number {
+  return ((tileQ + 2 * buffers * tileKv) * ELEMENT_BYTES + 2 * staging * tileKv * FP8_BYTES) * headDim;
 }
 
 /** fp8 staging stages of a loop with `stages` stages (ResourceModel.kvStaging). */
@@ -113,10 +119,11 @@ export function resourceModel(spec: SpecFields): ResourceModel {
   const decodeWarps = Math.max(1, Math.floor(decode.warps / decode.virtualCtas));
 
   const kvStaging = { prefill: fp8Staging(spec, prefill.stages), decode: fp8Staging(spec, decode.stages) };
+  const decodeKvBuffers = spec.kvDtype === "e4m3" ? 1 : decode.stages;
   const prefillTiles = tileSmem(prefill.tile.q, prefill.tile.kv, prefill.stages, kvStaging.prefill, headDim);
   const prefillTile = warpSpecialized ? Math.ceil((prefillTiles + PIPELINE_BYTES) / 1024) * 1024 : prefillTiles;
   const decodeTiles =
-    decode.virtualCtas * tileSmem(decode.tile.q, decode.tile.kv, decode.stages, kvStaging.decode, headDim);
+    decode.virtualCtas * tileSmem(decode.tile.q, decode.tile.kv, decodeKvBuffers, kvStaging.decode, headDim);
   const perCtaLimit = Math.min(
     limits.smemPerCtaMax,
     Math.floor(limits.smemPerSm / ctasPerSm) - limits.smemReservedPerCta,
@@ -151,6 +158,7 @@ export function resourceModel(spec: SpecFields): ResourceModel {
       perCtaLimit,
     },
     kvStaging,
+    decodeKvBuffers,
     prefillSubBlockKeys: subKv,
     prefillSubBlockKeysAlone: subKvAlone,
     registers: { budgetPerThread, roles: roleRegisters, warpSpecialized: wsRegisters, prefillEstimate, decodeEstimate },

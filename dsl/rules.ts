@@ -125,7 +125,8 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
   // Shared memory for an unsupported head dimension means nothing; that issue is reported above.
   if (headDimSupported && model.smem.perCta > model.smem.perCtaLimit) {
     const staging = (n: number) => (n > 0 ? ` + ${n} fp8 staging × kv=${decode.tile.kv}` : "");
-    const decodeWhat = `${decode.virtualCtas} virtual CTAs × (q=${decode.tile.q} + ${decode.stages} stages × kv=${decode.tile.kv}${staging(model.kvStaging.decode)})`;
+    const decodeStages = model.decodeKvBuffers === decode.stages ? `${decode.stages} stages` : `${model.decodeKvBuffers} 16-bit stage`;
+    const decodeWhat = `${decode.virtualCtas} virtual CTAs × (q=${decode.tile.q} + ${decodeStages} × kv=${decode.tile.kv}${staging(model.kvStaging.decode)})`;
     const part = model.roles
       ? {
           path: "prefill.tile",

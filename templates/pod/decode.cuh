@@ -10,9 +10,10 @@
 //
 // Shared memory per virtual CTA (bytes):
 //   [ Q: 16 x D ][ stage 0: K kTileKv x D, V kTileKv x D ] ... = 16*D*2 + kStages*kTileKv*D*2*2
-//   fp8 KV cache: then [ staging 0: K8 kTileKv x D, V8 kTileKv x D ] ... (kKvStaging of them, 1 byte
-//   an element): a warp copies its fp8 slice there and dequantizes the slice of the tile it is
-//   about to compute into that tile's 16-bit stage (kv_fp8.cuh).
+//   fp8 KV cache: one 16-bit stage (kKvBuffers), then [ staging 0: K8 kTileKv x D, V8 kTileKv x D ]
+//   ... (kKvStaging of them, 1 byte an element): a warp copies its fp8 slices there, kStages - 1
+//   tiles ahead, and dequantizes its slice of the tile it is about to compute into the 16-bit stage
+//   (kv_fp8.cuh), which holds only that tile.
 // After the last tile the same bytes hold the merge scratch (see DecodeShape::kScratchBytes).
 #pragma once
 #include "softmax.cuh"
@@ -41,7 +42,8 @@ struct DecodeShape {
   static constexpr int kKvStaging = P::kKvStaging;   // fp8 staging stages (resource model)
   static constexpr int kStagingKvBytes = kTileKv * D;  // one fp8 K (or V) tile
   static constexpr int kStagingBytes = 2 * kStagingKvBytes;
-  static constexpr int kVctaBytes = kQBytes + kStages * kStageBytes + kKvStaging * kStagingBytes;
+  static constexpr int kKvBuffers = P::kKvBuffers;   // 16-bit K/V stages (resource model)
+  static constexpr int kVctaBytes = kQBytes + kKvBuffers * kStageBytes + kKvStaging * kStagingBytes;
   static constexpr int kSmemBytes = kVirtualCtas * kVctaBytes;
   // Merge scratch: m and l per warp and row, then each warp's O rows (fp32, row stride padded by
   // 8 floats against bank conflicts when that still fits).
@@ -65,8 +67,9 @@ struct DecodeShape {
   static_assert(kVirtualCtas >= 1 && kVirtualCtas <= 15, "Decode::kVirtualCtas in 1..15 (barrier ids)");
   static_assert(kTileKv % (16 * kWarps) == 0, "Decode::kTileKv must be a multiple of 16 * Decode::kWarpsPerVirtualCta");
   static_assert(kStages >= 1, "Decode::kStages >= 1");
-  static_assert(Traits::kKvFp8 ? kKvStaging >= (kStages > 1 ? kStages - 1 : 1) : kKvStaging == 0,
-                "fp8 KV: a staging stage for each tile in flight (Decode::kKvStaging)");
+  static_assert(Traits::kKvFp8 ? kKvStaging >= (kStages > 1 ? kStages - 1 : 1) && kKvBuffers == 1
+                               : kKvStaging == 0 && kKvBuffers == kStages,
+                "fp8 KV: a staging stage for each tile in flight and one 16-bit stage (Decode::kKvStaging, kKvBuffers)");
   static_assert(kSmemBytes <= Traits::kSmemBytes, "decode tiles exceed Traits::kSmemBytes");
   static_assert(kScratchBytes <= kVctaBytes, "decode merge scratch must fit the virtual CTA's bytes");
 };
@@ -98,7 +101,7 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
 
   const uint32_t s_q = smem_u32(smem);
   const uint32_t s_kv = s_q + S::kQBytes;
-  const uint32_t s_staging = s_kv + S::kStages * S::kStageBytes;  // fp8 KV only
+  const uint32_t s_staging = s_kv + S::kKvBuffers * S::kStageBytes;  // fp8 KV only
   // Per-lane ldmatrix offsets, as in prefill_mma.cuh; K and V rows start at this warp's key0.
   const uint32_t lk = lane_off<kChunks>((lane / 16) * 8 + lane % 8, (lane / 8) % 2) + key0 * kChunks * 16;
   const uint32_t lv = lane_off<kChunks>(((lane / 8) % 2) * 8 + lane % 8, lane / 16) + key0 * kChunks * 16;
@@ -117,7 +120,7 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
         Io::template load_kv<KW, 32, typename Io::template KvCopyLayout<Layout>>(
             p, page_base, it.kv_head, it.kv_begin + i * S::kTileKv, it.kv_end, key0, k, k + S::kStagingKvBytes, lane);
       } else {
-        const uint32_t k = s_kv + (i % S::kStages) * S::kStageBytes;
+        const uint32_t k = s_kv + (i % S::kKvBuffers) * S::kStageBytes;
         Io::template load_kv<KW, 32, Layout>(p, page_base, it.kv_head, it.kv_begin + i * S::kTileKv, it.kv_end,
                                              key0, k, k + S::kKvBytes, lane);
       }
@@ -126,7 +129,7 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
     auto dequantize_tile = [&](int i) {
       if constexpr (Traits::kKvFp8) {
         const uint32_t src = s_staging + (i % S::kKvStaging) * S::kStagingBytes;
-        const uint32_t dst = s_kv + (i % S::kStages) * S::kStageBytes;
+        const uint32_t dst = s_kv + (i % S::kKvBuffers) * S::kStageBytes;
         dequantize_rows<T, D, KW, 32, Layout>(src, dst, key0, lane);
         dequantize_rows<T, D, KW, 32, Layout>(src + S::kStagingKvBytes, dst + S::kKvBytes, key0, lane);
         __syncwarp();
@@ -168,7 +171,7 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
       bool live = slice_start < limit_hi;
       if constexpr (V::kWindow) live = live && slice_start + KW > row_first(0);  // not all before the window
       if (live) {
-        const uint32_t s_k = s_kv + (i % S::kStages) * S::kStageBytes;
+        const uint32_t s_k = s_kv + (i % S::kKvBuffers) * S::kStageBytes;
         const uint32_t s_v = s_k + S::kKvBytes;
         float s[kN][4];
 #pragma unroll
