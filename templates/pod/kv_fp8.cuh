@@ -24,12 +24,13 @@ struct Cvt<__nv_fp8_e4m3> {
   static __device__ __forceinline__ float to_float(__nv_fp8_e4m3 x) { return static_cast<float>(x); }
 };
 
-// Two e4m3 (element 0 in the low byte) as a 16-bit pair of T (element 0 in the low half).
+// Two e4m3 (element 0 in the low byte) as a 16-bit pair of T (element 0 in the low half). Host too,
+// for test/native/test_kv_fp8.cu.
 template <class T>
-__device__ __forceinline__ uint32_t e4m3x2_to(uint16_t two);
+__host__ __device__ __forceinline__ uint32_t e4m3x2_to(uint16_t two);
 
 template <>
-__device__ __forceinline__ uint32_t e4m3x2_to<half>(uint16_t two) {
+__host__ __device__ __forceinline__ uint32_t e4m3x2_to<half>(uint16_t two) {
   const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(two, __NV_E4M3);
   return (uint32_t)h.x | ((uint32_t)h.y << 16);
 }
@@ -39,7 +40,7 @@ __device__ __forceinline__ uint32_t e4m3x2_to<half>(uint16_t two) {
 // multiplying by 2^112 (0x7780) is exact. Zeros stay zeros. (e4m3 NaN would not stay NaN: the
 // random fill never writes it, and saturating quantizers do not either.)
 template <>
-__device__ __forceinline__ uint32_t e4m3x2_to<__nv_bfloat16>(uint16_t two) {
+__host__ __device__ __forceinline__ uint32_t e4m3x2_to<__nv_bfloat16>(uint16_t two) {
   const uint32_t h = e4m3x2_to<half>(two);
   const uint32_t shifted = (h & 0x80008000u) | ((h >> 3) & 0x0FFF0FFFu);
   const __nv_bfloat162 b = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&shifted),
