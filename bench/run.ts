@@ -37,6 +37,7 @@ import {
   type Device,
   type Dtype16,
   type HostBatch,
+  kvElementBytes,
   type KernelInfo,
   type PodBuffers,
   type PodPlan,
@@ -48,7 +49,7 @@ export function workingSetBytes(host: HostBatch): number {
   const { numHeadsQ: hq, numHeadsKv: hkv, headDim: d, pageSize, paged } = host.dims;
   const rows = host.batch.kvLens.reduce((s, kv) => s + (paged ? Math.ceil(kv / pageSize) * pageSize : kv), 0);
   const tokens = host.totalPrefillTokens + host.shape.decodes.length;
-  return tokens * hq * d * 2 * 2 + rows * hkv * d * 2 * 2;
+  return tokens * hq * d * 2 * 2 + rows * hkv * d * kvElementBytes(host.dims) * 2;
 }
 
 const L2_FLUSH_BYTES = 160 * 2 ** 20;
@@ -296,7 +297,7 @@ export function runWorkload(
   const presetFused = okFused.find(([label]) => label === "default")?.[1] ?? null;
   const ratio = (a: number | null, b: number | null) => (a !== null && b !== null && b > 0 ? a / b : null);
   const flops = prefillFlops(w.shape, hq, d);
-  const kvBytes = decodeKvBytes(w.shape, base.heads.kv, d);
+  const kvBytes = decodeKvBytes(w.shape, base.heads.kv, d, kvElementBytes({ kvDtype: base.kvDtype ?? base.dtype }));
   let standalone: WorkloadResult["standalone"];
   if (opts.standaloneVariants && !opts.fusedOnly) {
     const perConfig = Object.fromEntries(

@@ -57,6 +57,10 @@ export function parseWorkloads(json: unknown, label = "workloads"): Workload[] {
       if (JSON.stringify(spec.kvCache) !== JSON.stringify(base.kvCache)) {
         throw new Error(`${where}: variant ${JSON.stringify(v.name)}: kvCache = ${JSON.stringify(spec.kvCache)} must equal ${JSON.stringify(base.kvCache)} (the workload spec's): the configs of a workload share its batch`);
       }
+      const kvDtype = (s: KernelSpec) => s.kvDtype ?? s.dtype;
+      if (kvDtype(spec) !== kvDtype(base)) {
+        throw new Error(`${where}: variant ${JSON.stringify(v.name)}: kvDtype = ${kvDtype(spec)} must equal ${kvDtype(base)} (the workload spec's): the configs of a workload share its K/V cache`);
+      }
       configs.push({ label: v.name, spec });
     }
     return { name: w.name, specName, shape: { prefills, decodes }, configs };
@@ -104,7 +108,7 @@ export function prefillFlops(shape: BatchShape, hq: number, d: number): number {
   return 4 * d * hq * visible;
 }
 
-/** K and V bytes the decodes read, each once. */
+/** K and V bytes the decodes read, each once (elementBytes: 1 for an fp8 cache). */
 export function decodeKvBytes(shape: BatchShape, hkv: number, d: number, elementBytes = 2): number {
   return shape.decodes.reduce((s, kv) => s + kv, 0) * hkv * d * elementBytes * 2;
 }

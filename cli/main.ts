@@ -194,7 +194,10 @@ program
       return void console.log(JSON.stringify({ spec: spec, resources: { ...rest, gpu: limits.gpu }, manifest: build?.manifest ?? null, spills }, null, 2));
     }
     const kib = (b: number) => `${(b / 1024).toFixed(1)} KiB`;
-    console.log(`${spec!.name} (spec hash ${spec!.hash}) for ${spec!.target} (${model.limits.gpu}), prefill engine ${model.prefillEngine}\n`);
+    const fp8 = spec!.kvDtype === "e4m3"
+      ? `, fp8 (e4m3) KV cache with scales per ${spec!.kvScale === "head" ? "KV head" : "tensor"} (staging stages: prefill ${model.kvStaging.prefill}, decode ${model.kvStaging.decode})`
+      : "";
+    console.log(`${spec!.name} (spec hash ${spec!.hash}) for ${spec!.target} (${model.limits.gpu}), prefill engine ${model.prefillEngine}${fp8}\n`);
     console.log(
       table(
         ["resource", "value", "limit"],

@@ -44,6 +44,7 @@ function writeBindings(file: SourceFile, spec: KernelSpec, constKind: import("ts
           symbolPrefix: ${JSON.stringify(symbolPrefix(spec))},
           target: ${JSON.stringify(spec.target)},
           dtype: ${JSON.stringify(spec.dtype)},
+          kvDtype: ${JSON.stringify(spec.kvDtype ?? spec.dtype)},
           numHeadsQ: ${q},
           numHeadsKv: ${kv},
           headDim: ${d},
@@ -79,6 +80,7 @@ function writeBindings(file: SourceFile, spec: KernelSpec, constKind: import("ts
         type: paged
           ? `readonly [pages: number, pageSize: ${pageSize}, heads: ${kv}, dim: ${d}]`
           : `readonly [rows: number, heads: ${kv}, dim: ${d}]`,
+        ...(spec.kvDtype === "e4m3" && { docs: [`fp8 e4m3, dequantized with fp32 scales (${spec.kvScale === "head" ? `[${kv}]` : "[1]"} each for K and V)`] }),
       },
       { name: "vCache", type: `${type}Shapes["kCache"]` },
       { name: "oPrefill", type: `${type}Shapes["qPrefill"]` },

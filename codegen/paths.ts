@@ -8,7 +8,7 @@ export const TEMPLATES_DIR = join(PACKAGE_ROOT, "templates");
 export const KERNEL_HEADERS_DIR = join(TEMPLATES_DIR, "pod");
 export const GENERATED_DIR = join(PACKAGE_ROOT, "generated");
 /** Version of the C ABI in pod_attention.h; bump on any layout change of its structs. */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 /** Version of the family C ABI in pod_family.h; bump on any layout change of its structs. */
 export const FAMILY_ABI_VERSION = 1;
 /** The headers of a family library's own translation unit (`#include "family/..."`). */

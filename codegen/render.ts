@@ -41,10 +41,14 @@ function floatLiteral(value: number): string {
   return `${/[.e]/.test(text) ? text : `${text}.0`}f`;
 }
 
+/** podgen_kernel_info.kv_dtype: the dtype codes, then fp8 (pod_attention.h). */
+const KV_DTYPE_CODES = { fp16: 0, bf16: 1, e4m3: 2 } as const;
+
 /** Everything the templates may refer to, derived from the spec and the resource model. */
 export function templateContext(spec: KernelSpec) {
   const model = resourceModel(spec);
   const maxSplits = spec.prefill.maxSplits;
+  const cudaType = spec.dtype === "bf16" ? "__nv_bfloat16" : "half";
   return {
     name: spec.name,
     hash: spec.hash,
@@ -52,7 +56,7 @@ export function templateContext(spec: KernelSpec) {
     abiVersion: ABI_VERSION,
     target: spec.target,
     dtype: spec.dtype,
-    cudaType: spec.dtype === "bf16" ? "__nv_bfloat16" : "half",
+    cudaType,
     dtypeCode: spec.dtype === "bf16" ? 1 : 0,
     heads: spec.heads,
     headDim: spec.headDim,
@@ -84,6 +88,13 @@ export function templateContext(spec: KernelSpec) {
     softCap: spec.logitsSoftCap ?? 0,
     softCapLiteral: floatLiteral(spec.logitsSoftCap ?? 0),
     sinks: spec.sinks ?? false,
+    kvFp8: spec.kvDtype === "e4m3",
+    kvCudaType: spec.kvDtype === "e4m3" ? "__nv_fp8_e4m3" : cudaType,
+    kvDtype: spec.kvDtype ?? spec.dtype,
+    kvDtypeCode: KV_DTYPE_CODES[spec.kvDtype ?? spec.dtype],
+    kvScalePerHead: spec.kvScale === "head",
+    kvStaging: model.kvStaging,
+    decodeKvBuffers: model.decodeKvBuffers,
   };
 }
 

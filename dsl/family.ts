@@ -20,7 +20,7 @@ import { checkOverrides, type SpecOverrides } from "./overrides.ts";
 import { canonicalJson, checkSpec, type KernelInput, type KernelSpec } from "./spec.ts";
 
 /** The fields every member shares: what a batch's tensors and the KV cache look like. */
-export const FAMILY_SHAPE_FIELDS = ["target", "dtype", "heads", "headDim", "kvCache"] as const;
+export const FAMILY_SHAPE_FIELDS = ["target", "dtype", "heads", "headDim", "kvCache", "kvDtype", "kvScale"] as const;
 
 /** At most this many members (PODGEN_FAMILY_MAX_MEMBERS of the generated pod_family.h). */
 export const MAX_FAMILY_MEMBERS = 8;

@@ -21,6 +21,17 @@ const inputs: KernelInput[] = [
     name: "llama3_8b_2cta", dtype: "bf16", heads: { q: 32, kv: 8 }, headDim: 128, kvCache: paged16,
     decode: { tile: { q: 16, kv: 64 }, virtualCtas: 1 }, schedule: { kind: "fifty-fifty" },
   },
+  // Llama-3-8B with an fp8 (e4m3) KV cache and a scale per KV head (vLLM's fp8 KV cache): half the
+  // bytes per cached token. In llama3_8b_2cta's CTA shape, since the warp-specialized engine of
+  // llama3_8b takes no fp8 KV yet; its wgmma prefill and its decode dequantize the fp8 tiles in
+  // shared memory. The decode runs 4 stages (3 fp8 tiles in flight, as many bytes as 1.5 bf16
+  // tiles): with one 16-bit stage they take 84 KiB, within the prefill tile's 112 KiB, so they
+  // cost no occupancy (a prediction, not yet timed: bench/workloads/fp8-kv.json sweeps 2 to 4).
+  {
+    name: "llama3_8b_fp8", dtype: "bf16", heads: { q: 32, kv: 8 }, headDim: 128, kvCache: paged16,
+    decode: { tile: { q: 16, kv: 64 }, virtualCtas: 1, stages: 4 }, schedule: { kind: "fifty-fifty" },
+    kvDtype: "e4m3", kvScale: "head",
+  },
   // Llama-2-7B: multi-head attention (group 1), fp16.
   { name: "llama2_7b", dtype: "fp16", heads: { q: 32, kv: 32 }, headDim: 128, kvCache: paged16 },
   // Yi-6B: GQA 32/4.

@@ -3,7 +3,8 @@
 import { TARGET_LIMITS, type TargetLimits } from "./targets.ts";
 import type { PrefillEngine, SpecFields } from "./schema.ts";
 
-const ELEMENT_BYTES = 2; // fp16 and bf16
+const ELEMENT_BYTES = 2; // fp16 and bf16: q, o, and the K/V tiles the tensor cores read
+const FP8_BYTES = 1;
 /** Roles kernel: where each role's leader hands its claimed ticket to the role (scheduler.cuh). */
 const ROLE_CLAIM_BYTES = 16;
 /** Warp-specialized prefill: its mbarriers and item slots (prefill_ws.cuh, WsLayout), rounded up. */
@@ -41,12 +42,28 @@ export interface ResourceModel {
   decodeWarpsPerVirtualCta: number;
   /** Query heads per KV head. */
   group: number;
+  /**
+   * fp8 KV: K/V tiles in flight as fp8 in shared memory (Traits::Prefill::kKvStaging,
+   * Decode::kKvStaging): the tile loops copy fp8 rows into these staging stages and dequantize the
+   * tile about to be computed into its 16-bit stage. One less than the stages (at least one),
+   * since the tile being computed is already 16-bit. 0: a 16-bit cache.
+   */
+  kvStaging: { prefill: number; decode: number };
+  /**
+   * 16-bit K/V stages of the decode loop (Traits::Decode::kKvBuffers): decode.stages, but 1 with an
+   * fp8 cache, where each warp dequantizes its slice of a tile just before computing it (the
+   * prefill loops keep decode.stages: their stage indexing is shared with 16-bit caches).
+   */
+  decodeKvBuffers: number;
   /** Keys per S = Q K^T / softmax / P V step of the prefill loop (Traits::Prefill::kSubKv). */
   prefillSubBlockKeys: number;
   /** The same for the prefill-only kernel, whose consumers may hold more registers (kSubKvAlone). */
   prefillSubBlockKeysAlone: number;
   smem: {
-    /** Q tile plus `stages` K and V tiles (warp-specialized: plus its barriers, to a 1 KiB multiple). */
+    /**
+     * Q tile plus `stages` K and V tiles, plus fp8 staging (kvStaging.prefill K and V fp8 tiles);
+     * warp-specialized: plus its barriers, to a 1 KiB multiple.
+     */
     prefillTile: number;
     /** `virtualCtas` decode tiles, each with its Q tile and K/V stages. */
     decodeTiles: number;
@@ -74,10 +91,16 @@ export interface ResourceModel {
   };
 }
 
-/** Shared memory of one attention tile: a Q tile plus `stages` buffers of K and V. */
-function tileSmem(tileQ: number, tileKv: number, stages: number, headDim: number): number {
-  return (tileQ + 2 * stages * tileKv) * headDim * ELEMENT_BYTES;
+/**
+ * Shared memory of one attention tile: a Q tile plus `buffers` 16-bit buffers of K and V, plus
+ * `staging` fp8 buffers of K and V (fp8 caches).
+ */
+function tileSmem(tileQ: number, tileKv: number, buffers: number, staging: number, headDim: number): number {
+  return ((tileQ + 2 * buffers * tileKv) * ELEMENT_BYTES + 2 * staging * tileKv * FP8_BYTES) * headDim;
 }
+
+/** fp8 staging stages of a loop with `stages` stages (ResourceModel.kvStaging). */
+const fp8Staging = (spec: SpecFields, stages: number) => (spec.kvDtype === "e4m3" ? Math.max(1, stages - 1) : 0);
 
 /** The prefill mainloop a spec gets: its own choice, or the target's default. */
 function prefillEngine(spec: SpecFields): PrefillEngine {
@@ -95,10 +118,12 @@ export function resourceModel(spec: SpecFields): ResourceModel {
   const threads = prefillThreads + (roles ? decode.warps * 32 : 0);
   const decodeWarps = Math.max(1, Math.floor(decode.warps / decode.virtualCtas));
 
-  const prefillTiles = tileSmem(prefill.tile.q, prefill.tile.kv, prefill.stages, headDim);
+  const kvStaging = { prefill: fp8Staging(spec, prefill.stages), decode: fp8Staging(spec, decode.stages) };
+  const decodeKvBuffers = spec.kvDtype === "e4m3" ? 1 : decode.stages;
+  const prefillTiles = tileSmem(prefill.tile.q, prefill.tile.kv, prefill.stages, kvStaging.prefill, headDim);
   const prefillTile = warpSpecialized ? Math.ceil((prefillTiles + PIPELINE_BYTES) / 1024) * 1024 : prefillTiles;
   const decodeTiles =
-    decode.virtualCtas * tileSmem(decode.tile.q, decode.tile.kv, decode.stages, headDim);
+    decode.virtualCtas * tileSmem(decode.tile.q, decode.tile.kv, decodeKvBuffers, kvStaging.decode, headDim);
   const perCtaLimit = Math.min(
     limits.smemPerCtaMax,
     Math.floor(limits.smemPerSm / ctasPerSm) - limits.smemReservedPerCta,
@@ -132,6 +157,8 @@ export function resourceModel(spec: SpecFields): ResourceModel {
       perCta: roles ? prefillTile + decodeTiles + ROLE_CLAIM_BYTES : Math.max(prefillTile, decodeTiles),
       perCtaLimit,
     },
+    kvStaging,
+    decodeKvBuffers,
     prefillSubBlockKeys: subKv,
     prefillSubBlockKeysAlone: subKvAlone,
     registers: { budgetPerThread, roles: roleRegisters, warpSpecialized: wsRegisters, prefillEstimate, decodeEstimate },

@@ -95,6 +95,24 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
       add("decode.warps", decode.warps, "4 or 8", "setmaxnreg moves registers between whole warpgroups");
     }
   }
+  if (spec.kvDtype !== undefined && spec.kvDtype !== "e4m3") {
+    add("kvDtype", spec.kvDtype, `"${spec.dtype}" (the dtype) or "e4m3"`, "a 16-bit KV cache has the queries' dtype: the tensor cores multiply like types");
+  }
+  if (spec.kvDtype === "e4m3") {
+    if (!limits.fp8) {
+      add("kvDtype", spec.kvDtype, "a 16-bit dtype on this target", `${target} (${limits.gpu}) cannot convert fp8 (e4m3) to 16-bit floats in hardware; fp8 KV needs sm_89 or sm_90a`);
+    }
+    if (engine === "warp-specialized") {
+      add(
+        "prefill.engine",
+        engine,
+        '"wgmma" or "mma" with kvDtype "e4m3"',
+        "the warp-specialized engine's bulk copies land K/V straight in the tensor cores' tiles and it has no dequantization step yet; the mma and wgmma engines dequantize fp8 tiles in shared memory",
+      );
+    }
+  } else if (spec.kvScale !== undefined) {
+    add("kvScale", spec.kvScale, "absent", `scales dequantize an fp8 KV cache; this spec's KV cache is ${spec.kvDtype ?? spec.dtype}`);
+  }
   const keysPerStep = 16 * model.decodeWarpsPerVirtualCta;
   if (decode.tile.kv % keysPerStep !== 0) {
     add(
@@ -106,7 +124,9 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
   }
   // Shared memory for an unsupported head dimension means nothing; that issue is reported above.
   if (headDimSupported && model.smem.perCta > model.smem.perCtaLimit) {
-    const decodeWhat = `${decode.virtualCtas} virtual CTAs × (q=${decode.tile.q} + ${decode.stages} stages × kv=${decode.tile.kv})`;
+    const staging = (n: number) => (n > 0 ? ` + ${n} fp8 staging × kv=${decode.tile.kv}` : "");
+    const decodeStages = model.decodeKvBuffers === decode.stages ? `${decode.stages} stages` : `${model.decodeKvBuffers} 16-bit stage`;
+    const decodeWhat = `${decode.virtualCtas} virtual CTAs × (q=${decode.tile.q} + ${decodeStages} × kv=${decode.tile.kv}${staging(model.kvStaging.decode)})`;
     const part = model.roles
       ? {
           path: "prefill.tile",
@@ -117,7 +137,7 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
         ? {
             path: "prefill.tile",
             value: prefill.tile,
-            what: `q=${prefill.tile.q} × kv=${prefill.tile.kv} with ${prefill.stages} stages at D=${headDim}`,
+            what: `q=${prefill.tile.q} × kv=${prefill.tile.kv} with ${prefill.stages} stages${model.kvStaging.prefill > 0 ? ` and ${model.kvStaging.prefill} fp8 staging` : ""} at D=${headDim}`,
           }
         : {
             path: "decode.tile",

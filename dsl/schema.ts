@@ -19,6 +19,13 @@ export const scheduleSchema = z.discriminatedUnion("kind", [
   z.strictObject({ kind: z.literal("proportional") }),
 ]);
 
+/** Element types of the KV cache: the 16-bit dtype, or fp8 e4m3 with fp32 dequantization scales. */
+export const KV_DTYPES = ["fp16", "bf16", "e4m3"] as const;
+export type KvDType = (typeof KV_DTYPES)[number];
+/** fp8 KV scales: one fp32 for all of K (and one for V), or one per KV head. */
+export const KV_SCALES = ["tensor", "head"] as const;
+export type KvScale = (typeof KV_SCALES)[number];
+
 /** The largest logits soft-cap: an fp32 constant of the traits, and far above any logit it could bend. */
 export const MAX_LOGITS_SOFT_CAP = 1e6;
 
@@ -62,6 +69,10 @@ export const specSchema = z.strictObject({
   window: int(1, 2 ** 31 - 1).optional(),
   logitsSoftCap: z.number().positive().max(MAX_LOGITS_SOFT_CAP).optional(),
   sinks: z.boolean().optional(),
+  // The KV cache's element type (absent: dtype) and, for fp8, the granularity of its run-time
+  // dequantization scales (README, "fp8 KV cache").
+  kvDtype: z.enum(KV_DTYPES).optional(),
+  kvScale: z.enum(KV_SCALES).optional(),
 });
 
 export type SpecFields = z.infer<typeof specSchema>;

@@ -8,6 +8,8 @@ import {
   type DType,
   type HeadDim,
   type KvCache,
+  type KvDType,
+  type KvScale,
   type PrefillEngine,
   type Schedule,
   type SpecFieldPath,
@@ -65,6 +67,13 @@ export interface KernelInput {
    * and nothing else; the logits are a run-time input, one fp32 per query head.
    */
   sinks?: boolean;
+  /**
+   * The KV cache's element type: the dtype (default), or "e4m3" (fp8, sm_89 and sm_90a), which the
+   * tile loops dequantize to the dtype with run-time fp32 scales (k = scale * k8, likewise v).
+   */
+  kvDtype?: KvDType;
+  /** fp8 KV: one scale for each of K and V ("tensor", the default), or one per KV head ("head"). */
+  kvScale?: KvScale;
 }
 
 /** A validated spec. Deeply frozen; `hash` names its builds and keys every cache. */
@@ -82,6 +91,9 @@ export const DEFAULTS = {
   ctasPerSm: 2,
   schedule: { kind: "proportional" },
 } as const;
+
+/** fp8 KV caches: the scale granularity when the spec names none (vLLM's default). */
+export const DEFAULT_KV_SCALE: KvScale = "tensor";
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v);
@@ -104,8 +116,16 @@ function withDefaults(raw: unknown): unknown {
   // One CTA per SM (roles): the decode role defaults to one warpgroup, and both roles always run
   // side by side (fifty-fifty is the only schedule that applies).
   const roles = input.ctasPerSm === 1;
+  // A KV dtype equal to dtype is the default, stored absent (one spec, one hash); fp8 scales
+  // default to one per tensor.
+  const { kvDtype, kvScale, ...rest } = input;
+  const kv = {
+    ...(kvDtype !== undefined && kvDtype !== (input.dtype ?? DEFAULTS.dtype) && { kvDtype }),
+    ...((kvScale !== undefined || kvDtype === "e4m3") && { kvScale: kvScale ?? DEFAULT_KV_SCALE }),
+  };
   return {
-    ...input,
+    ...rest,
+    ...kv,
     target: input.target ?? DEFAULTS.target,
     dtype: input.dtype ?? DEFAULTS.dtype,
     kvCache: input.kvCache ?? DEFAULTS.kvCache,
@@ -152,6 +172,8 @@ const FIELD_REASONS = {
   window: "keys a query sees, itself included (sliding-window attention)",
   logitsSoftCap: "the cap of cap * tanh(logit / cap), applied to the scaled logits",
   sinks: "true: a run-time fp32 sink logit per query head joins each softmax denominator",
+  kvDtype: "the KV cache's element type: the dtype, or e4m3 (fp8) with run-time fp32 scales",
+  kvScale: "fp8 KV scales: one per tensor, or one per KV head",
 } satisfies Record<SpecFieldPath | "kvCache.pageSize", string>;
 
 function zodIssues(error: ZodError, input: unknown): SpecIssue[] {

@@ -25,6 +25,8 @@ export interface TargetLimits {
   maxResidentCtas: number;
   /** Warpgroup MMA (wgmma) and setmaxnreg: the sm_90a feature set. */
   wgmma: boolean;
+  /** Conversions of fp8 (e4m3) pairs to 16-bit floats (cvt.rn.f16x2.e4m3x2): sm_89 and later. */
+  fp8: boolean;
 }
 
 const KiB = 1024;
@@ -41,6 +43,7 @@ export const TARGET_LIMITS: Readonly<Record<Target, TargetLimits>> = {
     threadsPerSm: 2048,
     maxResidentCtas: 32,
     wgmma: false,
+    fp8: false,
   },
   sm_86: {
     gpu: "RTX 3090 / A10",
@@ -53,6 +56,7 @@ export const TARGET_LIMITS: Readonly<Record<Target, TargetLimits>> = {
     threadsPerSm: 1536,
     maxResidentCtas: 16,
     wgmma: false,
+    fp8: false,
   },
   sm_89: {
     gpu: "L4 / RTX 4090",
@@ -65,6 +69,7 @@ export const TARGET_LIMITS: Readonly<Record<Target, TargetLimits>> = {
     threadsPerSm: 1536,
     maxResidentCtas: 24,
     wgmma: false,
+    fp8: true,
   },
   sm_90a: {
     gpu: "H100",
@@ -77,5 +82,6 @@ export const TARGET_LIMITS: Readonly<Record<Target, TargetLimits>> = {
     threadsPerSm: 2048,
     maxResidentCtas: 32,
     wgmma: true,
+    fp8: true,
   },
 };

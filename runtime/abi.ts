@@ -18,7 +18,7 @@ import { loadKoffi, type DevicePtr, type Koffi } from "./cuda.ts";
 import { DeviceBuffer, streamHandle, type StreamLike } from "./device.ts";
 
 /** The pod_attention.h ABI version these struct mirrors follow (codegen/paths.ts ABI_VERSION). */
-export const PODGEN_ABI_VERSION_SUPPORTED = 2;
+export const PODGEN_ABI_VERSION_SUPPORTED = 3;
 
 /** The values of pod_attention.h's podgen_status (test/runtime.test.ts reads them off the header). */
 export type PodgenStatus = 0 | 1 | 2 | 3 | 4 | 5 | 6;
@@ -161,6 +161,8 @@ export function abiTypes(): AbiTypes {
       sm_scale: "float",
       reserved: "int32_t",
       sinks: devptr,
+      k_scale: devptr,
+      v_scale: devptr,
     }),
     podgen_ragged_buffers: k.struct("podgen_ragged_buffers", {
       q: devptr,
@@ -174,6 +176,8 @@ export function abiTypes(): AbiTypes {
       sm_scale: "float",
       reserved: "int32_t",
       sinks: devptr,
+      k_scale: devptr,
+      v_scale: devptr,
     }),
     podgen_reference_args: k.struct("podgen_reference_args", {
       num_prefills: "int32_t",
@@ -193,6 +197,8 @@ export function abiTypes(): AbiTypes {
       total_prefill_tokens: "int32_t",
       sm_scale: "float",
       sinks: devptr,
+      k_scale: devptr,
+      v_scale: devptr,
     }),
     podgen_kernel_info: k.struct("podgen_kernel_info", {
       abi_version: "uint32_t",
@@ -217,6 +223,8 @@ export function abiTypes(): AbiTypes {
       window: "int32_t",
       logits_soft_cap: "float",
       sinks: "int32_t",
+      kv_dtype: "int32_t",
+      kv_scale_per_head: "int32_t",
     }),
   };
   return typesCache;
@@ -399,6 +407,9 @@ export interface PodBuffers {
   smScale?: number;
   /** Kernels with attention sinks (KernelInfo.sinks): fp32 [Hq] sink logits; else null / omitted. */
   sinks?: DevPtrLike;
+  /** fp8 KV kernels (KernelInfo.kvDtype "e4m3"): fp32 K and V dequantization scales, 1 or Hkv each (KernelInfo.kvScalePerHead); else null / omitted. */
+  kScale?: DevPtrLike;
+  vScale?: DevPtrLike;
 }
 
 /** Device tensors of one run of a ragged plan. */
@@ -417,6 +428,9 @@ export interface PodRaggedBuffers {
   smScale?: number;
   /** Kernels with attention sinks (KernelInfo.sinks): fp32 [Hq] sink logits; else null / omitted. */
   sinks?: DevPtrLike;
+  /** fp8 KV kernels (KernelInfo.kvDtype "e4m3"): fp32 K and V dequantization scales, 1 or Hkv each (KernelInfo.kvScalePerHead); else null / omitted. */
+  kScale?: DevPtrLike;
+  vScale?: DevPtrLike;
 }
 
 /** Arguments of the fp32 reference kernel; every pointer is a device pointer. */
@@ -442,6 +456,9 @@ export interface ReferenceArgs {
   smScale?: number;
   /** Kernels with attention sinks: fp32 [Hq] sink logits; else null / omitted. */
   sinks?: DevPtrLike;
+  /** fp8 KV kernels (KernelInfo.kvDtype "e4m3"): fp32 K and V dequantization scales, 1 or Hkv each (KernelInfo.kvScalePerHead); else null / omitted. */
+  kScale?: DevPtrLike;
+  vScale?: DevPtrLike;
 }
 
 export interface KernelInfo {
@@ -471,7 +488,18 @@ export interface KernelInfo {
   logitsSoftCap: number;
   /** Runs take a sink logit per query head (PodBuffers.sinks, ReferenceArgs.sinks). */
   sinks: boolean;
+  /** Elements of the K/V cache: the dtype, or fp8 e4m3 (runs take PodBuffers.kScale and vScale). */
+  kvDtype: KvDType;
+  /** fp8 KV: Hkv scales each for K and V (else one each). */
+  kvScalePerHead: boolean;
 }
+
+/** Element types of a K/V cache (podgen_kernel_info.kv_dtype 0, 1, 2). */
+export type KvDType = "fp16" | "bf16" | "e4m3";
+const KV_DTYPES: readonly KvDType[] = ["fp16", "bf16", "e4m3"];
+
+/** Bytes of one K/V cache element of a kernel. */
+export const kvElementBytes = (info: Pick<KernelInfo, "kvDtype">) => (info.kvDtype === "e4m3" ? 1 : 2);
 
 function int(name: string, v: number | undefined, dflt = 0): number {
   const x = v ?? dflt;
@@ -562,6 +590,8 @@ export function toCBuffers(b: PodBuffers): Record<string, unknown> {
     sm_scale: b.smScale ?? 0,
     reserved: 0,
     sinks: devptr(b.sinks),
+    k_scale: devptr(b.kScale),
+    v_scale: devptr(b.vScale),
   };
 }
 
@@ -578,6 +608,8 @@ export function toCRaggedBuffers(b: PodRaggedBuffers): Record<string, unknown> {
     sm_scale: b.smScale ?? 0,
     reserved: 0,
     sinks: devptr(b.sinks),
+    k_scale: devptr(b.kScale),
+    v_scale: devptr(b.vScale),
   };
 }
 
@@ -600,6 +632,8 @@ export function toCReferenceArgs(a: ReferenceArgs): Record<string, unknown> {
     total_prefill_tokens: int("args.totalPrefillTokens", a.totalPrefillTokens),
     sm_scale: a.smScale ?? 0,
     sinks: devptr(a.sinks),
+    k_scale: devptr(a.kScale),
+    v_scale: devptr(a.vScale),
   };
 }
 
@@ -628,6 +662,8 @@ export function fromCKernelInfo(c: Record<string, unknown>): KernelInfo {
     window: n("window"),
     logitsSoftCap: n("logits_soft_cap"),
     sinks: n("sinks") !== 0,
+    kvDtype: KV_DTYPES[n("kv_dtype")] ?? "fp16",
+    kvScalePerHead: n("kv_scale_per_head") !== 0,
   };
 }
 
@@ -648,6 +684,7 @@ interface LibraryFns {
   run_decode: Fn;
   run_reference: Fn;
   fill_random: Fn;
+  fill_random_kv: Fn;
   status_name: Fn;
   last_error: Fn;
 }
@@ -698,6 +735,7 @@ export class KernelLibrary {
       run_decode: decl(`int ${p}_run_decode(const podgen_plan *plan, const podgen_buffers *buffers, void *stream)`),
       run_reference: decl(`int ${p}_run_reference(const podgen_reference_args *args, void *stream)`),
       fill_random: decl(`int ${p}_fill_random(podgen_devptr dst, uint64_t count, uint64_t seed, uint32_t tensor, void *stream)`),
+      fill_random_kv: decl(`int ${p}_fill_random_kv(podgen_devptr dst, uint64_t count, uint64_t seed, uint32_t tensor, void *stream)`),
       status_name: decl(`const char *${p}_status_name(int status)`),
       last_error: decl(`const char *${p}_last_error()`),
     };
@@ -796,13 +834,36 @@ export class KernelLibrary {
    * the same seed gives the same data. A negative seed stands for its 64-bit two's complement.
    */
   fillRandom(dst: DevPtrLike, count: number, seed: number | bigint, tensor: number, stream?: StreamLike): void {
-    if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`fillRandom: count = ${count} is not an element count`);
-    if (typeof seed === "number" && !Number.isSafeInteger(seed)) throw new RangeError(`fillRandom: seed = ${seed} is not an integer`);
-    if (!Number.isInteger(tensor) || tensor < 0 || tensor > 0xffffffff) throw new RangeError(`fillRandom: tensor = ${tensor} is not a 32-bit unsigned integer`);
-    if (dst instanceof DeviceBuffer && count * 2 > dst.bytes) {
-      throw new RangeError(`fillRandom: count = ${count} 16-bit elements need ${count * 2} bytes; device buffer "${dst.label}" holds ${dst.bytes}`);
+    this.fill("fillRandom", "fill_random", 2, dst, count, seed, tensor, stream);
+  }
+
+  /**
+   * The same for a K or V cache: `count` elements of the kernel's KV dtype (KernelInfo.kvDtype; fp8:
+   * the draws rounded to e4m3, never zero or NaN).
+   */
+  fillRandomKv(dst: DevPtrLike, count: number, seed: number | bigint, tensor: number, stream?: StreamLike): void {
+    this.fill("fillRandomKv", "fill_random_kv", kvElementBytes(this.info()), dst, count, seed, tensor, stream);
+  }
+
+  private fill(
+    method: string,
+    fn: "fill_random" | "fill_random_kv",
+    elementBytes: number,
+    dst: DevPtrLike,
+    count: number,
+    seed: number | bigint,
+    tensor: number,
+    stream?: StreamLike,
+  ): void {
+    if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`${method}: count = ${count} is not an element count`);
+    if (typeof seed === "number" && !Number.isSafeInteger(seed)) throw new RangeError(`${method}: seed = ${seed} is not an integer`);
+    if (!Number.isInteger(tensor) || tensor < 0 || tensor > 0xffffffff) throw new RangeError(`${method}: tensor = ${tensor} is not a 32-bit unsigned integer`);
+    if (dst instanceof DeviceBuffer && count * elementBytes > dst.bytes) {
+      throw new RangeError(
+        `${method}: count = ${count} ${elementBytes * 8}-bit elements need ${count * elementBytes} bytes; device buffer "${dst.label}" holds ${dst.bytes}`,
+      );
     }
-    this.check("fill_random", this.fns.fill_random(devptr(dst), BigInt(count), BigInt.asUintN(64, BigInt(seed)), tensor, streamHandle(stream)));
+    this.check(fn, this.fns[fn](devptr(dst), BigInt(count), BigInt.asUintN(64, BigInt(seed)), tensor, streamHandle(stream)));
   }
 
   /** Unloads the library; the object is unusable afterwards. */

@@ -1,7 +1,7 @@
 // Hybrid batches: shapes → host page tables → device tensors (random data drawn on the GPU) →
 // PodBuffers. Shared by the GPU suite, `podgen verify` and the benchmarks, so every path feeds the
 // kernels the same way a serving engine would.
-import type { KernelInfo, KernelLibrary, PodBatch, PodBuffers, ReferenceArgs } from "./abi.ts";
+import { kvElementBytes, type KernelInfo, type KernelLibrary, type PodBatch, type PodBuffers, type ReferenceArgs } from "./abi.ts";
 import { DeviceBuffer } from "./device.ts";
 import { Rng } from "./numerics.ts";
 
@@ -38,7 +38,10 @@ export type DrawnTensors = "all" | "queries";
 export const RANDOM_TENSOR = { qPrefill: 0, qDecode: 1, k: 2, v: 3 } as const;
 
 /** The shape-defining constants of a kernel (KernelInfo has them all). */
-export type KernelDims = Pick<KernelInfo, "numHeadsQ" | "numHeadsKv" | "headDim" | "paged" | "pageSize" | "dtype" | "sinks">;
+export type KernelDims = Pick<
+  KernelInfo,
+  "numHeadsQ" | "numHeadsKv" | "headDim" | "paged" | "pageSize" | "dtype" | "sinks" | "kvDtype" | "kvScalePerHead"
+>;
 
 /** What the host knows of a batch: its lengths, page table and the seed its data is drawn with. */
 export interface HostBatch {
@@ -51,6 +54,9 @@ export interface HostBatch {
   seed: number;
   /** Kernels with attention sinks: a sink logit per query head (empty otherwise). */
   sinks: Float32Array;
+  /** fp8 KV kernels: the K and V dequantization scales, 1 or Hkv each (empty otherwise). */
+  kScale: Float32Array;
+  vScale: Float32Array;
 }
 
 /**
@@ -60,6 +66,16 @@ export interface HostBatch {
  */
 function randomSinks(rng: Rng, count: number): Float32Array {
   return Float32Array.from({ length: count }, () => 3 + 2 * rng.normal());
+}
+
+/**
+ * fp8 KV scales as a quantizer might have chosen them, drawn from [0.5, 2): the fp8 values are
+ * standard normal draws, so the dequantized K and V are too, up to the scale; distinct per head, so
+ * that a kernel reading another head's scale (or none) fails the comparison.
+ */
+function randomKvScales(rng: Rng, dims: KernelDims): Float32Array {
+  if (dims.kvDtype !== "e4m3") return new Float32Array(0);
+  return Float32Array.from({ length: dims.kvScalePerHead ? dims.numHeadsKv : 1 }, () => 0.5 * 4 ** rng.next());
 }
 
 /** Page table and lengths for a batch (CSR over requests, prefills first). */
@@ -105,11 +121,14 @@ export function makeHostBatch(dims: KernelDims, shape: BatchShape, opts: BatchOp
     },
     // After the page table, so that a seed gives the same pages with sinks or without.
     sinks: dims.sinks ? randomSinks(rng, dims.numHeadsQ) : new Float32Array(0),
+    // After the sinks, so that a seed gives the same sinks with an fp8 cache or without.
+    kScale: randomKvScales(rng, dims),
+    vScale: randomKvScales(rng, dims),
   };
 }
 
 /** What draws a batch's tensors on the device: a kernel library (its dtype is the batch's). */
-export type RandomSource = Pick<KernelLibrary, "fillRandom" | "info">;
+export type RandomSource = Pick<KernelLibrary, "fillRandom" | "fillRandomKv" | "info">;
 
 /** Rows of a KV cache of `pages` pages (paged) or `pages` rows (contiguous). */
 const cacheRows = (dims: KernelDims, pages: number) => (dims.paged ? pages * dims.pageSize : pages);
@@ -161,6 +180,9 @@ export class DeviceBatch {
   readonly refLseDecode: DeviceBuffer;
   /** Kernels with attention sinks: fp32 [Hq] sink logits. */
   readonly sinks: DeviceBuffer;
+  /** fp8 KV kernels: fp32 K and V scales (1 or Hkv each). */
+  readonly kScale: DeviceBuffer;
+  readonly vScale: DeviceBuffer;
   current: HostBatch | undefined;
 
   constructor(
@@ -176,8 +198,9 @@ export class DeviceBatch {
     };
     this.qPrefill = alloc("qPrefill", capacity.prefillTokens * hq * d * 2);
     this.qDecode = alloc("qDecode", capacity.decodes * hq * d * 2);
-    this.k = alloc("k", rows * hkv * d * 2);
-    this.v = alloc("v", rows * hkv * d * 2);
+    const kvBytes = kvElementBytes(dims);
+    this.k = alloc("k", rows * hkv * d * kvBytes);
+    this.v = alloc("v", rows * hkv * d * kvBytes);
     this.pageIndptr = alloc("pageIndptr", (capacity.requests + 1) * 4);
     this.pageIndices = alloc("pageIndices", capacity.pageIndices * 4);
     this.qoIndptr = alloc("qoIndptr", (capacity.requests + 1) * 4);
@@ -191,6 +214,9 @@ export class DeviceBatch {
     this.refLsePrefill = alloc("refLsePrefill", capacity.prefillTokens * hq * 4);
     this.refLseDecode = alloc("refLseDecode", capacity.decodes * hq * 4);
     this.sinks = alloc("sinks", dims.sinks ? hq * 4 : 0);
+    const scales = dims.kvDtype === "e4m3" ? (dims.kvScalePerHead ? hkv : 1) : 0;
+    this.kScale = alloc("kScale", scales * 4);
+    this.vScale = alloc("vScale", scales * 4);
   }
 
   static forBatch(host: HostBatch, lib: RandomSource): DeviceBatch {
@@ -208,23 +234,26 @@ export class DeviceBatch {
         throw new RangeError(`batch needs ${key} = ${cap[key]}, but the device buffers hold ${this.capacity[key]}`);
       }
     }
-    const dtype = lib.info().dtype;
+    const { dtype, kvDtype } = lib.info();
     if (dtype !== this.dims.dtype) throw new RangeError(`the batch's dtype is ${this.dims.dtype}, but the library drawing it makes ${dtype}`);
+    if (kvDtype !== this.dims.kvDtype) throw new RangeError(`the batch's KV dtype is ${this.dims.kvDtype}, but the library drawing it makes ${kvDtype}`);
     const b = host.batch;
     const { numHeadsQ: hq, numHeadsKv: hkv, headDim: d } = this.dims;
     const kvCount = cacheRows(this.dims, b.numPages) * hkv * d;
-    const drawn: [DeviceBuffer, number, number][] = [
-      [this.qPrefill, host.totalPrefillTokens * hq * d, RANDOM_TENSOR.qPrefill],
-      [this.qDecode, b.numDecodes * hq * d, RANDOM_TENSOR.qDecode],
+    const drawn: [DeviceBuffer, number, number, "fillRandom" | "fillRandomKv"][] = [
+      [this.qPrefill, host.totalPrefillTokens * hq * d, RANDOM_TENSOR.qPrefill, "fillRandom"],
+      [this.qDecode, b.numDecodes * hq * d, RANDOM_TENSOR.qDecode, "fillRandom"],
     ];
-    if (draw === "all") drawn.push([this.k, kvCount, RANDOM_TENSOR.k], [this.v, kvCount, RANDOM_TENSOR.v]);
-    // The page table and sinks first: these copies are synchronous, and would wait for the fills.
+    if (draw === "all") drawn.push([this.k, kvCount, RANDOM_TENSOR.k, "fillRandomKv"], [this.v, kvCount, RANDOM_TENSOR.v, "fillRandomKv"]);
+    // The page table, sinks and scales first: these copies are synchronous, and would wait for the fills.
     if (host.sinks.length > 0) this.sinks.upload(host.sinks);
+    if (host.kScale.length > 0) this.kScale.upload(host.kScale);
+    if (host.vScale.length > 0) this.vScale.upload(host.vScale);
     this.pageIndptr.upload(b.pageIndptr!);
     if (b.pageIndices) this.pageIndices.upload(b.pageIndices);
     this.qoIndptr.upload(b.qoIndptr);
     this.kvLens.upload(b.kvLens);
-    for (const [buffer, count, tensor] of drawn) lib.fillRandom(buffer, count, host.seed, tensor);
+    for (const [buffer, count, tensor, fill] of drawn) lib[fill](buffer, count, host.seed, tensor);
     this.poisonOutputs();
     for (const b of [this.refPrefill, this.refDecode, this.refLsePrefill, this.refLseDecode]) b.poison();
     this.current = host;
@@ -251,6 +280,7 @@ export class DeviceBatch {
       workspace,
       workspaceBytes: workspace.bytes,
       sinks: this.dims.sinks ? this.sinks : null,
+      ...this.kvScales(),
     };
   }
 
@@ -274,20 +304,30 @@ export class DeviceBatch {
       lseDecode: this.refLseDecode,
       totalPrefillTokens: host.totalPrefillTokens,
       sinks: this.dims.sinks ? this.sinks : null,
+      ...this.kvScales(),
     };
   }
 
-  /** Inputs of the uploaded batch as 16-bit bits (q: its rows; k and v: the whole cache). */
+  /** fp8 KV kernels: the scale buffers of runs and the reference; else nothing. */
+  private kvScales(): { kScale?: DeviceBuffer; vScale?: DeviceBuffer } {
+    return this.dims.kvDtype === "e4m3" ? { kScale: this.kScale, vScale: this.vScale } : {};
+  }
+
+  /**
+   * Inputs of the uploaded batch (q: its rows as 16-bit bits; k and v: the whole cache, as 16-bit
+   * bits or fp8 bytes by the KV dtype).
+   */
   readInputs() {
     const host = this.requireBatch();
     const { numHeadsQ: hq, numHeadsKv: hkv, headDim: d } = this.dims;
     const kvCount = cacheRows(this.dims, host.batch.numPages) * hkv * d;
     const read16 = (b: DeviceBuffer, count: number) => b.download(new Uint16Array(count));
+    const readKv = (b: DeviceBuffer) => (this.dims.kvDtype === "e4m3" ? b.download(new Uint8Array(kvCount)) : read16(b, kvCount));
     return {
       qPrefill: read16(this.qPrefill, host.totalPrefillTokens * hq * d),
       qDecode: read16(this.qDecode, host.shape.decodes.length * hq * d),
-      k: read16(this.k, kvCount),
-      v: read16(this.v, kvCount),
+      k: readKv(this.k),
+      v: readKv(this.v),
     };
   }
 

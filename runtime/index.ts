@@ -52,6 +52,7 @@ export {
   type PodgenStatus,
   PODGEN_ABI_VERSION_SUPPORTED,
   abiTypes,
+  kvElementBytes,
   toCBatch,
   toCBuffers,
   toCPlanOptions,
@@ -61,6 +62,7 @@ export {
   type AbiTypes,
   type DevPtrLike,
   type KernelInfo,
+  type KvDType,
   type PlanOptions,
   type PageTable,
   type PodBatch,
@@ -71,7 +73,7 @@ export {
 } from "./abi.ts";
 export { KernelLibraries } from "./libraries.ts";
 export { makeHostBatch, pageTable, capacityOf, DeviceBatch, RANDOM_TENSOR, type BatchShape, type PrefillShape, type BatchOptions, type BatchCapacity, type DrawnTensors, type HostBatch, type KernelDims, type RandomSource } from "./batch.ts";
-export { toBf16, fromBf16, toF16, fromF16, toFloat32, encode16, decode16, Rng, compare, type ErrorReport, type Dtype16 } from "./numerics.ts";
+export { toBf16, fromBf16, toF16, fromF16, fromE4m3, toFloat32, kvToFloat32, encode16, decode16, Rng, compare, type ErrorReport, type Dtype16 } from "./numerics.ts";
 export {
   FamilyLibrary,
   FamilyPlan,

@@ -72,6 +72,20 @@ export function toFloat32(bits: Uint16Array, dtype: Dtype16): Float32Array {
 }
 
 /** A small seeded generator (mulberry32): the same seed gives the same numbers on every machine. */
+/** An fp8 e4m3 byte as a number (bias 7, no infinities; 0x7f and 0xff are NaN). */
+export function fromE4m3(b: number): number {
+  const sign = b & 0x80 ? -1 : 1;
+  const exp = (b >> 3) & 0xf, man = b & 7;
+  if (exp === 15 && man === 7) return NaN;
+  return sign * (exp === 0 ? man * 2 ** -9 : (1 + man / 8) * 2 ** (exp - 7));
+}
+
+/** K/V cache elements as fp32: 16-bit bits of the dtype, or fp8 e4m3 bytes (unscaled). */
+export function kvToFloat32(elements: Uint16Array | Uint8Array, kvDtype: Dtype16 | "e4m3"): Float32Array {
+  if (kvDtype === "e4m3") return Float32Array.from(elements, fromE4m3);
+  return toFloat32(elements as Uint16Array, kvDtype);
+}
+
 export class Rng {
   private state: number;
   constructor(seed: number) {

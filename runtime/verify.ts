@@ -7,8 +7,15 @@ import { DeviceBatch, type HostBatch } from "./batch.ts";
 import { DeviceBuffer, type Device } from "./device.ts";
 import { compare, toFloat32, type Dtype16 } from "./numerics.ts";
 
-/** bf16 attention lands near 4e-3; fp16 near 3e-4. */
-export const TOLERANCE = { bf16: 1e-2, fp16: 5e-3, lse: 1e-3 } as const;
+/**
+ * bf16 attention lands near 4e-3; fp16 near 3e-4. An fp8 KV cache is compared with the reference of
+ * the dequantized cache (the quantization itself is not an error here), with issue #19's limit.
+ */
+export const TOLERANCE = { bf16: 1e-2, fp16: 5e-3, fp8Kv: 2e-2, lse: 1e-3 } as const;
+
+/** The limit of o's relative L2 error for a batch's kernel. */
+export const outputTolerance = (dims: Pick<HostBatch["dims"], "dtype" | "kvDtype">) =>
+  dims.kvDtype === "e4m3" ? TOLERANCE.fp8Kv : TOLERANCE[dims.dtype];
 
 /** PodDeviceHeader (templates/pod/contract.h) as int32 indices. */
 const HEADER = { ints: 24 + 256, ticket: 16, ctasDone: 18, tilesDone: 19, smSlot: 24 } as const;
@@ -75,7 +82,7 @@ export function verifyBatch(device: Device, lib: KernelLibrary, host: HostBatch,
         lib.runDecode(plan, buffers);
       } else lib.run(plan, buffers);
       device.synchronize();
-      runs.push(check(mode, plan, dev, readHeader(ws), dtype, mode === "fused-again" ? 2 : 1));
+      runs.push(check(mode, plan, dev, readHeader(ws), dtype, outputTolerance(host.dims), mode === "fused-again" ? 2 : 1));
     };
     launch("fused");
     launch("fused-again");
@@ -97,11 +104,10 @@ export function verifyBatch(device: Device, lib: KernelLibrary, host: HostBatch,
   };
 }
 
-function check(mode: RunCheck["mode"], plan: PodPlan, dev: DeviceBatch, header: Int32Array, dtype: Dtype16, launches: number): RunCheck {
+function check(mode: RunCheck["mode"], plan: PodPlan, dev: DeviceBatch, header: Int32Array, dtype: Dtype16, limit: number, launches: number): RunCheck {
   const out = dev.readOutputs();
   const problems: string[] = [];
   const errors: RunCheck["errors"] = {};
-  const limit = TOLERANCE[dtype];
   const part = (name: keyof RunCheck["errors"], got: ArrayLike<number>, ref: Float32Array, tol: number) => {
     if (ref.length === 0) return;
     const r = compare(got, ref);

@@ -92,6 +92,22 @@ test("traits carry the attention variants: off (0, false, PodParams) unless the 
   assert.is((await traitsOf({ logitsSoftCap: 1e-7 })).kLogitsSoftCap!.value, "1e-7f");
 });
 
+test("traits carry the KV dtype: the dtype and no staging unless the spec asks for an fp8 cache, whose scales join the parameters", async () => {
+  const traitsOf = async (input: object, struct = "Traits") => {
+    const cu = (await generateKernel(pod.kernel({ name: "snap", heads: { q: 16, kv: 2 }, headDim: 64, ...input } as never))).find((f) => f.path === "kernel.cu")!.contents;
+    return Object.fromEntries([...constantsOf(structBody(cu, struct))].map(([k, v]) => [k, v.value]));
+  };
+  const off = await traitsOf({});
+  assert.equal([off.KvDType, off.kKvFp8, off.kKvScalePerHead, off.Params], ["__nv_bfloat16", "false", "false", "pod::PodParams"]);
+  assert.equal([(await traitsOf({}, "Prefill")).kKvStaging, (await traitsOf({}, "Decode")).kKvStaging, (await traitsOf({}, "Decode")).kKvBuffers], ["0", "0", "2"]);
+  const fp8 = { kvDtype: "e4m3", kvScale: "head", sinks: true, prefill: { tile: { q: 64, kv: 32 }, stages: 3 } };
+  const on = await traitsOf(fp8);
+  assert.equal([on.KvDType, on.kKvFp8, on.kKvScalePerHead, on.Params], ["__nv_fp8_e4m3", "true", "true", "pod::PodKvScaleParams<pod::PodSinkParams>"]);
+  // From the resource model: fp8 staging for the tiles in flight; one 16-bit decode stage.
+  assert.equal([(await traitsOf(fp8, "Prefill")).kKvStaging, (await traitsOf(fp8, "Decode")).kKvStaging, (await traitsOf(fp8, "Decode")).kKvBuffers], ["2", "1", "1"]);
+  assert.is((await traitsOf({ kvDtype: "e4m3" })).kKvScalePerHead, "false", "one scale per tensor by default");
+});
+
 test("the C header names the kernel's symbols and constants", async () => {
   const h = (await generateKernel(spec)).find((f) => f.path === "pod_attention.h")!.contents;
   for (const s of ["int pod_snap_plan(", "int pod_snap_run(", "int pod_snap_run_reference(", "Hq=16, Hkv=2, D=64", "KV cache contiguous"]) {

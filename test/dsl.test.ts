@@ -51,6 +51,14 @@ const BAD: [string, unknown, string, string][] = [
   ["negative soft-cap", withBase({ logitsSoftCap: -50 }), "logitsSoftCap", "more than 0"],
   ["soft-cap beyond an fp32 constant's use", withBase({ logitsSoftCap: 1e30 }), "logitsSoftCap", "at most 1000000"],
   ["sinks as a number", withBase({ sinks: 1 }), "sinks", "a boolean"],
+  ["unknown KV dtype", withBase({ kvDtype: "e5m2" }), "kvDtype", '"e4m3"'],
+  ["16-bit KV dtype other than dtype", withBase({ kvDtype: "fp16" }), "kvDtype", '"bf16" (the dtype) or "e4m3"'],
+  ["fp8 KV on sm_80", withBase({ target: "sm_80", kvDtype: "e4m3", prefill: { tile: { q: 64, kv: 32 } } }), "kvDtype", "fp8 KV needs sm_89 or sm_90a"],
+  ["fp8 KV on sm_86", withBase({ target: "sm_86", kvDtype: "e4m3" }), "kvDtype", "sm_86 (RTX 3090 / A10) cannot convert fp8"],
+  ["fp8 KV with the warp-specialized engine", withBase({ kvDtype: "e4m3", ctasPerSm: 1, prefill: { engine: "warp-specialized", warps: 8, tile: { q: 128, kv: 64 } }, decode: { warps: 4, tile: { q: 16, kv: 64 } } }), "prefill.engine", "warp-specialized engine's bulk copies"],
+  ["KV scales without an fp8 cache", withBase({ kvScale: "head" }), "kvScale", "this spec's KV cache is bf16"],
+  ["unknown KV scale granularity", withBase({ kvDtype: "e4m3", kvScale: "channel" }), "kvScale", '"tensor", "head"'],
+  ["fp8 staging beyond shared memory", withBase({ kvDtype: "e4m3", prefill: { tile: { q: 128, kv: 64 }, stages: 2 }, decode: { tile: { q: 16, kv: 32 } }, ctasPerSm: 2, heads: { q: 32, kv: 8 }, headDim: 128, target: "sm_89" }), "prefill.tile", "1 fp8 staging"],
 ];
 
 for (const [title, input, field, fragment] of BAD) {
@@ -199,6 +207,29 @@ test("warp-specialized prefill: misuse is refused naming the field, the value an
   assert.match(issues({ prefill: { engine: "tma" } }).join("\n"), /prefill\.engine = "tma": must be one of "mma", "wgmma", "warp-specialized"/);
   // 128x128 tiles in 3 stages and a decode role do not fit one SM's shared memory.
   assert.match(issues({ ctasPerSm: 1, prefill: { ...ws, stages: 3 }, decode }).join("\n"), /prefill\.tile = .*needs .* per CTA/);
+});
+
+test("fp8 KV: kvDtype equal to dtype is the default (same hash); e4m3 defaults to per-tensor scales and adds staging to the model", () => {
+  const plain = pod.kernel(base);
+  assert.is(pod.kernel({ ...base, kvDtype: "bf16" }).hash, plain.hash);
+  assert.ok(!("kvDtype" in pod.kernel({ ...base, kvDtype: "bf16" })) && !("kvScale" in plain));
+  const fp8 = pod.kernel({ ...base, kvDtype: "e4m3" });
+  assert.equal([fp8.kvDtype, fp8.kvScale], ["e4m3", "tensor"]);
+  assert.is.not(pod.kernel({ ...base, kvDtype: "e4m3", kvScale: "head" }).hash, fp8.hash);
+  const m = resourceModel(fp8);
+  // Staging: one fp8 K and V tile per tile in flight (stages - 1, at least 1), one byte an element.
+  assert.equal(m.kvStaging, { prefill: 1, decode: 1 });
+  assert.is(m.smem.prefillTile, (128 + 2 * 2 * 64) * 128 * 2 + 2 * 1 * 64 * 128);
+  // The decode loop keeps one 16-bit stage: each warp dequantizes its slice just before computing it.
+  assert.is(m.decodeKvBuffers, 1);
+  assert.is(m.smem.decodeTiles, 2 * ((16 + 2 * 1 * 32) * 128 * 2 + 2 * 1 * 32 * 128));
+  const deep = resourceModel(pod.kernel({ ...base, kvDtype: "e4m3", prefill: { tile: { q: 64, kv: 32 }, stages: 3 }, decode: { stages: 1 } }));
+  assert.equal(deep.kvStaging, { prefill: 2, decode: 1 });
+  assert.equal([resourceModel(plain).kvStaging, resourceModel(plain).decodeKvBuffers], [{ prefill: 0, decode: 0 }, 2]);
+  // The mma engine takes fp8 on sm_89.
+  assert.ok(checkSpec({ ...base, target: "sm_89", kvDtype: "e4m3", prefill: { warps: 2, tile: { q: 64, kv: 32 }, stages: 1 }, decode: { warps: 2, tile: { q: 16, kv: 32 }, virtualCtas: 1 } }).ok);
+  const preset = PRESETS.find((p) => p.name === "llama3_8b_fp8")!;
+  assert.equal([preset.kvDtype, preset.kvScale, preset.heads, resourceModel(preset).prefillEngine], ["e4m3", "head", { q: 32, kv: 8 }, "wgmma"]);
 });
 
 test("presets are valid and distinct", () => {

@@ -64,6 +64,9 @@ test("family: every bad field is named, with the member's index", () => {
   assert.ok(members.includes("members.1.name"), members.join());
   assert.ok(members.some((p) => p.startsWith("members.1.prefill.tile")), members.join());
   assert.ok(members.includes("members.2.name"), members.join());
+  // The KV cache's element type is the family's too: every member reads the same cache.
+  const kv = issuesOf(() => pod.family({ name: "ok", base, members: [{ name: "a", kvDtype: "e4m3" } as never] })).map((i) => i.path);
+  assert.equal(kv, ["members.0.kvDtype"]);
   const many = issuesOf(() => pod.family({ name: "big", base, members: Array.from({ length: FAMILY_MAX_MEMBERS + 1 }, (_, i) => ({ name: `m${i}` })) }));
   assert.equal(many.map((i) => i.path), ["members"]);
 });

@@ -197,8 +197,8 @@ function sampleBatch(): PodBatch {
   try {
     const info = lib.info();
     assert.equal(
-      { abi: info.abiVersion, hq: info.numHeadsQ, hkv: info.numHeadsKv, d: info.headDim, dtype: info.dtype, schedule: info.schedule, smem: info.smemBytes, waves: info.prefillMaxWaves },
-      { abi: ABI_VERSION, hq: 32, hkv: 8, d: 128, dtype: "bf16", schedule: "proportional", smem: 98304, waves: 2 },
+      { abi: info.abiVersion, hq: info.numHeadsQ, hkv: info.numHeadsKv, d: info.headDim, dtype: info.dtype, schedule: info.schedule, smem: info.smemBytes, waves: info.prefillMaxWaves, kv: info.kvDtype, perHead: info.kvScalePerHead },
+      { abi: ABI_VERSION, hq: 32, hkv: 8, d: 128, dtype: "bf16", schedule: "proportional", smem: 98304, waves: 2, kv: "e4m3", perHead: true },
     );
 
     const { plan, staging } = lib.plan(sampleBatch(), { numSms: 114, maxDecodes: 77, maxNumPages: 5, maxPageEntries: 6, debugCountTiles: true });
@@ -237,7 +237,7 @@ function sampleBatch(): PodBatch {
     const buffers = {
       qPrefill: 0x1000n, qDecode: 0x2000n, k: 0x3000n, v: 0x4000n, pageIndices: { ptr: 0x6000n },
       oPrefill: 0x7000n, oDecode: 0x8000n, lsePrefill: null, lseDecode: 0xa000n, workspace: 0xb000000000n,
-      workspaceBytes: 1n << 40n, smScale: 0.125,
+      workspaceBytes: 1n << 40n, smScale: 0.125, kScale: 0xc000n, vScale: 0xd000n,
     };
     for (const [method, kind] of [["run", 1], ["runPrefill", 2], ["runDecode", 3]] as const) {
       lib[method](plan, buffers);
@@ -248,8 +248,8 @@ function sampleBatch(): PodBatch {
       const big = (k: string) => BigInt(b[k] as number | bigint);
       assert.equal(
         [big("q_prefill"), big("q_decode"), big("k"), big("v"), big("page_indices"), big("o_prefill"), big("o_decode"),
-          big("lse_prefill"), big("lse_decode"), big("workspace"), big("workspace_bytes")],
-        [0x1000n, 0x2000n, 0x3000n, 0x4000n, 0x6000n, 0x7000n, 0x8000n, 0n, 0xa000n, 0xb000000000n, 1n << 40n],
+          big("lse_prefill"), big("lse_decode"), big("workspace"), big("workspace_bytes"), big("sinks"), big("k_scale"), big("v_scale")],
+        [0x1000n, 0x2000n, 0x3000n, 0x4000n, 0x6000n, 0x7000n, 0x8000n, 0n, 0xa000n, 0xb000000000n, 1n << 40n, 0n, 0xc000n, 0xd000n],
         `${method}: buffers reach C field for field`,
       );
       assert.is(b.sm_scale, 0.125);
@@ -266,24 +266,25 @@ function sampleBatch(): PodBatch {
       blockTableStride: 3, numPages: 50, numHeadsQ: 32, numHeadsKv: 8, headDim: 128 }), /batch\.pageIndices has 8 elements; 9 needed for 3 requests/);
     assert.throws(() => lib.planRagged({ numRequests: 1, qoIndptr: new Int32Array(2), kvLens: new Int32Array(1), pageIndptr: new Int32Array(2), pageIndices: new Int32Array(3),
       blockTableStride: 3, numPages: 50, numHeadsQ: 32, numHeadsKv: 8, headDim: 128 }), /pageIndptr must be null with a block table/);
-    lib.runRagged(ragged.plan, { q: 0x21n, k: 0x22n, v: 0x23n, pageIndices: 0x24n, o: 0x25n, lse: null, workspace: 0x26n, workspaceBytes: 99, smScale: 0.25 }, 0x77n);
+    lib.runRagged(ragged.plan, { q: 0x21n, k: 0x22n, v: 0x23n, pageIndices: 0x24n, o: 0x25n, lse: null, workspace: 0x26n, workspaceBytes: 99, smScale: 0.25, kScale: 0x27n, vScale: 0x28n }, 0x77n);
     assert.is(lastKind(), 7);
     const rb: Record<string, unknown> = {};
     lastRaggedBuffers(rb);
-    assert.equal(["q", "k", "v", "page_indices", "o", "lse", "workspace", "workspace_bytes"].map((f) => Number(rb[f])), [0x21, 0x22, 0x23, 0x24, 0x25, 0, 0x26, 99]);
+    assert.equal(["q", "k", "v", "page_indices", "o", "lse", "workspace", "workspace_bytes", "k_scale", "v_scale"].map((f) => Number(rb[f])), [0x21, 0x22, 0x23, 0x24, 0x25, 0, 0x26, 99, 0x27, 0x28]);
     assert.is(rb.sm_scale, 0.25);
 
     lib.runReference({
       numPrefills: 2, numDecodes: 2, qoIndptr: 0x11n, kvLens: 0x12n, pageIndptr: 0x13n, pageIndices: 0x14n,
       qPrefill: 0x15n, qDecode: 0x16n, k: 0x17n, v: 0x18n, oPrefill: 0x19n, oDecode: 0x1an, totalPrefillTokens: 8, smScale: 0.5,
+      kScale: 0x1bn, vScale: 0x1cn,
     }, 0x99n);
     assert.is(lastKind(), 4);
     assert.is(Number(lastStream()), 0x99);
     const ref: Record<string, unknown> = {};
     lastReference(ref);
     assert.equal(
-      [ref.num_prefills, ref.num_decodes, Number(ref.qo_indptr), Number(ref.k), Number(ref.o_decode), Number(ref.lse_prefill), ref.total_prefill_tokens, ref.sm_scale],
-      [2, 2, 0x11, 0x17, 0x1a, 0, 8, 0.5],
+      [ref.num_prefills, ref.num_decodes, Number(ref.qo_indptr), Number(ref.k), Number(ref.o_decode), Number(ref.lse_prefill), ref.total_prefill_tokens, ref.sm_scale, Number(ref.k_scale), Number(ref.v_scale)],
+      [2, 2, 0x11, 0x17, 0x1a, 0, 8, 0.5, 0x1b, 0x1c],
     );
 
     // The seed travels as 64 bits: a negative one as its two's complement, one above 2^53 exactly.
@@ -295,6 +296,11 @@ function sampleBatch(): PodBatch {
     assert.throws(() => lib.fillRandom(0x2000n, 1.5, 1, 0), /fillRandom: count = 1.5 is not an element count/);
     assert.throws(() => lib.fillRandom(0x2000n, 1, 0.5, 0), /fillRandom: seed = 0.5 is not an integer/);
     assert.throws(() => lib.fillRandom(0x2000n, 1, 1, -1), /fillRandom: tensor = -1 is not a 32-bit unsigned integer/);
+    // The KV cache's fill: its own entry point, the same checks under its own name.
+    lib.fillRandomKv(0x3000n, 4097, 5, 2, 0x78n);
+    assert.equal([lastKind(), Number(lastStream())], [8, 0x78]);
+    assert.equal([0, 1, 2, 3].map((i) => BigInt(lastFill(i) as number | bigint)), [0x3000n, 4097n, 5n, 2n]);
+    assert.throws(() => lib.fillRandomKv(0x3000n, -1, 1, 0), /fillRandomKv: count = -1 is not an element count/);
   } finally {
     lib.close();
   }

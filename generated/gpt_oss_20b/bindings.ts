@@ -9,6 +9,7 @@ export const kernel = {
   symbolPrefix: "pod_gpt_oss_20b",
   target: "sm_90a",
   dtype: "bf16",
+  kvDtype: "bf16",
   numHeadsQ: 64,
   numHeadsKv: 8,
   headDim: 64,

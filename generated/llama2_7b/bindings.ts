@@ -9,6 +9,7 @@ export const kernel = {
   symbolPrefix: "pod_llama2_7b",
   target: "sm_90a",
   dtype: "fp16",
+  kvDtype: "fp16",
   numHeadsQ: 32,
   numHeadsKv: 32,
   headDim: 128,

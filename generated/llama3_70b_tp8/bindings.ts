@@ -9,6 +9,7 @@ export const kernel = {
   symbolPrefix: "pod_llama3_70b_tp8",
   target: "sm_90a",
   dtype: "bf16",
+  kvDtype: "bf16",
   numHeadsQ: 8,
   numHeadsKv: 1,
   headDim: 128,

@@ -9,6 +9,7 @@ export const kernel = {
   symbolPrefix: "pod_llama3_8b",
   target: "sm_90a",
   dtype: "bf16",
+  kvDtype: "bf16",
   numHeadsQ: 32,
   numHeadsKv: 8,
   headDim: 128,

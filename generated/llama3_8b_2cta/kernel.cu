@@ -25,7 +25,10 @@ struct Traits {
   static constexpr int kWindow = 0;  // spec: window; keys a query sees, itself included (0: every earlier key)
   static constexpr float kLogitsSoftCap = 0.0f;  // spec: logitsSoftCap; scaled logits x become cap * tanh(x / cap) (0: off)
   static constexpr bool kSinks = false;  // spec: sinks; a run-time sink logit per query head joins the softmax denominator
-  using Params = pod::PodParams;  // spec: sinks; the kernels' parameters (with sinks: and the sink logits)
+  using KvDType = __nv_bfloat16;  // spec: kvDtype; elements of the K/V cache (absent: dtype)
+  static constexpr bool kKvFp8 = false;  // spec: kvDtype; fp8 K/V tiles are dequantized to DType in shared memory
+  static constexpr bool kKvScalePerHead = false;  // spec: kvScale; fp8 scales per KV head (else one per tensor)
+  using Params = pod::PodParams;  // spec: sinks, kvDtype; the kernels' parameters (sinks: + the sink logits; fp8 KV: + the scales)
   struct Prefill {
     static constexpr int kEngine = POD_ENGINE_WGMMA;  // resource model: the prefill mainloop (spec: prefill.engine, or the target's default)
     static constexpr int kThreads = 128;  // resource model: threads of the prefill CTA (roles: prefill role), producer included
@@ -34,6 +37,7 @@ struct Traits {
     static constexpr int kTileKv = 64;  // spec: prefill.tile.kv
     static constexpr int kWarps = 4;  // spec: prefill.warps
     static constexpr int kStages = 2;  // spec: prefill.stages
+    static constexpr int kKvStaging = 0;  // resource model: fp8 K/V staging stages (0: a 16-bit cache)
     static constexpr int kSubKv = 32;  // resource model: keys per S = Q K^T / softmax / P V step
     static constexpr int kSubKvAlone = 32;  // resource model: the same in the prefill-only kernel
     static constexpr int kProducerRegs = 0;  // resource model: setmaxnreg of the producer warpgroup (0: none)
@@ -47,6 +51,8 @@ struct Traits {
     static constexpr int kTileKv = 64;  // spec: decode.tile.kv
     static constexpr int kWarpsPerVirtualCta = 4;  // resource model: decode.warps / decode.virtualCtas
     static constexpr int kStages = 2;  // spec: decode.stages
+    static constexpr int kKvStaging = 0;  // resource model: fp8 K/V staging stages (0: a 16-bit cache)
+    static constexpr int kKvBuffers = 2;  // resource model: 16-bit K/V stages (fp8: 1, the tile being computed)
     static constexpr int kVirtualCtas = 1;  // spec: decode.virtualCtas
     static constexpr int kMaxSplits = 16;  // spec: decode.maxSplits
   };

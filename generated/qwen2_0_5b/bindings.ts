@@ -9,6 +9,7 @@ export const kernel = {
   symbolPrefix: "pod_qwen2_0_5b",
   target: "sm_90a",
   dtype: "bf16",
+  kvDtype: "bf16",
   numHeadsQ: 14,
   numHeadsKv: 2,
   headDim: 64,

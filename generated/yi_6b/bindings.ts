@@ -9,6 +9,7 @@ export const kernel = {
   symbolPrefix: "pod_yi_6b",
   target: "sm_90a",
   dtype: "bf16",
+  kvDtype: "bf16",
   numHeadsQ: 32,
   numHeadsKv: 4,
   headDim: 128,

@@ -59,16 +59,18 @@ struct Tensors {
   uint64_t workspace_bytes;
   float sm_scale;
   const float* sinks;
+  const float* k_scale;
+  const float* v_scale;
 };
 
 Tensors tensors_of(const podgen_buffers& b) {
   return {{b.q_prefill, b.q_decode}, {b.o_prefill, b.o_decode}, {b.lse_prefill, b.lse_decode},
-          b.k, b.v, b.page_indices, b.workspace, b.workspace_bytes, b.sm_scale, b.sinks};
+          b.k, b.v, b.page_indices, b.workspace, b.workspace_bytes, b.sm_scale, b.sinks, b.k_scale, b.v_scale};
 }
 
 Tensors tensors_of(const podgen_ragged_buffers& b) {
   return {{b.q, b.q}, {b.o, b.o}, {b.lse, b.lse}, b.k, b.v, b.page_indices, b.workspace,
-          b.workspace_bytes, b.sm_scale, b.sinks};
+          b.workspace_bytes, b.sm_scale, b.sinks, b.k_scale, b.v_scale};
 }
 
 // The sink logits are given exactly when the kernel has sinks (spec: sinks): a kernel without them
@@ -86,11 +88,41 @@ int check_sinks(const float* sinks, const char* field, const char* fn) {
   return PODGEN_OK;
 }
 
+// The fp8 dequantization scales are given exactly when the kernel's KV cache is fp8 (spec:
+// kvDtype): a 16-bit cache has none to apply, and an fp8 one cannot be read without.
+int check_kv_scales(const float* k_scale, const float* v_scale, const char* where, const char* fn) {
+  const char* names[2] = {"k_scale", "v_scale"};
+  const float* scales[2] = {k_scale, v_scale};
+  for (int i = 0; i < 2; ++i) {
+    if (Traits::kKvFp8 && !scales[i])
+      return fail(PODGEN_ERR_INVALID_ARGUMENT,
+                  std::string(fn) + ": " + where + "." + names[i] +
+                      " is NULL but the kernel's KV cache is fp8 e4m3 (spec: kvDtype); pass " +
+                      (Traits::kKvScalePerHead ? std::to_string(Traits::kNumHeadsKv) + " fp32 scales, one per KV head"
+                                               : std::string("one fp32 scale")) +
+                      " in device memory");
+    if (!Traits::kKvFp8 && scales[i])
+      return fail(PODGEN_ERR_INVALID_ARGUMENT,
+                  std::string(fn) + ": " + where + "." + names[i] +
+                      " is set but the kernel's KV cache is 16-bit (spec: kvDtype absent); pass NULL");
+  }
+  return PODGEN_OK;
+}
+
 // The sink logits into a sinks kernel's parameters (a template, so that PodParams, which has none,
 // need not name them).
 template <class Params>
 void set_sinks(Params* p, const float* sinks) {
   if constexpr (Traits::kSinks) p->sinks = sinks;
+}
+
+// The same for the scales of an fp8 KV kernel (PodKvScaleParams).
+template <class Params>
+void set_kv_scales(Params* p, const float* k_scale, const float* v_scale) {
+  if constexpr (Traits::kKvFp8) {
+    p->k_scale = k_scale;
+    p->v_scale = v_scale;
+  }
 }
 
 // The parts a run computes, hence the buffers it needs.
@@ -150,6 +182,8 @@ int make_params(const podgen_plan* plan, const Buffers* buffers, Parts parts, co
     return fail(PODGEN_ERR_INVALID_ARGUMENT, at + "buffers.sm_scale is not finite");
   status = check_sinks(b.sinks, "buffers.sinks", fn);
   if (status != PODGEN_OK) return status;
+  status = check_kv_scales(b.k_scale, b.v_scale, "buffers", fn);
+  if (status != PODGEN_OK) return status;
 
   char* ws = static_cast<char*>(b.workspace);
   *p = pod::KernelParams<Traits>{};
@@ -171,6 +205,7 @@ int make_params(const podgen_plan* plan, const Buffers* buffers, Parts parts, co
   }
   p->sm_scale = b.sm_scale != 0.0f ? b.sm_scale : 1.0f / sqrtf((float)Traits::kHeadDim);
   set_sinks(p, b.sinks);
+  set_kv_scales(p, b.k_scale, b.v_scale);
   return PODGEN_OK;
 }
 
@@ -284,6 +319,8 @@ extern "C" void POD_API(info)(podgen_kernel_info* out) {
   i.window = Traits::kWindow;
   i.logits_soft_cap = Traits::kLogitsSoftCap;
   i.sinks = Traits::kSinks ? 1 : 0;
+  i.kv_dtype = Traits::kKvFp8 ? 2 : Traits::kDType;
+  i.kv_scale_per_head = Traits::kKvScalePerHead ? 1 : 0;
   *out = i;
 }
 
@@ -412,6 +449,8 @@ extern "C" int POD_API(run_reference)(const podgen_reference_args* args, void* s
     if (!any) return PODGEN_OK;
     const int sinks = c_abi::check_sinks(a.sinks, "args.sinks", fn);
     if (sinks != PODGEN_OK) return sinks;
+    const int scales = c_abi::check_kv_scales(a.k_scale, a.v_scale, "args", fn);
+    if (scales != PODGEN_OK) return scales;
     if (!std::isfinite(a.sm_scale))
       return c_abi::fail(PODGEN_ERR_INVALID_ARGUMENT, at + "args.sm_scale is not finite");
     if (a.sm_scale == 0.0f) a.sm_scale = 1.0f / sqrtf((float)Traits::kHeadDim);
@@ -421,26 +460,37 @@ extern "C" int POD_API(run_reference)(const podgen_reference_args* args, void* s
   });
 }
 
-// Random inputs for tests and benchmarks (pod/reference.cuh): count elements of the kernel's dtype.
-extern "C" int POD_API(fill_random)(void* dst, uint64_t count, uint64_t seed, uint32_t tensor,
-                                    void* stream) {
-  static const char* fn = POD_ABI_NAME(fill_random);
-  return c_abi::guarded(fn, [&]() -> int {
+namespace {
+namespace c_abi {
+// Random inputs for tests and benchmarks (pod/reference.cuh): count elements of type T at dst.
+template <class T>
+int fill_random(const char* fn, void* dst, uint64_t count, uint64_t seed, uint32_t tensor, void* stream) {
+  return guarded(fn, [&]() -> int {
     const std::string at = std::string(fn) + ": ";
-    constexpr size_t kElementBytes = sizeof(typename Traits::DType);
+    constexpr size_t kElementBytes = sizeof(T);
     if (count == 0) return PODGEN_OK;
-    if (!dst)
-      return c_abi::fail(PODGEN_ERR_INVALID_ARGUMENT,
-                         at + "dst is NULL but count=" + std::to_string(count));
+    if (!dst) return fail(PODGEN_ERR_INVALID_ARGUMENT, at + "dst is NULL but count=" + std::to_string(count));
     if (reinterpret_cast<uintptr_t>(dst) % kElementBytes != 0)
-      return c_abi::fail(PODGEN_ERR_INVALID_ARGUMENT,
-                         at + "dst is not aligned to the kernel's " + std::to_string(kElementBytes) +
-                             "-byte elements");
-    const cudaError_t e =
-        pod::launch_fill_random<Traits>(dst, count, seed, tensor, static_cast<cudaStream_t>(stream));
-    if (e != cudaSuccess) return c_abi::cuda_fail(e, fn, "launch_fill_random");
+      return fail(PODGEN_ERR_INVALID_ARGUMENT,
+                  at + "dst is not aligned to the kernel's " + std::to_string(kElementBytes) + "-byte elements");
+    const cudaError_t e = pod::launch_fill_random<T>(dst, count, seed, tensor, static_cast<cudaStream_t>(stream));
+    if (e != cudaSuccess) return cuda_fail(e, fn, "launch_fill_random");
     return PODGEN_OK;
   });
+}
+}  // namespace c_abi
+}  // namespace
+
+// count elements of the kernel's dtype (q, o).
+extern "C" int POD_API(fill_random)(void* dst, uint64_t count, uint64_t seed, uint32_t tensor,
+                                    void* stream) {
+  return c_abi::fill_random<typename Traits::DType>(POD_ABI_NAME(fill_random), dst, count, seed, tensor, stream);
+}
+
+// count elements of the kernel's KV dtype (k, v; fp8 e4m3 when the spec's kvDtype says so).
+extern "C" int POD_API(fill_random_kv)(void* dst, uint64_t count, uint64_t seed, uint32_t tensor,
+                                       void* stream) {
+  return c_abi::fill_random<typename Traits::KvDType>(POD_ABI_NAME(fill_random_kv), dst, count, seed, tensor, stream);
 }
 
 extern "C" const char* POD_API(status_name)(int status) {

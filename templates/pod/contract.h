@@ -103,7 +103,16 @@ struct PodSinkParams : PodParams {
   const float* sinks;  // [Hq] fp32: the sink logit of each query head, in units of the scaled logits
 };
 
-// The parameter struct of Traits' kernels (the generated Traits::Params: PodParams or PodSinkParams).
+// Kernel parameters of a spec with an fp8 KV cache (Traits::kKvFp8): its base (PodParams or
+// PodSinkParams) and the dequantization scales, read through Variants::score_scale_log2 / v_scale.
+template <class Base>
+struct PodKvScaleParams : Base {
+  const float* k_scale;  // fp32 [1] or [Hkv] (Traits::kKvScalePerHead): k = k_scale * k8
+  const float* v_scale;  // the same for v
+};
+
+// The parameter struct of Traits' kernels (the generated Traits::Params: PodParams or PodSinkParams,
+// within PodKvScaleParams for an fp8 KV cache).
 template <class Traits>
 using KernelParams = typename Traits::Params;
 #endif

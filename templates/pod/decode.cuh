@@ -10,6 +10,10 @@
 //
 // Shared memory per virtual CTA (bytes):
 //   [ Q: 16 x D ][ stage 0: K kTileKv x D, V kTileKv x D ] ... = 16*D*2 + kStages*kTileKv*D*2*2
+//   fp8 KV cache: one 16-bit stage (kKvBuffers), then [ staging 0: K8 kTileKv x D, V8 kTileKv x D ]
+//   ... (kKvStaging of them, 1 byte an element): a warp copies its fp8 slices there, kStages - 1
+//   tiles ahead, and dequantizes its slice of the tile it is about to compute into the 16-bit stage
+//   (kv_fp8.cuh), which holds only that tile.
 // After the last tile the same bytes hold the merge scratch (see DecodeShape::kScratchBytes).
 #pragma once
 #include "softmax.cuh"
@@ -35,7 +39,11 @@ struct DecodeShape {
   static constexpr int kQBytes = kTileQ * D * 2;
   static constexpr int kKvBytes = kTileKv * D * 2;
   static constexpr int kStageBytes = 2 * kKvBytes;
-  static constexpr int kVctaBytes = kQBytes + kStages * kStageBytes;
+  static constexpr int kKvStaging = P::kKvStaging;   // fp8 staging stages (resource model)
+  static constexpr int kStagingKvBytes = kTileKv * D;  // one fp8 K (or V) tile
+  static constexpr int kStagingBytes = 2 * kStagingKvBytes;
+  static constexpr int kKvBuffers = P::kKvBuffers;   // 16-bit K/V stages (resource model)
+  static constexpr int kVctaBytes = kQBytes + kKvBuffers * kStageBytes + kKvStaging * kStagingBytes;
   static constexpr int kSmemBytes = kVirtualCtas * kVctaBytes;
   // Merge scratch: m and l per warp and row, then each warp's O rows (fp32, row stride padded by
   // 8 floats against bank conflicts when that still fits).
@@ -59,6 +67,9 @@ struct DecodeShape {
   static_assert(kVirtualCtas >= 1 && kVirtualCtas <= 15, "Decode::kVirtualCtas in 1..15 (barrier ids)");
   static_assert(kTileKv % (16 * kWarps) == 0, "Decode::kTileKv must be a multiple of 16 * Decode::kWarpsPerVirtualCta");
   static_assert(kStages >= 1, "Decode::kStages >= 1");
+  static_assert(Traits::kKvFp8 ? kKvStaging >= (kStages > 1 ? kStages - 1 : 1) && kKvBuffers == 1
+                               : kKvStaging == 0 && kKvBuffers == kStages,
+                "fp8 KV: a staging stage for each tile in flight and one 16-bit stage (Decode::kKvStaging, kKvBuffers)");
   static_assert(kSmemBytes <= Traits::kSmemBytes, "decode tiles exceed Traits::kSmemBytes");
   static_assert(kScratchBytes <= kVctaBytes, "decode merge scratch must fit the virtual CTA's bytes");
 };
@@ -85,11 +96,12 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
   const int limit_lo = row_limit(0), limit_hi = row_limit(S::kTileQ - 1);
   using V = Variants<Traits>;
   auto row_first = [&](int r) { return V::first_key(causal_base, (it.row_begin + r) / G); };
-  const float scale_log2 = V::score_scale_log2(p);
+  const float scale_log2 = V::score_scale_log2(p, it.kv_head);
   const int key0 = warp * KW;  // this warp's first key inside each tile
 
   const uint32_t s_q = smem_u32(smem);
   const uint32_t s_kv = s_q + S::kQBytes;
+  const uint32_t s_staging = s_kv + S::kKvBuffers * S::kStageBytes;  // fp8 KV only
   // Per-lane ldmatrix offsets, as in prefill_mma.cuh; K and V rows start at this warp's key0.
   const uint32_t lk = lane_off<kChunks>((lane / 16) * 8 + lane % 8, (lane / 8) % 2) + key0 * kChunks * 16;
   const uint32_t lv = lane_off<kChunks>(((lane / 8) % 2) * 8 + lane % 8, lane / 16) + key0 * kChunks * 16;
@@ -101,10 +113,27 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
   rows.init();
 
   if (num_tiles > 0) {
-    auto load_tile = [&](int i) {  // this warp's slice of tile i
-      const uint32_t k = s_kv + (i % S::kStages) * S::kStageBytes;
-      Io::template load_kv<KW, 32>(p, page_base, it.kv_head, it.kv_begin + i * S::kTileKv, it.kv_end,
-                                   key0, k, k + S::kKvBytes, lane);
+    using Layout = RowSwizzledTile<kChunks>;
+    auto load_tile = [&](int i) {  // this warp's slice of tile i (fp8: into its staging stage)
+      if constexpr (Traits::kKvFp8) {
+        const uint32_t k = s_staging + (i % S::kKvStaging) * S::kStagingBytes;
+        Io::template load_kv<KW, 32, typename Io::template KvCopyLayout<Layout>>(
+            p, page_base, it.kv_head, it.kv_begin + i * S::kTileKv, it.kv_end, key0, k, k + S::kStagingKvBytes, lane);
+      } else {
+        const uint32_t k = s_kv + (i % S::kKvBuffers) * S::kStageBytes;
+        Io::template load_kv<KW, 32, Layout>(p, page_base, it.kv_head, it.kv_begin + i * S::kTileKv, it.kv_end,
+                                             key0, k, k + S::kKvBytes, lane);
+      }
+    };
+    // fp8: this warp's slice of tile i, landed in staging, into the tile's 16-bit stage.
+    auto dequantize_tile = [&](int i) {
+      if constexpr (Traits::kKvFp8) {
+        const uint32_t src = s_staging + (i % S::kKvStaging) * S::kStagingBytes;
+        const uint32_t dst = s_kv + (i % S::kKvBuffers) * S::kStageBytes;
+        dequantize_rows<T, D, KW, 32, Layout>(src, dst, key0, lane);
+        dequantize_rows<T, D, KW, 32, Layout>(src + S::kStagingKvBytes, dst + S::kKvBytes, key0, lane);
+        __syncwarp();
+      }
     };
     Io::template load_q<S::kTileQ, S::kThreads>(static_cast<const T*>(p.q[POD_OP_DECODE]), it,
                                                 rows_valid, s_q, tid);
@@ -129,9 +158,12 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
         cp_async_commit();
         cp_async_wait<0>();
         __syncwarp();
+        if constexpr (Traits::kKvFp8) dequantize_tile(i);
       } else {
         cp_async_wait<S::kStages - 2>();
         __syncwarp();  // the warp's slice of tile i is visible; its stage (i-1) slice is free
+        // fp8: ... and dequantized; its staging stage is free (the load below may reuse it)
+        if constexpr (Traits::kKvFp8) dequantize_tile(i);
         if (i + S::kStages - 1 < num_tiles) load_tile(i + S::kStages - 1);
         cp_async_commit();
       }
@@ -139,7 +171,7 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
       bool live = slice_start < limit_hi;
       if constexpr (V::kWindow) live = live && slice_start + KW > row_first(0);  // not all before the window
       if (live) {
-        const uint32_t s_k = s_kv + (i % S::kStages) * S::kStageBytes;
+        const uint32_t s_k = s_kv + (i % S::kKvBuffers) * S::kStageBytes;
         const uint32_t s_v = s_k + S::kKvBytes;
         float s[kN][4];
 #pragma unroll
@@ -156,7 +188,7 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
             Mma<T>::run(s[2 * n2 + 1], qa[qk], kb[2], kb[3]);
           }
         }
-        if constexpr (V::kSoftCap) V::soft_cap(s, V::tanh_scale_log2(p));  // before the masks
+        if constexpr (V::kSoftCap) V::soft_cap(s, V::tanh_scale_log2(p, it.kv_head));  // before the masks
         if constexpr (V::kWindow) {
           if (slice_start < row_first(S::kTileQ - 1)) mask_before_window(s, 0, lane, slice_start, row_first);
         }
@@ -223,6 +255,8 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
   named_barrier(barrier_id, S::kThreads);
 
   // One thread per (row, 4 columns): sum the warps, normalize, store coalesced.
+  float v_scale = 1.f;  // fp8 KV: the rows' V scale
+  if constexpr (V::kKvFp8) v_scale = V::v_scale(p, it.kv_head);
   for (int idx = tid; idx < rows_valid * (D / 4); idx += S::kThreads) {
     const int r = idx / (D / 4), c = (idx % (D / 4)) * 4;
     float m_all = -INFINITY;
@@ -243,6 +277,7 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
       if (it.num_splits == 1)
         normalize_with_sink(m_all, l, V::sink_log2(p, it.kv_head * G + (it.row_begin + r) % G), inv_l, lse);
     }
+    if constexpr (V::kKvFp8) inv_l *= v_scale;
     int64_t o_off, lse_idx;
     Out::locate(it, r, o_off, lse_idx);
     if (it.num_splits == 1) {

@@ -86,11 +86,10 @@ cudaError_t launch_reference(const podgen_reference_args& a, cudaStream_t s) {
   return cudaGetLastError();
 }
 
-// Random inputs of the kernel's dtype (pod_fill_random_kernel). The grid is capped: each thread
-// loops over groups, so any count fits; the cap only bounds the launch.
-template <class Traits>
+// Random inputs of element type T (the kernel's dtype or KV dtype; pod_fill_random_kernel). The
+// grid is capped: each thread loops over groups, so any count fits; the cap only bounds the launch.
+template <class T>
 cudaError_t launch_fill_random(void* dst, uint64_t count, uint64_t seed, uint32_t tensor, cudaStream_t s) {
-  using T = typename Traits::DType;
   if (count == 0) return cudaSuccess;
   const uint64_t blocks = ((count + 3) / 4 + kFillThreads - 1) / kFillThreads;
   const unsigned grid = (unsigned)(blocks < 65536 ? blocks : 65536);

@@ -1,6 +1,6 @@
 // podgen device code: everything a generated kernel.cu needs after it defines its Traits.
 // Read in this order: contract.h (the data), primitives.cuh (mma/ldmatrix/cp.async), wgmma.cuh
-// (Hopper warpgroup MMA), softmax.cuh, tile_io.cuh, variants.cuh (sliding window, soft-cap, sinks),
+// (Hopper warpgroup MMA), softmax.cuh, kv_fp8.cuh (fp8 KV dequantization), tile_io.cuh, variants.cuh (sliding window, soft-cap, sinks),
 // prefill_tile.cuh (what the prefill mainloops share), prefill.cuh (which mainloop runs a tile),
 // prefill_mma.cuh and prefill_wgmma.cuh (the mainloops of the CTA's cp.async pipeline),
 // mbarrier.cuh and kv_tensor_maps.cuh (the warp-specialized pipeline and the bulk copy engine),

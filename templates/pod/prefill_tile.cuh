@@ -38,7 +38,11 @@ struct PrefillShape {
   static constexpr int kQBytes = kTileQ * D * 2;
   static constexpr int kKvBytes = kTileKv * D * 2;   // one K (or V) stage
   static constexpr int kStageBytes = 2 * kKvBytes;
-  static constexpr int kTileBytes = kQBytes + kStages * kStageBytes;
+  // fp8 KV: kKvStaging fp8 K/V tiles after the stages, for the tiles in flight (kv_fp8.cuh).
+  static constexpr int kKvStaging = P::kKvStaging;
+  static constexpr int kStagingKvBytes = kTileKv * D;  // one fp8 K (or V) tile
+  static constexpr int kStagingBytes = 2 * kStagingKvBytes;
+  static constexpr int kTileBytes = kQBytes + kStages * kStageBytes + kKvStaging * kStagingBytes;
   static constexpr int kSmemBytes = P::kSmemBytes;   // tiles (+ the pipeline's barriers), resource model
   // wgmma with 3+ stages and one warpgroup: a tile's last P V is carried over into the next tile
   // (prefill_tile), so it may still read its stage while the next tile's refill is issued; the
@@ -74,6 +78,9 @@ struct PrefillShape {
   static_assert(kSubKv % 16 == 0 && kTileKv % kSubKv == 0, "sub-blocks of 16-key multiples tile the KV tile");
   static_assert(!kWgmma || (kSubKv <= 128 && (kSubKv & (kSubKv - 1)) == 0), "wgmma sub-blocks: N = 16, 32, 64, 128");
   static_assert(!kWgmma || kWarps % 4 == 0, "wgmma runs on whole warpgroups");
+  static_assert(Traits::kKvFp8 ? kKvStaging >= (kAhead > 0 ? kAhead : 1) : kKvStaging == 0,
+                "fp8 KV: a staging stage for each tile in flight (Prefill::kKvStaging)");
+  static_assert(!(Traits::kKvFp8 && kWarpSpecialized), "the warp-specialized engine takes no fp8 KV cache (dsl/rules.ts)");
   static_assert(kTileBytes <= kSmemBytes && kSmemBytes <= Traits::kSmemBytes, "prefill tiles exceed Traits::kSmemBytes");
 #if defined(__CUDA_ARCH__)
   static_assert(!kWgmma || POD_HAS_WGMMA, "the wgmma engines are compiled for sm_90a only");
@@ -135,6 +142,11 @@ __device__ __forceinline__ void store_prefill_rows(const PodParams& p, const Pod
   } else {
     rows.finalize(inv_l, lse);
   }
+  if constexpr (Variants<Traits>::kKvFp8) {
+    const float v_scale = Variants<Traits>::v_scale(p, it.kv_head);
+    inv_l[0] *= v_scale;
+    inv_l[1] *= v_scale;
+  }
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int r = row0 + h * 8 + lane / 4;
@@ -192,10 +204,23 @@ struct PrefillItem {
   __device__ __forceinline__ int row_first(int r) const {
     return Variants<Traits>::first_key(causal_base, (it.row_begin + r) / Traits::kGroup);
   }
+  // Tile i into stage i % kStages, or with an fp8 cache into staging stage i % kKvStaging.
   __device__ __forceinline__ void load_tile(const PodParams& p, uint32_t s_kv, int i, int tid) const {
-    const uint32_t k = s_kv + (i % S::kStages) * S::kStageBytes;
-    TileIo<Traits>::template load_kv<S::kTileKv, S::kThreads, typename S::KvLayout>(
-        p, page_base, it.kv_head, it.kv_begin + i * S::kTileKv, it.kv_end, 0, k, k + S::kKvBytes, tid);
+    using Io = TileIo<Traits>;
+    const uint32_t k = Traits::kKvFp8 ? staging(s_kv, i) : s_kv + (i % S::kStages) * S::kStageBytes;
+    const uint32_t v = k + (Traits::kKvFp8 ? S::kStagingKvBytes : S::kKvBytes);
+    Io::template load_kv<S::kTileKv, S::kThreads, typename Io::template KvCopyLayout<typename S::KvLayout>>(
+        p, page_base, it.kv_head, it.kv_begin + i * S::kTileKv, it.kv_end, 0, k, v, tid);
+  }
+  static __device__ __forceinline__ uint32_t staging(uint32_t s_kv, int i) {
+    return s_kv + S::kStages * S::kStageBytes + (i % (S::kKvStaging > 0 ? S::kKvStaging : 1)) * S::kStagingBytes;
+  }
+  // fp8: tile i, landed in staging for every thread, into its 16-bit stage.
+  __device__ __forceinline__ void dequantize_tile(uint32_t s_kv, int i, int tid) const {
+    using T = typename Traits::DType;
+    const uint32_t src = staging(s_kv, i), dst = s_kv + (i % S::kStages) * S::kStageBytes;
+    dequantize_rows<T, S::D, S::kTileKv, S::kThreads, typename S::KvLayout>(src, dst, 0, tid);
+    dequantize_rows<T, S::D, S::kTileKv, S::kThreads, typename S::KvLayout>(src + S::kStagingKvBytes, dst + S::kKvBytes, 0, tid);
   }
   // Q, then the first kAhead tiles, each tile its own cp.async group (empty past the last tile).
   __device__ __forceinline__ void load_ahead(const PodParams& p, uint32_t s_q, uint32_t s_kv, int tid) const {
@@ -210,6 +235,9 @@ struct PrefillItem {
   // Tile i has landed for every thread of the prefill (kAsyncProxy: and is visible to the tensor
   // cores, which read shared memory through the async proxy; wgmma.cuh), and every product that
   // read stage (i + kAhead) % kStages has finished; then that stage starts loading tile i + kAhead.
+  // fp8: tile i lands in staging; once every thread's copies have, it is dequantized into stage
+  // i % kStages (whose last reader, tile i - kStages, is done), and only then may the refill reuse
+  // its staging stage.
   template <bool kAsyncProxy>
   __device__ __forceinline__ void next_tile(const PodParams& p, uint32_t s_kv, int i, int tid) const {
     if constexpr (S::kAhead == 0) {
@@ -218,6 +246,10 @@ struct PrefillItem {
       cp_async_wait<0>();
     } else {
       cp_async_wait<S::kAhead - 1>();  // tile i (and Q) landed for this thread's copies
+    }
+    if constexpr (Traits::kKvFp8) {
+      prefill_sync<Traits>();
+      dequantize_tile(s_kv, i, tid);
     }
     if constexpr (kAsyncProxy) fence_proxy_async();
     prefill_sync<Traits>();  // ... and for everyone's

@@ -30,7 +30,7 @@ __device__ __forceinline__ void prefill_tile_wgmma(const PodParams& p, const Pod
   const int warp_row0 = S::frag_row0(warp, 0);
   const int warp_limit_lo = row_limit(warp_row0);  // the warp's first row
   const int unit_limit_hi = row_limit(S::unit_row0(warp) + S::kRowsPerUnit - 1);
-  const float scale_log2 = V::score_scale_log2(p);
+  const float scale_log2 = V::score_scale_log2(p, it.kv_head);
 
   const uint32_t s_q = smem_u32(smem);
   const uint32_t s_kv = s_q + S::kQBytes;
@@ -118,7 +118,7 @@ __device__ __forceinline__ void prefill_tile_wgmma(const PodParams& p, const Pod
           // ---- soft-cap (before the masks: -inf must stay -inf)
           if constexpr (V::kSoftCap) {
 #pragma unroll
-            for (int mf = 0; mf < kMFrag; ++mf) V::soft_cap(s[mf], V::tanh_scale_log2(p));
+            for (int mf = 0; mf < kMFrag; ++mf) V::soft_cap(s[mf], V::tanh_scale_log2(p, it.kv_head));
           }
           // ---- mask (only on sub-blocks that cross a row's limit, or a row's window start)
           if (sub_start + S::kSubKv > warp_limit_lo) {

@@ -3,12 +3,14 @@
 // decodes. Two passes over the visible keys j <= kv_len - q_len + t (with a sliding window of W
 // keys, only the last W of them): the max of the logits s_j = scale * q.k_j (soft-capped:
 // cap * tanh(s_j / cap), with tanhf), then sum_j exp(s_j - max) and sum_j exp(s_j - max) * v_j;
-// a sink logit joins the sum only. Inputs DType, all arithmetic fp32; writes fp32 o and, when
+// a sink logit joins the sum only. Inputs DType (an fp8 KV cache: e4m3, dequantized in fp32 with
+// its scales, k = k_scale * k8), all arithmetic fp32; writes fp32 o and, when
 // asked, lse (natural log). Needs podgen_reference_args from pod_attention.h.
 //
 // Also the random inputs that tests and benchmarks feed the kernels, drawn on the GPU (drawing
 // the K/V cache of a long batch on the host takes minutes; here it takes milliseconds).
 #pragma once
+#include "kv_fp8.cuh"
 #include "primitives.cuh"
 
 namespace pod {
@@ -67,8 +69,14 @@ __global__ void __launch_bounds__(kReferenceThreads) pod_reference_kernel(const 
   const int visible = kv_len - q_len + t + 1;  // keys first .. visible-1
   const int first = Traits::kWindow > 0 ? max(0, visible - Traits::kWindow) : 0;
   const int page_base = a.page_indptr[request];
-  const T* k = static_cast<const T*>(a.k);
-  const T* v = static_cast<const T*>(a.v);
+  using KvT = typename Traits::KvDType;
+  const KvT* k = static_cast<const KvT*>(a.k);
+  const KvT* v = static_cast<const KvT*>(a.v);
+  float k_scale = 1.f, v_scale = 1.f;
+  if constexpr (Traits::kKvFp8) {
+    k_scale = a.k_scale[Traits::kKvScalePerHead ? kv_head : 0];
+    v_scale = a.v_scale[Traits::kKvScalePerHead ? kv_head : 0];
+  }
   auto kv_row = [&](int j) -> int64_t {
     int64_t r;
     if (Traits::kPaged) {
@@ -79,9 +87,9 @@ __global__ void __launch_bounds__(kReferenceThreads) pod_reference_kernel(const 
     return (r * Hkv + kv_head) * D;
   };
   auto score = [&](int j) {
-    const T* kj = k + kv_row(j);
+    const KvT* kj = k + kv_row(j);
     float acc = 0.f;
-    for (int d = 0; d < D; ++d) acc += s_q[d] * Cvt<T>::to_float(kj[d]);
+    for (int d = 0; d < D; ++d) acc += s_q[d] * (Cvt<KvT>::to_float(kj[d]) * k_scale);
     if constexpr (Traits::kLogitsSoftCap > 0.f) return Traits::kLogitsSoftCap * tanhf(acc * scale / Traits::kLogitsSoftCap);
     else return acc * scale;
   };
@@ -102,7 +110,7 @@ __global__ void __launch_bounds__(kReferenceThreads) pod_reference_kernel(const 
     __syncthreads();
     if (threadIdx.x < D) {
       const int n = min(kReferenceThreads, visible - base);
-      for (int jj = 0; jj < n; ++jj) acc += s_p[jj] * Cvt<T>::to_float(v[kv_row(base + jj) + threadIdx.x]);
+      for (int jj = 0; jj < n; ++jj) acc += s_p[jj] * (Cvt<KvT>::to_float(v[kv_row(base + jj) + threadIdx.x]) * v_scale);
     }
     __syncthreads();
   }
@@ -127,8 +135,10 @@ __global__ void __launch_bounds__(kReferenceThreads) pod_reference_kernel(const 
 // turns words 0, 1 into elements 4c, 4c+1 (r = sqrt(-2 ln u0); r cos, r sin of 2 pi u1) and
 // words 2, 3 into 4c+2, 4c+3.
 // Magnitudes below 2^-24 (the smallest fp16 subnormal) are raised to it: no element is zero in
-// either 16-bit type, as zeros hide bugs.
+// either 16-bit type, as zeros hide bugs. fp8 (e4m3) elements: below 2^-9, its smallest subnormal,
+// raised to that (and rounded to e4m3 saturating, so never NaN).
 constexpr float kRandomMinMagnitude = 0x1p-24f;
+constexpr float kRandomMinMagnitudeFp8 = 0x1p-9f;
 
 __host__ __device__ inline void philox4x32_10(uint32_t (&ctr)[4], uint32_t k0, uint32_t k1) {
   for (int round = 0; round < 10; ++round) {
@@ -158,8 +168,12 @@ __host__ __device__ inline void sincos_turn(float u, float* s, float* c) {
 #endif
 }
 
+__host__ __device__ inline float away_from_zero(float x, float min_magnitude) {
+  return fabsf(x) < min_magnitude ? copysignf(min_magnitude, x) : x;
+}
+
 __host__ __device__ inline float away_from_zero(float x) {
-  return fabsf(x) < kRandomMinMagnitude ? copysignf(kRandomMinMagnitude, x) : x;
+  return away_from_zero(x, kRandomMinMagnitude);
 }
 
 // Elements 4c .. 4c+3 of (seed, tensor), approximately standard normal.
@@ -188,7 +202,8 @@ __global__ void __launch_bounds__(kFillThreads)
     float v[4];
     random_normal4(seed, tensor, c, v);
     for (int j = 0; j < 4; ++j)
-      if (4 * c + j < count) out[4 * c + j] = Cvt<T>::from_float(v[j]);
+      if (4 * c + j < count)
+        out[4 * c + j] = Cvt<T>::from_float(sizeof(T) == 1 ? away_from_zero(v[j], kRandomMinMagnitudeFp8) : v[j]);
   }
 }
 

@@ -30,9 +30,10 @@ struct KernelChecks {
                                         : kPrefillThreads == Traits::kThreads && kDecodeThreads == Traits::kThreads,
                 "CTA size: both ops' (roles: the sum of the two roles)");
   static_assert(Traits::kSmemBytes >= 16, "room for the scheduler's broadcast");
+  using Base = typename std::conditional<Traits::kSinks, PodSinkParams, PodParams>::type;
   static_assert(std::is_same<typename Traits::Params,
-                             typename std::conditional<Traits::kSinks, PodSinkParams, PodParams>::type>::value,
-                "Traits::Params: PodSinkParams exactly when the kernel has sinks");
+                             typename std::conditional<Traits::kKvFp8, PodKvScaleParams<Base>, Base>::type>::value,
+                "Traits::Params: PodSinkParams exactly when the kernel has sinks, within PodKvScaleParams exactly when its KV cache is fp8");
   static_assert(Traits::kCtasPerSm >= 1, "kCtasPerSm");
   static_assert((Traits::kPrefillRoleRegs == 0) == (Traits::kDecodeRoleRegs == 0) &&
                     (Traits::kPrefillRoleRegs == 0 || Traits::kRoles),

@@ -4,7 +4,9 @@
 // tile layout is a parameter: row-swizzled tiles (primitives.cuh:swz) for ldmatrix readers,
 // 128B-swizzled column blocks (wgmma.cuh:Sw128Tile) for wgmma.
 #pragma once
+#include <type_traits>
 #include "contract.h"
+#include "kv_fp8.cuh"
 #include "primitives.cuh"
 
 namespace pod {
@@ -22,7 +24,14 @@ struct TileIo {
   static constexpr int kChunks = D * 2 / 16;  // 16-byte chunks per row
   static_assert(D == 64 || D == 128, "head dim must be 64 or 128");
   static_assert(Traits::kNumHeadsQ == Traits::kNumHeadsKv * G, "Hq must equal Hkv * group");
-  static_assert(sizeof(T) == 2, "q/k/v/o must be 16-bit (fp16 or bf16)");
+  static_assert(sizeof(T) == 2, "q/o must be 16-bit (fp16 or bf16)");
+  using KvT = typename Traits::KvDType;
+  static_assert(Traits::kKvFp8 ? sizeof(KvT) == 1 : std::is_same<KvT, T>::value,
+                "K/V are the dtype, or fp8 (Traits::kKvFp8)");
+  static constexpr int kKvChunks = D * (int)sizeof(KvT) / 16;  // 16-byte chunks per K/V row in global memory
+  // The tiles load_kv copies K/V rows into: the 16-bit tiles' layout, or fp8 staging (kv_fp8.cuh).
+  template <class Layout16>
+  using KvCopyLayout = typename std::conditional<Traits::kKvFp8, RowMajorTile<kKvChunks>, Layout16>::type;
   static_assert(Traits::kPaged || Traits::kPageSize == 1, "a contiguous cache has page size 1");
 
   // Element offset of query/output row `token` (within the part's tensor), head `head`.
@@ -75,24 +84,25 @@ struct TileIo {
   }
 
   // Copy key/value rows [row0, row0 + kRows) of the tile that starts at key tile_start into the
-  // swizzled K and V tiles (rows indexed by their position in the tile); keys >= kv_end are
-  // zero-filled and never read from global memory.
-  template <int kRows, int kThreads, class Layout = RowSwizzledTile<kChunks>>
+  // K and V tiles of Layout (KvCopyLayout: swizzled 16-bit tiles, or fp8 staging), rows indexed by
+  // their position in the tile; keys >= kv_end are zero-filled and never read from global memory.
+  template <int kRows, int kThreads, class Layout>
   static __device__ __forceinline__ void load_kv(const PodParams& p, int page_base, int kv_head,
                                                  int tile_start, int kv_end, int row0, uint32_t s_k,
                                                  uint32_t s_v, int tid) {
-    const T* k = static_cast<const T*>(p.k);
-    const T* v = static_cast<const T*>(p.v);
-    static_assert(kThreads % kChunks == 0, "a row of threads covers whole rows");
-    constexpr int kRowsPerPass = kThreads / kChunks;
-    const int ch = tid % kChunks;
+    const KvT* k = static_cast<const KvT*>(p.k);
+    const KvT* v = static_cast<const KvT*>(p.v);
+    static_assert(kThreads % kKvChunks == 0, "a row of threads covers whole rows");
+    constexpr int kRowsPerPass = kThreads / kKvChunks;
+    constexpr int kChunkElements = 16 / (int)sizeof(KvT);
+    const int ch = tid % kKvChunks;
 #pragma unroll
     for (int i = 0; i < (kRows + kRowsPerPass - 1) / kRowsPerPass; ++i) {
-      const int r = row0 + tid / kChunks + i * kRowsPerPass;
+      const int r = row0 + tid / kKvChunks + i * kRowsPerPass;
       if (kRows % kRowsPerPass == 0 || r < row0 + kRows) {
         const int j = tile_start + r;
         const bool valid = j < kv_end;
-        const int64_t off = valid ? kv_offset(p, page_base, kv_head, j) + ch * 8 : 0;
+        const int64_t off = valid ? kv_offset(p, page_base, kv_head, j) + ch * kChunkElements : 0;
         const uint32_t dst = Layout::offset(r, ch);
         cp_async_16(s_k + dst, k + off, valid);
         cp_async_16(s_v + dst, v + off, valid);

@@ -17,6 +17,10 @@
 // joins the softmax denominator only: o = sum_j e^x_j v_j / (e^sink + sum_j e^x_j) and
 // lse = log(e^sink + sum_j e^x_j). Counted once per row: where an unsplit item stores its rows, and
 // for split items in the combine (never in a split's partial).
+//
+// fp8 KV cache (kKvFp8; kv_fp8.cuh): k = k_scale * k8 and v = v_scale * v8 with fp32 scales per
+// tensor or per KV head. The tiles hold k8 and v8, so k_scale joins sm_scale in the logits and
+// v_scale multiplies each output row (split partials included, so the combine needs neither).
 #pragma once
 #include "contract.h"
 #include "softmax.cuh"
@@ -28,18 +32,37 @@ struct Variants {
   static constexpr bool kWindow = Traits::kWindow > 0;
   static constexpr bool kSoftCap = Traits::kLogitsSoftCap > 0.f;
   static constexpr bool kSinks = Traits::kSinks;
+  static constexpr bool kKvFp8 = Traits::kKvFp8;
   static_assert(Traits::kWindow >= 0 && Traits::kLogitsSoftCap >= 0.f, "0 turns a variant off");
 
-  // What SoftmaxRows::fold multiplies a score by (log2 units): the raw q.k by sm_scale * log2(e),
-  // a capped logit (already scaled) by log2(e).
-  static __device__ __forceinline__ float score_scale_log2(const PodParams& p) {
-    if constexpr (kSoftCap) return kLog2e;
-    else return p.sm_scale * kLog2e;
+  // The scales of an fp8 KV cache for KV head kv_head (the kernel's parameters are a PodKvScaleParams).
+  static __device__ __forceinline__ float k_scale(const PodParams& p, int kv_head) {
+    static_assert(kKvFp8, "only kernels with an fp8 KV cache have scales");
+    return __ldg(static_cast<const typename Traits::Params&>(p).k_scale + (Traits::kKvScalePerHead ? kv_head : 0));
+  }
+  static __device__ __forceinline__ float v_scale(const PodParams& p, int kv_head) {
+    static_assert(kKvFp8, "only kernels with an fp8 KV cache have scales");
+    return __ldg(static_cast<const typename Traits::Params&>(p).v_scale + (Traits::kKvScalePerHead ? kv_head : 0));
   }
 
-  // What soft_cap multiplies a raw score by to get 2u in log2 units, u = sm_scale * q.k / c.
-  static __device__ __forceinline__ float tanh_scale_log2(const PodParams& p) {
-    return p.sm_scale * (2.f * kLog2e / Traits::kLogitsSoftCap);
+  // What a raw score of the tile (q.k, or q.k8 with an fp8 cache) is multiplied by to give the
+  // scaled logit: sm_scale, times k_scale of the item's KV head with an fp8 cache (16-bit caches
+  // ignore kv_head; the warp-specialized engine, which takes no fp8 cache, leaves it out).
+  static __device__ __forceinline__ float logit_scale(const PodParams& p, int kv_head) {
+    if constexpr (kKvFp8) return p.sm_scale * k_scale(p, kv_head);
+    else return p.sm_scale;
+  }
+
+  // What SoftmaxRows::fold multiplies a score by (log2 units): the raw score by logit_scale * log2(e),
+  // a capped logit (already scaled) by log2(e).
+  static __device__ __forceinline__ float score_scale_log2(const PodParams& p, int kv_head = 0) {
+    if constexpr (kSoftCap) return kLog2e;
+    else return logit_scale(p, kv_head) * kLog2e;
+  }
+
+  // What soft_cap multiplies a raw score by to get 2u in log2 units, u = logit_scale * score / c.
+  static __device__ __forceinline__ float tanh_scale_log2(const PodParams& p, int kv_head = 0) {
+    return logit_scale(p, kv_head) * (2.f * kLog2e / Traits::kLogitsSoftCap);
   }
 
   // s (raw q.k) becomes the capped logit c * tanh(u). tanh(u) = 1 - 2 / (e^2u + 1): one ex2 and one

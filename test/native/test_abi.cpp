@@ -26,6 +26,8 @@ struct Traits {
   static constexpr int kWindow = 0;
   static constexpr float kLogitsSoftCap = 0.f;
   static constexpr bool kSinks = false;
+  using KvDType = DType;  // a 16-bit cache
+  static constexpr bool kKvFp8 = false, kKvScalePerHead = false;
   using Params = pod::PodParams;
   struct Prefill {
     static constexpr int kEngine = POD_ENGINE_MMA;
@@ -124,6 +126,7 @@ int main() {
   podgen_kernel_info info;
   pod_test_info(&info);
   CHECK(info.abi_version == PODGEN_ABI_VERSION && info.window == 0 && info.logits_soft_cap == 0.f && info.sinks == 0 &&
+            info.kv_dtype == 1 && info.kv_scale_per_head == 0 &&
             info.num_heads_q == 32 && info.num_heads_kv == 8 && info.head_dim == 128 &&
             info.page_size == 16 && info.paged == 1 && info.dtype == 1 && info.prefill_tile_q == 128 &&
             info.prefill_tile_kv == 64 && info.decode_tile_q == 16 && info.decode_tile_kv == 64 &&
@@ -214,6 +217,10 @@ int main() {
   CHECK_ERR(pod_test_run(&plan, &buf, nullptr), PODGEN_ERR_INVALID_ARGUMENT,
             "pod_test_run: buffers.sinks is set but the kernel has no attention sinks");
   buf.sinks = nullptr;
+  buf.v_scale = reinterpret_cast<const float*>(dummy);
+  CHECK_ERR(pod_test_run(&plan, &buf, nullptr), PODGEN_ERR_INVALID_ARGUMENT,
+            "pod_test_run: buffers.v_scale is set but the kernel's KV cache is 16-bit (spec: kvDtype absent); pass NULL");
+  buf.v_scale = nullptr;
   pod::launches.clear();
   CHECK(pod_test_run(&plan, &buf, nullptr) == PODGEN_OK, "run: %s", pod_test_last_error());
   CHECK(plan.num_merges[0] > 0 && plan.num_merges[1] > 0, "both ops split");
@@ -387,6 +394,10 @@ int main() {
     CHECK_ERR(pod_test_run_reference(&a, nullptr), PODGEN_ERR_INVALID_ARGUMENT,
               "args.sinks is set but the kernel has no attention sinks");
     a.sinks = nullptr;
+    a.k_scale = (float*)dummy;
+    CHECK_ERR(pod_test_run_reference(&a, nullptr), PODGEN_ERR_INVALID_ARGUMENT,
+              "args.k_scale is set but the kernel's KV cache is 16-bit");
+    a.k_scale = nullptr;
     CHECK(pod_test_run_reference(&a, nullptr) == PODGEN_OK && pod::launches.size() == 1, "reference");
     CHECK(fabsf(pod::last_reference.sm_scale - 1.0f / sqrtf(128.0f)) < 1e-7f, "reference default scale");
   }
@@ -404,6 +415,12 @@ int main() {
     pod::next_error = cudaErrorInvalidValue;
     CHECK_ERR(pod_test_fill_random(bytes, 3, 1, 0, nullptr), PODGEN_ERR_CUDA, "launch_fill_random failed: cudaErrorInvalidValue");
     pod::next_error = cudaSuccess;
+    // The KV cache's fill: the same checks and launcher, with the KV dtype's elements (here 16-bit).
+    pod::launches.clear();
+    CHECK_ERR(pod_test_fill_random_kv(bytes + 1, 3, 1, 0, nullptr), PODGEN_ERR_INVALID_ARGUMENT,
+              "pod_test_fill_random_kv: dst is not aligned to the kernel's 2-byte elements");
+    CHECK(pod_test_fill_random_kv(bytes, 5, 9, 3, nullptr) == PODGEN_OK && pod::launches.size() == 1, "fill kv");
+    CHECK(pod::last_fill.count == 5 && pod::last_fill.seed == 9 && pod::last_fill.tensor == 3, "fill kv arguments reach the launcher");
   }
 
   printf("%d checks, %d failures\n", checks, failures);

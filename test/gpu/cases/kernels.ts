@@ -11,6 +11,8 @@ import {
   DeviceBatch,
   DeviceBuffer,
   KernelLibraries,
+  kvElementBytes,
+  kvToFloat32,
   makeHostBatch,
   Rng,
   Stream,
@@ -21,7 +23,7 @@ import {
   type KernelInfo,
   type KernelLibrary,
 } from "../../../runtime/index.ts";
-import { tilesExecuted, TOLERANCE, verifyBatch } from "../../../runtime/verify.ts";
+import { outputTolerance, tilesExecuted, verifyBatch } from "../../../runtime/verify.ts";
 import { gpuCase, skip, type SuiteContext } from "../harness.ts";
 import { randomNormals } from "../../random.ts";
 
@@ -44,7 +46,10 @@ function cpuAttention(host: HostBatch, dev: DeviceBatch, variants: Pick<KernelIn
   const { numHeadsQ: hq, numHeadsKv: hkv, headDim: d, paged, pageSize } = host.dims;
   const dtype = host.dims.dtype as Dtype16;
   const inputs = dev.readInputs();
-  const [q0, q1, k, v] = [inputs.qPrefill, inputs.qDecode, inputs.k, inputs.v].map((t) => toFloat32(t, dtype));
+  const [q0, q1] = [inputs.qPrefill, inputs.qDecode].map((t) => toFloat32(t, dtype));
+  const [k, v] = [inputs.k, inputs.v].map((t) => kvToFloat32(t, host.dims.kvDtype));
+  // An fp8 cache's scales (k = k_scale * k8), per tensor or per KV head; 1 for a 16-bit cache.
+  const kvScale = (scales: Float32Array, kvh: number) => (scales.length === 0 ? 1 : scales[scales.length === 1 ? 0 : kvh]!);
   const b = host.batch;
   const scale = 1 / Math.sqrt(d);
   const row = (r: number, j: number) =>
@@ -67,7 +72,7 @@ function cpuAttention(host: HostBatch, dev: DeviceBatch, variants: Pick<KernelIn
         for (let j = first; j < visible; j++) {
           const kOff = (row(r, j) * hkv + kvh) * d;
           let dot = 0;
-          for (let x = 0; x < d; x++) dot += q[qOff + x]! * k![kOff + x]!;
+          for (let x = 0; x < d; x++) dot += q[qOff + x]! * k![kOff + x]! * kvScale(host.kScale, kvh);
           s[j] = cap > 0 ? cap * Math.tanh((dot * scale) / cap) : dot * scale;
           m = Math.max(m, s[j]!);
         }
@@ -82,7 +87,7 @@ function cpuAttention(host: HostBatch, dev: DeviceBatch, variants: Pick<KernelIn
         }
         for (let x = 0; x < d; x++) {
           let acc = 0;
-          for (let j = first; j < visible; j++) acc += s[j]! * v![(row(r, j) * hkv + kvh) * d + x]!;
+          for (let j = first; j < visible; j++) acc += s[j]! * v![(row(r, j) * hkv + kvh) * d + x]! * kvScale(host.vScale, kvh);
           out.o[part]![qOff + x] = (acc * keep) / sum;
         }
         out.lse[part]![(base + t) * hq + h] = m + Math.log(sum);
@@ -143,6 +148,46 @@ gpuCase("random inputs: the fill kernel draws its definition's values; same seed
   ctx.log(lines.join("; "));
 });
 
+gpuCase("random inputs, fp8 KV: fill_random_kv writes e4m3 (never NaN or zero) of its definition's values, rounded; 16-bit KV: the same as fill_random", (ctx) => {
+  const lines: string[] = [];
+  for (const specName of ["llama3_8b_fp8", "llama3_8b"]) {
+    const lib = library(ctx, specName);
+    const { dtype, kvDtype } = lib.info();
+    const count = 2 ** 20 + 3;
+    const bytes = kvElementBytes({ kvDtype });
+    const buffer = DeviceBuffer.alloc(count * bytes, "random kv");
+    try {
+      buffer.poison();
+      lib.fillRandomKv(buffer, count, 7, 2);
+      ctx.device.synchronize();
+      const elements = bytes === 1 ? buffer.download(new Uint8Array(count)) : buffer.download(new Uint16Array(count));
+      if (kvDtype !== "e4m3") {
+        lib.fillRandom(buffer, count, 7, 2);
+        ctx.device.synchronize();
+        const again = buffer.download(new Uint16Array(count));
+        if (elements.some((b, i) => b !== again[i])) throw new Error(`${kvDtype}: fill_random_kv and fill_random differ on a 16-bit cache`);
+        lines.push(`${kvDtype}: equal to fill_random`);
+        continue;
+      }
+      const values = kvToFloat32(elements, kvDtype);
+      for (const [i, x] of values.entries()) {
+        if (!Number.isFinite(x) || x === 0) throw new Error(`e4m3 element ${i} is ${x} (byte ${elements[i]}): not written, NaN or zero`);
+      }
+      // The definition rounded to e4m3 (3 mantissa bits: within 2^-4 relative, one more step where the
+      // GPU's draw sits on the other side of a rounding boundary), magnitudes at least 2^-9.
+      const want = randomNormals(7n, 2, 4099, 0);
+      want.forEach((w, i) => {
+        const got = values[i]!;
+        if (!(Math.abs(got - w) <= 2 ** -3 * Math.abs(w) + 2 ** -9)) throw new Error(`e4m3 element ${i} is ${got}; the definition gives ${w}`);
+      });
+      lines.push(`e4m3 (${dtype} queries): ${count} elements finite and nonzero, the first 4099 the definition's`);
+    } finally {
+      buffer.free();
+    }
+  }
+  ctx.log(lines.join("; "));
+});
+
 /** The fp32 reference kernel of `specName` against cpuAttention on one small batch. */
 function referenceCase(title: string, specName: string, shape: BatchShape) {
   gpuCase(`reference: the fp32 reference kernel matches an fp64 CPU computation${title} [${specName}]`, (ctx) => {
@@ -173,6 +218,8 @@ referenceCase("", "llama3_8b", { prefills: [{ qLen: 37, kvLen: 77 }, { qLen: 1, 
 const windowShape: BatchShape = { prefills: [{ qLen: 37, kvLen: 300 }, { qLen: 1, kvLen: 5 }], decodes: [1, 77, 78, 300] };
 referenceCase(", sliding window 77 and soft-cap 50", matrixSpec("window 77 + soft-cap 50"), windowShape);
 referenceCase(", sinks and sliding window 128", "gpt_oss_20b", windowShape);
+referenceCase(", fp8 KV cache with per-head scales", "llama3_8b_fp8", { prefills: [{ qLen: 37, kvLen: 77 }, { qLen: 1, kvLen: 5 }], decodes: [1, 33, 130] });
+referenceCase(", fp8 KV cache with one scale per tensor, fp16", MATRIX.find((c) => c.name.startsWith("fp8 KV: per-tensor scales"))!.spec.name, windowShape);
 
 function registerVerify(prefix: string, cases: VerifyCase[]) {
   for (const c of cases) {
@@ -217,10 +264,13 @@ function sanitizeCase(title: string, specName: string) {
 }
 sanitizeCase("small fused + standalone run", "llama3_8b");
 sanitizeCase("the same in the paper's CTA shape (2 CTAs/SM, wgmma prefill)", "llama3_8b_2cta");
+sanitizeCase("the same with an fp8 KV cache (staging, dequantization in shared memory)", "llama3_8b_fp8");
 for (const [title, matrixCase] of [
   ["the same with the P V carried across KV tiles", "3-stage prefill"],
   ["the same with 1-stage 128-key prefill tiles", "1-stage prefill"],
   ["the same with 8-warp CTAs", "8 warps: two prefill warpgroups"],
+  ["the same with an fp8 KV cache, mma.sync prefill and a 1-stage decode", "fp8 KV: per-tensor scales"],
+  ["the same with an fp8 KV cache and the P V carried across KV tiles", "fp8 KV: 3-stage prefill"],
   ["the same with prefill and decode roles in one CTA per SM", "roles: one CTA per SM"],
   ["the same with the warp-specialized prefill (TMA, mbarrier ring, ping-pong)", "warp-specialized: 128x128 2-stage"],
   ["the same with the warp-specialized prefill on a contiguous cache", "warp-specialized: contiguous KV"],
@@ -232,6 +282,7 @@ for (const [title, specName] of [
   ["", "llama3_8b"],
   [", the paper's CTA shape", "llama3_8b_2cta"],
   [", warp-specialized prefill", MATRIX.find((c) => c.name.startsWith("warp-specialized: 128x128 2-stage"))!.spec.name],
+  [", fp8 KV cache", "llama3_8b_fp8"],
 ] as const)
 gpuCase(`graph: one capture, 100 replays over re-planned batches (lengths, page tables and queries change)${title}`, (ctx) => {
   const lib = library(ctx, specName);
@@ -262,7 +313,7 @@ gpuCase(`graph: one capture, 100 replays over re-planned batches (lengths, page 
   try {
     lib.uploadPlan(planned.plan, staging, workspace, workspace.bytes, stream);
     const graph = stream.capture((s) => lib.run(planned.plan, dev.podBuffers(workspace), s));
-    const limit = TOLERANCE[info.dtype];
+    const limit = outputTolerance(info);
     for (let i = 0; i < 100; i++) {
       const host = i === 0 ? first : makeHostBatch(info, shape(), { seed: 1000 + i, cachePages });
       if (i > 0) dev.upload(host, lib, "queries");
@@ -310,6 +361,7 @@ for (const [title, specName] of [
   [", contiguous KV", MATRIX.find((c) => c.name.startsWith("contiguous KV"))!.spec.name],
   [", roles", MATRIX.find((c) => c.name.startsWith("roles: one CTA per SM"))!.spec.name],
   [", warp-specialized prefill", MATRIX.find((c) => c.name.startsWith("warp-specialized: 128x128 2-stage"))!.spec.name],
+  [", fp8 KV cache", "llama3_8b_fp8"],
 ] as const)
 gpuCase(`ragged: one q in any order with a padded block table is bitwise equal to the split API${title}`, (ctx) => {
   const lib = library(ctx, specName);
@@ -358,7 +410,8 @@ gpuCase(`ragged: one q in any order with a padded block table is bitwise equal t
   try {
     const splitWs = alloc(Number(split.plan.workspaceBytes), "split workspace");
     lib.uploadPlan(split.plan, split.staging, splitWs, splitWs.bytes);
-    lib.run(split.plan, dev.podBuffers(splitWs));
+    const splitBuffers = dev.podBuffers(splitWs);
+    lib.run(split.plan, splitBuffers);
     const raggedWs = alloc(Number(ragged.plan.workspaceBytes), "ragged workspace");
     const qd = alloc(q.byteLength, "q");
     qd.upload(q);
@@ -366,7 +419,8 @@ gpuCase(`ragged: one q in any order with a padded block table is bitwise equal t
     const lse = alloc(tokens * hq * 4, "lse").poison();
     const table = pageTable.pageIndices ? alloc(pageTable.pageIndices.byteLength, "block table").upload(pageTable.pageIndices) : null;
     lib.uploadPlan(ragged.plan, ragged.staging, raggedWs, raggedWs.bytes);
-    lib.runRagged(ragged.plan, { q: qd, k: dev.k, v: dev.v, pageIndices: table, o, lse, workspace: raggedWs, workspaceBytes: raggedWs.bytes });
+    const { kScale, vScale, sinks } = splitBuffers;
+    lib.runRagged(ragged.plan, { q: qd, k: dev.k, v: dev.v, pageIndices: table, o, lse, workspace: raggedWs, workspaceBytes: raggedWs.bytes, sinks, kScale, vScale });
     ctx.device.synchronize();
     const got = { o: o.download(new Uint16Array(q.length)), lse: lse.download(new Float32Array(tokens * hq)) };
     const want = dev.readOutputs();
