@@ -53,6 +53,13 @@ export function exportContext(spec: KernelSpec) {
     torchDtype: spec.dtype === "bf16" ? "torch.bfloat16" : "torch.float16",
     atDtype: spec.dtype === "bf16" ? "at::kBFloat16" : "at::kHalf",
     tolerance: spec.dtype === "bf16" ? "1e-2" : "5e-3",
+    // What the kernel computes, in words, e.g. "causal, sliding window of 128 keys, attention sinks".
+    attention: [
+      "causal",
+      ...(spec.window !== undefined ? [`sliding window of ${spec.window} keys`] : []),
+      ...(spec.logitsSoftCap !== undefined ? [`logits soft-capped at ${spec.logitsSoftCap}`] : []),
+      ...(spec.sinks ? ["attention sinks"] : []),
+    ].join(", "),
     // The attention variants as Python literals (None: off).
     python: {
       window: spec.window === undefined ? "None" : String(spec.window),
