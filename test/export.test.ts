@@ -2,7 +2,9 @@
 // the exported CMake package built with nvcc, installed, found by a C consumer through
 // find_package and run on its host-only path (plan a batch, check the planner's error reports).
 // No GPU needed. The PyTorch op cannot be built here (no torch): it is syntax-checked against a
-// stand-in of the torch API (test/fixtures/fake_torch), its Python files byte-compiled.
+// stand-in of the torch API (test/fixtures/fake_torch), its Python files byte-compiled, and its
+// attention-variant argument checks (window, logits_soft_cap, sinks) run on the host against the
+// built library through a runnable stand-in (test/fixtures/host_torch).
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
