@@ -36,6 +36,12 @@ export function cmakeCudaArchitecture(spec: KernelSpec): string {
   return `${code.replace(/^sm_/, "")}${ptx ? "" : "-real"}`;
 }
 
+/** A Python float literal of a number: 50 → "50.0", 0.5 → "0.5", 1e-7 → "1e-7". */
+function pythonFloat(value: number): string {
+  const text = String(value);
+  return /[.e]/.test(text) ? text : `${text}.0`;
+}
+
 /** The template context: the kernel's (codegen/render.ts) plus what only the export needs. */
 export function exportContext(spec: KernelSpec) {
   const base = templateContext(spec);
@@ -47,6 +53,19 @@ export function exportContext(spec: KernelSpec) {
     torchDtype: spec.dtype === "bf16" ? "torch.bfloat16" : "torch.float16",
     atDtype: spec.dtype === "bf16" ? "at::kBFloat16" : "at::kHalf",
     tolerance: spec.dtype === "bf16" ? "1e-2" : "5e-3",
+    // What the kernel computes, in words, e.g. "causal, sliding window of 128 keys, attention sinks".
+    attention: [
+      "causal",
+      ...(spec.window !== undefined ? [`sliding window of ${spec.window} keys`] : []),
+      ...(spec.logitsSoftCap !== undefined ? [`logits soft-capped at ${spec.logitsSoftCap}`] : []),
+      ...(spec.sinks ? ["attention sinks"] : []),
+    ].join(", "),
+    // The attention variants as Python literals (None: off).
+    python: {
+      window: spec.window === undefined ? "None" : String(spec.window),
+      logitsSoftCap: spec.logitsSoftCap === undefined ? "None" : pythonFloat(spec.logitsSoftCap),
+      sinks: spec.sinks ? "True" : "False",
+    },
   };
 }
 

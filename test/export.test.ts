@@ -2,7 +2,9 @@
 // the exported CMake package built with nvcc, installed, found by a C consumer through
 // find_package and run on its host-only path (plan a batch, check the planner's error reports).
 // No GPU needed. The PyTorch op cannot be built here (no torch): it is syntax-checked against a
-// stand-in of the torch API (test/fixtures/fake_torch), its Python files byte-compiled.
+// stand-in of the torch API (test/fixtures/fake_torch), its Python files byte-compiled, and its
+// attention-variant argument checks (window, logits_soft_cap, sinks) run on the host against the
+// built library through a runnable stand-in (test/fixtures/host_torch).
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -10,7 +12,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
-import { PRESETS, presetByName } from "../dsl/index.ts";
+import { pod, PRESETS, presetByName, type KernelInput, type KernelSpec } from "../dsl/index.ts";
 import { EXPORT_MANIFEST, generateExport } from "../codegen/export.ts";
 import { generateCudaSources } from "../codegen/generate.ts";
 import { KERNEL_HEADERS_DIR } from "../codegen/paths.ts";
@@ -98,10 +100,28 @@ test("export refuses a non-empty folder, a file in the way and an unknown preset
   assert.match(readFileSync(join(dir, "README.md"), "utf8"), /^<!--/, "README rewritten");
 });
 
+// A soft-capped kernel (no preset has one): Gemma 2's cap on a small GQA shape, a window and sinks beside it.
+const VARIANT_SPECS: Record<"softcap" | "all", KernelInput> = {
+  softcap: { name: "softcap_gqa4", heads: { q: 8, kv: 2 }, headDim: 64, logitsSoftCap: 30.5 },
+  all: { name: "all_variants", heads: { q: 8, kv: 2 }, headDim: 64, window: 77, logitsSoftCap: 50, sinks: true },
+};
+function variantSpecFile(which: keyof typeof VARIANT_SPECS): string {
+  const file = join(work, `${which}.json`);
+  writeFileSync(file, JSON.stringify(VARIANT_SPECS[which]));
+  return file;
+}
+
 test("the exported PyTorch op is valid C++ against a stand-in of the torch API; its Python byte-compiles", async () => {
-  for (const name of ["llama3_8b", "llama2_7b"]) {
+  const exports: [name: string, spec: string][] = [
+    ["llama3_8b", "llama3_8b"],
+    ["llama2_7b", "llama2_7b"],
+    ["mistral_7b", "mistral_7b"],
+    ["gpt_oss_20b", "gpt_oss_20b"],
+    [VARIANT_SPECS.all.name, variantSpecFile("all")],
+  ];
+  for (const [name, spec] of exports) {
     const dir = join(work, `torch-${name}`);
-    await exportKernel(name, dir);
+    await exportKernel(spec, dir);
     const gxx = await execa(
       "g++",
       ["-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", `-I${join(fixtures, "fake_torch")}`, `-I${join(dir, "include")}`, `-I${cudaHome}/include`, join(dir, "csrc", "torch_op.cpp")],
@@ -111,6 +131,43 @@ test("the exported PyTorch op is valid C++ against a stand-in of the torch API; 
     const python = await execa("python3", ["-c", "import sys, py_compile\nfor f in sys.argv[1:]: py_compile.compile(f, doraise=True)", join(dir, "python", `pod_${name}`, "__init__.py"), join(dir, "tests", "test_torch.py"), join(dir, "examples", "python_usage.py"), join(dir, "examples", "decode_loop.py")], { reject: false, all: true });
     if ((python as { code?: string }).code === "ENOENT") console.log("  (python3 not found: Python files not byte-compiled)");
     else assert.is(python.exitCode, 0, python.all);
+  }
+});
+
+test("variant exports: the op, the Python wrapper, its tests and examples carry the spec's window, soft-cap and sinks", () => {
+  const files = (spec: KernelSpec) => new Map(generateExport(spec).map((f) => [f.path, f.contents]));
+  const cases = [
+    { spec: presetByName("llama3_8b")!, window: "None", cap: "None", sinks: "False", attention: "causal." },
+    { spec: presetByName("mistral_7b")!, window: "4096", cap: "None", sinks: "False", attention: "causal, sliding window of 4096 keys." },
+    { spec: presetByName("gpt_oss_20b")!, window: "128", cap: "None", sinks: "True", attention: "causal, sliding window of 128 keys, attention sinks." },
+    { spec: presetByName("gpt_oss_20b_global")!, window: "None", cap: "None", sinks: "True", attention: "causal, attention sinks." },
+    { spec: pod.kernel(VARIANT_SPECS.softcap), window: "None", cap: "30.5", sinks: "False", attention: "causal, logits soft-capped at 30.5." },
+    { spec: pod.kernel(VARIANT_SPECS.all), window: "77", cap: "50.0", sinks: "True", attention: "causal, sliding window of 77 keys, logits soft-capped at 50, attention sinks." },
+  ];
+  for (const c of cases) {
+    const name = c.spec.name;
+    const byPath = files(c.spec);
+    const op = byPath.get("csrc/torch_op.cpp")!;
+    const python = byPath.get(`python/pod_${name}/__init__.py`)!;
+    const tests = byPath.get("tests/test_torch.py")!;
+    const usage = byPath.get("examples/python_usage.py")!;
+    assert.ok(op.includes(`// Attention of this kernel: ${c.attention}\n`), `${name}: the op says its attention`);
+    // Every op has the variant arguments, whatever the spec (others refuse them at run time, from
+    // the library's podgen_kernel_info rather than from rendered constants).
+    assert.ok(op.includes('"int max_kv_len=0, int max_num_pages=0, int max_page_entries=0, *, int? window=None, "'), `${name}: plan(window=)`);
+    assert.ok(op.includes('"float? logits_soft_cap=None) -> (Tensor, int)"'), `${name}: plan(logits_soft_cap=)`);
+    assert.match(op, /float sm_scale=0\.0, \*, "\s+\\\s+"Tensor\? sinks=None\) -> \(\)"/, `${name}: run / run_prefill / run_decode(sinks=)`);
+    assert.ok(op.includes('"Tensor(b!) o, Tensor(c!)? lse=None, float sm_scale=0.0, *, Tensor? sinks=None) -> ()"'), `${name}: run_ragged(sinks=)`);
+    assert.ok(op.includes("const podgen_kernel_info& i = kernel_info();") && op.includes("kernel_info().sinks != 0"), `${name}: checked against the library`);
+    assert.ok(python.includes(`WINDOW: Optional[int] = ${c.window}\n`), `${name}: WINDOW = ${c.window}`);
+    assert.ok(python.includes(`LOGITS_SOFT_CAP: Optional[float] = ${c.cap}\n`), `${name}: LOGITS_SOFT_CAP = ${c.cap}`);
+    assert.ok(python.includes(`SINKS = ${c.sinks}\n`), `${name}: SINKS = ${c.sinks}`);
+    assert.ok(python.includes(`Attention: ${c.attention.replace(/\.$/, "")}`), `${name}: the wrapper's docstring says its attention`);
+    assert.ok(byPath.get("README.md")!.includes(`| attention | ${c.attention.replace(/\.$/, "")} |`), `${name}: the README says its attention`);
+    assert.ok(tests.includes("def test_variant_arguments():") && tests.includes("    test_variant_arguments()\n"), `${name}: variant-argument test runs`);
+    assert.is(usage.includes("sinks=sinks)"), c.sinks === "True", `${name}: the usage example passes sinks exactly with sinks`);
+    assert.is(usage.includes("The sliding window"), c.window !== "None", `${name}: the usage example mentions the window exactly with one`);
+    assert.not.match(python + tests + usage, /\{\{|\}\}/, `${name}: no unrendered handlebars`);
   }
 });
 
@@ -188,6 +245,56 @@ test("every preset: export → cmake build + install → find_package from a C c
   }
   assert.is(results.length, PRESETS.length);
   console.log(`  ${PRESETS.length} presets exported, built, installed and consumed in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+});
+
+// ---- the exported op's argument checks, run on the host against the built library
+
+const hostTorch = join(fixtures, "host_torch");
+
+/**
+ * Compile an export's csrc/torch_op.cpp with the runnable stand-in of the torch API and its driver
+ * (test/fixtures/host_torch/check_torch_op.cpp), link it with the library in `libDir`, run it with
+ * no visible CUDA device; returns its output.
+ */
+async function hostChecks(name: string, exportDir: string, libDir: string): Promise<string> {
+  const exe = join(exportDir, "check_torch_op");
+  const gxx = await execa(
+    "g++",
+    ["-std=c++17", "-Wall", "-Wextra", "-Werror", `-I${hostTorch}`, `-I${join(exportDir, "include")}`, `-I${join(exportDir, "csrc")}`, `-I${cudaHome}/include`,
+      join(hostTorch, "check_torch_op.cpp"), `-L${libDir}`, `-lpod_${name}`, `-Wl,-rpath,${libDir}`, "-o", exe],
+    { reject: false, all: true },
+  );
+  assert.is(gxx.exitCode, 0, gxx.all);
+  const r = await execa(exe, [], { reject: false, all: true, env: { CUDA_VISIBLE_DEVICES: "" } });
+  return `${r.all ?? ""}\n(exit ${r.exitCode})`;
+}
+
+test("the exported op's variant arguments, checked on the host against the built library: window / soft-cap at plan, sinks at run", async () => {
+  // The presets' libraries come from the every-preset test above; a spec with all three variants
+  // (the only soft-capped one) is built here.
+  const allDir = join(work, "cmake", VARIANT_SPECS.all.name);
+  await exportKernel(variantSpecFile("all"), join(allDir, "export"));
+  const steps: Step[] = [];
+  await step(steps, "configure", "cmake", ["-S", join(allDir, "export"), "-B", join(allDir, "build"), "-DCMAKE_BUILD_TYPE=Release"]);
+  await step(steps, "build", "cmake", ["--build", join(allDir, "build"), "--target", VARIANT_SPECS.all.name]);
+  const kernels: [name: string, exportDir: string, libDir: string, variants: RegExp][] = [
+    ["llama3_8b", "", "", /kernel: window 0, logits_soft_cap 0, sinks 0/],
+    ["mistral_7b", "", "", /kernel: window 4096, logits_soft_cap 0, sinks 0/],
+    ["gpt_oss_20b", "", "", /kernel: window 128, logits_soft_cap 0, sinks 1/],
+    [VARIANT_SPECS.all.name, join(allDir, "export"), join(allDir, "build"), /kernel: window 77, logits_soft_cap 50, sinks 1/],
+  ];
+  for (const [name, exportDir, libDir, variants] of kernels) {
+    const root = join(work, "cmake", name);
+    assert.ok(exportDir || existsSync(join(root, "prefix", "lib")), `${name}: needs the every-preset test's install`);
+    const output = await hostChecks(name, exportDir || join(root, "export"), libDir || join(root, "prefix", "lib"));
+    assert.match(output, /\(exit 0\)/, `${name}:\n${output}`);
+    assert.match(output, variants, `${name}: the library's podgen_kernel_info`);
+    assert.match(output, /^\d+ checks, 0 failures$/m, name);
+    // The sinks checks that apply ran, and the accepted run got past every op check.
+    assert.match(output, /\bsinks 1\b/.test(output) ? /ok {3}run, sinks one short -> .*sinks must have shape/ : /ok {3}run with sinks on a kernel without/, name);
+    assert.match(output, /ok {3}run.*: every op check passes.* -> podgen_\w+\.run: PODGEN_ERR_CUDA/, name);
+    console.log(`  ${name}: ${/^(\d+) checks/m.exec(output)![1]} op checks passed`);
+  }
 });
 
 test.after(() => rmSync(work, { recursive: true, force: true }));
