@@ -7,7 +7,8 @@ import * as assert from "uvu/assert";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FAMILY_PRESETS, pod, presetByName, SpecError, type FamilySpec } from "../dsl/index.ts";
+import { checkOverrides, FAMILY_PRESETS, familyPresetByName, pod, presetByName, resourceModel, SpecError, specFields, type FamilySpec, type SpecOverrides } from "../dsl/index.ts";
+import { fittedAnalogue } from "../dsl/family-presets.ts";
 import { buildFamily, generateFamilySources } from "../codegen/family.ts";
 import { COST_FEATURES } from "../codegen/paths.ts";
 import { COST_FEATURE_COUNT, FAMILY_MAX_MEMBERS, FamilyLibrary, PODGEN_FAMILY_ABI_VERSION_SUPPORTED, type FamilyPlan, makeHostBatch, Rng, type BatchShape, type CostModel } from "../runtime/index.ts";
@@ -67,6 +68,27 @@ test("family: every bad field is named, with the member's index", () => {
   assert.ok(members.includes("members.2.name"), members.join());
   const many = issuesOf(() => pod.family({ name: "big", base, members: Array.from({ length: FAMILY_MAX_MEMBERS + 1 }, (_, i) => ({ name: `m${i}` })) }));
   assert.equal(many.map((i) => i.path), ["members"]);
+});
+
+test("preset families: one per preset of #18 (and the variant presets), member 0 the preset, the analogues' KV tiles as wide as the resource model allows", () => {
+  const names = ["llama2_7b", "yi_6b", "llama3_70b_tp8", "qwen2_0_5b", "mistral_7b", "gpt_oss_20b"];
+  assert.equal(FAMILY_PRESETS.map((f) => f.name), ["llama3_8b_auto", ...names.map((n) => `${n}_auto`)]);
+  for (const name of names) {
+    const f = familyPresetByName(`${name}_auto`)!;
+    const preset = presetByName(name)!;
+    assert.equal(f.memberNames, ["preset", "warp_specialized", "wide", "roles"]);
+    assert.equal({ ...specFields(f.members[0]!), name }, specFields(preset), `${name}: member 0 is the preset`);
+    assert.ok(f.members.every((m) => m.target === "sm_90a" && m.window === preset.window && m.sinks === preset.sinks));
+    assert.is(resourceModel(f.members[1]!).prefillEngine, "warp-specialized");
+    // 8192 / D keys per stage: 64 at D=128, 128 at D=64.
+    for (const m of f.members.slice(1)) assert.is(m.prefill.tile.kv, 8192 / preset.headDim, `${m.name}`);
+  }
+  // At D=128 a 128-key tile does not fit beside the decode role: the resource model halves it, saying why.
+  const ws = fittedAnalogue("llama2_7b", "warp_specialized") as SpecOverrides & { prefill: { tile: { q: number; kv: number } } };
+  const wider = checkOverrides(presetByName("llama2_7b")!, { ...ws, prefill: { ...ws.prefill, tile: { q: 128, kv: 128 } } });
+  assert.not.ok(wider.ok);
+  assert.match(JSON.stringify(wider), /prefill\.tile.*shared memory per CTA/);
+  assert.throws(() => fittedAnalogue("llama2_7b", "nope"), /no preset "llama2_7b" or analogue "nope"/);
 });
 
 test("family: the rendered header's constants are the runtime's mirrors and the features are codegen's list", () => {
