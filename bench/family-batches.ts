@@ -59,6 +59,25 @@ export function heldOutBatches(mix: ServingMix, seed: number, count: number, fit
   return drawn.slice(0, count).map((b) => ({ name: b.name, set: "heldout", shape: b.shape }));
 }
 
+/**
+ * The paper's first batch, a 1024-token chunk over 4096 keys + 32 decodes of 4096 on Llama-3-8B
+ * (32/8 heads), for a model of the spec's heads: the same chunk and 8 x group decodes of 4096 (32 at
+ * the 8B's group of 4). A chunk's FLOPs grow with the query heads and a decode's KV bytes with the KV
+ * heads (both with D), so the decodes' bytes per prefill FLOP stay the paper's: the balance of the
+ * two ops that fusion overlaps. Named `paper-style p1024x4096+d<n>x4096`.
+ */
+export function paperStyleBatch(spec: Pick<KernelSpec, "heads">): FamilyBatch {
+  const decodes = 8 * Math.max(1, Math.floor(spec.heads.q / spec.heads.kv));
+  return {
+    name: `paper-style p1024x4096+d${decodes}x4096`,
+    set: "paper",
+    shape: { prefills: [{ qLen: 1024, kvLen: 4096 }], decodes: Array.from({ length: decodes }, () => 4096) },
+  };
+}
+
+/** Whether two batches have the same lengths (the same work for every kernel). */
+export const sameLengths = (a: BatchShape, b: BatchShape) => lengthsKey(a) === lengthsKey(b);
+
 /** A batch's lengths as the reports store them: [qLen, kvLen] per prefill, kvLen per decode. */
 export function batchLengths(shape: BatchShape): { prefills: [number, number][]; decodes: number[] } {
   return { prefills: shape.prefills.map((p): [number, number] => [p.qLen, p.kvLen]), decodes: [...shape.decodes] };

@@ -51,6 +51,8 @@ export interface FamilyBenchOptions {
   costModel: { model: CostModel } | { model: null; why: string };
   heldOut: { mix: string; seed: number };
   torch: TorchReport | null;
+  /** The batch that is the preset's paper-style batch (null where --filter left it out). */
+  paperStyle: string | null;
   planIters: { c: number; binding: number };
   log?: (line: string) => void;
 }
@@ -92,5 +94,6 @@ export function runFamilyBench(device: Device, lib: FamilyLibrary, batches: read
     planTime,
     batches: results,
     summary: { paper: summarizeSet(results.filter((r) => r.set === "paper")), heldout: summarizeSet(results.filter((r) => r.set === "heldout")) },
+    paperStyle: o.paperStyle,
   };
 }

@@ -91,6 +91,8 @@ export interface FamilyBenchReport {
   planTime: PlanTime;
   batches: FamilyBenchBatch[];
   summary: Record<ReportedSet, FamilySetSummary>;
+  /** The paper batch of the preset's heads (bench/family-batches.ts paperStyleBatch); absent in reports before it, null where --filter left it out. */
+  paperStyle?: string | null;
 }
 
 const ratio = (a: number | null | undefined, b: number | null | undefined) => (a !== null && a !== undefined && b !== null && b !== undefined && b > 0 ? a / b : null);
@@ -144,7 +146,7 @@ export function summarizeSet(batches: readonly FamilyBenchBatch[]): FamilySetSum
 
 const f = (x: number | null | undefined, digits: number) => (x === null || x === undefined ? "-" : x.toFixed(digits));
 const x2 = (x: number | null) => (x === null ? "-" : `${x.toFixed(2)}x`);
-const reasonLabel: Record<ChoiceReason, string> = { "cost-model": "model", "static-rule": "rule", forced: "forced" };
+const reasonLabel: Record<ChoiceReason, string> = { "cost-model": "model", "static-rule": "rule", forced: "forced", "serial-margin": "serial margin" };
 
 function setTable(batches: readonly FamilyBenchBatch[]): string {
   const header = [
@@ -171,13 +173,33 @@ function setTable(batches: readonly FamilyBenchBatch[]): string {
   return table(header, rows, (c) => c !== 0 && c !== 2 && c !== 10);
 }
 
-function summaryLines(label: string, s: FamilySetSummary): string[] {
-  const pair = (x: Speedups) => `${x2(x.vsOwnSerial)} our serial, ${x2(x.vsTorch)} PyTorch`;
+const pair = (x: Speedups) => `${x2(x.vsOwnSerial)} our serial, ${x2(x.vsTorch)} PyTorch`;
+
+/** The batch with the least of a figure (ignoring batches without it), for the worst-case lines. */
+function worst(batches: readonly FamilyBenchBatch[], of: (b: FamilyBenchBatch) => number | null): { name: string; value: number } | null {
+  return batches.reduce<{ name: string; value: number } | null>((w, b) => {
+    const v = of(b);
+    return v !== null && (w === null || v < w.value) ? { name: b.name, value: v } : w;
+  }, null);
+}
+
+function summaryLines(label: string, s: FamilySetSummary, batches: readonly FamilyBenchBatch[]): string[] {
+  const vsBest = worst(batches, (b) => (b.autoOverBest === null ? null : 1 / b.autoOverBest));
+  const vsSerial = worst(batches, (b) => b.speedup.auto.vsOwnSerial);
+  const at = (w: { name: string; value: number } | null) => (w ? `${x2(w.value)} (${w.name})` : "-");
   return [
     `${label}: auto / best-of-family ${f(s.autoOverBest, 3)} (time ratio, geomean; chose the fastest on ${s.autoChoseFastest} of ${s.batches}), ` +
       `auto's predicted vs measured: median |error| ${s.autoMedianPredictionError === null ? "-" : `${(s.autoMedianPredictionError * 100).toFixed(1)}%`}`,
     `  geomean speedups: auto ${pair(s.speedup.auto)}; preset ${pair(s.speedup.preset)}; best-of-family ${pair(s.speedup.best)}`,
+    `  worst batch: auto ${at(vsBest)} the speed of the best of the family, ${at(vsSerial)} our serial's`,
   ];
+}
+
+/** The paper-style batch's line: what auto ran and its speedups. */
+function paperStyleLine(r: FamilyBenchReport): string[] {
+  const b = r.paperStyle ? r.batches.find((x) => x.name === r.paperStyle) : undefined;
+  if (!b) return [];
+  return ["", `paper-style batch ${b.name}: auto ${f(b.auto.us, 1)} µs (${b.auto.member} ${b.auto.mode}), ${pair(b.speedup.auto)}; preset ${pair(b.speedup.preset)}; best-of-family ${pair(b.speedup.best)}`];
 }
 
 /** The table printed last: paper batches, then held-out batches, each with its geomean lines; the plan time. */
@@ -189,10 +211,11 @@ export function formatFamilyTable(r: FamilyBenchReport): string {
   return [
     `${r.family} on ${r.gpu} (driver ${r.driver}, ${r.sms} SMs), commit ${r.commit}, build ${r.buildKey}; µs are medians of ${r.iters} after ${r.warmup} warm-up`,
     r.costModel.used ? `auto: the cost model fitted ${r.costModel.fitted} for this GPU and build` : `auto: the static rule (${r.costModel.why})`,
-    ...(paper.length ? ["", `paper batches (${paper.length}; the model was fitted on them):`, setTable(paper), ...summaryLines("paper", r.summary.paper)] : []),
+    ...(paper.length ? ["", `paper batches (${paper.length}; the model was fitted on them):`, setTable(paper), ...summaryLines("paper", r.summary.paper, paper)] : []),
     ...(heldOut.length
-      ? ["", `held-out batches (${heldOut.length}; ${r.heldOut.mix} mix, seed ${r.heldOut.seed}, never fitted on):`, setTable(heldOut), ...summaryLines("held-out", r.summary.heldout)]
+      ? ["", `held-out batches (${heldOut.length}; ${r.heldOut.mix} mix, seed ${r.heldOut.seed}, never fitted on):`, setTable(heldOut), ...summaryLines("held-out", r.summary.heldout, heldOut)]
       : []),
+    ...paperStyleLine(r),
     "",
     `host plan time, ${p.requests} requests (${p.prefills} prefill chunks + ${p.decodes} decodes), chose ${p.choice}: ` +
       `${p.cUsPerPlan.toFixed(2)} µs per plan in C (the planner alone, ${p.cIters} plans), ` +

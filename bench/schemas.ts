@@ -261,6 +261,7 @@ export const familyBenchReportSchema = z.strictObject({
   }) satisfies z.ZodType<PlanTime>,
   batches: z.array(familyBenchBatchSchema),
   summary: z.strictObject({ paper: familySetSummarySchema, heldout: familySetSummarySchema }),
+  paperStyle: z.string().nullable().optional(),
 }) satisfies z.ZodType<FamilyBenchReport>;
 
 /** A `podgen tune --family --out` file, validated (JsonInputError naming the file and the field otherwise). */

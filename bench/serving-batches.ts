@@ -21,10 +21,22 @@ export interface ServingMix {
   maxKv: number;
 }
 
-/** Llama-3-8B on one GPU and Llama-3-70B at TP 8 (8/1 heads a GPU): the two mixes of the bench. */
+/**
+ * One mix per model shape of the presets, named after the preset (bench/family-batches.ts
+ * servingMixFor; mistral_7b has llama3_8b's shape, and gpt_oss_20b_global gpt_oss_20b's):
+ * - llama3_8b on one GPU, and llama3_70b_tp8 (8/1 heads a GPU) with a larger step;
+ * - llama2_7b: a 4K context window, and MHA decodes read 4x the KV bytes of Llama-3-8B's: fewer;
+ * - yi_6b: GQA 8 (half the 8B's KV bytes a decode), so a step holds more decodes;
+ * - qwen2_0_5b: a small model serves many short requests at once;
+ * - gpt_oss_20b: 64/8 heads at D=64, long conversations, a larger step.
+ */
 export const SERVING_MIXES = {
   llama3_8b: { tokenBudget: 4096, decodes: { min: 16, max: 192 }, decodeKv: { median: 2048, sigma: 0.9 }, maxChunks: 3, minChunk: 128, maxPrefix: 12288, maxKv: 32768 },
   llama3_70b_tp8: { tokenBudget: 8192, decodes: { min: 32, max: 256 }, decodeKv: { median: 3072, sigma: 1.0 }, maxChunks: 4, minChunk: 256, maxPrefix: 16384, maxKv: 32768 },
+  llama2_7b: { tokenBudget: 4096, decodes: { min: 8, max: 96 }, decodeKv: { median: 1024, sigma: 0.8 }, maxChunks: 3, minChunk: 128, maxPrefix: 3072, maxKv: 4096 },
+  yi_6b: { tokenBudget: 4096, decodes: { min: 32, max: 256 }, decodeKv: { median: 2048, sigma: 0.9 }, maxChunks: 3, minChunk: 128, maxPrefix: 12288, maxKv: 32768 },
+  qwen2_0_5b: { tokenBudget: 4096, decodes: { min: 32, max: 256 }, decodeKv: { median: 1024, sigma: 1.0 }, maxChunks: 4, minChunk: 128, maxPrefix: 8192, maxKv: 32768 },
+  gpt_oss_20b: { tokenBudget: 8192, decodes: { min: 32, max: 256 }, decodeKv: { median: 4096, sigma: 1.0 }, maxChunks: 4, minChunk: 256, maxPrefix: 16384, maxKv: 32768 },
 } as const satisfies Record<string, ServingMix>;
 
 export interface ServingBatch {

@@ -11,3 +11,10 @@ export function upperMedian(xs: readonly number[]): number | null {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.floor(s.length / 2)]! : null;
 }
+
+/** The nearest-rank q-quantile (0 < q < 1): the smallest value with at least q of them at or below it; null when there are none. */
+export function quantile(xs: readonly number[], q: number): number | null {
+  if (!(q > 0 && q < 1)) throw new RangeError(`quantile: q = ${q} must be in (0, 1)`);
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.ceil(q * s.length) - 1]! : null;
+}

@@ -4,7 +4,14 @@
     python3 bench/torch_baselines.py RESOLVED.json OUT.json [--iters N] [--warmup N]
 
 RESOLVED.json is what bench/run.ts writes before it runs (`resolvedWorkloads`): per workload its
-name, prefills [[qLen, kvLen], ...], decodes [kvLen, ...], heads_q, heads_kv, head_dim, dtype.
+name, prefills [[qLen, kvLen], ...], decodes [kvLen, ...], heads_q, heads_kv, head_dim, dtype and
+window (null: full causal attention).
+
+Sliding window W (mistral_7b, gpt_oss_20b): a query sees its last W keys, itself included. Varlen
+flash takes it natively (window_size_left = W - 1, right = 0), the masked SDPA backends fold it into
+their mask, per-request SDPA decodes read only the last W keys of each cache; the lower-right
+causal bias has no window, so those backends are left out. Attention sinks (gpt-oss) are not
+PyTorch's: its time is of the same attention without them (one term more per row in ours).
 
 Contiguous KV (no paging). Prefill: varlen flash (torch.ops.aten._flash_attention_forward, causal
 aligned bottom-right, i.e. query t of a chunk sees kvLen - qLen + t + 1 keys), and SDPA with a
@@ -68,11 +75,17 @@ def randn(shape, dtype):
     return torch.randn(shape, device="cuda", dtype=dtype)
 
 
-def lower_right_mask(q_len, kv_len):
-    # query t sees keys j <= kv_len - q_len + t
+def lower_right_mask(q_len, kv_len, window=None):
+    # query t sees keys j <= kv_len - q_len + t (and, with a window W, j > kv_len - q_len + t - W)
     t = torch.arange(q_len, device="cuda").unsqueeze(1)
     j = torch.arange(kv_len, device="cuda").unsqueeze(0)
-    return j <= (kv_len - q_len + t)
+    last = kv_len - q_len + t
+    return (j <= last) & (j > last - window) if window else j <= last
+
+
+def window_args(window):
+    """flash's local attention for a window of W keys, itself included: W - 1 keys left, none right."""
+    return {"window_size_left": window - 1, "window_size_right": 0} if window else {}
 
 
 def prefill_inputs(w, dtype):
@@ -96,8 +109,8 @@ def accumulate(xs):
         yield s
 
 
-def flash_varlen(q, k, v, cu_q, cu_k, max_q, max_k, causal):
-    return torch.ops.aten._flash_attention_forward(q, k, v, cu_q, cu_k, max_q, max_k, 0.0, causal, False)[0]
+def flash_varlen(q, k, v, cu_q, cu_k, max_q, max_k, causal, window=None):
+    return torch.ops.aten._flash_attention_forward(q, k, v, cu_q, cu_k, max_q, max_k, 0.0, causal, False, **window_args(window))[0]
 
 
 def prefill_chunks(x):
@@ -118,18 +131,22 @@ def prefill_backends(w, dtype):
     """name -> factory(inputs) -> closure."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
+    window = w.get("window")
+
     def varlen(x):
-        return lambda: flash_varlen(x["q"], x["k"], x["v"], x["cu_q"], x["cu_k"], x["max_q"], x["max_k"], True)
+        return lambda: flash_varlen(x["q"], x["k"], x["v"], x["cu_q"], x["cu_k"], x["max_q"], x["max_k"], True, window)
 
     def per_chunk(backend, use_bias):
         def make(x):
+            if use_bias and window:
+                raise ValueError(f"window={window}: the lower-right causal bias has no window")
             chunks = []
             for ql, kl, q, k, v in prefill_chunks(x):
                 if use_bias:
                     from torch.nn.attention.bias import causal_lower_right
                     mask = causal_lower_right(ql, kl)
                 else:
-                    mask = lower_right_mask(ql, kl)
+                    mask = lower_right_mask(ql, kl, window)
                 chunks.append((q, k, v, mask))
 
             def run():
@@ -199,11 +216,15 @@ def decode_inputs(w, dtype):
 def decode_backends(w, dtype):
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
+    window = w.get("window")
+
     def sdpa(backend):
         def make(x):
             if not x["uniform"]:
                 raise ValueError("decode lengths differ: per-request SDPA would need padded caches; varlen flash measures this batch")
             q, k, v = x["q"], x["k"], x["v"]
+            if window:  # the one query sees the last W keys of its cache
+                k, v = k[:, :, -window:], v[:, :, -window:]
 
             def run():
                 with sdpa_kernel([backend]):
@@ -217,7 +238,7 @@ def decode_backends(w, dtype):
         b, hq, _, d = x["q"].shape
         q = x["q"].reshape(b, hq, d)
         cu_q = torch.arange(0, b + 1, device="cuda", dtype=torch.int32)
-        return lambda: flash_varlen(q, x["kt"], x["vt"], cu_q, x["cu_k"], 1, x["lmax"], False)
+        return lambda: flash_varlen(q, x["kt"], x["vt"], cu_q, x["cu_k"], 1, x["lmax"], False, window)
 
     return {
         "sdpa_flash": sdpa(SDPBackend.FLASH_ATTENTION),
@@ -236,9 +257,10 @@ def as_rows(out, hq, d):
     return out.reshape(-1, hq, d)
 
 
-def reference_error(part, x, out, hq, hkv, d, causal=True):
+def reference_error(part, x, out, hq, hkv, d, causal=True, window=None):
     """Relative L2 error of sampled rows against fp32 math: bottom-right causal visibility for prefill
-    (every key of the chunk with causal=False), every key of its request for a decode."""
+    (every key of the chunk with causal=False), every key of its request for a decode; with a window,
+    only a query's last `window` keys."""
     rows = as_rows(out, hq, d).float()
     errs_num = errs_den = 0.0
     if part == "prefill":
@@ -249,8 +271,10 @@ def reference_error(part, x, out, hq, hkv, d, causal=True):
             k = x["k"][ok:ok + kl].float().repeat_interleave(hq // hkv, dim=1)
             v = x["v"][ok:ok + kl].float().repeat_interleave(hq // hkv, dim=1)
             vis = torch.tensor([kl - ql + t + 1 if causal else kl for t in idx], device="cuda")
+            first = vis - window if window and causal else torch.zeros_like(vis)
+            keys = torch.arange(kl, device="cuda")[None, None, :]
             s = torch.einsum("nhd,lhd->nhl", q, k) / math.sqrt(d)
-            s = s.masked_fill(torch.arange(kl, device="cuda")[None, None, :] >= vis[:, None, None], float("-inf"))
+            s = s.masked_fill((keys >= vis[:, None, None]) | (keys < first[:, None, None]), float("-inf"))
             ref = torch.einsum("nhl,lhd->nhd", torch.softmax(s, -1), v)
             got = rows[oq:oq + ql][idx]
             errs_num += float((got - ref).pow(2).sum())
@@ -264,8 +288,9 @@ def reference_error(part, x, out, hq, hkv, d, causal=True):
         for r in sorted(set(list(range(min(4, len(lens)))) + [lens.index(min(lens)), lens.index(max(lens))])):
             q = x["q"][r, :, 0].float()  # [Hq, D]
             # Packed rows of request r, [L, Hkv, D] -> [Hq, L, D] (equal to x["k"][r] where that exists)
-            k = x["kt"][cu[r]:cu[r + 1]].float().transpose(0, 1).repeat_interleave(hq // hkv, dim=0)
-            v = x["vt"][cu[r]:cu[r + 1]].float().transpose(0, 1).repeat_interleave(hq // hkv, dim=0)
+            first = max(cu[r], cu[r + 1] - window) if window else cu[r]
+            k = x["kt"][first:cu[r + 1]].float().transpose(0, 1).repeat_interleave(hq // hkv, dim=0)
+            v = x["vt"][first:cu[r + 1]].float().transpose(0, 1).repeat_interleave(hq // hkv, dim=0)
             p = torch.softmax(torch.einsum("hd,hld->hl", q, k) / math.sqrt(d), -1)
             ref = torch.einsum("hl,hld->hd", p, v)
             errs_num += float((rows[r] - ref).pow(2).sum())
@@ -277,7 +302,7 @@ def check_and_time(entry, key, part, fns, x, w, iters, warmup, causal=True):
     """Checks fns[0]'s output against fp32 math (rel_error[key]), then times fns; raises when wrong."""
     out0 = fns[0]()
     try:
-        err = reference_error(part, x, out0, w["heads_q"], w["heads_kv"], w["head_dim"], causal)
+        err = reference_error(part, x, out0, w["heads_q"], w["heads_kv"], w["head_dim"], causal, w.get("window"))
     except Exception as e:  # noqa: BLE001 - the check itself failed: time anyway, say so
         err = None
         entry["errors"][f"{key}.check"] = f"{type(e).__name__}: {str(e)[:200]}"

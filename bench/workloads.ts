@@ -89,6 +89,8 @@ export function resolvedWorkloads(workloads: Workload[]) {
         heads_kv: s.heads.kv,
         head_dim: s.headDim,
         dtype: s.dtype,
+        /** Sliding window: the keys a query sees, itself included; null for full causal attention. */
+        window: s.window ?? null,
       };
     }),
   };

@@ -24,7 +24,7 @@ import { torchRunner } from "../bench/torch.ts";
 import { findCostModel } from "../bench/tune/cost-model.ts";
 import type { FitSet } from "../bench/tune/family.ts";
 import { checkTarget } from "../bench/tune/gpu.ts";
-import { familyArg, mixArg, paperBatches, printTimingPlan } from "./family-options.ts";
+import { familyArg, mixArg, paperBatches, paperStyleName, printTimingPlan } from "./family-options.ts";
 import { positiveArg, shownPath } from "./args.ts";
 import { UsageError } from "./usage-error.ts";
 
@@ -102,6 +102,7 @@ export async function benchFamily(opts: BenchFamilyOpts): Promise<void> {
       costModel,
       heldOut: { mix: mix.name, seed },
       torch,
+      paperStyle: paperStyleName(paper, family),
       planIters: { c: planIters, binding: planIters },
       log,
     });

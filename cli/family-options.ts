@@ -2,13 +2,13 @@
 // family named on the command line, the batches it is timed on (bench/family-batches.ts), how a
 // member's tiles are shown and the listing of `--dry-run`.
 import { FAMILY_PRESETS, resourceModel, type FamilySpec, type KernelSpec } from "../dsl/index.ts";
-import { batchLengths, describeShape, servingMixFor, SERVING_MIX_NAMES, type FamilyBatch, type ServingMixName } from "../bench/family-batches.ts";
+import { batchLengths, describeShape, paperStyleBatch, sameLengths, servingMixFor, SERVING_MIX_NAMES, type FamilyBatch, type ServingMixName } from "../bench/family-batches.ts";
 import { SERVING_MIXES, type ServingMix } from "../bench/serving-batches.ts";
 import { shapeKey } from "../bench/tune/db.ts";
 import { table } from "../bench/table.ts";
 import { MODES } from "../runtime/index.ts";
 import { loadFamily } from "./load-spec.ts";
-import { tuneWorkloads } from "./tune.ts";
+import { workloadsOfShape } from "./tune.ts";
 import { UsageError } from "./usage-error.ts";
 
 export async function familyArg(arg: string): Promise<FamilySpec> {
@@ -35,9 +35,29 @@ export function mixArg(name: string | undefined, family: FamilySpec): { name: Se
   return { name: chosen as ServingMixName, mix: SERVING_MIXES[chosen as ServingMixName] };
 }
 
-/** The workload file's batches of the family's model shape (and --filter), as the "paper" set. */
+/**
+ * The "paper" set: the workload file's batches of the family's model shape, and the paper-style
+ * batch of its heads (bench/family-batches.ts) unless one of those has its lengths; with --filter,
+ * those whose names match one.
+ */
 export function paperBatches(path: string, filters: readonly string[], family: FamilySpec): FamilyBatch[] {
-  return tuneWorkloads(path, family.members[0]!, filters).map((w) => ({ name: w.name, set: "paper", shape: w.shape }));
+  const spec = family.members[0]!;
+  const ofShape = workloadsOfShape(path, spec, []).chosen;
+  const matches = (name: string) => filters.length === 0 || filters.some((f) => name.includes(f));
+  const style = paperStyleBatch(spec);
+  const batches: FamilyBatch[] = [
+    ...ofShape.map((w): FamilyBatch => ({ name: w.name, set: "paper", shape: w.shape })),
+    ...(ofShape.some((w) => sameLengths(w.shape, style.shape)) ? [] : [style]),
+  ];
+  const chosen = batches.filter((b) => matches(b.name));
+  if (chosen.length === 0) throw new UsageError(`--filter ${filters.join(", ")}: matches none of ${family.name}'s paper batches (${batches.map((b) => b.name).join(", ")})`);
+  return chosen;
+}
+
+/** The name of the set's paper-style batch (or the file's batch of its lengths); null where --filter left it out. */
+export function paperStyleName(batches: readonly FamilyBatch[], family: FamilySpec): string | null {
+  const style = paperStyleBatch(family.members[0]!);
+  return batches.find((b) => b.set === "paper" && sameLengths(b.shape, style.shape))?.name ?? null;
 }
 
 /** What `--dry-run` lists: the candidates (each member fused and serial) and the batches. */

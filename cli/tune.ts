@@ -117,6 +117,17 @@ export async function loadSpace(path: string): Promise<SearchSpace> {
 
 /** The workloads of the file that run the base spec's model shape (and match --filter). */
 export function tuneWorkloads(path: string, base: KernelSpec, filters: readonly string[]): Workload[] {
+  const { chosen, all } = workloadsOfShape(path, base, filters);
+  if (chosen.length === 0) {
+    throw new UsageError(
+      `no workload of ${shownPath(path)} runs ${shapeKey(base)}${filters.length ? ` and matches ${filters.join(", ")}` : ""} (workloads: ${all.map((w) => `${w.name} [${w.specName}]`).join(", ")})`,
+    );
+  }
+  return chosen;
+}
+
+/** The workloads of `path` that run the base's model shape and match a filter (any, without filters); `all` of them too. */
+export function workloadsOfShape(path: string, base: KernelSpec, filters: readonly string[]): { chosen: Workload[]; all: Workload[] } {
   if (!existsSync(path)) throw new UsageError(`--workloads ${shownPath(path)}: no such file`);
   let all: Workload[];
   try {
@@ -125,12 +136,7 @@ export function tuneWorkloads(path: string, base: KernelSpec, filters: readonly 
     throw workloadFileError(e, shownPath(path));
   }
   const chosen = all.filter((w) => shapeKey(w.configs[0]!.spec) === shapeKey(base) && (filters.length === 0 || filters.some((f) => w.name.includes(f))));
-  if (chosen.length === 0) {
-    throw new UsageError(
-      `no workload of ${shownPath(path)} runs ${shapeKey(base)}${filters.length ? ` and matches ${filters.join(", ")}` : ""} (workloads: ${all.map((w) => `${w.name} [${w.specName}]`).join(", ")})`,
-    );
-  }
-  return chosen;
+  return { chosen, all };
 }
 
 /** At most `budget` candidates: the base and a hash-ordered (stable, spread-out) sample of the rest. */

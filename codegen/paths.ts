@@ -10,7 +10,7 @@ export const GENERATED_DIR = join(PACKAGE_ROOT, "generated");
 /** Version of the C ABI in pod_attention.h; bump on any layout change of its structs. */
 export const ABI_VERSION = 3;
 /** Version of the family C ABI in pod_family.h; bump on any layout change of its structs. */
-export const FAMILY_ABI_VERSION = 1;
+export const FAMILY_ABI_VERSION = 2;
 /** The headers of a family library's own translation unit (`#include "family/..."`). */
 export const FAMILY_HEADERS_DIR = join(TEMPLATES_DIR, "family");
 /** The cost model's features, in the order of templates/family/select.h (kFeatureNames). */

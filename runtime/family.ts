@@ -10,7 +10,7 @@ import { loadKoffi, type Koffi } from "./cuda.ts";
 import { streamHandle, type StreamLike } from "./device.ts";
 
 /** pod_family.h's version these mirrors follow (codegen/paths.ts FAMILY_ABI_VERSION). */
-export const PODGEN_FAMILY_ABI_VERSION_SUPPORTED = 1;
+export const PODGEN_FAMILY_ABI_VERSION_SUPPORTED = 2;
 /** PODGEN_FAMILY_MAX_MEMBERS and PODGEN_COST_FEATURES of pod_family.h (test/family.test.ts reads them off the header). */
 export const FAMILY_MAX_MEMBERS = 8;
 export const COST_FEATURE_COUNT = 5;
@@ -18,8 +18,10 @@ export const COST_FEATURE_COUNT = 5;
 export const MODES = ["fused", "serial"] as const;
 export type Mode = (typeof MODES)[number];
 /** Why a plan chose what it chose (podgen_choice_reason). */
-export const CHOICE_REASONS = ["cost-model", "static-rule", "forced"] as const;
+export const CHOICE_REASONS = ["cost-model", "static-rule", "forced", "serial-margin"] as const;
 export type ChoiceReason = (typeof CHOICE_REASONS)[number];
+
+const errorBoundSchema = z.tuple([z.number().gt(-1), z.number().gt(-1)]);
 
 /** Coefficients of the cost model (µs per unit of each feature), per member and mode; null: not fitted. */
 export const costModelSchema = z.strictObject({
@@ -32,6 +34,17 @@ export const costModelSchema = z.strictObject({
   members: z.record(z.string(), z.strictObject({ fused: z.array(z.number()).nullable(), serial: z.array(z.number()).nullable() })),
   /** How the fit went: records used, the date; from `podgen tune --family` also the fit set and the error and choice on it. */
   fit: z.looseObject({ records: z.number().int(), date: z.string() }),
+  /**
+   * The planner's serial margin (templates/family/select.h): per member and mode, [low, high], the
+   * (1 - quantile) and quantile points of (measured - predicted) / predicted over the records it was
+   * fitted on; null where it has no coefficients. Absent in a model fitted before the margin: none.
+   */
+  errorBounds: z
+    .strictObject({
+      quantile: z.number().gt(0.5).lt(1),
+      members: z.record(z.string(), z.strictObject({ fused: errorBoundSchema.nullable(), serial: errorBoundSchema.nullable() })),
+    })
+    .optional(),
 });
 export type CostModel = z.infer<typeof costModelSchema>;
 
@@ -60,7 +73,8 @@ export function familyTypes(): FamilyTypes {
       force_mode: "int32_t",
       cost_model: "const double *",
       cost_model_len: "int32_t",
-      reserved: "int32_t",
+      error_bounds_len: "int32_t",
+      error_bounds: "const double *",
     }),
     podgen_candidate: candidate,
     podgen_family_plan: k.struct("podgen_family_plan", {
@@ -147,8 +161,8 @@ export class FamilyLibrary {
   private readonly fns: Record<"num_members" | "member_name" | "feature_name" | "member_info" | "info" | "plan" | "plan_benchmark" | "upload_plan" | "run" | "run_reference" | "status_name" | "last_error", Fn>;
   readonly memberNames: readonly string[];
   readonly featureNames: readonly string[];
-  /** Coefficients of the last cost model seen, flattened for C (kept alive across calls). */
-  private coefficients: { model: CostModel; values: Float64Array } | undefined;
+  /** The last cost model seen, flattened for C (kept alive across calls). */
+  private flattened: { model: CostModel; coefficients: Float64Array; errorBounds: Float64Array | null } | undefined;
 
   constructor(readonly path: string, readonly prefix: string) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(prefix)) throw new Error(`family library prefix "${prefix}" is not a C identifier`);
@@ -222,37 +236,45 @@ export class FamilyLibrary {
     return i;
   }
 
-  /** The model's coefficients as C reads them ([member][mode][feature]); NaN where it has none. */
-  private modelCoefficients(model: CostModel): Float64Array {
-    if (this.coefficients?.model === model) return this.coefficients.values;
+  /**
+   * The model as C reads it: coefficients [member][mode][feature], NaN where it has none; error
+   * bounds [member][mode][low, high], 0 (no margin) where it has none, null without errorBounds.
+   */
+  private flatten(model: CostModel): NonNullable<FamilyLibrary["flattened"]> {
+    if (this.flattened?.model === model) return this.flattened;
     if (model.features.join() !== this.featureNames.join()) {
       throw new RangeError(`costModel.features = ${JSON.stringify(model.features)}: this library's features are ${JSON.stringify(this.featureNames)}`);
     }
-    for (const name of Object.keys(model.members)) this.memberIndex(name);
-    const values = new Float64Array(this.memberNames.length * MODES.length * COST_FEATURE_COUNT).fill(NaN);
+    for (const name of [...Object.keys(model.members), ...Object.keys(model.errorBounds?.members ?? {})]) this.memberIndex(name);
+    const coefficients = new Float64Array(this.memberNames.length * MODES.length * COST_FEATURE_COUNT).fill(NaN);
+    const errorBounds = model.errorBounds ? new Float64Array(this.memberNames.length * MODES.length * 2) : null;
     this.memberNames.forEach((name, m) =>
       MODES.forEach((mode, i) => {
+        const candidate = m * MODES.length + i;
+        const bound = model.errorBounds?.members[name]?.[mode];
+        if (bound) errorBounds!.set(bound, candidate * 2);
         const row = model.members[name]?.[mode];
         if (!row) return;
         if (row.length !== COST_FEATURE_COUNT) throw new RangeError(`costModel.members.${name}.${mode} has ${row.length} coefficients; ${COST_FEATURE_COUNT} needed`);
-        values.set(row, (m * MODES.length + i) * COST_FEATURE_COUNT);
+        coefficients.set(row, candidate * COST_FEATURE_COUNT);
       }),
     );
-    this.coefficients = { model, values };
-    return values;
+    this.flattened = { model, coefficients, errorBounds };
+    return this.flattened;
   }
 
   private cOptions(options: FamilyPlanOptions): Record<string, unknown> {
     const { member, mode, costModel, ...plan } = options;
-    const coefficients = costModel ? this.modelCoefficients(costModel) : null;
+    const model = costModel ? this.flatten(costModel) : null;
     if (mode !== undefined && !MODES.includes(mode)) throw new RangeError(`options.mode = ${JSON.stringify(mode)}: must be one of ${MODES.map((m) => `"${m}"`).join(", ")}`);
     return {
       plan: toCPlanOptions(plan),
       force_member: member === undefined ? 0 : this.memberIndex(member) + 1,
       force_mode: mode === undefined ? 0 : MODES.indexOf(mode) + 1,
-      cost_model: coefficients,
-      cost_model_len: coefficients?.length ?? 0,
-      reserved: 0,
+      cost_model: model?.coefficients ?? null,
+      cost_model_len: model?.coefficients.length ?? 0,
+      error_bounds_len: model?.errorBounds?.length ?? 0,
+      error_bounds: model?.errorBounds ?? null,
     };
   }
 

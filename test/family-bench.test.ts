@@ -10,9 +10,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
 import { PACKAGE_ROOT, COST_FEATURES } from "../codegen/paths.ts";
-import { canonicalJson, FAMILY_PRESETS } from "../dsl/index.ts";
+import { canonicalJson, FAMILY_PRESETS, presetByName } from "../dsl/index.ts";
 import { Rng } from "../runtime/index.ts";
-import { DEFAULT_FIT_BATCHES, DEFAULT_FIT_SEED, DEFAULT_HELDOUT_SEED, fitBatches, heldOutBatches, planTimeShape, servingMixFor } from "../bench/family-batches.ts";
+import { DEFAULT_FIT_BATCHES, DEFAULT_FIT_SEED, DEFAULT_HELDOUT_SEED, fitBatches, heldOutBatches, paperStyleBatch, planTimeShape, sameLengths, servingMixFor } from "../bench/family-batches.ts";
+import { torchWorkloads } from "../bench/family-bench.ts";
+import { loadWorkloads, resolvedWorkloads } from "../bench/workloads.ts";
 import { familyBatchResult, formatFamilyTable, summarizeSet, type FamilyBenchReport } from "../bench/family-report.ts";
 import { geomean } from "../bench/stats.ts";
 import type { CandidateTiming } from "../bench/family-timing.ts";
@@ -63,6 +65,42 @@ test("the serving mix follows the family's model shape; the plan-time batch is 4
   assert.is(shape.prefills.length, 4);
   assert.equal(planTimeShape(), shape);
   assert.ok(shape.decodes.every((kv) => kv >= 1 && kv <= 16384) && new Set(shape.decodes).size > 200);
+});
+
+test("paper-style batches: the paper's (1024, 4096) chunk and 8 decodes of 4096 per query head of a KV group, the paper's balance", () => {
+  const decodesOf = (name: string) => paperStyleBatch(presetByName(name)!).shape.decodes.length;
+  assert.equal(
+    ["llama3_8b", "llama2_7b", "yi_6b", "llama3_70b_tp8", "qwen2_0_5b", "gpt_oss_20b"].map(decodesOf),
+    [32, 8, 64, 64, 56, 64],
+    "group 4, 1, 8, 8, 7, 8",
+  );
+  const b = paperStyleBatch(presetByName("qwen2_0_5b")!);
+  assert.equal([b.name, b.set, b.shape.prefills], ["paper-style p1024x4096+d56x4096", "paper", [{ qLen: 1024, kvLen: 4096 }]]);
+  assert.ok(b.shape.decodes.every((kv) => kv === 4096));
+  // Llama-3-8B's is the paper's own first batch.
+  const paper = loadWorkloads(join(PACKAGE_ROOT, "bench/workloads/paper.json")).find((w) => w.name === "p1024x4096+d32x4096")!;
+  assert.ok(sameLengths(paperStyleBatch(presetByName("llama3_8b")!).shape, paper.shape));
+  assert.not.ok(sameLengths(b.shape, paper.shape));
+});
+
+test("a serving mix for every preset family's model shape, each batch within its token budget", () => {
+  for (const f of FAMILY_PRESETS) {
+    const name = servingMixFor(f.members[0]!);
+    assert.ok(name, `${f.name}: no serving mix`);
+    const m = SERVING_MIXES[name!];
+    for (const b of fitBatches(m, 1, 10)) {
+      const tokens = b.shape.prefills.reduce((s, p) => s + p.qLen, 0) + b.shape.decodes.length;
+      assert.ok(tokens <= m.tokenBudget, `${f.name} ${b.name}: ${tokens} tokens`);
+      assert.ok(b.shape.decodes.every((kv) => kv >= 1 && kv <= m.maxKv) && b.shape.prefills.every((p) => p.kvLen <= m.maxKv));
+    }
+  }
+  assert.is(servingMixFor(presetByName("mistral_7b")!), "llama3_8b", "the same heads, page and dtype");
+});
+
+test("PyTorch's workloads of a family carry its window (its baselines then attend to the same keys); none without one", () => {
+  const batches = [paperStyleBatch(presetByName("mistral_7b")!)];
+  const windowOf = (name: string) => resolvedWorkloads(torchWorkloads(batches, FAMILY_PRESETS.find((f) => f.name === name)!.members[0]!)).workloads[0]!.window;
+  assert.equal([windowOf("mistral_7b_auto"), windowOf("gpt_oss_20b_auto"), windowOf("llama3_8b_auto")], [4096, 128, null]);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -143,6 +181,20 @@ test("a recorded report: it reads through the schema, and the table leads with a
   assert.ok(lines.some((l) => l.startsWith("heldout-s2-0") && l.endsWith("no decode")));
   // The plan time: the planner alone and through the binding, named as such.
   assert.match(lines.find((l) => l.startsWith("host plan time"))!, /256 requests \(4 prefill chunks \+ 252 decodes\).*12\.50 µs per plan in C \(the planner alone.*48\.25 µs through FamilyLibrary\.plan/);
+});
+
+test("a report's paper-style line and each set's worst batch against the best of the family and our serial", () => {
+  const report = { ...readFamilyBenchReport(FIXTURE), paperStyle: "p2048x8192+d64x4096" };
+  const lines = formatFamilyTable(report).split("\n");
+  const style = lines.find((l) => l.startsWith("paper-style batch "))!;
+  assert.match(style, /^paper-style batch p2048x8192\+d64x4096: auto 727\.0 µs \(\S+ \S+\), 1\.38x our serial, 1\.79x PyTorch; preset .*; best-of-family /);
+  // heldout-s2-1: 1902 against the best's 1850; heldout-s2-2: 420 / 382 over our serial.
+  const worst = lines.filter((l) => l.startsWith("  worst batch: "));
+  assert.equal(worst.length, 2);
+  assert.is(worst[1], `  worst batch: auto ${(1850 / 1902).toFixed(2)}x (heldout-s2-1) the speed of the best of the family, ${(420 / 382).toFixed(2)}x (heldout-s2-2) our serial's`);
+  // Reports before it (and a --filter that left it out) have no paper-style line.
+  assert.not.ok(formatFamilyTable(readFamilyBenchReport(FIXTURE)).includes("paper-style batch"));
+  assert.not.ok(formatFamilyTable({ ...report, paperStyle: null }).includes("paper-style batch"));
 });
 
 test("the schemas: a report field out of place is named; timings whose features or members disagree with the file are rejected", () => {
@@ -248,6 +300,37 @@ test("podgen bench --family --dry-run: paper and held-out batches, none of them 
   assert.is(out.timings, out.batches.length * (out.candidates.length + 1), "auto is timed besides every candidate");
 });
 
+test("tune and bench --family --dry-run for every preset family: its paper batches (with its paper-style one), fit and held-out batches of its mix", async () => {
+  const runs = await Promise.all(
+    FAMILY_PRESETS.map(async (f) => ({
+      f,
+      tune: await podgen(["tune", "--family", f.name, "--dry-run", "--json", "--fit-batches", "2"]),
+      bench: await podgen(["bench", "--family", f.name, "--dry-run", "--json", "--heldout", "2"]),
+    })),
+  );
+  for (const { f, tune, bench } of runs) {
+    assert.is(tune.exitCode, 0, `${f.name}: ${tune.stderr}`);
+    assert.is(bench.exitCode, 0, `${f.name}: ${bench.stderr}`);
+    const t = JSON.parse(tune.stdout);
+    const b = JSON.parse(bench.stdout);
+    assert.is(t.candidates.length, 2 * f.members.length, f.name);
+    const style = paperStyleBatch(f.members[0]!);
+    const lengths = (x: { prefills: [number, number][]; decodes: number[] }) => key({ prefills: x.prefills, decodes: x.decodes });
+    const styleKey = lengths({ prefills: style.shape.prefills.map((p) => [p.qLen, p.kvLen]), decodes: style.shape.decodes });
+    for (const out of [t, b]) {
+      const paper = out.batches.filter((x: { set: string }) => x.set === "paper");
+      assert.is(paper.filter((x: { prefills: [number, number][]; decodes: number[] }) => lengths(x) === styleKey).length, 1, `${f.name}: one paper batch of the paper-style lengths`);
+    }
+    assert.equal(t.batches.filter((x: { set: string }) => x.set === "fit").length, 2);
+    assert.equal(b.batches.filter((x: { set: string }) => x.set === "heldout").length, 2);
+  }
+  // Where the workload file has the paper-style lengths, its batch is the one (no second copy).
+  const llama = JSON.parse(runs.find((r) => r.f.name === "llama3_8b_auto")!.tune.stdout);
+  assert.not.ok(llama.batches.some((x: { name: string }) => x.name.startsWith("paper-style")));
+  const yi = JSON.parse(runs.find((r) => r.f.name === "yi_6b_auto")!.bench.stdout);
+  assert.equal(yi.batches.filter((x: { set: string }) => x.set === "paper").map((x: { name: string }) => x.name), ["paper-style p1024x4096+d64x4096"]);
+});
+
 test("podgen tune --family --from: refits recorded times without a GPU and stores the model under their GPU and build", async () => {
   const t = timingsOf(8);
   writeFileSync(join(work, "timings.json"), JSON.stringify(t));
@@ -280,6 +363,8 @@ test("tune and bench --family: bad arguments exit 2 naming them; without a GPU e
     [["bench", "--family", "llama3_8b_auto", "--heldout-seed", "1", "--dry-run"], /--heldout-seed 1: .* come from seed 1; held-out batches need another/],
     [["bench", "--family", "llama3_8b_auto", "--standalone-variants"], /--family: --standalone-variants is for the spec variants' bench/],
     [["bench", "--heldout", "5"], /--heldout is for --family/],
+    // A family's tuned choice is its cost model, keyed by its build key (a stale one is not used); --tuned is for specs.
+    [["build", "--tuned", "yi_6b_auto"], /build families on their own \(without --tuned and without kernel specs\): yi_6b_auto/],
   ];
   for (const [args, message] of cases) {
     const r = await podgen(args);

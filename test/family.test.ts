@@ -7,12 +7,14 @@ import * as assert from "uvu/assert";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FAMILY_PRESETS, pod, presetByName, SpecError, type FamilySpec } from "../dsl/index.ts";
+import { checkOverrides, FAMILY_PRESETS, familyPresetByName, pod, presetByName, resourceModel, SpecError, specFields, type FamilySpec, type SpecOverrides } from "../dsl/index.ts";
+import { fittedAnalogue } from "../dsl/family-presets.ts";
 import { buildFamily, generateFamilySources } from "../codegen/family.ts";
 import { COST_FEATURES } from "../codegen/paths.ts";
-import { COST_FEATURE_COUNT, FAMILY_MAX_MEMBERS, FamilyLibrary, PODGEN_FAMILY_ABI_VERSION_SUPPORTED, makeHostBatch, Rng, type BatchShape, type CostModel } from "../runtime/index.ts";
+import { COST_FEATURE_COUNT, FAMILY_MAX_MEMBERS, FamilyLibrary, PODGEN_FAMILY_ABI_VERSION_SUPPORTED, type FamilyPlan, makeHostBatch, Rng, type BatchShape, type CostModel } from "../runtime/index.ts";
 import { evaluateCostModel, findCostModel, fitCostModel, leastSquares, predictUs, writeCostModel, type TimingRecord } from "../bench/tune/cost-model.ts";
 import { SERVING_MIXES, servingBatches } from "../bench/serving-batches.ts";
+import { quantile } from "../bench/stats.ts";
 import { timePlan } from "../bench/family-bench.ts";
 
 // Two CTA shapes of one model: the paper's (2 CTAs/SM) and roles (one CTA per SM).
@@ -71,6 +73,27 @@ test("family: every bad field is named, with the member's index", () => {
   assert.equal(many.map((i) => i.path), ["members"]);
 });
 
+test("preset families: one per preset of #18 (and the variant presets), member 0 the preset, the analogues' KV tiles as wide as the resource model allows", () => {
+  const names = ["llama2_7b", "yi_6b", "llama3_70b_tp8", "qwen2_0_5b", "mistral_7b", "gpt_oss_20b"];
+  assert.equal(FAMILY_PRESETS.map((f) => f.name), ["llama3_8b_auto", ...names.map((n) => `${n}_auto`)]);
+  for (const name of names) {
+    const f = familyPresetByName(`${name}_auto`)!;
+    const preset = presetByName(name)!;
+    assert.equal(f.memberNames, ["preset", "warp_specialized", "wide", "roles"]);
+    assert.equal({ ...specFields(f.members[0]!), name }, specFields(preset), `${name}: member 0 is the preset`);
+    assert.ok(f.members.every((m) => m.target === "sm_90a" && m.window === preset.window && m.sinks === preset.sinks));
+    assert.is(resourceModel(f.members[1]!).prefillEngine, "warp-specialized");
+    // 8192 / D keys per stage: 64 at D=128, 128 at D=64.
+    for (const m of f.members.slice(1)) assert.is(m.prefill.tile.kv, 8192 / preset.headDim, `${m.name}`);
+  }
+  // At D=128 a 128-key tile does not fit beside the decode role: the resource model halves it, saying why.
+  const ws = fittedAnalogue("llama2_7b", "warp_specialized") as SpecOverrides & { prefill: { tile: { q: number; kv: number } } };
+  const wider = checkOverrides(presetByName("llama2_7b")!, { ...ws, prefill: { ...ws.prefill, tile: { q: 128, kv: 128 } } });
+  assert.not.ok(wider.ok);
+  assert.match(JSON.stringify(wider), /prefill\.tile.*shared memory per CTA/);
+  assert.throws(() => fittedAnalogue("llama2_7b", "nope"), /no preset "llama2_7b" or analogue "nope"/);
+});
+
 test("family: the rendered header's constants are the runtime's mirrors and the features are codegen's list", () => {
   const header = generateFamilySources(tiny()).find((f) => f.path === "pod_family.h")!.contents;
   assert.match(header, new RegExp(`#define PODGEN_FAMILY_MAX_MEMBERS ${FAMILY_MAX_MEMBERS}\\b`));
@@ -108,6 +131,29 @@ test("cost model: least squares recovers a known linear model, and the fit per m
   // A weighted fit with noise stays close, and a constant column (rank deficiency) still solves.
   const c = leastSquares([[1, 1], [1, 1], [1, 1]], [3, 3, 3]);
   assert.ok(Math.abs(c[0]! + c[1]! - 3) < 1e-6, c.join());
+});
+
+test("cost model: each candidate's error bounds are the quantiles of its relative residuals on the records it was fitted on", () => {
+  const rng = new Rng(11);
+  const records: TimingRecord[] = [];
+  for (let w = 0; w < 40; w++) {
+    const features = [1, rng.next() * 100, rng.next() * 2, rng.int(1, 4), rng.next() * 20];
+    const exact = [20, 3, 400, 15, 2].reduce((s, c, i) => s + c * features[i]!, 0);
+    records.push({ workload: `w${w}`, member: "a", mode: "fused", features, us: exact * (1 + 0.2 * (rng.next() - 0.5)) });
+    records.push({ workload: `w${w}`, member: "a", mode: "serial", features, us: exact });
+  }
+  const model = fitCostModel(records, { gpu: "GPU", family: "tiny", buildKey: "k", memberNames: ["a", "b"], featureNames: [...COST_FEATURES] });
+  assert.is(model.errorBounds!.quantile, 0.9);
+  const residuals = records.filter((r) => r.mode === "fused").map((r) => (r.us - predictUs(model, r)!) / predictUs(model, r)!);
+  const [low, high] = model.errorBounds!.members.a!.fused!;
+  assert.is(low, quantile(residuals, 0.1));
+  assert.is(high, quantile(residuals, 0.9));
+  assert.ok(low < -0.03 && high > 0.03 && low > -0.15 && high < 0.15, `${low}, ${high}: about the ±10% noise`);
+  for (const bound of model.errorBounds!.members.a!.serial!) assert.ok(Math.abs(bound) < 1e-9, `noiseless: ${bound}`);
+  assert.equal(model.errorBounds!.members.b, { fused: null, serial: null }, "no records, no coefficients, no bounds");
+  // Nearest rank: with 10 values, the 0.9 quantile is the 9th smallest and the 0.1 quantile the smallest.
+  assert.equal([quantile([5, 1, 4, 2, 3, 10, 9, 8, 7, 6], 0.9), quantile([5, 1, 4, 2, 3, 10, 9, 8, 7, 6], 0.1), quantile([], 0.5)], [9, 1, null]);
+  assert.throws(() => quantile([1], 1), /q = 1 must be in \(0, 1\)/);
 });
 
 test("cost model store: keyed by GPU and build key; a model of another build is not used and says why", () => {
@@ -207,6 +253,41 @@ test("family library: the cost model picks the lowest prediction, the plan recor
   const partial: CostModel = { ...model, members: { a: { fused: null, serial: [90, 0, 0, 0, 0] } } };
   assert.is(planOf(hybrid, { costModel: partial }).describe(), "a serial (cost-model)");
   assert.equal(JSON.parse(JSON.stringify(p)).member, "b");
+});
+
+/** modelWith's model with error bounds [low, high] per member and mode. */
+const withBounds = (model: CostModel, bounds: Record<string, { fused: [number, number]; serial: [number, number] }>): CostModel => ({
+  ...model,
+  errorBounds: { quantile: 0.9, members: bounds },
+});
+
+test("family library: the serial margin runs the best serial where the fused pick, at its high bound, does not beat it at its low bound", () => {
+  // Predictions on `hybrid`: bias + 1000 µs per decode GB (about 21 µs): a fused 71.0, a serial 77.0, b serial 79.0.
+  const model = modelWith({ a: { fused: 50, serial: 56 }, b: { fused: 90, serial: 58 } });
+  const predicted = (p: FamilyPlan, member: string, mode: string) => p.candidates.find((c) => c.memberName === member && c.mode === mode)!.predictedUs!;
+  const plain = planOf(hybrid, { costModel: model });
+  assert.is(plain.describe(), "a fused (cost-model)", "without bounds: the lowest prediction");
+  const [fused, serial] = [predicted(plain, "a", "fused"), predicted(plain, "a", "serial")];
+  assert.ok(fused < serial && fused * 1.05 > serial * 0.96, `${fused} vs ${serial}: the bounds below must decide`);
+  // Wide bounds: 8% predicted gain is within them, so serial runs, and the plan says why.
+  const wide = withBounds(model, { a: { fused: [-0.02, 0.05], serial: [-0.04, 0.03] }, b: { fused: [-0.02, 0.05], serial: [-0.04, 0.03] } });
+  const margin = planOf(hybrid, { costModel: wide });
+  assert.is(margin.describe(), "a serial (serial-margin)");
+  assert.is(JSON.parse(JSON.stringify(margin)).reason, "serial-margin");
+  // Tight bounds: the same gain is beyond them, so fused runs.
+  const tight = withBounds(model, { a: { fused: [-0.01, 0.01], serial: [-0.01, 0.01] }, b: { fused: [-0.01, 0.01], serial: [-0.01, 0.01] } });
+  assert.is(planOf(hybrid, { costModel: tight }).describe(), "a fused (cost-model)");
+  // The margin weighs the best predicted serial of any member: here b's (77 µs; a's is 91).
+  const bSerial = { ...wide, members: modelWith({ a: { fused: 50, serial: 70 }, b: { fused: 90, serial: 56 } }).members };
+  assert.is(planOf(hybrid, { costModel: bSerial }).describe(), "b serial (serial-margin)");
+  // Forcing fused leaves no serial to weigh; forcing a member weighs only its own serial.
+  assert.is(planOf(hybrid, { costModel: wide, mode: "fused" }).describe(), "a fused (cost-model)");
+  assert.is(planOf(hybrid, { costModel: bSerial, member: "a" }).describe(), "a fused (cost-model)");
+  // A model picking serial anyway is left alone; bad bounds are named.
+  const serialWins = withBounds(modelWith({ a: { fused: 80, serial: 56 } }), { a: { fused: [0, 0.5], serial: [-0.5, 0] } });
+  assert.is(planOf(hybrid, { costModel: serialWins }).describe(), "a serial (cost-model)");
+  const bad = withBounds(model, { a: { fused: [-0.01, 0.01], serial: [-0.01, 0.01] }, b: { fused: [-3, 0.01], serial: [-0.01, 0.01] } });
+  assert.throws(() => planOf(hybrid, { costModel: bad }), /options\.error_bounds\[4\]=-3\.0+ must be finite and above -1/);
 });
 
 test("family library: graph mode chooses for the bucket, whatever the live batch", () => {

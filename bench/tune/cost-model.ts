@@ -3,6 +3,8 @@
 // (templates/family/select.h; every timing record carries them as the plan reported them, so they
 // are computed once, in C). Fitted by weighted least squares, each record weighted by 1 / its time²
 // so that the fit minimises the squared relative error (a 60 µs batch counts as much as a 1 ms one).
+// Each candidate also gets error bounds, quantiles of its relative residuals on those records: the
+// planner's serial margin (templates/family/select.h) asks a fused pick to beat serial by them.
 //
 // Models are kept in bench/tuning/cost-models.json, keyed by GPU name + the family's build key: a
 // model measured on other kernels (another build key) is never used, as with `build --tuned`.
@@ -13,7 +15,7 @@ import { writeFileAtomic } from "../../codegen/fs.ts";
 import { PACKAGE_ROOT } from "../../codegen/paths.ts";
 import { readJsonFile } from "../../codegen/json.ts";
 import { costModelSchema, MODES, type CostModel, type Mode } from "../../runtime/family.ts";
-import { geomean, upperMedian } from "../stats.ts";
+import { geomean, quantile, upperMedian } from "../stats.ts";
 
 // From the package root, which the bundled CLI (.gpu/podgen.mjs) resolves too (codegen/paths.ts).
 export const DEFAULT_COST_MODELS = join(PACKAGE_ROOT, "bench", "tuning", "cost-models.json");
@@ -84,18 +86,44 @@ export interface FitOptions {
   date?: string;
 }
 
-/** Fits every (member, mode) that has at least as many records as features; the others stay null. */
+/**
+ * The quantile of each candidate's relative residuals that bounds its error (errorBounds): one fit
+ * record in ten lies beyond each bound. The planner runs fused only where the fused pick, at its
+ * high bound, beats the best serial at its low bound (templates/family/select.h, serial margin).
+ */
+export const ERROR_BOUND_QUANTILE = 0.9;
+
+/** [low, high] quantiles of (measured - predicted) / predicted over the records (those predicted > 0); null without any. */
+function errorBound(coefficients: readonly number[], rs: readonly TimingRecord[]): [number, number] | null {
+  const residuals = rs.flatMap((r) => {
+    const p = coefficients.reduce((s, c, i) => s + c * r.features[i]!, 0);
+    return p > 0 ? [(r.us - p) / p] : [];
+  });
+  const low = quantile(residuals, 1 - ERROR_BOUND_QUANTILE);
+  const high = quantile(residuals, ERROR_BOUND_QUANTILE);
+  return low === null || high === null ? null : [low, high];
+}
+
+/**
+ * Fits every (member, mode) that has at least as many records as features, and its error bounds
+ * on those records; the others stay null.
+ */
 export function fitCostModel(records: readonly TimingRecord[], o: FitOptions): CostModel {
   const members: CostModel["members"] = {};
+  const bounds: NonNullable<CostModel["errorBounds"]>["members"] = {};
   for (const member of o.memberNames) {
     const row = { fused: null, serial: null } as CostModel["members"][string];
+    const bound = { fused: null, serial: null } as NonNullable<CostModel["errorBounds"]>["members"][string];
     for (const mode of MODES) {
       const rs = records.filter((r) => r.member === member && r.mode === mode && Number.isFinite(r.us) && r.us > 0);
       if (rs.length >= o.featureNames.length) {
-        row[mode] = leastSquares(rs.map((r) => r.features), rs.map((r) => r.us), rs.map((r) => 1 / (r.us * r.us)));
+        const coefficients = leastSquares(rs.map((r) => r.features), rs.map((r) => r.us), rs.map((r) => 1 / (r.us * r.us)));
+        row[mode] = coefficients;
+        bound[mode] = errorBound(coefficients, rs);
       }
     }
     members[member] = row;
+    bounds[member] = bound;
   }
   return {
     version: 1,
@@ -105,6 +133,7 @@ export function fitCostModel(records: readonly TimingRecord[], o: FitOptions): C
     features: [...o.featureNames],
     members,
     fit: { records: records.length, date: o.date ?? new Date().toISOString() },
+    errorBounds: { quantile: ERROR_BOUND_QUANTILE, members: bounds },
   };
 }
 

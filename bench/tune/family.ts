@@ -115,6 +115,15 @@ export function fitFamilyTimings(t: FamilyTimings, date = new Date().toISOString
 const pct = (x: number | null) => (x === null ? "-" : `${(x * 100).toFixed(1)}%`);
 const us = (x: number | null | undefined) => (x === null || x === undefined ? "-" : x.toFixed(1));
 
+/** The serial margin's bounds, a line per member: [low, high] of (measured - predicted) / predicted, fused then serial. */
+function errorBoundLines(model: CostModel): string[] {
+  const b = model.errorBounds;
+  if (!b) return [];
+  const range = (x: [number, number] | null) => (x ? `${pct(x[0])}..${pct(x[1])}` : "-");
+  const q = `${Math.round((1 - b.quantile) * 100)}th..${Math.round(b.quantile * 100)}th percentile`;
+  return Object.entries(b.members).map(([member, m]) => `error bounds (${q} of (measured - predicted) / predicted), ${member}: fused ${range(m.fused)}, serial ${range(m.serial)}`);
+}
+
 /** The fit's report: its errors, then per batch the fastest candidate against the model's pick. */
 export function formatFit(t: FamilyTimings, model: CostModel): string {
   const records = timingRecords(t);
@@ -139,7 +148,8 @@ export function formatFit(t: FamilyTimings, model: CostModel): string {
   return [
     `${t.family} on ${t.gpu} (build ${t.buildKey}): ${t.batches.length} batches x ${t.members.length * 2} candidates, ${records.length} timed; medians of ${t.iters} after ${t.warmup} warm-up`,
     table(["batch", "set", "fastest", "µs", "model's pick", "predicted µs", "measured µs", "pick / fastest"], rows, (c) => [3, 5, 6, 7].includes(c)),
-    `fit: median |error| ${pct(ev.medianRelError)}, max ${pct(ev.maxRelError)}; geomean pick / fastest ${ev.geomeanRegret?.toFixed(3) ?? "-"} (on the batches it was fitted on; podgen bench --family judges it on held-out ones)`,
+    `fit: median |error| ${pct(ev.medianRelError)}, max ${pct(ev.maxRelError)}; geomean pick / fastest ${ev.geomeanRegret?.toFixed(3) ?? "-"} (the lowest prediction, before the serial margin; on the batches it was fitted on; podgen bench --family judges the planner's choices on held-out ones)`,
+    ...errorBoundLines(model),
     ...failed.map((f) => `failed: ${f}`),
   ].join("\n");
 }

@@ -9,6 +9,7 @@
 #ifndef POD_FAMILY_API
 #error "define POD_FAMILY_API(name) (the family's exported prefix) before including family/abi.inl"
 #endif
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -80,6 +81,19 @@ int check_options(const podgen_family_options& o, const char* fn) {
   if (!o.cost_model && o.cost_model_len != 0)
     return fail(PODGEN_ERR_INVALID_ARGUMENT,
                 at + "cost_model is NULL but cost_model_len=" + std::to_string(o.cost_model_len));
+  const int64_t bounds = (int64_t)kNumMembers * pod::family::kModes * 2;
+  if (o.error_bounds && o.error_bounds_len != bounds)
+    return fail(PODGEN_ERR_INVALID_ARGUMENT,
+                at + "error_bounds_len=" + std::to_string(o.error_bounds_len) + " but this family needs " +
+                    std::to_string(bounds) + " bounds (" + std::to_string(kNumMembers) + " members x 2 modes x low, high)");
+  if (!o.error_bounds && o.error_bounds_len != 0)
+    return fail(PODGEN_ERR_INVALID_ARGUMENT,
+                at + "error_bounds is NULL but error_bounds_len=" + std::to_string(o.error_bounds_len));
+  for (int64_t i = 0; o.error_bounds && i < bounds; ++i)
+    if (!isfinite(o.error_bounds[i]) || o.error_bounds[i] <= -1.0)
+      return fail(PODGEN_ERR_INVALID_ARGUMENT,
+                  at + "error_bounds[" + std::to_string(i) + "]=" + std::to_string(o.error_bounds[i]) +
+                      " must be finite and above -1 (a prediction is scaled by 1 + bound)");
   return PODGEN_OK;
 }
 
@@ -137,6 +151,7 @@ extern "C" int POD_FAMILY_API(plan)(const podgen_batch* batch, const podgen_fami
     const int num_sms = o.plan.num_sms > 0 ? o.plan.num_sms : pod::planner::kDefaultNumSms;
     pod::family::choose(infos, family_abi::kNumMembers, load, num_sms,
                         {o.force_member - 1, o.force_mode, o.cost_model}, plan);
+    pod::family::apply_serial_margin(o.error_bounds, plan);
 
     const pod::family::Member& m = kMembers[plan->member];
     status = m.plan(batch, &o.plan, host_staging, host_staging_bytes, &plan->plan);

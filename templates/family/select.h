@@ -22,6 +22,12 @@
 // (member 0 unless forced), fused for a batch with both ops, serial (the standalone kernel) for a
 // batch with one op. The choice records which of the two decided (PODGEN_CHOICE_*).
 //
+// Serial margin (with the model's error bounds): a fused pick runs only if its predicted time,
+// raised by its high bound, still beats the best serial candidate's, lowered by that one's low
+// bound; else that serial candidate runs (PODGEN_CHOICE_SERIAL_MARGIN). The bounds are quantiles of
+// each candidate's (measured - predicted) / predicted on its fit set (bench/tune/cost-model.ts): a
+// fused launch the model cannot tell from serial is not worth its risk of being the slower one.
+//
 // Graph mode: the choice must not change between replays of one captured launch sequence, so it
 // is made for the bucket (every prefill of max_prefill_tokens / max_prefills tokens, every request
 // at max_kv_len), never for the live batch.
@@ -186,6 +192,31 @@ inline void choose(const podgen_kernel_info* members, int num_members, const Loa
                                                     : PODGEN_MODE_SERIAL;
     out->reason = PODGEN_CHOICE_STATIC_RULE;
   }
+}
+
+// The serial margin (see the top of the file) over choose()'s cost-model pick; `bounds` is
+// [member][mode - 1][low, high], NULL for none.
+inline void apply_serial_margin(const double* bounds, podgen_family_plan* out) {
+  if (!bounds || out->reason != PODGEN_CHOICE_COST_MODEL || out->mode != PODGEN_MODE_FUSED) return;
+  const auto bound = [&](const podgen_candidate& c, int side) {
+    return bounds[((size_t)c.member * kModes + (c.mode - 1)) * 2 + side];
+  };
+  const podgen_candidate* fused = nullptr;
+  const podgen_candidate* serial = nullptr;  // the best predicted serial candidate
+  for (int i = 0; i < out->num_candidates; ++i) {
+    const podgen_candidate& c = out->candidates[i];
+    if (c.member == out->member && c.mode == PODGEN_MODE_FUSED) fused = &c;
+    if (c.mode == PODGEN_MODE_SERIAL && isfinite(c.predicted_us) &&
+        (!serial || c.predicted_us < serial->predicted_us))
+      serial = &c;
+  }
+  if (!fused || !serial) return;
+  const double fused_high = fused->predicted_us * (1.0 + bound(*fused, 1));
+  const double serial_low = serial->predicted_us * (1.0 + bound(*serial, 0));
+  if (fused_high < serial_low) return;
+  out->member = serial->member;
+  out->mode = PODGEN_MODE_SERIAL;
+  out->reason = PODGEN_CHOICE_SERIAL_MARGIN;
 }
 
 }  // namespace family

@@ -1,32 +1,35 @@
-// GPU-suite cases for config families: every member of the llama3_8b_auto preset family, reached
-// through the family library under its own prefix, runs a hybrid batch fused and standalone
-// (each candidate the family's planner can choose) against the fp32 reference, with poisoned
-// outputs and exactly-once tile counts (runtime/verify.ts); and the timer of `podgen tune --family`
-// and `podgen bench --family` on that library.
+// GPU-suite cases for config families: every member of every preset family (llama3_8b_auto and
+// the <preset>_auto of the other presets), reached through the family library under its own
+// prefix, runs a hybrid batch fused and standalone (each candidate the family's planner can
+// choose) against the fp32 reference, with poisoned outputs and exactly-once tile counts
+// (runtime/verify.ts); and the timer of `podgen tune --family` and `podgen bench --family` on the
+// llama3_8b_auto library.
 import { FAMILY_PRESETS, libraryFileName, symbolPrefix } from "../../../dsl/index.ts";
 import { FamilyLibrary, makeHostBatch, type CostModel } from "../../../runtime/index.ts";
 import { FamilyTimer } from "../../../bench/family-timing.ts";
 import { verifyBatch } from "../../../runtime/verify.ts";
 import { gpuCase } from "../harness.ts";
 
-const family = FAMILY_PRESETS.find((f) => f.name === "llama3_8b_auto")!;
-
-for (const member of family.memberNames) {
-  gpuCase(`family ${family.name}: member ${member}, fused and serial vs the reference`, (ctx) => {
-    const lib = new FamilyLibrary(ctx.artifact(libraryFileName(family)), symbolPrefix(family));
-    const memberLib = lib.member(member);
-    try {
-      const host = makeHostBatch(lib.info(), { prefills: [{ qLen: 300, kvLen: 1013 }, { qLen: 77, kvLen: 77 }], decodes: [1, 17, 300, 4099] }, { seed: 0xfa, shufflePages: true });
-      const r = verifyBatch(ctx.device, memberLib, host);
-      if (!r.pass) throw new Error(r.runs.flatMap((run) => run.problems.map((p) => `${run.mode}: ${p}`)).join("; "));
-      ctx.log(`o ≤ ${r.worst.o.toExponential(1)}, lse ≤ ${r.worst.lse.toExponential(1)}`);
-      return { errors: r.runs.map((x) => ({ mode: x.mode, ...x.errors })) };
-    } finally {
-      memberLib.close();
-      lib.close();
-    }
-  });
+for (const family of FAMILY_PRESETS) {
+  for (const member of family.memberNames) {
+    gpuCase(`family ${family.name}: member ${member}, fused and serial vs the reference`, (ctx) => {
+      const lib = new FamilyLibrary(ctx.artifact(libraryFileName(family)), symbolPrefix(family));
+      const memberLib = lib.member(member);
+      try {
+        const host = makeHostBatch(lib.info(), { prefills: [{ qLen: 300, kvLen: 1013 }, { qLen: 77, kvLen: 77 }], decodes: [1, 17, 300, 4099] }, { seed: 0xfa, shufflePages: true });
+        const r = verifyBatch(ctx.device, memberLib, host);
+        if (!r.pass) throw new Error(r.runs.flatMap((run) => run.problems.map((p) => `${run.mode}: ${p}`)).join("; "));
+        ctx.log(`o ≤ ${r.worst.o.toExponential(1)}, lse ≤ ${r.worst.lse.toExponential(1)}`);
+        return { errors: r.runs.map((x) => ({ mode: x.mode, ...x.errors })) };
+      } finally {
+        memberLib.close();
+        lib.close();
+      }
+    });
+  }
 }
+
+const family = FAMILY_PRESETS.find((f) => f.name === "llama3_8b_auto")!;
 
 // What `podgen tune --family` and `podgen bench --family` time (bench/family-timing.ts): every
 // candidate through the family library, each with the unforced plan's features, and auto as the
@@ -58,6 +61,33 @@ gpuCase(`family ${family.name}: every candidate timed through the family library
     }
     ctx.log(t.candidates.map((c) => `${c.member} ${c.mode} ${c.us!.toFixed(1)} µs`).join(", "), `| auto ${auto.member} ${auto.mode} ${auto.us.toFixed(1)} µs`);
     return { candidates: t.candidates.map(({ member, mode, us }) => ({ member, mode, us })), auto };
+  } finally {
+    timer.destroy();
+    lib.close();
+  }
+});
+
+// The serial margin as `podgen bench --family` meets it: a model whose fused pick is predicted 10%
+// faster than the best serial, with error bounds wider than that, so auto runs that serial.
+gpuCase(`family ${family.name}: the serial margin runs the best serial where the fused pick is within the model's error bounds`, (ctx) => {
+  const lib = new FamilyLibrary(ctx.artifact(libraryFileName(family)), symbolPrefix(family));
+  const [fusedPick, serialPick] = [family.memberNames[0]!, family.memberNames[1]!];
+  const rows = (m: string) => ({ fused: m === fusedPick ? [90, 0, 0, 0, 0] : [1000, 0, 0, 0, 0], serial: m === serialPick ? [100, 0, 0, 0, 0] : [1000, 0, 0, 0, 0] });
+  const costModel: CostModel = {
+    version: 1, gpu: ctx.device.name, family: family.name, buildKey: "test", features: [...lib.featureNames],
+    members: Object.fromEntries(family.memberNames.map((m) => [m, rows(m)])),
+    fit: { records: 0, date: "test" },
+    errorBounds: { quantile: 0.9, members: Object.fromEntries(family.memberNames.map((m) => [m, { fused: [-0.08, 0.08], serial: [-0.08, 0.08] }])) },
+  };
+  const timer = new FamilyTimer(ctx.device, lib, { iters: 2, warmup: 1, costModel });
+  try {
+    const shape = { prefills: [{ qLen: 700, kvLen: 3000 }], decodes: [1, 900, 4097] };
+    const auto = timer.timeBatch({ name: "margin", set: "fit", shape }, { auto: true }).auto!;
+    if (auto.member !== serialPick || auto.mode !== "serial" || auto.reason !== "serial-margin" || auto.predictedUs !== 100 || auto.us === null) {
+      throw new Error(`auto: ${JSON.stringify(auto)}`);
+    }
+    ctx.log(`auto ${auto.member} ${auto.mode} (${auto.reason}) ${auto.us.toFixed(1)} µs`);
+    return { auto };
   } finally {
     timer.destroy();
     lib.close();
