@@ -14,8 +14,14 @@ const BAD: [string, unknown, string, string][] = [
   ["fractional heads", withBase({ heads: { q: 32.5, kv: 8 } }), "heads.q", "integer"],
   ["zero kv heads", withBase({ heads: { q: 32, kv: 0 } }), "heads.kv", "at least 1"],
   ["heads not a group multiple", withBase({ heads: { q: 32, kv: 6 } }), "heads.q", "multiple of heads.kv=6"],
-  ["head dim 256", withBase({ headDim: 256 }), "headDim", "not supported"],
-  ["head dim 96", withBase({ headDim: 96 }), "headDim", "64 or 128"],
+  ["head dim 80", withBase({ headDim: 80 }), "headDim", "one of 64, 96, 128, 256"],
+  ["head dim 96 on wgmma", withBase({ headDim: 96, prefill: { engine: "wgmma", tile: { q: 64, kv: 32 } } }), "prefill.engine", "64-column blocks"],
+  ["head dim 96 warp-specialized", withBase({ headDim: 96, ctasPerSm: 1, prefill: { engine: "warp-specialized", tile: { q: 64, kv: 32 } } }), "prefill.engine", "leave prefill.engine out"],
+  ["head dim 256 with two fragments a warp", withBase({ headDim: 256, prefill: { tile: { q: 128, kv: 16 }, stages: 1 }, decode: { tile: { q: 16, kv: 32 }, stages: 1, virtualCtas: 1 } }), "prefill.tile.q", "272 fp32 accumulator registers"],
+  ["head dim 256 with 8-warp CTAs", withBase({ headDim: 256, prefill: { tile: { q: 128, kv: 16 }, warps: 8, stages: 1 }, decode: { tile: { q: 16, kv: 32 }, warps: 8, stages: 1, virtualCtas: 1 } }), "prefill.warps", "get 128 a thread"],
+  ["head dim 256 decode beside two-warpgroup prefill", withBase({ headDim: 256, prefill: { tile: { q: 128, kv: 16 }, warps: 8, stages: 1 }, decode: { tile: { q: 16, kv: 32 }, warps: 8, stages: 1, virtualCtas: 1 } }), "decode.warps", "132 fp32 accumulator registers"],
+  ["head dim 256 warp-specialized with two consumer warpgroups", withBase({ headDim: 256, ctasPerSm: 1, prefill: { engine: "warp-specialized", tile: { q: 128, kv: 16 }, warps: 8, stages: 2 }, decode: { tile: { q: 16, kv: 32 }, warps: 4, virtualCtas: 1, stages: 1 } }), "prefill.warps", "512 threads get 128"],
+  ["head dim 256 tiles beyond shared memory", withBase({ headDim: 256, prefill: { tile: { q: 64, kv: 64 } } }), "prefill.tile", "at D=256 needs 160 KiB"],
   ["head dim as string", withBase({ headDim: "128" }), "headDim", "a number"],
   ["page size 0", withBase({ kvCache: { kind: "paged", pageSize: 0 } }), "kvCache.pageSize", "at least 1"],
   ["page size missing", withBase({ kvCache: { kind: "paged" } }), "kvCache.pageSize", "(missing)"],
@@ -68,8 +74,8 @@ for (const [title, input, field, fragment] of BAD) {
 
 test("pod.kernel throws a SpecError listing every problem", () => {
   try {
-    // @ts-expect-error headDim is 64 or 128 (and this test checks the message at run time too)
-    pod.kernel({ name: "x", heads: { q: 32, kv: 6 }, headDim: 256 });
+    // @ts-expect-error headDim is 64, 96, 128 or 256 (and this test checks the message at run time too)
+    pod.kernel({ name: "x", heads: { q: 32, kv: 6 }, headDim: 80 });
     assert.unreachable("should throw");
   } catch (e) {
     assert.instance(e, SpecError);
