@@ -132,23 +132,25 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
   }
   // Shared memory for an unsupported head dimension means nothing; that issue is reported above.
   if (headDimSupported && model.smem.perCta > model.smem.perCtaLimit) {
+    const atHeadDim =
+      model.smemHeadDim === headDim ? `D=${headDim}` : `D=${headDim} (rows padded to ${model.smemHeadDim} columns)`;
     const decodeWhat = `${decode.virtualCtas} virtual CTAs × (q=${decode.tile.q} + ${decode.stages} stages × kv=${decode.tile.kv})`;
     const part = model.roles
       ? {
           path: "prefill.tile",
           value: prefill.tile,
-          what: `with ctasPerSm=1 the CTA holds both roles' tiles: prefill q=${prefill.tile.q} × kv=${prefill.tile.kv} with ${prefill.stages} stages (${kib(model.smem.prefillTile)}) and decode ${decodeWhat} (${kib(model.smem.decodeTiles)}) at D=${headDim}`,
+          what: `with ctasPerSm=1 the CTA holds both roles' tiles: prefill q=${prefill.tile.q} × kv=${prefill.tile.kv} with ${prefill.stages} stages (${kib(model.smem.prefillTile)}) and decode ${decodeWhat} (${kib(model.smem.decodeTiles)}) at ${atHeadDim}`,
         }
       : model.smem.prefillTile >= model.smem.decodeTiles
         ? {
             path: "prefill.tile",
             value: prefill.tile,
-            what: `q=${prefill.tile.q} × kv=${prefill.tile.kv} with ${prefill.stages} stages at D=${headDim}`,
+            what: `q=${prefill.tile.q} × kv=${prefill.tile.kv} with ${prefill.stages} stages at ${atHeadDim}`,
           }
         : {
             path: "decode.tile",
             value: decode.tile,
-            what: `${decodeWhat} at D=${headDim}`,
+            what: `${decodeWhat} at ${atHeadDim}`,
           };
     add(
       part.path,
