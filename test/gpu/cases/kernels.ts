@@ -173,6 +173,9 @@ referenceCase("", "llama3_8b", { prefills: [{ qLen: 37, kvLen: 77 }, { qLen: 1, 
 const windowShape: BatchShape = { prefills: [{ qLen: 37, kvLen: 300 }, { qLen: 1, kvLen: 5 }], decodes: [1, 77, 78, 300] };
 referenceCase(", sliding window 77 and soft-cap 50", matrixSpec("window 77 + soft-cap 50"), windowShape);
 referenceCase(", sinks and sliding window 128", "gpt_oss_20b", windowShape);
+// Head dims 96 (fewer columns than the CTA's 128 threads) and 256 (two columns a thread).
+referenceCase(", D96", "phi3_mini", windowShape);
+referenceCase(", D256 with soft-cap 50 and sliding window 4096", "gemma2_9b_local", { prefills: [{ qLen: 5, kvLen: 4100 }, { qLen: 1, kvLen: 5 }], decodes: [1, 4096, 4097] });
 
 function registerVerify(prefix: string, cases: VerifyCase[]) {
   for (const c of cases) {
