@@ -4,7 +4,10 @@
     python3 bench/torch_baselines.py RESOLVED.json OUT.json [--iters N] [--warmup N]
 
 RESOLVED.json is what bench/run.ts writes before it runs (`resolvedWorkloads`): per workload its
-name, prefills [[qLen, kvLen], ...], decodes [kvLen, ...], heads_q, heads_kv, head_dim, dtype.
+name, prefills [[qLen, kvLen], ...], decodes [kvLen, ...], heads_q, heads_kv, head_dim, dtype, and
+the spec's attention variants (window, logits_soft_cap, sinks; 0 / false when off). These backends
+compute plain causal attention only, so a workload with a variant gets no baseline (errors.workload
+says why) rather than a figure for other attention.
 
 Contiguous KV (no paging). Prefill: varlen flash (torch.ops.aten._flash_attention_forward, causal
 aligned bottom-right, i.e. query t of a chunk sees kvLen - qLen + t + 1 keys), and SDPA with a
@@ -335,6 +338,12 @@ def main():
     for w in resolved["workloads"]:
         dtype = torch.bfloat16 if w["dtype"] == "bf16" else torch.float16
         entry = {"name": w["name"], "prefill": {}, "decode": {}, "errors": {}}
+        variants = [f"{k}={w[k]}" for k in ("window", "logits_soft_cap", "sinks") if w.get(k)]
+        if variants:
+            entry["errors"]["workload"] = f"no PyTorch baseline: the backends here compute plain causal attention, not {', '.join(variants)}"
+            report["workloads"].append(entry)
+            print(f"torch {w['name']}: skipped ({entry['errors']['workload']})", flush=True)
+            continue
         try:
             fns_best = {}
             for part, make_inputs, backends in (

@@ -98,6 +98,10 @@ export function resolvedWorkloads(workloads: Workload[]) {
         heads_kv: s.heads.kv,
         head_dim: s.headDim,
         dtype: s.dtype,
+        // Attention variants: bench/torch_baselines.py has no baseline for them.
+        window: s.window ?? 0,
+        logits_soft_cap: s.logitsSoftCap ?? 0,
+        sinks: s.sinks ?? false,
       };
     }),
   };
