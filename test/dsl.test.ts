@@ -207,6 +207,29 @@ test("warp-specialized prefill: misuse is refused naming the field, the value an
   assert.match(issues({ ctasPerSm: 1, prefill: { ...ws, stages: 3 }, decode }).join("\n"), /prefill\.tile = .*needs .* per CTA/);
 });
 
+test("head dims 96 and 256: padded shared-memory rows, the engine D=96 gets, registers of wide heads", () => {
+  const d96 = resourceModel(pod.kernel({ ...base, headDim: 96 }));
+  // Rows padded to whole 64-column swizzle blocks: a D=96 tile costs what a D=128 tile does.
+  assert.is(d96.smemHeadDim, 128);
+  assert.equal(d96.smem, resourceModel(pod.kernel(base)).smem);
+  assert.is(d96.prefillEngine, "mma", "wgmma needs whole 64-column blocks: D=96 defaults to mma.sync on sm_90a");
+  assert.is(resourceModel(pod.kernel({ ...base, headDim: 256, prefill: { tile: { q: 64, kv: 32 } }, decode: { tile: { q: 16, kv: 64 }, stages: 1, virtualCtas: 1 } })).smemHeadDim, 256);
+  const smem = checkSpec({ ...base, headDim: 96, target: "sm_80" });
+  assert.match(smem.ok ? "" : smem.issues.map(formatIssue).join("\n"), /at D=96 \(rows padded to 128 columns\) needs 96 KiB/);
+  // O of a 16-row fragment is D/2 fp32 registers a thread: 128 at D=256, beside the scores of a step.
+  const wide: KernelInput = { ...base, headDim: 256, prefill: { tile: { q: 64, kv: 32 } }, decode: { tile: { q: 16, kv: 64 }, stages: 1, virtualCtas: 1 } };
+  const m = resourceModel(pod.kernel(wide));
+  assert.equal(m.registers.accumulators, { prefill: 128 + 16, decode: 128 + 8 });
+  assert.equal(m.registers.budgets, { prefill: 255, decode: 255 });
+  // With roles the D=256 decode warpgroup keeps its wider O (136 + 64 = 200); one consumer
+  // warpgroup of the warp-specialized prefill takes the rest.
+  const ws = resourceModel(pod.kernel({ ...wide, ctasPerSm: 1, schedule: pod.fiftyFifty(), prefill: { engine: "warp-specialized", warps: 4, tile: { q: 64, kv: 32 }, stages: 2 }, decode: { warps: 4, tile: { q: 16, kv: 64 }, stages: 1, virtualCtas: 1 } }));
+  assert.equal(ws.registers.roles, { prefill: 248, decode: 200 });
+  assert.ok(128 * 56 + 128 * ws.registers.roles!.prefill + 128 * ws.registers.roles!.decode <= ws.registers.budgetPerThread * ws.threads);
+  // Below D=128 nothing moves: the decode role keeps 136.
+  assert.is(resourceModel(pod.kernel({ ...base, headDim: 64, ctasPerSm: 1, prefill: { warps: 8 } })).registers.roles!.decode, 136);
+});
+
 test("presets are valid and distinct", () => {
   assert.ok(PRESETS.length >= 5);
   assert.is(new Set(PRESETS.map((p) => p.hash)).size, PRESETS.length);
@@ -227,6 +250,12 @@ test("attention variants: optional fields that leave other specs (and their hash
   assert.equal([byName("mistral_7b").window, byName("mistral_7b").heads, byName("mistral_7b").headDim], [4096, { q: 32, kv: 8 }, 128]);
   assert.equal([byName("gpt_oss_20b").window, byName("gpt_oss_20b").sinks, byName("gpt_oss_20b").heads.q, byName("gpt_oss_20b").headDim], [128, true, 64, 64]);
   assert.equal([byName("gpt_oss_20b_global").window, byName("gpt_oss_20b_global").sinks], [undefined, true]);
+  assert.equal([byName("phi3_mini").headDim, byName("phi3_mini").heads, resourceModel(byName("phi3_mini")).prefillEngine], [96, { q: 32, kv: 32 }, "mma"]);
+  for (const name of ["gemma2_9b", "gemma2_9b_local"]) {
+    const g = byName(name);
+    assert.equal([g.headDim, g.heads, g.logitsSoftCap, g.target, resourceModel(g).prefillEngine], [256, { q: 16, kv: 8 }, 50, "sm_90a", "wgmma"], name);
+  }
+  assert.equal([byName("gemma2_9b").window, byName("gemma2_9b_local").window], [undefined, 4096]);
 });
 
 test.run();
