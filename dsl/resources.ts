@@ -57,6 +57,8 @@ export interface ResourceModel {
   decodeWarpsPerVirtualCta: number;
   /** Query heads per KV head. */
   group: number;
+  /** 16-row fragments a prefill warp holds (PrefillShape::kMFrag): tile.q / warps / 16. */
+  prefillFragmentsPerWarp: number;
   /** Keys per S = Q K^T / softmax / P V step of the prefill loop (Traits::Prefill::kSubKv). */
   prefillSubBlockKeys: number;
   /** The same for the prefill-only kernel, whose consumers may hold more registers (kSubKvAlone). */
@@ -176,6 +178,7 @@ export function resourceModel(spec: SpecFields): ResourceModel {
     standaloneThreads: { prefill: prefillThreads, decode: decode.warps * 32 },
     decodeWarpsPerVirtualCta: decodeWarps,
     group: Math.max(1, Math.floor(spec.heads.q / spec.heads.kv)),
+    prefillFragmentsPerWarp: prefillRowTiles,
     roles,
     smem: {
       prefillTile,

@@ -114,7 +114,7 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
   // step's scores, plus headroom, within what the role's threads get. Wide heads hit this first.
   const { accumulators, budgets } = model.registers;
   if (headDimSupported && accumulators.prefill + REGISTER_HEADROOM > budgets.prefill) {
-    const rowTiles = Math.max(1, prefill.tile.q / prefill.warps / 16);
+    const rowTiles = model.prefillFragmentsPerWarp;
     add(
       rowTiles > 1 ? "prefill.tile.q" : "prefill.warps",
       rowTiles > 1 ? prefill.tile.q : prefill.warps,
