@@ -4,14 +4,16 @@
     python3 bench/torch_baselines.py RESOLVED.json OUT.json [--iters N] [--warmup N]
 
 RESOLVED.json is what bench/run.ts writes before it runs (`resolvedWorkloads`): per workload its
-name, prefills [[qLen, kvLen], ...], decodes [kvLen, ...], heads_q, heads_kv, head_dim, dtype and
-window (null: full causal attention).
+name, prefills [[qLen, kvLen], ...], decodes [kvLen, ...], heads_q, heads_kv, head_dim, dtype,
+window (null: full causal attention), logits_soft_cap (0: none) and sinks.
 
 Sliding window W (mistral_7b, gpt_oss_20b): a query sees its last W keys, itself included. Varlen
 flash takes it natively (window_size_left = W - 1, right = 0), the masked SDPA backends fold it into
 their mask, per-request SDPA decodes read only the last W keys of each cache; the lower-right
 causal bias has no window, so those backends are left out. Attention sinks (gpt-oss) are not
-PyTorch's: its time is of the same attention without them (one term more per row in ours).
+PyTorch's: its time is of the same attention without them (one term more per row in ours). Logit
+soft-capping (Gemma 2) is not in these backends either, and changes every logit: a workload with it
+gets no baseline (errors.workload says why) rather than a figure for other attention.
 
 Contiguous KV (no paging). Prefill: varlen flash (torch.ops.aten._flash_attention_forward, causal
 aligned bottom-right, i.e. query t of a chunk sees kvLen - qLen + t + 1 keys), and SDPA with a
@@ -360,6 +362,11 @@ def main():
     for w in resolved["workloads"]:
         dtype = torch.bfloat16 if w["dtype"] == "bf16" else torch.float16
         entry = {"name": w["name"], "prefill": {}, "decode": {}, "errors": {}}
+        if w.get("logits_soft_cap"):
+            entry["errors"]["workload"] = f"no PyTorch baseline: the backends here have no logit soft-cap (logits_soft_cap={w['logits_soft_cap']})"
+            report["workloads"].append(entry)
+            print(f"torch {w['name']}: skipped ({entry['errors']['workload']})", flush=True)
+            continue
         try:
             fns_best = {}
             for part, make_inputs, backends in (

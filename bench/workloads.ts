@@ -91,6 +91,9 @@ export function resolvedWorkloads(workloads: Workload[]) {
         dtype: s.dtype,
         /** Sliding window: the keys a query sees, itself included; null for full causal attention. */
         window: s.window ?? null,
+        // Variants bench/torch_baselines.py has no backend for (soft-cap) or times without (sinks).
+        logits_soft_cap: s.logitsSoftCap ?? 0,
+        sinks: s.sinks ?? false,
       };
     }),
   };

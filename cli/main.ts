@@ -1,7 +1,7 @@
 // The podgen command line: generate, build, inspect, presets.
 import { availableParallelism } from "node:os";
 import { Command } from "commander";
-import { DEFAULT_PRESET, FAMILY_PRESETS, PRESETS, resourceModel, type KernelSpec, type ResourceModel } from "../dsl/index.ts";
+import { DEFAULT_PRESET, FAMILY_PRESETS, PRESETS, REGISTER_HEADROOM, resourceModel, type KernelSpec, type ResourceModel } from "../dsl/index.ts";
 import { findCachedBuild } from "../codegen/build.ts";
 import { buildFamily, findCachedFamilyBuild } from "../codegen/family.ts";
 import type { FamilySpec } from "../dsl/index.ts";
@@ -208,8 +208,11 @@ program
           ["shared memory, decode tiles", kib(model.smem.decodeTiles), kib(model.smem.perCtaLimit)],
           ...(model.roles ? [["shared memory, the roles' CTA (both + claim slots)", kib(model.smem.perCta), kib(model.smem.perCtaLimit)]] : []),
           // Roles: the limits are what each role holds after setmaxnreg.
-          ["registers per thread (estimate, prefill)", model.registers.prefillEstimate, model.registers.roles?.prefill ?? model.registers.budgetPerThread],
-          ["registers per thread (estimate, decode)", model.registers.decodeEstimate, model.registers.roles?.decode ?? model.registers.budgetPerThread],
+          ["registers per thread (estimate, prefill)", model.registers.prefillEstimate, model.registers.budgets.prefill],
+          ["registers per thread (estimate, decode)", model.registers.decodeEstimate, model.registers.budgets.decode],
+          // What the register rule checks (rules.ts): O and one step's scores, within the share less headroom.
+          ["accumulator registers per thread, prefill", model.registers.accumulators.prefill, model.registers.budgets.prefill - REGISTER_HEADROOM],
+          ["accumulator registers per thread, decode", model.registers.accumulators.decode, model.registers.budgets.decode - REGISTER_HEADROOM],
           ...warpSpecializedRows(model),
         ],
       ),

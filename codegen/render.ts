@@ -60,6 +60,7 @@ export function templateContext(spec: KernelSpec) {
     dtypeCode: spec.dtype === "bf16" ? 1 : 0,
     heads: spec.heads,
     headDim: spec.headDim,
+    smemHeadDim: model.smemHeadDim,
     group: model.group,
     paged: spec.kvCache.kind === "paged",
     pageSize: spec.kvCache.kind === "paged" ? spec.kvCache.pageSize : 1,

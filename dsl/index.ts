@@ -27,7 +27,7 @@ export { normalizeFamily, isFamilySpec, memberSpecName, FAMILY_SHAPE_FIELDS, MAX
 export { checkSpec, normalizeSpec, canonicalJson, specFields, symbolPrefix, libraryFileName, DEFAULTS } from "./spec.ts";
 export type { KernelInput, KernelSpec, CheckResult } from "./spec.ts";
 export { SpecError, formatIssue, type SpecIssue } from "./errors.ts";
-export { resourceModel, type ResourceModel } from "./resources.ts";
+export { REGISTER_HEADROOM, resourceModel, type ResourceModel } from "./resources.ts";
 export { TARGETS, TARGET_LIMITS, type Target, type TargetLimits } from "./targets.ts";
 export type { SpecFields, KvCache, Schedule, SplitLimit, DType, PrefillEngine } from "./schema.ts";
 export { PREFILL_ENGINES } from "./schema.ts";

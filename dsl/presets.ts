@@ -51,6 +51,24 @@ const inputs: KernelInput[] = [
   // (gpt_oss_20b_global); a model runs both kernels, one per kind of layer.
   { name: "gpt_oss_20b", dtype: "bf16", heads: { q: 64, kv: 8 }, headDim: 64, kvCache: paged16, window: 128, sinks: true },
   { name: "gpt_oss_20b_global", dtype: "bf16", heads: { q: 64, kv: 8 }, headDim: 64, kvCache: paged16, sinks: true },
+  // Phi-3-mini: D=96, multi-head attention (32/32). 96 columns are not whole 64-column blocks, so the
+  // wgmma engines refuse it (dsl/rules.ts) and the prefill runs the mma.sync engine on every target;
+  // shared-memory rows are padded to 128 columns (resources.ts, smemHeadDim).
+  { name: "phi3_mini", dtype: "bf16", heads: { q: 32, kv: 32 }, headDim: 96, kvCache: paged16 },
+  // Gemma-2-9B: D=256, GQA 16/8, logits soft-capped at 50. Its layers alternate: global (this preset)
+  // and local with a sliding window of 4096 keys (gemma2_9b_local). At D=256 the fp32 O of a 16-row
+  // fragment is 128 registers a thread: the wgmma prefill takes 64-row tiles of one fragment a warp
+  // (64 x 32, two stages: 96 KiB), the decode one 64-key stage (72 KiB), two CTAs per SM.
+  {
+    name: "gemma2_9b", dtype: "bf16", heads: { q: 16, kv: 8 }, headDim: 256, kvCache: paged16, logitsSoftCap: 50,
+    prefill: { tile: { q: 64, kv: 32 } }, decode: { tile: { q: 16, kv: 64 }, virtualCtas: 1, stages: 1 },
+    schedule: { kind: "fifty-fifty" },
+  },
+  {
+    name: "gemma2_9b_local", dtype: "bf16", heads: { q: 16, kv: 8 }, headDim: 256, kvCache: paged16, logitsSoftCap: 50,
+    window: 4096, prefill: { tile: { q: 64, kv: 32 } }, decode: { tile: { q: 16, kv: 64 }, virtualCtas: 1, stages: 1 },
+    schedule: { kind: "fifty-fifty" },
+  },
 ];
 
 export const PRESETS: readonly KernelSpec[] = Object.freeze(inputs.map((i) => normalizeSpec(i)));

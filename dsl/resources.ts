@@ -5,6 +5,17 @@ import type { PrefillEngine, SpecFields } from "./schema.ts";
 
 const ELEMENT_BYTES = 2; // fp16 and bf16: q, o, and the K/V tiles the tensor cores read
 const FP8_BYTES = 1;
+/**
+ * Columns of one 128-byte-swizzled block of a shared-memory tile (64 16-bit elements): the unit of
+ * wgmma's 128B swizzle and of the row swizzle (primitives.cuh:swz), which both need whole blocks.
+ */
+const SWIZZLE_COLUMNS = 64;
+/**
+ * Registers a thread needs beside its accumulators (O and the scores of one step): addresses, loop
+ * state, the softmax's row max and sum, fragments in flight. The register rule (rules.ts) asks for
+ * this much headroom; ptxas has the truth, and the build warns about spills.
+ */
+export const REGISTER_HEADROOM = 32;
 /** Roles kernel: where each role's leader hands its claimed ticket to the role (scheduler.cuh). */
 const ROLE_CLAIM_BYTES = 16;
 /** Warp-specialized prefill: its mbarriers and item slots (prefill_ws.cuh, WsLayout), rounded up. */
@@ -19,6 +30,11 @@ const PRODUCER_REGISTERS = 56;
 
 export interface ResourceModel {
   limits: TargetLimits;
+  /**
+   * Columns of a Q, K or V row in shared memory (Traits::kSmemHeadDim): headDim rounded up to whole
+   * 64-column swizzle blocks. D=96 rows are padded to 128 columns, the padding never read.
+   */
+  smemHeadDim: number;
   /**
    * The prefill mainloop (prefill.engine, or the target's default: wgmma on sm_90a with whole
    * warpgroups, else mma). Traits::Prefill::kEngine.
@@ -55,6 +71,8 @@ export interface ResourceModel {
    * prefill loops keep decode.stages: their stage indexing is shared with 16-bit caches).
    */
   decodeKvBuffers: number;
+  /** 16-row fragments a prefill warp holds (PrefillShape::kMFrag): tile.q / warps / 16. */
+  prefillFragmentsPerWarp: number;
   /** Keys per S = Q K^T / softmax / P V step of the prefill loop (Traits::Prefill::kSubKv). */
   prefillSubBlockKeys: number;
   /** The same for the prefill-only kernel, whose consumers may hold more registers (kSubKvAlone). */
@@ -88,24 +106,50 @@ export interface ResourceModel {
     /** Rough per-thread need of the prefill tile loop (accumulators + overhead); ptxas has the truth. */
     prefillEstimate: number;
     decodeEstimate: number;
+    /**
+     * What the fused kernel's tile loops must hold in registers per thread, and what they get: the
+     * fp32 O accumulators of a thread's 16-row fragments (D/2 registers each) plus the scores of one
+     * step; the budget is the role's setmaxnreg count (warp-specialized: the consumers') or the
+     * launch's share.
+     */
+    accumulators: { prefill: number; decode: number };
+    budgets: { prefill: number; decode: number };
   };
 }
 
 /**
- * Shared memory of one attention tile: a Q tile plus `buffers` 16-bit buffers of K and V, plus
- * `staging` fp8 buffers of K and V (fp8 caches).
+ * Shared memory of one attention tile: a Q tile plus `buffers` 16-bit buffers of K and V (rows of
+ * smemHeadDim columns), plus `staging` fp8 buffers of K and V (fp8 caches, rows of headDim bytes:
+ * fp8 is allowed at D = 64 and 128 only, so they need no padding).
  */
 function tileSmem(tileQ: number, tileKv: number, buffers: number, staging: number, headDim: number): number {
-  return ((tileQ + 2 * buffers * tileKv) * ELEMENT_BYTES + 2 * staging * tileKv * FP8_BYTES) * headDim;
+  return (tileQ + 2 * buffers * tileKv) * smemHeadDim(headDim) * ELEMENT_BYTES + 2 * staging * tileKv * headDim * FP8_BYTES;
 }
 
 /** fp8 staging stages of a loop with `stages` stages (ResourceModel.kvStaging). */
 const fp8Staging = (spec: SpecFields, stages: number) => (spec.kvDtype === "e4m3" ? Math.max(1, stages - 1) : 0);
 
-/** The prefill mainloop a spec gets: its own choice, or the target's default. */
+/** headDim in whole swizzle blocks: the columns of a row in shared memory. */
+export function smemHeadDim(headDim: number): number {
+  return Math.ceil(headDim / SWIZZLE_COLUMNS) * SWIZZLE_COLUMNS;
+}
+
+/**
+ * Whether the wgmma engines can take this head dimension: their operands are 64-column blocks of
+ * the 128-byte swizzle, and P V's V is read column-major (MN-major), where a block is read whole.
+ */
+export function wgmmaHeadDim(headDim: number): boolean {
+  return headDim % SWIZZLE_COLUMNS === 0;
+}
+
+/**
+ * The prefill mainloop a spec gets: its own choice, or the target's default (wgmma on sm_90a with
+ * whole warpgroups and whole 64-column blocks; else mma, e.g. for D=96).
+ */
 function prefillEngine(spec: SpecFields): PrefillEngine {
   const limits = TARGET_LIMITS[spec.target];
-  return spec.prefill.engine ?? (limits.wgmma && spec.prefill.warps % 4 === 0 ? "wgmma" : "mma");
+  const wgmma = limits.wgmma && spec.prefill.warps % 4 === 0 && wgmmaHeadDim(spec.headDim);
+  return spec.prefill.engine ?? (wgmma ? "wgmma" : "mma");
 }
 
 export function resourceModel(spec: SpecFields): ResourceModel {
@@ -140,9 +184,18 @@ export function resourceModel(spec: SpecFields): ResourceModel {
   const prefillEstimate = prefillRowTiles * ((headDim / 8) * 4 + (subKv / 8) * 4 + 4) + 48;
   const decodeKeysPerWarp = Math.max(8, decode.tile.kv / decodeWarps);
   const decodeEstimate = (headDim / 8) * 4 + (decodeKeysPerWarp / 8) * 4 + 4 + 48;
+  const accumulators = {
+    prefill: prefillRowTiles * (headDim / 2 + subKv / 2),
+    decode: headDim / 2 + decodeKeysPerWarp / 2,
+  };
+  const budgets = {
+    prefill: roleRegisters?.prefill ?? budgetPerThread,
+    decode: roleRegisters?.decode ?? budgetPerThread,
+  };
 
   return {
     limits,
+    smemHeadDim: smemHeadDim(headDim),
     prefillEngine: engine,
     prefillThreads,
     threads,
@@ -150,6 +203,7 @@ export function resourceModel(spec: SpecFields): ResourceModel {
     standaloneThreads: { prefill: prefillThreads, decode: decode.warps * 32 },
     decodeWarpsPerVirtualCta: decodeWarps,
     group: Math.max(1, Math.floor(spec.heads.q / spec.heads.kv)),
+    prefillFragmentsPerWarp: prefillRowTiles,
     roles,
     smem: {
       prefillTile,
@@ -161,7 +215,15 @@ export function resourceModel(spec: SpecFields): ResourceModel {
     decodeKvBuffers,
     prefillSubBlockKeys: subKv,
     prefillSubBlockKeysAlone: subKvAlone,
-    registers: { budgetPerThread, roles: roleRegisters, warpSpecialized: wsRegisters, prefillEstimate, decodeEstimate },
+    registers: {
+      budgetPerThread,
+      roles: roleRegisters,
+      warpSpecialized: wsRegisters,
+      prefillEstimate,
+      decodeEstimate,
+      accumulators,
+      budgets,
+    },
   };
 }
 
@@ -185,9 +247,17 @@ const SETMAXNREG_MAX = 256;
 
 /**
  * Registers a thread of the roles CTA's decode role keeps after `setmaxnreg`: enough for a decode
- * tile that re-reads Q from shared memory (decode.cuh, kQInRegs).
+ * tile that re-reads Q from shared memory (decode.cuh, kQInRegs) at D <= 128; a wider head adds its
+ * extra O accumulators (D/2 a thread), e.g. 200 at D=256.
  */
-const DECODE_ROLE_REGISTERS = 136;
+function decodeRoleRegisters(headDim: number): number {
+  return 136 + Math.max(0, extraOutputRegisters(headDim));
+}
+
+/** O accumulator registers a thread holds per 16-row fragment beyond those of D=128 (may be negative). */
+function extraOutputRegisters(headDim: number): number {
+  return (headDim - 128) / 2;
+}
 
 /**
  * Roles on sm_90a with whole warpgroups per role: the decode role holds 136 registers a thread
@@ -209,11 +279,12 @@ function splitRoleRegisters(
   // Warp-specialized: the producer warpgroup keeps PRODUCER_REGISTERS; "prefill" is the consumers'.
   const producer = prefillThreads - spec.prefill.warps * 32;
   const computeThreads = spec.prefill.warps * 32;
+  const decodeRegisters = decodeRoleRegisters(spec.headDim);
   const prefill = Math.min(
     SETMAXNREG_MAX,
-    Math.floor((held - decodeThreads * DECODE_ROLE_REGISTERS - producer * PRODUCER_REGISTERS) / computeThreads / 8) * 8,
+    Math.floor((held - decodeThreads * decodeRegisters - producer * PRODUCER_REGISTERS) / computeThreads / 8) * 8,
   );
-  return prefill > atLaunch ? { prefill, decode: DECODE_ROLE_REGISTERS } : null;
+  return prefill > atLaunch ? { prefill, decode: decodeRegisters } : null;
 }
 
 /**
@@ -222,10 +293,12 @@ function splitRoleRegisters(
  * 64 columns across a thread's 16-row fragments -- or, with wgmma and one fragment per warp (no
  * registers for Q, K, V fragments), within 128 columns at 200+ registers a thread, 64 at 168+ (the
  * roles CTA of 12 warps) and 32 below: at 128 registers (8-warp CTAs, 4 CTAs per SM) wider scores
- * make ptxas serialize the wgmmas (C7512).
+ * make ptxas serialize the wgmmas (C7512). The thresholds are those of D <= 128; a wider head's
+ * extra O accumulators come off the registers first.
  */
-function prefillSubBlockKeys(spec: SpecFields, engine: PrefillEngine, rowTiles: number, registers: number): number {
+function prefillSubBlockKeys(spec: SpecFields, engine: PrefillEngine, rowTiles: number, budget: number): number {
   const wgmma = engine !== "mma";
+  const registers = budget - rowTiles * Math.max(0, extraOutputRegisters(spec.headDim));
   // Warp-specialized consumers hold the next sub-block's scores, this one's P and O at once.
   const maxScores =
     engine === "warp-specialized"

@@ -1,7 +1,7 @@
 // Rules that relate several fields of a spec. Each returns issues instead of throwing so that an
 // author sees every problem of a spec at once.
 import type { SpecIssue } from "./errors.ts";
-import { resourceModel } from "./resources.ts";
+import { REGISTER_HEADROOM, resourceModel, wgmmaHeadDim } from "./resources.ts";
 import type { SpecFields } from "./schema.ts";
 import { SUPPORTED_HEAD_DIMS } from "./schema.ts";
 
@@ -14,17 +14,15 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
   const { heads, headDim, prefill, decode, ctasPerSm, target } = spec;
   const model = resourceModel(spec);
 
-  if (!(SUPPORTED_HEAD_DIMS as readonly number[]).includes(headDim)) {
+  const headDimSupported = (SUPPORTED_HEAD_DIMS as readonly number[]).includes(headDim);
+  if (!headDimSupported) {
     add(
       "headDim",
       headDim,
-      SUPPORTED_HEAD_DIMS.join(" or "),
-      headDim === 256
-        ? "D=256 is not supported yet: its fp32 output accumulators alone would take 128 registers per thread per 16-row tile"
-        : "the tile loops are instantiated for these head dimensions",
+      `one of ${SUPPORTED_HEAD_DIMS.join(", ")}`,
+      "the tile loops are instantiated for these head dimensions",
     );
   }
-  const headDimSupported = (SUPPORTED_HEAD_DIMS as readonly number[]).includes(headDim);
   if (heads.q % heads.kv !== 0) {
     add("heads.q", heads.q, `a multiple of heads.kv=${heads.kv}`, "each KV head serves a whole group of query heads (GQA)");
   }
@@ -72,6 +70,14 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
   } else if (engine !== "mma" && prefill.warps % 4 !== 0) {
     add("prefill.warps", prefill.warps, "4 or 8", `the ${engine} engine runs on whole warpgroups of 4 warps`);
   }
+  if (engine !== "mma" && limits.wgmma && headDimSupported && !wgmmaHeadDim(headDim)) {
+    add(
+      "prefill.engine",
+      engine,
+      "mma",
+      `headDim=${headDim} is not a whole number of 64-column blocks: the ${engine} engine's operands are 128-byte-swizzled 64-column blocks, and P V reads V column-major a whole block at a time (leave prefill.engine out to get mma)`,
+    );
+  }
   if (engine === "warp-specialized" && limits.wgmma) {
     if (prefill.warps % 4 === 0 && prefill.tile.q !== 16 * prefill.warps) {
       add(
@@ -110,6 +116,9 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
         "the warp-specialized engine's bulk copies land K/V straight in the tensor cores' tiles and it has no dequantization step yet; the mma and wgmma engines dequantize fp8 tiles in shared memory",
       );
     }
+    if (headDim !== 64 && headDim !== 128) {
+      add("headDim", headDim, '64 or 128 with kvDtype "e4m3"', "the fp8 staging tiles hold unpadded rows of D bytes; the padded (D = 96) and D = 256 tiles have no fp8 path yet");
+    }
   } else if (spec.kvScale !== undefined) {
     add("kvScale", spec.kvScale, "absent", `scales dequantize an fp8 KV cache; this spec's KV cache is ${spec.kvDtype ?? spec.dtype}`);
   }
@@ -122,8 +131,30 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
       "the warps of a virtual decode CTA split each KV tile into 16-key slices",
     );
   }
+  // Registers: the fp32 accumulators of a thread's tile rows (O: D/2 per 16-row fragment) and one
+  // step's scores, plus headroom, within what the role's threads get. Wide heads hit this first.
+  const { accumulators, budgets } = model.registers;
+  if (headDimSupported && accumulators.prefill + REGISTER_HEADROOM > budgets.prefill) {
+    const rowTiles = model.prefillFragmentsPerWarp;
+    add(
+      rowTiles > 1 ? "prefill.tile.q" : "prefill.warps",
+      rowTiles > 1 ? prefill.tile.q : prefill.warps,
+      `at most ${budgets.prefill - REGISTER_HEADROOM} accumulator registers per thread (${budgets.prefill} less ${REGISTER_HEADROOM} of headroom)`,
+      `${rowTiles} 16-row fragment(s) per warp (tile.q=${prefill.tile.q} / ${prefill.warps} warps) at D=${headDim} hold ${accumulators.prefill} fp32 accumulator registers (O and ${model.prefillSubBlockKeys} keys of scores); ${registerSource(model, ctasPerSm, "prefill")}`,
+    );
+  }
+  if (headDimSupported && accumulators.decode + REGISTER_HEADROOM > budgets.decode) {
+    add(
+      model.roles ? "ctasPerSm" : "decode.warps",
+      model.roles ? ctasPerSm : decode.warps,
+      `at most ${budgets.decode - REGISTER_HEADROOM} accumulator registers per thread (${budgets.decode} less ${REGISTER_HEADROOM} of headroom)`,
+      `a decode warp at D=${headDim} holds ${accumulators.decode} fp32 accumulator registers (O of 16 rows and its keys' scores); ${registerSource(model, ctasPerSm, "decode")}`,
+    );
+  }
   // Shared memory for an unsupported head dimension means nothing; that issue is reported above.
   if (headDimSupported && model.smem.perCta > model.smem.perCtaLimit) {
+    const atHeadDim =
+      model.smemHeadDim === headDim ? `D=${headDim}` : `D=${headDim} (rows padded to ${model.smemHeadDim} columns)`;
     const staging = (n: number) => (n > 0 ? ` + ${n} fp8 staging × kv=${decode.tile.kv}` : "");
     const decodeStages = model.decodeKvBuffers === decode.stages ? `${decode.stages} stages` : `${model.decodeKvBuffers} 16-bit stage`;
     const decodeWhat = `${decode.virtualCtas} virtual CTAs × (q=${decode.tile.q} + ${decodeStages} × kv=${decode.tile.kv}${staging(model.kvStaging.decode)})`;
@@ -131,18 +162,18 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
       ? {
           path: "prefill.tile",
           value: prefill.tile,
-          what: `with ctasPerSm=1 the CTA holds both roles' tiles: prefill q=${prefill.tile.q} × kv=${prefill.tile.kv} with ${prefill.stages} stages (${kib(model.smem.prefillTile)}) and decode ${decodeWhat} (${kib(model.smem.decodeTiles)}) at D=${headDim}`,
+          what: `with ctasPerSm=1 the CTA holds both roles' tiles: prefill q=${prefill.tile.q} × kv=${prefill.tile.kv} with ${prefill.stages} stages (${kib(model.smem.prefillTile)}) and decode ${decodeWhat} (${kib(model.smem.decodeTiles)}) at ${atHeadDim}`,
         }
       : model.smem.prefillTile >= model.smem.decodeTiles
         ? {
             path: "prefill.tile",
             value: prefill.tile,
-            what: `q=${prefill.tile.q} × kv=${prefill.tile.kv} with ${prefill.stages} stages${model.kvStaging.prefill > 0 ? ` and ${model.kvStaging.prefill} fp8 staging` : ""} at D=${headDim}`,
+            what: `q=${prefill.tile.q} × kv=${prefill.tile.kv} with ${prefill.stages} stages${model.kvStaging.prefill > 0 ? ` and ${model.kvStaging.prefill} fp8 staging` : ""} at ${atHeadDim}`,
           }
         : {
             path: "decode.tile",
             value: decode.tile,
-            what: `${decodeWhat} at D=${headDim}`,
+            what: `${decodeWhat} at ${atHeadDim}`,
           };
     add(
       part.path,
@@ -152,4 +183,12 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
     );
   }
   return issues;
+}
+
+/** Why a role's threads have the registers they have, for the register rule's messages. */
+function registerSource(model: ReturnType<typeof resourceModel>, ctasPerSm: number, role: "prefill" | "decode"): string {
+  const perSm = `${model.limits.registersPerSm} registers per SM`;
+  return model.registers.roles
+    ? `with ctasPerSm=1 the ${role} role's threads get ${model.registers.budgets[role]} by setmaxnreg (${model.threads} threads share ${perSm})`
+    : `${ctasPerSm} CTA(s) of ${model.threads} threads get ${model.registers.budgetPerThread} a thread of ${perSm}`;
 }

@@ -5,7 +5,7 @@ import { TARGETS } from "./targets.ts";
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 
-export const SUPPORTED_HEAD_DIMS = [64, 128] as const;
+export const SUPPORTED_HEAD_DIMS = [64, 96, 128, 256] as const;
 
 const wavesSchema = z.strictObject({ kind: z.literal("waves"), waves: int(1, 16) });
 

@@ -6,7 +6,7 @@ import * as assert from "uvu/assert";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PACKAGE_ROOT } from "../codegen/paths.ts";
-import { normalizeSpec, presetByName, specFields, type KernelSpec } from "../dsl/index.ts";
+import { normalizeSpec, presetByName, resourceModel, specFields, type KernelSpec } from "../dsl/index.ts";
 import { formatTable, type BenchReport } from "../bench/report.ts";
 import { copiesFor } from "../bench/run.ts";
 import { hopperSerial, torchBestSerial, type TorchWorkload } from "../bench/torch.ts";
@@ -130,6 +130,19 @@ test("mixed-decodes.json: every workload's decodes have different KV lengths, pa
     assert.ok(new Set(w.shape.decodes).size > 1, w.name);
     assert.equal(r.decodes, w.shape.decodes);
   }
+});
+
+test("head-dims.json: a workload per new preset; the PyTorch baselines learn each spec's variants (and skip Gemma's soft-capped ones)", () => {
+  const ws = loadWorkloads(join(PACKAGE_ROOT, "bench/workloads/head-dims.json"));
+  assert.equal(ws.map((w) => w.specName), ["phi3_mini", "gemma2_9b", "gemma2_9b_local"]);
+  const resolved = resolvedWorkloads(ws).workloads;
+  assert.equal(resolved.map((r) => [r.head_dim, r.window, r.logits_soft_cap, r.sinks]), [[96, 0, 0, false], [256, 0, 50, false], [256, 4096, 50, false]]);
+  // Gemma's workloads also time the other engines D=256 allows, on the same model and pages.
+  for (const w of ws.slice(1)) {
+    assert.equal(w.configs.map((c) => resourceModel(c.spec).prefillEngine), ["wgmma", "warp-specialized", "mma"], w.name);
+    for (const c of w.configs) assert.equal([c.spec.headDim, c.spec.logitsSoftCap, c.spec.window], [256, 50, w.configs[0]!.spec.window]);
+  }
+  assert.is(ws[0]!.configs.length, 1);
 });
 
 test("a variant with another KV layout than its workload's spec is refused when the file is read, naming it", () => {

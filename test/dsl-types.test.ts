@@ -11,8 +11,8 @@ const llama = presetByName("llama3_8b")!;
 const MISUSE: [string, () => unknown][] = [
   // @ts-expect-error q, k, v and o are fp16 or bf16
   ["dtype fp8", () => pod.kernel({ ...base, dtype: "fp8" })],
-  // @ts-expect-error head dims are 64 and 128
-  ["headDim 96", () => pod.kernel({ ...base, headDim: 96 })],
+  // @ts-expect-error head dims are 64, 96, 128 and 256
+  ["headDim 80", () => pod.kernel({ ...base, headDim: 80 })],
   // @ts-expect-error 1, 2 or 4 CTAs per SM
   ["ctasPerSm 3", () => pod.kernel({ ...base, ctasPerSm: 3 })],
   // @ts-expect-error warps per CTA are 1, 2, 4 or 8

@@ -14,8 +14,14 @@ const BAD: [string, unknown, string, string][] = [
   ["fractional heads", withBase({ heads: { q: 32.5, kv: 8 } }), "heads.q", "integer"],
   ["zero kv heads", withBase({ heads: { q: 32, kv: 0 } }), "heads.kv", "at least 1"],
   ["heads not a group multiple", withBase({ heads: { q: 32, kv: 6 } }), "heads.q", "multiple of heads.kv=6"],
-  ["head dim 256", withBase({ headDim: 256 }), "headDim", "not supported"],
-  ["head dim 96", withBase({ headDim: 96 }), "headDim", "64 or 128"],
+  ["head dim 80", withBase({ headDim: 80 }), "headDim", "one of 64, 96, 128, 256"],
+  ["head dim 96 on wgmma", withBase({ headDim: 96, prefill: { engine: "wgmma", tile: { q: 64, kv: 32 } } }), "prefill.engine", "64-column blocks"],
+  ["head dim 96 warp-specialized", withBase({ headDim: 96, ctasPerSm: 1, prefill: { engine: "warp-specialized", tile: { q: 64, kv: 32 } } }), "prefill.engine", "leave prefill.engine out"],
+  ["head dim 256 with two fragments a warp", withBase({ headDim: 256, prefill: { tile: { q: 128, kv: 16 }, stages: 1 }, decode: { tile: { q: 16, kv: 32 }, stages: 1, virtualCtas: 1 } }), "prefill.tile.q", "272 fp32 accumulator registers"],
+  ["head dim 256 with 8-warp CTAs", withBase({ headDim: 256, prefill: { tile: { q: 128, kv: 16 }, warps: 8, stages: 1 }, decode: { tile: { q: 16, kv: 32 }, warps: 8, stages: 1, virtualCtas: 1 } }), "prefill.warps", "get 128 a thread"],
+  ["head dim 256 decode beside two-warpgroup prefill", withBase({ headDim: 256, prefill: { tile: { q: 128, kv: 16 }, warps: 8, stages: 1 }, decode: { tile: { q: 16, kv: 32 }, warps: 8, stages: 1, virtualCtas: 1 } }), "decode.warps", "132 fp32 accumulator registers"],
+  ["head dim 256 warp-specialized with two consumer warpgroups", withBase({ headDim: 256, ctasPerSm: 1, prefill: { engine: "warp-specialized", tile: { q: 128, kv: 16 }, warps: 8, stages: 2 }, decode: { tile: { q: 16, kv: 32 }, warps: 4, virtualCtas: 1, stages: 1 } }), "prefill.warps", "512 threads get 128"],
+  ["head dim 256 tiles beyond shared memory", withBase({ headDim: 256, prefill: { tile: { q: 64, kv: 64 } } }), "prefill.tile", "at D=256 needs 160 KiB"],
   ["head dim as string", withBase({ headDim: "128" }), "headDim", "a number"],
   ["page size 0", withBase({ kvCache: { kind: "paged", pageSize: 0 } }), "kvCache.pageSize", "at least 1"],
   ["page size missing", withBase({ kvCache: { kind: "paged" } }), "kvCache.pageSize", "(missing)"],
@@ -76,8 +82,8 @@ for (const [title, input, field, fragment] of BAD) {
 
 test("pod.kernel throws a SpecError listing every problem", () => {
   try {
-    // @ts-expect-error headDim is 64 or 128 (and this test checks the message at run time too)
-    pod.kernel({ name: "x", heads: { q: 32, kv: 6 }, headDim: 256 });
+    // @ts-expect-error headDim is 64, 96, 128 or 256 (and this test checks the message at run time too)
+    pod.kernel({ name: "x", heads: { q: 32, kv: 6 }, headDim: 80 });
     assert.unreachable("should throw");
   } catch (e) {
     assert.instance(e, SpecError);
@@ -230,6 +236,32 @@ test("fp8 KV: kvDtype equal to dtype is the default (same hash); e4m3 defaults t
   assert.ok(checkSpec({ ...base, target: "sm_89", kvDtype: "e4m3", prefill: { warps: 2, tile: { q: 64, kv: 32 }, stages: 1 }, decode: { warps: 2, tile: { q: 16, kv: 32 }, virtualCtas: 1 } }).ok);
   const preset = PRESETS.find((p) => p.name === "llama3_8b_fp8")!;
   assert.equal([preset.kvDtype, preset.kvScale, preset.heads, resourceModel(preset).prefillEngine], ["e4m3", "head", { q: 32, kv: 8 }, "wgmma"]);
+  // fp8 staging rows are unpadded: D = 96 and 256 have no fp8 path.
+  const d96 = checkSpec({ ...base, headDim: 96, kvDtype: "e4m3", prefill: { engine: "mma" } });
+  assert.match(d96.ok ? "" : d96.issues.map(formatIssue).join("\n"), /headDim = 96: must be 64 or 128 with kvDtype "e4m3"/);
+});
+
+test("head dims 96 and 256: padded shared-memory rows, the engine D=96 gets, registers of wide heads", () => {
+  const d96 = resourceModel(pod.kernel({ ...base, headDim: 96 }));
+  // Rows padded to whole 64-column swizzle blocks: a D=96 tile costs what a D=128 tile does.
+  assert.is(d96.smemHeadDim, 128);
+  assert.equal(d96.smem, resourceModel(pod.kernel(base)).smem);
+  assert.is(d96.prefillEngine, "mma", "wgmma needs whole 64-column blocks: D=96 defaults to mma.sync on sm_90a");
+  assert.is(resourceModel(pod.kernel({ ...base, headDim: 256, prefill: { tile: { q: 64, kv: 32 } }, decode: { tile: { q: 16, kv: 64 }, stages: 1, virtualCtas: 1 } })).smemHeadDim, 256);
+  const smem = checkSpec({ ...base, headDim: 96, target: "sm_80" });
+  assert.match(smem.ok ? "" : smem.issues.map(formatIssue).join("\n"), /at D=96 \(rows padded to 128 columns\) needs 96 KiB/);
+  // O of a 16-row fragment is D/2 fp32 registers a thread: 128 at D=256, beside the scores of a step.
+  const wide: KernelInput = { ...base, headDim: 256, prefill: { tile: { q: 64, kv: 32 } }, decode: { tile: { q: 16, kv: 64 }, stages: 1, virtualCtas: 1 } };
+  const m = resourceModel(pod.kernel(wide));
+  assert.equal(m.registers.accumulators, { prefill: 128 + 16, decode: 128 + 8 });
+  assert.equal(m.registers.budgets, { prefill: 255, decode: 255 });
+  // With roles the D=256 decode warpgroup keeps its wider O (136 + 64 = 200); one consumer
+  // warpgroup of the warp-specialized prefill takes the rest.
+  const ws = resourceModel(pod.kernel({ ...wide, ctasPerSm: 1, schedule: pod.fiftyFifty(), prefill: { engine: "warp-specialized", warps: 4, tile: { q: 64, kv: 32 }, stages: 2 }, decode: { warps: 4, tile: { q: 16, kv: 64 }, stages: 1, virtualCtas: 1 } }));
+  assert.equal(ws.registers.roles, { prefill: 248, decode: 200 });
+  assert.ok(128 * 56 + 128 * ws.registers.roles!.prefill + 128 * ws.registers.roles!.decode <= ws.registers.budgetPerThread * ws.threads);
+  // Below D=128 nothing moves: the decode role keeps 136.
+  assert.is(resourceModel(pod.kernel({ ...base, headDim: 64, ctasPerSm: 1, prefill: { warps: 8 } })).registers.roles!.decode, 136);
 });
 
 test("presets are valid and distinct", () => {
@@ -252,6 +284,12 @@ test("attention variants: optional fields that leave other specs (and their hash
   assert.equal([byName("mistral_7b").window, byName("mistral_7b").heads, byName("mistral_7b").headDim], [4096, { q: 32, kv: 8 }, 128]);
   assert.equal([byName("gpt_oss_20b").window, byName("gpt_oss_20b").sinks, byName("gpt_oss_20b").heads.q, byName("gpt_oss_20b").headDim], [128, true, 64, 64]);
   assert.equal([byName("gpt_oss_20b_global").window, byName("gpt_oss_20b_global").sinks], [undefined, true]);
+  assert.equal([byName("phi3_mini").headDim, byName("phi3_mini").heads, resourceModel(byName("phi3_mini")).prefillEngine], [96, { q: 32, kv: 32 }, "mma"]);
+  for (const name of ["gemma2_9b", "gemma2_9b_local"]) {
+    const g = byName(name);
+    assert.equal([g.headDim, g.heads, g.logitsSoftCap, g.target, resourceModel(g).prefillEngine], [256, { q: 16, kv: 8 }, 50, "sm_90a", "wgmma"], name);
+  }
+  assert.equal([byName("gemma2_9b").window, byName("gemma2_9b_local").window], [undefined, 4096]);
 });
 
 test.run();

@@ -123,7 +123,8 @@ test("the default space over the warp-specialized llama3_8b: one CTA per SM and 
 });
 
 test("decode.warps follows prefill.warps (roles: one warpgroup); fields the space leaves out keep the base's values", () => {
-  const e = enumerateSpace(paperShape, space({ prefill: { warps: [2, 4] }, decode: { tile: { kv: [32, 64] } } }));
+  // (2 warps take 64-row tiles: with 128 their O accumulators alone would be 256 registers a thread)
+  const e = enumerateSpace(paperShape, space({ prefill: { warps: [2, 4], tile: { q: [64, 128] } }, decode: { tile: { kv: [32, 64] } } }));
   for (const c of e.candidates) {
     assert.is(c.spec.decode.warps, c.spec.prefill.warps);
     assert.equal(c.spec.heads, paperShape.heads);

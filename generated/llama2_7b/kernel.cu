@@ -9,6 +9,7 @@ struct Traits {
   using DType = half;  // spec: dtype
   static constexpr int kDType = 0;  // spec: dtype; 0: fp16, 1: bf16
   static constexpr int kHeadDim = 128;  // spec: headDim
+  static constexpr int kSmemHeadDim = 128;  // spec: headDim; resource model: columns of a shared-memory row (whole 64-column swizzle blocks)
   static constexpr int kNumHeadsQ = 32;  // spec: heads.q
   static constexpr int kNumHeadsKv = 32;  // spec: heads.kv
   static constexpr int kGroup = 1;  // spec: heads; query heads per KV head

@@ -9,6 +9,7 @@ struct Traits {
   using DType = __nv_bfloat16;  // spec: dtype
   static constexpr int kDType = 1;  // spec: dtype; 0: fp16, 1: bf16
   static constexpr int kHeadDim = 128;  // spec: headDim
+  static constexpr int kSmemHeadDim = 128;  // spec: headDim; resource model: columns of a shared-memory row (whole 64-column swizzle blocks)
   static constexpr int kNumHeadsQ = 8;  // spec: heads.q
   static constexpr int kNumHeadsKv = 1;  // spec: heads.kv
   static constexpr int kGroup = 8;  // spec: heads; query heads per KV head

@@ -9,7 +9,8 @@
 // wider than the warp. At the end the warps merge their (m, l, O) through shared memory.
 //
 // Shared memory per virtual CTA (bytes):
-//   [ Q: 16 x D ][ stage 0: K kTileKv x D, V kTileKv x D ] ... = 16*D*2 + kStages*kTileKv*D*2*2
+//   [ Q: 16 x Ds ][ stage 0: K kTileKv x Ds, V kTileKv x Ds ] ... = 16*Ds*2 + kStages*kTileKv*Ds*2*2
+// (Ds = Traits::kSmemHeadDim: D in whole 64-column blocks; at D = 96 a row's last 32 are padding)
 //   fp8 KV cache: one 16-bit stage (kKvBuffers), then [ staging 0: K8 kTileKv x D, V8 kTileKv x D ]
 //   ... (kKvStaging of them, 1 byte an element): a warp copies its fp8 slices there, kStages - 1
 //   tiles ahead, and dequantizes its slice of the tile it is about to compute into the 16-bit stage
@@ -35,9 +36,9 @@ struct DecodeShape {
   static constexpr int kKeysPerWarp = kTileKv / kWarps;
   static constexpr int kN = kKeysPerWarp / 8;
   static constexpr int kD8 = D / 8;
-  static constexpr int kChunks = D / 8;
-  static constexpr int kQBytes = kTileQ * D * 2;
-  static constexpr int kKvBytes = kTileKv * D * 2;
+  static constexpr int kSmemChunks = Traits::kSmemHeadDim / 8;  // 16-byte chunks of a shared-memory row
+  static constexpr int kQBytes = kTileQ * Traits::kSmemHeadDim * 2;
+  static constexpr int kKvBytes = kTileKv * Traits::kSmemHeadDim * 2;
   static constexpr int kStageBytes = 2 * kKvBytes;
   static constexpr int kKvStaging = P::kKvStaging;   // fp8 staging stages (resource model)
   static constexpr int kStagingKvBytes = kTileKv * D;  // one fp8 K (or V) tile
@@ -53,9 +54,10 @@ struct DecodeShape {
   static constexpr int kScratchBytes = kMlBytes + kWarps * kTileQ * kOStride * 4;
   // Keep the Q fragments (D/4 registers) for the whole item when the per-thread register budget
   // of kCtasPerSm CTAs allows it; otherwise re-read them from shared memory for every KV tile.
+  // Above D = 128 never: O alone then takes D/2 registers.
   static constexpr int kRegBudget =
       Traits::kDecodeRoleRegs > 0 ? Traits::kDecodeRoleRegs : Traits::kLaunchRegs;
-  static constexpr bool kQInRegs = kRegBudget >= 168;
+  static constexpr bool kQInRegs = kRegBudget >= 168 && D <= 128;
 
   static_assert(kTileQ == 16, "Decode::kTileQ must be 16");
   // ctasPerSm 1 (roles): the decode role is the CTA's threads after the prefill role's.
@@ -83,7 +85,7 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
   using T = typename Traits::DType;
   using Io = TileIo<Traits>;
   using Out = RowOut<Traits, POD_OP_DECODE, S::kTileQ>;
-  constexpr int D = S::D, G = Traits::kGroup, kN = S::kN, kD8 = S::kD8, kChunks = S::kChunks;
+  constexpr int D = S::D, G = Traits::kGroup, kN = S::kN, kD8 = S::kD8, kChunks = S::kSmemChunks;
   constexpr int KW = S::kKeysPerWarp;
 
   const int warp = tid / 32, lane = tid % 32;

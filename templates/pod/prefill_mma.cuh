@@ -14,7 +14,7 @@ __device__ __forceinline__ void prefill_tile_mma(const PodParams& p, const PodWo
   using S = PrefillShape<Traits>;
   using T = typename Traits::DType;
   constexpr int D = S::D, kMFrag = S::kMFrag, kN = S::kN, kD8 = S::kD8;
-  constexpr int kChunks = S::kChunks;
+  constexpr int kChunks = S::kSmemChunks;  // the row stride of the row-swizzled tiles
   constexpr int kSubBlocks = S::kTileKv / S::kSubKv;
   static_assert(!S::kWgmma, "the mma.sync engine");
   using V = Variants<Traits>;

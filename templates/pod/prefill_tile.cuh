@@ -34,9 +34,10 @@ struct PrefillShape {
   static constexpr int kSubKv = P::kSubKv;
   static constexpr int kN = kSubKv / 8;              // 8-key score fragments per sub-block
   static constexpr int kD8 = D / 8;                  // 8-column output fragments
-  static constexpr int kChunks = D / 8;
-  static constexpr int kQBytes = kTileQ * D * 2;
-  static constexpr int kKvBytes = kTileKv * D * 2;   // one K (or V) stage
+  static constexpr int kChunks = D / 8;              // 16-byte chunks of a row in global memory
+  static constexpr int kSmemChunks = Traits::kSmemHeadDim / 8;  // ... and of a shared-memory row (D=96: padded)
+  static constexpr int kQBytes = kTileQ * Traits::kSmemHeadDim * 2;
+  static constexpr int kKvBytes = kTileKv * Traits::kSmemHeadDim * 2;   // one K (or V) stage
   static constexpr int kStageBytes = 2 * kKvBytes;
   // fp8 KV: kKvStaging fp8 K/V tiles after the stages, for the tiles in flight (kv_fp8.cuh).
   static constexpr int kKvStaging = P::kKvStaging;
@@ -51,8 +52,8 @@ struct PrefillShape {
   // behind a tile that the warpgroup skips. kAhead: KV tiles in flight ahead of the one computed.
   static constexpr bool kCarryPv = P::kEngine == POD_ENGINE_WGMMA && kStages >= 3 && kWarps == 4;
   static constexpr int kAhead = kCarryPv ? kStages - 2 : kStages - 1;
-  using QLayout = typename std::conditional<kWgmma, Sw128Tile<kTileQ>, RowSwizzledTile<kChunks>>::type;
-  using KvLayout = typename std::conditional<kWgmma, Sw128Tile<kTileKv>, RowSwizzledTile<kChunks>>::type;
+  using QLayout = typename std::conditional<kWgmma, Sw128Tile<kTileQ>, RowSwizzledTile<kSmemChunks>>::type;
+  using KvLayout = typename std::conditional<kWgmma, Sw128Tile<kTileKv>, RowSwizzledTile<kSmemChunks>>::type;
 
   // First packed row of fragment mf of warp `warp`.
   static __device__ __forceinline__ int frag_row0(int warp, int mf) {
@@ -81,6 +82,7 @@ struct PrefillShape {
   static_assert(Traits::kKvFp8 ? kKvStaging >= (kAhead > 0 ? kAhead : 1) : kKvStaging == 0,
                 "fp8 KV: a staging stage for each tile in flight (Prefill::kKvStaging)");
   static_assert(!(Traits::kKvFp8 && kWarpSpecialized), "the warp-specialized engine takes no fp8 KV cache (dsl/rules.ts)");
+  static_assert(!kWgmma || D == Traits::kSmemHeadDim, "wgmma operands are whole 64-column blocks (D = 96 takes the mma engine)");
   static_assert(kTileBytes <= kSmemBytes && kSmemBytes <= Traits::kSmemBytes, "prefill tiles exceed Traits::kSmemBytes");
 #if defined(__CUDA_ARCH__)
   static_assert(!kWgmma || POD_HAS_WGMMA, "the wgmma engines are compiled for sm_90a only");

@@ -1,11 +1,12 @@
 // The fp32 reference attention (a deliberately naive oracle for tests; not fast, obviously right).
 // One CTA of 128 threads per (query row, query head): query rows are the prefill tokens, then the
-// decodes. Two passes over the visible keys j <= kv_len - q_len + t (with a sliding window of W
-// keys, only the last W of them): the max of the logits s_j = scale * q.k_j (soft-capped:
-// cap * tanh(s_j / cap), with tanhf), then sum_j exp(s_j - max) and sum_j exp(s_j - max) * v_j;
-// a sink logit joins the sum only. Inputs DType (an fp8 KV cache: e4m3, dequantized in fp32 with
-// its scales, k = k_scale * k8), all arithmetic fp32; writes fp32 o and, when
-// asked, lse (natural log). Needs podgen_reference_args from pod_attention.h.
+// decodes; thread t sums output columns t, t + 128, ... Two passes over the visible keys
+// j <= kv_len - q_len + t (with a sliding window of W keys, only the last W of them): the max of
+// the logits s_j = scale * q.k_j (soft-capped: cap * tanh(s_j / cap), with tanhf), then
+// sum_j exp(s_j - max) and sum_j exp(s_j - max) * v_j; a sink logit joins the sum only. Inputs
+// DType (an fp8 KV cache: e4m3, dequantized in fp32 with its scales, k = k_scale * k8), all
+// arithmetic fp32; writes fp32 o and, when asked, lse (natural log). Needs podgen_reference_args
+// from pod_attention.h.
 //
 // Also the random inputs that tests and benchmarks feed the kernels, drawn on the GPU (drawing
 // the K/V cache of a long batch on the host takes minutes; here it takes milliseconds).
@@ -35,7 +36,7 @@ __global__ void __launch_bounds__(kReferenceThreads) pod_reference_kernel(const 
                                                                           float scale) {
   using T = typename Traits::DType;
   constexpr int D = Traits::kHeadDim, Hq = Traits::kNumHeadsQ, Hkv = Traits::kNumHeadsKv;
-  static_assert(D <= kReferenceThreads, "one thread per output column");
+  constexpr int kColumnsPerThread = (D + kReferenceThreads - 1) / kReferenceThreads;  // columns c, c + 128, ...
   __shared__ float s_q[D];
   __shared__ float s_p[kReferenceThreads];
   __shared__ float s_red[kReferenceThreads / 32];
@@ -101,16 +102,19 @@ __global__ void __launch_bounds__(kReferenceThreads) pod_reference_kernel(const 
   for (int j = first + threadIdx.x; j < visible; j += blockDim.x) m = fmaxf(m, score(j));
   m = block_reduce(m, true, s_red);
 
-  float l = 0.f, acc = 0.f;
+  float l = 0.f, acc[kColumnsPerThread] = {};
   for (int base = first; base < visible; base += kReferenceThreads) {
     const int j = base + threadIdx.x;
     const float pj = j < visible ? expf(score(j) - m) : 0.f;
     l += pj;
     s_p[threadIdx.x] = pj;
     __syncthreads();
-    if (threadIdx.x < D) {
-      const int n = min(kReferenceThreads, visible - base);
-      for (int jj = 0; jj < n; ++jj) acc += s_p[jj] * (Cvt<KvT>::to_float(v[kv_row(base + jj) + threadIdx.x]) * v_scale);
+    const int n = min(kReferenceThreads, visible - base);
+#pragma unroll
+    for (int c = 0; c < kColumnsPerThread; ++c) {
+      const int d = threadIdx.x + c * kReferenceThreads;
+      if (d < D)
+        for (int jj = 0; jj < n; ++jj) acc[c] += s_p[jj] * (Cvt<KvT>::to_float(v[kv_row(base + jj) + d]) * v_scale);
     }
     __syncthreads();
   }
@@ -122,7 +126,11 @@ __global__ void __launch_bounds__(kReferenceThreads) pod_reference_kernel(const 
     l = l * keep + expf(sink - m_all);
     m = m_all;
   }
-  if (threadIdx.x < D) o[qo + threadIdx.x] = visible > 0 ? acc * keep / l : 0.f;
+#pragma unroll
+  for (int c = 0; c < kColumnsPerThread; ++c) {
+    const int d = threadIdx.x + c * kReferenceThreads;
+    if (d < D) o[qo + d] = visible > 0 ? acc[c] * keep / l : 0.f;
+  }
   if (threadIdx.x == 0 && lse != nullptr) lse[(int64_t)local_row * Hq + head] = visible > 0 ? m + logf(l) : -INFINITY;
 }
 

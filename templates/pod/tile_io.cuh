@@ -2,7 +2,9 @@
 // lives, where key j of a request lives (paged or contiguous cache), and the 16-byte cp.async
 // loads that fill swizzled shared-memory tiles (zero-filled past the valid rows / keys). The
 // tile layout is a parameter: row-swizzled tiles (primitives.cuh:swz) for ldmatrix readers,
-// 128B-swizzled column blocks (wgmma.cuh:Sw128Tile) for wgmma.
+// 128B-swizzled column blocks (wgmma.cuh:Sw128Tile) for wgmma. A shared-memory row has
+// Traits::kSmemHeadDim columns, whole 64-column blocks (both swizzles need them): at D = 96 the
+// last 32 are padding that no load writes and no tile loop reads.
 #pragma once
 #include <type_traits>
 #include "contract.h"
@@ -21,8 +23,11 @@ struct TileIo {
   using T = typename Traits::DType;
   static constexpr int D = Traits::kHeadDim;
   static constexpr int G = Traits::kGroup;
-  static constexpr int kChunks = D * 2 / 16;  // 16-byte chunks per row
-  static_assert(D == 64 || D == 128, "head dim must be 64 or 128");
+  static constexpr int kChunks = D * 2 / 16;  // 16-byte chunks per row in global memory
+  static constexpr int kSmemChunks = Traits::kSmemHeadDim * 2 / 16;  // ... and in a shared-memory row
+  static_assert(D == 64 || D == 96 || D == 128 || D == 256, "head dim must be 64, 96, 128 or 256");
+  static_assert(Traits::kSmemHeadDim % 64 == 0 && Traits::kSmemHeadDim >= D && Traits::kSmemHeadDim < D + 64,
+                "Traits::kSmemHeadDim is headDim in whole 64-column blocks");
   static_assert(Traits::kNumHeadsQ == Traits::kNumHeadsKv * G, "Hq must equal Hkv * group");
   static_assert(sizeof(T) == 2, "q/o must be 16-bit (fp16 or bf16)");
   using KvT = typename Traits::KvDType;
@@ -32,6 +37,10 @@ struct TileIo {
   // The tiles load_kv copies K/V rows into: the 16-bit tiles' layout, or fp8 staging (kv_fp8.cuh).
   template <class Layout16>
   using KvCopyLayout = typename std::conditional<Traits::kKvFp8, RowMajorTile<kKvChunks>, Layout16>::type;
+  // 16-byte chunks of a row load_kv copies into: fp8 staging rows are D bytes (no padding: the
+  // resource model allows fp8 at D = 64 and 128 only), 16-bit rows whole 64-column blocks.
+  static constexpr int kCopyChunks = Traits::kKvFp8 ? kKvChunks : kSmemChunks;
+  static_assert(!Traits::kKvFp8 || kSmemChunks == kChunks, "fp8 KV at D = 64 or 128 (no padded rows)");
   static_assert(Traits::kPaged || Traits::kPageSize == 1, "a contiguous cache has page size 1");
 
   // Element offset of query/output row `token` (within the part's tensor), head `head`.
@@ -64,15 +73,18 @@ struct TileIo {
 
   // Copy packed query rows [row_begin, row_begin + kRows) of one item into a swizzled tile;
   // rows >= rows_valid are zero-filled. Threads tid = 0 .. kThreads-1 share the work.
-  template <int kRows, int kThreads, class Layout = RowSwizzledTile<kChunks>>
+  // Threads are laid out over the kSmemChunks chunks of a shared-memory row; those on padding
+  // chunks (ch >= kChunks, D = 96) copy nothing.
+  template <int kRows, int kThreads, class Layout = RowSwizzledTile<kSmemChunks>>
   static __device__ __forceinline__ void load_q(const T* q, const PodWorkItem& it, int rows_valid,
                                                 uint32_t s_q, int tid) {
-    static_assert(kThreads % kChunks == 0, "a CTA row of threads covers whole rows");
-    constexpr int kRowsPerPass = kThreads / kChunks;
-    const int ch = tid % kChunks;
+    static_assert(kThreads % kSmemChunks == 0, "a CTA row of threads covers whole rows");
+    constexpr int kRowsPerPass = kThreads / kSmemChunks;
+    const int ch = tid % kSmemChunks;
+    if (kSmemChunks != kChunks && ch >= kChunks) return;
 #pragma unroll
     for (int i = 0; i < (kRows + kRowsPerPass - 1) / kRowsPerPass; ++i) {
-      const int r = tid / kChunks + i * kRowsPerPass;
+      const int r = tid / kSmemChunks + i * kRowsPerPass;
       if (kRows % kRowsPerPass == 0 || r < kRows) {
         const int pr = it.row_begin + r;
         const bool valid = r < rows_valid;
@@ -86,19 +98,22 @@ struct TileIo {
   // Copy key/value rows [row0, row0 + kRows) of the tile that starts at key tile_start into the
   // K and V tiles of Layout (KvCopyLayout: swizzled 16-bit tiles, or fp8 staging), rows indexed by
   // their position in the tile; keys >= kv_end are zero-filled and never read from global memory.
+  // Threads are laid out over the chunks of a copied row (kCopyChunks); those on the padding chunks
+  // of a 16-bit row (ch >= kChunks, D = 96) copy nothing.
   template <int kRows, int kThreads, class Layout>
   static __device__ __forceinline__ void load_kv(const PodParams& p, int page_base, int kv_head,
                                                  int tile_start, int kv_end, int row0, uint32_t s_k,
                                                  uint32_t s_v, int tid) {
     const KvT* k = static_cast<const KvT*>(p.k);
     const KvT* v = static_cast<const KvT*>(p.v);
-    static_assert(kThreads % kKvChunks == 0, "a row of threads covers whole rows");
-    constexpr int kRowsPerPass = kThreads / kKvChunks;
+    static_assert(kThreads % kCopyChunks == 0, "a row of threads covers whole rows");
+    constexpr int kRowsPerPass = kThreads / kCopyChunks;
     constexpr int kChunkElements = 16 / (int)sizeof(KvT);
-    const int ch = tid % kKvChunks;
+    const int ch = tid % kCopyChunks;
+    if (kCopyChunks != kKvChunks && ch >= kKvChunks) return;
 #pragma unroll
     for (int i = 0; i < (kRows + kRowsPerPass - 1) / kRowsPerPass; ++i) {
-      const int r = row0 + tid / kKvChunks + i * kRowsPerPass;
+      const int r = row0 + tid / kCopyChunks + i * kRowsPerPass;
       if (kRows % kRowsPerPass == 0 || r < row0 + kRows) {
         const int j = tile_start + r;
         const bool valid = j < kv_end;

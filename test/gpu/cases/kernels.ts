@@ -220,6 +220,9 @@ referenceCase(", sliding window 77 and soft-cap 50", matrixSpec("window 77 + sof
 referenceCase(", sinks and sliding window 128", "gpt_oss_20b", windowShape);
 referenceCase(", fp8 KV cache with per-head scales", "llama3_8b_fp8", { prefills: [{ qLen: 37, kvLen: 77 }, { qLen: 1, kvLen: 5 }], decodes: [1, 33, 130] });
 referenceCase(", fp8 KV cache with one scale per tensor, fp16", MATRIX.find((c) => c.name.startsWith("fp8 KV: per-tensor scales"))!.spec.name, windowShape);
+// Head dims 96 (fewer columns than the CTA's 128 threads) and 256 (two columns a thread).
+referenceCase(", D96", "phi3_mini", windowShape);
+referenceCase(", D256 with soft-cap 50 and sliding window 4096", "gemma2_9b_local", { prefills: [{ qLen: 5, kvLen: 4100 }, { qLen: 1, kvLen: 5 }], decodes: [1, 4096, 4097] });
 
 function registerVerify(prefix: string, cases: VerifyCase[]) {
   for (const c of cases) {
@@ -274,6 +277,8 @@ for (const [title, matrixCase] of [
   ["the same with prefill and decode roles in one CTA per SM", "roles: one CTA per SM"],
   ["the same with the warp-specialized prefill (TMA, mbarrier ring, ping-pong)", "warp-specialized: 128x128 2-stage"],
   ["the same with the warp-specialized prefill on a contiguous cache", "warp-specialized: contiguous KV"],
+  ["the same at D96 (rows padded to 128 columns in shared memory)", "D96 phi3_mini"],
+  ["the same at D256 with the warp-specialized prefill (four TMA boxes a page)", "D256 warp-specialized"],
 ] as const) {
   sanitizeCase(title, MATRIX.find((c) => c.name.startsWith(matrixCase))!.spec.name);
 }
