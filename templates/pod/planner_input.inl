@@ -172,13 +172,13 @@ inline int read_page_table(const KernelShape& k, int64_t n, const int32_t* kv_le
     const int64_t first = out->page_base[(size_t)r], need = ceil_div(kv_lens[r], k.page_size);
     // Every page entry is read (a serving batch has ~10^5): first a branch-free pass that the
     // compiler vectorizes, then, only if it found a bad entry, the loop that names the first one.
-    // Bit 31 of `bad` is set by a negative page (its own bit 31) or one >= num_pages (last - page
-    // wraps); an OR of words vectorizes without the unsigned compares SSE2 lacks.
+    // Bit 31 of `flags` is set by a negative page (its own bit 31) or one >= num_pages (last -
+    // page wraps); an OR of words vectorizes without the unsigned compares SSE2 lacks.
     const uint32_t* pages = reinterpret_cast<const uint32_t*>(t.indices + first);
     const uint32_t last = (uint32_t)t.num_pages - 1;
-    uint32_t bad = 0;
-    for (int64_t i = 0; i < need; ++i) bad |= pages[i] | (last - pages[i]);
-    if (!(bad >> 31)) continue;
+    uint32_t flags = 0;
+    for (int64_t i = 0; i < need; ++i) flags |= pages[i] | (last - pages[i]);
+    if (!(flags >> 31)) continue;
     for (int64_t i = first; i < first + need; ++i) {
       const int32_t page = t.indices[i];
       if (page < 0)
