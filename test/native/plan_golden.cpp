@@ -1,4 +1,4 @@
-// Golden plans: plans seeded random batches with the host planner (templates/pod/planner.h) and the
+// Golden plans: plans seeded random batches (and broken ones) with the host planner (templates/pod/planner.h) and the
 // family choice (templates/family/select.h) and prints, per kernel shape and kind of batch, a
 // hash of every plan struct and staging image. A change that is meant to make the planner
 // faster must leave these hashes as they are (test/plan-golden.test.ts compares them with
@@ -290,7 +290,26 @@ void shape_groups(const Config& c, Rng& rng, int batches, const Output& out) {
     Owned om = with_pages(rng, c.k, mixed.kv, c.k.paged && rng.uni(0, 1));
     serving.push_back(plan_hash(c.plan_ragged, ragged_view(c.k, mixed, om), opt));
   }
+  // Invalid input: a valid batch with one to three values broken; the status and message must
+  // stay. Not page_indptr: a broken one can send the planner past the arrays' ends, which it
+  // cannot know (the bindings check those lengths).
+  std::vector<uint64_t> broken;
+  for (int i = 0; i < batches; ++i) {
+    const Lengths b = random_lengths(rng, random_limits(rng));
+    Owned o = with_pages(rng, c.k, b.kv, c.k.paged && rng.uni(0, 1));
+    podgen_batch v = split_view(c.k, b, o);
+    const int32_t values[] = {-1, 0, 1, 2, -100, 1000, INT32_MAX, INT32_MIN, 7};
+    for (int64_t m = rng.uni(1, 3); m > 0; --m) {
+      const int32_t value = values[rng.uni(0, 8)];
+      std::vector<int32_t>* arrays[] = {&o.qo, &o.kv, &o.pidx};
+      const int64_t field = rng.uni(0, 3);
+      if (field == 3) v.num_pages = value;
+      else if (!arrays[field]->empty()) (*arrays[field])[rng.uni(0, (int64_t)arrays[field]->size() - 1)] = value;
+    }
+    broken.push_back(plan_hash(c.plan, v, random_options(rng)));
+  }
   out.group(c.name, "split", split);
+  out.group(c.name, "broken", broken);
   out.group(c.name, "ragged", ragged);
   out.group(c.name, "graph", graph);
   out.group(c.name, "serving256", serving);
