@@ -330,8 +330,8 @@ podgen_kernel_info info_of(const pod::KernelShape& k) {
 }
 
 // The family plan of pod_<family>_plan (family/abi.inl) without its C glue: the choice over the
-// llama3_8b_auto members (a random model, or none; sometimes forced; live or bucket load), then
-// the chosen member's plan.
+// llama3_8b_auto members (a random model, or none; sometimes forced; live or bucket load; with
+// or without error bounds for the serial margin), then the chosen member's plan.
 void family_group(Rng& rng, int batches, const Output& out) {
   const std::vector<Config> members = llama3_8b_auto_members();
   const int n = (int)members.size();
@@ -349,7 +349,9 @@ void family_group(Rng& rng, int batches, const Output& out) {
     std::vector<double> model((size_t)n * pod::family::kModes * PODGEN_COST_FEATURES);
     for (double& w : model) w = (double)rng.uni(-1000000, 1000000) / 1000.0;
     if (rng.uni(0, 5) == 0) model[(size_t)rng.uni(0, (int64_t)model.size() - 1)] = NAN;
-    const bool with_model = rng.uni(0, 4) != 0;
+    std::vector<double> bounds((size_t)n * pod::family::kModes * 2);
+    for (double& b : bounds) b = (double)rng.uni(-500, 500) / 1000.0;
+    const bool with_model = rng.uni(0, 4) != 0, with_bounds = rng.uni(0, 1);
     const int force_member = rng.uni(0, 3) == 0 ? (int)rng.uni(0, n - 1) : -1;
     const int force_mode = rng.uni(0, 3) == 0 ? (int)rng.uni(PODGEN_MODE_FUSED, PODGEN_MODE_SERIAL) : PODGEN_MODE_CHOOSE;
 
@@ -359,6 +361,7 @@ void family_group(Rng& rng, int batches, const Output& out) {
         opt.graph_mode ? pod::family::bucket_load(opt) : pod::family::live_load(batch);
     pod::family::choose(infos, n, load, opt.num_sms > 0 ? opt.num_sms : pod::planner::kDefaultNumSms,
                         {force_member, force_mode, with_model ? model.data() : nullptr}, &plan);
+    pod::family::apply_serial_margin(with_bounds ? bounds.data() : nullptr, &plan);
     Hash h;
     h.add(&plan, sizeof plan);
     h.add(plan_hash(members[plan.member].plan, batch, opt));
