@@ -240,7 +240,7 @@ export class FamilyLibrary {
    * The model as C reads it: coefficients [member][mode][feature], NaN where it has none; error
    * bounds [member][mode][low, high], 0 (no margin) where it has none, null without errorBounds.
    */
-  private flatten(model: CostModel): NonNullable<FamilyLibrary["flattened"]> {
+  flatten(model: CostModel): NonNullable<FamilyLibrary["flattened"]> {
     if (this.flattened?.model === model) return this.flattened;
     if (model.features.join() !== this.featureNames.join()) {
       throw new RangeError(`costModel.features = ${JSON.stringify(model.features)}: this library's features are ${JSON.stringify(this.featureNames)}`);

@@ -111,6 +111,12 @@ inline Load bucket_load(const podgen_plan_options& o) {
   return load;
 }
 
+// x rounded up to a multiple of m (> 0): a mask, not a division, where m is a power of two (as
+// tile sizes are); the features are computed for every member on every plan.
+inline int64_t round_up(int64_t x, int64_t m) {
+  return (m & (m - 1)) == 0 ? (x + m - 1) & ~(m - 1) : planner::ceil_div(x, m) * m;
+}
+
 // The features of one member's tiles over a load (see the top of the file).
 inline void features(const podgen_kernel_info& m, const Load& load, int num_sms,
                      double out[PODGEN_COST_FEATURES]) {
@@ -122,7 +128,7 @@ inline void features(const podgen_kernel_info& m, const Load& load, int num_sms,
     const int64_t rows = p.q_len * group;
     double keys = 0;  // Σ over the row blocks of one KV head of their padded causal key range
     for (int64_t row = 0; row < rows; row += pq)
-      keys += (double)(ceil_div(planner::causal_kv_end(row, pq, rows, group, p.q_len, p.kv_len), pkv) * pkv);
+      keys += (double)round_up(planner::causal_kv_end(row, pq, rows, group, p.q_len, p.kv_len), pkv);
     const double count = (double)(p.count * m.num_heads_kv);
     prefill_flops += count * keys * (double)pq * 4.0 * (double)d;
     prefill_tiles += count * (double)ceil_div(rows, pq);
@@ -130,7 +136,7 @@ inline void features(const podgen_kernel_info& m, const Load& load, int num_sms,
   const int64_t tiles_per_decode = m.num_heads_kv * ceil_div(group, dq);
   for (const Load::Decode& q : load.decodes) {
     const double count = (double)(q.count * tiles_per_decode);
-    decode_bytes += count * (double)(ceil_div(q.kv_len, dkv) * dkv) * 2.0 * (double)d * 2.0;  // K and V, 16-bit
+    decode_bytes += count * (double)round_up(q.kv_len, dkv) * 2.0 * (double)d * 2.0;  // K and V, 16-bit
     decode_tiles += count;
   }
   const double slots = (double)num_sms * std::max(1, m.ctas_per_sm);

@@ -9,12 +9,18 @@
 //   1. check_options / read_batch (planner_input.inl: either batch form, CSR or block-table pages,
 //      into one Batch of prefill and decode requests and their page bases) / check_bucket —
 //      reject before anything is indexed.
-//   2. build_tiles — packed-row tiles per (request, KV head), each with its live keys: from the KV
-//      tile of the first key its first row sees (sliding window) to its causal KV end.
-//   3. choose_chunk — the KV split heuristic (one function for both ops, see its comment).
-//   4. emit_items — work items (heavy first), merge items, partial-row allocation.
-//   5. capacities — live counts, or in graph mode worst-case counts of the bucket.
-//   6. make_layout — byte offsets in the workspace; grids, tickets and ratio; staging bytes.
+//   2. build_row_blocks — packed-row blocks per request (each a tile per KV head) with their live
+//      keys: from the KV tile of the first key its first row sees (sliding window) to its causal
+//      KV end.
+//   3. count_work — the KV split of every tile (choose_chunk, one heuristic for both ops, see its
+//      comment), the counts of items, merges and partial rows, and the heavy-first order of the
+//      items by counting.
+//   4. capacities — live counts, or in graph mode worst-case counts of the bucket.
+//   5. make_layout — byte offsets in the workspace; grids, tickets and ratio.
+//   6. with a staging buffer only: the header, then emit_work writes every item and merge once,
+//      in its final place.
+// Planning reuses per-thread buffers (Scratch), so a serving loop that plans every step allocates
+// nothing after its first plans.
 #pragma once
 #ifndef PODGEN_ABI_VERSION
 #error "include pod_attention.h (the rendered C header) before pod/planner.h"
@@ -203,11 +209,12 @@ inline int check_bucket(const KernelShape& k, const Options& o, const Batch& b, 
   return PODGEN_OK;
 }
 
-// A tile before splitting: packed rows [row_begin, row_begin + tile_q) of one (request, KV head),
-// over keys [kv_begin, kv_end), kv_begin a multiple of the op's tile_kv. Field meanings as in
-// PodWorkItem.
-struct Tile {
-  int32_t request, kv_head, q_token_base, q_len, kv_len, row_begin, kv_begin, kv_end;
+// The tiles of one row block before splitting: packed rows [row_begin, row_begin + tile_q) of one
+// request over keys [kv_begin, kv_end), kv_begin a multiple of the op's tile_kv. The block has a
+// tile per KV head, alike but for the head, so everything the split chooser needs is computed once
+// a block. Field meanings as in PodWorkItem.
+struct RowBlock {
+  int32_t request, q_token_base, q_len, kv_len, row_begin, kv_begin, kv_end;
 };
 
 // The first key of the KV tile (of tile_kv keys, counted from key 0) that holds the first key query
@@ -229,18 +236,17 @@ inline int32_t causal_kv_end(int64_t row_begin, int64_t tile_q, int64_t rows, in
   return (int32_t)std::min(kv_len, kv_len - q_len + last_token + 1);
 }
 
-// Packed-row tiles of one part. A decode is a one-token chunk: its `group` packed rows all see
-// every key, which causal_kv_end gives for q_len 1.
-inline void build_tiles(const KernelShape& k, const std::vector<Request>& requests, int op,
-                        std::vector<Tile>* out) {
+// The row blocks of one part, in request order. A decode is a one-token chunk: its `group` packed
+// rows all see every key, which causal_kv_end gives for q_len 1.
+inline void build_row_blocks(const KernelShape& k, const std::vector<Request>& requests, int op,
+                             std::vector<RowBlock>* out) {
   const int64_t group = k.group(), tq = k.tile_q[op];
   for (const Request& q : requests) {
     const int64_t rows = (int64_t)q.q_len * group;
-    for (int32_t h = 0; h < k.heads_kv; ++h)
-      for (int64_t row = 0; row < rows; row += tq)
-        out->push_back({q.id, h, q.q_token_base, q.q_len, q.kv_len, (int32_t)row,
-                        first_live_key(k.window, k.tile_kv[op], row / group, q.q_len, q.kv_len),
-                        causal_kv_end(row, tq, rows, group, q.q_len, q.kv_len)});
+    for (int64_t row = 0; row < rows; row += tq)
+      out->push_back({q.id, q.q_token_base, q.q_len, q.kv_len, (int32_t)row,
+                      first_live_key(k.window, k.tile_kv[op], row / group, q.q_len, q.kv_len),
+                      causal_kv_end(row, tq, rows, group, q.q_len, q.kv_len)});
   }
 }
 
@@ -248,6 +254,7 @@ inline void build_tiles(const KernelShape& k, const std::vector<Request>& reques
 // takes at most `cap` splits. Chunks are then evened out (ceil(kv_tiles / splits) each), which can
 // leave fewer non-empty chunks than asked for; the count returned is of non-empty ones.
 inline int64_t splits_for(int64_t kv_tiles, int64_t chunk, int64_t cap) {
+  if (kv_tiles <= chunk) return 1;  // what the divisions below give then, without them
   const int64_t asked = std::min(ceil_div(kv_tiles, chunk), cap);
   return ceil_div(kv_tiles, ceil_div(kv_tiles, asked));
 }
@@ -307,77 +314,179 @@ inline SplitPolicy split_policy(const KernelShape& k, const Options& o, int op) 
   return p;
 }
 
-// The work of one op, ready to be written to the staging buffer.
-struct OpWork {
-  std::vector<PodWorkItem> items;   // heavy first
-  std::vector<PodMergeItem> merges; // one per split tile, tile order
-  int64_t partial_rows = 0;         // fp32 partial rows (num_splits × tile_q per split tile)
-  int32_t max_splits = 0;           // largest split count of any tile (0: no tiles)
+// Sorts values by their high 32 bits, stably: an LSD radix sort, one byte a pass over the bytes
+// the largest key has, linear in the count where a comparison sort is n log n. `tmp` is scratch.
+inline void sort_by_high_word(std::vector<uint64_t>* values, std::vector<uint64_t>* tmp) {
+  uint64_t largest = 0;
+  for (uint64_t v : *values) largest = std::max(largest, v >> 32);
+  tmp->resize(values->size());
+  for (int shift = 32; shift < 64 && (largest >> (shift - 32)) != 0; shift += 8) {
+    size_t next[257] = {};
+    for (uint64_t v : *values) ++next[((v >> shift) & 255) + 1];
+    for (int d = 0; d < 256; ++d) next[d + 1] += next[d];
+    for (uint64_t v : *values) (*tmp)[next[(v >> shift) & 255]++] = v;
+    values->swap(*tmp);
+  }
+}
+
+// How one row block's tiles split: `splits` splits of `split_keys` keys (a tile_kv multiple), the
+// last one holding the rest. Items of equal KV range share a bucket; buckets run longest first.
+struct BlockSplit {
+  int32_t kv_tiles, splits;
+  int64_t split_keys;
+  int32_t bucket[2];  // of the full splits, and of the last split
 };
 
-// Splits every tile by the chosen chunk and emits its items; split tiles also get a merge item
-// and num_splits × tile_q partial rows (split s writes rows partial_row + s × tile_q ..).
-inline int emit_items(const std::vector<Tile>& tiles, int64_t tile_q, int64_t tile_kv,
-                      const SplitPolicy& policy, OpWork* w, std::string* error) {
-  std::vector<std::pair<int64_t, int64_t>> histogram;  // (KV tiles, tiles with that many)
-  {
-    std::vector<int64_t> kvt;
-    kvt.reserve(tiles.size());
-    for (const Tile& t : tiles) kvt.push_back(ceil_div(t.kv_end - t.kv_begin, tile_kv));
-    std::sort(kvt.begin(), kvt.end());
-    for (int64_t v : kvt) {
-      if (histogram.empty() || histogram.back().first != v) histogram.push_back({v, 0});
-      ++histogram.back().second;
-    }
+// The work of one op: counted from its row blocks before an item is written, so a sizing call
+// writes none and a staging call writes each item once, in its final place.
+struct OpWork {
+  std::vector<RowBlock> blocks;     // request order
+  std::vector<BlockSplit> splits;   // per block
+  std::vector<int64_t> bucket_end;  // items in buckets 0 .. b (heavy first)
+  int64_t items = 0, merges = 0;
+  int64_t partial_rows = 0;         // fp32 partial rows (num_splits × tile_q per split tile)
+  int32_t max_splits = 0;           // largest split count of any tile (0: no tiles)
+
+  void clear() {
+    blocks.clear();
+    splits.clear();
+    bucket_end.clear();
+    items = merges = partial_rows = 0;
+    max_splits = 0;
+  }
+};
+
+// Sort buffers of count_work, kept with the rest of the planner's scratch (plan_for).
+struct SortScratch {
+  std::vector<uint64_t> keys, tmp;
+  std::vector<std::pair<int64_t, int64_t>> histogram;
+};
+
+// Chooses the split of every tile (choose_chunk) and counts the op's items, merges and partial
+// rows; buckets the items by KV range. emit_work then writes them in this order: heavy first (the
+// longest KV ranges start in the first wave, so the last wave holds short items and the tail is
+// short), tile order among equals — a stable sort of the items by range, done by counting.
+inline int count_work(int64_t heads_kv, int64_t tile_q, int64_t tile_kv, const SplitPolicy& policy,
+                      OpWork* w, SortScratch* scratch, std::string* error) {
+  const std::vector<RowBlock>& blocks = w->blocks;
+  std::vector<uint64_t>& keys = scratch->keys;
+  // (KV tiles, tiles with that many), ascending: what choose_chunk reads.
+  w->splits.resize(blocks.size());
+  keys.clear();
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    w->splits[i].kv_tiles = (int32_t)ceil_div(blocks[i].kv_end - blocks[i].kv_begin, tile_kv);
+    keys.push_back((uint64_t)w->splits[i].kv_tiles << 32);
+  }
+  sort_by_high_word(&keys, &scratch->tmp);
+  std::vector<std::pair<int64_t, int64_t>>& histogram = scratch->histogram;
+  histogram.clear();
+  for (uint64_t key : keys) {
+    const int64_t kv_tiles = (int64_t)(key >> 32);
+    if (histogram.empty() || histogram.back().first != kv_tiles) histogram.push_back({kv_tiles, 0});
+    histogram.back().second += heads_kv;
   }
   const int64_t chunk = choose_chunk(histogram, policy.slots, policy.budget, policy.cap);
 
-  int64_t num_items = 0;
-  for (const Tile& t : tiles) num_items += splits_for(ceil_div(t.kv_end - t.kv_begin, tile_kv), chunk, policy.cap);
-  if (num_items > kInt32Max / 2)
-    return fail(error, PODGEN_ERR_UNSUPPORTED, "batch needs %lld work items; at most %lld supported",
-                (long long)num_items, (long long)kInt32Max / 2);
-  w->items.reserve((size_t)num_items);
-  for (const Tile& t : tiles) {
-    const int64_t kv_tiles = ceil_div(t.kv_end - t.kv_begin, tile_kv);
-    const int64_t splits = splits_for(kv_tiles, chunk, policy.cap);
-    const int64_t keys_per_split = ceil_div(kv_tiles, splits) * tile_kv;  // a kTileKv multiple
-    PodWorkItem item;
-    item.request = t.request;
-    item.kv_head = t.kv_head;
-    item.q_token_base = t.q_token_base;
-    item.q_len = t.q_len;
-    item.kv_len = t.kv_len;
-    item.row_begin = t.row_begin;
-    item.num_splits = (int32_t)splits;
-    item.partial_row = -1;  // no partials: the tile writes o / lse directly
-    item.pad_ = 0;
-    if (splits > 1) {
-      if (w->partial_rows + splits * tile_q > kInt32Max)
-        return fail(error, PODGEN_ERR_UNSUPPORTED,
-                    "batch needs more than %lld fp32 partial rows", (long long)kInt32Max);
-      item.partial_row = (int32_t)w->partial_rows;
-      w->partial_rows += splits * tile_q;
-      PodMergeItem merge = item;
-      merge.split = 0;
-      merge.kv_begin = t.kv_begin;
-      merge.kv_end = t.kv_end;
-      w->merges.push_back(merge);
-    }
-    for (int64_t s = 0; s < splits; ++s) {
-      item.split = (int32_t)s;
-      item.kv_begin = (int32_t)(t.kv_begin + s * keys_per_split);
-      item.kv_end = (int32_t)std::min<int64_t>(t.kv_end, t.kv_begin + (s + 1) * keys_per_split);
-      w->items.push_back(item);
-    }
+  int32_t longest = 0;  // KV range of the longest item
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const RowBlock& b = blocks[i];
+    BlockSplit& sp = w->splits[i];
+    const int64_t splits = splits_for(sp.kv_tiles, chunk, policy.cap);
+    sp.splits = (int32_t)splits;
+    sp.split_keys = (splits > 1 ? ceil_div(sp.kv_tiles, splits) : sp.kv_tiles) * tile_kv;
+    w->items += splits * heads_kv;
+    if (splits > 1) w->merges += heads_kv, w->partial_rows += splits * tile_q * heads_kv;
     w->max_splits = std::max(w->max_splits, (int32_t)splits);
+    longest = std::max(longest, splits > 1 ? (int32_t)sp.split_keys : b.kv_end - b.kv_begin);
   }
-  // Heavy first: the longest KV ranges start in the first wave, so the last wave holds short
-  // items and the tail is short. stable_sort keeps tile order among equals (deterministic).
-  std::stable_sort(w->items.begin(), w->items.end(), [](const PodWorkItem& a, const PodWorkItem& b) {
-    return a.kv_end - a.kv_begin > b.kv_end - b.kv_begin;
-  });
+  if (w->items > kInt32Max / 2)
+    return fail(error, PODGEN_ERR_UNSUPPORTED, "batch needs %lld work items; at most %lld supported",
+                (long long)w->items, (long long)kInt32Max / 2);
+  if (w->partial_rows > kInt32Max)
+    return fail(error, PODGEN_ERR_UNSUPPORTED, "batch needs more than %lld fp32 partial rows",
+                (long long)kInt32Max);
+
+  // Buckets: each block's full and last splits by (longest - range) << 32 | slot, sorted; equal
+  // ranges are one bucket, numbered from the longest range down.
+  keys.clear();
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const RowBlock& b = blocks[i];
+    const BlockSplit& sp = w->splits[i];
+    const int32_t last = (int32_t)(b.kv_end - (b.kv_begin + (sp.splits - 1) * sp.split_keys));
+    if (sp.splits > 1) keys.push_back((uint64_t)(longest - (int32_t)sp.split_keys) << 32 | (2 * i));
+    keys.push_back((uint64_t)(longest - last) << 32 | (2 * i + 1));
+  }
+  sort_by_high_word(&keys, &scratch->tmp);
+  w->bucket_end.clear();
+  uint64_t bucket_key = 0;
+  for (uint64_t key : keys) {
+    if (w->bucket_end.empty() || key >> 32 != bucket_key) {
+      bucket_key = key >> 32;
+      w->bucket_end.push_back(w->bucket_end.empty() ? 0 : w->bucket_end.back());
+    }
+    const uint32_t slot = (uint32_t)key;
+    BlockSplit& sp = w->splits[slot / 2];
+    sp.bucket[slot % 2] = (int32_t)(w->bucket_end.size() - 1);
+    w->bucket_end.back() += heads_kv * (slot % 2 ? 1 : sp.splits - 1);
+  }
   return PODGEN_OK;
+}
+
+// Copies an item into the staging bytes one field at a time. Copied whole, the item built just
+// before on the stack would be read back with wide loads that wait for its narrow stores (a
+// store-forwarding stall): that took most of the time of writing the items.
+inline void store_item(unsigned char* dst, const PodWorkItem& item) {
+  const int32_t fields[] = {item.request,  item.kv_head,  item.q_token_base, item.q_len,
+                            item.kv_len,   item.row_begin, item.kv_begin,    item.kv_end,
+                            item.split,    item.num_splits, item.partial_row, item.pad_};
+  static_assert(sizeof fields == sizeof(PodWorkItem), "store_item copies every field");
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; ++i)
+    memcpy(dst + i * sizeof(int32_t), &fields[i], sizeof(int32_t));
+}
+
+// Writes the items (heavy first, see count_work) and merges (tile order) of counted work; split
+// tiles get a merge item and num_splits × tile_q partial rows (split s writes rows partial_row +
+// s × tile_q ..). Unaligned destinations are fine (memcpy).
+inline void emit_work(const OpWork& w, int32_t heads_kv, int64_t tile_q, unsigned char* items,
+                      unsigned char* merges, std::vector<int64_t>* scratch) {
+  scratch->resize(w.bucket_end.size());
+  int64_t* const next = scratch->data();  // next free item of each bucket
+  for (size_t b = 0; b < w.bucket_end.size(); ++b) next[b] = b ? w.bucket_end[b - 1] : 0;
+  int64_t partial_rows = 0, num_merges = 0;
+  for (size_t first = 0, end = 0; first < w.blocks.size(); first = end) {
+    while (end < w.blocks.size() && w.blocks[end].request == w.blocks[first].request) ++end;
+    for (int32_t h = 0; h < heads_kv; ++h)  // tile order: request, KV head, row block
+      for (size_t i = first; i < end; ++i) {
+        const RowBlock& t = w.blocks[i];
+        const BlockSplit& sp = w.splits[i];
+        PodWorkItem item;
+        item.request = t.request;
+        item.kv_head = h;
+        item.q_token_base = t.q_token_base;
+        item.q_len = t.q_len;
+        item.kv_len = t.kv_len;
+        item.row_begin = t.row_begin;
+        item.num_splits = sp.splits;
+        item.partial_row = -1;  // no partials: the tile writes o / lse directly
+        item.pad_ = 0;
+        if (sp.splits > 1) {
+          item.partial_row = (int32_t)partial_rows;
+          partial_rows += sp.splits * tile_q;
+          PodMergeItem merge = item;
+          merge.split = 0;
+          merge.kv_begin = t.kv_begin;
+          merge.kv_end = t.kv_end;
+          store_item(merges + num_merges++ * sizeof merge, merge);
+        }
+        for (int32_t s = 0; s < sp.splits; ++s) {
+          item.split = s;
+          item.kv_begin = (int32_t)(t.kv_begin + s * sp.split_keys);
+          item.kv_end = (int32_t)std::min<int64_t>(t.kv_end, (int64_t)item.kv_begin + sp.split_keys);
+          const int64_t at = next[sp.bucket[s + 1 == sp.splits]]++;
+          store_item(items + at * sizeof item, item);
+        }
+      }
+  }
 }
 
 // How many items, merges and partial rows the layout holds per op, and page bases (requests).
@@ -469,6 +578,19 @@ inline void reduce_ratio(int64_t prefill, int64_t decode, int32_t ratio[2]) {
     }
 }
 
+// Everything plan_for allocates, kept per thread between plans (see plan_for).
+struct Scratch {
+  Batch batch;
+  OpWork work[2];
+  SortScratch sort;
+  std::vector<int64_t> next;  // emit_work's next item of each bucket
+
+  void clear() {
+    batch.clear();
+    for (OpWork& w : work) w.clear();
+  }
+};
+
 }  // namespace planner
 
 // Plans one batch for the kernel described by Traits. host_staging == NULL: only fills *out
@@ -482,24 +604,27 @@ int plan_for(const KernelShape& k, const Input& input, const podgen_plan_options
              void* host_staging, uint64_t host_bytes, podgen_plan* out, std::string* error) {
   using namespace planner;
   *out = podgen_plan{};
+  // Per-thread buffers kept between plans (cleared, capacity kept): once a thread has planned a
+  // batch as large, planning allocates nothing. plan_for never re-enters itself on one thread.
+  thread_local Scratch scratch;
+  scratch.clear();
+  Batch& batch = scratch.batch;
+  OpWork* work = scratch.work;
   Options o;
-  Batch batch;
   int status = check_options(k, options, &o, error);
   if (status == PODGEN_OK) status = read_batch(k, input, &batch, error);
   if (status == PODGEN_OK && o.graph_mode) status = check_bucket(k, o, batch, error);
   if (status != PODGEN_OK) return status;
 
-  std::vector<Tile> tiles[2];
-  OpWork work[2];
-  for (int op = 0; op < 2; ++op) build_tiles(k, batch.parts[op], op, &tiles[op]);
+  for (int op = 0; op < 2; ++op) build_row_blocks(k, batch.parts[op], op, &work[op].blocks);
   for (int op = 0; op < 2; ++op) {
-    status = emit_items(tiles[op], k.tile_q[op], k.tile_kv[op], split_policy(k, o, op), &work[op],
-                        error);
+    status = count_work(k.heads_kv, k.tile_q[op], k.tile_kv[op], split_policy(k, o, op), &work[op],
+                        &scratch.sort, error);
     if (status != PODGEN_OK) return status;
   }
   const int64_t V = k.virtual_ctas;
-  const int64_t live_items[2] = {(int64_t)work[0].items.size(), (int64_t)work[1].items.size()};
-  const int64_t live_merges[2] = {(int64_t)work[0].merges.size(), (int64_t)work[1].merges.size()};
+  const int64_t live_items[2] = {work[0].items, work[1].items};
+  const int64_t live_merges[2] = {work[0].merges, work[1].merges};
   const int64_t live_tickets[2] = {live_items[0], ceil_div(live_items[1], V)};
 
   Capacity cap;
@@ -588,7 +713,21 @@ int plan_for(const KernelShape& k, const Input& input, const podgen_plan_options
   // Staging image of workspace bytes [0, host_bytes): header (counters zero), items, merges,
   // page bases.
   unsigned char* bytes = static_cast<unsigned char*>(host_staging);
-  memset(bytes, 0, (size_t)layout.host_bytes);
+  // Zeroes what no live data covers (alignment padding, graph mode's spare capacity); the rest is
+  // written once below.
+  const struct { uint64_t begin, bytes; } live[] = {
+      {0, sizeof(PodDeviceHeader)},
+      {layout.items[0], (uint64_t)live_items[0] * sizeof(PodWorkItem)},
+      {layout.items[1], (uint64_t)live_items[1] * sizeof(PodWorkItem)},
+      {layout.merges[0], (uint64_t)live_merges[0] * sizeof(PodMergeItem)},
+      {layout.merges[1], (uint64_t)live_merges[1] * sizeof(PodMergeItem)},
+      {layout.page_base, (uint64_t)batch.page_base.size() * sizeof(int32_t)}};
+  uint64_t zero_from = 0;
+  for (const auto& region : live) {
+    memset(bytes + zero_from, 0, (size_t)(region.begin - zero_from));
+    zero_from = region.begin + region.bytes;
+  }
+  memset(bytes + zero_from, 0, (size_t)(layout.host_bytes - zero_from));
   PodDeviceHeader header;
   memset(&header, 0, sizeof header);
   for (int op = 0; op < 2; ++op) {
@@ -599,14 +738,9 @@ int plan_for(const KernelShape& k, const Input& input, const podgen_plan_options
   }
   header.count_tiles = o.count_tiles;
   memcpy(bytes, &header, sizeof header);
-  for (int op = 0; op < 2; ++op) {
-    if (!work[op].items.empty())
-      memcpy(bytes + layout.items[op], work[op].items.data(),
-             work[op].items.size() * sizeof(PodWorkItem));
-    if (!work[op].merges.empty())
-      memcpy(bytes + layout.merges[op], work[op].merges.data(),
-             work[op].merges.size() * sizeof(PodMergeItem));
-  }
+  for (int op = 0; op < 2; ++op)
+    emit_work(work[op], k.heads_kv, k.tile_q[op], bytes + layout.items[op], bytes + layout.merges[op],
+              &scratch.next);
   if (!batch.page_base.empty())
     memcpy(bytes + layout.page_base, batch.page_base.data(),
            batch.page_base.size() * sizeof(int32_t));

@@ -29,6 +29,17 @@ struct Batch {
   uint64_t page_entries = 0;       // paged: page_indices entries the table spans
   int32_t num_pages = 0;
   bool ragged = false;
+
+  // Empty, its vectors' storage kept for the next batch.
+  void clear() {
+    for (std::vector<Request>& part : parts) part.clear();
+    page_base.clear();
+    q_rows[0] = q_rows[1] = 0;
+    prefill_tokens = 0;
+    page_entries = 0;
+    num_pages = 0;
+    ragged = false;
+  }
 };
 
 // The fields both batch structs share.
@@ -159,6 +170,15 @@ inline int read_page_table(const KernelShape& k, int64_t n, const int32_t* kv_le
   }
   for (int64_t r = 0; r < n; ++r) {
     const int64_t first = out->page_base[(size_t)r], need = ceil_div(kv_lens[r], k.page_size);
+    // Every page entry is read (a serving batch has ~10^5): first a branch-free pass that the
+    // compiler vectorizes, then, only if it found a bad entry, the loop that names the first one.
+    // Bit 31 of `flags` is set by a negative page (its own bit 31) or one >= num_pages (last -
+    // page wraps); an OR of words vectorizes without the unsigned compares SSE2 lacks.
+    const uint32_t* pages = reinterpret_cast<const uint32_t*>(t.indices + first);
+    const uint32_t last = (uint32_t)t.num_pages - 1;
+    uint32_t flags = 0;
+    for (int64_t i = 0; i < need; ++i) flags |= pages[i] | (last - pages[i]);
+    if (!(flags >> 31)) continue;
     for (int64_t i = first; i < first + need; ++i) {
       const int32_t page = t.indices[i];
       if (page < 0)
