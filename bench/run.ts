@@ -296,8 +296,9 @@ export function runWorkload(
   const hopper = hopperSerial(torch, Object.fromEntries(w.configs.map((c, i) => [c.label, i === 0 ? td : ms(`decode ${c.label}`)])));
   const presetFused = okFused.find(([label]) => label === "default")?.[1] ?? null;
   const ratio = (a: number | null, b: number | null) => (a !== null && b !== null && b > 0 ? a / b : null);
-  const flops = prefillFlops(w.shape, hq, d);
-  const kvBytes = decodeKvBytes(w.shape, base.heads.kv, d, kvElementBytes({ kvDtype: base.kvDtype ?? base.dtype }));
+  const window = base.window ?? Infinity;
+  const flops = prefillFlops(w.shape, hq, d, window);
+  const kvBytes = decodeKvBytes(w.shape, base.heads.kv, d, kvElementBytes({ kvDtype: base.kvDtype ?? base.dtype }), window);
   let standalone: WorkloadResult["standalone"];
   if (opts.standaloneVariants && !opts.fusedOnly) {
     const perConfig = Object.fromEntries(

@@ -106,14 +106,23 @@ export function selectWorkloads(path: string, filters: string[]): Workload[] {
   return chosen;
 }
 
-/** Causal attention FLOPs of the prefills: 4·D·Hq·Σ over query tokens of the keys each sees. */
-export function prefillFlops(shape: BatchShape, hq: number, d: number): number {
+/**
+ * Causal attention FLOPs of the prefills: 4·D·Hq·Σ over query tokens of the keys each sees (with a
+ * sliding window, at most `window` of them).
+ */
+export function prefillFlops(shape: BatchShape, hq: number, d: number, window = Infinity): number {
   let visible = 0;
-  for (const { qLen: q, kvLen: kv } of shape.prefills) visible += q * (kv - q) + (q * (q + 1)) / 2;
+  for (const { qLen: q, kvLen: kv } of shape.prefills) {
+    if (window >= kv) visible += q * (kv - q) + (q * (q + 1)) / 2;
+    else for (let t = 0; t < q; ++t) visible += Math.min(window, kv - q + t + 1);
+  }
   return 4 * d * hq * visible;
 }
 
-/** K and V bytes the decodes read, each once (elementBytes: 1 for an fp8 cache). */
-export function decodeKvBytes(shape: BatchShape, hkv: number, d: number, elementBytes = 2): number {
-  return shape.decodes.reduce((s, kv) => s + kv, 0) * hkv * d * elementBytes * 2;
+/**
+ * K and V bytes the decodes read, each once (elementBytes: 1 for an fp8 cache; with a sliding
+ * window, the last `window` keys of each).
+ */
+export function decodeKvBytes(shape: BatchShape, hkv: number, d: number, elementBytes = 2, window = Infinity): number {
+  return shape.decodes.reduce((s, kv) => s + Math.min(kv, window), 0) * hkv * d * elementBytes * 2;
 }

@@ -24,10 +24,15 @@ test("causal prefill FLOPs: 4·D·Hq·Σ visible keys (bottom-right aligned)", (
   assert.is(prefillFlops({ prefills: [{ qLen: 2, kvLen: 5 }], decodes: [] }, 32, 128), 4 * 128 * 32 * 9);
   // A square chunk: q(q+1)/2.
   assert.is(prefillFlops({ prefills: [{ qLen: 1024, kvLen: 1024 }], decodes: [] }, 1, 1), 4 * 1024 * 1025 / 2);
+  // A window of 3: the tokens see min(3, 4) and min(3, 5) keys; a window past the KV changes nothing.
+  assert.is(prefillFlops({ prefills: [{ qLen: 2, kvLen: 5 }], decodes: [] }, 32, 128, 3), 4 * 128 * 32 * 6);
+  assert.is(prefillFlops({ prefills: [{ qLen: 2, kvLen: 5 }], decodes: [] }, 32, 128, 5), 4 * 128 * 32 * 9);
 });
 
 test("decode bytes: K and V of every decode, read once", () => {
   assert.is(decodeKvBytes({ prefills: [], decodes: [4096, 100] }, 8, 128), (4096 + 100) * 8 * 128 * 2 * 2);
+  // A sliding window reads only the last `window` keys of each decode.
+  assert.is(decodeKvBytes({ prefills: [], decodes: [4096, 100] }, 8, 128, 2, 1000), (1000 + 100) * 8 * 128 * 2 * 2);
 });
 
 test("input copies: at least 2, enough to flush a 50 MB L2, at most 8", () => {
