@@ -12,7 +12,7 @@ import { fittedAnalogue } from "../dsl/family-presets.ts";
 import { buildFamily, generateFamilySources } from "../codegen/family.ts";
 import { COST_FEATURES } from "../codegen/paths.ts";
 import { COST_FEATURE_COUNT, FAMILY_MAX_MEMBERS, FamilyLibrary, PODGEN_FAMILY_ABI_VERSION_SUPPORTED, type FamilyPlan, makeHostBatch, Rng, type BatchShape, type CostModel } from "../runtime/index.ts";
-import { evaluateCostModel, findCostModel, fitCostModel, leastSquares, predictUs, writeCostModel, type TimingRecord } from "../bench/tune/cost-model.ts";
+import { ERROR_BOUND_QUANTILE, evaluateCostModel, findCostModel, fitCostModel, leastSquares, predictUs, writeCostModel, type TimingRecord } from "../bench/tune/cost-model.ts";
 import { SERVING_MIXES, servingBatches } from "../bench/serving-batches.ts";
 import { quantile } from "../bench/stats.ts";
 import { timePlan } from "../bench/family-bench.ts";
@@ -143,11 +143,11 @@ test("cost model: each candidate's error bounds are the quantiles of its relativ
     records.push({ workload: `w${w}`, member: "a", mode: "serial", features, us: exact });
   }
   const model = fitCostModel(records, { gpu: "GPU", family: "tiny", buildKey: "k", memberNames: ["a", "b"], featureNames: [...COST_FEATURES] });
-  assert.is(model.errorBounds!.quantile, 0.9);
+  assert.is(model.errorBounds!.quantile, ERROR_BOUND_QUANTILE);
   const residuals = records.filter((r) => r.mode === "fused").map((r) => (r.us - predictUs(model, r)!) / predictUs(model, r)!);
   const [low, high] = model.errorBounds!.members.a!.fused!;
-  assert.is(low, quantile(residuals, 0.1));
-  assert.is(high, quantile(residuals, 0.9));
+  assert.is(low, quantile(residuals, 1 - ERROR_BOUND_QUANTILE));
+  assert.is(high, quantile(residuals, ERROR_BOUND_QUANTILE));
   assert.ok(low < -0.03 && high > 0.03 && low > -0.15 && high < 0.15, `${low}, ${high}: about the ±10% noise`);
   for (const bound of model.errorBounds!.members.a!.serial!) assert.ok(Math.abs(bound) < 1e-9, `noiseless: ${bound}`);
   assert.equal(model.errorBounds!.members.b, { fused: null, serial: null }, "no records, no coefficients, no bounds");
