@@ -10,13 +10,14 @@
 // timing when no model of this build exists (the report says which). Targets: #18 auto ≤ 50 µs,
 // #20 ragged ≤ 100 µs, for a 256-request batch.
 import { execa } from "execa";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { familyPresetByName } from "../dsl/index.ts";
 import { buildFamily, generateFamilySources } from "../codegen/family.ts";
+import { writeGeneratedFiles } from "../codegen/generate.ts";
 import { gitCommit } from "../codegen/commit.ts";
 import { PACKAGE_ROOT } from "../codegen/paths.ts";
 import { CHOICE_REASONS, FamilyLibrary, makeHostBatch, MODES } from "../runtime/index.ts";
@@ -71,10 +72,7 @@ const input = [
 const work = mkdtempSync(join(tmpdir(), "podgen-plan-time-"));
 let measured: { familyAuto: Summary; choice: { member: number; mode: number; reason: number }; ragged: Summary; workItems: [number, number] };
 try {
-  for (const f of generateFamilySources(family).filter((s) => s.path.endsWith(".h"))) {
-    mkdirSync(dirname(join(work, f.path)), { recursive: true });
-    writeFileSync(join(work, f.path), f.contents);
-  }
+  writeGeneratedFiles(work, generateFamilySources(family).filter((s) => s.path.endsWith(".h")));
   const exe = join(work, "plan_time");
   await execa("g++", ["-std=c++17", "-O2", "-Wall", "-Wextra", `-I${work}`, join(here, "plan_time.cpp"), "-o", exe, "-ldl"]);
   measured = JSON.parse((await execa(exe, [built.library], { input })).stdout);
