@@ -1,6 +1,7 @@
 // The golden plans of test/native/plan_golden.cpp: compiles it with g++ against the templates
 // (the planner and family choice that every built library compiles) and runs it.
 //   node --import tsx test/plan-golden.ts --write   regenerates test/fixtures/plan-golden.txt
+//   node --import tsx test/plan-golden.ts --each    prints a line per plan (to find the first that changed)
 // Regenerate only on a commit whose plans are meant to change, and say so in its message.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -32,7 +33,9 @@ export async function goldenPlans(each = false): Promise<string> {
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv.includes("--write")) {
-  writeFileSync(GOLDEN_FILE, await goldenPlans());
-  console.log(`wrote ${GOLDEN_FILE}`);
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  if (process.argv.includes("--write")) {
+    writeFileSync(GOLDEN_FILE, await goldenPlans());
+    console.log(`wrote ${GOLDEN_FILE}`);
+  } else if (process.argv.includes("--each")) process.stdout.write(await goldenPlans(true));
 }
