@@ -10,16 +10,17 @@
 // timing when no model of this build exists (the report says which). Targets: #18 auto ≤ 50 µs,
 // #20 ragged ≤ 100 µs, for a 256-request batch.
 import { execa } from "execa";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { familyPresetByName } from "../dsl/index.ts";
 import { buildFamily, generateFamilySources } from "../codegen/family.ts";
+import { writeGeneratedFiles } from "../codegen/generate.ts";
 import { gitCommit } from "../codegen/commit.ts";
 import { PACKAGE_ROOT } from "../codegen/paths.ts";
-import { FamilyLibrary, makeHostBatch } from "../runtime/index.ts";
+import { CHOICE_REASONS, FamilyLibrary, makeHostBatch, MODES } from "../runtime/index.ts";
 import { planTimeShape } from "./family-batches.ts";
 import { readCostModels } from "./tune/cost-model.ts";
 
@@ -71,10 +72,7 @@ const input = [
 const work = mkdtempSync(join(tmpdir(), "podgen-plan-time-"));
 let measured: { familyAuto: Summary; choice: { member: number; mode: number; reason: number }; ragged: Summary; workItems: [number, number] };
 try {
-  for (const f of generateFamilySources(family).filter((s) => s.path.endsWith(".h"))) {
-    mkdirSync(dirname(join(work, f.path)), { recursive: true });
-    writeFileSync(join(work, f.path), f.contents);
-  }
+  writeGeneratedFiles(work, generateFamilySources(family).filter((s) => s.path.endsWith(".h")));
   const exe = join(work, "plan_time");
   await execa("g++", ["-std=c++17", "-O2", "-Wall", "-Wextra", `-I${work}`, join(here, "plan_time.cpp"), "-o", exe, "-ldl"]);
   measured = JSON.parse((await execa(exe, [built.library], { input })).stdout);
@@ -83,8 +81,8 @@ try {
 }
 
 interface Summary { medianUs: number; p99Us: number; meanUs: number; minUs: number; iters: number }
-const MODES = ["fused", "serial"];
-const REASONS = ["cost-model", "static-rule", "forced"];
+/** Targets of a 256-request batch's plan: #18 (family auto) and #20 (ragged), in µs. */
+const TARGET_US = { familyAuto: 50, ragged: 100 };
 const report = {
   kind: "plan-time",
   version: 1,
@@ -95,13 +93,13 @@ const report = {
   host: { cpu: cpus()[0]?.model ?? "unknown", cores: availableParallelism(), node: process.version },
   batch: { requests: shape.prefills.length + shape.decodes.length, prefills: shape.prefills.length, decodes: shape.decodes.length, numSms: NUM_SMS, workItems: measured.workItems },
   costModel: model ? { gpu: model.gpu, buildKey: model.buildKey, thisBuild: model.buildKey === built.manifest.buildKey } : null,
-  familyAuto: { ...measured.familyAuto, choice: `${family.memberNames[measured.choice.member]} ${MODES[measured.choice.mode - 1]} (${REASONS[measured.choice.reason]})`, targetUs: 50 },
-  ragged: { ...measured.ragged, member: family.memberNames[0], targetUs: 100 },
+  familyAuto: { ...measured.familyAuto, choice: `${family.memberNames[measured.choice.member]} ${MODES[measured.choice.mode - 1]} (${CHOICE_REASONS[measured.choice.reason]})`, targetUs: TARGET_US.familyAuto },
+  ragged: { ...measured.ragged, member: family.memberNames[0], targetUs: TARGET_US.ragged },
 };
 const json = JSON.stringify(report, null, 1) + "\n";
 if (args.out) writeFileSync(args.out, json);
 else process.stdout.write(json);
 const line = (name: string, s: Summary, target: number) => `${name}: median ${s.medianUs.toFixed(1)} µs, p99 ${s.p99Us.toFixed(1)} µs (target ≤ ${target})`;
 console.error(`${report.batch.requests}-request batch on ${report.host.cores} cores of ${report.host.cpu}, ${iters} plans each:`);
-console.error(`  ${line("family auto", measured.familyAuto, 50)}, ${report.familyAuto.choice}`);
-console.error(`  ${line("ragged", measured.ragged, 100)}`);
+console.error(`  ${line("family auto", measured.familyAuto, TARGET_US.familyAuto)}, ${report.familyAuto.choice}`);
+console.error(`  ${line("ragged", measured.ragged, TARGET_US.ragged)}`);

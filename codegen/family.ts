@@ -9,7 +9,7 @@
 // the objects. Same family, same bytes: the sources are rendered deterministically and the objects
 // are linked in member order.
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { z } from "zod";
 import { canonicalJson, libraryFileName, symbolPrefix, type FamilySpec } from "../dsl/index.ts";
@@ -27,7 +27,7 @@ import {
   type BuildOptions,
   type Manifest,
 } from "./build.ts";
-import { generateCudaSources, type GeneratedFile } from "./generate.ts";
+import { generateCudaSources, writeGeneratedFiles, type GeneratedFile } from "./generate.ts";
 import { JsonInputError, readJsonFile } from "./json.ts";
 import { FAMILY_HEADERS_DIR, TEMPLATES_DIR } from "./paths.ts";
 import { renderFamilyHeader, renderFamilySource } from "./render.ts";
@@ -124,10 +124,7 @@ export async function buildFamily(family: FamilySpec, options: BuildOptions = {}
   const tmp = join(cacheDir, "tmp", `${family.name}-${key}-${process.pid}-${randomBytes(4).toString("hex")}`);
   const src = join(tmp, "src");
   try {
-    for (const f of files) {
-      mkdirSync(dirname(join(src, f.path)), { recursive: true });
-      writeFileSync(join(src, f.path), f.contents);
-    }
+    writeGeneratedFiles(src, files);
     const compileFlags = flags.filter((f) => f !== "-shared");
     const units = [...family.memberNames.map((m) => `members/${m}/kernel.cu`), "family.cu"];
     const outputs = await Promise.all(

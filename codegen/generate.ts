@@ -1,7 +1,7 @@
 // The generator: a pure function from a KernelSpec to the files of its kernel, plus the
 // write/check helpers behind `podgen generate [--check]`.
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { canonicalJson, specFields, type KernelSpec } from "../dsl/index.ts";
 import { writeFileAtomic } from "./fs.ts";
 import { renderHeader, renderKernelSource } from "./render.ts";
@@ -32,6 +32,14 @@ export async function generateKernel(spec: KernelSpec): Promise<GeneratedFile[]>
       contents: JSON.stringify({ hash: spec.hash, spec: JSON.parse(canonicalJson(specFields(spec))) }, null, 2) + "\n",
     },
   ];
+}
+
+/** Write files under `dir` as they are, creating the folders of their paths (e.g. members/<member>/kernel.cu). */
+export function writeGeneratedFiles(dir: string, files: readonly GeneratedFile[]): void {
+  for (const f of files) {
+    mkdirSync(dirname(join(dir, f.path)), { recursive: true });
+    writeFileSync(join(dir, f.path), f.contents);
+  }
 }
 
 /** Write a kernel's files into `dir/<name>/`, removing files the generator no longer makes. */

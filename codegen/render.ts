@@ -41,8 +41,8 @@ function floatLiteral(value: number): string {
   return `${/[.e]/.test(text) ? text : `${text}.0`}f`;
 }
 
-/** podgen_kernel_info.kv_dtype: the dtype codes, then fp8 (pod_attention.h). */
-const KV_DTYPE_CODES = { fp16: 0, bf16: 1, e4m3: 2 } as const;
+/** Element type codes of pod_attention.h (podgen_kernel_info.dtype and kv_dtype): the 16-bit dtypes, then fp8. */
+const DTYPE_CODES = { fp16: 0, bf16: 1, e4m3: 2 } as const;
 
 /** Everything the templates may refer to, derived from the spec and the resource model. */
 export function templateContext(spec: KernelSpec) {
@@ -57,7 +57,7 @@ export function templateContext(spec: KernelSpec) {
     target: spec.target,
     dtype: spec.dtype,
     cudaType,
-    dtypeCode: spec.dtype === "bf16" ? 1 : 0,
+    dtypeCode: DTYPE_CODES[spec.dtype],
     heads: spec.heads,
     headDim: spec.headDim,
     smemHeadDim: model.smemHeadDim,
@@ -92,7 +92,7 @@ export function templateContext(spec: KernelSpec) {
     kvFp8: spec.kvDtype === "e4m3",
     kvCudaType: spec.kvDtype === "e4m3" ? "__nv_fp8_e4m3" : cudaType,
     kvDtype: spec.kvDtype ?? spec.dtype,
-    kvDtypeCode: KV_DTYPE_CODES[spec.kvDtype ?? spec.dtype],
+    kvDtypeCode: DTYPE_CODES[spec.kvDtype ?? spec.dtype],
     kvScalePerHead: spec.kvScale === "head",
     kvStaging: model.kvStaging,
     decodeKvBuffers: model.decodeKvBuffers,

@@ -251,12 +251,12 @@ const SETMAXNREG_MAX = 256;
  * extra O accumulators (D/2 a thread), e.g. 200 at D=256.
  */
 function decodeRoleRegisters(headDim: number): number {
-  return 136 + Math.max(0, extraOutputRegisters(headDim));
+  return 136 + extraOutputRegisters(headDim);
 }
 
-/** O accumulator registers a thread holds per 16-row fragment beyond those of D=128 (may be negative). */
+/** O accumulator registers a thread holds per 16-row fragment beyond those of D=128 (0 at D <= 128). */
 function extraOutputRegisters(headDim: number): number {
-  return (headDim - 128) / 2;
+  return Math.max(0, (headDim - 128) / 2);
 }
 
 /**
@@ -298,7 +298,7 @@ function splitRoleRegisters(
  */
 function prefillSubBlockKeys(spec: SpecFields, engine: PrefillEngine, rowTiles: number, budget: number): number {
   const wgmma = engine !== "mma";
-  const registers = budget - rowTiles * Math.max(0, extraOutputRegisters(spec.headDim));
+  const registers = budget - rowTiles * extraOutputRegisters(spec.headDim);
   // Warp-specialized consumers hold the next sub-block's scores, this one's P and O at once.
   const maxScores =
     engine === "warp-specialized"

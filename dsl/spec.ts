@@ -93,7 +93,7 @@ export const DEFAULTS = {
 } as const;
 
 /** fp8 KV caches: the scale granularity when the spec names none (vLLM's default). */
-export const DEFAULT_KV_SCALE: KvScale = "tensor";
+const DEFAULT_KV_SCALE: KvScale = "tensor";
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v);

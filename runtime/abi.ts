@@ -16,6 +16,7 @@
 import type { TypeObject } from "koffi";
 import { loadKoffi, type DevicePtr, type Koffi } from "./cuda.ts";
 import { DeviceBuffer, streamHandle, type StreamLike } from "./device.ts";
+import type { KvDType } from "../dsl/schema.ts";
 
 /** The pod_attention.h ABI version these struct mirrors follow (codegen/paths.ts ABI_VERSION). */
 export const PODGEN_ABI_VERSION_SUPPORTED = 3;
@@ -494,8 +495,8 @@ export interface KernelInfo {
   kvScalePerHead: boolean;
 }
 
-/** Element types of a K/V cache (podgen_kernel_info.kv_dtype 0, 1, 2). */
-export type KvDType = "fp16" | "bf16" | "e4m3";
+/** Element types of a K/V cache (the spec's kvDtype), by podgen_kernel_info.kv_dtype (0, 1, 2). */
+export type { KvDType };
 const KV_DTYPES: readonly KvDType[] = ["fp16", "bf16", "e4m3"];
 
 /** Bytes of one K/V cache element of a kernel. */

@@ -71,7 +71,6 @@ export function toFloat32(bits: Uint16Array, dtype: Dtype16): Float32Array {
   return out;
 }
 
-/** A small seeded generator (mulberry32): the same seed gives the same numbers on every machine. */
 /** An fp8 e4m3 byte as a number (bias 7, no infinities; 0x7f and 0xff are NaN). */
 export function fromE4m3(b: number): number {
   const sign = b & 0x80 ? -1 : 1;
@@ -86,6 +85,7 @@ export function kvToFloat32(elements: Uint16Array | Uint8Array, kvDtype: Dtype16
   return toFloat32(elements as Uint16Array, kvDtype);
 }
 
+/** A small seeded generator (mulberry32): the same seed gives the same numbers on every machine. */
 export class Rng {
   private state: number;
   constructor(seed: number) {

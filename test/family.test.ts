@@ -11,7 +11,7 @@ import { checkOverrides, FAMILY_PRESETS, familyPresetByName, pod, presetByName, 
 import { fittedAnalogue } from "../dsl/family-presets.ts";
 import { buildFamily, generateFamilySources } from "../codegen/family.ts";
 import { COST_FEATURES } from "../codegen/paths.ts";
-import { COST_FEATURE_COUNT, FAMILY_MAX_MEMBERS, FamilyLibrary, PODGEN_FAMILY_ABI_VERSION_SUPPORTED, type FamilyPlan, makeHostBatch, Rng, type BatchShape, type CostModel } from "../runtime/index.ts";
+import { CHOICE_REASONS, COST_FEATURE_COUNT, FAMILY_MAX_MEMBERS, FamilyLibrary, MODES, PODGEN_FAMILY_ABI_VERSION_SUPPORTED, type FamilyPlan, makeHostBatch, Rng, type BatchShape, type CostModel } from "../runtime/index.ts";
 import { ERROR_BOUND_QUANTILE, evaluateCostModel, findCostModel, fitCostModel, leastSquares, predictUs, writeCostModel, type TimingRecord } from "../bench/tune/cost-model.ts";
 import { SERVING_MIXES, servingBatches } from "../bench/serving-batches.ts";
 import { quantile } from "../bench/stats.ts";
@@ -100,6 +100,11 @@ test("family: the rendered header's constants are the runtime's mirrors and the 
   assert.match(header, new RegExp(`#define PODGEN_COST_FEATURES ${COST_FEATURE_COUNT}\\b`));
   assert.match(header, new RegExp(`#define PODGEN_FAMILY_ABI_VERSION ${PODGEN_FAMILY_ABI_VERSION_SUPPORTED}\\b`));
   assert.is(COST_FEATURES.length, COST_FEATURE_COUNT);
+  // What C's plan reports reads as CHOICE_REASONS[reason] and MODES[mode - 1] (runtime, bench/plan-time.ts).
+  const enumValue = (name: string) => Number(new RegExp(`\\b${name} = (\\d+)`).exec(header)?.[1]);
+  CHOICE_REASONS.forEach((r, i) => assert.is(enumValue(`PODGEN_CHOICE_${r.toUpperCase().replaceAll("-", "_")}`), i, r));
+  assert.is(header.match(/\bPODGEN_CHOICE_\w+ = \d+/g)?.length, CHOICE_REASONS.length, "every podgen_choice_reason has a name");
+  MODES.forEach((m, i) => assert.is(enumValue(`PODGEN_MODE_${m.toUpperCase()}`), i + 1, m));
   assert.match(header, /#include "members\/a\/pod_attention.h"/);
   assert.is(generateFamilySources(tiny()).map((f) => f.contents).join(), generateFamilySources(tiny()).map((f) => f.contents).join());
   assert.ok(FAMILY_PRESETS.every((f) => f.members.every((m) => m.heads.q === f.members[0]!.heads.q)));

@@ -14,7 +14,7 @@ test("plans of seeded random batches hash as recorded (test/fixtures/plan-golden
   assert.ok(lines(expected).length > 40, "the golden file lists every shape and kind");
   const differ = lines(actual).filter((l, i) => l !== lines(expected)[i]);
   assert.is(lines(actual).length, lines(expected).length, "shapes and kinds of batches");
-  assert.equal(differ, [], `groups whose plans changed (rerun test/native/plan_golden.cpp with --each to find the first plan):\n${differ.join("\n")}`);
+  assert.equal(differ, [], `groups whose plans changed (node --import tsx test/plan-golden.ts --each prints each plan's hash, to find the first):\n${differ.join("\n")}`);
 });
 
 test.run();

@@ -1,8 +1,9 @@
 // The golden plans of test/native/plan_golden.cpp: compiles it with g++ against the templates
 // (the planner and family choice that every built library compiles) and runs it.
 //   node --import tsx test/plan-golden.ts --write   regenerates test/fixtures/plan-golden.txt
+//   node --import tsx test/plan-golden.ts --each    prints a line per plan (to find the first that changed)
 // Regenerate only on a commit whose plans are meant to change, and say so in its message.
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,6 +11,7 @@ import { execa } from "execa";
 import { pod, presetByName } from "../dsl/index.ts";
 import { renderHeader } from "../codegen/render.ts";
 import { generateFamilySources } from "../codegen/family.ts";
+import { writeGeneratedFiles } from "../codegen/generate.ts";
 import { TEMPLATES_DIR } from "../codegen/paths.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -22,10 +24,7 @@ export async function goldenPlans(each = false): Promise<string> {
     // pod_test_* and pod_golden_* headers: any kernel and family of these names render them.
     writeFileSync(join(work, "pod_attention.h"), renderHeader(pod.kernel({ name: "test", heads: { q: 32, kv: 8 }, headDim: 128 })));
     const family = pod.family({ name: "golden", base: presetByName("llama3_8b_2cta")!, members: [{ name: "a" }] });
-    for (const f of generateFamilySources(family).filter((s) => s.path.endsWith(".h"))) {
-      mkdirSync(dirname(join(work, f.path)), { recursive: true });
-      writeFileSync(join(work, f.path), f.contents);
-    }
+    writeGeneratedFiles(work, generateFamilySources(family).filter((s) => s.path.endsWith(".h")));
     const exe = join(work, "plan_golden");
     await execa("g++", ["-std=c++17", "-O2", "-Wall", "-Wextra", `-I${work}`, `-I${TEMPLATES_DIR}`, join(here, "native", "plan_golden.cpp"), "-o", exe]);
     return (await execa(exe, each ? ["--each"] : [])).stdout + "\n";
@@ -34,7 +33,9 @@ export async function goldenPlans(each = false): Promise<string> {
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv.includes("--write")) {
-  writeFileSync(GOLDEN_FILE, await goldenPlans());
-  console.log(`wrote ${GOLDEN_FILE}`);
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  if (process.argv.includes("--write")) {
+    writeFileSync(GOLDEN_FILE, await goldenPlans());
+    console.log(`wrote ${GOLDEN_FILE}`);
+  } else if (process.argv.includes("--each")) process.stdout.write(await goldenPlans(true));
 }
