@@ -1,6 +1,7 @@
 // Command-line arguments the commands share the checks of, and paths as the user sees them.
 import { join, relative } from "node:path";
 import type { Command } from "commander";
+import { CudaUnavailableError, Device } from "../runtime/index.ts";
 import { PACKAGE_ROOT } from "../codegen/paths.ts";
 import { UsageError } from "./usage-error.ts";
 
@@ -24,4 +25,17 @@ export function positiveArg(name: string, v: string, integer = true): number {
 /** The options among `keys` (commander's camelCase names) given on the command line, as flags: `--plan-iters`. */
 export function givenFlags(command: Command, keys: readonly string[]): string[] {
   return keys.filter((k) => command.getOptionValueSource(k) === "cli").map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+}
+
+/**
+ * GPU 0 for a command that needs one, opened before anything is compiled; without one, an error
+ * that names the command and what it can do instead (`hint`).
+ */
+export function openGpu(command: string, hint: string): Device {
+  try {
+    return Device.open(0);
+  } catch (e) {
+    if (e instanceof CudaUnavailableError) throw new Error(`${command} needs a GPU: ${e.message} (${hint})`);
+    throw e;
+  }
 }

@@ -11,14 +11,14 @@ import { buildFamily } from "../codegen/family.ts";
 import { defaultCacheDir } from "../codegen/build.ts";
 import { gitCommit } from "../codegen/commit.ts";
 import { PACKAGE_ROOT } from "../codegen/paths.ts";
-import { CudaUnavailableError, Device, FamilyLibrary } from "../runtime/index.ts";
+import { FamilyLibrary } from "../runtime/index.ts";
 import { fitBatches } from "../bench/family-batches.ts";
 import { readFamilyTimings } from "../bench/schemas.ts";
 import { writeCostModel } from "../bench/tune/cost-model.ts";
 import { fitFamilyTimings, formatFit, timeFamily, type FamilyTimings } from "../bench/tune/family.ts";
 import { checkTarget } from "../bench/tune/gpu.ts";
 import { familyArg, mixArg, paperBatches, printTimingPlan } from "./family-options.ts";
-import { positiveArg, shownPath } from "./args.ts";
+import { openGpu, positiveArg, shownPath } from "./args.ts";
 import { UsageError } from "./usage-error.ts";
 
 export interface TuneFamilyOpts {
@@ -64,14 +64,7 @@ export async function tuneFamily(opts: TuneFamilyOpts): Promise<void> {
   const batches = [...paperBatches(resolve(opts.workloads), opts.filter, family), ...fitBatches(mix.mix, fitSet.seed, fitSet.count)];
   if (opts.dryRun) return printTimingPlan(family, batches, { iters, warmup, json: !!opts.json });
 
-  // The GPU first: without one, fail before compiling anything.
-  let device: Device;
-  try {
-    device = Device.open(0);
-  } catch (e) {
-    if (e instanceof CudaUnavailableError) throw new Error(`podgen tune --family needs a GPU: ${e.message} (try --dry-run to see the batches and candidates, --from to refit recorded times)`);
-    throw e;
-  }
+  const device = openGpu("podgen tune --family", "try --dry-run to see the batches and candidates, --from to refit recorded times");
   for (const spec of family.members) checkTarget(device, spec);
   const log = (line: string) => console.error(line);
   log(`${family.name}: building ${family.members.length} members (${family.memberNames.join(", ")})...`);

@@ -28,7 +28,7 @@ import {
   type SearchSpace,
 } from "../dsl/index.ts";
 import { buildKeyFor, nvccVersion } from "../codegen/build.ts";
-import { cudaAvailable, CudaUnavailableError, Device, type DeviceInfo } from "../runtime/index.ts";
+import { cudaAvailable, type DeviceInfo } from "../runtime/index.ts";
 import { loadWorkloads, type Workload } from "../bench/workloads.ts";
 import {
   DEFAULT_DB,
@@ -50,7 +50,7 @@ import { compileCandidates } from "../bench/tune/compile.ts";
 import { workloadFileError } from "./bench.ts";
 import { importDefault, loadSpecs } from "./load-spec.ts";
 import { table } from "../bench/table.ts";
-import { givenFlags, packageFile, positiveArg, shownPath } from "./args.ts";
+import { givenFlags, openGpu, packageFile, positiveArg, shownPath } from "./args.ts";
 import { DEFAULT_COST_MODELS } from "../bench/tune/cost-model.ts";
 import { UsageError } from "./usage-error.ts";
 import { DEFAULT_FIT_BATCHES, DEFAULT_FIT_SEED, SERVING_MIX_NAMES } from "../bench/family-batches.ts";
@@ -250,14 +250,7 @@ export async function tune(opts: TuneOpts): Promise<void> {
     return out;
   };
 
-  // The GPU first: without one, fail before compiling anything.
-  let device: Device;
-  try {
-    device = Device.open(0);
-  } catch (e) {
-    if (e instanceof CudaUnavailableError) throw new Error(`podgen tune needs a GPU: ${e.message} (try --dry-run to see the candidates, --report for recorded results)`);
-    throw e;
-  }
+  const device = openGpu("podgen tune", "try --dry-run to see the candidates, --report for recorded results");
   checkTarget(device, base);
   const gpu = gpuIdOf(device.info);
   const key = entryKey(gpu, shapeKey(base), mix);
