@@ -75,6 +75,16 @@ export function abiTypes(): AbiTypes {
   const i32x2 = () => k.array("int32_t", 2);
   const u64x2 = () => k.array("uint64_t", 2);
   const devptr = k.alias("podgen_devptr", "uintptr_t");
+  // The fields podgen_buffers and podgen_ragged_buffers end alike with, in pod_attention.h's order.
+  const runBuffersTail = {
+    workspace: devptr,
+    workspace_bytes: "uint64_t",
+    sm_scale: "float",
+    reserved: "int32_t",
+    sinks: devptr,
+    k_scale: devptr,
+    v_scale: devptr,
+  };
   typesCache = {
     podgen_devptr: devptr,
     podgen_batch: k.struct("podgen_batch", {
@@ -157,13 +167,7 @@ export function abiTypes(): AbiTypes {
       o_decode: devptr,
       lse_prefill: devptr,
       lse_decode: devptr,
-      workspace: devptr,
-      workspace_bytes: "uint64_t",
-      sm_scale: "float",
-      reserved: "int32_t",
-      sinks: devptr,
-      k_scale: devptr,
-      v_scale: devptr,
+      ...runBuffersTail,
     }),
     podgen_ragged_buffers: k.struct("podgen_ragged_buffers", {
       q: devptr,
@@ -172,13 +176,7 @@ export function abiTypes(): AbiTypes {
       page_indices: devptr,
       o: devptr,
       lse: devptr,
-      workspace: devptr,
-      workspace_bytes: "uint64_t",
-      sm_scale: "float",
-      reserved: "int32_t",
-      sinks: devptr,
-      k_scale: devptr,
-      v_scale: devptr,
+      ...runBuffersTail,
     }),
     podgen_reference_args: k.struct("podgen_reference_args", {
       num_prefills: "int32_t",
