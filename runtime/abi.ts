@@ -124,7 +124,8 @@ export function abiTypes(): AbiTypes {
       max_num_pages: "int32_t",
       max_page_entries: "int32_t",
       debug_count_tiles: "int32_t",
-      reserved: k.array("int32_t", 5),
+      decode_max_q_len: "int32_t",
+      reserved: k.array("int32_t", 4),
     }),
     podgen_plan: k.struct("podgen_plan", {
       abi_version: "uint32_t",
@@ -295,6 +296,12 @@ export interface PlanOptions {
   decodeMaxSplits?: number;
   /** Kernels count executed tiles in the device header. */
   debugCountTiles?: boolean;
+  /**
+   * Ragged batches: requests of up to this many query tokens run on the decode path, at most
+   * PODGEN_MAX_DECODE_Q_LEN = 16 (0 / omitted: those that fit one decode tile of 16 packed rows,
+   * 16 / (Hq / Hkv) tokens; 1: single-token requests only).
+   */
+  decodeMaxQLen?: number;
 }
 
 export type Pair = readonly [number, number];
@@ -569,7 +576,8 @@ export function toCPlanOptions(o: PlanOptions = {}): Record<string, unknown> {
     prefill_max_splits: int("options.prefillMaxSplits", o.prefillMaxSplits),
     decode_max_splits: int("options.decodeMaxSplits", o.decodeMaxSplits),
     debug_count_tiles: o.debugCountTiles ? 1 : 0,
-    reserved: [0, 0, 0, 0, 0],
+    decode_max_q_len: int("options.decodeMaxQLen", o.decodeMaxQLen),
+    reserved: [0, 0, 0, 0],
   };
 }
 

@@ -155,7 +155,7 @@ test("variant exports: the op, the Python wrapper, its tests and examples carry 
     // Every op has the variant arguments, whatever the spec (others refuse them at run time, from
     // the library's podgen_kernel_info rather than from rendered constants).
     assert.ok(op.includes('"int max_kv_len=0, int max_num_pages=0, int max_page_entries=0, *, int? window=None, "'), `${name}: plan(window=)`);
-    assert.ok(op.includes('"float? logits_soft_cap=None) -> (Tensor, int)"'), `${name}: plan(logits_soft_cap=)`);
+    assert.ok(op.includes('"float? logits_soft_cap=None, int decode_max_q_len=0) -> (Tensor, int)"'), `${name}: plan(logits_soft_cap=, decode_max_q_len=)`);
     assert.match(op, /float sm_scale=0\.0, \*, "\s+\\\s+"Tensor\? sinks=None\) -> \(\)"/, `${name}: run / run_prefill / run_decode(sinks=)`);
     assert.ok(op.includes('"Tensor(b!) o, Tensor(c!)? lse=None, float sm_scale=0.0, *, Tensor? sinks=None) -> ()"'), `${name}: run_ragged(sinks=)`);
     assert.ok(op.includes("const podgen_kernel_info& i = kernel_info();") && op.includes("kernel_info().sinks != 0"), `${name}: checked against the library`);

@@ -30,6 +30,8 @@ extern "C" {
 #ifndef PODGEN_ABI_TYPES_V3
 #define PODGEN_ABI_TYPES_V3
 #define PODGEN_ABI_VERSION 3
+// Longest request a ragged plan runs on the decode path (podgen_plan_options.decode_max_q_len).
+#define PODGEN_MAX_DECODE_Q_LEN 16
 
 enum podgen_status {
   PODGEN_OK = 0,
@@ -65,8 +67,14 @@ typedef struct podgen_batch {
 } podgen_batch;
 
 // Host copies of one ragged batch: every request's query tokens in one tensor q [tokens, Hq, D],
-// requests in any order. A request of one query token is a decode, a longer one a prefill chunk
-// (bottom-right causal); both write o in the same rows as their queries.
+// requests in any order, each bottom-right causal, each writing o in the same rows as its queries.
+// A request of up to options.decode_max_q_len query tokens (a decode, or a short one such as
+// speculative-decoding verification) runs on the decode path, its tokens masked causally inside
+// the decode tiles; a longer one is a prefill chunk. By default, the longest that fits one decode
+// tile of 16 packed rows: 16 / (Hq / Hkv) tokens (4 at GQA 4, 16 for MHA). A longer short request
+// takes a decode tile per 16 rows, each reading all its keys, where one prefill tile reads them once. A graph-mode bucket counts requests by their
+// length, not their path: every request of two or more tokens is one of max_prefills and its tokens
+// count in max_prefill_tokens.
 typedef struct podgen_ragged_batch {
   int32_t num_requests;
   const int32_t* qo_indptr;     // [num_requests + 1] rows of each request's tokens in q (qo_indptr[0] = 0)
@@ -94,16 +102,19 @@ typedef struct podgen_plan_options {
   int32_t max_page_entries;     // bucket (paged): int32 entries of the page_indices a captured run
                                 // is given; every batch's page table must fit in them
   int32_t debug_count_tiles;    // 1: kernels count executed tiles in the device header
-  int32_t reserved[5];
+  int32_t decode_max_q_len;     // ragged batches: requests of up to this many query tokens (at most
+                                // PODGEN_MAX_DECODE_Q_LEN) run on the decode path; 0: those that fit
+                                // one decode tile (podgen_ragged_batch); 1: single-token requests only
+  int32_t reserved[4];
 } podgen_plan_options;
 
 // What plan decided. Plain data: keep it and pass it to upload_plan and run.
 typedef struct podgen_plan {
   uint32_t abi_version;
   int32_t graph_mode;
-  int32_t num_prefills;
-  int32_t num_decodes;
-  int32_t total_prefill_tokens;
+  int32_t num_prefills;         // requests on the prefill path
+  int32_t num_decodes;          // requests on the decode path (ragged: short requests too)
+  int32_t total_prefill_tokens; // query tokens on the prefill path
   int32_t num_sms;
   int32_t num_items[2];         // work items (tiles x splits): [prefill, decode]
   int32_t num_merges[2];        // tiles whose splits are merged

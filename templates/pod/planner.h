@@ -127,6 +127,7 @@ struct Options {
       max_page_entries;
   int64_t split_cap[2];  // per-tile split cap from the spec and the options; kUnbounded if none
   bool count_tiles;
+  int32_t decode_max_q_len;  // ragged: the longest request on the decode path
 };
 
 inline int check_options(const KernelShape& k, const podgen_plan_options& o, Options* out,
@@ -145,6 +146,10 @@ inline int check_options(const KernelShape& k, const podgen_plan_options& o, Opt
   if (o.decode_max_splits < 0)
     return fail(error, inval, "options.decode_max_splits=%d is negative (0 means the spec's limit)",
                 o.decode_max_splits);
+  if (o.decode_max_q_len < 0 || o.decode_max_q_len > PODGEN_MAX_DECODE_Q_LEN)
+    return fail(error, inval,
+                "options.decode_max_q_len=%d is out of range [0, %d] (0 means what fits one decode tile)",
+                o.decode_max_q_len, PODGEN_MAX_DECODE_Q_LEN);
   if (o.graph_mode) {
     const struct { const char* name; int32_t value; } bucket[] = {
         {"max_prefills", o.max_prefills},
@@ -173,6 +178,9 @@ inline int check_options(const KernelShape& k, const podgen_plan_options& o, Opt
     out->split_cap[op] = cap;
   }
   out->count_tiles = o.debug_count_tiles == 1;
+  // Default: the requests whose packed rows fit one decode tile (pod_attention.h says why).
+  out->decode_max_q_len = o.decode_max_q_len ? o.decode_max_q_len
+                                             : (int32_t)std::max<int64_t>(1, k.tile_q[1] / k.group());
   return PODGEN_OK;
 }
 
@@ -181,16 +189,19 @@ inline int check_options(const KernelShape& k, const podgen_plan_options& o, Opt
 // Graph mode: the batch must fit the bucket the layout was sized for.
 inline int check_bucket(const KernelShape& k, const Options& o, const Batch& b, std::string* error) {
   const int over = PODGEN_ERR_BUCKET_EXCEEDED;
-  const int64_t counts[2] = {(int64_t)b.parts[0].size(), (int64_t)b.parts[1].size()};
-  if (counts[0] > o.max_prefills)
+  // Short requests run as decodes but count as prefills (pod_attention.h, podgen_ragged_batch).
+  const int64_t prefills = (int64_t)b.parts[0].size() + b.short_requests;
+  const int64_t decodes = (int64_t)b.parts[1].size() - b.short_requests;
+  const int64_t prefill_tokens = b.prefill_tokens + b.short_tokens;
+  if (prefills > o.max_prefills)
     return fail(error, over, "%lld prefills exceed the bucket's max_prefills=%lld",
-                (long long)counts[0], (long long)o.max_prefills);
-  if (counts[1] > o.max_decodes)
+                (long long)prefills, (long long)o.max_prefills);
+  if (decodes > o.max_decodes)
     return fail(error, over, "%lld decodes exceed the bucket's max_decodes=%lld",
-                (long long)counts[1], (long long)o.max_decodes);
-  if (b.prefill_tokens > o.max_prefill_tokens)
+                (long long)decodes, (long long)o.max_decodes);
+  if (prefill_tokens > o.max_prefill_tokens)
     return fail(error, over, "%lld prefill tokens exceed the bucket's max_prefill_tokens=%lld",
-                (long long)b.prefill_tokens, (long long)o.max_prefill_tokens);
+                (long long)prefill_tokens, (long long)o.max_prefill_tokens);
   for (const std::vector<Request>& part : b.parts)
     for (const Request& q : part)
       if (q.kv_len > o.max_kv_len)
@@ -499,21 +510,28 @@ struct Capacity {
 // split chooser obeys, so a batch of the bucket always fits:
 //   tiles   prefill: sum over chunks of ceil(q_len × group / tile_q) per KV head, at most
 //           (group × tokens + prefills × (tile_q - 1)) / tile_q (each ceil adds < 1); prefills
-//           ≤ tokens since a chunk has at least one token. decode: decodes × ceil(group / tile_q).
+//           ≤ tokens since a chunk has at least one token. decode: decodes × ceil(group / tile_q),
+//           and for a ragged plan its short requests' tiles: at most min(prefills, tokens / 2) of
+//           them (two tokens or more each) holding at most min(tokens, that × decode_max_q_len)
+//           tokens, so (group × those tokens + shorts × (tile_q - 1)) / tile_q by the same rule.
 //   items   ≤ tiles × per-tile splits (≤ the cap and ≤ the KV tiles of max_kv_len), and
 //           ≤ max(tiles, budget) (choose_chunk never exceeds the budget unless it does not split).
 //   merges  ≤ tiles and ≤ items / 2 (a merged tile has ≥ 2 items);
 //   partial rows ≤ items × tile_q (only split tiles have any).
 //   requests = max_prefills + max_decodes (one page base each).
-inline int bucket_capacity(const KernelShape& k, const Options& o, Capacity* cap,
+inline int bucket_capacity(const KernelShape& k, const Options& o, bool ragged, Capacity* cap,
                            std::string* error) {
   const int64_t group = k.group();
   const int64_t prefills = std::min(o.max_prefills, o.max_prefill_tokens);
+  const int64_t shorts =
+      ragged && o.decode_max_q_len > 1 ? std::min(o.max_prefills, o.max_prefill_tokens / 2) : 0;
+  const int64_t short_tokens = std::min(o.max_prefill_tokens, shorts * o.decode_max_q_len);
   const int64_t tiles[2] = {
       prefills > 0 ? k.heads_kv * ((group * o.max_prefill_tokens + prefills * (k.tile_q[0] - 1)) /
                                    k.tile_q[0])
                    : 0,
-      o.max_decodes * k.heads_kv * ceil_div(group, k.tile_q[1])};
+      o.max_decodes * k.heads_kv * ceil_div(group, k.tile_q[1]) +
+          k.heads_kv * ((group * short_tokens + shorts * (k.tile_q[1] - 1)) / k.tile_q[1])};
   for (int op = 0; op < 2; ++op) {
     const SplitPolicy policy = split_policy(k, o, op);
     const int64_t splits =
@@ -612,7 +630,7 @@ int plan_for(const KernelShape& k, const Input& input, const podgen_plan_options
   OpWork* work = scratch.work;
   Options o;
   int status = check_options(k, options, &o, error);
-  if (status == PODGEN_OK) status = read_batch(k, input, &batch, error);
+  if (status == PODGEN_OK) status = read_batch(k, input, o, &batch, error);
   if (status == PODGEN_OK && o.graph_mode) status = check_bucket(k, o, batch, error);
   if (status != PODGEN_OK) return status;
 
@@ -629,7 +647,7 @@ int plan_for(const KernelShape& k, const Input& input, const podgen_plan_options
 
   Capacity cap;
   if (o.graph_mode) {
-    status = bucket_capacity(k, o, &cap, error);
+    status = bucket_capacity(k, o, batch.ragged, &cap, error);
     if (status != PODGEN_OK) return status;
     for (int op = 0; op < 2; ++op)
       if (live_items[op] > cap.items[op] || live_merges[op] > cap.merges[op] ||

@@ -26,6 +26,9 @@ struct Batch {
   std::vector<int32_t> page_base;  // by request id
   int64_t q_rows[2] = {0, 0};      // rows of each part's q / o the batch uses (ragged: [q, 0])
   int64_t prefill_tokens = 0;      // query tokens of the prefill part
+  // Ragged: requests of 2 .. decode_max_q_len tokens, which run in the decode part but which a
+  // graph-mode bucket counts as prefills (their number and tokens).
+  int64_t short_requests = 0, short_tokens = 0;
   uint64_t page_entries = 0;       // paged: page_indices entries the table spans
   int32_t num_pages = 0;
   bool ragged = false;
@@ -36,6 +39,7 @@ struct Batch {
     page_base.clear();
     q_rows[0] = q_rows[1] = 0;
     prefill_tokens = 0;
+    short_requests = short_tokens = 0;
     page_entries = 0;
     num_pages = 0;
     ragged = false;
@@ -205,11 +209,13 @@ inline int check_kv_lens(const int32_t* kv_lens, int64_t r, int32_t q_len, std::
 inline void add_request(Batch* b, int op, Request q) {
   b->parts[op].push_back(q);
   if (op == POD_OP_PREFILL) b->prefill_tokens += q.q_len;
+  if (op == POD_OP_DECODE && q.q_len > 1) ++b->short_requests, b->short_tokens += q.q_len;
 }
 
 // The split form: requests 0 .. num_prefills-1 are prefill chunks of q_prefill, the rest decodes
 // of q_decode (row d for decode d).
-inline int read_batch(const KernelShape& k, const podgen_batch& b, Batch* out, std::string* error) {
+inline int read_batch(const KernelShape& k, const podgen_batch& b, const Options&, Batch* out,
+                      std::string* error) {
   const int bad = PODGEN_ERR_BAD_BATCH, inval = PODGEN_ERR_INVALID_ARGUMENT;
   if (b.num_prefills < 0) return fail(error, bad, "num_prefills=%d is negative", b.num_prefills);
   if (b.num_decodes < 0) return fail(error, bad, "num_decodes=%d is negative", b.num_decodes);
@@ -243,10 +249,11 @@ inline int read_batch(const KernelShape& k, const podgen_batch& b, Batch* out, s
   return PODGEN_OK;
 }
 
-// The ragged form: one q, every request in input order; a request of one query token decodes.
-// Both parts read q and write o at qo_indptr[r], so q_rows[0] covers all of them.
-inline int read_batch(const KernelShape& k, const podgen_ragged_batch& b, Batch* out,
-                             std::string* error) {
+// The ragged form: one q, every request in input order; a request of at most
+// o.decode_max_q_len query tokens decodes (the decode tile masks its tokens causally). Both parts
+// read q and write o at qo_indptr[r], so q_rows[0] covers all of them.
+inline int read_batch(const KernelShape& k, const podgen_ragged_batch& b, const Options& o,
+                      Batch* out, std::string* error) {
   const int bad = PODGEN_ERR_BAD_BATCH, inval = PODGEN_ERR_INVALID_ARGUMENT;
   out->ragged = true;
   if (b.num_requests < 0) return fail(error, bad, "num_requests=%d is negative", b.num_requests);
@@ -270,7 +277,7 @@ inline int read_batch(const KernelShape& k, const podgen_ragged_batch& b, Batch*
   if (status != PODGEN_OK) return status;
   for (int32_t r = 0; r < (int32_t)n; ++r) {
     const int32_t q_len = b.qo_indptr[r + 1] - b.qo_indptr[r];
-    add_request(out, q_len == 1 ? POD_OP_DECODE : POD_OP_PREFILL,
+    add_request(out, q_len <= o.decode_max_q_len ? POD_OP_DECODE : POD_OP_PREFILL,
                 {r, b.qo_indptr[r], q_len, b.kv_lens[r]});
   }
   out->q_rows[POD_OP_PREFILL] = n > 0 ? b.qo_indptr[n] : 0;

@@ -128,18 +128,34 @@ struct Region {
   uint64_t begin, end;  // [begin, end) bytes reserved
 };
 
-static void check_plan(const Config& c, const HostBatch& hb, const podgen_plan_options& opt,
-                       const podgen_plan& p, const std::vector<unsigned char>& staging,
-                       const char* tag) {
+// One request as a plan must schedule it: its part (op), lengths and first query row.
+struct ExpectedRequest {
+  int op;
+  int64_t q_len, kv_len;
+  int32_t q_token_base;
+};
+
+// The checks every plan passes, split or ragged: the layout, the header, tickets and grids, and
+// that the items and merges cover each request's tiles in its part exactly once.
+static void check_work(const Config& c, const std::vector<ExpectedRequest>& requests,
+                       const podgen_plan_options& opt, const podgen_plan& p,
+                       const std::vector<unsigned char>& staging, const char* tag) {
   const KernelShape& k = c.k;
   const int64_t group = k.group(), V = k.virtual_ctas;
   const int num_sms = opt.num_sms ? opt.num_sms : 132;
   const int64_t slots = (int64_t)num_sms * k.ctas_per_sm;
+  const int64_t n = (int64_t)requests.size();
 
   CHECK(p.abi_version == PODGEN_ABI_VERSION, "%s", tag);
   CHECK(p.graph_mode == opt.graph_mode, "%s", tag);
-  CHECK(p.num_prefills == hb.P && p.num_decodes == hb.D, "%s", tag);
-  CHECK(p.total_prefill_tokens == hb.tokens(), "%s", tag);
+  int64_t part_requests[2] = {0, 0}, prefill_tokens = 0;
+  for (const ExpectedRequest& r : requests) {
+    ++part_requests[r.op];
+    if (r.op == 0) prefill_tokens += r.q_len;
+  }
+  CHECK(p.num_prefills == part_requests[0] && p.num_decodes == part_requests[1], "%s parts", tag);
+  CHECK(p.total_prefill_tokens == prefill_tokens, "%s", tag);
+  CHECK(p.num_requests == n, "%s", tag);
   CHECK(p.num_sms == num_sms, "%s", tag);
   CHECK(p.debug_count_tiles == opt.debug_count_tiles, "%s", tag);
 
@@ -152,30 +168,12 @@ static void check_plan(const Config& c, const HostBatch& hb, const podgen_plan_o
   for (int i = 0; i < 10; ++i) CHECK(offs[i] % 256 == 0, "%s offset %d=%" PRIu64, tag, i, offs[i]);
   for (int i = 0; i + 1 < 10; ++i) CHECK(offs[i] <= offs[i + 1], "%s offsets %d", tag, i);
   CHECK(p.host_bytes > p.page_base_offset - 256 && p.host_bytes <= p.partial_o_offset[0], "%s host_bytes", tag);
-  const int64_t n = hb.P + hb.D;
   CHECK(p.host_bytes >= p.page_base_offset + (uint64_t)n * sizeof(int32_t), "%s", tag);
   const Region items_r[2] = {{offs[0], offs[1]}, {offs[1], offs[2]}};
   const Region merges_r[2] = {{offs[2], offs[3]}, {offs[3], offs[4]}};
   const Region po_r[2] = {{offs[5], offs[6]}, {offs[6], offs[7]}};
   const Region pl_r[2] = {{offs[7], offs[8]}, {offs[8], offs[9]}};
   CHECK(staging.size() >= p.host_bytes, "%s", tag);
-
-  // What a run's tensors must hold, and the page bases (CSR: page_indptr[r]).
-  CHECK(p.ragged == 0 && p.num_requests == n, "%s", tag);
-  if (opt.graph_mode) {
-    CHECK(p.q_rows[0] == opt.max_prefill_tokens && p.q_rows[1] == opt.max_decodes, "%s q_rows", tag);
-    CHECK(p.cache_pages == opt.max_num_pages, "%s", tag);
-    CHECK(p.page_entries == (k.paged ? (uint64_t)opt.max_page_entries : 0), "%s", tag);
-  } else {
-    CHECK(p.q_rows[0] == hb.tokens() && p.q_rows[1] == hb.D, "%s q_rows", tag);
-    CHECK(p.cache_pages == hb.num_pages, "%s", tag);
-    CHECK(p.page_entries == (k.paged && n > 0 ? (uint64_t)hb.pip[n] : 0), "%s", tag);
-  }
-  for (int64_t r = 0; r < n; ++r) {
-    int32_t base;
-    memcpy(&base, staging.data() + p.page_base_offset + r * sizeof(int32_t), sizeof base);
-    CHECK(base == hb.pip[r], "%s page base %" PRId64 ": %d expected %d", tag, r, base, hb.pip[r]);
-  }
 
   PodDeviceHeader h;
   memcpy(&h, staging.data(), sizeof h);
@@ -238,10 +236,9 @@ static void check_plan(const Config& c, const HostBatch& hb, const podgen_plan_o
   };
   std::map<TileKey, std::pair<int32_t, int32_t>> expected;
   int64_t tiles_per_op[2] = {0, 0};
-  for (int r = 0; r < hb.P + hb.D; ++r) {
-    const bool pre = r < hb.P;
-    const int op = pre ? 0 : 1;
-    const int64_t q_len = pre ? hb.qo[r + 1] - hb.qo[r] : 1, kv = hb.kv[r];
+  for (int r = 0; r < (int)n; ++r) {
+    const int op = requests[r].op;
+    const int64_t q_len = requests[r].q_len, kv = requests[r].kv_len;
     const int64_t rows = q_len * group, tq = k.tile_q[op];
     for (int hh = 0; hh < k.heads_kv; ++hh)
       for (int64_t rb = 0; rb < rows; rb += tq) {
@@ -271,17 +268,13 @@ static void check_plan(const Config& c, const HostBatch& hb, const podgen_plan_o
       const int64_t len = it.kv_end - it.kv_begin;
       CHECK(len <= prev_len, "%s op %d not heavy-first", tag, op);
       prev_len = len;
-      CHECK(it.request >= 0 && it.request < hb.P + hb.D, "%s request %d", tag, it.request);
-      if (it.request < 0 || it.request >= hb.P + hb.D) continue;
-      CHECK((it.request < hb.P) == (op == 0), "%s request %d in op %d", tag, it.request, op);
+      CHECK(it.request >= 0 && it.request < n, "%s request %d", tag, it.request);
+      if (it.request < 0 || it.request >= n) continue;
+      const ExpectedRequest& r = requests[it.request];
+      CHECK(r.op == op, "%s request %d in op %d", tag, it.request, op);
       CHECK(it.kv_head >= 0 && it.kv_head < k.heads_kv, "%s", tag);
-      CHECK(it.kv_len == hb.kv[it.request], "%s", tag);
-      if (op == 0) {
-        CHECK(it.q_token_base == hb.qo[it.request], "%s", tag);
-        CHECK(it.q_len == hb.qo[it.request + 1] - hb.qo[it.request], "%s", tag);
-      } else {
-        CHECK(it.q_token_base == it.request - hb.P && it.q_len == 1, "%s", tag);
-      }
+      CHECK(it.kv_len == r.kv_len && it.q_len == r.q_len && it.q_token_base == r.q_token_base,
+            "%s request %d lengths", tag, it.request);
       CHECK(it.kv_begin % tkv == 0, "%s kv_begin %d not a multiple of %" PRId64, tag, it.kv_begin, tkv);
       CHECK(it.kv_end > it.kv_begin, "%s empty split [%d, %d)", tag, it.kv_begin, it.kv_end);
       CHECK(it.num_splits >= 1 && it.split >= 0 && it.split < it.num_splits, "%s", tag);
@@ -372,6 +365,34 @@ static void check_plan(const Config& c, const HostBatch& hb, const podgen_plan_o
   CHECK(p.num_items[1] <= std::max(tiles_per_op[1], slots * V), "%s decode items %d", tag, p.num_items[1]);
   if (p.num_items[0] > tiles_per_op[0] && k.prefill_max_waves > 0)
     CHECK(p.num_items[0] <= k.prefill_max_waves * slots, "%s", tag);
+}
+
+// A split batch's plan: check_work over prefills then decodes, and what a run's tensors must hold
+// and the page bases (CSR: page_indptr[r]).
+static void check_plan(const Config& c, const HostBatch& hb, const podgen_plan_options& opt,
+                       const podgen_plan& p, const std::vector<unsigned char>& staging,
+                       const char* tag) {
+  const KernelShape& k = c.k;
+  const int64_t n = hb.P + hb.D;
+  std::vector<ExpectedRequest> requests;
+  for (int r = 0; r < hb.P; ++r) requests.push_back({0, hb.qo[r + 1] - hb.qo[r], hb.kv[r], hb.qo[r]});
+  for (int d = 0; d < hb.D; ++d) requests.push_back({1, 1, hb.kv[hb.P + d], d});
+  check_work(c, requests, opt, p, staging, tag);
+  CHECK(p.ragged == 0, "%s", tag);
+  if (opt.graph_mode) {
+    CHECK(p.q_rows[0] == opt.max_prefill_tokens && p.q_rows[1] == opt.max_decodes, "%s q_rows", tag);
+    CHECK(p.cache_pages == opt.max_num_pages, "%s", tag);
+    CHECK(p.page_entries == (k.paged ? (uint64_t)opt.max_page_entries : 0), "%s", tag);
+  } else {
+    CHECK(p.q_rows[0] == hb.tokens() && p.q_rows[1] == hb.D, "%s q_rows", tag);
+    CHECK(p.cache_pages == hb.num_pages, "%s", tag);
+    CHECK(p.page_entries == (k.paged && n > 0 ? (uint64_t)hb.pip[n] : 0), "%s", tag);
+  }
+  for (int64_t r = 0; r < n; ++r) {
+    int32_t base;
+    memcpy(&base, staging.data() + p.page_base_offset + r * sizeof(int32_t), sizeof base);
+    CHECK(base == hb.pip[r], "%s page base %" PRId64 ": %d expected %d", tag, r, base, hb.pip[r]);
+  }
 }
 
 // Plans twice (sizes, then staging) and checks determinism and the two-phase protocol.
@@ -839,15 +860,48 @@ static void fuzz_tests(const Config& c, Rng& rng, int n, long long* ok, long lon
   }
 }
 
+// Plans a ragged batch twice (sizes, then staging); the staging image in *staging.
+static int plan_ragged_batch(const Config& c, const podgen_ragged_batch& b, const podgen_plan_options& opt,
+                             podgen_plan* p, std::vector<unsigned char>* staging, std::string* err) {
+  podgen_plan sizes;
+  int st = c.plan_ragged(b, opt, nullptr, 0, &sizes, err);
+  if (st != PODGEN_OK) return st;
+  staging->assign(sizes.host_bytes, 0xAB);
+  st = c.plan_ragged(b, opt, staging->data(), staging->size(), p, err);
+  CHECK(st != PODGEN_OK || memcmp(&sizes, p, sizeof sizes) == 0, "ragged plan with and without staging differ");
+  return st;
+}
+
+// A ragged plan with short requests on the decode path (options.decode_max_q_len): every request
+// in the part its length picks, its tiles covered exactly once (check_work), its rows in one q.
+static void check_ragged_plan(const Config& c, const std::vector<int32_t>& qo, const std::vector<int32_t>& kv,
+                              const podgen_plan_options& opt, const podgen_plan& p,
+                              const std::vector<unsigned char>& staging, const char* tag) {
+  const int64_t n = (int64_t)kv.size();
+  // 0: the requests whose packed rows fit one decode tile.
+  const int64_t short_max = opt.decode_max_q_len ? opt.decode_max_q_len : std::max<int64_t>(1, c.k.tile_q[1] / c.k.group());
+  std::vector<ExpectedRequest> requests;
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t q_len = qo[j + 1] - qo[j];
+    requests.push_back({q_len <= short_max ? 1 : 0, q_len, kv[j], qo[j]});
+  }
+  check_work(c, requests, opt, p, staging, tag);
+  CHECK(p.ragged == 1 && p.q_rows[1] == 0, "%s", tag);
+  CHECK(p.q_rows[0] == (opt.graph_mode ? opt.max_prefill_tokens + opt.max_decodes : qo[n]), "%s q_rows %d", tag, p.q_rows[0]);
+}
+
 // The ragged form and block tables. A random split batch's requests are interleaved in random
 // order (each part keeping its order) and its pages given as CSR with spare entries or as a
-// padded block table, the spares holding garbage. The ragged plan must equal the plan of the
-// split batch it classifies into (q_len 1 decodes, longer prefills), with request ids and query
-// rows mapped, and its page bases must reach the same pages.
+// padded block table, the spares holding garbage. With decode_max_q_len 1 the ragged plan must
+// equal the plan of the split batch it classifies into (q_len 1 decodes, longer prefills), with
+// request ids and query rows mapped, and its page bases must reach the same pages. With short
+// requests on the decode path (decode_max_q_len 0, the default, or 2 .. 16), eagerly and in a bucket
+// that the batch fits, check_ragged_plan holds and the page bases are the same.
 static void ragged_tests(const Config& c, Rng& rng, int batches, long long* planned) {
   const KernelShape& k = c.k;
   for (int i = 0; i < batches; ++i) {
-    const HostBatch hb = random_batch(rng, k, random_limits(rng));
+    const Limits L = random_limits(rng);
+    const HostBatch hb = random_batch(rng, k, L);
     const int n = hb.P + hb.D;
     auto q_len = [&](int r) { return r < hb.P ? hb.qo[r + 1] - hb.qo[r] : 1; };
     auto pages_of = [&](int r) { return k.paged ? cdiv(hb.kv[r], k.page_size) : 0; };
@@ -914,7 +968,8 @@ static void ragged_tests(const Config& c, Rng& rng, int batches, long long* plan
         }
       }
 
-    const podgen_plan_options opt = random_options(rng);
+    podgen_plan_options opt = random_options(rng);
+    opt.decode_max_q_len = 1;
     char tag[160];
     snprintf(tag, sizeof tag, "[ragged %s #%d %s]", c.name, i, block_table ? "block table" : "csr");
     podgen_plan ps, pr, sizes;
@@ -975,7 +1030,86 @@ static void ragged_tests(const Config& c, Rng& rng, int batches, long long* plan
       for (int64_t g = 0; g < pages_of(order[j]); ++g)
         CHECK(pidx[base + g] == es.pidx[es.pip[s_req] + g], "%s request %d page %" PRId64, tag, j, g);
     }
+
+    podgen_plan_options so = random_options(rng);
+    so.decode_max_q_len = (int32_t)(uni(rng, 0, 1) ? 0 : uni(rng, 2, PODGEN_MAX_DECODE_Q_LEN));
+    for (int graph = 0; graph < 2; ++graph) {
+      if (graph) {  // a bucket of the batch's limits; one-token prefills of the split batch decode here
+        so.graph_mode = 1;
+        so.max_prefills = (int32_t)L.max_prefills;
+        so.max_decodes = (int32_t)(L.max_decodes + L.max_prefills);
+        so.max_prefill_tokens = (int32_t)L.max_prefill_tokens;
+        so.max_kv_len = (int32_t)L.max_kv_len;
+        so.max_num_pages = so.max_page_entries = INT32_MAX;
+      }
+      char stag[200];
+      snprintf(stag, sizeof stag, "%s short<=%d%s", tag, so.decode_max_q_len, graph ? " graph" : "");
+      podgen_plan ph;
+      std::vector<unsigned char> sh;
+      st = plan_ragged_batch(c, rb, so, &ph, &sh, &err);
+      CHECK(st == PODGEN_OK, "%s plan: %s", stag, err.c_str());
+      if (st != PODGEN_OK) continue;
+      ++*planned;
+      check_ragged_plan(c, qo, kv, so, ph, sh, stag);
+      CHECK(ph.cache_pages == (graph ? INT32_MAX : hb.num_pages), "%s", stag);
+      CHECK(memcmp(sh.data() + ph.page_base_offset, sr.data() + pr.page_base_offset, n * sizeof(int32_t)) == 0,
+            "%s page bases", stag);
+    }
   }
+}
+
+// Graph-mode buckets filled with short requests (each as long as decode_max_q_len and the bucket's
+// tokens allow, over the longest keys, so they split), next to the most decodes: the decode work
+// must fit the capacity bucket_capacity reserved for a ragged plan (check_work's region checks).
+static void short_bucket_tests(const Config& c, long long* planned) {
+  const KernelShape& k = c.k;
+  for (int64_t sms : {1, 132})
+    for (int64_t P : {1, 3, 16})
+      for (int64_t T : {2, 33, 256, 4096})
+        for (int64_t short_max : {2, 5, 16})
+          for (int64_t D : {0, 7}) {
+            const int64_t max_kv = 5000;
+            podgen_plan_options o;
+            memset(&o, 0, sizeof o);
+            o.num_sms = (int32_t)sms;
+            o.graph_mode = 1;
+            o.decode_max_q_len = (int32_t)short_max;
+            o.max_prefills = (int32_t)P;
+            o.max_decodes = (int32_t)D;
+            o.max_prefill_tokens = (int32_t)T;
+            o.max_kv_len = (int32_t)max_kv;
+            o.max_num_pages = o.max_page_entries = INT32_MAX;
+            std::vector<int32_t> qo{0}, kv, pip{0}, pidx;
+            int64_t tokens = T;
+            for (int64_t r = 0; r < P && tokens >= 2; ++r) {
+              const int64_t q = std::min(short_max, tokens);
+              tokens -= q;
+              qo.push_back(qo.back() + (int32_t)q);
+              kv.push_back((int32_t)max_kv);
+            }
+            for (int64_t d = 0; d < D; ++d) qo.push_back(qo.back() + 1), kv.push_back((int32_t)max_kv);
+            const int64_t n = (int64_t)kv.size();
+            for (int64_t r = 0; r < n; ++r) {
+              const int64_t pages = k.paged ? cdiv(kv[r], k.page_size) : kv[r];
+              for (int64_t g = 0; k.paged && g < pages; ++g) pidx.push_back((int32_t)pidx.size());
+              pip.push_back((int32_t)(pip.back() + pages));
+            }
+            podgen_ragged_batch b;
+            memset(&b, 0, sizeof b);
+            b = {(int32_t)n, qo.data(), kv.data(), pip.data(), k.paged ? pidx.data() : nullptr, 0, pip[n],
+                 k.heads_q, k.heads_kv, k.head_dim};
+            char tag[200];
+            snprintf(tag, sizeof tag, "[short bucket %s sms=%" PRId64 " P=%" PRId64 " T=%" PRId64 " short<=%" PRId64 " D=%" PRId64 "]",
+                     c.name, sms, P, T, short_max, D);
+            podgen_plan p;
+            std::vector<unsigned char> staging;
+            std::string err;
+            const int st = plan_ragged_batch(c, b, o, &p, &staging, &err);
+            CHECK(st == PODGEN_OK, "%s plan: %s", tag, err.c_str());
+            if (st != PODGEN_OK) continue;
+            ++*planned;
+            check_ragged_plan(c, qo, kv, o, p, staging, tag);
+          }
 }
 
 // The ragged form's own errors (shared page-table errors are in error_tests).
@@ -1013,9 +1147,47 @@ static void ragged_error_tests(const Config& c) {
   {
     podgen_plan p;
     std::string err;
-    CHECK(c.plan_ragged(base, o, nullptr, 0, &p, &err) == PODGEN_OK, "[%s] ragged base: %s", c.name, err.c_str());
-    CHECK(p.num_prefills == 2 && p.num_decodes == 1 && p.total_prefill_tokens == 5 && p.q_rows[0] == 6,
-          "[%s] ragged base classified", c.name);
+    // With decode_max_q_len 3 all three decode; with 2 the 3-token one is a prefill chunk; with 1
+    // both multi-token ones are; by default (0) what fits one decode tile of 16 packed rows does.
+    const int32_t fits = (int32_t)std::max<int64_t>(1, 16 / k.group());
+    const struct { int32_t short_max, prefills, prefill_tokens; } classes[] = {
+        {3, 0, 0}, {2, 1, 3}, {1, 2, 5}, {0, (fits < 3) + (fits < 2), 3 * (fits < 3) + 2 * (fits < 2)}};
+    for (const auto& cl : classes) {
+      podgen_plan_options oc = o;
+      oc.decode_max_q_len = cl.short_max;
+      CHECK(c.plan_ragged(base, oc, nullptr, 0, &p, &err) == PODGEN_OK, "[%s] ragged base: %s", c.name, err.c_str());
+      CHECK(p.num_prefills == cl.prefills && p.num_decodes == 3 - cl.prefills &&
+                p.total_prefill_tokens == cl.prefill_tokens && p.q_rows[0] == 6,
+            "[%s] ragged base classified with decode_max_q_len=%d", c.name, cl.short_max);
+    }
+    // Out of range.
+    for (int32_t bad : {-1, PODGEN_MAX_DECODE_Q_LEN + 1}) {
+      podgen_plan_options oc = o;
+      oc.decode_max_q_len = bad;
+      ++g_error_cases;
+      const int st = c.plan_ragged(base, oc, nullptr, 0, &p, &err);
+      CHECK(st == PODGEN_ERR_INVALID_ARGUMENT && err.find("options.decode_max_q_len=") != std::string::npos &&
+                err.find("[0, 16] (0 means what fits one decode tile)") != std::string::npos,
+            "[%s] decode_max_q_len=%d: %d %s", c.name, bad, st, err.c_str());
+    }
+    // A bucket counts short requests as prefills (requests and tokens), whatever their path.
+    podgen_plan_options g = o;
+    g.graph_mode = 1;
+    g.max_prefills = 1;
+    g.max_decodes = 8;
+    g.max_prefill_tokens = 8;
+    g.max_kv_len = 64;
+    g.max_num_pages = g.max_page_entries = INT32_MAX;
+    ++g_error_cases;
+    int st = c.plan_ragged(base, g, nullptr, 0, &p, &err);
+    CHECK(st == PODGEN_ERR_BUCKET_EXCEEDED && err.find("2 prefills exceed the bucket's max_prefills=1") != std::string::npos,
+          "[%s] short requests in a bucket: %d %s", c.name, st, err.c_str());
+    g.max_prefills = 2;
+    g.max_prefill_tokens = 4;
+    ++g_error_cases;
+    st = c.plan_ragged(base, g, nullptr, 0, &p, &err);
+    CHECK(st == PODGEN_ERR_BUCKET_EXCEEDED && err.find("5 prefill tokens exceed") != std::string::npos,
+          "[%s] short tokens in a bucket: %d %s", c.name, st, err.c_str());
   }
   const int BAD = PODGEN_ERR_BAD_BATCH, INV = PODGEN_ERR_INVALID_ARGUMENT;
   expect("negative", BAD, "num_requests=-1", [](B& b, V&, V&) { b.num_requests = -1; });
@@ -1054,6 +1226,7 @@ int main(int argc, char** argv) {
     graph_full_bucket_tests(c, &planned);
     error_tests(c);
     ragged_tests(c, rng, 300 * scale, &planned);
+    short_bucket_tests(c, &planned);
     ragged_error_tests(c);
     heuristic_tests(c);
     fuzz_tests(c, rng, 400 * scale, &fuzz_ok, &fuzz_rejected);

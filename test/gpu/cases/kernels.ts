@@ -23,7 +23,7 @@ import {
   type KernelInfo,
   type KernelLibrary,
 } from "../../../runtime/index.ts";
-import { outputTolerance, tilesExecuted, verifyBatch } from "../../../runtime/verify.ts";
+import { outputTolerance, tilesExecuted, TOLERANCE, verifyBatch } from "../../../runtime/verify.ts";
 import { gpuCase, skip, type SuiteContext } from "../harness.ts";
 import { randomNormals } from "../../random.ts";
 
@@ -355,24 +355,17 @@ gpuCase(`graph: one capture, 100 replays over re-planned batches (lengths, page 
   }
 });
 
-// The ragged API against the split one on the same batch: requests interleaved in a random order,
-// one q and one o, pages as a padded block table whose spare columns hold page ids past the cache
-// (never read). The planner makes the same tiles and splits, so o and lse must be bitwise equal
-// to the split API's fused run, which the matrix checks against the reference.
-for (const [title, specName] of [
-  ["", "llama3_8b"],
-  [", the paper's CTA shape", "llama3_8b_2cta"],
-  [", page size 1", MATRIX.find((c) => c.name.startsWith("page size 1"))!.spec.name],
-  [", contiguous KV", MATRIX.find((c) => c.name.startsWith("contiguous KV"))!.spec.name],
-  [", roles", MATRIX.find((c) => c.name.startsWith("roles: one CTA per SM"))!.spec.name],
-  [", warp-specialized prefill", MATRIX.find((c) => c.name.startsWith("warp-specialized: 128x128 2-stage"))!.spec.name],
-  [", fp8 KV cache", "llama3_8b_fp8"],
-] as const)
-gpuCase(`ragged: one q in any order with a padded block table is bitwise equal to the split API${title}`, (ctx) => {
+/**
+ * Runs one batch through the split API (fused, and the fp32 reference) and through the ragged API:
+ * its requests interleaved in a random order, one q and one o, pages as a padded block table whose
+ * spare columns hold page ids past the cache (never read). Returns, per ragged request, its rows of
+ * the ragged run's o / lse next to the split run's and the reference's.
+ */
+function raggedAgainstSplit(ctx: SuiteContext, specName: string, shape: BatchShape, decodeMaxQLen: number) {
   const lib = library(ctx, specName);
   const info = lib.info();
   const { numHeadsQ: hq, headDim: d } = info;
-  const host = makeHostBatch(info, { prefills: [{ qLen: 300, kvLen: 2000 }, { qLen: 7, kvLen: 7 }, { qLen: 129, kvLen: 4100 }], decodes: [1, 900, 5000, 33, 64, 65] }, { seed: 31 });
+  const host = makeHostBatch(info, shape, { seed: 31 });
   const b = host.batch;
   const np = b.numPrefills, n = np + b.numDecodes;
   const rng = new Rng(77);
@@ -408,11 +401,12 @@ gpuCase(`ragged: one q in any order with a padded block table is bitwise equal t
     pageTable = { pageIndptr: first, pageIndices: null, blockTableStride: 0 };
   }
   const ragged = lib.planRagged({ numRequests: n, qoIndptr, kvLens: Int32Array.from(order, (r) => b.kvLens[r]!), ...pageTable,
-    numPages: b.numPages, numHeadsQ: hq, numHeadsKv: info.numHeadsKv, headDim: d }, { numSms: ctx.device.sms });
+    numPages: b.numPages, numHeadsQ: hq, numHeadsKv: info.numHeadsKv, headDim: d }, { numSms: ctx.device.sms, decodeMaxQLen, debugCountTiles: true });
   const split = lib.plan(b, { numSms: ctx.device.sms });
   const buffers: DeviceBuffer[] = [];
   const alloc = (bytes: number, label: string) => (buffers.push(DeviceBuffer.alloc(Math.max(bytes, 16), label)), buffers.at(-1)!);
   try {
+    lib.runReference(dev.referenceArgs());
     const splitWs = alloc(Number(split.plan.workspaceBytes), "split workspace");
     lib.uploadPlan(split.plan, split.staging, splitWs, splitWs.bytes);
     const splitBuffers = dev.podBuffers(splitWs);
@@ -427,22 +421,83 @@ gpuCase(`ragged: one q in any order with a padded block table is bitwise equal t
     const { kScale, vScale, sinks } = splitBuffers;
     lib.runRagged(ragged.plan, { q: qd, k: dev.k, v: dev.v, pageIndices: table, o, lse, workspace: raggedWs, workspaceBytes: raggedWs.bytes, sinks, kScale, vScale });
     ctx.device.synchronize();
-    const got = { o: o.download(new Uint16Array(q.length)), lse: lse.download(new Float32Array(tokens * hq)) };
+    const executed = tilesExecuted(raggedWs);
+    if (executed.join() !== ragged.plan.numItems.join()) throw new Error(`ragged tiles executed ${executed} != planned ${ragged.plan.numItems}`);
+    const gotO = o.download(new Uint16Array(q.length)), gotLse = lse.download(new Float32Array(tokens * hq));
     const want = dev.readOutputs();
     const wantO = [want.oPrefill, want.oDecode], wantLse = [want.lsePrefill, want.lseDecode];
-    let differing = 0;
-    order.forEach((r, j) => {
+    const refO = [want.refPrefill, want.refDecode], refLse = [want.refLsePrefill, want.refLseDecode];
+    const requests = order.map((r, j) => {
       const { part, row } = splitRow(r);
-      for (let t = 0; t < qLen(r); t++) {
-        for (let x = 0; x < rowElems; x++) differing += got.o[(qoIndptr[j]! + t) * rowElems + x] !== wantO[part]![(row + t) * rowElems + x] ? 1 : 0;
-        for (let h = 0; h < hq; h++) differing += Object.is(got.lse[(qoIndptr[j]! + t) * hq + h], wantLse[part]![(row + t) * hq + h]) ? 0 : 1;
-      }
+      const rows = (a: ArrayLike<number> & { subarray(b: number, e: number): ArrayLike<number> }, first: number, width: number) => a.subarray(first * width, (first + qLen(r)) * width);
+      return {
+        qLen: qLen(r),
+        kvLen: b.kvLens[r]!,
+        o: rows(gotO, qoIndptr[j]!, rowElems) as Uint16Array,
+        lse: rows(gotLse, qoIndptr[j]!, hq) as Float32Array,
+        splitO: rows(wantO[part]!, row, rowElems) as Uint16Array,
+        splitLse: rows(wantLse[part]!, row, hq) as Float32Array,
+        refO: rows(refO[part]!, row, rowElems) as Float32Array,
+        refLse: rows(refLse[part]!, row, hq) as Float32Array,
+      };
     });
-    if (differing > 0) throw new Error(`${differing} elements of o / lse differ from the split API's run`);
-    if (ragged.plan.numItems.join() !== split.plan.numItems.join()) throw new Error(`items ${ragged.plan.numItems} vs ${split.plan.numItems}`);
-    ctx.log(`${n} requests in order ${order.join(",")}, ${tokens} tokens, items ${ragged.plan.numItems}: o and lse bitwise equal`);
+    return { info, order, tokens, requests, ragged: ragged.plan, split: split.plan };
   } finally {
     for (const buf of buffers) buf.free();
     dev.free();
   }
+}
+
+// With decode_max_q_len 1 (single-token requests decode, as in the split API) the planner makes the
+// same tiles and splits, so o and lse must be bitwise equal to the split API's fused run, which the
+// matrix checks against the reference.
+const RAGGED_SPECS = [
+  ["", "llama3_8b"],
+  [", the paper's CTA shape", "llama3_8b_2cta"],
+  [", page size 1", MATRIX.find((c) => c.name.startsWith("page size 1"))!.spec.name],
+  [", contiguous KV", MATRIX.find((c) => c.name.startsWith("contiguous KV"))!.spec.name],
+  [", roles", MATRIX.find((c) => c.name.startsWith("roles: one CTA per SM"))!.spec.name],
+  [", warp-specialized prefill", MATRIX.find((c) => c.name.startsWith("warp-specialized: 128x128 2-stage"))!.spec.name],
+  [", fp8 KV cache", "llama3_8b_fp8"],
+] as const;
+for (const [title, specName] of RAGGED_SPECS)
+gpuCase(`ragged: one q in any order with a padded block table is bitwise equal to the split API${title}`, (ctx) => {
+  const shape = { prefills: [{ qLen: 300, kvLen: 2000 }, { qLen: 7, kvLen: 7 }, { qLen: 129, kvLen: 4100 }], decodes: [1, 900, 5000, 33, 64, 65] };
+  const r = raggedAgainstSplit(ctx, specName, shape, 1);
+  let differing = 0;
+  for (const q of r.requests) {
+    for (let x = 0; x < q.o.length; x++) differing += q.o[x] !== q.splitO[x] ? 1 : 0;
+    for (let x = 0; x < q.lse.length; x++) differing += Object.is(q.lse[x], q.splitLse[x]) ? 0 : 1;
+  }
+  if (differing > 0) throw new Error(`${differing} elements of o / lse differ from the split API's run`);
+  if (r.ragged.numItems.join() !== r.split.numItems.join()) throw new Error(`items ${r.ragged.numItems} vs ${r.split.numItems}`);
+  ctx.log(`${r.requests.length} requests in order ${r.order.join(",")}, ${r.tokens} tokens, items ${r.ragged.numItems}: o and lse bitwise equal`);
+});
+
+// Short requests (2 .. 16 tokens: speculative-decoding verification) on the decode path
+// (decode_max_q_len 16, so that the longer ones take several decode tiles): the decode tiles mask
+// their tokens causally. Each request against the fp32 reference,
+// which sees them as prefill chunks; long keys so their decode tiles split, a one-token chunk and a
+// chunk as long as its keys, and a window's edge where the kernel has one.
+for (const [title, specName] of [...RAGGED_SPECS, [", sliding window", "mistral_7b"], [", sinks", "gpt_oss_20b"], [", MHA head dim 96", "phi3_mini"]] as const)
+gpuCase(`ragged: short requests on the decode path match the reference${title}`, (ctx) => {
+  const shape = {
+    prefills: [{ qLen: 2, kvLen: 9000 }, { qLen: 3, kvLen: 3 }, { qLen: 4, kvLen: 130 }, { qLen: 5, kvLen: 4101 }, { qLen: 7, kvLen: 700 },
+      { qLen: 8, kvLen: 8 }, { qLen: 16, kvLen: 5000 }, { qLen: 16, kvLen: 16 }, { qLen: 17, kvLen: 600 }, { qLen: 300, kvLen: 2000 }],
+    decodes: [1, 900, 5000, 64],
+  };
+  const r = raggedAgainstSplit(ctx, specName, shape, 16);
+  const shorts = r.requests.filter((q) => q.qLen <= 16).length;
+  if (r.ragged.numDecodes !== shorts) throw new Error(`${r.ragged.numDecodes} requests on the decode path, expected ${shorts}`);
+  const tol = outputTolerance(r.info);
+  let worst = { o: 0, lse: 0 };
+  for (const q of r.requests) {
+    const eo = compare(toFloat32(q.o, r.info.dtype as Dtype16), q.refO), el = compare(q.lse, q.refLse);
+    const what = `request q_len ${q.qLen} kv_len ${q.kvLen}`;
+    if (eo.nonFinite > 0 || el.nonFinite > 0) throw new Error(`${what}: ${eo.nonFinite} o / ${el.nonFinite} lse elements not written or not finite`);
+    if (!(eo.relativeL2 <= tol)) throw new Error(`${what}: o relative L2 ${eo.relativeL2.toExponential(2)} > ${tol}`);
+    if (!(el.relativeL2 <= TOLERANCE.lse)) throw new Error(`${what}: lse relative L2 ${el.relativeL2.toExponential(2)} > ${TOLERANCE.lse}`);
+    worst = { o: Math.max(worst.o, eo.relativeL2), lse: Math.max(worst.lse, el.relativeL2) };
+  }
+  ctx.log(`${shorts} of ${r.requests.length} requests decoded, items ${r.ragged.numItems} (splits ${r.ragged.maxSplits}), worst relative L2 o ${worst.o.toExponential(2)} lse ${worst.lse.toExponential(2)}`);
 });
