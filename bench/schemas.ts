@@ -172,6 +172,7 @@ const autoTimingSchema = z.strictObject({
   reason: z.enum(CHOICE_REASONS),
   predictedUs: ms,
   us: ms,
+  sameLaunchAsCandidate: z.boolean().optional(),
   error: z.string().optional(),
 }) satisfies z.ZodType<AutoTiming>;
 
@@ -189,6 +190,7 @@ export const familyTimingsSchema = z
     date: z.string(),
     iters: int,
     warmup: int,
+    timing: z.literal("interleaved").optional(),
     fitSet: fitSetSchema,
     features: z.array(z.string()),
     members: z.array(z.string()).min(1),

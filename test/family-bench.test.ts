@@ -1,5 +1,5 @@
 // `podgen tune --family` and `podgen bench --family` without a GPU: the fit and held-out batch
-// sets, the report's rows and geomeans, the table from a recorded report (test/fixtures/
+// sets, the order of the interleaved timing rounds, the report's rows and geomeans, the table from a recorded report (test/fixtures/
 // family-bench-report.json: synthetic numbers in a real report's shape), the schemas, refitting
 // recorded times (--from), the dry runs and the errors of both commands. Timing on a GPU: the
 // commands themselves on one (README, "Config families").
@@ -17,7 +17,7 @@ import { torchWorkloads } from "../bench/family-bench.ts";
 import { loadWorkloads, resolvedWorkloads } from "../bench/workloads.ts";
 import { familyBatchResult, formatFamilyTable, summarizeSet, type FamilyBenchReport } from "../bench/family-report.ts";
 import { geomean } from "../bench/stats.ts";
-import type { CandidateTiming } from "../bench/family-timing.ts";
+import { interleavedRounds, type CandidateTiming } from "../bench/family-timing.ts";
 import { familyBenchReportSchema, familyTimingsSchema, readFamilyBenchReport } from "../bench/schemas.ts";
 import { SERVING_MIXES } from "../bench/serving-batches.ts";
 import type { TorchWorkload } from "../bench/torch.ts";
@@ -101,6 +101,32 @@ test("PyTorch's workloads of a family carry its window (its baselines then atten
   const batches = [paperStyleBatch(presetByName("mistral_7b")!)];
   const windowOf = (name: string) => resolvedWorkloads(torchWorkloads(batches, FAMILY_PRESETS.find((f) => f.name === name)!.members[0]!)).workloads[0]!.window;
   assert.equal([windowOf("mistral_7b_auto"), windowOf("gpt_oss_20b_auto"), windowOf("llama3_8b_auto")], [4096, 128, null]);
+});
+
+// ---------------------------------------------------------------------------------------------
+// The interleaved timing's rounds
+
+test("interleaved rounds: every launch once a round, in the given order (the candidates, then auto), each step on the next input copy", () => {
+  const launches = [0, 1, 2, 3, 4];
+  const rounds = interleavedRounds(launches, 3, 2);
+  assert.equal(rounds.map((r) => r.map((s) => s.launch)), [launches, launches, launches]);
+  assert.equal(rounds.flat().map((s) => s.copy), [0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0]);
+  // Across rounds as within them: any `copies` consecutive launches read `copies` different copies,
+  // so the launch before one read another copy and the L2 holds none of the copy it reads.
+  for (const copies of [2, 3, 5, 8]) {
+    const steps = interleavedRounds(launches, 4, copies, 7).flat();
+    for (let n = 0; n + copies <= steps.length; n++) assert.is(new Set(steps.slice(n, n + copies).map((s) => s.copy)).size, copies, `${copies} copies, step ${n}`);
+  }
+  assert.equal(interleavedRounds(launches, 0, 2), []);
+});
+
+test("interleaved rounds after the check round: the launches that passed it, the copy count going on from it", () => {
+  const check = interleavedRounds([0, 1, 2, 3, 4], 1, 3)[0]!;
+  assert.equal(check.map((s) => s.copy), [0, 1, 2, 0, 1]);
+  // Launch 1 failed its check: the other four, in their order, from step 5 on.
+  const rest = interleavedRounds([0, 2, 3, 4], 2, 3, check.length);
+  assert.equal(rest.map((r) => r.map((s) => s.launch)), [[0, 2, 3, 4], [0, 2, 3, 4]]);
+  assert.equal(rest.flat().map((s) => s.copy), [2, 0, 1, 2, 0, 1, 2, 0]);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -261,6 +287,9 @@ test("the fit of recorded times recovers the model they were made with, records 
   assert.match(text, /llama3_8b_auto on FAKE GPU \(build k0\): 12 batches x 8 candidates, 95 timed/);
   assert.match(text, /failed: fit-s1-0: preset fused: launch failed/);
   assert.match(text, /geomean pick \/ fastest 1\.000/);
+  // How the times were taken: files before interleaving timed each candidate apart.
+  assert.match(text, /medians of 10 iterations, each candidate timed apart, after 3 warm-up/);
+  assert.match(formatFit({ ...t, timing: "interleaved" }, model), /medians of 10 interleaved rounds after 3 warm-up/);
 });
 
 // ---------------------------------------------------------------------------------------------
