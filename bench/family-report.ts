@@ -2,6 +2,8 @@
 // choice ("auto") — then the preset (member 0, fused) and the best of every candidate, each as a
 // speedup over our own serial (member 0's prefill-only then decode-only kernels) and over
 // PyTorch's best serial; which candidate auto chose, and its predicted against its measured time.
+// The paper's batches (which the model was fitted on) and the held-out ones (never fitted on) are
+// summarised apart. Also the host's plan time. The table is printed from a report (also `--from`).
 //
 // Auto and the candidates are timed in the same interleaved rounds (bench/family-timing.ts). Auto's
 // launch is always one of the candidates' (the plan plans with the chosen member alone; the timer
@@ -13,8 +15,6 @@
 // noise again. Auto's own time is kept and reported beside it (autoOwnOverCandidate): the check
 // that the launch users get costs what the candidate does (`run` adds nothing the candidate's
 // run lacks), and the spread of that ratio over the batches is the bench's noise.
-// The paper's batches (which the model was fitted on) and the held-out ones (never fitted on) are
-// summarised apart. Also the host's plan time. The table is printed from a report (also `--from`).
 import type { ChoiceReason, Mode } from "../runtime/index.ts";
 import type { AutoTiming, CandidateTiming } from "./family-timing.ts";
 import { geomean, upperMedian } from "./stats.ts";
