@@ -1,7 +1,8 @@
 // `podgen bench --family`, the GPU side: for each batch, in one run, auto (the family planner's own
-// choice, planned as users plan), every candidate (each member fused and serial: the preset, our
-// serial and the best of the family are among them), PyTorch's best serial where it ran
-// (bench/torch.ts), and the host's plan time (bench/family-report.ts has the report).
+// choice, planned as users plan) and every candidate (each member fused and serial: the preset, our
+// serial and the best of the family are among them), timed in interleaved rounds
+// (bench/family-timing.ts); PyTorch's best serial where it ran (bench/torch.ts), and the host's
+// plan time (bench/family-report.ts has the report).
 import type { KernelSpec } from "../dsl/index.ts";
 import { makeHostBatch, type CostModel, type Device, type FamilyLibrary } from "../runtime/index.ts";
 import { describeShape, planTimeShape, type FamilyBatch } from "./family-batches.ts";
@@ -88,6 +89,7 @@ export function runFamilyBench(device: Device, lib: FamilyLibrary, batches: read
     date: new Date().toISOString(),
     iters: o.iters,
     warmup: o.warmup,
+    timing: "interleaved",
     costModel: stored.model === null ? { used: false, fitted: null, why: stored.why } : { used: true, fitted: stored.model.fit.date, why: null },
     heldOut: o.heldOut,
     torch: o.torch ? (torchMeta as Omit<TorchReport, "workloads">) : null,

@@ -172,6 +172,7 @@ const autoTimingSchema = z.strictObject({
   reason: z.enum(CHOICE_REASONS),
   predictedUs: ms,
   us: ms,
+  sameLaunchAsCandidate: z.boolean().optional(),
   error: z.string().optional(),
 }) satisfies z.ZodType<AutoTiming>;
 
@@ -189,6 +190,7 @@ export const familyTimingsSchema = z
     date: z.string(),
     iters: int,
     warmup: int,
+    timing: z.literal("interleaved").optional(),
     fitSet: fitSetSchema,
     features: z.array(z.string()),
     members: z.array(z.string()).min(1),
@@ -207,22 +209,34 @@ export const familyTimingsSchema = z
 const speedupsSchema = z.strictObject({ vsOwnSerial: ms, vsTorch: ms }) satisfies z.ZodType<Speedups>;
 const speedupTripleSchema = z.strictObject({ auto: speedupsSchema, preset: speedupsSchema, best: speedupsSchema });
 
-const familyBenchBatchSchema = z.strictObject({
-  name: z.string(),
-  set: z.enum(["paper", "heldout"]),
-  ...lengthsShape,
-  auto: autoTimingSchema,
-  presetUs: ms,
-  best: z.strictObject({ member: z.string(), mode: modeSchema, us: z.number() }).nullable(),
-  ownSerialUs: ms,
-  torchSerialUs: ms,
-  torchSerialMissing: z.array(z.enum(["prefill", "decode"])),
-  speedup: speedupTripleSchema,
-  autoOverBest: ms,
-  candidates: z.array(candidateTimingSchema),
-  torch: torchWorkloadSchema.nullable(),
-  errors: z.array(z.string()),
-}) satisfies z.ZodType<FamilyBenchBatch>;
+// Reports before interleaved timing have no autoUs: they judged auto by its own time.
+const judgedByOwnTime = (b: unknown) => {
+  if (typeof b !== "object" || b === null || "autoUs" in b) return b;
+  const auto = (b as { auto?: { us?: unknown } }).auto;
+  return { ...b, autoUs: auto?.us ?? null, autoOwnOverCandidate: null };
+};
+
+const familyBenchBatchSchema = z.preprocess(
+  judgedByOwnTime,
+  z.strictObject({
+    name: z.string(),
+    set: z.enum(["paper", "heldout"]),
+    ...lengthsShape,
+    auto: autoTimingSchema,
+    autoUs: ms,
+    autoOwnOverCandidate: ms,
+    presetUs: ms,
+    best: z.strictObject({ member: z.string(), mode: modeSchema, us: z.number() }).nullable(),
+    ownSerialUs: ms,
+    torchSerialUs: ms,
+    torchSerialMissing: z.array(z.enum(["prefill", "decode"])),
+    speedup: speedupTripleSchema,
+    autoOverBest: ms,
+    candidates: z.array(candidateTimingSchema),
+    torch: torchWorkloadSchema.nullable(),
+    errors: z.array(z.string()),
+  }),
+) satisfies z.ZodType<FamilyBenchBatch>;
 
 const familySetSummarySchema = z.strictObject({
   batches: int,
@@ -230,6 +244,7 @@ const familySetSummarySchema = z.strictObject({
   autoOverBest: ms,
   autoChoseFastest: int,
   autoMedianPredictionError: ms,
+  autoOwnOverCandidate: z.strictObject({ batches: int, median: z.number(), min: z.number(), max: z.number() }).nullable().default(null),
 }) satisfies z.ZodType<FamilySetSummary>;
 
 export const familyBenchReportSchema = z.strictObject({
@@ -246,6 +261,7 @@ export const familyBenchReportSchema = z.strictObject({
   date: z.string(),
   iters: int,
   warmup: int,
+  timing: z.literal("interleaved").optional(),
   costModel: z.strictObject({ used: z.boolean(), fitted: z.string().nullable(), why: z.string().nullable() }),
   heldOut: z.strictObject({ mix: z.string(), seed: int }),
   torch: torchMetaSchema.nullable(),

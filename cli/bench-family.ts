@@ -6,7 +6,8 @@
 //   model     the stored cost model of this GPU and build (auto plans with it), else the static rule
 //   torch     PyTorch's baselines on the same batches, in their own process, before this one holds
 //             device memory
-//   time      auto, every candidate, and the host's plan time; the report and its table
+//   time      auto and every candidate, in interleaved rounds (bench/family-timing.ts), and the
+//             host's plan time; the report and its table
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";

@@ -2,7 +2,8 @@
 //
 //   batches   the workload file's batches of the family's shape + serving-like ones from the fit seed
 //   build     the family, into one library (cached by content)
-//   time      every candidate (each member fused and serial) on every batch, on the GPU
+//   time      every candidate (each member fused and serial) on every batch, on the GPU, in
+//             interleaved rounds (bench/family-timing.ts)
 //   fit       the cost model; written to the cost model store under this GPU and build key, and the
 //             raw times to --out, so that `--from` refits them without a GPU
 import { mkdirSync, writeFileSync } from "node:fs";

@@ -1,5 +1,6 @@
 // `podgen tune --family` and `podgen bench --family` without a GPU: the fit and held-out batch
-// sets, the report's rows and geomeans, the table from a recorded report (test/fixtures/
+// sets, the order of the interleaved timing rounds, the report's rows (auto paired with the
+// candidate of its launch) and geomeans, the table from a recorded report (test/fixtures/
 // family-bench-report.json: synthetic numbers in a real report's shape), the schemas, refitting
 // recorded times (--from), the dry runs and the errors of both commands. Timing on a GPU: the
 // commands themselves on one (README, "Config families").
@@ -16,8 +17,8 @@ import { DEFAULT_FIT_BATCHES, DEFAULT_FIT_SEED, DEFAULT_HELDOUT_SEED, fitBatches
 import { torchWorkloads } from "../bench/family-bench.ts";
 import { loadWorkloads, resolvedWorkloads } from "../bench/workloads.ts";
 import { familyBatchResult, formatFamilyTable, summarizeSet, type FamilyBenchReport } from "../bench/family-report.ts";
-import { geomean } from "../bench/stats.ts";
-import type { CandidateTiming } from "../bench/family-timing.ts";
+import { geomean, upperMedian } from "../bench/stats.ts";
+import { interleavedRounds, type AutoTiming, type CandidateTiming } from "../bench/family-timing.ts";
 import { familyBenchReportSchema, familyTimingsSchema, readFamilyBenchReport } from "../bench/schemas.ts";
 import { SERVING_MIXES } from "../bench/serving-batches.ts";
 import type { TorchWorkload } from "../bench/torch.ts";
@@ -104,6 +105,32 @@ test("PyTorch's workloads of a family carry its window (its baselines then atten
 });
 
 // ---------------------------------------------------------------------------------------------
+// The interleaved timing's rounds
+
+test("interleaved rounds: every launch once a round, in the given order (the candidates, then auto), each step on the next input copy", () => {
+  const launches = [0, 1, 2, 3, 4];
+  const rounds = interleavedRounds(launches, 3, 2);
+  assert.equal(rounds.map((r) => r.map((s) => s.launch)), [launches, launches, launches]);
+  assert.equal(rounds.flat().map((s) => s.copy), [0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0]);
+  // Across rounds as within them: any `copies` consecutive launches read `copies` different copies,
+  // so the launch before one read another copy and the L2 holds none of the copy it reads.
+  for (const copies of [2, 3, 5, 8]) {
+    const steps = interleavedRounds(launches, 4, copies, 7).flat();
+    for (let n = 0; n + copies <= steps.length; n++) assert.is(new Set(steps.slice(n, n + copies).map((s) => s.copy)).size, copies, `${copies} copies, step ${n}`);
+  }
+  assert.equal(interleavedRounds(launches, 0, 2), []);
+});
+
+test("interleaved rounds after the check round: the launches that passed it, the copy count going on from it", () => {
+  const check = interleavedRounds([0, 1, 2, 3, 4], 1, 3)[0]!;
+  assert.equal(check.map((s) => s.copy), [0, 1, 2, 0, 1]);
+  // Launch 1 failed its check: the other four, in their order, from step 5 on.
+  const rest = interleavedRounds([0, 2, 3, 4], 2, 3, check.length);
+  assert.equal(rest.map((r) => r.map((s) => s.launch)), [[0, 2, 3, 4], [0, 2, 3, 4]]);
+  assert.equal(rest.flat().map((s) => s.copy), [2, 0, 1, 2, 0, 1, 2, 0]);
+});
+
+// ---------------------------------------------------------------------------------------------
 // The report
 
 const members = ["preset", "wide"];
@@ -143,6 +170,77 @@ test("a batch's row: the preset is member 0 fused, our serial member 0 serial, t
   assert.is(noSerial.best?.member, "preset");
 });
 
+const autoOf = (member: string, mode: "fused" | "serial", us: number | null, sameLaunchAsCandidate?: boolean): AutoTiming => ({
+  member, mode, reason: "cost-model", predictedUs: 290, us, ...(sameLaunchAsCandidate === undefined ? {} : { sameLaunchAsCandidate }),
+});
+
+test("auto on equal footing: where its launch is a candidate's, it is judged by that candidate's time; its own time is kept beside it", () => {
+  const cands = [timing("preset", "fused", 400), timing("preset", "serial", 600), timing("wide", "fused", 300), timing("wide", "serial", 650)];
+  // Auto ran the fastest candidate's launch, its own timing 7% slower: judged by the candidate's
+  // 300 µs, auto / best is exactly 1 and its speedups are the best's.
+  const fastest = familyBatchResult(batch, cands, autoOf("wide", "fused", 321, true), torchOf(0.9), members);
+  assert.is(fastest.autoUs, 300);
+  assert.is(fastest.autoOverBest, 1);
+  assert.equal(fastest.speedup.auto, fastest.speedup.best);
+  assert.is(fastest.auto.us, 321, "auto's own time stays in the report");
+  assert.is(fastest.autoOwnOverCandidate, 321 / 300);
+  // Another candidate's launch: auto / best is the ratio of the two candidates' times, from the same rounds.
+  const slower = familyBatchResult(batch, cands, autoOf("preset", "fused", 390, true), torchOf(0.9), members);
+  assert.equal([slower.autoUs, slower.autoOverBest, slower.autoOwnOverCandidate], [400, 400 / 300, 390 / 400]);
+  assert.equal(slower.speedup.auto, slower.speedup.preset);
+  // Not the same launch, or a report from before the check: auto's own time, not paired.
+  for (const same of [false, undefined]) {
+    const own = familyBatchResult(batch, cands, autoOf("wide", "fused", 321, same), torchOf(0.9), members);
+    assert.equal([own.autoUs, own.autoOverBest, own.autoOwnOverCandidate], [321, 321 / 300, null], String(same));
+  }
+  // The candidate failed: auto's own time. Auto's own launch failed: no figure, and the error says so.
+  const noTwin = familyBatchResult(batch, [cands[0]!, cands[1]!, timing("wide", "fused", null, "launch failed")], autoOf("wide", "fused", 321, true), null, members);
+  assert.equal([noTwin.autoUs, noTwin.autoOwnOverCandidate], [321, null]);
+  const failed = familyBatchResult(batch, cands, { ...autoOf("wide", "fused", null, true), error: "launch failed" }, null, members);
+  assert.equal([failed.autoUs, failed.autoOverBest, failed.autoOwnOverCandidate], [null, null, null]);
+  assert.equal(failed.errors, ["auto (wide fused): launch failed"]);
+});
+
+test("a set's summary and table: auto's figure, its own launch beside it, and the spread of own / candidate over the paired batches", () => {
+  const cands = (us: number) => [timing("preset", "fused", us), timing("preset", "serial", 2 * us), timing("wide", "fused", us + 50)];
+  const rows = [
+    familyBatchResult({ ...batch, name: "b0" }, cands(1000), autoOf("preset", "fused", 1070, true), null, members),
+    familyBatchResult({ ...batch, name: "b1" }, cands(500), autoOf("wide", "fused", 540, true), null, members),
+    familyBatchResult({ ...batch, name: "b2" }, cands(200), autoOf("preset", "fused", 190, true), null, members),
+    familyBatchResult({ ...batch, name: "b3" }, cands(300), autoOf("preset", "fused", 310, false), null, members),
+  ];
+  const s = summarizeSet(rows);
+  const ratios = [1070 / 1000, 540 / 550, 190 / 200];
+  assert.equal(s.autoOwnOverCandidate, { batches: 3, median: upperMedian(ratios)!, min: 190 / 200, max: 1070 / 1000 });
+  assert.is(s.autoChoseFastest, 3);
+  assert.is(summarizeSet(rows.slice(3)).autoOwnOverCandidate, null);
+  const report: FamilyBenchReport = { ...readFamilyBenchReport(FIXTURE), batches: rows, summary: { paper: summarizeSet([]), heldout: s } };
+  const lines = formatFamilyTable(report).split("\n");
+  assert.match(lines.find((l) => l.startsWith("b0 "))!, /^b0\s+1000\.0\s+1070\.0 \(\+7\.0%\)\s+preset fused \(model\)/);
+  assert.match(lines.find((l) => l.startsWith("b2 "))!, /^b2\s+200\.0\s+190\.0 \(-5\.0%\)\s+preset fused/);
+  assert.match(lines.find((l) => l.startsWith("b3 "))!, /^b3\s+310\.0\s+310\.0\s+preset fused/, "not paired: its own time, twice");
+  assert.ok(lines.includes(`  auto's own launch against the same launch timed as a candidate: median -1.8%, -5.0%..+7.0% over 3 batches (noise: auto is judged by the candidate's time)`));
+  assert.match(lines[0]!, /µs are medians of 40 interleaved rounds \(every candidate, then auto\) after 5 warm-up rounds$/);
+});
+
+test("a report from before interleaved timing reads as it was judged, by auto's own time; paired, its worst held-out batch is auto's best choice", () => {
+  const old = readFamilyBenchReport(join(PACKAGE_ROOT, "bench/results/2026-12-06-h100-family-bench-auto-s18.json"));
+  assert.is(old.timing, undefined);
+  assert.ok(old.batches.every((b) => b.autoUs === b.auto.us && b.autoOwnOverCandidate === null));
+  assert.is(old.summary.heldout.autoOwnOverCandidate, null);
+  const lines = formatFamilyTable(old).split("\n");
+  assert.match(lines[0]!, /µs are medians of 40 iterations after 5 warm-up, each launch timed apart$/);
+  assert.not.ok(lines.some((l) => l.startsWith("  auto's own launch")));
+  // heldout-s2-1: auto ran preset fused, the fastest candidate, but timed apart from it, 7% slower.
+  const b = old.batches.find((x) => x.name === "heldout-s2-1")!;
+  assert.equal([b.auto.member, b.auto.mode, b.best?.member, b.best?.mode], ["preset", "fused", "preset", "fused"]);
+  assert.ok(b.autoOverBest! > 1.05);
+  const shape = { prefills: b.prefills.map(([qLen, kvLen]) => ({ qLen, kvLen })), decodes: b.decodes };
+  const paired = familyBatchResult({ name: b.name, set: b.set, shape }, b.candidates, { ...b.auto, sameLaunchAsCandidate: true }, b.torch, family.memberNames);
+  assert.is(paired.autoOverBest, 1);
+  assert.is(paired.autoOwnOverCandidate, b.auto.us! / b.best!.us);
+});
+
 test("a set's summary: geomeans of the batches that have each figure, how often auto chose the fastest, its prediction error", () => {
   const auto = (member: string, us: number, predictedUs: number | null) => ({ member, mode: "fused" as const, reason: "cost-model" as const, predictedUs, us });
   const rows = [
@@ -164,15 +262,15 @@ test("a recorded report: it reads through the schema, and the table leads with a
   const report = readFamilyBenchReport(FIXTURE);
   const lines = formatFamilyTable(report).split("\n");
   const header = lines.find((l) => l.startsWith("batch "))!.split(/\s{2,}/);
-  assert.equal(header.slice(0, 13), ["batch", "auto µs", "auto chose", "predicted µs", "x serial", "x torch", "preset µs", "x serial", "x torch", "best µs", "best of family", "x serial", "x torch"]);
+  assert.equal(header.slice(0, 14), ["batch", "auto µs", "own launch µs", "auto chose", "predicted µs", "x serial", "x torch", "preset µs", "x serial", "x torch", "best µs", "best of family", "x serial", "x torch"]);
   // Held-out batches apart, with their own geomean lines, computed here from the rows.
   const held = report.batches.filter((b) => b.set === "heldout");
   const heldTitle = lines.findIndex((l) => l.startsWith("held-out batches"));
   assert.ok(heldTitle > lines.findIndex((l) => l.startsWith("paper batches")));
   for (const b of held) assert.ok(lines.slice(heldTitle).some((l) => l.startsWith(b.name)), b.name);
-  const ratio = geomean(held.map((b) => b.auto.us! / b.best!.us))!;
-  const serial = geomean(held.map((b) => b.ownSerialUs! / b.auto.us!))!;
-  const torch = geomean(held.filter((b) => b.torchSerialUs !== null).map((b) => b.torchSerialUs! / b.auto.us!))!;
+  const ratio = geomean(held.map((b) => b.autoUs! / b.best!.us))!;
+  const serial = geomean(held.map((b) => b.ownSerialUs! / b.autoUs!))!;
+  const torch = geomean(held.filter((b) => b.torchSerialUs !== null).map((b) => b.torchSerialUs! / b.autoUs!))!;
   const summary = lines.find((l) => l.startsWith("held-out: "))!;
   assert.ok(summary.includes(`auto / best-of-family ${ratio.toFixed(3)}`), summary);
   const speedups = lines[lines.indexOf(summary) + 1]!;
@@ -187,11 +285,11 @@ test("a report's paper-style line and each set's worst batch against the best of
   const report = { ...readFamilyBenchReport(FIXTURE), paperStyle: "p2048x8192+d64x4096" };
   const lines = formatFamilyTable(report).split("\n");
   const style = lines.find((l) => l.startsWith("paper-style batch "))!;
-  assert.match(style, /^paper-style batch p2048x8192\+d64x4096: auto 727\.0 µs \(\S+ \S+\), 1\.38x our serial, 1\.79x PyTorch; preset .*; best-of-family /);
-  // heldout-s2-1: 1902 against the best's 1850; heldout-s2-2: 420 / 382 over our serial.
+  assert.match(style, /^paper-style batch p2048x8192\+d64x4096: auto 725\.0 µs \(\S+ \S+\), 1\.38x our serial, 1\.79x PyTorch; preset .*; best-of-family /);
+  // heldout-s2-1: auto's launch is wide fused's, 1900 against the best's 1850; heldout-s2-2: 420 / 380 over our serial.
   const worst = lines.filter((l) => l.startsWith("  worst batch: "));
   assert.equal(worst.length, 2);
-  assert.is(worst[1], `  worst batch: auto ${(1850 / 1902).toFixed(2)}x (heldout-s2-1) the speed of the best of the family, ${(420 / 382).toFixed(2)}x (heldout-s2-2) our serial's`);
+  assert.is(worst[1], `  worst batch: auto ${(1850 / 1900).toFixed(2)}x (heldout-s2-1) the speed of the best of the family, ${(420 / 380).toFixed(2)}x (heldout-s2-2) our serial's`);
   // Reports before it (and a --filter that left it out) have no paper-style line.
   assert.not.ok(formatFamilyTable(readFamilyBenchReport(FIXTURE)).includes("paper-style batch"));
   assert.not.ok(formatFamilyTable({ ...report, paperStyle: null }).includes("paper-style batch"));
@@ -261,6 +359,9 @@ test("the fit of recorded times recovers the model they were made with, records 
   assert.match(text, /llama3_8b_auto on FAKE GPU \(build k0\): 12 batches x 8 candidates, 95 timed/);
   assert.match(text, /failed: fit-s1-0: preset fused: launch failed/);
   assert.match(text, /geomean pick \/ fastest 1\.000/);
+  // How the times were taken: files before interleaving timed each candidate apart.
+  assert.match(text, /medians of 10 iterations, each candidate timed apart, after 3 warm-up/);
+  assert.match(formatFit({ ...t, timing: "interleaved" }, model), /medians of 10 interleaved rounds after 3 warm-up/);
 });
 
 // ---------------------------------------------------------------------------------------------

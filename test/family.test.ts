@@ -16,6 +16,7 @@ import { ERROR_BOUND_QUANTILE, evaluateCostModel, findCostModel, fitCostModel, l
 import { SERVING_MIXES, servingBatches } from "../bench/serving-batches.ts";
 import { quantile } from "../bench/stats.ts";
 import { timePlan } from "../bench/family-bench.ts";
+import { sameLaunch } from "../bench/family-timing.ts";
 
 // Two CTA shapes of one model: the paper's (2 CTAs/SM) and roles (one CTA per SM).
 const base = presetByName("llama3_8b_2cta")!;
@@ -321,6 +322,22 @@ test("the bench's host plan time on the tiny family: 256 requests, the planner a
   assert.equal([t.requests, t.prefills, t.decodes, t.cIters, t.bindingIters], [256, 4, 252, 20, 5]);
   assert.is(t.choice, "a fused (static-rule)");
   assert.ok(t.cUsPerPlan > 0 && t.bindingUsPerPlan > 0, JSON.stringify(t));
+});
+
+test("the family bench's pairing: the unforced plan is the same launch as the forced plan of its choice, byte for byte, and no other candidate's", () => {
+  const { batch } = makeHostBatch(lib.info(), hybrid, { seed: 1 });
+  const serialMargin = withBounds(modelWith({ a: { fused: 50, serial: 56 }, b: { fused: 90, serial: 58 } }), {
+    a: { fused: [-0.02, 0.05], serial: [-0.04, 0.03] },
+    b: { fused: [-0.02, 0.05], serial: [-0.04, 0.03] },
+  });
+  const choices = [{}, { costModel: modelWith({ a: { fused: 50, serial: 40 }, b: { fused: 30, serial: 45 } }) }, { costModel: serialMargin }].map((options) => {
+    const chosen = lib.plan(batch, { numSms: 132, ...options });
+    const forced = chosen.plan.candidates.map((c) => lib.plan(batch, { numSms: 132, member: c.memberName, mode: c.mode }));
+    const chosenOne = chosen.plan.candidates.map((c) => c.memberName === chosen.plan.memberName && c.mode === chosen.plan.mode);
+    assert.equal(forced.map((f) => sameLaunch(chosen, f)), chosenOne, chosen.plan.describe());
+    return chosen.plan.describe();
+  });
+  assert.equal(choices, ["a fused (static-rule)", "b fused (cost-model)", "a serial (serial-margin)"]);
 });
 
 test("family library: bad input is named (member, mode, model shape, and the member planner's own batch errors)", () => {

@@ -1,5 +1,5 @@
-// `podgen tune --family`: time every candidate of a config family (each member fused and serial)
-// on the fit batches (bench/family-batches.ts: the paper's and serving-like ones from the fit
+// `podgen tune --family`: time every candidate of a config family (each member fused and serial),
+// interleaved in rounds as the bench times them (bench/family-timing.ts), on the fit batches (bench/family-batches.ts: the paper's and serving-like ones from the fit
 // seed), fit the family's per-GPU cost model on those times (bench/tune/cost-model.ts) and say how
 // well it predicts and chooses on them. The raw times are a file of their own (FamilyTimings,
 // `--out`), so the fit can be redone from it without a GPU (`--from`).
@@ -25,6 +25,8 @@ export interface FamilyTimings {
   date: string;
   iters: number;
   warmup: number;
+  /** How the candidates were timed: in interleaved rounds (bench/family-timing.ts); absent in files before, which timed each apart. */
+  timing?: "interleaved";
   /** How the generated fit batches were drawn (the bench draws its held-out batches apart from them). */
   fitSet: FitSet;
   /** The planner's feature names and the members, in the library's order. */
@@ -84,6 +86,7 @@ export function timeFamily(device: Device, lib: FamilyLibrary, batches: readonly
       date: new Date().toISOString(),
       iters: o.iters,
       warmup: o.warmup,
+      timing: "interleaved",
       fitSet: o.fitSet,
       features: [...lib.featureNames],
       members: [...lib.memberNames],
@@ -146,7 +149,7 @@ export function formatFit(t: FamilyTimings, model: CostModel): string {
     ];
   });
   return [
-    `${t.family} on ${t.gpu} (build ${t.buildKey}): ${t.batches.length} batches x ${t.members.length * 2} candidates, ${records.length} timed; medians of ${t.iters} after ${t.warmup} warm-up`,
+    `${t.family} on ${t.gpu} (build ${t.buildKey}): ${t.batches.length} batches x ${t.members.length * 2} candidates, ${records.length} timed; medians of ${t.iters} ${t.timing === "interleaved" ? "interleaved rounds" : "iterations, each candidate timed apart,"} after ${t.warmup} warm-up`,
     table(["batch", "set", "fastest", "µs", "model's pick", "predicted µs", "measured µs", "pick / fastest"], rows, (c) => [3, 5, 6, 7].includes(c)),
     `fit: median |error| ${pct(ev.medianRelError)}, max ${pct(ev.maxRelError)}; geomean pick / fastest ${ev.geomeanRegret?.toFixed(3) ?? "-"} (the lowest prediction, before the serial margin; on the batches it was fitted on; podgen bench --family judges the planner's choices on held-out ones)`,
     ...errorBoundLines(model),

@@ -7,6 +7,7 @@
 import { FAMILY_PRESETS, libraryFileName, symbolPrefix } from "../../../dsl/index.ts";
 import { FamilyLibrary, makeHostBatch, type CostModel } from "../../../runtime/index.ts";
 import { FamilyTimer } from "../../../bench/family-timing.ts";
+import { familyBatchResult } from "../../../bench/family-report.ts";
 import { verifyBatch } from "../../../runtime/verify.ts";
 import { gpuCase } from "../harness.ts";
 
@@ -33,7 +34,9 @@ const family = FAMILY_PRESETS.find((f) => f.name === "llama3_8b_auto")!;
 
 // What `podgen tune --family` and `podgen bench --family` time (bench/family-timing.ts): every
 // candidate through the family library, each with the unforced plan's features, and auto as the
-// planner chooses it under a cost model that makes one candidate the cheapest by far.
+// planner chooses it under a cost model that makes one candidate the cheapest by far, all in
+// interleaved rounds; auto's launch is that candidate's, byte for byte, so the report judges auto
+// by the candidate's time and keeps its own beside it.
 gpuCase(`family ${family.name}: every candidate timed through the family library, and auto runs the cost model's choice`, (ctx) => {
   const lib = new FamilyLibrary(ctx.artifact(libraryFileName(family)), symbolPrefix(family));
   const [cheap, cheapMode] = [family.memberNames.at(-1)!, "serial" as const];
@@ -56,11 +59,14 @@ gpuCase(`family ${family.name}: every candidate timed through the family library
       }
     });
     const auto = t.auto!;
-    if (auto.member !== cheap || auto.mode !== cheapMode || auto.reason !== "cost-model" || auto.predictedUs !== 10 || auto.us === null) {
+    if (auto.member !== cheap || auto.mode !== cheapMode || auto.reason !== "cost-model" || auto.predictedUs !== 10 || auto.us === null || auto.sameLaunchAsCandidate !== true) {
       throw new Error(`auto: ${JSON.stringify(auto)}`);
     }
-    ctx.log(t.candidates.map((c) => `${c.member} ${c.mode} ${c.us!.toFixed(1)} µs`).join(", "), `| auto ${auto.member} ${auto.mode} ${auto.us.toFixed(1)} µs`);
-    return { candidates: t.candidates.map(({ member, mode, us }) => ({ member, mode, us })), auto };
+    const row = familyBatchResult({ name: "small", set: "heldout", shape }, t.candidates, auto, null, family.memberNames);
+    const twin = t.candidates.find((c) => c.member === cheap && c.mode === cheapMode)!;
+    if (row.autoUs !== twin.us || row.autoOwnOverCandidate !== auto.us / twin.us!) throw new Error(`report row: autoUs ${row.autoUs}, own / candidate ${row.autoOwnOverCandidate}; candidate ${twin.us}, auto ${auto.us}`);
+    ctx.log(t.candidates.map((c) => `${c.member} ${c.mode} ${c.us!.toFixed(1)} µs`).join(", "), `| auto ${auto.member} ${auto.mode} ${auto.us.toFixed(1)} µs (own / candidate ${row.autoOwnOverCandidate!.toFixed(3)})`);
+    return { candidates: t.candidates.map(({ member, mode, us }) => ({ member, mode, us })), auto, autoOwnOverCandidate: row.autoOwnOverCandidate };
   } finally {
     timer.destroy();
     lib.close();
