@@ -6,6 +6,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import Handlebars from "handlebars";
 import { canonicalJson, specFields, TARGET_LIMITS, type KernelSpec } from "../dsl/index.ts";
+import type { KvDType } from "../dsl/schema.ts";
 import { generateCudaSources, type GeneratedFile } from "./generate.ts";
 import { KERNEL_HEADERS_DIR, TEMPLATES_DIR } from "./paths.ts";
 import { templateContext } from "./render.ts";
@@ -42,6 +43,13 @@ function pythonFloat(value: number): string {
   return /[.e]/.test(text) ? text : `${text}.0`;
 }
 
+/** Each element type's torch dtype, in Python and in C++. */
+const TORCH_DTYPES: Record<KvDType, { python: string; cpp: string }> = {
+  fp16: { python: "torch.float16", cpp: "at::kHalf" },
+  bf16: { python: "torch.bfloat16", cpp: "at::kBFloat16" },
+  e4m3: { python: "torch.float8_e4m3fn", cpp: "at::kFloat8_e4m3fn" },
+};
+
 /** The template context: the kernel's (codegen/render.ts) plus what only the export needs. */
 export function exportContext(spec: KernelSpec) {
   const base = templateContext(spec);
@@ -49,10 +57,15 @@ export function exportContext(spec: KernelSpec) {
     ...base,
     cmakeArch: cmakeCudaArchitecture(spec),
     gpu: TARGET_LIMITS[spec.target].gpu,
-    // torch dtype of q/k/v/o, and the relative L2 tolerance the GPU checks use for it.
-    torchDtype: spec.dtype === "bf16" ? "torch.bfloat16" : "torch.float16",
-    atDtype: spec.dtype === "bf16" ? "at::kBFloat16" : "at::kHalf",
-    tolerance: spec.dtype === "bf16" ? "1e-2" : "5e-3",
+    // torch dtypes of q/o and of the K/V cache, and the relative L2 tolerance of the GPU checks: the
+    // 16-bit dtype's, or issue #19's for an fp8 cache against the fp32 attention of its dequantized values.
+    torchDtype: TORCH_DTYPES[spec.dtype].python,
+    atDtype: TORCH_DTYPES[spec.dtype].cpp,
+    torchKvDtype: TORCH_DTYPES[base.kvDtype].python,
+    atKvDtype: TORCH_DTYPES[base.kvDtype].cpp,
+    tolerance: base.kvFp8 ? "2e-2" : spec.dtype === "bf16" ? "1e-2" : "5e-3",
+    // fp8 KV: the fp32 scales each run takes for K and for V (0: a 16-bit cache takes none).
+    kvScales: !base.kvFp8 ? 0 : base.kvScalePerHead ? spec.heads.kv : 1,
     // What the kernel computes, in words, e.g. "causal, sliding window of 128 keys, attention sinks".
     attention: [
       "causal",

@@ -3,8 +3,9 @@
 // find_package and run on its host-only path (plan a batch, check the planner's error reports).
 // No GPU needed. The PyTorch op cannot be built here (no torch): it is syntax-checked against a
 // stand-in of the torch API (test/fixtures/fake_torch), its Python files byte-compiled, and its
-// attention-variant argument checks (window, logits_soft_cap, sinks) run on the host against the
-// built library through a runnable stand-in (test/fixtures/host_torch).
+// attention-variant argument checks (window, logits_soft_cap, sinks) and fp8 KV cache checks (the
+// caches' dtype, k_scale, v_scale) run on the host against the built library through a runnable
+// stand-in (test/fixtures/host_torch).
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -64,6 +65,37 @@ test("an export holds the CUDA sources, the header, CMake, the PyTorch op and ex
   assert.match(fp16.get("python/pod_llama2_7b/__init__.py")!, /DTYPE = torch.float16/);
 });
 
+test("an fp8-KV export: the op takes float8_e4m3fn caches and k_scale / v_scale; the wrapper, tests and docs say so", () => {
+  const files = (spec: KernelSpec) => new Map(generateExport(spec).map((f) => [f.path, f.contents]));
+  const cases = [
+    { spec: presetByName("llama3_8b_fp8")!, at: "at::kFloat8_e4m3fn", torch: "torch.float8_e4m3fn", scales: 8, tolerance: "2e-2" },
+    { spec: pod.kernel(VARIANT_SPECS.fp8tensor), at: "at::kFloat8_e4m3fn", torch: "torch.float8_e4m3fn", scales: 1, tolerance: "2e-2" },
+    { spec: presetByName("llama3_8b")!, at: "at::kBFloat16", torch: "torch.bfloat16", scales: 0, tolerance: "1e-2" },
+    { spec: presetByName("llama2_7b")!, at: "at::kHalf", torch: "torch.float16", scales: 0, tolerance: "5e-3" },
+  ];
+  for (const c of cases) {
+    const name = c.spec.name;
+    const byPath = files(c.spec);
+    const op = byPath.get("csrc/torch_op.cpp")!;
+    const python = byPath.get(`python/pod_${name}/__init__.py`)!;
+    const tests = byPath.get("tests/test_torch.py")!;
+    const readme = byPath.get("README.md")!;
+    const fp8 = c.scales > 0;
+    assert.ok(op.includes(`const at::ScalarType kKvDType = ${c.at};`), `${name}: the op's cache dtype`);
+    assert.ok(op.includes("check_tensor(t, op, name, kKvDType, /*cuda=*/true);"), `${name}: the caches are checked against it`);
+    assert.not.ok(op.includes("takes no fp8"), `${name}: no refusal of fp8 caches`);
+    assert.ok(op.includes("const bool fp8 = i.kv_dtype == kKvDtypeE4m3;"), `${name}: scales taken as the library says`);
+    assert.ok(python.includes(`KV_DTYPE = ${c.torch}\n`) && python.includes(`KV_SCALES = ${c.scales}\n`), `${name}: KV_DTYPE, KV_SCALES`);
+    assert.ok(tests.includes(`TOLERANCE = ${c.tolerance}\n`), `${name}: tolerance ${c.tolerance}`);
+    for (const text of [op, python, readme]) {
+      assert.is(text.includes(`k_scale/v_scale [${c.scales}]  fp32 (device)`), fp8, `${name}: the tensor contract lists the scales exactly for fp8`);
+      assert.is(text.includes("fp8 e4m3, paged"), fp8, `${name}: the caches' dtype in the tensor contract`);
+    }
+    assert.is(readme.includes("| KV cache elements | fp8 e4m3"), fp8, `${name}: the README's table says fp8`);
+    assert.not.match(op + python + tests + readme, /\{\{|\}\}/, `${name}: no unrendered handlebars`);
+  }
+});
+
 test("export refuses a non-empty folder, a file in the way and an unknown preset (exit 2); --force rewrites its own files", async () => {
   const expectUsage = async (run: () => Promise<unknown>, pattern: RegExp) => {
     try {
@@ -100,10 +132,12 @@ test("export refuses a non-empty folder, a file in the way and an unknown preset
   assert.match(readFileSync(join(dir, "README.md"), "utf8"), /^<!--/, "README rewritten");
 });
 
-// A soft-capped kernel (no preset has one): Gemma 2's cap on a small GQA shape, a window and sinks beside it.
-const VARIANT_SPECS: Record<"softcap" | "all", KernelInput> = {
+// A soft-capped kernel (no preset has one): Gemma 2's cap on a small GQA shape, a window and sinks
+// beside it; an fp8 KV cache with one scale per tensor (the preset llama3_8b_fp8 has one per head).
+const VARIANT_SPECS: Record<"softcap" | "all" | "fp8tensor", KernelInput> = {
   softcap: { name: "softcap_gqa4", heads: { q: 8, kv: 2 }, headDim: 64, logitsSoftCap: 30.5 },
   all: { name: "all_variants", heads: { q: 8, kv: 2 }, headDim: 64, window: 77, logitsSoftCap: 50, sinks: true },
+  fp8tensor: { name: "fp8_per_tensor", dtype: "fp16", heads: { q: 8, kv: 2 }, headDim: 64, kvDtype: "e4m3", kvScale: "tensor" },
 };
 function variantSpecFile(which: keyof typeof VARIANT_SPECS): string {
   const file = join(work, `${which}.json`);
@@ -117,7 +151,9 @@ test("the exported PyTorch op is valid C++ against a stand-in of the torch API; 
     ["llama2_7b", "llama2_7b"],
     ["mistral_7b", "mistral_7b"],
     ["gpt_oss_20b", "gpt_oss_20b"],
+    ["llama3_8b_fp8", "llama3_8b_fp8"],
     [VARIANT_SPECS.all.name, variantSpecFile("all")],
+    [VARIANT_SPECS.fp8tensor.name, variantSpecFile("fp8tensor")],
   ];
   for (const [name, spec] of exports) {
     const dir = join(work, `torch-${name}`);
@@ -156,9 +192,9 @@ test("variant exports: the op, the Python wrapper, its tests and examples carry 
     // the library's podgen_kernel_info rather than from rendered constants).
     assert.ok(op.includes('"int max_kv_len=0, int max_num_pages=0, int max_page_entries=0, *, int? window=None, "'), `${name}: plan(window=)`);
     assert.ok(op.includes('"float? logits_soft_cap=None, int decode_max_q_len=0) -> (Tensor, int)"'), `${name}: plan(logits_soft_cap=, decode_max_q_len=)`);
-    assert.match(op, /float sm_scale=0\.0, \*, "\s+\\\s+"Tensor\? sinks=None\) -> \(\)"/, `${name}: run / run_prefill / run_decode(sinks=)`);
-    assert.ok(op.includes('"Tensor(b!) o, Tensor(c!)? lse=None, float sm_scale=0.0, *, Tensor? sinks=None) -> ()"'), `${name}: run_ragged(sinks=)`);
-    assert.ok(op.includes("const podgen_kernel_info& i = kernel_info();") && op.includes("kernel_info().sinks != 0"), `${name}: checked against the library`);
+    assert.match(op, /float sm_scale=0\.0, \*, "\s+\\\s+"Tensor\? sinks=None, Tensor\? k_scale=None, Tensor\? v_scale=None\) -> \(\)"/, `${name}: run / run_prefill / run_decode(sinks=, k_scale=, v_scale=)`);
+    assert.ok(op.includes('"Tensor(b!) o, Tensor(c!)? lse=None, float sm_scale=0.0, *, Tensor? sinks=None, Tensor? k_scale=None, "\n      "Tensor? v_scale=None) -> ()"'), `${name}: run_ragged(sinks=, k_scale=, v_scale=)`);
+    assert.ok(op.includes("const podgen_kernel_info& i = kernel_info();") && op.includes("i.sinks != 0"), `${name}: checked against the library`);
     assert.ok(python.includes(`WINDOW: Optional[int] = ${c.window}\n`), `${name}: WINDOW = ${c.window}`);
     assert.ok(python.includes(`LOGITS_SOFT_CAP: Optional[float] = ${c.cap}\n`), `${name}: LOGITS_SOFT_CAP = ${c.cap}`);
     assert.ok(python.includes(`SINKS = ${c.sinks}\n`), `${name}: SINKS = ${c.sinks}`);
@@ -269,30 +305,48 @@ async function hostChecks(name: string, exportDir: string, libDir: string): Prom
   return `${r.all ?? ""}\n(exit ${r.exitCode})`;
 }
 
-test("the exported op's variant arguments, checked on the host against the built library: window / soft-cap at plan, sinks at run", async () => {
+test("the exported op's variant arguments, checked on the host against the built library: window / soft-cap at plan, sinks and fp8 KV scales at run", async () => {
   // The presets' libraries come from the every-preset test above; a spec with all three variants
-  // (the only soft-capped one) is built here.
-  const allDir = join(work, "cmake", VARIANT_SPECS.all.name);
-  await exportKernel(variantSpecFile("all"), join(allDir, "export"));
-  const steps: Step[] = [];
-  await step(steps, "configure", "cmake", ["-S", join(allDir, "export"), "-B", join(allDir, "build"), "-DCMAKE_BUILD_TYPE=Release"]);
-  await step(steps, "build", "cmake", ["--build", join(allDir, "build"), "--target", VARIANT_SPECS.all.name]);
-  const kernels: [name: string, exportDir: string, libDir: string, variants: RegExp][] = [
-    ["llama3_8b", "", "", /kernel: window 0, logits_soft_cap 0, sinks 0/],
-    ["mistral_7b", "", "", /kernel: window 4096, logits_soft_cap 0, sinks 0/],
-    ["gpt_oss_20b", "", "", /kernel: window 128, logits_soft_cap 0, sinks 1/],
-    [VARIANT_SPECS.all.name, join(allDir, "export"), join(allDir, "build"), /kernel: window 77, logits_soft_cap 50, sinks 1/],
+  // (the only soft-capped one) and one with per-tensor fp8 KV scales are built here.
+  const built: Record<string, { exportDir: string; libDir: string }> = {};
+  for (const which of ["all", "fp8tensor"] as const) {
+    const name = VARIANT_SPECS[which].name;
+    const dir = join(work, "cmake", name);
+    await exportKernel(variantSpecFile(which), join(dir, "export"));
+    const steps: Step[] = [];
+    await step(steps, "configure", "cmake", ["-S", join(dir, "export"), "-B", join(dir, "build"), "-DCMAKE_BUILD_TYPE=Release"]);
+    await step(steps, "build", "cmake", ["--build", join(dir, "build"), "--target", name]);
+    built[name] = { exportDir: join(dir, "export"), libDir: join(dir, "build") };
+  }
+  const kernels: [name: string, variants: RegExp][] = [
+    ["llama3_8b", /kernel: window 0, logits_soft_cap 0, sinks 0, kv_dtype 1, kv_scale_per_head 0/],
+    ["mistral_7b", /kernel: window 4096, logits_soft_cap 0, sinks 0, kv_dtype 1/],
+    ["gpt_oss_20b", /kernel: window 128, logits_soft_cap 0, sinks 1, kv_dtype 1/],
+    ["llama3_8b_fp8", /kernel: window 0, logits_soft_cap 0, sinks 0, kv_dtype 2, kv_scale_per_head 1/],
+    [VARIANT_SPECS.all.name, /kernel: window 77, logits_soft_cap 50, sinks 1, kv_dtype 1/],
+    [VARIANT_SPECS.fp8tensor.name, /kernel: window 0, logits_soft_cap 0, sinks 0, kv_dtype 2, kv_scale_per_head 0/],
   ];
-  for (const [name, exportDir, libDir, variants] of kernels) {
+  for (const [name, variants] of kernels) {
     const root = join(work, "cmake", name);
-    assert.ok(exportDir || existsSync(join(root, "prefix", "lib")), `${name}: needs the every-preset test's install`);
-    const output = await hostChecks(name, exportDir || join(root, "export"), libDir || join(root, "prefix", "lib"));
+    assert.ok(built[name] || existsSync(join(root, "prefix", "lib")), `${name}: needs the every-preset test's install`);
+    const { exportDir, libDir } = built[name] ?? { exportDir: join(root, "export"), libDir: join(root, "prefix", "lib") };
+    const output = await hostChecks(name, exportDir, libDir);
     assert.match(output, /\(exit 0\)/, `${name}:\n${output}`);
     assert.match(output, variants, `${name}: the library's podgen_kernel_info`);
     assert.match(output, /^\d+ checks, 0 failures$/m, name);
     // The sinks checks that apply ran, and the accepted run got past every op check.
     assert.match(output, /\bsinks 1\b/.test(output) ? /ok {3}run, sinks one short -> .*sinks must have shape/ : /ok {3}run with sinks on a kernel without/, name);
     assert.match(output, /ok {3}run.*: every op check passes.* -> podgen_\w+\.run: PODGEN_ERR_CUDA/, name);
+    // The fp8 checks that apply ran: the scales required and checked, or refused with a 16-bit cache.
+    if (/kv_dtype 2/.test(output)) {
+      assert.match(output, /ok {3}run without k_scale -> .*\.run: k_scale is required: this kernel has an fp8 \(e4m3\) KV cache/, name);
+      assert.match(output, /ok {3}run, k_scale one element too many -> .*k_scale must have \d+ element\(s\), got/, name);
+      assert.match(output, /ok {3}run, right scales as \[1, n\]: every op check passes.* -> .*\.run: PODGEN_ERR_CUDA/, name);
+      assert.match(output, /ok {3}run_ragged, right scales: .* -> .*\.run_ragged: PODGEN_ERR_CUDA/, name);
+    } else {
+      assert.match(output, /ok {3}run with k_scale on a 16-bit cache -> .*k_scale was given but this kernel has no fp8 \(e4m3\) KV cache/, name);
+      assert.match(output, /ok {3}run, an fp8 cache on a 16-bit kernel -> .*k_cache must have dtype \w+, got Float8_e4m3fn/, name);
+    }
     console.log(`  ${name}: ${/^(\d+) checks/m.exec(output)![1]} op checks passed`);
   }
 });
