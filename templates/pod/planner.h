@@ -254,10 +254,18 @@ inline void build_row_blocks(const KernelShape& k, const std::vector<Request>& r
   const int64_t group = k.group(), tq = k.tile_q[op];
   for (const Request& q : requests) {
     const int64_t rows = (int64_t)q.q_len * group;
-    for (int64_t row = 0; row < rows; row += tq)
-      out->push_back({q.id, q.q_token_base, q.q_len, q.kv_len, (int32_t)row,
-                      first_live_key(k.window, k.tile_kv[op], row / group, q.q_len, q.kv_len),
-                      causal_kv_end(row, tq, rows, group, q.q_len, q.kv_len)});
+    for (int64_t row = 0; row < rows; row += tq) {
+      // Field by field into the vector: a block built on the stack and pushed whole would be
+      // read back with wide loads that wait for its narrow stores (see store_item).
+      RowBlock& b = out->emplace_back();
+      b.request = q.id;
+      b.q_token_base = q.q_token_base;
+      b.q_len = q.q_len;
+      b.kv_len = q.kv_len;
+      b.row_begin = (int32_t)row;
+      b.kv_begin = first_live_key(k.window, k.tile_kv[op], row / group, q.q_len, q.kv_len);
+      b.kv_end = causal_kv_end(row, tq, rows, group, q.q_len, q.kv_len);
+    }
   }
 }
 
