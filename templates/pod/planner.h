@@ -451,16 +451,26 @@ inline int count_work(int64_t heads_kv, int64_t tile_q, int64_t tile_kv, const S
   return PODGEN_OK;
 }
 
-// Copies an item into the staging bytes one field at a time. Copied whole, the item built just
-// before on the stack would be read back with wide loads that wait for its narrow stores (a
-// store-forwarding stall): that took most of the time of writing the items.
+// Copies an item into the staging bytes. Copied whole, the item built just before on the stack
+// would be read back with wide loads that wait for its narrow stores (a store-forwarding stall):
+// that took most of the time of writing the items. GCC and Clang build each 16 bytes in registers
+// and store them at once: three stores an item where one a field took a tenth of the plan (the
+// stores, not their order, bound the loop of emit_work).
 inline void store_item(unsigned char* dst, const PodWorkItem& item) {
   const int32_t fields[] = {item.request,  item.kv_head,  item.q_token_base, item.q_len,
                             item.kv_len,   item.row_begin, item.kv_begin,    item.kv_end,
                             item.split,    item.num_splits, item.partial_row, item.pad_};
   static_assert(sizeof fields == sizeof(PodWorkItem), "store_item copies every field");
+#if defined(__GNUC__)
+  typedef int32_t Quad __attribute__((vector_size(16)));
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i += 4) {
+    const Quad quad = {fields[i], fields[i + 1], fields[i + 2], fields[i + 3]};
+    memcpy(dst + i * sizeof(int32_t), &quad, sizeof quad);
+  }
+#else
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; ++i)
     memcpy(dst + i * sizeof(int32_t), &fields[i], sizeof(int32_t));
+#endif
 }
 
 // Writes the items (heavy first, see count_work) and merges (tile order) of counted work; split
