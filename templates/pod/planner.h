@@ -401,7 +401,9 @@ inline int count_work(int64_t heads_kv, int64_t tile_q, int64_t tile_kv, const S
   histogram.clear();
   for (uint64_t key : keys) {
     const int64_t kv_tiles = (int64_t)(key >> 32);
-    if (histogram.empty() || histogram.back().first != kv_tiles) histogram.push_back({kv_tiles, 0});
+    // A new entry is set in place, not pushed whole from the stack (see build_row_blocks).
+    if (histogram.empty() || histogram.back().first != kv_tiles)
+      histogram.emplace_back().first = kv_tiles;
     histogram.back().second += heads_kv;
   }
   const int64_t chunk = choose_chunk(histogram, policy.slots, policy.budget, policy.cap);
