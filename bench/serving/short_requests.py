@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmark import BenchError, load_export  # noqa: E402
 from model_shape import ModelShape  # noqa: E402
+from torch_baselines import time_fn  # noqa: E402  (bench/: the PyTorch baselines' CUDA-event timer)
 
 AGREEMENT = 2e-2  # relative L2 between the two paths' bf16 outputs (each within 1e-2 of fp32)
 
@@ -40,20 +41,6 @@ def batches():
     g = torch.Generator().manual_seed(3)
     out.append(("chunk 512 + 32 x q4 + 64 decodes, kv4096", [mixed[i] for i in torch.randperm(len(mixed), generator=g).tolist()]))
     return out
-
-
-def time_launch(launch, iters: int, warmup: int = 10) -> float:
-    for _ in range(warmup):
-        launch()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        launch()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1000.0)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -97,7 +84,7 @@ def main() -> int:
             attn.plan_ragged(qo, kv, indptr, indices, max_pages, decode_max_q_len=limit)
             o = torch.empty_like(q)
             launch = lambda attn=attn, o=o: attn.run_ragged(q, k, v, indices_d, out=o)  # noqa: E731
-            result[f"{path}_us"] = round(time_launch(launch, args.iters), 2)
+            result[f"{path}_us"] = round(time_fn([launch], args.iters, warmup=10)[0] * 1000.0, 2)
             outs[path] = o.float()
         diff = ((outs["decode_path"] - outs["prefill_path"]).norm() / outs["prefill_path"].norm()).item()
         if not diff <= AGREEMENT:

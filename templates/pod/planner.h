@@ -189,10 +189,14 @@ inline int check_options(const KernelShape& k, const podgen_plan_options& o, Opt
 // Graph mode: the batch must fit the bucket the layout was sized for.
 inline int check_bucket(const KernelShape& k, const Options& o, const Batch& b, std::string* error) {
   const int over = PODGEN_ERR_BUCKET_EXCEEDED;
-  // Short requests run as decodes but count as prefills (pod_attention.h, podgen_ragged_batch).
-  const int64_t prefills = (int64_t)b.parts[0].size() + b.short_requests;
-  const int64_t decodes = (int64_t)b.parts[1].size() - b.short_requests;
-  const int64_t prefill_tokens = b.prefill_tokens + b.short_tokens;
+  // Short requests (ragged, 2 .. decode_max_q_len tokens) run as decodes but count as prefills
+  // (pod_attention.h, podgen_ragged_batch).
+  int64_t shorts = 0, short_tokens = 0;
+  for (const Request& q : b.parts[POD_OP_DECODE])
+    if (q.q_len > 1) ++shorts, short_tokens += q.q_len;
+  const int64_t prefills = (int64_t)b.parts[0].size() + shorts;
+  const int64_t decodes = (int64_t)b.parts[1].size() - shorts;
+  const int64_t prefill_tokens = b.prefill_tokens + short_tokens;
   if (prefills > o.max_prefills)
     return fail(error, over, "%lld prefills exceed the bucket's max_prefills=%lld",
                 (long long)prefills, (long long)o.max_prefills);

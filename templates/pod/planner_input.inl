@@ -26,9 +26,6 @@ struct Batch {
   std::vector<int32_t> page_base;  // by request id
   int64_t q_rows[2] = {0, 0};      // rows of each part's q / o the batch uses (ragged: [q, 0])
   int64_t prefill_tokens = 0;      // query tokens of the prefill part
-  // Ragged: requests of 2 .. decode_max_q_len tokens, which run in the decode part but which a
-  // graph-mode bucket counts as prefills (their number and tokens).
-  int64_t short_requests = 0, short_tokens = 0;
   uint64_t page_entries = 0;       // paged: page_indices entries the table spans
   int32_t num_pages = 0;
   bool ragged = false;
@@ -39,7 +36,6 @@ struct Batch {
     page_base.clear();
     q_rows[0] = q_rows[1] = 0;
     prefill_tokens = 0;
-    short_requests = short_tokens = 0;
     page_entries = 0;
     num_pages = 0;
     ragged = false;
@@ -227,7 +223,6 @@ inline void add_request(Batch* b, int op, int32_t id, int32_t q_token_base, int3
   q.q_len = q_len;
   q.kv_len = kv_len;
   if (op == POD_OP_PREFILL) b->prefill_tokens += q_len;
-  if (op == POD_OP_DECODE && q_len > 1) ++b->short_requests, b->short_tokens += q_len;
 }
 
 // The split form: requests 0 .. num_prefills-1 are prefill chunks of q_prefill, the rest decodes
