@@ -59,6 +59,9 @@ test("an export holds the CUDA sources, the header, CMake, the PyTorch op and ex
   assert.match(byPath.get("csrc/torch_op.cpp")!, /TORCH_LIBRARY\(podgen_llama3_8b, m\)/);
   assert.match(byPath.get("csrc/torch_op.cpp")!, /at::kBFloat16/);
   assert.match(byPath.get("tests/test_torch.py")!, /scaled_dot_product_attention/);
+  // The op keeps a statically linked C++ runtime to itself: a $CXX that links libstdc++ statically
+  // (the GPU machine's) otherwise crashed the first ostream number format (stop 20).
+  assert.match(byPath.get("python/pod_llama3_8b/__init__.py")!, /extra_ldflags=\[[^\]]*"-Wl,--exclude-libs,ALL"\]/);
   // Another kernel differs where it should: its dtype reaches the op and the Python wrapper.
   const fp16 = new Map(generateExport(presetByName("llama2_7b")!).map((f) => [f.path, f.contents]));
   assert.match(fp16.get("csrc/torch_op.cpp")!, /const at::ScalarType kDType = at::kHalf;/);
