@@ -150,6 +150,22 @@ test("head-dims.json: a workload per new preset; the PyTorch baselines learn eac
   assert.is(ws[0]!.configs.length, 1);
 });
 
+test("variants.json: mistral_7b's window beside the same batch at full causal, and gpt-oss's local and global layers; the PyTorch baselines get each window and the sinks flag", () => {
+  const ws = loadWorkloads(join(PACKAGE_ROOT, "bench/workloads/variants.json"));
+  assert.equal(ws.map((w) => w.specName), ["mistral_7b", "llama3_8b_2cta", "gpt_oss_20b", "gpt_oss_20b_global"]);
+  const resolved = resolvedWorkloads(ws).workloads;
+  assert.equal(resolved.map((r) => [r.heads_q, r.heads_kv, r.head_dim, r.window, r.sinks]), [
+    [32, 8, 128, 4096, false],
+    [32, 8, 128, null, false],
+    [64, 8, 64, 128, true],
+    [64, 8, 64, null, true],
+  ]);
+  // The window's saving is read off two prefill-only times: the pair must differ in the window alone.
+  const [windowed, full] = ws.map((w) => w.configs[0]!.spec);
+  assert.equal({ ...windowed!, name: "", window: undefined, hash: "" }, { ...full!, name: "", window: undefined, hash: "" });
+  assert.equal(ws[0]!.shape, ws[1]!.shape);
+});
+
 test("a variant with another KV layout than its workload's spec is refused when the file is read, naming it", () => {
   const file = (pageSize: number | "contiguous") => ({ variants: [{ name: "other pages", pageSize }], workloads: [{ name: "w", prefills: [[8, 64]], decodes: [64], variants: true }] });
   assert.throws(() => parseWorkloads(file(64), "f.json"), /f\.json: workloads\.0 \(w\): variant "other pages": kvCache = .*"pageSize":64.* must equal .*"pageSize":16/);
