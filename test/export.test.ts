@@ -68,8 +68,20 @@ test("an export holds the CUDA sources, the header, CMake, the PyTorch op and ex
   assert.match(fp16.get("python/pod_llama2_7b/__init__.py")!, /DTYPE = torch.float16/);
 });
 
+/** The files of `spec`'s export that the op's tests read, rendered. */
+function renderedOp(spec: KernelSpec) {
+  const byPath = new Map(generateExport(spec).map((f) => [f.path, f.contents]));
+  const file = (path: string) => byPath.get(path)!;
+  return {
+    op: file("csrc/torch_op.cpp"),
+    python: file(`python/pod_${spec.name}/__init__.py`),
+    tests: file("tests/test_torch.py"),
+    readme: file("README.md"),
+    usage: file("examples/python_usage.py"),
+  };
+}
+
 test("an fp8-KV export: the op takes float8_e4m3fn caches and k_scale / v_scale; the wrapper, tests and docs say so", () => {
-  const files = (spec: KernelSpec) => new Map(generateExport(spec).map((f) => [f.path, f.contents]));
   const cases = [
     { spec: presetByName("llama3_8b_fp8")!, at: "at::kFloat8_e4m3fn", torch: "torch.float8_e4m3fn", scales: 8, tolerance: "2e-2" },
     { spec: pod.kernel(VARIANT_SPECS.fp8tensor), at: "at::kFloat8_e4m3fn", torch: "torch.float8_e4m3fn", scales: 1, tolerance: "2e-2" },
@@ -78,11 +90,7 @@ test("an fp8-KV export: the op takes float8_e4m3fn caches and k_scale / v_scale;
   ];
   for (const c of cases) {
     const name = c.spec.name;
-    const byPath = files(c.spec);
-    const op = byPath.get("csrc/torch_op.cpp")!;
-    const python = byPath.get(`python/pod_${name}/__init__.py`)!;
-    const tests = byPath.get("tests/test_torch.py")!;
-    const readme = byPath.get("README.md")!;
+    const { op, python, tests, readme } = renderedOp(c.spec);
     const fp8 = c.scales > 0;
     assert.ok(op.includes(`const at::ScalarType kKvDType = ${c.at};`), `${name}: the op's cache dtype`);
     assert.ok(op.includes("check_tensor(t, op, name, kKvDType, /*cuda=*/true);"), `${name}: the caches are checked against it`);
@@ -174,7 +182,6 @@ test("the exported PyTorch op is valid C++ against a stand-in of the torch API; 
 });
 
 test("variant exports: the op, the Python wrapper, its tests and examples carry the spec's window, soft-cap and sinks", () => {
-  const files = (spec: KernelSpec) => new Map(generateExport(spec).map((f) => [f.path, f.contents]));
   const cases = [
     { spec: presetByName("llama3_8b")!, window: "None", cap: "None", sinks: "False", attention: "causal." },
     { spec: presetByName("mistral_7b")!, window: "4096", cap: "None", sinks: "False", attention: "causal, sliding window of 4096 keys." },
@@ -185,11 +192,7 @@ test("variant exports: the op, the Python wrapper, its tests and examples carry 
   ];
   for (const c of cases) {
     const name = c.spec.name;
-    const byPath = files(c.spec);
-    const op = byPath.get("csrc/torch_op.cpp")!;
-    const python = byPath.get(`python/pod_${name}/__init__.py`)!;
-    const tests = byPath.get("tests/test_torch.py")!;
-    const usage = byPath.get("examples/python_usage.py")!;
+    const { op, python, tests, readme, usage } = renderedOp(c.spec);
     assert.ok(op.includes(`// Attention of this kernel: ${c.attention}\n`), `${name}: the op says its attention`);
     // Every op has the variant arguments, whatever the spec (others refuse them at run time, from
     // the library's podgen_kernel_info rather than from rendered constants).
@@ -202,7 +205,7 @@ test("variant exports: the op, the Python wrapper, its tests and examples carry 
     assert.ok(python.includes(`LOGITS_SOFT_CAP: Optional[float] = ${c.cap}\n`), `${name}: LOGITS_SOFT_CAP = ${c.cap}`);
     assert.ok(python.includes(`SINKS = ${c.sinks}\n`), `${name}: SINKS = ${c.sinks}`);
     assert.ok(python.includes(`Attention: ${c.attention.replace(/\.$/, "")}`), `${name}: the wrapper's docstring says its attention`);
-    assert.ok(byPath.get("README.md")!.includes(`| attention | ${c.attention.replace(/\.$/, "")} |`), `${name}: the README says its attention`);
+    assert.ok(readme.includes(`| attention | ${c.attention.replace(/\.$/, "")} |`), `${name}: the README says its attention`);
     assert.ok(tests.includes("def test_variant_arguments():") && tests.includes("    test_variant_arguments()\n"), `${name}: variant-argument test runs`);
     assert.is(usage.includes("sinks=sinks)"), c.sinks === "True", `${name}: the usage example passes sinks exactly with sinks`);
     assert.is(usage.includes("The sliding window"), c.window !== "None", `${name}: the usage example mentions the window exactly with one`);
