@@ -5,7 +5,8 @@
 //   withOverrides(presetByName("llama3_8b")!, { decode: { tile: { kv: 32 }, virtualCtas: 2 } })
 //
 // prefill and decode merge field by field, and so do their tiles; every other field (heads,
-// kvCache, schedule, maxSplits, ...) is replaced whole. Nothing is re-derived: a field the overrides
+// kvCache, schedule, maxSplits, ...) is replaced whole, and `null` removes an optional one (a
+// variant of gemma2_9b without its soft-cap: { logitsSoftCap: null }). Nothing is re-derived: a field the overrides
 // leave out keeps the base's value (decode.warps too, so an override of prefill.warps states
 // decode.warps as well; the rules say so when it does not). The merged fields are judged by
 // checkSpec like any spec, so a bad override is reported by field, value, limit and reason.
@@ -16,8 +17,11 @@ import { DEFAULT_PRESET, presetByName, PRESETS } from "./presets.ts";
 import { specSchema } from "./schema.ts";
 import { canonicalJson, checkSpec, specFields, type CheckResult, type KernelInput, type KernelSpec } from "./spec.ts";
 
-/** What an override may change: any field but the name, as pod.kernel takes it (every part optional). */
-export type SpecOverrides = Partial<Omit<KernelInput, "name">>;
+/**
+ * What an override may change: any field but the name, as pod.kernel takes it (every part
+ * optional); `null` removes a field the base has (the schema then judges the spec without it).
+ */
+export type SpecOverrides = { [K in keyof Omit<KernelInput, "name">]?: KernelInput[K] | null };
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -40,6 +44,10 @@ export function mergeOverrides(base: KernelSpec, overrides: SpecOverrides): Reco
   const fields = structuredClone(specFields(base)) as unknown as Record<string, unknown>;
   for (const [key, value] of Object.entries(overrides)) {
     if (value === undefined) continue;
+    if (value === null) {
+      delete fields[key];
+      continue;
+    }
     fields[key] = SECTIONS.has(key) ? mergeSection(fields[key], value) : structuredClone(value);
   }
   return fields;

@@ -150,20 +150,27 @@ test("head-dims.json: a workload per new preset; the PyTorch baselines learn eac
   assert.is(ws[0]!.configs.length, 1);
 });
 
-test("variants.json: mistral_7b's window beside the same batch at full causal, and gpt-oss's local and global layers; the PyTorch baselines get each window and the sinks flag", () => {
+test("variants.json: each variant preset beside its plain twin (the same spec without window, soft-cap and sinks) on the same batch; the PyTorch baselines get each window and the sinks flag", () => {
   const ws = loadWorkloads(join(PACKAGE_ROOT, "bench/workloads/variants.json"));
-  assert.equal(ws.map((w) => w.specName), ["mistral_7b", "llama3_8b_2cta", "gpt_oss_20b", "gpt_oss_20b_global"]);
+  assert.equal([...new Set(ws.map((w) => w.specName))], ["mistral_7b", "gpt_oss_20b", "gemma2_9b", "gpt_oss_20b_global"]);
+  const paper = loadWorkloads(join(PACKAGE_ROOT, "bench/workloads/paper.json")).slice(0, 5).map((w) => w.shape);
+  for (const spec of ["gemma2_9b", "gpt_oss_20b_global"]) assert.equal(ws.filter((w) => w.specName === spec).map((w) => w.shape), paper, spec);
   const resolved = resolvedWorkloads(ws).workloads;
-  assert.equal(resolved.map((r) => [r.heads_q, r.heads_kv, r.head_dim, r.window, r.sinks]), [
-    [32, 8, 128, 4096, false],
-    [32, 8, 128, null, false],
-    [64, 8, 64, 128, true],
-    [64, 8, 64, null, true],
+  assert.equal(resolved.slice(0, 3).map((r) => [r.heads_q, r.heads_kv, r.head_dim, r.window, r.logits_soft_cap, r.sinks]), [
+    [32, 8, 128, 4096, 0, false],
+    [64, 8, 64, 128, 0, true],
+    [16, 8, 256, null, 50, false],
   ]);
-  // The window's saving is read off two prefill-only times: the pair must differ in the window alone.
-  const [windowed, full] = ws.map((w) => w.configs[0]!.spec);
-  assert.equal({ ...windowed!, name: "", window: undefined, hash: "" }, { ...full!, name: "", window: undefined, hash: "" });
-  assert.equal(ws[0]!.shape, ws[1]!.shape);
+  // Each cost is read off two times of one workload: the pair must differ in the variant's fields alone.
+  const variantFields = { name: "", hash: "", window: undefined, logitsSoftCap: undefined, sinks: undefined };
+  for (const w of ws) {
+    assert.equal(w.configs.length, 2, w.name);
+    const [spec, twin] = w.configs.map((c) => c.spec);
+    assert.equal([twin!.window, twin!.logitsSoftCap, twin!.sinks], [undefined, undefined, undefined], w.name);
+    assert.equal({ ...spec!, ...variantFields }, { ...twin!, ...variantFields }, w.name);
+  }
+  // mistral_7b's twin is the full-causal kernel of llama3_8b_2cta.
+  assert.equal({ ...ws[0]!.configs[1]!.spec, name: "", hash: "" }, { ...presetByName("llama3_8b_2cta")!, name: "", hash: "" });
 });
 
 test("a variant with another KV layout than its workload's spec is refused when the file is read, naming it", () => {

@@ -38,6 +38,19 @@ test("sections and tiles merge field by field; everything else is replaced whole
   assert.equal(s.heads, base.heads);
 });
 
+test("null removes an optional field: the kernel without it, as if the base never had it", () => {
+  const gemma = presetByName("gemma2_9b")!;
+  const plain = withOverrides(gemma, { logitsSoftCap: null });
+  assert.is(plain.logitsSoftCap, undefined);
+  assert.equal({ ...fieldsOf(plain), logitsSoftCap: gemma.logitsSoftCap }, fieldsOf(gemma));
+  const mistral = presetByName("mistral_7b")!;
+  assert.equal(fieldsOf(withOverrides(mistral, { window: null })), fieldsOf(base), "mistral_7b without its window is llama3_8b_2cta");
+  // A required field cannot be removed: the schema names it.
+  assert.throws(() => withOverrides(base, { heads: null }), /heads/);
+  // The JSON form (a bench variant's kernel fields) takes it too.
+  assert.is(kernelFieldsSpec({ spec: "gpt_oss_20b_global", kernel: { sinks: null } }).sinks, undefined);
+});
+
 test("named after the base and the overrides: same overrides, same name and hash, whatever the key order", () => {
   const a = withOverrides(base, { ctasPerSm: 4, prefill: { tile: { q: 64, kv: 32 } }, decode: { tile: { q: 16, kv: 64 }, stages: 1, virtualCtas: 1 } });
   const b = withOverrides(base, { decode: { virtualCtas: 1, stages: 1, tile: { kv: 64, q: 16 } }, prefill: { tile: { kv: 32, q: 64 } }, ctasPerSm: 4 });
