@@ -59,17 +59,15 @@ export interface ResourceModel {
   /** Query heads per KV head. */
   group: number;
   /**
-   * fp8 KV: K/V tiles in flight as fp8 in shared memory (Traits::Prefill::kKvStaging,
-   * Decode::kKvStaging): the tile loops copy fp8 rows into these staging stages and dequantize the
-   * tile about to be computed into its 16-bit stage. One less than the stages (at least one),
-   * since the tile being computed is already 16-bit. 0: a 16-bit cache.
+   * fp8 KV: K/V tiles held as fp8 in shared memory (Traits::Prefill::kKvStaging,
+   * Decode::kKvStaging). The prefill loops copy fp8 rows into these staging stages and dequantize
+   * the tile about to be computed into its 16-bit stage: one less than the stages (at least one),
+   * since the tile being computed is already 16-bit. The decode loop reads its fp8 tiles straight
+   * into mma fragments: every stage is fp8 (decode.stages), rows of 128 bytes (D = 64 padded) for
+   * the row swizzle. 0: a 16-bit cache.
    */
   kvStaging: { prefill: number; decode: number };
-  /**
-   * 16-bit K/V stages of the decode loop (Traits::Decode::kKvBuffers): decode.stages, but 1 with an
-   * fp8 cache, where each warp dequantizes its slice of a tile just before computing it (the
-   * prefill loops keep decode.stages: their stage indexing is shared with 16-bit caches).
-   */
+  /** 16-bit K/V stages of the decode loop (Traits::Decode::kKvBuffers): decode.stages, 0 with an fp8 cache. */
   decodeKvBuffers: number;
   /** 16-row fragments a prefill warp holds (PrefillShape::kMFrag): tile.q / warps / 16. */
   prefillFragmentsPerWarp: number;
@@ -119,15 +117,22 @@ export interface ResourceModel {
 
 /**
  * Shared memory of one attention tile: a Q tile plus `buffers` 16-bit buffers of K and V (rows of
- * smemHeadDim columns), plus `staging` fp8 buffers of K and V (fp8 caches, rows of headDim bytes:
- * fp8 is allowed at D = 64 and 128 only, so they need no padding).
+ * smemHeadDim columns), plus `staging` fp8 buffers of K and V (fp8 caches) with rows of
+ * `stagingRowBytes` (prefill: headDim bytes, since fp8 is allowed at D = 64 and 128 only; decode:
+ * FP8_DECODE_ROW_BYTES).
  */
-function tileSmem(tileQ: number, tileKv: number, buffers: number, staging: number, headDim: number): number {
-  return (tileQ + 2 * buffers * tileKv) * smemHeadDim(headDim) * ELEMENT_BYTES + 2 * staging * tileKv * headDim * FP8_BYTES;
+function tileSmem(tileQ: number, tileKv: number, buffers: number, staging: number, headDim: number, stagingRowBytes: number): number {
+  return (tileQ + 2 * buffers * tileKv) * smemHeadDim(headDim) * ELEMENT_BYTES + 2 * staging * tileKv * stagingRowBytes;
 }
 
-/** fp8 staging stages of a loop with `stages` stages (ResourceModel.kvStaging). */
-const fp8Staging = (spec: SpecFields, stages: number) => (spec.kvDtype === "e4m3" ? Math.max(1, stages - 1) : 0);
+/** Bytes of a decode fp8 tile row (kv_fp8.cuh, kFp8TileRowBytes): 8 chunks, the row swizzle's unit. */
+const FP8_DECODE_ROW_BYTES = 128;
+
+/**
+ * The decode's merge scratch in a virtual CTA (decode.cuh, DecodeShape::kMergeBytes): each warp's
+ * row maxima and sums, then its fp32 O rows. A virtual CTA is at least that large.
+ */
+const decodeMergeSmem = (warps: number, tileQ: number, headDim: number) => warps * tileQ * (2 + headDim) * 4;
 
 /** headDim in whole swizzle blocks: the columns of a row in shared memory. */
 export function smemHeadDim(headDim: number): number {
@@ -162,12 +167,16 @@ export function resourceModel(spec: SpecFields): ResourceModel {
   const threads = prefillThreads + (roles ? decode.warps * 32 : 0);
   const decodeWarps = Math.max(1, Math.floor(decode.warps / decode.virtualCtas));
 
-  const kvStaging = { prefill: fp8Staging(spec, prefill.stages), decode: fp8Staging(spec, decode.stages) };
-  const decodeKvBuffers = spec.kvDtype === "e4m3" ? 1 : decode.stages;
-  const prefillTiles = tileSmem(prefill.tile.q, prefill.tile.kv, prefill.stages, kvStaging.prefill, headDim);
+  const fp8 = spec.kvDtype === "e4m3";
+  const kvStaging = { prefill: fp8 ? Math.max(1, prefill.stages - 1) : 0, decode: fp8 ? decode.stages : 0 };
+  const decodeKvBuffers = fp8 ? 0 : decode.stages;
+  const prefillTiles = tileSmem(prefill.tile.q, prefill.tile.kv, prefill.stages, kvStaging.prefill, headDim, headDim * FP8_BYTES);
   const prefillTile = warpSpecialized ? Math.ceil((prefillTiles + PIPELINE_BYTES) / 1024) * 1024 : prefillTiles;
-  const decodeTiles =
-    decode.virtualCtas * tileSmem(decode.tile.q, decode.tile.kv, decodeKvBuffers, kvStaging.decode, headDim);
+  const decodeVirtualCta = Math.max(
+    tileSmem(decode.tile.q, decode.tile.kv, decodeKvBuffers, kvStaging.decode, headDim, FP8_DECODE_ROW_BYTES),
+    decodeMergeSmem(decodeWarps, decode.tile.q, headDim),
+  );
+  const decodeTiles = decode.virtualCtas * decodeVirtualCta;
   const perCtaLimit = Math.min(
     limits.smemPerCtaMax,
     Math.floor(limits.smemPerSm / ctasPerSm) - limits.smemReservedPerCta,

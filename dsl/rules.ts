@@ -155,9 +155,8 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
   if (headDimSupported && model.smem.perCta > model.smem.perCtaLimit) {
     const atHeadDim =
       model.smemHeadDim === headDim ? `D=${headDim}` : `D=${headDim} (rows padded to ${model.smemHeadDim} columns)`;
-    const staging = (n: number) => (n > 0 ? ` + ${n} fp8 staging × kv=${decode.tile.kv}` : "");
-    const decodeStages = model.decodeKvBuffers === decode.stages ? `${decode.stages} stages` : `${model.decodeKvBuffers} 16-bit stage`;
-    const decodeWhat = `${decode.virtualCtas} virtual CTAs × (q=${decode.tile.q} + ${decodeStages} × kv=${decode.tile.kv}${staging(model.kvStaging.decode)})`;
+    const decodeStages = model.kvStaging.decode > 0 ? `${decode.stages} fp8 stages` : `${decode.stages} stages`;
+    const decodeWhat = `${decode.virtualCtas} virtual CTAs × (q=${decode.tile.q} + ${decodeStages} × kv=${decode.tile.kv})`;
     const part = model.roles
       ? {
           path: "prefill.tile",

@@ -103,8 +103,8 @@ test("traits carry the KV dtype: the dtype and no staging unless the spec asks f
   const fp8 = { kvDtype: "e4m3", kvScale: "head", sinks: true, prefill: { tile: { q: 64, kv: 32 }, stages: 3 } };
   const on = await traitsOf(fp8);
   assert.equal([on.KvDType, on.kKvFp8, on.kKvScalePerHead, on.Params], ["__nv_fp8_e4m3", "true", "true", "pod::PodKvScaleParams<pod::PodSinkParams>"]);
-  // From the resource model: fp8 staging for the tiles in flight; one 16-bit decode stage.
-  assert.equal([(await traitsOf(fp8, "Prefill")).kKvStaging, (await traitsOf(fp8, "Decode")).kKvStaging, (await traitsOf(fp8, "Decode")).kKvBuffers], ["2", "1", "1"]);
+  // From the resource model: prefill fp8 staging for the tiles in flight; every decode stage fp8, none 16-bit.
+  assert.equal([(await traitsOf(fp8, "Prefill")).kKvStaging, (await traitsOf(fp8, "Decode")).kKvStaging, (await traitsOf(fp8, "Decode")).kKvBuffers], ["2", "2", "0"]);
   assert.is((await traitsOf({ kvDtype: "e4m3" })).kKvScalePerHead, "false", "one scale per tensor by default");
 });
 

@@ -223,12 +223,17 @@ test("fp8 KV: kvDtype equal to dtype is the default (same hash); e4m3 defaults t
   assert.equal([fp8.kvDtype, fp8.kvScale], ["e4m3", "tensor"]);
   assert.is.not(pod.kernel({ ...base, kvDtype: "e4m3", kvScale: "head" }).hash, fp8.hash);
   const m = resourceModel(fp8);
-  // Staging: one fp8 K and V tile per tile in flight (stages - 1, at least 1), one byte an element.
-  assert.equal(m.kvStaging, { prefill: 1, decode: 1 });
+  // Prefill staging: one fp8 K and V tile per tile in flight (stages - 1, at least 1), one byte an element.
+  assert.equal(m.kvStaging, { prefill: 1, decode: 2 });
   assert.is(m.smem.prefillTile, (128 + 2 * 2 * 64) * 128 * 2 + 2 * 1 * 64 * 128);
-  // The decode loop keeps one 16-bit stage: each warp dequantizes its slice just before computing it.
-  assert.is(m.decodeKvBuffers, 1);
-  assert.is(m.smem.decodeTiles, 2 * ((16 + 2 * 1 * 32) * 128 * 2 + 2 * 1 * 32 * 128));
+  // The decode loop reads fp8 tiles straight into fragments: every stage fp8, rows of 128 bytes, no 16-bit stage.
+  assert.is(m.decodeKvBuffers, 0);
+  assert.is(m.smem.decodeTiles, 2 * (16 * 128 * 2 + 2 * 2 * 32 * 128));
+  // One stage of few keys is smaller than the warps' merge scratch, which the virtual CTA must hold.
+  const one = resourceModel(pod.kernel({ ...base, kvDtype: "e4m3", decode: { stages: 1, tile: { q: 16, kv: 32 } } }));
+  assert.is(one.smem.decodeTiles, 2 * (2 * 16 * (2 + 128) * 4), "2 virtual CTAs of 2 warps");
+  const d64 = resourceModel(pod.kernel({ ...base, headDim: 64, kvDtype: "e4m3" }));
+  assert.is(d64.smem.decodeTiles, 2 * (16 * 64 * 2 + 2 * 2 * 32 * 128), "D = 64 fp8 decode rows are padded to 128 bytes");
   const deep = resourceModel(pod.kernel({ ...base, kvDtype: "e4m3", prefill: { tile: { q: 64, kv: 32 }, stages: 3 }, decode: { stages: 1 } }));
   assert.equal(deep.kvStaging, { prefill: 2, decode: 1 });
   assert.equal([resourceModel(plain).kvStaging, resourceModel(plain).decodeKvBuffers], [{ prefill: 0, decode: 0 }, 2]);

@@ -52,8 +52,8 @@ struct Traits {
     static constexpr int kTileKv = 32;  // spec: decode.tile.kv
     static constexpr int kWarpsPerVirtualCta = 2;  // resource model: decode.warps / decode.virtualCtas
     static constexpr int kStages = 2;  // spec: decode.stages
-    static constexpr int kKvStaging = 0;  // resource model: fp8 K/V staging stages (0: a 16-bit cache)
-    static constexpr int kKvBuffers = 2;  // resource model: 16-bit K/V stages (fp8: 1, the tile being computed)
+    static constexpr int kKvStaging = 0;  // resource model: fp8 K/V stages (0: a 16-bit cache)
+    static constexpr int kKvBuffers = 2;  // resource model: 16-bit K/V stages (0 with an fp8 cache)
     static constexpr int kVirtualCtas = 2;  // spec: decode.virtualCtas
     static constexpr int kMaxSplits = 16;  // spec: decode.maxSplits
   };

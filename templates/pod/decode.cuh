@@ -11,11 +11,10 @@
 // Shared memory per virtual CTA (bytes):
 //   [ Q: 16 x Ds ][ stage 0: K kTileKv x Ds, V kTileKv x Ds ] ... = 16*Ds*2 + kStages*kTileKv*Ds*2*2
 // (Ds = Traits::kSmemHeadDim: D in whole 64-column blocks; at D = 96 a row's last 32 are padding)
-//   fp8 KV cache: one 16-bit stage (kKvBuffers), then [ staging 0: K8 kTileKv x D, V8 kTileKv x D ]
-//   ... (kKvStaging of them, 1 byte an element): a warp copies its fp8 slices there, kStages - 1
-//   tiles ahead, and dequantizes its slice of the tile it is about to compute into the 16-bit stage
-//   (kv_fp8.cuh), which holds only that tile.
-// After the last tile the same bytes hold the merge scratch (see DecodeShape::kScratchBytes).
+//   fp8 KV cache: the stages hold fp8 tiles (Fp8Tile: kTileKv rows of 128 bytes each for K and V),
+//   which the tile loop reads straight into mma fragments (kv_fp8.cuh, Fp8Frags).
+// After the last tile the same bytes hold the merge scratch (see DecodeShape::kScratchBytes); the
+// virtual CTA is at least that large.
 #pragma once
 #include "softmax.cuh"
 #include "tile_io.cuh"
@@ -40,15 +39,21 @@ struct DecodeShape {
   static constexpr int kQBytes = kTileQ * Traits::kSmemHeadDim * 2;
   static constexpr int kKvBytes = kTileKv * Traits::kSmemHeadDim * 2;
   static constexpr int kStageBytes = 2 * kKvBytes;
-  static constexpr int kKvStaging = P::kKvStaging;   // fp8 staging stages (resource model)
-  static constexpr int kStagingKvBytes = kTileKv * D;  // one fp8 K (or V) tile
+  static constexpr int kKvStaging = P::kKvStaging;   // fp8 stages (resource model)
+  static constexpr int kStagingKvBytes = kTileKv * kFp8TileRowBytes;  // one fp8 K (or V) tile
   static constexpr int kStagingBytes = 2 * kStagingKvBytes;
   static constexpr int kKvBuffers = P::kKvBuffers;   // 16-bit K/V stages (resource model)
-  static constexpr int kVctaBytes = kQBytes + kKvBuffers * kStageBytes + kKvStaging * kStagingBytes;
-  static constexpr int kSmemBytes = kVirtualCtas * kVctaBytes;
+  // What a stage holds: K at its start, V kBufferKvBytes in.
+  static constexpr int kBufferBytes = Traits::kKvFp8 ? kStagingBytes : kStageBytes;
+  static constexpr int kBufferKvBytes = Traits::kKvFp8 ? kStagingKvBytes : kKvBytes;
+  static constexpr int kTileBytes = kQBytes + kKvBuffers * kStageBytes + kKvStaging * kStagingBytes;
   // Merge scratch: m and l per warp and row, then each warp's O rows (fp32, row stride padded by
-  // 8 floats against bank conflicts when that still fits).
+  // 8 floats against bank conflicts when that still fits). The resource model sizes the virtual
+  // CTA for the unpadded scratch too.
   static constexpr int kMlBytes = kWarps * kTileQ * 2 * 4;
+  static constexpr int kMergeBytes = kMlBytes + kWarps * kTileQ * D * 4;
+  static constexpr int kVctaBytes = kTileBytes > kMergeBytes ? kTileBytes : kMergeBytes;
+  static constexpr int kSmemBytes = kVirtualCtas * kVctaBytes;
   static constexpr int kOPad = (kMlBytes + kWarps * kTileQ * (D + 8) * 4 <= kVctaBytes) ? 8 : 0;
   static constexpr int kOStride = D + kOPad;
   static constexpr int kScratchBytes = kMlBytes + kWarps * kTileQ * kOStride * 4;
@@ -69,9 +74,8 @@ struct DecodeShape {
   static_assert(kVirtualCtas >= 1 && kVirtualCtas <= 15, "Decode::kVirtualCtas in 1..15 (barrier ids)");
   static_assert(kTileKv % (16 * kWarps) == 0, "Decode::kTileKv must be a multiple of 16 * Decode::kWarpsPerVirtualCta");
   static_assert(kStages >= 1, "Decode::kStages >= 1");
-  static_assert(Traits::kKvFp8 ? kKvStaging >= (kStages > 1 ? kStages - 1 : 1) && kKvBuffers == 1
-                               : kKvStaging == 0 && kKvBuffers == kStages,
-                "fp8 KV: a staging stage for each tile in flight and one 16-bit stage (Decode::kKvStaging, kKvBuffers)");
+  static_assert(Traits::kKvFp8 ? kKvStaging == kStages && kKvBuffers == 0 : kKvStaging == 0 && kKvBuffers == kStages,
+                "fp8 KV: every stage holds fp8 tiles (Decode::kKvStaging, kKvBuffers)");
   static_assert(kSmemBytes <= Traits::kSmemBytes, "decode tiles exceed Traits::kSmemBytes");
   static_assert(kScratchBytes <= kVctaBytes, "decode merge scratch must fit the virtual CTA's bytes");
 };
@@ -101,12 +105,14 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
   const float scale_log2 = V::score_scale_log2(p, it.kv_head);
   const int key0 = warp * KW;  // this warp's first key inside each tile
 
+  constexpr bool kFp8 = Traits::kKvFp8;
   const uint32_t s_q = smem_u32(smem);
-  const uint32_t s_kv = s_q + S::kQBytes;
-  const uint32_t s_staging = s_kv + S::kKvBuffers * S::kStageBytes;  // fp8 KV only
-  // Per-lane ldmatrix offsets, as in prefill_mma.cuh; K and V rows start at this warp's key0.
+  const uint32_t s_kv = s_q + S::kQBytes;  // stage i: s_kv + i * kBufferBytes
+  // Per-lane ldmatrix offsets, as in prefill_mma.cuh; K and V rows start at this warp's key0. fp8
+  // tiles: one offset for both (matrices: keys 0-7 and 8-15 of two 16-byte chunks, kv_fp8.cuh).
   const uint32_t lk = lane_off<kChunks>((lane / 16) * 8 + lane % 8, (lane / 8) % 2) + key0 * kChunks * 16;
   const uint32_t lv = lane_off<kChunks>(((lane / 8) % 2) * 8 + lane % 8, lane / 16) + key0 * kChunks * 16;
+  const uint32_t l8 = lane_off<Fp8Tile::kChunks>(lane % 16, lane / 16) + key0 * kFp8TileRowBytes;
 
   float o[kD8][4];
 #pragma unroll
@@ -115,27 +121,12 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
   rows.init();
 
   if (num_tiles > 0) {
-    using Layout = RowSwizzledTile<kChunks>;
-    auto load_tile = [&](int i) {  // this warp's slice of tile i (fp8: into its staging stage)
-      if constexpr (Traits::kKvFp8) {
-        const uint32_t k = s_staging + (i % S::kKvStaging) * S::kStagingBytes;
-        Io::template load_kv<KW, 32, typename Io::template KvCopyLayout<Layout>>(
-            p, page_base, it.kv_head, it.kv_begin + i * S::kTileKv, it.kv_end, key0, k, k + S::kStagingKvBytes, lane);
-      } else {
-        const uint32_t k = s_kv + (i % S::kKvBuffers) * S::kStageBytes;
-        Io::template load_kv<KW, 32, Layout>(p, page_base, it.kv_head, it.kv_begin + i * S::kTileKv, it.kv_end,
-                                             key0, k, k + S::kKvBytes, lane);
-      }
-    };
-    // fp8: this warp's slice of tile i, landed in staging, into the tile's 16-bit stage.
-    auto dequantize_tile = [&](int i) {
-      if constexpr (Traits::kKvFp8) {
-        const uint32_t src = s_staging + (i % S::kKvStaging) * S::kStagingBytes;
-        const uint32_t dst = s_kv + (i % S::kKvBuffers) * S::kStageBytes;
-        dequantize_rows<T, D, KW, 32, Layout>(src, dst, key0, lane);
-        dequantize_rows<T, D, KW, 32, Layout>(src + S::kStagingKvBytes, dst + S::kKvBytes, key0, lane);
-        __syncwarp();
-      }
+    using Layout = typename std::conditional<kFp8, Fp8Tile, RowSwizzledTile<kChunks>>::type;
+    auto stage_of = [&](int i) { return s_kv + (uint32_t)(i % S::kStages) * S::kBufferBytes; };
+    auto load_tile = [&](int i) {  // this warp's slice of tile i
+      const uint32_t k = stage_of(i);
+      Io::template load_kv<KW, 32, Layout>(p, page_base, it.kv_head, it.kv_begin + i * S::kTileKv, it.kv_end, key0,
+                                           k, k + S::kBufferKvBytes, lane);
     };
     Io::template load_q<S::kTileQ, S::kThreads>(static_cast<const T*>(p.q[POD_OP_DECODE]), it,
                                                 rows_valid, s_q, tid);
@@ -148,10 +139,15 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
     cp_async_wait<S::kStages - 1>();  // Q landed (own copies)
     named_barrier(barrier_id, S::kThreads);
     const uint32_t lq = lane_off<kChunks>(lane % 16, lane / 16);
-    uint32_t qa[S::kQInRegs ? D / 16 : 1][4];  // the warp's A fragments of all 16 rows
+    // The warp's A fragments of all 16 rows for the 16 dims of chunk kk (fp8: in K's permuted order).
+    auto q_fragment = [&](uint32_t (&a)[4], int kk) {
+      if constexpr (kFp8) q_fragment_permuted<kChunks>(a, s_q, kk, lane);
+      else ldmatrix_x4(a, s_q + frag_off<kChunks>(lq, 0, kk * 2));
+    };
+    uint32_t qa[S::kQInRegs ? D / 16 : 2][4];  // else the chunks of one step (fp8: two)
     if constexpr (S::kQInRegs) {
 #pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) ldmatrix_x4(qa[kk], s_q + frag_off<kChunks>(lq, 0, kk * 2));
+      for (int kk = 0; kk < D / 16; ++kk) q_fragment(qa[kk], kk);
     }
 
     for (int i = 0; i < num_tiles; ++i) {
@@ -160,12 +156,9 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
         cp_async_commit();
         cp_async_wait<0>();
         __syncwarp();
-        if constexpr (Traits::kKvFp8) dequantize_tile(i);
       } else {
         cp_async_wait<S::kStages - 2>();
         __syncwarp();  // the warp's slice of tile i is visible; its stage (i-1) slice is free
-        // fp8: ... and dequantized; its staging stage is free (the load below may reuse it)
-        if constexpr (Traits::kKvFp8) dequantize_tile(i);
         if (i + S::kStages - 1 < num_tiles) load_tile(i + S::kStages - 1);
         cp_async_commit();
       }
@@ -173,21 +166,41 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
       bool live = slice_start < limit_hi;
       if constexpr (V::kWindow) live = live && slice_start + KW > row_first(0);  // not all before the window
       if (live) {
-        const uint32_t s_k = s_kv + (i % S::kKvBuffers) * S::kStageBytes;
-        const uint32_t s_v = s_k + S::kKvBytes;
+        const uint32_t s_k = stage_of(i);
+        const uint32_t s_v = s_k + S::kBufferKvBytes;
         float s[kN][4];
 #pragma unroll
         for (int n = 0; n < kN; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+        if constexpr (kFp8) {
+          // Two chunks of 16 permuted dims a step: matrices (keys 0-7, 8-15) x (chunk kk, kk + 1).
 #pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-          const int qk = S::kQInRegs ? kk : 0;
-          if constexpr (!S::kQInRegs) ldmatrix_x4(qa[0], s_q + frag_off<kChunks>(lq, 0, kk * 2));
+          for (int kk = 0; kk < D / 16; kk += 2) {
+            const int q0 = S::kQInRegs ? kk : 0, q1 = S::kQInRegs ? kk + 1 : 1;
+            if constexpr (!S::kQInRegs) q_fragment(qa[0], kk), q_fragment(qa[1], kk + 1);
 #pragma unroll
-          for (int n2 = 0; n2 < kN / 2; ++n2) {
-            uint32_t kb[4];
-            ldmatrix_x4(kb, s_k + frag_off<kChunks>(lk, n2 * 16, kk * 2));
-            Mma<T>::run(s[2 * n2], qa[qk], kb[0], kb[1]);
-            Mma<T>::run(s[2 * n2 + 1], qa[qk], kb[2], kb[3]);
+            for (int n2 = 0; n2 < kN / 2; ++n2) {
+              uint32_t kb[4], b[4][2];
+              ldmatrix_x4(kb, s_k + frag_off<Fp8Tile::kChunks>(l8, n2 * 16, kk));
+#pragma unroll
+              for (int m = 0; m < 4; ++m) Fp8Frags<T>::k_operand(kb[m], b[m][0], b[m][1]);
+              Mma<T>::run(s[2 * n2], qa[q0], b[0][0], b[0][1]);
+              Mma<T>::run(s[2 * n2 + 1], qa[q0], b[1][0], b[1][1]);
+              Mma<T>::run(s[2 * n2], qa[q1], b[2][0], b[2][1]);
+              Mma<T>::run(s[2 * n2 + 1], qa[q1], b[3][0], b[3][1]);
+            }
+          }
+        } else {
+#pragma unroll
+          for (int kk = 0; kk < D / 16; ++kk) {
+            const int qk = S::kQInRegs ? kk : 0;
+            if constexpr (!S::kQInRegs) q_fragment(qa[0], kk);
+#pragma unroll
+            for (int n2 = 0; n2 < kN / 2; ++n2) {
+              uint32_t kb[4];
+              ldmatrix_x4(kb, s_k + frag_off<kChunks>(lk, n2 * 16, kk * 2));
+              Mma<T>::run(s[2 * n2], qa[qk], kb[0], kb[1]);
+              Mma<T>::run(s[2 * n2 + 1], qa[qk], kb[2], kb[3]);
+            }
           }
         }
         if constexpr (V::kSoftCap) V::soft_cap(s, V::tanh_scale_log2(p, it.kv_head));  // before the masks
@@ -206,19 +219,37 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
           }
         }
         rows.update(s, o, scale_log2);
+        using PT = typename std::conditional<kFp8, half, T>::type;  // P V's type (fp8: fp16, kv_fp8.cuh)
 #pragma unroll
         for (int kk = 0; kk < kN / 2; ++kk) {
           uint32_t pa[4];
-          pa[0] = Cvt<T>::pack(s[2 * kk][0], s[2 * kk][1]);
-          pa[1] = Cvt<T>::pack(s[2 * kk][2], s[2 * kk][3]);
-          pa[2] = Cvt<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-          pa[3] = Cvt<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+          pa[0] = Cvt<PT>::pack(s[2 * kk][0], s[2 * kk][1]);
+          pa[1] = Cvt<PT>::pack(s[2 * kk][2], s[2 * kk][3]);
+          pa[2] = Cvt<PT>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+          pa[3] = Cvt<PT>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+          if constexpr (kFp8) {
+            // Matrices (keys 0-7, 8-15) x (chunk c, c + 1); each chunk feeds its even and odd block.
 #pragma unroll
-          for (int d2 = 0; d2 < D / 16; ++d2) {
-            uint32_t vb[4];
-            ldmatrix_x4_trans(vb, s_v + frag_off<kChunks>(lv, kk * 16, d2 * 2));
-            Mma<T>::run(o[2 * d2], pa, vb[0], vb[1]);
-            Mma<T>::run(o[2 * d2 + 1], pa, vb[2], vb[3]);
+            for (int c = 0; c < D / 16; c += 2) {
+              uint32_t vb[4];
+              ldmatrix_x4_trans(vb, s_v + frag_off<Fp8Tile::kChunks>(l8, kk * 16, c));
+#pragma unroll
+              for (int h = 0; h < 2; ++h) {
+                uint32_t even0, odd0, even1, odd1;
+                Fp8Frags<T>::v_operands(vb[2 * h], even0, odd0);
+                Fp8Frags<T>::v_operands(vb[2 * h + 1], even1, odd1);
+                Mma<half>::run(o[2 * (c + h)], pa, even0, even1);
+                Mma<half>::run(o[2 * (c + h) + 1], pa, odd0, odd1);
+              }
+            }
+          } else {
+#pragma unroll
+            for (int d2 = 0; d2 < D / 16; ++d2) {
+              uint32_t vb[4];
+              ldmatrix_x4_trans(vb, s_v + frag_off<kChunks>(lv, kk * 16, d2 * 2));
+              Mma<T>::run(o[2 * d2], pa, vb[0], vb[1]);
+              Mma<T>::run(o[2 * d2 + 1], pa, vb[2], vb[3]);
+            }
           }
         }
       }
@@ -250,9 +281,17 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
 #pragma unroll
     for (int w = 0; w < S::kWarps; ++w) m_all = fmaxf(m_all, s_m[w * S::kTileQ + r]);
     const float f = fast_exp2(rows.m[h] - (m_all == -INFINITY ? 0.f : m_all));
-    float* dst = s_o + (warp * S::kTileQ + r) * S::kOStride + (lane % 4) * 2;
+    float* row = s_o + (warp * S::kTileQ + r) * S::kOStride;
+    if constexpr (kFp8) {  // lane t holds dims 16c + 4t .. 16c + 4t + 3 in o[2c], o[2c + 1] (kv_fp8.cuh)
 #pragma unroll
-    for (int d = 0; d < kD8; ++d) *reinterpret_cast<float2*>(dst + d * 8) = make_float2(o[d][2 * h] * f, o[d][2 * h + 1] * f);
+      for (int c = 0; c < D / 16; ++c)
+        *reinterpret_cast<float4*>(row + c * 16 + (lane % 4) * 4) =
+            make_float4(o[2 * c][2 * h] * f, o[2 * c + 1][2 * h] * f, o[2 * c][2 * h + 1] * f, o[2 * c + 1][2 * h + 1] * f);
+    } else {
+#pragma unroll
+      for (int d = 0; d < kD8; ++d)
+        *reinterpret_cast<float2*>(row + d * 8 + (lane % 4) * 2) = make_float2(o[d][2 * h] * f, o[d][2 * h + 1] * f);
+    }
   }
   named_barrier(barrier_id, S::kThreads);
 
