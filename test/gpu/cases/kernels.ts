@@ -267,7 +267,7 @@ function sanitizeCase(title: string, specName: string) {
 }
 sanitizeCase("small fused + standalone run", "llama3_8b");
 sanitizeCase("the same in the paper's CTA shape (2 CTAs/SM, wgmma prefill)", "llama3_8b_2cta");
-sanitizeCase("the same with an fp8 KV cache (staging, dequantization in shared memory)", "llama3_8b_fp8");
+sanitizeCase("the same with an fp8 KV cache (the prefill dequantizes tiles in shared memory, the decode reads fp8 fragments)", "llama3_8b_fp8");
 for (const [title, matrixCase] of [
   ["the same with the P V carried across KV tiles", "3-stage prefill"],
   ["the same with 1-stage 128-key prefill tiles", "1-stage prefill"],
