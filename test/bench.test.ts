@@ -173,6 +173,17 @@ test("variants.json: each variant preset beside its plain twin (the same spec wi
   assert.equal({ ...ws[0]!.configs[1]!.spec, name: "", hash: "" }, { ...presetByName("llama3_8b_2cta")!, name: "", hash: "" });
 });
 
+test("fp8-kv.json: each fp8 batch again on the bf16 preset of the same CTA shape, for the decode-only ratio of one run", () => {
+  const ws = loadWorkloads(join(PACKAGE_ROOT, "bench/workloads/fp8-kv.json"));
+  const fp8 = ws.filter((w) => w.specName === "llama3_8b_fp8");
+  const bf16 = ws.filter((w) => w.specName === "llama3_8b_2cta");
+  assert.is(fp8.length, 5);
+  assert.equal(bf16.map((w) => [w.name, w.shape]), fp8.map((w) => [`bf16 ${w.name}`, w.shape]));
+  const shapeOf = (s: KernelSpec) => ({ heads: s.heads, headDim: s.headDim, ctasPerSm: s.ctasPerSm, prefill: s.prefill, decodeTile: s.decode.tile, kvCache: s.kvCache });
+  assert.equal(shapeOf(fp8[0]!.configs[0]!.spec), shapeOf(bf16[0]!.configs[0]!.spec));
+  assert.equal([fp8[0]!.configs[0]!.spec.kvDtype, bf16[0]!.configs[0]!.spec.kvDtype], ["e4m3", undefined]);
+});
+
 test("a variant with another KV layout than its workload's spec is refused when the file is read, naming it", () => {
   const file = (pageSize: number | "contiguous") => ({ variants: [{ name: "other pages", pageSize }], workloads: [{ name: "w", prefills: [[8, 64]], decodes: [64], variants: true }] });
   assert.throws(() => parseWorkloads(file(64), "f.json"), /f\.json: workloads\.0 \(w\): variant "other pages": kvCache = .*"pageSize":64.* must equal .*"pageSize":16/);
