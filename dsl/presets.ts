@@ -23,11 +23,10 @@ const inputs: KernelInput[] = [
   },
   // Llama-3-8B with an fp8 (e4m3) KV cache and a scale per KV head (vLLM's fp8 KV cache): half the
   // bytes per cached token. In llama3_8b_2cta's CTA shape, since the warp-specialized engine of
-  // llama3_8b takes no fp8 KV yet; its wgmma prefill and its decode dequantize the fp8 tiles in
-  // shared memory. The decode runs 4 stages (3 fp8 tiles in flight, as many bytes as 1.5 bf16
-  // tiles): with one 16-bit stage they take 84 KiB, within the prefill tile's 112 KiB, so they
-  // cost no occupancy (bench/workloads/fp8-kv.json sweeps 2 to 4; the H100 run of 8d60782 is
-  // bench/results/2026-12-06-h100-fp8-kv.json, README "fp8 KV cache").
+  // llama3_8b takes no fp8 KV yet; its wgmma prefill dequantizes the fp8 tiles in shared memory,
+  // its decode reads them straight into mma fragments. The decode runs 4 fp8 stages (as many bytes
+  // as 2 bf16 stages: 68 KiB with Q, within the prefill tile's 112 KiB, so they cost no occupancy;
+  // bench/workloads/fp8-kv.json sweeps 2 to 4 beside the bf16 llama3_8b_2cta, README "fp8 KV cache").
   {
     name: "llama3_8b_fp8", dtype: "bf16", heads: { q: 32, kv: 8 }, headDim: 128, kvCache: paged16,
     decode: { tile: { q: 16, kv: 64 }, virtualCtas: 1, stages: 4 }, schedule: { kind: "fifty-fifty" },
