@@ -86,7 +86,10 @@ function planned(lib: KernelLibrary, host: HostBatch, copies: DeviceBatch[], num
   const { plan, staging } = lib.plan(host.batch, { numSms });
   const workspace = DeviceBuffer.alloc(Math.max(Number(plan.workspaceBytes), 16), "workspace");
   lib.uploadPlan(plan, staging, workspace, workspace.bytes);
-  return { lib, plan, workspace, buffers: copies.map((c) => c.podBuffers(workspace)) };
+  // A workload's configs share its batch, whose sink logits follow the workload's spec: a config
+  // without sinks (a plain twin, bench/workloads/variants.json) is passed none.
+  const ownBuffers = (c: DeviceBatch) => (lib.info().sinks ? c.podBuffers(workspace) : { ...c.podBuffers(workspace), sinks: null });
+  return { lib, plan, workspace, buffers: copies.map(ownBuffers) };
 }
 
 export class Timer {

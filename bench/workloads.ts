@@ -61,6 +61,9 @@ export function parseWorkloads(json: unknown, label = "workloads"): Workload[] {
       if (kvDtype(spec) !== kvDtype(base)) {
         throw new Error(`${where}: variant ${JSON.stringify(v.name)}: kvDtype = ${kvDtype(spec)} must equal ${kvDtype(base)} (the workload spec's): the configs of a workload share its K/V cache`);
       }
+      if (spec.sinks && !base.sinks) {
+        throw new Error(`${where}: variant ${JSON.stringify(v.name)}: sinks = true but the workload spec has none: the configs of a workload share its batch, whose sink logits follow its spec`);
+      }
       configs.push({ label: v.name, spec });
     }
     return { name: w.name, specName, shape: { prefills, decodes }, configs };

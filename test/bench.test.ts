@@ -184,6 +184,12 @@ test("fp8-kv.json: each fp8 batch again on the bf16 preset of the same CTA shape
   assert.equal([fp8[0]!.configs[0]!.spec.kvDtype, bf16[0]!.configs[0]!.spec.kvDtype], ["e4m3", undefined]);
 });
 
+test("a variant may drop its workload's sinks (the batch keeps them for the others) but not add them", () => {
+  const file = (sinks: boolean | null, spec: string) => ({ variants: [{ name: "v", kernel: { sinks } }], workloads: [{ name: "w", spec, prefills: [[8, 64]], decodes: [64], variants: true }] });
+  assert.is(parseWorkloads(file(null, "gpt_oss_20b_global"), "f.json")[0]!.configs[1]!.spec.sinks, undefined);
+  assert.throws(() => parseWorkloads(file(true, "llama3_8b_2cta"), "f.json"), /f\.json: workloads\.0 \(w\): variant "v": sinks = true but the workload spec has none/);
+});
+
 test("a variant with another KV layout than its workload's spec is refused when the file is read, naming it", () => {
   const file = (pageSize: number | "contiguous") => ({ variants: [{ name: "other pages", pageSize }], workloads: [{ name: "w", prefills: [[8, 64]], decodes: [64], variants: true }] });
   assert.throws(() => parseWorkloads(file(64), "f.json"), /f\.json: workloads\.0 \(w\): variant "other pages": kvCache = .*"pageSize":64.* must equal .*"pageSize":16/);
