@@ -195,7 +195,7 @@ program
     }
     const kib = (b: number) => `${(b / 1024).toFixed(1)} KiB`;
     const fp8 = spec!.kvDtype === "e4m3"
-      ? `, fp8 (e4m3) KV cache with scales per ${spec!.kvScale === "head" ? "KV head" : "tensor"} (staging stages: prefill ${model.kvStaging.prefill}, decode ${model.kvStaging.decode})`
+      ? `, fp8 (e4m3) KV cache with scales per ${spec!.kvScale === "head" ? "KV head" : "tensor"} (fp8 stages: prefill staging ${model.kvStaging.prefill}, decode ${model.kvStaging.decode}, read as mma fragments)`
       : "";
     console.log(`${spec!.name} (spec hash ${spec!.hash}) for ${spec!.target} (${model.limits.gpu}), prefill engine ${model.prefillEngine}${fp8}\n`);
     console.log(
