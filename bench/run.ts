@@ -88,8 +88,9 @@ function planned(lib: KernelLibrary, host: HostBatch, copies: DeviceBatch[], num
   lib.uploadPlan(plan, staging, workspace, workspace.bytes);
   // A workload's configs share its batch, whose sink logits follow the workload's spec: a config
   // without sinks (a plain twin, bench/workloads/variants.json) is passed none.
-  const ownBuffers = (c: DeviceBatch) => (lib.info().sinks ? c.podBuffers(workspace) : { ...c.podBuffers(workspace), sinks: null });
-  return { lib, plan, workspace, buffers: copies.map(ownBuffers) };
+  const takesSinks = lib.info().sinks;
+  const buffers = copies.map((c) => (takesSinks ? c.podBuffers(workspace) : { ...c.podBuffers(workspace), sinks: null }));
+  return { lib, plan, workspace, buffers };
 }
 
 export class Timer {

@@ -6,10 +6,11 @@
 //
 // prefill and decode merge field by field, and so do their tiles; every other field (heads,
 // kvCache, schedule, maxSplits, ...) is replaced whole, and `null` removes an optional one (a
-// variant of gemma2_9b without its soft-cap: { logitsSoftCap: null }). Nothing is re-derived: a field the overrides
-// leave out keeps the base's value (decode.warps too, so an override of prefill.warps states
-// decode.warps as well; the rules say so when it does not). The merged fields are judged by
-// checkSpec like any spec, so a bad override is reported by field, value, limit and reason.
+// variant of gemma2_9b without its soft-cap: { logitsSoftCap: null }). Nothing is re-derived: a
+// field the overrides leave out keeps the base's value (decode.warps too, so an override of
+// prefill.warps states decode.warps as well; the rules say so when it does not). The merged
+// fields are judged by checkSpec like any spec, so a bad override is reported by field, value,
+// limit and reason.
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { SpecError } from "./errors.ts";
