@@ -41,7 +41,7 @@ export const costModelSchema = z.strictObject({
    */
   errorBounds: z
     .strictObject({
-      quantile: z.number().gt(0.5).lt(1),
+      quantile: z.number().min(0.5).lt(1),
       members: z.record(z.string(), z.strictObject({ fused: errorBoundSchema.nullable(), serial: errorBoundSchema.nullable() })),
     })
     .optional(),
