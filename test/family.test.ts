@@ -154,9 +154,15 @@ test("cost model: each candidate's error bounds are the quantiles of its relativ
   const [low, high] = model.errorBounds!.members.a!.fused!;
   assert.is(low, quantile(residuals, 1 - ERROR_BOUND_QUANTILE));
   assert.is(high, quantile(residuals, ERROR_BOUND_QUANTILE));
-  assert.ok(low <= high && low > -0.15 && high < 0.15, `${low}, ${high}: within the ±10% noise`);
   // At the shipped quantile (0.5) both bounds are the median residual, which least squares keeps near 0.
+  assert.ok(low <= high && low > -0.15 && high < 0.15, `${low}, ${high}: within the ±10% noise`);
   assert.ok(ERROR_BOUND_QUANTILE !== 0.5 || (low === high && Math.abs(low) < 0.05), `${low}, ${high}: the median residual`);
+  // Another quantile (bench/replay-margin.ts) spreads them over the noise.
+  const wide = fitCostModel(records, { gpu: "GPU", family: "tiny", buildKey: "k", memberNames: ["a", "b"], featureNames: [...COST_FEATURES], quantile: 0.8 });
+  assert.is(wide.errorBounds!.quantile, 0.8);
+  const [wideLow, wideHigh] = wide.errorBounds!.members.a!.fused!;
+  assert.equal([wideLow, wideHigh], [quantile(residuals, 0.2), quantile(residuals, 0.8)]);
+  assert.ok(wideLow < -0.03 && wideHigh > 0.03 && wideLow > -0.15 && wideHigh < 0.15, `${wideLow}, ${wideHigh}: about the ±10% noise`);
   for (const bound of model.errorBounds!.members.a!.serial!) assert.ok(Math.abs(bound) < 1e-9, `noiseless: ${bound}`);
   assert.equal(model.errorBounds!.members.b, { fused: null, serial: null }, "no records, no coefficients, no bounds");
   // Nearest rank: with 10 values, the 0.9 quantile is the 9th smallest and the 0.1 quantile the smallest.

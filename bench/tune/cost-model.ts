@@ -84,6 +84,8 @@ export interface FitOptions {
   memberNames: readonly string[];
   featureNames: readonly string[];
   date?: string;
+  /** The error bounds' quantile (default ERROR_BOUND_QUANTILE; bench/replay-margin.ts tries others). */
+  quantile?: number;
 }
 
 /**
@@ -92,20 +94,21 @@ export interface FitOptions {
  * bound (templates/family/select.h, serial margin). At 0.5 both bounds are the candidate's median
  * residual: each prediction is corrected by its own bias and no risk premium is charged. The
  * premium did not pay: replaying the stop-21 H100 records of the five dense families
- * (bench/NOTES.md, "serial margin"), every quantile above 0.5 ran serial on some batches where
- * fused was faster (yi_6b held-out worst 0.88x the best at 0.8, 1.00x at 0.5) and none ever
- * avoided a fused launch slower than serial; leave-one-batch-out on the fit sets agreed.
+ * (bench/replay-margin.ts; bench/NOTES.md, "serial margin"), every quantile above 0.5 ran serial
+ * on some batches where fused was faster (yi_6b held-out worst 0.88x the best at 0.8, 1.00x at
+ * 0.5) and none ever avoided a fused launch slower than serial; leave-one-batch-out on the fit
+ * sets agreed.
  */
 export const ERROR_BOUND_QUANTILE = 0.5;
 
 /** [low, high] quantiles of (measured - predicted) / predicted over the records (those predicted > 0); null without any. */
-function errorBound(coefficients: readonly number[], rs: readonly TimingRecord[]): [number, number] | null {
+function errorBound(coefficients: readonly number[], rs: readonly TimingRecord[], q: number): [number, number] | null {
   const residuals = rs.flatMap((r) => {
     const p = coefficients.reduce((s, c, i) => s + c * r.features[i]!, 0);
     return p > 0 ? [(r.us - p) / p] : [];
   });
-  const low = quantile(residuals, 1 - ERROR_BOUND_QUANTILE);
-  const high = quantile(residuals, ERROR_BOUND_QUANTILE);
+  const low = quantile(residuals, 1 - q);
+  const high = quantile(residuals, q);
   return low === null || high === null ? null : [low, high];
 }
 
@@ -114,6 +117,7 @@ function errorBound(coefficients: readonly number[], rs: readonly TimingRecord[]
  * on those records; the others stay null.
  */
 export function fitCostModel(records: readonly TimingRecord[], o: FitOptions): CostModel {
+  const q = o.quantile ?? ERROR_BOUND_QUANTILE;
   const members: CostModel["members"] = {};
   const bounds: NonNullable<CostModel["errorBounds"]>["members"] = {};
   for (const member of o.memberNames) {
@@ -124,7 +128,7 @@ export function fitCostModel(records: readonly TimingRecord[], o: FitOptions): C
       if (rs.length >= o.featureNames.length) {
         const coefficients = leastSquares(rs.map((r) => r.features), rs.map((r) => r.us), rs.map((r) => 1 / (r.us * r.us)));
         row[mode] = coefficients;
-        bound[mode] = errorBound(coefficients, rs);
+        bound[mode] = errorBound(coefficients, rs, q);
       }
     }
     members[member] = row;
@@ -138,7 +142,7 @@ export function fitCostModel(records: readonly TimingRecord[], o: FitOptions): C
     features: [...o.featureNames],
     members,
     fit: { records: records.length, date: o.date ?? new Date().toISOString() },
-    errorBounds: { quantile: ERROR_BOUND_QUANTILE, members: bounds },
+    errorBounds: { quantile: q, members: bounds },
   };
 }
 
