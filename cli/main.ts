@@ -240,7 +240,8 @@ function warpSpecializedRows(model: ResourceModel): (string | number)[][] {
   const rows: (string | number)[][] = [
     ["prefill-only CTA: registers at launch × threads", `${ws.atLaunch} × ${model.prefillThreads}`, model.limits.registersPerSm],
     ["prefill-only: producer / consumer registers (setmaxnreg)", `${ws.producer} / ${ws.consumers}`, `${128 * ws.producer + consumers * ws.consumers} in all`],
-    ["prefill-only: keys per consumer step (S = Q K^T)", model.prefillSubBlockKeysAlone, ""],
+    ["prefill-only: KV tile × stages, shared memory", `${model.prefillAlone.tileKv} × ${model.prefillAlone.stages}, ${(model.prefillAlone.smem / 1024).toFixed(1)} KiB`, `${(model.smem.aloneLimit / 1024).toFixed(1)} KiB`],
+    ["prefill-only: keys per consumer step (S = Q K^T)", model.prefillAlone.subBlockKeys, ""],
   ];
   if (model.registers.roles) {
     const { prefill, decode } = model.registers.roles;

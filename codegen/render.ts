@@ -77,7 +77,7 @@ export function templateContext(spec: KernelSpec) {
       threads: model.prefillThreads,
       smemBytes: model.smem.prefillTile,
       subKv: model.prefillSubBlockKeys,
-      subKvAlone: model.prefillSubBlockKeysAlone,
+      alone: model.prefillAlone,
       producerRegs: model.registers.warpSpecialized?.producer ?? 0,
       launchRegsAlone: model.registers.warpSpecialized?.atLaunch ?? 0,
       consumerRegs: model.registers.warpSpecialized?.consumers ?? 0,

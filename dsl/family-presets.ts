@@ -11,7 +11,8 @@ import { presetByName } from "./presets.ts";
 const ANALOGUES: Readonly<Record<string, (kv: number) => Omit<FamilyMemberInput, "name">>> = {
   warp_specialized: (kv) => ({
     ctasPerSm: 1,
-    prefill: { engine: "warp-specialized", tile: { q: 128, kv }, warps: 8, stages: 2 },
+    // Its prefill-only kernel, alone on the SM, takes twice the keys a tile, up to 128 (as llama3_8b's).
+    prefill: { engine: "warp-specialized", tile: { q: 128, kv }, warps: 8, stages: 2, ...(kv < 128 && { standalone: { tileKv: Math.min(128, 2 * kv), stages: 2 } }) },
     decode: { tile: { q: 16, kv: 64 }, warps: 4, virtualCtas: 1, stages: 2 },
     schedule: { kind: "fifty-fifty" },
   }),
@@ -77,7 +78,7 @@ export const FAMILY_PRESETS: readonly FamilySpec[] = Object.freeze([
       {
         name: "preset",
         ctasPerSm: 1,
-        prefill: { engine: "warp-specialized", tile: { q: 128, kv: 64 }, warps: 8, stages: 2 },
+        prefill: { engine: "warp-specialized", tile: { q: 128, kv: 64 }, warps: 8, stages: 2, standalone: { tileKv: 128, stages: 2 } },
         decode: { tile: { q: 16, kv: 64 }, warps: 4, virtualCtas: 1, stages: 2 },
         schedule: { kind: "fifty-fifty" },
       },

@@ -5,10 +5,11 @@
 //   withOverrides(presetByName("llama3_8b")!, { decode: { tile: { kv: 32 }, virtualCtas: 2 } })
 //
 // prefill and decode merge field by field, and so do their tiles; every other field (heads,
-// kvCache, schedule, maxSplits, ...) is replaced whole, and `null` removes an optional one (a
-// variant of gemma2_9b without its soft-cap: { logitsSoftCap: null }). Nothing is re-derived: a
-// field the overrides leave out keeps the base's value (decode.warps too, so an override of
-// prefill.warps states decode.warps as well; the rules say so when it does not). The merged
+// kvCache, schedule, maxSplits, ...) is replaced whole, and `null` removes an optional one, in a
+// section too (a variant of gemma2_9b without its soft-cap: { logitsSoftCap: null }; of llama3_8b
+// whose prefill-only kernel runs the fused tile: { prefill: { standalone: null } }). Nothing is
+// re-derived: a field the overrides leave out keeps the base's value (decode.warps too, so an
+// override of prefill.warps states decode.warps as well; the rules say so when it does not). The merged
 // fields are judged by checkSpec like any spec, so a bad override is reported by field, value,
 // limit and reason.
 import { createHash } from "node:crypto";
@@ -22,7 +23,9 @@ import { canonicalJson, checkSpec, specFields, type CheckResult, type KernelInpu
  * What an override may change: any field but the name, as pod.kernel takes it (every part
  * optional); `null` removes a field the base has (the schema then judges the spec without it).
  */
-export type SpecOverrides = { [K in keyof Omit<KernelInput, "name">]?: KernelInput[K] | null };
+export type SpecOverrides = { [K in keyof Omit<KernelInput, "name">]?: Nullable<KernelInput[K]> | null };
+/** A section's optional fields may be null too (removed). */
+type Nullable<T> = T extends object ? { [K in keyof T]?: T[K] | null } : T;
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -35,6 +38,10 @@ function mergeSection(base: unknown, value: unknown): unknown {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(value)) {
     if (v === undefined) continue;
+    if (v === null) {
+      delete out[k];
+      continue;
+    }
     out[k] = k === "tile" && isPlainObject(v) && isPlainObject(base.tile) ? { ...base.tile, ...v } : structuredClone(v);
   }
   return out;

@@ -73,8 +73,13 @@ export interface ResourceModel {
   prefillFragmentsPerWarp: number;
   /** Keys per S = Q K^T / softmax / P V step of the prefill loop (Traits::Prefill::kSubKv). */
   prefillSubBlockKeys: number;
-  /** The same for the prefill-only kernel, whose consumers may hold more registers (kSubKvAlone). */
-  prefillSubBlockKeysAlone: number;
+  /**
+   * The prefill-only kernel's prefill (Traits::PrefillAlone): with the warp-specialized engine it
+   * has the SM to itself, so it takes prefill.standalone's KV tile and stages (absent: the fused
+   * kernel's), its consumers' registers decide its sub-block, and its shared memory is its own.
+   * Other engines: the fused kernel's prefill.
+   */
+  prefillAlone: { tileKv: number; stages: number; subBlockKeys: number; smem: number };
   smem: {
     /**
      * Q tile plus `stages` K and V tiles, plus fp8 staging (kvStaging.prefill K and V fp8 tiles);
@@ -87,6 +92,8 @@ export interface ResourceModel {
     perCta: number;
     /** What one CTA may use at `ctasPerSm` CTAs per SM on this target. */
     perCtaLimit: number;
+    /** What one CTA may use alone on an SM (the prefill-only kernel of a warp-specialized spec). */
+    aloneLimit: number;
   };
   registers: {
     /** Registers per thread the compiler may use at `ctasPerSm` (what `__launch_bounds__` implies). */
@@ -170,8 +177,11 @@ export function resourceModel(spec: SpecFields): ResourceModel {
   const fp8 = spec.kvDtype === "e4m3";
   const kvStaging = { prefill: fp8 ? Math.max(1, prefill.stages - 1) : 0, decode: fp8 ? decode.stages : 0 };
   const decodeKvBuffers = fp8 ? 0 : decode.stages;
-  const prefillTiles = tileSmem(prefill.tile.q, prefill.tile.kv, prefill.stages, kvStaging.prefill, headDim, headDim * FP8_BYTES);
-  const prefillTile = warpSpecialized ? Math.ceil((prefillTiles + PIPELINE_BYTES) / 1024) * 1024 : prefillTiles;
+  const prefillSmem = (tileKv: number, stages: number) => {
+    const tiles = tileSmem(prefill.tile.q, tileKv, stages, kvStaging.prefill, headDim, headDim * FP8_BYTES);
+    return warpSpecialized ? Math.ceil((tiles + PIPELINE_BYTES) / 1024) * 1024 : tiles;
+  };
+  const prefillTile = prefillSmem(prefill.tile.kv, prefill.stages);
   const decodeVirtualCta = Math.max(
     tileSmem(decode.tile.q, decode.tile.kv, decodeKvBuffers, kvStaging.decode, headDim, FP8_DECODE_ROW_BYTES),
     decodeMergeSmem(decodeWarps, decode.tile.q, headDim),
@@ -188,8 +198,13 @@ export function resourceModel(spec: SpecFields): ResourceModel {
   const wsRegisters = warpSpecialized ? splitWarpSpecialized(prefill.warps * 32, prefillThreads, limits) : null;
   // mma.m16n8k16 accumulators: 4 fp32 registers per thread per 16x8 output tile.
   const prefillRowTiles = Math.max(1, prefill.tile.q / prefill.warps / 16);
-  const subKv = prefillSubBlockKeys(spec, engine, prefillRowTiles, roleRegisters?.prefill ?? rawBudget);
-  const subKvAlone = wsRegisters ? prefillSubBlockKeys(spec, engine, prefillRowTiles, wsRegisters.consumers) : subKv;
+  const subKv = prefillSubBlockKeys(spec, engine, prefill.tile.kv, prefillRowTiles, roleRegisters?.prefill ?? rawBudget);
+  const alone = (warpSpecialized && prefill.standalone) || { tileKv: prefill.tile.kv, stages: prefill.stages };
+  const prefillAlone = {
+    ...alone,
+    subBlockKeys: wsRegisters ? prefillSubBlockKeys(spec, engine, alone.tileKv, prefillRowTiles, wsRegisters.consumers) : subKv,
+    smem: prefillSmem(alone.tileKv, alone.stages),
+  };
   const prefillEstimate = prefillRowTiles * ((headDim / 8) * 4 + (subKv / 8) * 4 + 4) + 48;
   const decodeKeysPerWarp = Math.max(8, decode.tile.kv / decodeWarps);
   const decodeEstimate = (headDim / 8) * 4 + (decodeKeysPerWarp / 8) * 4 + 4 + 48;
@@ -219,11 +234,12 @@ export function resourceModel(spec: SpecFields): ResourceModel {
       decodeTiles,
       perCta: roles ? prefillTile + decodeTiles + ROLE_CLAIM_BYTES : Math.max(prefillTile, decodeTiles),
       perCtaLimit,
+      aloneLimit: Math.min(limits.smemPerCtaMax, limits.smemPerSm - limits.smemReservedPerCta),
     },
     kvStaging,
     decodeKvBuffers,
     prefillSubBlockKeys: subKv,
-    prefillSubBlockKeysAlone: subKvAlone,
+    prefillAlone,
     registers: {
       budgetPerThread,
       roles: roleRegisters,
@@ -298,14 +314,14 @@ function splitRoleRegisters(
 
 /**
  * The prefill loop's sub-block width (the generated Traits::Prefill::kSubKv): the largest multiple
- * of 16 keys dividing the KV tile (a power of two up to 128 with wgmma) whose scores stay within
+ * of 16 keys dividing the KV tile `tileKv` (a power of two up to 128 with wgmma) whose scores stay within
  * 64 columns across a thread's 16-row fragments -- or, with wgmma and one fragment per warp (no
  * registers for Q, K, V fragments), within 128 columns at 200+ registers a thread, 64 at 168+ (the
  * roles CTA of 12 warps) and 32 below: at 128 registers (8-warp CTAs, 4 CTAs per SM) wider scores
  * make ptxas serialize the wgmmas (C7512). The thresholds are those of D <= 128; a wider head's
  * extra O accumulators come off the registers first.
  */
-function prefillSubBlockKeys(spec: SpecFields, engine: PrefillEngine, rowTiles: number, budget: number): number {
+function prefillSubBlockKeys(spec: SpecFields, engine: PrefillEngine, tileKv: number, rowTiles: number, budget: number): number {
   const wgmma = engine !== "mma";
   const registers = budget - rowTiles * extraOutputRegisters(spec.headDim);
   // Warp-specialized consumers hold the next sub-block's scores, this one's P and O at once.
@@ -314,8 +330,8 @@ function prefillSubBlockKeys(spec: SpecFields, engine: PrefillEngine, rowTiles: 
       ? registers >= 200 ? 128 : registers >= 160 ? 64 : 32
       : wgmma && rowTiles === 1 ? (registers >= 200 ? 128 : registers >= 168 ? 64 : 32) : 64;
   let best = 16;
-  for (let k = 16; k <= spec.prefill.tile.kv && k <= 128; k += 16) {
-    if (spec.prefill.tile.kv % k === 0 && rowTiles * k <= maxScores && (!wgmma || (k & (k - 1)) === 0)) best = k;
+  for (let k = 16; k <= tileKv && k <= 128; k += 16) {
+    if (tileKv % k === 0 && rowTiles * k <= maxScores && (!wgmma || (k & (k - 1)) === 0)) best = k;
   }
   return best;
 }

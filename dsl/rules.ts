@@ -101,6 +101,26 @@ export function checkRules(spec: SpecFields): SpecIssue[] {
       add("decode.warps", decode.warps, "4 or 8", "setmaxnreg moves registers between whole warpgroups");
     }
   }
+  const standalone = prefill.standalone;
+  if (standalone !== undefined && engine !== "warp-specialized") {
+    add("prefill.standalone", standalone, "absent", `only the warp-specialized engine's prefill-only kernel has its own tile; this spec's prefill engine is ${engine}`);
+  } else if (standalone !== undefined) {
+    if (standalone.tileKv % prefill.tile.kv !== 0) {
+      add(
+        "prefill.standalone.tileKv",
+        standalone.tileKv,
+        `a multiple of prefill.tile.kv (${prefill.tile.kv})`,
+        "the prefill-only kernel runs the fused kernel's plan, whose items start at multiples of prefill.tile.kv, and copies whole pages of them",
+      );
+    } else if (headDimSupported && model.prefillAlone.smem > model.smem.aloneLimit) {
+      add(
+        "prefill.standalone",
+        standalone,
+        `at most ${kib(model.smem.aloneLimit)} of shared memory`,
+        `the prefill-only kernel's q=${prefill.tile.q} × kv=${standalone.tileKv} with ${standalone.stages} stages at D=${headDim} needs ${kib(model.prefillAlone.smem)}; one CTA on ${target} (${limits.gpu}) may use ${kib(model.smem.aloneLimit)}`,
+      );
+    }
+  }
   if (spec.kvDtype !== undefined && spec.kvDtype !== "e4m3") {
     add("kvDtype", spec.kvDtype, `"${spec.dtype}" (the dtype) or "e4m3"`, "a 16-bit KV cache has the queries' dtype: the tensor cores multiply like types");
   }

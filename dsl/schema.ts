@@ -41,6 +41,9 @@ export const prefillSchema = z.strictObject({
   warps: z.union([z.literal(1), z.literal(2), z.literal(4), z.literal(8)]),
   stages: int(1, 4),
   maxSplits: z.union([int(1, 256), wavesSchema]),
+  // The prefill-only kernel's KV tile and stages (warp-specialized engine): it has the SM to itself,
+  // so it may take larger tiles than the prefill role of the fused kernel. Absent: tile.kv, stages.
+  standalone: z.strictObject({ tileKv: int(16, 256), stages: int(2, 4) }).optional(),
 });
 
 export const decodeSchema = z.strictObject({

@@ -40,6 +40,11 @@ export interface KernelInput {
     stages?: number;
     /** KV splits per prefill tile: a number, or `pod.waves(n)` to fill at most n full waves. */
     maxSplits?: SplitLimit;
+    /**
+     * The prefill-only kernel's KV tile and stages (warp-specialized engine only): alone on the SM
+     * it may take wider tiles than the fused kernel's prefill role. Absent: tile.kv and stages.
+     */
+    standalone?: { tileKv: number; stages: number };
   };
   decode?: {
     /** Rows of a decode tile (QSL; 16) and keys per KV tile. */
@@ -161,6 +166,8 @@ const FIELD_REASONS = {
   "prefill.warps": "warps per CTA",
   "prefill.stages": "depth of the cp.async K/V pipeline",
   "prefill.maxSplits": "use a number or pod.waves(n)",
+  "prefill.standalone.tileKv": "keys per KV tile of the prefill-only kernel (warp-specialized engine)",
+  "prefill.standalone.stages": "depth of the prefill-only kernel's K/V ring",
   "decode.tile.q": "decode tiles have QSL = 16",
   "decode.tile.kv": "keys per KV tile of the decode loop",
   "decode.warps": "warps per CTA",

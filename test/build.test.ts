@@ -261,6 +261,10 @@ test("warp-specialized prefill: its kernels build without spills, the traits nam
   assert.match(source, /kEngine = POD_ENGINE_WARP_SPECIALIZED;/);
   assert.match(source, new RegExp(`kThreads = ${model.prefillThreads};`));
   assert.match(source, new RegExp(`kProducerRegs = ${model.registers.warpSpecialized!.producer};`));
+  // The prefill-only kernel runs prefill.standalone's 128-key tiles (Traits::PrefillAlone), the fused kernel 64-key ones.
+  assert.equal([spec.prefill.tile.kv, model.prefillAlone.tileKv], [64, 128]);
+  assert.match(source, /struct PrefillAlone : Prefill \{\s*static constexpr int kTileKv = 128;/);
+  assert.match(kernel("prefill_ws")!.name, /PrefillAloneTraits/);
   const lib = new KernelLibrary(r.library, symbolPrefix(spec));
   try {
     const info = lib.info();

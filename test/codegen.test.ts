@@ -28,7 +28,7 @@ test("same spec, same bytes", async () => {
 
 /** The body of `struct <name> { ... }` in `src` (braces matched, so nested structs stay inside). */
 function structBody(src: string, name: string): string {
-  const open = new RegExp(`\\bstruct ${name}\\s*\\{`).exec(src);
+  const open = new RegExp(`\\bstruct ${name}(?:\\s*:\\s*\\w+)?\\s*\\{`).exec(src);
   if (!open) throw new Error(`no struct ${name}`);
   let depth = 0;
   for (let i = open.index + open[0].length - 1; i < src.length; i++) {
@@ -41,7 +41,7 @@ function structBody(src: string, name: string): string {
 /** A struct's own constants (`static constexpr T kX = v;`, `using X = T;`), nested structs left out, with their `// spec:` notes. */
 function constantsOf(body: string): Map<string, { value: string; note: string }> {
   let own = body;
-  for (const [, nested] of body.matchAll(/\bstruct (\w+)\s*\{/g)) own = own.replace(structBody(own, nested!), "");
+  for (const [, nested] of body.matchAll(/\bstruct (\w+)(?:\s*:\s*\w+)?\s*\{/g)) own = own.replace(structBody(own, nested!), "");
   const out = new Map<string, { value: string; note: string }>();
   for (const m of own.matchAll(/(?:static constexpr \w+ (k\w+)|using (\w+)) = ([^;]+);[ \t]*(?:\/\/ (.*))?/g)) {
     const name = (m[1] ?? m[2])!;
@@ -66,9 +66,12 @@ test("traits carry every spec value, each in its own struct: Traits, Traits::Pre
   // value in the wrong struct shows.
   expectIn(prefill, "Prefill", { kTileQ: "64", kTileKv: "32", kWarps: "4", kStages: "3", kMaxSplits: "8", kMaxWaves: "0" });
   expectIn(decode, "Decode", { kTileQ: "16", kTileKv: "64", kWarpsPerVirtualCta: "4", kStages: "2", kVirtualCtas: "1", kMaxSplits: "4" });
+  // The prefill-only kernel's prefill: the fused kernel's tile and stages unless prefill.standalone
+  // (warp-specialized) gives its own.
+  expectIn(values(structBody(traits, "PrefillAlone")), "PrefillAlone", { kTileKv: "32", kStages: "3" });
   assert.not.ok("kTileQ" in top || "kVirtualCtas" in prefill || "kMaxWaves" in decode, "no constant at the wrong level");
   // Each nested struct's constants cite their own section of the spec.
-  for (const [struct, section] of [["Prefill", "prefill."], ["Decode", "decode."]] as const) {
+  for (const [struct, section] of [["Prefill", "prefill."], ["PrefillAlone", "prefill."], ["Decode", "decode."]] as const) {
     for (const [k, { note }] of constantsOf(structBody(traits, struct))) {
       const cited = /^spec: ([\w.]+)/.exec(note)?.[1];
       if (cited) assert.ok(cited.startsWith(section), `${struct}::${k} cites ${cited}`);

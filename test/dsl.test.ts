@@ -189,7 +189,7 @@ test("warp-specialized prefill: the resource model adds a producer warpgroup, re
   assert.ok(128 * ws.producer + 256 * roles.prefill + 128 * roles.decode <= 65536);
   // The consumers hold the next step's scores, P and O: whole 128-key steps only with 200+ registers
   // (the prefill-only kernel's 224), 64-key steps with 160 (beside the decode role).
-  assert.is(m.prefillSubBlockKeysAlone, 128);
+  assert.is(m.prefillAlone.subBlockKeys, 128);
   assert.is(m.prefillSubBlockKeys, 64);
   // The default engine follows the target: wgmma on sm_90a with whole warpgroups, else mma.sync.
   assert.is(resourceModel(pod.kernel({ ...base })).prefillEngine, "wgmma");
@@ -213,6 +213,29 @@ test("warp-specialized prefill: misuse is refused naming the field, the value an
   assert.match(issues({ prefill: { engine: "tma" } }).join("\n"), /prefill\.engine = "tma": must be one of "mma", "wgmma", "warp-specialized"/);
   // 128x128 tiles in 3 stages and a decode role do not fit one SM's shared memory.
   assert.match(issues({ ctasPerSm: 1, prefill: { ...ws, stages: 3 }, decode }).join("\n"), /prefill\.tile = .*needs .* per CTA/);
+});
+
+test("warp-specialized prefill: the prefill-only kernel takes prefill.standalone's tile and stages, within one CTA's shared memory", () => {
+  const ws = { engine: "warp-specialized", tile: { q: 128, kv: 64 }, warps: 8, stages: 2 } as const;
+  const decode = { warps: 4, virtualCtas: 1, tile: { q: 16, kv: 64 }, stages: 2 } as const;
+  type Prefill = NonNullable<KernelInput["prefill"]>;
+  const spec = (standalone?: Prefill["standalone"], prefill: Prefill = ws): KernelInput => ({ ...base, ctasPerSm: 1, prefill: { ...prefill, ...(standalone && { standalone }) }, decode });
+  const same = resourceModel(pod.kernel(spec()));
+  assert.equal([same.prefillAlone.tileKv, same.prefillAlone.stages, same.prefillAlone.smem], [64, 2, same.smem.prefillTile], "absent: the fused kernel's tile");
+  const own = resourceModel(pod.kernel(spec({ tileKv: 128, stages: 3 })));
+  // Q (128 rows) and 3 stages of 128-key K and V at D = 128, plus the barriers, to whole KiB: it has the SM alone.
+  assert.equal(own.prefillAlone, { tileKv: 128, stages: 3, subBlockKeys: 128, smem: (128 + 3 * 2 * 128) * 128 * 2 + 1024 });
+  assert.ok(own.prefillAlone.smem <= own.smem.aloneLimit && own.prefillAlone.smem + own.smem.decodeTiles > own.smem.perCtaLimit, "alone it fits; beside the decode role it would not");
+  assert.is(own.smem.prefillTile, same.smem.prefillTile, "the fused kernel's tiles do not change");
+  const issues = (input: KernelInput) => {
+    const r = checkSpec(input);
+    return r.ok ? "" : r.issues.map(formatIssue).join("\n");
+  };
+  assert.is(issues(spec({ tileKv: 128, stages: 3 })), "");
+  assert.match(issues(spec({ tileKv: 96, stages: 2 })), /prefill\.standalone\.tileKv = 96: must be a multiple of prefill\.tile\.kv \(64\)/);
+  assert.match(issues(spec({ tileKv: 256, stages: 2 })), /prefill\.standalone = .*: must be at most 227 KiB .*needs 289 KiB/);
+  assert.match(issues(spec({ tileKv: 128, stages: 2 }, { ...ws, engine: "wgmma" })), /prefill\.standalone = .*: must be absent .*engine is wgmma/);
+  assert.match(issues(spec({ tileKv: 128, stages: 1 })), /prefill\.standalone\.stages = 1: must be at least 2/);
 });
 
 test("fp8 KV: kvDtype equal to dtype is the default (same hash); e4m3 defaults to per-tensor scales and adds staging to the model", () => {

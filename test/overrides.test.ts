@@ -49,6 +49,11 @@ test("null removes an optional field: the kernel without it, as if the base neve
   assert.throws(() => withOverrides(base, { heads: null }), /heads/);
   // The JSON form (a bench variant's kernel fields) takes it too.
   assert.is(kernelFieldsSpec({ spec: "gpt_oss_20b_global", kernel: { sinks: null } }).sinks, undefined);
+  // Inside a section as well: llama3_8b whose prefill-only kernel runs the fused kernel's tile.
+  const ws = presetByName("llama3_8b")!;
+  const fusedTile = withOverrides(ws, { prefill: { standalone: null } });
+  assert.ok(ws.prefill.standalone !== undefined && fusedTile.prefill.standalone === undefined);
+  assert.equal({ ...fusedTile.prefill, standalone: ws.prefill.standalone }, ws.prefill, "nothing else in the section moves");
 });
 
 test("named after the base and the overrides: same overrides, same name and hash, whatever the key order", () => {

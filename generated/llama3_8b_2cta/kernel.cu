@@ -36,16 +36,23 @@ struct Traits {
     static constexpr int kSmemBytes = 98304;  // resource model: the prefill tiles' shared memory (warp-specialized: + barriers)
     static constexpr int kTileQ = 128;  // spec: prefill.tile.q
     static constexpr int kTileKv = 64;  // spec: prefill.tile.kv
+    static constexpr int kPlanTileKv = 64;  // spec: prefill.tile.kv; items start at multiples of it (the planner's KV tile)
     static constexpr int kWarps = 4;  // spec: prefill.warps
     static constexpr int kStages = 2;  // spec: prefill.stages
     static constexpr int kKvStaging = 0;  // resource model: fp8 K/V staging stages (0: a 16-bit cache)
     static constexpr int kSubKv = 32;  // resource model: keys per S = Q K^T / softmax / P V step
-    static constexpr int kSubKvAlone = 32;  // resource model: the same in the prefill-only kernel
     static constexpr int kProducerRegs = 0;  // resource model: setmaxnreg of the producer warpgroup (0: none)
     static constexpr int kLaunchRegsAlone = 0;  // resource model: registers a thread of the prefill-only kernel starts with
     static constexpr int kConsumerRegs = 0;  // resource model: setmaxnreg of the consumers in the prefill-only kernel (0: none)
     static constexpr int kMaxSplits = 0;  // spec: prefill.maxSplits; 0: bounded by waves only
     static constexpr int kMaxWaves = 2;  // spec: prefill.maxSplits; 0: bounded by splits only
+  };
+  // The prefill of the prefill-only kernel (warp-specialized: it has the SM to itself).
+  struct PrefillAlone : Prefill {
+    static constexpr int kTileKv = 64;  // spec: prefill.standalone.tileKv (absent: prefill.tile.kv)
+    static constexpr int kStages = 2;  // spec: prefill.standalone.stages (absent: prefill.stages)
+    static constexpr int kSubKv = 32;  // resource model: keys per step at the consumers' registers
+    static constexpr int kSmemBytes = 98304;  // resource model: its tiles' shared memory (warp-specialized: + barriers)
   };
   struct Decode {
     static constexpr int kTileQ = 16;  // spec: decode.tile.q

@@ -21,15 +21,18 @@ struct PodKvMaps {
 template <class Traits>
 struct KvBoxes {
   static constexpr int kTileKv = Traits::Prefill::kTileKv;
+  // Items start at multiples of the plan's KV tile, which the prefill-only kernel's tile (a
+  // multiple of it) may exceed: a box never covers more than one plan tile, so it stays in a page.
+  static constexpr int kPlanTileKv = Traits::Prefill::kPlanTileKv;
   static constexpr int kPageSize = Traits::kPaged ? Traits::kPageSize : 1;
-  // Rows per box: a page (at most a tile); a contiguous cache's rows in runs of 64.
-  static constexpr int kRows = Traits::kPaged ? (kPageSize < kTileKv ? kPageSize : kTileKv)
+  // Rows per box: a page (at most a plan tile); a contiguous cache's rows in runs of 64.
+  static constexpr int kRows = Traits::kPaged ? (kPageSize < kPlanTileKv ? kPageSize : kPlanTileKv)
                                               : (kTileKv < 64 ? kTileKv : 64);
   // Boxes start on 1024-byte swizzle periods (8 rows) and never straddle a page; otherwise the
   // producer copies every row with cp.async.
   static constexpr bool kEnabled =
       kRows % 8 == 0 && kRows <= 256 && kTileKv % kRows == 0 &&
-      (!Traits::kPaged || kTileKv % kPageSize == 0 || kPageSize % kTileKv == 0);
+      (!Traits::kPaged || kPlanTileKv % kPageSize == 0 || kPageSize % kPlanTileKv == 0);
   static constexpr uint32_t kBytes = (uint32_t)kRows * Traits::kHeadDim * 2;  // one box, all columns
 };
 

@@ -53,9 +53,11 @@ cudaError_t launch_fused(const KernelParams<Traits>& p, int grid, cudaStream_t s
 template <class Traits>
 cudaError_t launch_prefill(const KernelParams<Traits>& p, int grid, cudaStream_t s) {
   using S = PrefillShape<Traits>;
-  if constexpr (S::kWarpSpecialized)
-    return launch_with_kv_maps<Traits>(pod_prefill_ws_kernel<Traits>, p, grid, S::kThreads, S::kSmemBytes, s);
-  else
+  if constexpr (S::kWarpSpecialized) {
+    using Alone = PrefillAloneTraits<Traits>;
+    return launch_with_kv_maps<Alone>(pod_prefill_ws_kernel<Alone>, p, grid, S::kThreads,
+                                      PrefillShape<Alone>::kSmemBytes, s);
+  } else
     return launch_tiles<Traits>(pod_prefill_kernel<Traits>, p, grid, S::kThreads,
                                 S::kRole ? S::kSmemBytes : Traits::kSmemBytes, s);
 }

@@ -14,6 +14,13 @@
 
 namespace pod {
 
+// The traits of the prefill-only kernel (warp-specialized engine): the spec's, with Prefill
+// replaced by Traits::PrefillAlone (its own KV tile, stages and sub-block; the same plan).
+template <class Traits>
+struct PrefillAloneTraits : Traits {
+  using Prefill = typename Traits::PrefillAlone;
+};
+
 template <class Traits>
 struct PrefillShape {
   using P = typename Traits::Prefill;
@@ -83,7 +90,9 @@ struct PrefillShape {
                 "fp8 KV: a staging stage for each tile in flight (Prefill::kKvStaging)");
   static_assert(!(Traits::kKvFp8 && kWarpSpecialized), "the warp-specialized engine takes no fp8 KV cache (dsl/rules.ts)");
   static_assert(!kWgmma || D == Traits::kSmemHeadDim, "wgmma operands are whole 64-column blocks (D = 96 takes the mma engine)");
-  static_assert(kTileBytes <= kSmemBytes && kSmemBytes <= Traits::kSmemBytes, "prefill tiles exceed Traits::kSmemBytes");
+  // The prefill-only kernel's tiles (PrefillAloneTraits) have the SM to themselves (launch_prefill).
+  static_assert(kTileBytes <= kSmemBytes && (kSmemBytes <= Traits::kSmemBytes || std::is_same<P, typename Traits::PrefillAlone>::value),
+                "prefill tiles exceed Traits::kSmemBytes");
 #if defined(__CUDA_ARCH__)
   static_assert(!kWgmma || POD_HAS_WGMMA, "the wgmma engines are compiled for sm_90a only");
 #endif

@@ -202,14 +202,15 @@ __global__ void __launch_bounds__(PrefillShape<Traits>::kThreads, Traits::kCtasP
 
 // Prefill-only, warp-specialized: persistent CTAs whose producers claim prefill tickets
 // (prefill_ws.cuh); the last CTA resets the counters. The prefill-only launch has the SM to itself,
-// so its consumers take the registers the roles kernel gives the decode role.
+// so its consumers take the registers the roles kernel gives the decode role, and it runs the
+// tiles of Traits::PrefillAlone (launch_prefill instantiates it with PrefillAloneTraits).
 template <class Traits>
 __global__ void __launch_bounds__(PrefillShape<Traits>::kThreads, 1)
     pod_prefill_ws_kernel(const __grid_constant__ KernelParams<Traits> p, const __grid_constant__ PodKvMaps maps) {
   (void)sizeof(KernelChecks<Traits>);
   extern __shared__ __align__(1024) uint8_t smem[];
   prefill_ws<Traits, Traits::Prefill::kLaunchRegsAlone, Traits::Prefill::kProducerRegs, Traits::Prefill::kConsumerRegs,
-             Traits::Prefill::kSubKvAlone>(p, maps, smem, threadIdx.x);
+             Traits::Prefill::kSubKv>(p, maps, smem, threadIdx.x);
   __syncthreads();
   if (threadIdx.x == 0) finish_cta(p.header);
 }

@@ -277,6 +277,7 @@ for (const [title, matrixCase] of [
   ["the same with prefill and decode roles in one CTA per SM", "roles: one CTA per SM"],
   ["the same with the warp-specialized prefill (TMA, mbarrier ring, ping-pong)", "warp-specialized: 128x128 2-stage"],
   ["the same with the warp-specialized prefill on a contiguous cache", "warp-specialized: contiguous KV"],
+  ["the same with the prefill-only kernel on its own 3-stage 128-key tiles, page size 128", "warp-specialized: the prefill-only kernel on its own"],
   ["the same at D96 (rows padded to 128 columns in shared memory)", "D96 phi3_mini"],
   ["the same at D256 with the warp-specialized prefill (four TMA boxes a page)", "D256 warp-specialized"],
 ] as const) {
