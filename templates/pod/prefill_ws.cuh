@@ -211,35 +211,43 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
     uint32_t pa[kN / 2][4];
     float alpha[2];
 
+    // Shared-memory descriptors are built once (Q) or once a step (K, V) and advanced by constants:
+    // their address field is linear, and every address stays below 256 KiB.
+    const uint64_t q_desc = sw128_desc(base + unit_row0 * 128, 16, 1024);
     auto stage_of = [&](int j) { return (fill + j / kSubBlocks) % S::kStages; };
     auto parity_of = [&](int j) { return (uint32_t)(((fill + j / kSubBlocks) / S::kStages) & 1); };
     auto k_tile = [&](int j) { return base + S::kQBytes + stage_of(j) * S::kStageBytes; };
-    auto issue_qk = [&](int j) {
+    // K (V) of sub-block j has landed; taken before the warpgroup's tensor-core turn, so that a
+    // warpgroup never holds its turn while it waits for data.
+    auto await_k = [&](int j) {
       if (j % kSubBlocks == 0) {
         mbarrier_wait(base + L::kKFull + 8 * stage_of(j), parity_of(j));
         fence_proxy_async();  // the producer's cp.async wrote K through the generic proxy
       }
-      const uint32_t s_k = k_tile(j) + (j % kSubBlocks) * kSubKv * 128;
+    };
+    auto await_v = [&](int j) {
+      if (j % kSubBlocks == 0) {
+        mbarrier_wait(base + L::kVFull + 8 * stage_of(j), parity_of(j));
+        fence_proxy_async();
+      }
+    };
+    auto issue_qk = [&](int j) {
+      const uint64_t k_desc = sw128_desc(k_tile(j) + (j % kSubBlocks) * kSubKv * 128, 16, 1024);
       wgmma_fence();
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
         const uint32_t col = (kk % 4) * 32;  // the 16 columns' byte offset in a 128-byte row
-        const uint64_t a = sw128_desc(base + (kk / 4) * S::kTileQ * 128 + unit_row0 * 128 + col, 16, 1024);
-        const uint64_t b = sw128_desc(s_k + (kk / 4) * S::kTileKv * 128 + col, 16, 1024);
+        const uint64_t a = q_desc + (((kk / 4) * S::kTileQ * 128 + col) >> 4);
+        const uint64_t b = k_desc + (((kk / 4) * S::kTileKv * 128 + col) >> 4);
         Wgmma<T, kSubKv>::ss(s, a, b, kk > 0);
       }
       wgmma_commit();
     };
     auto issue_pv = [&](int j) {
-      if (j % kSubBlocks == 0) {
-        mbarrier_wait(base + L::kVFull + 8 * stage_of(j), parity_of(j));
-        fence_proxy_async();
-      }
-      const uint32_t s_v = k_tile(j) + S::kKvBytes + (j % kSubBlocks) * kSubKv * 128;
+      const uint64_t v_desc = sw128_desc(k_tile(j) + S::kKvBytes + (j % kSubBlocks) * kSubKv * 128, S::kTileKv * 128, 1024);
       wgmma_fence();
 #pragma unroll
-      for (int kk = 0; kk < kN / 2; ++kk)
-        Wgmma<T, D>::rs(o, pa[kk], sw128_desc(s_v + kk * 16 * 128, S::kTileKv * 128, 1024), 1);
+      for (int kk = 0; kk < kN / 2; ++kk) Wgmma<T, D>::rs(o, pa[kk], v_desc + ((kk * 16 * 128) >> 4), 1);
       wgmma_commit();
     };
     auto mask_and_fold = [&](int j) {
@@ -256,14 +264,21 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
     // last P V has.
     auto last_of_tile = [&](int j) { return j % kSubBlocks == kSubBlocks - 1 || j == steps - 1; };
     auto release_k = [&](int j) {
-      if (last_of_tile(j)) mbarrier_arrive(base + L::kKEmpty + 8 * stage_of(j));
+      if (last_of_tile(j)) {
+        __syncwarp();  // the warp's reads come before its one arrival
+        if (lane == 0) mbarrier_arrive(base + L::kKEmpty + 8 * stage_of(j));
+      }
     };
     auto release_v = [&](int j) {
-      if (last_of_tile(j)) mbarrier_arrive(base + L::kVEmpty + 8 * stage_of(j));
+      if (last_of_tile(j)) {
+        __syncwarp();
+        if (lane == 0) mbarrier_arrive(base + L::kVEmpty + 8 * stage_of(j));
+      }
     };
 
     mbarrier_wait(base + L::kQFull, round & 1);
     if (steps > 0) {
+      await_k(0);
       my_turn();
       issue_qk(0);
       their_turn();
@@ -273,6 +288,8 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
       mask_and_fold(0);
       pack_p<T>(pa, s);
       for (int j = 0; j + 1 < steps; ++j) {
+        await_k(j + 1);
+        await_v(j);
         my_turn();
         issue_qk(j + 1);
         issue_pv(j);
@@ -287,6 +304,7 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
         SoftmaxRows::rescale(o, alpha);
         pack_p<T>(pa, s);
       }
+      await_v(steps - 1);
       my_turn();
       issue_pv(steps - 1);
       their_turn();
@@ -300,8 +318,11 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
       const uint32_t parity = (uint32_t)(((fill + i) / S::kStages) & 1);
       mbarrier_wait(base + L::kKFull + 8 * stage, parity);
       mbarrier_wait(base + L::kVFull + 8 * stage, parity);
-      mbarrier_arrive(base + L::kKEmpty + 8 * stage);
-      mbarrier_arrive(base + L::kVEmpty + 8 * stage);
+      __syncwarp();
+      if (lane == 0) {
+        mbarrier_arrive(base + L::kKEmpty + 8 * stage);
+        mbarrier_arrive(base + L::kVEmpty + 8 * stage);
+      }
     }
     fill += num_tiles;
     mbarrier_arrive(base + L::kQEmpty);  // Q and the item slot may be reused
@@ -324,12 +345,12 @@ __device__ __forceinline__ void prefill_ws(const PodParams& p, const PodKvMaps& 
   if (thread == 0) {
     mbarrier_init(base + L::kItemFull, 1);
     mbarrier_init(base + L::kQFull, 32);
-    mbarrier_init(base + L::kQEmpty, S::kComputeThreads);
+    mbarrier_init(base + L::kQEmpty, S::kComputeThreads);  // every consumer thread read the item slot
     for (int s = 0; s < S::kStages; ++s) {
       mbarrier_init(base + L::kKFull + 8 * s, 33);
       mbarrier_init(base + L::kVFull + 8 * s, 33);
-      mbarrier_init(base + L::kKEmpty + 8 * s, S::kComputeThreads);
-      mbarrier_init(base + L::kVEmpty + 8 * s, S::kComputeThreads);
+      mbarrier_init(base + L::kKEmpty + 8 * s, S::kWarps);
+      mbarrier_init(base + L::kVEmpty + 8 * s, S::kWarps);
     }
     mbarrier_init_fence();
   }
