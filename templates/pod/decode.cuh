@@ -203,7 +203,7 @@ __device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkIte
             }
           }
         }
-        if constexpr (V::kSoftCap) V::soft_cap(s, V::tanh_scale_log2(p, it.kv_head));  // before the masks
+        if constexpr (V::kSoftCap) V::soft_cap(s, V::tanh_scale(p, it.kv_head));  // before the masks
         if constexpr (V::kWindow) {
           if (slice_start < row_first(S::kTileQ - 1)) mask_before_window(s, 0, lane, slice_start, row_first);
         }

@@ -105,7 +105,7 @@ __device__ __forceinline__ void prefill_tile_mma(const PodParams& p, const PodWo
           // ---- soft-cap (before the masks: -inf must stay -inf)
           if constexpr (V::kSoftCap) {
 #pragma unroll
-            for (int mf = 0; mf < kMFrag; ++mf) V::soft_cap(s[mf], V::tanh_scale_log2(p, it.kv_head));
+            for (int mf = 0; mf < kMFrag; ++mf) V::soft_cap(s[mf], V::tanh_scale(p, it.kv_head));
           }
           // ---- mask (only on sub-blocks that cross a row's limit, or a row's window start)
           if (sub_start + S::kSubKv > warp_limit_lo) {

@@ -252,7 +252,7 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
     };
     auto mask_and_fold = [&](int j) {
       const int sub_start = it.kv_begin + j * kSubKv;
-      if constexpr (V::kSoftCap) V::soft_cap(s, V::tanh_scale_log2(p));  // before the masks
+      if constexpr (V::kSoftCap) V::soft_cap(s, V::tanh_scale(p));  // before the masks
       if (sub_start + kSubKv > warp_limit_lo) mask_scores(s, row0, lane, sub_start, row_limit);
       if constexpr (V::kWindow) {
         auto row_first = [&](int r) { return V::first_key(causal_base, (it.row_begin + r) / G); };

@@ -60,21 +60,22 @@ struct Variants {
     else return logit_scale(p, kv_head) * kLog2e;
   }
 
-  // What soft_cap multiplies a raw score by to get 2u in log2 units, u = logit_scale * score / c.
-  static __device__ __forceinline__ float tanh_scale_log2(const PodParams& p, int kv_head = 0) {
-    return logit_scale(p, kv_head) * (2.f * kLog2e / Traits::kLogitsSoftCap);
+  // What soft_cap multiplies a raw score by to get u = logit_scale * score / c.
+  static __device__ __forceinline__ float tanh_scale(const PodParams& p, int kv_head = 0) {
+    return logit_scale(p, kv_head) / Traits::kLogitsSoftCap;
   }
 
-  // s (raw q.k) becomes the capped logit c * tanh(u). tanh(u) = 1 - 2 / (e^2u + 1): one ex2 and one
-  // fast division, with an absolute error near 1e-7 (tanh.approx.f32 has a relative error near
-  // 2^-11, which at c = 50 moves a logit by up to 0.02); e^2u = inf gives c, e^2u = 0 gives -c.
+  // s (raw q.k) becomes the capped logit c * tanh(u), with tanh.approx.f32 as FlashAttention's softcap
+  // does: one MUFU op a score beside the softmax's ex2, where 1 - 2 / (e^2u + 1) takes two (ex2 and
+  // rcp), and the MUFU pipe is what a capped tile's softmax waits on. Its relative error (< 2^-10.9)
+  // moves a logit by at most c * 2^-10.9 (0.026 at c = 50, only where |u| is large).
   template <int kN>
-  static __device__ __forceinline__ void soft_cap(float (&s)[kN][4], float tanh_scale_log2) {
+  static __device__ __forceinline__ void soft_cap(float (&s)[kN][4], float tanh_scale) {
     constexpr float kCap = Traits::kLogitsSoftCap;
 #pragma unroll
     for (int n = 0; n < kN; ++n)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) s[n][e] = kCap - __fdividef(2.f * kCap, fast_exp2(s[n][e] * tanh_scale_log2) + 1.f);
+      for (int e = 0; e < 4; ++e) s[n][e] = kCap * fast_tanh(s[n][e] * tanh_scale);
   }
 
   // The first key query token `token` sees (may be negative: then key 0).
