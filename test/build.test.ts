@@ -148,11 +148,15 @@ test("prefill sub-blocks follow the register budget: 64 keys at 255 registers, 3
 const ITEM_INTS = 12; // PodWorkItem: 12 int32 fields (templates/pod/contract.h)
 type Item = { request: number; kvHead: number; qLen: number; kvLen: number; rowBegin: number; kvBegin: number; kvEnd: number; split: number; numSplits: number };
 
-function items(plan: PodPlan, staging: Buffer, op: 0 | 1): Item[] {
-  const ints = new Int32Array(staging.buffer, staging.byteOffset + Number(plan.itemsOffset[op]), plan.numItems[op] * ITEM_INTS);
+/** The kernel's items of an op: item i is stored item i / numHeadsKv for KV head i % numHeadsKv (contract.h). */
+function items(plan: PodPlan, staging: Buffer, op: 0 | 1, numHeadsKv: number): Item[] {
+  const stored = plan.numItems[op] / numHeadsKv;
+  assert.ok(Number.isInteger(stored), `op ${op}: ${plan.numItems[op]} items for ${numHeadsKv} KV heads`);
+  const ints = new Int32Array(staging.buffer, staging.byteOffset + Number(plan.itemsOffset[op]), stored * ITEM_INTS);
   return Array.from({ length: plan.numItems[op] }, (_, i) => {
-    const f = ints.subarray(i * ITEM_INTS, (i + 1) * ITEM_INTS);
-    return { request: f[0]!, kvHead: f[1]!, qLen: f[3]!, kvLen: f[4]!, rowBegin: f[5]!, kvBegin: f[6]!, kvEnd: f[7]!, split: f[8]!, numSplits: f[9]! };
+    const f = ints.subarray(Math.floor(i / numHeadsKv) * ITEM_INTS, (Math.floor(i / numHeadsKv) + 1) * ITEM_INTS);
+    assert.is(f[1], 0, "stored items have KV head 0");
+    return { request: f[0]!, kvHead: i % numHeadsKv, qLen: f[3]!, kvLen: f[4]!, rowBegin: f[5]!, kvBegin: f[6]!, kvEnd: f[7]!, split: f[8]!, numSplits: f[9]! };
   });
 }
 
@@ -181,7 +185,7 @@ test("planner via the C ABI: every query row of every request and KV head is cov
     const keysSeen = new Map<string, number>();
     for (const op of [0, 1] as const) {
       const tileRows = op === 0 ? info.prefillTileQ : info.decodeTileQ;
-      for (const it of items(plan, staging, op)) {
+      for (const it of items(plan, staging, op, info.numHeadsKv)) {
         assert.ok(it.kvBegin < it.kvEnd && it.kvEnd <= it.kvLen, `trial ${trial}: split range`);
         assert.is(it.qLen, qLens[it.request]);
         assert.is(it.kvLen, kvLens[it.request]);

@@ -61,7 +61,7 @@ __global__ void __launch_bounds__(Traits::kThreads) pod_combine_kernel(const __g
   const int n = p.header->num_merges[op];
   const PodMergeItem* items = p.merges[op];
   for (int b = blockIdx.x; b < n; b += gridDim.x) {
-    const PodMergeItem it = items[b];
+    const PodMergeItem it = pod_item_for_head(items[b / Traits::kNumHeadsKv], b % Traits::kNumHeadsKv);
     if (op == POD_OP_PREFILL)
       combine_item<Traits, Traits::Prefill::kTileQ>(p, op, it, threadIdx.x, blockDim.x);
     else

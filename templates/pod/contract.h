@@ -38,9 +38,13 @@ namespace pod {
 
 // One tile of attention work: packed rows [row_begin, row_begin + tile rows) of one request and
 // one KV head, over keys [kv_begin, kv_end) of that request (one KV split).
+// The workspace stores one item for all Hkv KV heads of a row block and split: the op's item i,
+// the index the scheduler hands out (num_items counts these), is stored item i / Hkv for KV head
+// i % Hkv (pod_item_for_head), so the host writes Hkv times fewer items (8,064 a plan fewer
+// per 256 MHA decodes: the bulk of a plan's time).
 typedef struct PodWorkItem {
   int32_t request;      // request index (prefills first, then decodes) into the page table
-  int32_t kv_head;      // KV head; query heads kv_head*group .. +group-1
+  int32_t kv_head;      // KV head; query heads kv_head*group .. +group-1 (stored: 0)
   int32_t q_token_base; // row of the request's first query token in q/o (prefill: qo_indptr[r])
   int32_t q_len;        // query tokens of the request (1 for a decode)
   int32_t kv_len;       // keys of the request (including the chunk itself)
@@ -49,12 +53,28 @@ typedef struct PodWorkItem {
   int32_t kv_end;       // one past the last key of this split (already clipped by causality)
   int32_t split;        // split index, 0 .. num_splits-1
   int32_t num_splits;   // 1: write o/lse directly; >1: write fp32 partials for the combine
-  int32_t partial_row;  // first row of this tile's partials (split s at partial_row + s*tile rows)
-  int32_t pad_;
+  int32_t partial_row;  // first row of this tile's partials (split s at partial_row + s*tile rows;
+                        // -1: none); stored: KV head 0's
+  int32_t head_partial_rows;  // partial rows from one KV head's tile to the next's (0: none)
 } PodWorkItem;
 
-// One tile whose splits the combine step merges (same fields, split = 0).
+// One tile whose splits the combine step merges (same fields, split = 0; stored the same way).
 typedef PodWorkItem PodMergeItem;
+
+#ifdef __cplusplus
+#ifdef __CUDACC__
+#define POD_HOST_DEVICE __host__ __device__
+#else
+#define POD_HOST_DEVICE
+#endif
+// The item of KV head kv_head from a stored item (see PodWorkItem).
+POD_HOST_DEVICE inline PodWorkItem pod_item_for_head(PodWorkItem it, int32_t kv_head) {
+  it.kv_head = kv_head;
+  if (it.partial_row >= 0) it.partial_row += kv_head * it.head_partial_rows;
+  return it;
+}
+#undef POD_HOST_DEVICE
+#endif
 
 // Device-side plan header: lives at the start of the workspace. Counters are zero before the
 // first launch (the upload writes them) and the fused kernel's last CTA resets them, so CUDA

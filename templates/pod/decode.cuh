@@ -83,7 +83,7 @@ struct DecodeShape {
 // tid: thread index inside the virtual CTA (0 .. kWarps*32-1); barrier_id: 1 .. 15, unique per
 // virtual CTA of the physical CTA; smem: this virtual CTA's kVctaBytes.
 template <class Traits>
-__device__ __forceinline__ void decode_tile(const PodParams& p, const PodWorkItem* item,
+__device__ __forceinline__ void decode_tile(const PodParams& p, ItemRef item,
                                             uint8_t* smem, int tid, int barrier_id) {
   using S = DecodeShape<Traits>;
   using T = typename Traits::DType;

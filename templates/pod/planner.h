@@ -18,7 +18,8 @@
 //   4. capacities — live counts, or in graph mode worst-case counts of the bucket.
 //   5. make_layout — byte offsets in the workspace; grids, tickets and ratio.
 //   6. with a staging buffer only: the header, then emit_work writes every item and merge once,
-//      in its final place.
+//      in its final place: one stored item for all KV heads of a row block and split (the kernels
+//      expand it, pod_item_for_head in contract.h), so a plan's writes do not grow with Hkv.
 // Planning reuses per-thread buffers (Scratch), so a serving loop that plans every step allocates
 // nothing after its first plans.
 #pragma once
@@ -365,8 +366,8 @@ struct BlockSplit {
 struct OpWork {
   std::vector<RowBlock> blocks;     // request order
   std::vector<BlockSplit> splits;   // per block
-  std::vector<int64_t> bucket_end;  // items in buckets 0 .. b (heavy first)
-  int64_t items = 0, merges = 0;
+  std::vector<int64_t> bucket_end;  // stored items in buckets 0 .. b (heavy first)
+  int64_t items = 0, merges = 0;    // as the kernels count them (stored: items / heads_kv)
   int64_t partial_rows = 0;         // fp32 partial rows (num_splits × tile_q per split tile)
   int32_t max_splits = 0;           // largest split count of any tile (0: no tiles)
 
@@ -452,7 +453,7 @@ inline int count_work(int64_t heads_kv, int64_t tile_q, int64_t tile_kv, const S
     const uint32_t slot = (uint32_t)key;
     BlockSplit& sp = w->splits[slot / 2];
     sp.bucket[slot % 2] = (int32_t)(w->bucket_end.size() - 1);
-    w->bucket_end.back() += heads_kv * (slot % 2 ? 1 : sp.splits - 1);
+    w->bucket_end.back() += slot % 2 ? 1 : sp.splits - 1;  // stored items: one for all KV heads
   }
   return PODGEN_OK;
 }
@@ -465,7 +466,7 @@ inline int count_work(int64_t heads_kv, int64_t tile_q, int64_t tile_kv, const S
 inline void store_item(unsigned char* dst, const PodWorkItem& item) {
   const int32_t fields[] = {item.request,  item.kv_head,  item.q_token_base, item.q_len,
                             item.kv_len,   item.row_begin, item.kv_begin,    item.kv_end,
-                            item.split,    item.num_splits, item.partial_row, item.pad_};
+                            item.split,    item.num_splits, item.partial_row, item.head_partial_rows};
   static_assert(sizeof fields == sizeof(PodWorkItem), "store_item copies every field");
 #if defined(__GNUC__)
   typedef int32_t Quad __attribute__((vector_size(16)));
@@ -479,48 +480,46 @@ inline void store_item(unsigned char* dst, const PodWorkItem& item) {
 #endif
 }
 
-// Writes the items (heavy first, see count_work) and merges (tile order) of counted work; split
-// tiles get a merge item and num_splits × tile_q partial rows (split s writes rows partial_row +
+// Writes the items (heavy first, see count_work) and merges (tile order) of counted work, one
+// stored item for all KV heads (PodWorkItem); split tiles get a merge item and num_splits × tile_q
+// partial rows a KV head (split s of head h writes rows partial_row + h × head_partial_rows +
 // s × tile_q ..). Unaligned destinations are fine (memcpy).
 inline void emit_work(const OpWork& w, int32_t heads_kv, int64_t tile_q, unsigned char* items,
                       unsigned char* merges, std::vector<int64_t>* scratch) {
   scratch->resize(w.bucket_end.size());
-  int64_t* const next = scratch->data();  // next free item of each bucket
+  int64_t* const next = scratch->data();  // next free stored item of each bucket
   for (size_t b = 0; b < w.bucket_end.size(); ++b) next[b] = b ? w.bucket_end[b - 1] : 0;
   int64_t partial_rows = 0, num_merges = 0;
-  for (size_t first = 0, end = 0; first < w.blocks.size(); first = end) {
-    while (end < w.blocks.size() && w.blocks[end].request == w.blocks[first].request) ++end;
-    for (int32_t h = 0; h < heads_kv; ++h)  // tile order: request, KV head, row block
-      for (size_t i = first; i < end; ++i) {
-        const RowBlock& t = w.blocks[i];
-        const BlockSplit& sp = w.splits[i];
-        PodWorkItem item;
-        item.request = t.request;
-        item.kv_head = h;
-        item.q_token_base = t.q_token_base;
-        item.q_len = t.q_len;
-        item.kv_len = t.kv_len;
-        item.row_begin = t.row_begin;
-        item.num_splits = sp.splits;
-        item.partial_row = -1;  // no partials: the tile writes o / lse directly
-        item.pad_ = 0;
-        if (sp.splits > 1) {
-          item.partial_row = (int32_t)partial_rows;
-          partial_rows += sp.splits * tile_q;
-          PodMergeItem merge = item;
-          merge.split = 0;
-          merge.kv_begin = t.kv_begin;
-          merge.kv_end = t.kv_end;
-          store_item(merges + num_merges++ * sizeof merge, merge);
-        }
-        for (int32_t s = 0; s < sp.splits; ++s) {
-          item.split = s;
-          item.kv_begin = (int32_t)(t.kv_begin + s * sp.split_keys);
-          item.kv_end = (int32_t)std::min<int64_t>(t.kv_end, (int64_t)item.kv_begin + sp.split_keys);
-          const int64_t at = next[sp.bucket[s + 1 == sp.splits]]++;
-          store_item(items + at * sizeof item, item);
-        }
-      }
+  for (size_t i = 0; i < w.blocks.size(); ++i) {  // tile order: request, row block (KV head: kernel)
+    const RowBlock& t = w.blocks[i];
+    const BlockSplit& sp = w.splits[i];
+    PodWorkItem item;
+    item.request = t.request;
+    item.kv_head = 0;
+    item.q_token_base = t.q_token_base;
+    item.q_len = t.q_len;
+    item.kv_len = t.kv_len;
+    item.row_begin = t.row_begin;
+    item.num_splits = sp.splits;
+    item.partial_row = -1;  // no partials: the tile writes o / lse directly
+    item.head_partial_rows = 0;
+    if (sp.splits > 1) {
+      item.partial_row = (int32_t)partial_rows;
+      item.head_partial_rows = (int32_t)(sp.splits * tile_q);
+      partial_rows += heads_kv * sp.splits * tile_q;
+      PodMergeItem merge = item;
+      merge.split = 0;
+      merge.kv_begin = t.kv_begin;
+      merge.kv_end = t.kv_end;
+      store_item(merges + num_merges++ * sizeof merge, merge);
+    }
+    for (int32_t s = 0; s < sp.splits; ++s) {
+      item.split = s;
+      item.kv_begin = (int32_t)(t.kv_begin + s * sp.split_keys);
+      item.kv_end = (int32_t)std::min<int64_t>(t.kv_end, (int64_t)item.kv_begin + sp.split_keys);
+      const int64_t at = next[sp.bucket[s + 1 == sp.splits]]++;
+      store_item(items + at * sizeof item, item);
+    }
   }
 }
 
@@ -581,7 +580,8 @@ struct Layout {
   uint64_t host_bytes, workspace_bytes;
 };
 
-inline Layout make_layout(const Capacity& c, int head_dim) {
+// Items and merges are stored one for all heads_kv KV heads (PodWorkItem).
+inline Layout make_layout(const Capacity& c, int64_t heads_kv, int head_dim) {
   Layout l;
   uint64_t at = sizeof(PodDeviceHeader);
   auto region = [&at](uint64_t bytes) {
@@ -589,9 +589,10 @@ inline Layout make_layout(const Capacity& c, int head_dim) {
     at = start + bytes;
     return start;
   };
-  for (int op = 0; op < 2; ++op) l.items[op] = region((uint64_t)c.items[op] * sizeof(PodWorkItem));
   for (int op = 0; op < 2; ++op)
-    l.merges[op] = region((uint64_t)c.merges[op] * sizeof(PodMergeItem));
+    l.items[op] = region((uint64_t)ceil_div(c.items[op], heads_kv) * sizeof(PodWorkItem));
+  for (int op = 0; op < 2; ++op)
+    l.merges[op] = region((uint64_t)ceil_div(c.merges[op], heads_kv) * sizeof(PodMergeItem));
   l.page_base = region((uint64_t)c.requests * sizeof(int32_t));
   l.host_bytes = at;  // upload copies the header, the items, the merges and the page bases
   for (int op = 0; op < 2; ++op)
@@ -691,7 +692,7 @@ int plan_for(const KernelShape& k, const Input& input, const podgen_plan_options
     }
     cap.requests = (int64_t)batch.page_base.size();
   }
-  const Layout layout = make_layout(cap, k.head_dim);
+  const Layout layout = make_layout(cap, k.heads_kv, k.head_dim);
 
   // The plan. Counts, ratio and max_splits are this batch's; grids and offsets come from the
   // capacities (equal to the counts outside graph mode), so in graph mode they depend only on
@@ -759,10 +760,10 @@ int plan_for(const KernelShape& k, const Input& input, const podgen_plan_options
   // written once below.
   const struct { uint64_t begin, bytes; } live[] = {
       {0, sizeof(PodDeviceHeader)},
-      {layout.items[0], (uint64_t)live_items[0] * sizeof(PodWorkItem)},
-      {layout.items[1], (uint64_t)live_items[1] * sizeof(PodWorkItem)},
-      {layout.merges[0], (uint64_t)live_merges[0] * sizeof(PodMergeItem)},
-      {layout.merges[1], (uint64_t)live_merges[1] * sizeof(PodMergeItem)},
+      {layout.items[0], (uint64_t)(live_items[0] / k.heads_kv) * sizeof(PodWorkItem)},
+      {layout.items[1], (uint64_t)(live_items[1] / k.heads_kv) * sizeof(PodWorkItem)},
+      {layout.merges[0], (uint64_t)(live_merges[0] / k.heads_kv) * sizeof(PodMergeItem)},
+      {layout.merges[1], (uint64_t)(live_merges[1] / k.heads_kv) * sizeof(PodMergeItem)},
       {layout.page_base, (uint64_t)batch.page_base.size() * sizeof(int32_t)}};
   uint64_t zero_from = 0;
   for (const auto& region : live) {

@@ -16,7 +16,7 @@
 namespace pod {
 
 template <class Traits>
-__device__ __forceinline__ void prefill_tile(const PodParams& p, const PodWorkItem* item, uint8_t* smem, int tid) {
+__device__ __forceinline__ void prefill_tile(const PodParams& p, ItemRef item, uint8_t* smem, int tid) {
   if constexpr (PrefillShape<Traits>::kWgmma) prefill_tile_wgmma<Traits>(p, item, smem, tid);
   else prefill_tile_mma<Traits>(p, item, smem, tid);
 }

@@ -9,7 +9,7 @@
 namespace pod {
 
 template <class Traits>
-__device__ __forceinline__ void prefill_tile_mma(const PodParams& p, const PodWorkItem* item, uint8_t* smem,
+__device__ __forceinline__ void prefill_tile_mma(const PodParams& p, ItemRef item, uint8_t* smem,
                                                  int tid) {
   using S = PrefillShape<Traits>;
   using T = typename Traits::DType;

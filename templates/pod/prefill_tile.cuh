@@ -201,7 +201,7 @@ struct PrefillItem {
   int rows_valid, num_tiles, page_base;
   int causal_base;  // keys j < causal_base + token of packed row r are visible to it (bottom-right)
 
-  __device__ __forceinline__ PrefillItem(const PodParams& p, const PodWorkItem* item) : it(load_item(item)) {
+  __device__ __forceinline__ PrefillItem(const PodParams& p, ItemRef item) : it(load_item(item)) {
     rows_valid = min(S::kTileQ, it.q_len * Traits::kGroup - it.row_begin);
     num_tiles = it.kv_end > it.kv_begin ? (it.kv_end - it.kv_begin + S::kTileKv - 1) / S::kTileKv : 0;
     page_base = __ldg(p.page_indptr + it.request);

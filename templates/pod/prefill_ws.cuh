@@ -120,7 +120,7 @@ __device__ __forceinline__ void ws_produce(const PodParams& p, const PodKvMaps& 
     mbarrier_wait(base + L::kItemFull, round & 1);
     const int ticket = slots[round & 1];
     if (ticket >= n) break;
-    const PodWorkItem it = load_item(p.items[POD_OP_PREFILL] + ticket);
+    const PodWorkItem it = load_item(item_ref<Traits>(p.items[POD_OP_PREFILL], ticket));
     const int rows_valid = min(S::kTileQ, it.q_len * Traits::kGroup - it.row_begin);
     // Q: the warp's cp.async, zeros past the item's rows (two copies per unrolled step keep the
     // producer within its registers).
@@ -193,7 +193,7 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
       if (wg == 0) my_turn();  // take warpgroup 1's last turn, so that no arrival is left pending
       break;
     }
-    const PodWorkItem* item = p.items[POD_OP_PREFILL] + ticket;
+    const ItemRef item = item_ref<Traits>(p.items[POD_OP_PREFILL], ticket);
     PodWorkItem it = load_item(item);
     const int num_tiles = it.kv_end > it.kv_begin ? (it.kv_end - it.kv_begin + S::kTileKv - 1) / S::kTileKv : 0;
     const int causal_base = it.kv_len - it.q_len + 1;

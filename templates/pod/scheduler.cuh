@@ -50,7 +50,7 @@ __device__ __forceinline__ void run_decode_group(const PodParams& p, int first, 
   const int idx = first + v;
   if (idx < num_items) {
     const int tid = thread % S::kThreads;
-    decode_tile<Traits>(p, p.items[POD_OP_DECODE] + idx, smem + v * S::kVctaBytes, tid, 1 + v);
+    decode_tile<Traits>(p, item_ref<Traits>(p.items[POD_OP_DECODE], idx), smem + v * S::kVctaBytes, tid, 1 + v);
     if (tid == 0) count_tile<Traits>(p, POD_OP_DECODE);
   }
 }
@@ -116,7 +116,7 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kCtasPerSm)
   __syncthreads();  // everyone has read the claim before the tile reuses the bytes
 
   if (op == POD_OP_PREFILL) {
-    prefill_tile<Traits>(p, p.items[POD_OP_PREFILL] + ticket, smem, threadIdx.x);
+    prefill_tile<Traits>(p, item_ref<Traits>(p.items[POD_OP_PREFILL], ticket), smem, threadIdx.x);
     if (threadIdx.x == 0) count_tile<Traits>(p, POD_OP_PREFILL);
   } else if (op == POD_OP_DECODE) {
     run_decode_group<Traits>(p, ticket * Traits::Decode::kVirtualCtas, p.header->num_items[POD_OP_DECODE], smem,
@@ -164,7 +164,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
         named_barrier(kPrefillRoleBarrier, PS::kThreads);  // also: done with the previous tile's bytes
         const int ticket = *slot;
         if (ticket >= h->num_tickets[POD_OP_PREFILL]) break;
-        prefill_tile<Traits>(p, p.items[POD_OP_PREFILL] + ticket, smem, thread);
+        prefill_tile<Traits>(p, item_ref<Traits>(p.items[POD_OP_PREFILL], ticket), smem, thread);
         if (thread == 0) count_tile<Traits>(p, POD_OP_PREFILL);
       }
     }
@@ -194,7 +194,7 @@ __global__ void __launch_bounds__(PrefillShape<Traits>::kThreads, Traits::kCtasP
   extern __shared__ __align__(1024) uint8_t smem[];  // wgmma tiles: 1024-byte aligned
   const int n = p.header->num_items[POD_OP_PREFILL];
   for (int b = blockIdx.x; b < n; b += gridDim.x) {
-    prefill_tile<Traits>(p, p.items[POD_OP_PREFILL] + b, smem, threadIdx.x);
+    prefill_tile<Traits>(p, item_ref<Traits>(p.items[POD_OP_PREFILL], b), smem, threadIdx.x);
     if (threadIdx.x == 0) count_tile<Traits>(p, POD_OP_PREFILL);
     __syncthreads();  // shared memory is reused by the next item
   }

@@ -126,17 +126,27 @@ struct TileIo {
   }
 };
 
+// Work item `index` of an op: its stored item and KV head (see PodWorkItem in contract.h).
+struct ItemRef {
+  const PodWorkItem* stored;
+  int kv_head;
+};
+template <class Traits>
+__device__ __forceinline__ ItemRef item_ref(const PodWorkItem* items, int index) {
+  return {items + index / Traits::kNumHeadsKv, index % Traits::kNumHeadsKv};
+}
+
 // A work item read through the read-only path. Tile loops read it again for their epilogue, so
 // the fields only the epilogue needs hold no register during the KV loop.
-__device__ __forceinline__ PodWorkItem load_item(const PodWorkItem* item) {
+__device__ __forceinline__ PodWorkItem load_item(ItemRef item) {
   PodWorkItem it;
-  const int4* src = reinterpret_cast<const int4*>(item);
+  const int4* src = reinterpret_cast<const int4*>(item.stored);
   static_assert(sizeof(PodWorkItem) == 48, "PodWorkItem is 12 int32");
   int4 a = __ldg(src), b = __ldg(src + 1), c = __ldg(src + 2);
   it.request = a.x; it.kv_head = a.y; it.q_token_base = a.z; it.q_len = a.w;
   it.kv_len = b.x; it.row_begin = b.y; it.kv_begin = b.z; it.kv_end = b.w;
-  it.split = c.x; it.num_splits = c.y; it.partial_row = c.z; it.pad_ = c.w;
-  return it;
+  it.split = c.x; it.num_splits = c.y; it.partial_row = c.z; it.head_partial_rows = c.w;
+  return pod_item_for_head(it, item.kv_head);
 }
 
 // Debug plans (count_tiles): one more tile of op executed, for the exactly-once checks.

@@ -128,6 +128,20 @@ struct Region {
   uint64_t begin, end;  // [begin, end) bytes reserved
 };
 
+// The kernel's items 0 .. count-1 of an op (or its merges) as the kernels read them: item i is
+// stored item i / heads_kv for KV head i % heads_kv (pod_item_for_head); stored items have head 0.
+static std::vector<PodWorkItem> kernel_items(const std::vector<unsigned char>& staging, uint64_t offset,
+                                             int32_t count, int32_t heads_kv, const char* tag) {
+  std::vector<PodWorkItem> items;
+  for (int32_t i = 0; i < count; ++i) {
+    PodWorkItem stored;
+    memcpy(&stored, staging.data() + offset + (uint64_t)(i / heads_kv) * sizeof stored, sizeof stored);
+    CHECK(stored.kv_head == 0, "%s stored item %d has KV head %d", tag, i / heads_kv, stored.kv_head);
+    items.push_back(pod::pod_item_for_head(stored, i % heads_kv));
+  }
+  return items;
+}
+
 // One request as a plan must schedule it: its part (op), lengths and first query row.
 struct ExpectedRequest {
   int op;
@@ -213,15 +227,17 @@ static void check_work(const Config& c, const std::vector<ExpectedRequest>& requ
   }
   // Capacities implied by the layout.
   for (int op = 0; op < 2; ++op) {
-    CHECK(items_r[op].begin + (uint64_t)p.num_items[op] * sizeof(PodWorkItem) <= items_r[op].end ||
+    // Items and merges are stored one for all KV heads: the counts are whole multiples of them.
+    CHECK(p.num_items[op] % k.heads_kv == 0 && p.num_merges[op] % k.heads_kv == 0, "%s op %d counts", tag, op);
+    CHECK(items_r[op].begin + (uint64_t)(p.num_items[op] / k.heads_kv) * sizeof(PodWorkItem) <= items_r[op].end ||
               p.num_items[op] == 0,
           "%s items region op %d", tag, op);
-    CHECK(merges_r[op].begin + (uint64_t)p.num_merges[op] * sizeof(PodWorkItem) <= merges_r[op].end ||
+    CHECK(merges_r[op].begin + (uint64_t)(p.num_merges[op] / k.heads_kv) * sizeof(PodWorkItem) <= merges_r[op].end ||
               p.num_merges[op] == 0,
           "%s merges region op %d", tag, op);
     if (opt.graph_mode) {
       // Grids cover the capacity of the regions.
-      const uint64_t cap_items = (items_r[op].end - items_r[op].begin) / sizeof(PodWorkItem);
+      const uint64_t cap_items = (items_r[op].end - items_r[op].begin) / sizeof(PodWorkItem) * k.heads_kv;
       if (op == 0) CHECK((uint64_t)p.grid_prefill <= cap_items, "%s", tag);
       else CHECK((uint64_t)(p.grid_decode - 1) * V < cap_items || p.grid_decode == 0, "%s", tag);
     }
@@ -259,9 +275,7 @@ static void check_work(const Config& c, const std::vector<ExpectedRequest>& requ
   std::map<TileKey, std::vector<PodWorkItem>> got;
   for (int op = 0; op < 2; ++op) {
     const int64_t tq = k.tile_q[op], tkv = k.tile_kv[op];
-    std::vector<PodWorkItem> items(p.num_items[op]);
-    if (!items.empty())
-      memcpy(items.data(), staging.data() + p.items_offset[op], items.size() * sizeof(PodWorkItem));
+    const std::vector<PodWorkItem> items = kernel_items(staging, p.items_offset[op], p.num_items[op], k.heads_kv, tag);
     int64_t prev_len = INT64_MAX;
     int32_t max_splits = 0;
     for (const PodWorkItem& it : items) {
@@ -278,7 +292,7 @@ static void check_work(const Config& c, const std::vector<ExpectedRequest>& requ
       CHECK(it.kv_begin % tkv == 0, "%s kv_begin %d not a multiple of %" PRId64, tag, it.kv_begin, tkv);
       CHECK(it.kv_end > it.kv_begin, "%s empty split [%d, %d)", tag, it.kv_begin, it.kv_end);
       CHECK(it.num_splits >= 1 && it.split >= 0 && it.split < it.num_splits, "%s", tag);
-      CHECK(it.pad_ == 0, "%s", tag);
+      CHECK(it.head_partial_rows == (it.num_splits > 1 ? it.num_splits * tq : 0), "%s head_partial_rows", tag);
       const int64_t cap_spec = k.max_splits[op] > 0 ? k.max_splits[op] : INT64_MAX;
       const int64_t cap_opt = (op == 0 ? opt.prefill_max_splits : opt.decode_max_splits) > 0
                                   ? (op == 0 ? opt.prefill_max_splits : opt.decode_max_splits)
@@ -291,7 +305,6 @@ static void check_work(const Config& c, const std::vector<ExpectedRequest>& requ
       got[{op, it.request, it.kv_head, it.row_begin}].push_back(it);
     }
     CHECK(p.max_splits[op] == max_splits, "%s max_splits op %d", tag, op);
-    (void)tq;
   }
   CHECK(got.size() == expected.size(), "%s tiles got %zu expected %zu", tag, got.size(), expected.size());
 
@@ -323,9 +336,7 @@ static void check_work(const Config& c, const std::vector<ExpectedRequest>& requ
 
   // Merges: one per split tile, none for the others.
   for (int op = 0; op < 2; ++op) {
-    std::vector<PodWorkItem> merges(p.num_merges[op]);
-    if (!merges.empty())
-      memcpy(merges.data(), staging.data() + p.merges_offset[op], merges.size() * sizeof(PodWorkItem));
+    const std::vector<PodWorkItem> merges = kernel_items(staging, p.merges_offset[op], p.num_merges[op], k.heads_kv, tag);
     std::set<TileKey> seen;
     for (const PodWorkItem& m : merges) {
       const TileKey key{op, m.request, m.kv_head, m.row_begin};
@@ -1003,7 +1014,7 @@ static void ragged_tests(const Config& c, Rng& rng, int batches, long long* plan
     // Items and merges, field by field, with the request and its query rows mapped.
     for (int op = 0; op < 2; ++op)
       for (int merges = 0; merges < 2; ++merges) {
-        const int count = merges ? ps.num_merges[op] : ps.num_items[op];
+        const int count = (merges ? ps.num_merges[op] : ps.num_items[op]) / k.heads_kv;  // stored
         const uint64_t at_s = merges ? ps.merges_offset[op] : ps.items_offset[op];
         const uint64_t at_r = merges ? pr.merges_offset[op] : pr.items_offset[op];
         for (int x = 0; x < count; ++x) {
