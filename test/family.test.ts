@@ -9,10 +9,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkOverrides, FAMILY_PRESETS, familyPresetByName, pod, presetByName, resourceModel, SpecError, specFields, type FamilySpec, type SpecOverrides } from "../dsl/index.ts";
 import { fittedAnalogue } from "../dsl/family-presets.ts";
-import { buildFamily, generateFamilySources } from "../codegen/family.ts";
+import { buildFamily, familyBuildKey, generateFamilySources } from "../codegen/family.ts";
+import { nvccFlags, nvccVersion } from "../codegen/build.ts";
 import { COST_FEATURES } from "../codegen/paths.ts";
 import { CHOICE_REASONS, COST_FEATURE_COUNT, FAMILY_MAX_MEMBERS, FamilyLibrary, MODES, PODGEN_FAMILY_ABI_VERSION_SUPPORTED, type FamilyPlan, makeHostBatch, Rng, type BatchShape, type CostModel } from "../runtime/index.ts";
-import { ERROR_BOUND_QUANTILE, evaluateCostModel, findCostModel, fitCostModel, leastSquares, predictUs, writeCostModel, type TimingRecord } from "../bench/tune/cost-model.ts";
+import { ERROR_BOUND_QUANTILE, evaluateCostModel, findCostModel, fitCostModel, leastSquares, predictUs, readCostModels, writeCostModel, type TimingRecord } from "../bench/tune/cost-model.ts";
 import { SERVING_MIXES, servingBatches } from "../bench/serving-batches.ts";
 import { quantile } from "../bench/stats.ts";
 import { timePlan } from "../bench/family-bench.ts";
@@ -362,4 +363,17 @@ test.after(() => {
   lib?.close();
   rmSync(cacheDir, { recursive: true, force: true });
 });
+
+test("cost models: every shipped model is keyed by the build its family preset gets from today's templates (an edit to templates/, a comment too, re-keys all of them)", async () => {
+  const { models } = readCostModels();
+  assert.ok(models.length >= 5, "bench/tuning/cost-models.json ships the five dense families' models");
+  const nvcc = await nvccVersion();
+  for (const m of models) {
+    const family = familyPresetByName(m.family);
+    assert.ok(family, `${m.family}: a model for no family preset`);
+    const key = familyBuildKey(family, generateFamilySources(family), nvcc, nvccFlags(family.members[0]!));
+    assert.is(m.buildKey, key, `${m.family} on ${m.gpu}: fitted on build ${m.buildKey}, but today's templates and nvcc ${nvcc} build ${key}; auto would plan by the static rule. Re-tune on the GPU (podgen tune --family ${m.family}), or keep the edit out of templates/`);
+  }
+});
+
 test.run();
