@@ -15,7 +15,7 @@ test("the committed index lists every result in bench/results and is up to date 
   const run3 = byFile.get("2026-11-23-h100-preset-decode64-run3.json")!;
   assert.equal([run3.kind, run3.gpu, run3.commit, run3.date], ["bench", "NVIDIA H100 80GB HBM3", "37a0dbb51ccf5dc5a15e0d018cd3c6d3532fd2bc", "2026-11-24T00:24:54.029Z"]);
   assert.match(run3.summary, /^10 workloads, fused 1\.21× serial, 1\.32× PyTorch \(geomeans\)$/);
-  assert.is(byFile.get("latest.json")!.summary, "the same bytes as 2026-12-06-h100-preset-ws-paper.json");
+  assert.is(byFile.get("latest.json")!.summary, "the same bytes as 2026-12-07-h100-paper-s25.json");
   assert.is(byFile.get("2026-11-23-h100-gpu-suite.json")!.kind, "gpu-suite");
   assert.is(byFile.get("2026-11-23-h100-sanitizers-wgmma.json")!.kind, "sanitizers");
   assert.is(byFile.get("2026-11-23-h100-ncu.json")!.kind, "ncu");
