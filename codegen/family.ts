@@ -81,18 +81,28 @@ export interface FamilyBuildResult {
 }
 
 /** The content key of a family build: its sources, every header they include, nvcc and the flags. */
-export function familyBuildKey(family: FamilySpec, files: readonly GeneratedFile[], nvcc: string, flags: readonly string[]): string {
+function familyBuildKey(family: FamilySpec, files: readonly GeneratedFile[], nvcc: string, flags: readonly string[]): string {
   const h = createHash("sha256");
   h.update(canonicalJson({ family: family.hash, nvcc, flags }));
   for (const f of [...files, ...kernelHeaders(), ...kernelHeaders(FAMILY_HEADERS_DIR)]) h.update(`\0${f.path}\0${f.contents}`);
   return h.digest("hex").slice(0, 20);
 }
 
+/**
+ * The build key `podgen build` would give `family` with this nvcc version and extra flags, without
+ * building: what a cost model's recorded key is compared with (as buildKeyFor is for a spec).
+ */
+export function familyBuildKeyFor(family: FamilySpec, nvcc: string, extraFlags: readonly string[] = []): string {
+  return familyBuildKey(family, generateFamilySources(family), nvcc, familyNvccFlags(family, extraFlags));
+}
+
+// Every member shares the target (dsl/family.ts), hence the flags.
+const familyNvccFlags = (family: FamilySpec, extraFlags?: readonly string[]) => nvccFlags(family.members[0]!, extraFlags);
+
 async function planFamilyBuild(family: FamilySpec, options: BuildOptions) {
   const cacheDir = options.cacheDir ?? defaultCacheDir();
   const files = generateFamilySources(family);
-  // Every member shares the target (dsl/family.ts), hence the flags.
-  const flags = nvccFlags(family.members[0]!, options.extraFlags);
+  const flags = familyNvccFlags(family, options.extraFlags);
   const nvcc = await nvccVersion();
   const key = familyBuildKey(family, files, nvcc, flags);
   const dir = join(cacheDir, "builds", `${family.name}-${key}`);

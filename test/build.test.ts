@@ -154,7 +154,8 @@ function items(plan: PodPlan, staging: Buffer, op: 0 | 1, numHeadsKv: number): I
   assert.ok(Number.isInteger(stored), `op ${op}: ${plan.numItems[op]} items for ${numHeadsKv} KV heads`);
   const ints = new Int32Array(staging.buffer, staging.byteOffset + Number(plan.itemsOffset[op]), stored * ITEM_INTS);
   return Array.from({ length: plan.numItems[op] }, (_, i) => {
-    const f = ints.subarray(Math.floor(i / numHeadsKv) * ITEM_INTS, (Math.floor(i / numHeadsKv) + 1) * ITEM_INTS);
+    const at = Math.floor(i / numHeadsKv) * ITEM_INTS;
+    const f = ints.subarray(at, at + ITEM_INTS);
     assert.is(f[1], 0, "stored items have KV head 0");
     return { request: f[0]!, kvHead: i % numHeadsKv, qLen: f[3]!, kvLen: f[4]!, rowBegin: f[5]!, kvBegin: f[6]!, kvEnd: f[7]!, split: f[8]!, numSplits: f[9]! };
   });
