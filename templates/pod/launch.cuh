@@ -28,15 +28,15 @@ inline cudaError_t launch_tiles(Kernel kernel, const KernelParams<Traits>& p, in
   return cudaGetLastError();
 }
 
-// A launch whose kernel also takes the K/V tensor maps (kernels that run the warp-specialized
+// A launch whose kernel also takes the Q, K and V tensor maps (kernels that run the warp-specialized
 // prefill; zeroed maps for the roles kernel of other specs).
 template <class Traits, class Kernel>
-inline cudaError_t launch_with_kv_maps(Kernel kernel, const KernelParams<Traits>& p, int grid, int threads, int smem_bytes,
-                                       cudaStream_t s) {
+inline cudaError_t launch_with_tensor_maps(Kernel kernel, const KernelParams<Traits>& p, int grid, int threads,
+                                           int smem_bytes, cudaStream_t s) {
   if (grid <= 0) return cudaSuccess;
-  PodKvMaps maps{};
+  PodTensorMaps maps{};
   if constexpr (PrefillShape<Traits>::kWarpSpecialized) {
-    const cudaError_t e = encode_kv_maps<Traits>(p.k, p.v, &maps);
+    const cudaError_t e = encode_tensor_maps<Traits>(p.q[POD_OP_PREFILL], p.k, p.v, &maps);
     if (e != cudaSuccess) return e;
   }
   return launch_tiles<Traits>(kernel, p, grid, threads, smem_bytes, s, maps);
@@ -45,7 +45,7 @@ inline cudaError_t launch_with_kv_maps(Kernel kernel, const KernelParams<Traits>
 template <class Traits>
 cudaError_t launch_fused(const KernelParams<Traits>& p, int grid, cudaStream_t s) {
   if constexpr (Traits::kRoles)
-    return launch_with_kv_maps<Traits>(pod_roles_kernel<Traits>, p, grid, Traits::kThreads, Traits::kSmemBytes, s);
+    return launch_with_tensor_maps<Traits>(pod_roles_kernel<Traits>, p, grid, Traits::kThreads, Traits::kSmemBytes, s);
   else
     return launch_tiles<Traits>(pod_fused_kernel<Traits>, p, grid, Traits::kThreads, Traits::kSmemBytes, s);
 }
@@ -55,7 +55,7 @@ cudaError_t launch_prefill(const KernelParams<Traits>& p, int grid, cudaStream_t
   using S = PrefillShape<Traits>;
   if constexpr (S::kWarpSpecialized) {
     using Alone = PrefillAloneTraits<Traits>;
-    return launch_with_kv_maps<Alone>(pod_prefill_ws_kernel<Alone>, p, grid, S::kThreads,
+    return launch_with_tensor_maps<Alone>(pod_prefill_ws_kernel<Alone>, p, grid, S::kThreads,
                                       PrefillShape<Alone>::kSmemBytes, s);
   } else
     return launch_tiles<Traits>(pod_prefill_kernel<Traits>, p, grid, S::kThreads,

@@ -3,7 +3,7 @@
 // (Hopper warpgroup MMA), softmax.cuh, kv_fp8.cuh (fp8 KV dequantization), tile_io.cuh, variants.cuh (sliding window, soft-cap, sinks),
 // prefill_tile.cuh (what the prefill mainloops share), prefill.cuh (which mainloop runs a tile),
 // prefill_mma.cuh and prefill_wgmma.cuh (the mainloops of the CTA's cp.async pipeline),
-// mbarrier.cuh and kv_tensor_maps.cuh (the warp-specialized pipeline and the bulk copy engine),
+// mbarrier.cuh and tensor_maps.cuh (the warp-specialized pipeline and the bulk copy engine),
 // prefill_ws.cuh (the warp-specialized mainloop), decode.cuh, combine.cuh, scheduler.cuh (the
 // kernels), reference.cuh, launch.cuh (host launchers), planner.h (host planner).
 #pragma once

@@ -13,11 +13,14 @@
 // publishes the item index in a slot (item_full), copies the Q tile (q_full), then the KV tiles
 // into a ring of kStages stages: K of tile i + 1 (k_full[stage]) before V of tile i (v_full[stage]),
 // each after k_empty / v_empty[stage] says the consumers are done with what the stage held. K and V
-// pages come through the bulk copy engine (kv_tensor_maps.cuh), one box a page per lane; the rows
-// of a tile past its last whole page below kv_end, and Q, come through cp.async (zeros past kv_end:
-// a page's stale tail never reaches the tensor cores). Consumers release Q (q_empty) at the end of
-// the item, a stage's K once their last S = Q K^T over it has completed, and its V once their last
-// P V has: K of tile j + 2 can then land while tile j + 1 is computed, with two stages.
+// pages come through the bulk copy engine (tensor_maps.cuh), one box a page per lane; the rows
+// of a tile past its last whole page below kv_end come through cp.async (zeros past kv_end: a
+// page's stale tail never reaches the tensor cores). So does Q where a tile holds rows past its
+// request (its last tile; zeros there); every other Q tile is one box per 64 columns, whose
+// latency -- not that of 64 cp.async a lane -- then starts each item. Consumers release Q
+// (q_empty) at the end of the item, a stage's K once their last S = Q K^T over it has completed,
+// and its V once their last P V has: K of tile j + 2 can then land while tile j + 1 is computed,
+// with two stages.
 //
 // Consumer pipeline over the item's sub-blocks j of kSubKv keys (several per KV tile when the
 // registers do not hold a whole tile's scores), with S(j+1) = Q K^T issued before O += P(j) V so
@@ -28,7 +31,7 @@
 // consumer warpgroups, each issues a step's products only after the other has issued its own
 // (named barriers kPingPongBarrier + w), so one's softmax runs under the other's products.
 #pragma once
-#include "kv_tensor_maps.cuh"
+#include "tensor_maps.cuh"
 #include "mbarrier.cuh"
 #include "prefill_tile.cuh"
 
@@ -39,7 +42,7 @@ template <class Traits>
 struct WsLayout {
   using S = PrefillShape<Traits>;
   static constexpr int kItemFull = S::kTileBytes;           // the item slot is written (1 arrival)
-  static constexpr int kQFull = kItemFull + 8;              // Q landed (the producer warp's lanes)
+  static constexpr int kQFull = kItemFull + 8;              // Q landed (33 arrivals + bytes, as K and V)
   static constexpr int kQEmpty = kQFull + 8;                // consumers are done with Q (consumer threads)
   static constexpr int kKFull = kQEmpty + 8;                // [stage] K landed (ws_load_tile: 33 arrivals + bytes)
   static constexpr int kVFull = kKFull + 8 * S::kStages;    // [stage] V landed (the same)
@@ -99,7 +102,7 @@ __device__ __forceinline__ void ws_load_tile(const PodParams& p, const CUtensorM
 
 // The producer: one warp of the producer warpgroup (the other three wait at the kernel's end).
 template <class Traits>
-__device__ __forceinline__ void ws_produce(const PodParams& p, const PodKvMaps& maps, uint8_t* smem, int pt) {
+__device__ __forceinline__ void ws_produce(const PodParams& p, const PodTensorMaps& maps, uint8_t* smem, int pt) {
   using S = PrefillShape<Traits>;
   using L = WsLayout<Traits>;
   using T = typename Traits::DType;
@@ -122,16 +125,27 @@ __device__ __forceinline__ void ws_produce(const PodParams& p, const PodKvMaps& 
     if (ticket >= n) break;
     const PodWorkItem it = load_item(item_ref<Traits>(p.items[POD_OP_PREFILL], ticket));
     const int rows_valid = min(S::kTileQ, it.q_len * Traits::kGroup - it.row_begin);
-    // Q: the warp's cp.async, zeros past the item's rows (two copies per unrolled step keep the
-    // producer within its registers).
-    constexpr int kChunks = S::kChunks;
+    // Q: a tile whose rows all belong to the request through the bulk copy engine (one box per 64
+    // columns); the request's last tile with the warp's cp.async, zeros past its rows (two copies
+    // per unrolled step keep the producer within its registers). 33 arrivals, as in ws_load_tile.
+    using QB = QBoxes<Traits>;
+    const bool q_boxes = QB::kEnabled && rows_valid == S::kTileQ;
+    if (lane == 0) mbarrier_arrive_expect_tx(base + L::kQFull, q_boxes ? QB::kBytes : 0u);
+    __syncwarp();  // the transaction count is raised before any box can land
+    if (q_boxes) {
+      if (lane < S::D / 64)
+        tma_load_3d(base + lane * S::kTileQ * 128, &maps.q, lane * 64, it.kv_head * Traits::kGroup,
+                    it.q_token_base + it.row_begin / Traits::kGroup, base + L::kQFull);
+    } else {
+      constexpr int kChunks = S::kChunks;
 #pragma unroll 2
-    for (int i = lane; i < S::kTileQ * kChunks; i += 32) {
-      const int r = i / kChunks, ch = i % kChunks, pr = it.row_begin + r;
-      const bool valid = r < rows_valid;
-      const T* src = static_cast<const T*>(p.q[POD_OP_PREFILL]);
-      if (valid) src += Io::qo_offset(it.q_token_base + pr / Traits::kGroup, it.kv_head * Traits::kGroup + pr % Traits::kGroup) + ch * 8;
-      cp_async_16(base + S::QLayout::offset(r, ch), src, valid);
+      for (int i = lane; i < S::kTileQ * kChunks; i += 32) {
+        const int r = i / kChunks, ch = i % kChunks, pr = it.row_begin + r;
+        const bool valid = r < rows_valid;
+        const T* src = static_cast<const T*>(p.q[POD_OP_PREFILL]);
+        if (valid) src += Io::qo_offset(it.q_token_base + pr / Traits::kGroup, it.kv_head * Traits::kGroup + pr % Traits::kGroup) + ch * 8;
+        cp_async_16(base + S::QLayout::offset(r, ch), src, valid);
+      }
     }
     mbarrier_arrive_on_copies(base + L::kQFull);
     const int page_base = __ldg(p.page_indptr + it.request);
@@ -338,13 +352,13 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
 // counts are the kernel's (the prefill-only kernel and the roles kernel split differently);
 // kLaunchRegs is what each thread holds when the kernel starts.
 template <class Traits, int kLaunchRegs, int kProducerRegs, int kConsumerRegs, int kSubKv>
-__device__ __forceinline__ void prefill_ws(const PodParams& p, const PodKvMaps& maps, uint8_t* smem, int thread) {
+__device__ __forceinline__ void prefill_ws(const PodParams& p, const PodTensorMaps& maps, uint8_t* smem, int thread) {
   using S = PrefillShape<Traits>;
   using L = WsLayout<Traits>;
   const uint32_t base = smem_u32(smem);
   if (thread == 0) {
     mbarrier_init(base + L::kItemFull, 1);
-    mbarrier_init(base + L::kQFull, 32);
+    mbarrier_init(base + L::kQFull, 33);
     mbarrier_init(base + L::kQEmpty, S::kComputeThreads);  // every consumer thread read the item slot
     for (int s = 0; s < S::kStages; ++s) {
       mbarrier_init(base + L::kKFull + 8 * s, 33);

@@ -136,7 +136,7 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kCtasPerSm)
 // CTA (a lone prefill CTA of two CTAs per SM gets only half of an SM's prefill rate).
 template <class Traits>
 __global__ void __launch_bounds__(Traits::kThreads, 1)
-    pod_roles_kernel(const __grid_constant__ KernelParams<Traits> p, const __grid_constant__ PodKvMaps maps) {
+    pod_roles_kernel(const __grid_constant__ KernelParams<Traits> p, const __grid_constant__ PodTensorMaps maps) {
   (void)sizeof(KernelChecks<Traits>);
   using PS = PrefillShape<Traits>;
   using DS = DecodeShape<Traits>;
@@ -206,7 +206,7 @@ __global__ void __launch_bounds__(PrefillShape<Traits>::kThreads, Traits::kCtasP
 // tiles of Traits::PrefillAlone (launch_prefill instantiates it with PrefillAloneTraits).
 template <class Traits>
 __global__ void __launch_bounds__(PrefillShape<Traits>::kThreads, 1)
-    pod_prefill_ws_kernel(const __grid_constant__ KernelParams<Traits> p, const __grid_constant__ PodKvMaps maps) {
+    pod_prefill_ws_kernel(const __grid_constant__ KernelParams<Traits> p, const __grid_constant__ PodTensorMaps maps) {
   (void)sizeof(KernelChecks<Traits>);
   extern __shared__ __align__(1024) uint8_t smem[];
   prefill_ws<Traits, Traits::Prefill::kLaunchRegsAlone, Traits::Prefill::kProducerRegs, Traits::Prefill::kConsumerRegs,
