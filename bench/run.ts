@@ -428,10 +428,12 @@ export interface RunAllOptions {
   openDevice: () => Device;
   log: (line: string) => void;
   standaloneVariants?: boolean;
+  /** false: each workload's own spec only, not the file's variants (default true). */
+  variants?: boolean;
 }
 
 export function runAll(o: RunAllOptions): BenchReport {
-  const workloads = selectWorkloads(o.workloadsPath, o.filters);
+  const workloads = selectWorkloads(o.workloadsPath, o.filters, { variants: o.variants });
   // Torch first, in its own process, before this one holds any device memory.
   const torch = o.torch ? o.torch(workloads) : null;
   const device = o.openDevice();

@@ -102,11 +102,15 @@ export function resolvedWorkloads(workloads: Workload[]) {
   };
 }
 
-export function selectWorkloads(path: string, filters: string[]): Workload[] {
+/**
+ * The workloads of a file whose names contain one of `filters` (all without any); with `variants`
+ * false each keeps only its own spec's config (what a user of that preset gets).
+ */
+export function selectWorkloads(path: string, filters: string[], { variants = true } = {}): Workload[] {
   const all = loadWorkloads(path);
   const chosen = filters.length ? all.filter((w) => filters.some((f) => w.name.includes(f))) : all;
   if (chosen.length === 0) throw new Error(`no workload of ${path} matches ${filters.join(", ")}`);
-  return chosen;
+  return variants ? chosen : chosen.map((w) => ({ ...w, configs: w.configs.slice(0, 1) }));
 }
 
 /**

@@ -47,6 +47,7 @@ interface BenchOpts {
   plot?: string | boolean;
   from?: string;
   standaloneVariants?: boolean;
+  variants: boolean;
 }
 
 /** An error reading a workload file (or matching --filter) as bad input: exit code 2, naming the file. */
@@ -57,7 +58,7 @@ export function workloadFileError(e: unknown, path: string): Error {
 }
 
 /** Options of one kind of bench only: the spec variants' (the default) or a config family's (--family). */
-const SPECS_ONLY = ["standaloneVariants", "plot", "jobs"];
+const SPECS_ONLY = ["standaloneVariants", "variants", "plot", "jobs"];
 const FAMILY_ONLY = ["heldout", "heldoutSeed", "mix", "models", "planIters", "dryRun", "json"];
 
 export function registerBenchCommand(program: Command): Command {
@@ -72,6 +73,7 @@ export function registerBenchCommand(program: Command): Command {
     .option("--filter <text>", "only workloads whose name contains TEXT (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option("--no-torch", "skip the PyTorch baselines")
     .option("--standalone-variants", "also time every variant's prefill-only and decode-only kernels (report: standalone)")
+    .option("--no-variants", "time each workload's own spec only, not the file's variants (what a user of the preset gets; faster)")
     .option("--python <cmd>", "python with torch for the baselines", "python3")
     .option("-j, --jobs <n>", "parallel nvcc jobs for kernels not yet built", String(Math.min(4, availableParallelism())))
     .option("--plot [svg]", "also render the report as an SVG (default: the report's path with .svg)")
@@ -91,6 +93,7 @@ Examples:
   podgen bench --family llama3_8b_auto                 auto vs preset vs best of family, paper + 20 held-out batches -> $PODGEN_CACHE_DIR/bench/llama3_8b_auto.json
   podgen bench --family llama3_8b_auto --dry-run       the batches and candidates it times (no GPU)
   podgen bench --filter p1024 --iters 100 --no-torch   some workloads, more iterations, no PyTorch baselines
+  podgen bench --no-variants                           the presets alone (with PyTorch's baselines), no other configs
   podgen bench --workloads bench/workloads/mixed-decodes.json   decodes of mixed KV lengths
   podgen bench --out bench/results/2026-12-06-h100-what.json   record a run in the repository (bench/results/README.md)
   podgen bench --from bench/results/latest.json --plot table and SVG of a recorded report (no GPU needed)
@@ -101,7 +104,7 @@ results (or an installed package). To keep one, name it with --out.`,
     )
     .action(async (opts: BenchOpts, command: Command) => {
       if (opts.family) {
-        const wrong = givenFlags(command, ["from", ...SPECS_ONLY]);
+        const wrong = givenFlags(command, ["from", ...SPECS_ONLY]).map((f) => (f === "--variants" ? "--no-variants" : f));
         if (wrong.length > 0) throw new UsageError(`--family: ${wrong.join(", ")} ${wrong.length > 1 ? "are" : "is"} for the spec variants' bench (a family's report prints with --from alone)`);
         const { benchFamily } = await import("./bench-family.ts");
         return benchFamily({ ...opts, family: opts.family, out: command.getOptionValueSource("out") === "cli" ? opts.out : undefined });
@@ -132,7 +135,7 @@ results (or an installed package). To keep one, name it with --out.`,
       if (!existsSync(opts.workloads)) throw new UsageError(`--workloads ${opts.workloads}: no such file`);
       let workloads: Workload[];
       try {
-        workloads = selectWorkloads(resolve(opts.workloads), opts.filter);
+        workloads = selectWorkloads(resolve(opts.workloads), opts.filter, { variants: opts.variants });
       } catch (e) {
         throw workloadFileError(e, opts.workloads);
       }
@@ -151,6 +154,7 @@ results (or an installed package). To keep one, name it with --out.`,
         openDevice: () => Device.open(0),
         log,
         standaloneVariants: !!opts.standaloneVariants,
+        variants: opts.variants,
       });
       mkdirSync(dirname(resolve(opts.out)), { recursive: true });
       writeFileSync(resolve(opts.out), JSON.stringify(report, null, 1) + "\n");

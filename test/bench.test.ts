@@ -10,7 +10,7 @@ import { normalizeSpec, presetByName, resourceModel, specFields, type KernelSpec
 import { formatTable, type BenchReport } from "../bench/report.ts";
 import { copiesFor } from "../bench/run.ts";
 import { hopperSerial, torchBestSerial, type TorchWorkload } from "../bench/torch.ts";
-import { decodeKvBytes, loadWorkloads, parseWorkloads, prefillFlops, resolvedWorkloads } from "../bench/workloads.ts";
+import { decodeKvBytes, loadWorkloads, parseWorkloads, prefillFlops, resolvedWorkloads, selectWorkloads } from "../bench/workloads.ts";
 import { readBenchReport } from "../bench/schemas.ts";
 import { renderSvg } from "../bench/plot.ts";
 
@@ -39,6 +39,18 @@ test("input copies: at least 2, enough to flush a 50 MB L2, at most 8", () => {
   assert.is(copiesFor(2 ** 30), 2);
   assert.is(copiesFor(40 * 2 ** 20), 5);
   assert.is(copiesFor(1), 8);
+});
+
+test("selectWorkloads: --filter keeps the matching workloads; --no-variants keeps each one's own spec only", () => {
+  const all = selectWorkloads(PAPER, []);
+  const some = selectWorkloads(PAPER, ["p1024x", "qwen"]);
+  assert.equal(some.map((w) => w.name), all.filter((w) => w.name.includes("p1024x") || w.name.includes("qwen")).map((w) => w.name));
+  assert.ok(all.some((w) => w.configs.length > 1), "paper.json has variants");
+  const presets = selectWorkloads(PAPER, [], { variants: false });
+  assert.equal(presets.map((w) => w.name), all.map((w) => w.name));
+  assert.equal(presets.map((w) => w.configs.map((c) => c.label)), all.map(() => ["default"]));
+  assert.equal(presets.map((w) => w.configs[0]!.spec.hash), all.map((w) => w.configs[0]!.spec.hash));
+  assert.throws(() => selectWorkloads(PAPER, ["no such workload"]), /no workload of .* matches no such workload/);
 });
 
 test("paper.json: the five paper workloads, variants on llama3_8b, kernels the GPU suite bundles", () => {

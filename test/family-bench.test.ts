@@ -463,6 +463,7 @@ test("tune and bench --family: bad arguments exit 2 naming them; without a GPU e
     [["tune", "--family", "llama3_8b_auto", "--mix", "gpt", "--dry-run"], /--mix gpt: one of llama3_8b, llama3_70b_tp8/],
     [["bench", "--family", "llama3_8b_auto", "--heldout-seed", "1", "--dry-run"], /--heldout-seed 1: .* come from seed 1; held-out batches need another/],
     [["bench", "--family", "llama3_8b_auto", "--standalone-variants"], /--family: --standalone-variants is for the spec variants' bench/],
+    [["bench", "--family", "llama3_8b_auto", "--no-variants"], /--family: --no-variants is for the spec variants' bench/],
     [["bench", "--heldout", "5"], /--heldout is for --family/],
     // A family's tuned choice is its cost model, keyed by its build key (a stale one is not used); --tuned is for specs.
     [["build", "--tuned", "yi_6b_auto"], /build families on their own \(without --tuned and without kernel specs\): yi_6b_auto/],
