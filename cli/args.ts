@@ -22,9 +22,13 @@ export function positiveArg(name: string, v: string, integer = true): number {
   return n;
 }
 
-/** The options among `keys` (commander's camelCase names) given on the command line, as flags: `--plan-iters`. */
+/**
+ * The options among `keys` (commander's camelCase names) given on the command line, as their flags:
+ * `--plan-iters`, `--no-variants` (a negated option's key is `variants`).
+ */
 export function givenFlags(command: Command, keys: readonly string[]): string[] {
-  return keys.filter((k) => command.getOptionValueSource(k) === "cli").map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+  const flag = (k: string) => command.options.find((o) => o.attributeName() === k)?.long ?? `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  return keys.filter((k) => command.getOptionValueSource(k) === "cli").map(flag);
 }
 
 /**

@@ -104,7 +104,7 @@ results (or an installed package). To keep one, name it with --out.`,
     )
     .action(async (opts: BenchOpts, command: Command) => {
       if (opts.family) {
-        const wrong = givenFlags(command, ["from", ...SPECS_ONLY]).map((f) => (f === "--variants" ? "--no-variants" : f));
+        const wrong = givenFlags(command, ["from", ...SPECS_ONLY]);
         if (wrong.length > 0) throw new UsageError(`--family: ${wrong.join(", ")} ${wrong.length > 1 ? "are" : "is"} for the spec variants' bench (a family's report prints with --from alone)`);
         const { benchFamily } = await import("./bench-family.ts");
         return benchFamily({ ...opts, family: opts.family, out: command.getOptionValueSource("out") === "cli" ? opts.out : undefined });
