@@ -13,7 +13,7 @@ import type { Workload } from "./workloads.ts";
 
 /** The batches as workloads of the family's shape, for bench/torch_baselines.py (resolvedWorkloads). */
 export function torchWorkloads(batches: readonly FamilyBatch[], spec: KernelSpec): Workload[] {
-  return batches.map((b) => ({ name: b.name, specName: spec.name, shape: b.shape, configs: [{ label: "default", spec }] }));
+  return batches.map((b) => ({ name: b.name, specName: spec.name, shape: b.shape, shufflePages: true, configs: [{ label: "default", spec }] }));
 }
 
 /**

@@ -180,7 +180,7 @@ export function runWorkload(
     const lib = libFor(base);
     const info: KernelInfo = lib.info();
     const dtype = info.dtype as Dtype16;
-    const mk = (shape: BatchShape, seed: number) => makeHostBatch(info, shape, { seed });
+    const mk = (shape: BatchShape, seed: number) => makeHostBatch(info, shape, { seed, shufflePages: w.shufflePages });
     const hostH = mk(w.shape, 3);
     const copies = (h: HostBatch) => {
       const c = deviceCopies(h, copiesFor(workingSetBytes(h)), lib);

@@ -32,6 +32,8 @@ export const workloadFileSchema = z.strictObject({
       spec: z.string().optional(),
       /** Page size (or "contiguous") of this workload's batch, for its spec and every variant (default: the spec's). */
       pageSize: kernelFieldsSchema.shape.pageSize,
+      /** Shuffle the batch's pages over its cache (default true, as a serving engine's free list leaves them); false: in order. */
+      shufflePages: z.boolean().optional(),
       /** [qLen, kvLen] per prefill chunk. */
       prefills: z.array(z.tuple([int, int])).optional(),
       /** KV lengths, or `count` decodes of `kvLen` keys. */

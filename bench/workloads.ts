@@ -18,6 +18,8 @@ export interface Workload {
   name: string;
   specName: string;
   shape: BatchShape;
+  /** Pages shuffled over the cache (default) or in order. */
+  shufflePages: boolean;
   /** The workload's spec first ("default"), then its variants. */
   configs: KernelConfig[];
 }
@@ -66,7 +68,7 @@ export function parseWorkloads(json: unknown, label = "workloads"): Workload[] {
       }
       configs.push({ label: v.name, spec });
     }
-    return { name: w.name, specName, shape: { prefills, decodes }, configs };
+    return { name: w.name, specName, shape: { prefills, decodes }, shufflePages: w.shufflePages ?? true, configs };
   });
 }
 

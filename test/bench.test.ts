@@ -225,6 +225,13 @@ test("a workload's pageSize sets the KV layout of its batch for its spec and eve
   assert.throws(() => parseWorkloads(file(0), "f.json"), /pageSize/);
 });
 
+test("a workload's shufflePages orders its batch's pages (shuffled unless false)", () => {
+  const file = (shufflePages?: unknown) => ({ workloads: [{ name: "w", shufflePages, prefills: [[8, 64]], decodes: [64] }] });
+  assert.equal(parseWorkloads(file(), "f.json")[0]!.shufflePages, true);
+  assert.equal(parseWorkloads(file(false), "f.json")[0]!.shufflePages, false);
+  assert.throws(() => parseWorkloads(file("no"), "f.json"), /f\.json: workloads\.0\.shufflePages/);
+});
+
 test("workload file errors name the workload", () => {
   assert.throws(() => parseWorkloads({ workloads: [{ name: "x", prefills: [[10, 5]], decodes: [1] }] }), /x.*qLen ≤ kvLen/);
   assert.throws(() => parseWorkloads({ workloads: [{ name: "x", prefills: [[1, "2"]], decodes: [1] }] }, "w.json"), /^w\.json: workloads\.0\.prefills\.0\.1: Invalid input: expected number/);
