@@ -61,18 +61,20 @@ struct WsLayout {
 // use 1 .. kVirtualCtas, its ticket hand-over 14, the prefill role 15).
 constexpr int kPingPongBarrier = 12;
 
-// Copies rows [0, kTileKv) of one K or V tile into the stage at dst and arrives at its barrier
-// `full`: whole boxes below kv_end through the bulk copy engine (each lane < boxes issues one box),
-// the rest -- a page's last rows, and zeros past kv_end (a page's stale tail never reaches the
-// tensor cores) -- with the warp's cp.async. 33 arrivals: lane 0's expect_tx and every lane's.
-template <class Traits>
+// Copies rows [0, kTileKv) of one K or V (kIsV) tile into the stage at dst and arrives at its barrier
+// `full`: whole boxes below kv_end through the bulk copy engine (lane < boxes copies a page, or a
+// run of rows: K as one box per 64 columns, V as one box), the rest -- a page's last rows, and zeros
+// past kv_end (a page's stale tail never reaches the tensor cores) -- with the warp's cp.async.
+// 33 arrivals: lane 0's expect_tx and every lane's.
+template <class Traits, bool kIsV>
 __device__ __forceinline__ void ws_load_tile(const PodParams& p, const CUtensorMap* map, const void* src,
                                              int page_base, int kv_head, int tile_start, int kv_end,
                                              uint32_t dst, uint32_t full, int lane) {
   using B = KvBoxes<Traits>;
   using Io = TileIo<Traits>;
   using T = typename Traits::DType;
-  using Layout = Sw128Tile<B::kTileKv>;
+  using KLayout = Sw128Tile<B::kTileKv>;
+  using VLayout = VTileLayout<Traits>;
   constexpr int D = Traits::kHeadDim, kChunks = D / 8;
   static_assert(!B::kEnabled || B::kTileKv / B::kRows <= 32, "one box per lane");
   const int boxes = B::kEnabled ? max(0, min(kv_end - tile_start, B::kTileKv)) / B::kRows : 0;
@@ -80,9 +82,13 @@ __device__ __forceinline__ void ws_load_tile(const PodParams& p, const CUtensorM
   __syncwarp();  // the transaction count is raised before any box can land
   if (lane < boxes) {
     const int row = Io::kv_row(p, page_base, tile_start + lane * B::kRows);
+    if constexpr (kIsV) {
+      tma_load_4d(dst + lane * VLayout::kBlockBytes, map, 0, row, 0, kv_head, full);
+    } else {
 #pragma unroll
-    for (int cb = 0; cb < D / 64; ++cb)
-      tma_load_3d(dst + cb * B::kTileKv * 128 + lane * B::kRows * 128, map, cb * 64, kv_head, row, full);
+      for (int cb = 0; cb < D / 64; ++cb)
+        tma_load_3d(dst + cb * B::kTileKv * 128 + lane * B::kRows * 128, map, cb * 64, kv_head, row, full);
+    }
   }
   const int rest = boxes * B::kRows;
   if (rest == B::kTileKv) {
@@ -95,7 +101,7 @@ __device__ __forceinline__ void ws_load_tile(const PodParams& p, const CUtensorM
     const int j = tile_start + r;
     const bool valid = j < kv_end;
     const int64_t off = valid ? ((int64_t)Io::kv_row(p, page_base, j) * Traits::kNumHeadsKv + kv_head) * D + ch * 8 : 0;
-    cp_async_16(dst + Layout::offset(r, ch), static_cast<const T*>(src) + off, valid);
+    cp_async_16(dst + (kIsV ? VLayout::offset(r, ch) : KLayout::offset(r, ch)), static_cast<const T*>(src) + off, valid);
   }
   mbarrier_arrive_on_copies(full);
 }
@@ -155,10 +161,14 @@ __device__ __forceinline__ void ws_produce(const PodParams& p, const PodTensorMa
     auto load = [&](int i, bool k) {
       const int f = fill + i, stage = f % S::kStages;
       mbarrier_wait(base + (k ? L::kKEmpty : L::kVEmpty) + 8 * stage, ((f / S::kStages) & 1) ^ 1);
-      ws_load_tile<Traits>(p, k ? &maps.k : &maps.v, k ? p.k : p.v, page_base, it.kv_head,
-                           it.kv_begin + i * S::kTileKv, it.kv_end,
-                           base + S::kQBytes + stage * S::kStageBytes + (k ? 0 : S::kKvBytes),
-                           base + (k ? L::kKFull : L::kVFull) + 8 * stage, lane);
+      const uint32_t dst = base + S::kQBytes + stage * S::kStageBytes;
+      const int tile_start = it.kv_begin + i * S::kTileKv;
+      if (k)
+        ws_load_tile<Traits, false>(p, &maps.k, p.k, page_base, it.kv_head, tile_start, it.kv_end, dst,
+                                    base + L::kKFull + 8 * stage, lane);
+      else
+        ws_load_tile<Traits, true>(p, &maps.v, p.v, page_base, it.kv_head, tile_start, it.kv_end, dst + S::kKvBytes,
+                                   base + L::kVFull + 8 * stage, lane);
     };
     if (num_tiles > 0) load(0, true);
     for (int i = 0; i < num_tiles; ++i) {
@@ -258,10 +268,12 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
       wgmma_commit();
     };
     auto issue_pv = [&](int j) {
-      const uint64_t v_desc = sw128_desc(k_tile(j) + S::kKvBytes + (j % kSubBlocks) * kSubKv * 128, S::kTileKv * 128, 1024);
+      using VL = VTileLayout<Traits>;
+      const uint64_t v_desc = sw128_desc(k_tile(j) + S::kKvBytes, VL::kLeading, VL::kStride);
+      const int key0 = (j % kSubBlocks) * kSubKv;
       wgmma_fence();
 #pragma unroll
-      for (int kk = 0; kk < kN / 2; ++kk) Wgmma<T, D>::rs(o, pa[kk], v_desc + ((kk * 16 * 128) >> 4), 1);
+      for (int kk = 0; kk < kN / 2; ++kk) Wgmma<T, D>::rs(o, pa[kk], v_desc + (VL::key_offset(key0 + kk * 16) >> 4), 1);
       wgmma_commit();
     };
     auto mask_and_fold = [&](int j) {

@@ -1,8 +1,9 @@
 // Tensor maps of the prefill's Q and of the K and V caches for the bulk copy engine (TMA), used by
-// the warp-specialized prefill's producer. A box is 64 columns (128 bytes, 128B-swizzled like
-// wgmma.cuh:Sw128Tile) of:
-//   K, V: one KV head over kBoxRows consecutive cache rows, so a page of a paged cache (or a run of
+// the warp-specialized prefill's producer. A box holds rows of 64-column chunks (128 bytes,
+// 128B-swizzled like wgmma.cuh:Sw128Tile):
+//   K:    one KV head over kRows consecutive cache rows, so a page of a paged cache (or a run of
 //         rows of a contiguous one) lands in a tile with one instruction per 64 columns;
+//   V:    the same rows with all of their chunks in one box (a 4-D map; VTileLayout);
 //   Q:    the kGroup query heads of one KV head over kTileQ / kGroup consecutive tokens, i.e. a
 //         whole tile of packed rows (row = token * kGroup + head in the group) per 64 columns.
 //
@@ -41,6 +42,32 @@ struct KvBoxes {
   static constexpr uint32_t kBytes = (uint32_t)kRows * Traits::kHeadDim * 2;  // one box, all columns
 };
 
+// The V tile in shared memory: blocks of kBlockRows rows (what one box copies: a page, or a run of
+// rows of a contiguous cache), each holding all of its 64-column chunks, so that one 4-D box copies
+// a block with every column. P V reads V 16 keys at a time, which lie in one block (or in two of 8
+// rows), so its descriptors serve any such blocks. K cannot be blocked so: Q K^T reads a whole
+// sub-block of keys, whose 8-row groups must lie at one stride; K keeps Sw128Tile's layout and one
+// box per 64 columns. With one block (no boxes) this is Sw128Tile<kTileKv>. At page 16 a 128-key
+// V tile is 8 boxes instead of 16, which made the prefill-only kernel 7-10% faster there.
+template <class Traits>
+struct VTileLayout {
+  using B = KvBoxes<Traits>;
+  static constexpr int kBlockRows = B::kEnabled ? B::kRows : B::kTileKv;
+  static constexpr int kBlockBytes = kBlockRows * Traits::kHeadDim * 2;
+  static_assert(kBlockRows == 8 || kBlockRows % 16 == 0, "P V's 16 keys lie in one block, or span two blocks of 8 rows");
+  static __device__ __forceinline__ uint32_t offset(int row, int chunk) {
+    return (uint32_t)((row / kBlockRows) * kBlockBytes + (chunk >> 3) * kBlockRows * 128 + (row % kBlockRows) * 128 +
+                      (((chunk & 7) ^ (row & 7)) << 4));
+  }
+  // P V's B operand (MN-major) for the 16 keys from `key`, a multiple of 16: 64-column chunks
+  // kLeading bytes apart, 8-row groups kStride apart (the next block when a block is 8 rows).
+  static constexpr uint32_t kLeading = kBlockRows * 128;
+  static constexpr uint32_t kStride = kBlockRows == 8 ? kBlockBytes : 1024;
+  static __device__ __forceinline__ uint32_t key_offset(int key) {
+    return (uint32_t)((key / kBlockRows) * kBlockBytes + (key % kBlockRows) * 128);
+  }
+};
+
 // A Q tile as one box per 64 columns: whole tokens per tile (kTileQ a multiple of the group), each
 // box dimension at most 256. Otherwise the producer copies Q with cp.async.
 template <class Traits>
@@ -71,6 +98,22 @@ inline cudaError_t encode_map_3d(EncodeTiledFn encode, CUtensorMapDataType type,
   return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;  // an unaligned tensor pointer
 }
 
+// A 4-D map of the V cache ([rows, heads, d] seen as 64-column chunks) whose box is box_rows rows of
+// one head with all of their chunks, landing as VTileLayout's block: [chunk][row][64].
+inline cudaError_t encode_map_blocked(EncodeTiledFn encode, CUtensorMapDataType type, const void* data, int d,
+                                      int heads, int box_rows, CUtensorMap* out) {
+  *out = CUtensorMap{};
+  if (data == nullptr) return cudaSuccess;
+  const cuuint64_t dims[4] = {64, (cuuint64_t)INT32_MAX, (cuuint64_t)d / 64, (cuuint64_t)heads};
+  const cuuint64_t strides[3] = {(cuuint64_t)heads * d * 2, 128, (cuuint64_t)d * 2};  // bytes: row, chunk, head
+  const cuuint32_t box[4] = {64, (cuuint32_t)box_rows, (cuuint32_t)d / 64, 1};
+  const cuuint32_t element_strides[4] = {1, 1, 1, 1};
+  const CUresult r = encode(out, type, 4, const_cast<void*>(data), dims, strides, box, element_strides,
+                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
+}
+
 // Encodes the maps of a launch (host): Q of the prefill ([tokens, Hq, D]) and the K and V caches
 // ([rows, Hkv, D]). A map whose box the spec cannot use, or whose tensor is NULL, is zeroed.
 template <class Traits>
@@ -92,7 +135,7 @@ inline cudaError_t encode_tensor_maps(const void* q, const void* k, const void* 
     e = encode_map_3d(encode, type, q, D, Traits::kNumHeadsQ, Traits::kGroup, QBoxes<Traits>::kTokens, &out->q);
   if (e == cudaSuccess && KvBoxes<Traits>::kEnabled && k != nullptr && v != nullptr) {
     e = encode_map_3d(encode, type, k, D, Traits::kNumHeadsKv, 1, KvBoxes<Traits>::kRows, &out->k);
-    if (e == cudaSuccess) e = encode_map_3d(encode, type, v, D, Traits::kNumHeadsKv, 1, KvBoxes<Traits>::kRows, &out->v);
+    if (e == cudaSuccess) e = encode_map_blocked(encode, type, v, D, Traits::kNumHeadsKv, KvBoxes<Traits>::kRows, &out->v);
   }
   return e;
 }
