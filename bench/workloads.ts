@@ -34,6 +34,14 @@ function variantSpec(base: string, fields: Record<string, unknown>): KernelSpec 
 
 export function parseWorkloads(json: unknown, label = "workloads"): Workload[] {
   const file: WorkloadFile = parseJson(workloadFileSchema, json, label);
+  // A workload runs the file's variants only where it says so: variants that no workload asks for
+  // would be compiled for nothing and silently left out of every table.
+  const variants = file.variants ?? [];
+  if (variants.length > 0 && !file.workloads.some((w) => w.variants)) {
+    throw new Error(
+      `${label}: variants: ${variants.length} defined (${variants.map((v) => JSON.stringify(v.name)).join(", ")}) but no workload sets "variants": true, so none would run; set it on the workloads that should run them`,
+    );
+  }
   return file.workloads.map((w, i) => {
     const where = `${label}: workloads.${i} (${w.name ?? "unnamed"})`;
     if (typeof w.name !== "string") throw new Error(`${where}: needs a name`);

@@ -225,6 +225,13 @@ test("a workload's pageSize sets the KV layout of its batch for its spec and eve
   assert.throws(() => parseWorkloads(file(0), "f.json"), /pageSize/);
 });
 
+test("variants that no workload asks for are refused, naming them and the field that runs them", () => {
+  const file = (variants?: boolean) => ({ variants: [{ name: "three stages", kernel: { prefill: { stages: 3 } } }], workloads: [{ name: "w", prefills: [[8, 64]], decodes: [64], variants }] });
+  assert.throws(() => parseWorkloads(file(), "f.json"), /f\.json: variants: 1 defined \("three stages"\) but no workload sets "variants": true/);
+  assert.throws(() => parseWorkloads(file(false), "f.json"), /no workload sets "variants": true/);
+  assert.is(parseWorkloads(file(true), "f.json")[0]!.configs[1]!.label, "three stages");
+});
+
 test("a workload's shufflePages orders its batch's pages (shuffled unless false)", () => {
   const file = (shufflePages?: unknown) => ({ workloads: [{ name: "w", shufflePages, prefills: [[8, 64]], decodes: [64] }] });
   assert.equal(parseWorkloads(file(), "f.json")[0]!.shufflePages, true);
