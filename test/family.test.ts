@@ -171,7 +171,7 @@ test("cost model: each candidate's error bounds are the quantiles of its relativ
   assert.throws(() => quantile([1], 1), /q = 1 must be in \(0, 1\)/);
 });
 
-test("cost model store: keyed by GPU and build key; a model of another build is not used and says why", () => {
+test("cost model store: keyed by GPU and build key; a model of another build is not used and says why; a re-tune replaces it", () => {
   const dir = mkdtempSync(join(tmpdir(), "podgen-costmodel-"));
   try {
     const path = join(dir, "cost-models.json");
@@ -182,6 +182,14 @@ test("cost model store: keyed by GPU and build key; a model of another build is 
     assert.is(miss.model, null);
     assert.match((miss as { why: string }).why, /other builds \(old; this build is new\)/);
     assert.match((findCostModel("tiny", "A100", "old", path) as { why: string }).why, /no cost model of tiny for A100/);
+    // A re-tune on new kernels replaces the family's model on that GPU; other GPUs' and families' stay.
+    const otherGpu = { ...model, gpu: "H200" }, otherFamily = { ...model, family: "small", buildKey: "s" };
+    writeCostModel(otherGpu, path);
+    writeCostModel(otherFamily, path);
+    writeCostModel({ ...model, buildKey: "new" }, path);
+    assert.is(findCostModel("tiny", "H100", "new", path).model?.buildKey, "new");
+    assert.is(findCostModel("tiny", "H100", "old", path).model, null, "the old build's model is gone");
+    assert.equal(readCostModels(path).models.map((m) => `${m.family}/${m.gpu}/${m.buildKey}`), ["small/H100/s", "tiny/H100/new", "tiny/H200/old"]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -7,7 +7,9 @@
 // planner's serial margin (templates/family/select.h) asks a fused pick to beat serial by them.
 //
 // Models are kept in bench/tuning/cost-models.json, keyed by GPU name + the family's build key: a
-// model measured on other kernels (another build key) is never used, as with `build --tuned`.
+// model measured on other kernels (another build key) is never used, as with `build --tuned`. The
+// store keeps one model a family and GPU, the latest fit: a re-tune after a template change
+// replaces the model of the old kernels rather than leaving it behind, stale.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
@@ -184,10 +186,10 @@ export function readCostModels(path = DEFAULT_COST_MODELS): Store {
   return readJsonFile(storeSchema, path, `cost model file ${path}`);
 }
 
-/** Adds or replaces the model of its GPU and build key. */
+/** Adds the model, replacing any earlier one of its family on its GPU (whatever build it was fitted on). */
 export function writeCostModel(model: CostModel, path = DEFAULT_COST_MODELS): void {
   const store = readCostModels(path);
-  const models = store.models.filter((m) => !(m.gpu === model.gpu && m.buildKey === model.buildKey));
+  const models = store.models.filter((m) => !(m.gpu === model.gpu && (m.family === model.family || m.buildKey === model.buildKey)));
   models.push(model);
   models.sort((a, b) => a.family.localeCompare(b.family) || a.gpu.localeCompare(b.gpu) || a.buildKey.localeCompare(b.buildKey));
   writeFileAtomic(path, JSON.stringify({ version: 1, models }, null, 2) + "\n");
