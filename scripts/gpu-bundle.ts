@@ -10,6 +10,8 @@
 //   .gpu/bundle.json                  commit, node version, artifact sizes and sha256
 //   .gpu/run.sh                       unpacks node and the artifacts, runs `node suite.mjs --out "$OUT"
 //                                     --artifacts <unpacked> --require-gpu`
+//   .gpu/land.sh                      scripts/gpu-land.sh: after a templates/ change, the suite, the re-tune of
+//                                     every family with a shipped cost model, and the sanitizers, in one call
 //   .gpu/podgen.mjs, .gpu/podgen      the whole CLI (cli/main.ts) bundled, and a launcher: `bash .gpu/podgen tune ...`
 //                                     compiles with the GPU machine's nvcc and cores and runs there. It reads
 //                                     templates/ and bench/ from the repository around .gpu/ (the device tool
@@ -324,6 +326,8 @@ async function main(): Promise<void> {
   const artifacts = buildArtifacts(out, [...new Set([...opts.artifacts, ...suiteKernels])]);
   writeFileSync(join(out, "run.sh"), RUN_SH);
   chmodSync(join(out, "run.sh"), 0o755);
+  copyFileSync(join(ROOT, "scripts", "gpu-land.sh"), join(out, "land.sh"));
+  chmodSync(join(out, "land.sh"), 0o755);
   writeFileSync(join(out, "bundle.json"), JSON.stringify({
     commit: gitCommit(ROOT),
     createdAt: new Date().toISOString(),
