@@ -84,13 +84,18 @@ test("land.sh on the models' card: suite, a build and a tune of every family, th
   }
 });
 
-test("land.sh on a card without models stops before any step, naming the card and the store's; a failed tune fails the run", async () => {
+test("land.sh on a card without models stops before any step, naming the card and the store's, unless families are named; a failed tune fails the run", async () => {
   const other = fakeTree("NVIDIA H200");
   try {
     const r = await other.run();
     assert.is(r.exitCode, 3);
     assert.match(r.stderr, /no models for this GPU \('NVIDIA H200'; it has: NVIDIA H100 80GB HBM3;\)/);
     assert.throws(() => other.log(), /ENOENT/, "nothing ran");
+    // Named families are fitted for that card.
+    const named = await other.run([], { PODGEN_LAND_FAMILIES: "llama3_8b_auto" });
+    assert.is(named.exitCode, 0, named.stdout + named.stderr);
+    assert.ok(other.log().some((c) => c.startsWith("podgen tune --family llama3_8b_auto ")), other.log().join("\n"));
+    assert.match(named.stdout, /land: suite, 1 re-tunes and 3 sanitizers passed on NVIDIA H200/);
   } finally {
     other.done();
   }

@@ -189,7 +189,7 @@ export function readCostModels(path = DEFAULT_COST_MODELS): Store {
 /** Adds the model, replacing any earlier one of its family on its GPU (whatever build it was fitted on). */
 export function writeCostModel(model: CostModel, path = DEFAULT_COST_MODELS): void {
   const store = readCostModels(path);
-  const models = store.models.filter((m) => !(m.gpu === model.gpu && (m.family === model.family || m.buildKey === model.buildKey)));
+  const models = store.models.filter((m) => !(m.gpu === model.gpu && m.family === model.family));
   models.push(model);
   models.sort((a, b) => a.family.localeCompare(b.family) || a.gpu.localeCompare(b.gpu) || a.buildKey.localeCompare(b.buildKey));
   writeFileAtomic(path, JSON.stringify({ version: 1, models }, null, 2) + "\n");
