@@ -11,6 +11,9 @@
 # gpu-bundle.ts copies it into the bundle as .gpu/land.sh, beside run.sh and podgen. Usage, with
 # the device tool, from the repository root: run {command: "bash .gpu/land.sh", carry: [".gpu"]}.
 #   bash .gpu/land.sh --list   prints, for each GPU in the store, the families it has models of
+#   bash .gpu/land.sh --only suite,tune   runs only those steps (suite, tune, sanitize): the whole
+#     script can outlast one device command (10 minutes), so it splits over two calls on the warm
+#     machine; the build cache ($PODGEN_CACHE_DIR, in /tmp) outlives a call while the machine is held
 # It re-tunes the families that have a model for the card it runs on: on a card the store has no
 # models for (an H200 when the shipped models are the H100's) it stops (exit 3), unless
 # PODGEN_LAND_FAMILIES names families to fit models of for that card.
@@ -30,7 +33,17 @@ if [ "${1:-}" = "--list" ]; then
   store_gpus | while read -r g; do echo "$g: $(families_for "$g" | tr '\n' ' ')"; done
   exit 0
 fi
-[ $# -eq 0 ] || { echo "land.sh: unknown argument '$1' (only --list)" >&2; exit 2; }
+steps="suite tune sanitize"
+if [ "${1:-}" = "--only" ]; then
+  [ -n "${2:-}" ] || { echo "land.sh: --only needs a comma-separated list of steps (suite, tune, sanitize)" >&2; exit 2; }
+  steps="${2//,/ }"
+  for s in $steps; do
+    case "$s" in suite|tune|sanitize) ;; *) echo "land.sh: --only: unknown step '$s' (the steps: suite, tune, sanitize)" >&2; exit 2 ;; esac
+  done
+  shift 2
+fi
+[ $# -eq 0 ] || { echo "land.sh: unknown argument '$1' (only --list, or --only STEPS)" >&2; exit 2; }
+has() { case " $steps " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 command -v nvidia-smi >/dev/null 2>&1 || { echo "land.sh: no GPU here (nvidia-smi not found)" >&2; exit 3; }
 card="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
 families="${PODGEN_LAND_FAMILIES:-$(families_for "$card")}"
@@ -48,23 +61,28 @@ step() { echo "$1 ($(( $(date +%s) - t0 )) s)"; }
 failed=()
 
 # 1. Compiling takes the CPUs and the suite the GPU, so they overlap; the suite's timings assert nothing.
-# shellcheck disable=SC2086  # $families is a list of names
-( bash "$here/podgen" build $families -j 12 > "$logs/build.log" 2>&1; echo $? > "$logs/build.rc" ) &
-OUT="$out" bash "$here/run.sh" > "$logs/suite.log" 2>&1 || failed+=("suite")
-step "suite: $(tail -n 1 "$logs/suite.log")"
+if has tune; then
+  # shellcheck disable=SC2086  # $families is a list of names
+  ( bash "$here/podgen" build $families -j 12 > "$logs/build.log" 2>&1; echo $? > "$logs/build.rc" ) &
+fi
+if has suite; then
+  OUT="$out" bash "$here/run.sh" > "$logs/suite.log" 2>&1 || failed+=("suite")
+  step "suite: $(tail -n 1 "$logs/suite.log")"
+fi
 wait
-[ "$(cat "$logs/build.rc")" = 0 ] || failed+=("build")
-step "build of $(echo $families | wc -w) families: exit $(cat "$logs/build.rc")"
-
-# 2. One family at a time: the tune times candidates, so nothing else runs beside it.
-for f in $families; do
-  bash "$here/podgen" tune --family "$f" --out "$out/tune-family-${f%_auto}.json" > "$logs/tune-$f.log" 2>&1 || failed+=("tune $f")
-  step "tune $f: $(grep -E '^fit:' "$logs/tune-$f.log" | head -1)"
-done
-cp "$store" "$out/cost-models.json"
+if has tune; then
+  [ "$(cat "$logs/build.rc")" = 0 ] || failed+=("build")
+  step "build of $(echo $families | wc -w) families: exit $(cat "$logs/build.rc")"
+  # 2. One family at a time: the tune times candidates, so nothing else runs beside it.
+  for f in $families; do
+    bash "$here/podgen" tune --family "$f" --out "$out/tune-family-${f%_auto}.json" > "$logs/tune-$f.log" 2>&1 || failed+=("tune $f")
+    step "tune $f: $(grep -E '^fit:' "$logs/tune-$f.log" | head -1)"
+  done
+  cp "$store" "$out/cost-models.json"
+fi
 
 # 3. The sanitize: cases skip themselves unless the tool's --error-exitcode makes findings fail the run.
-for tool in memcheck racecheck synccheck; do
+has sanitize && for tool in memcheck racecheck synccheck; do
   mkdir -p "$out/san-$tool"
   OUT="$out/san-$tool" PODGEN_WRAP="compute-sanitizer --tool $tool --error-exitcode 9" \
     bash "$here/run.sh" --filter "sanitize:" > "$logs/sanitize-$tool.log" 2>&1 || failed+=("$tool")
@@ -74,7 +92,13 @@ for tool in memcheck racecheck synccheck; do
 done
 
 if [ ${#failed[@]} -eq 0 ]; then
-  echo "land: suite, $(echo $families | wc -w) re-tunes and 3 sanitizers passed on $card; copy $out/cost-models.json to bench/tuning/"
+  done_steps=()
+  has suite && done_steps+=("suite")
+  has tune && done_steps+=("$(echo $families | wc -w) re-tunes")
+  has sanitize && done_steps+=("3 sanitizers")
+  summary="$(printf '%s, ' "${done_steps[@]}")"
+  summary="${summary%, }"
+  echo "land: ${summary/%, 3 sanitizers/ and 3 sanitizers} passed on $card$(has tune && echo "; copy $out/cost-models.json to bench/tuning/")"
 else
   echo "land: FAILED: ${failed[*]} (logs in $logs)"
   exit 1

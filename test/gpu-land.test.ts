@@ -111,4 +111,30 @@ test("land.sh on a card without models stops before any step, naming the card an
   }
 });
 
+test("land.sh --only splits the steps over calls: suite and tunes, then the sanitizers; an unknown step is named", async () => {
+  const gpu = shipped[0]!.gpu;
+  const families = [...new Set(shipped.filter((m) => m.gpu === gpu).map((m) => m.family))].sort();
+  const t = fakeTree(gpu);
+  try {
+    const first = await t.run(["--only", "suite,tune"]);
+    assert.is(first.exitCode, 0, first.stdout + first.stderr);
+    assert.match(first.stdout.trim().split("\n").at(-1)!, new RegExp(`^land: suite, ${families.length} re-tunes passed on ${gpu}; copy `));
+    assert.ok(t.log().includes(`podgen build ${families.join(" ")} -j 12`), t.log().join("\n"));
+    assert.not.ok(t.log().some((c) => c.includes("compute-sanitizer")), t.log().join("\n"));
+    const before = t.log().length;
+    const second = await t.run(["--only", "sanitize"]);
+    assert.is(second.exitCode, 0, second.stdout + second.stderr);
+    assert.match(second.stdout.trim().split("\n").at(-1)!, new RegExp(`^land: 3 sanitizers passed on ${gpu}$`));
+    assert.equal(
+      t.log().slice(before),
+      ["memcheck", "racecheck", "synccheck"].map((tool) => `run.sh compute-sanitizer --tool ${tool} --error-exitcode 9 --filter sanitize:`),
+    );
+    const bad = await t.run(["--only", "suite,bench"]);
+    assert.is(bad.exitCode, 2);
+    assert.match(bad.stderr, /--only: unknown step 'bench' \(the steps: suite, tune, sanitize\)/);
+  } finally {
+    t.done();
+  }
+});
+
 test.run();
