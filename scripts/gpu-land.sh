@@ -77,8 +77,8 @@ if has tune; then
   for f in $families; do
     bash "$here/podgen" tune --family "$f" --out "$out/tune-family-${f%_auto}.json" > "$logs/tune-$f.log" 2>&1 || failed+=("tune $f")
     step "tune $f: $(grep -E '^fit:' "$logs/tune-$f.log" | head -1)"
+    cp "$store" "$out/cost-models.json" # after each, so a call cut off at its time limit keeps the finished ones
   done
-  cp "$store" "$out/cost-models.json"
 fi
 
 # 3. The sanitize: cases skip themselves unless the tool's --error-exitcode makes findings fail the run.
