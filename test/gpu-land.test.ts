@@ -96,6 +96,12 @@ test("land.sh on a card without models stops before any step, naming the card an
     assert.is(named.exitCode, 0, named.stdout + named.stderr);
     assert.ok(other.log().some((c) => c.startsWith("podgen tune --family llama3_8b_auto ")), other.log().join("\n"));
     assert.match(named.stdout, /land: suite, 1 re-tunes and 3 sanitizers passed on NVIDIA H200/);
+    // Without the tune no models are needed: the suite and sanitizers check a change on any card.
+    const before = other.log().length;
+    const check = await other.run(["--only", "suite,sanitize"]);
+    assert.is(check.exitCode, 0, check.stdout + check.stderr);
+    assert.match(check.stdout.trim().split("\n").at(-1)!, /^land: suite and 3 sanitizers passed on NVIDIA H200$/);
+    assert.not.ok(other.log().slice(before).some((c) => c.startsWith("podgen ")), other.log().join("\n"));
   } finally {
     other.done();
   }
