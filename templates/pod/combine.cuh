@@ -8,17 +8,20 @@
 #include "primitives.cuh"
 #include "variants.cuh"
 
+#include <type_traits>
+
 namespace pod {
 
+// Rows [row_lo, row_hi) of the item's tile (one of its pod_combine_chunks chunks).
 template <class Traits, int kTileQ>
-__device__ __forceinline__ void combine_item(const PodParams& p, int op, const PodMergeItem& it, int tid,
-                                             int threads) {
+__device__ __forceinline__ void combine_item(const PodParams& p, int op, const PodMergeItem& it, int row_lo,
+                                             int row_hi, int tid, int threads) {
   using T = typename Traits::DType;
   constexpr int D = Traits::kHeadDim, G = Traits::kGroup;
-  const int rows_valid = min(kTileQ, it.q_len * G - it.row_begin);
+  const int rows_valid = min(row_hi, it.q_len * G - it.row_begin);
   const float* plse = p.partial_lse[op];
   const float* po = p.partial_o[op];
-  for (int idx = tid; idx < rows_valid * (D / 4); idx += threads) {
+  for (int idx = row_lo * (D / 4) + tid; idx < rows_valid * (D / 4); idx += threads) {
     const int r = idx / (D / 4), c = (idx % (D / 4)) * 4;
     const int64_t prow0 = (int64_t)it.partial_row + r;
     float m = -INFINITY;
@@ -54,19 +57,22 @@ __device__ __forceinline__ void combine_item(const PodParams& p, int op, const P
   }
 }
 
-// Grid-stride over header->num_merges[op]; op 0 prefill, 1 decode.
+// Grid-stride over header->num_merges[op] x the op's chunks; op 0 prefill, 1 decode.
 template <class Traits>
 __global__ void __launch_bounds__(Traits::kThreads) pod_combine_kernel(const __grid_constant__ KernelParams<Traits> p,
                                                                       int op) {
-  const int n = p.header->num_merges[op];
   const PodMergeItem* items = p.merges[op];
-  for (int b = blockIdx.x; b < n; b += gridDim.x) {
-    const PodMergeItem it = pod_item_for_head(items[b / Traits::kNumHeadsKv], b % Traits::kNumHeadsKv);
-    if (op == POD_OP_PREFILL)
-      combine_item<Traits, Traits::Prefill::kTileQ>(p, op, it, threadIdx.x, blockDim.x);
-    else
-      combine_item<Traits, Traits::Decode::kTileQ>(p, op, it, threadIdx.x, blockDim.x);
-  }
+  const auto run = [&](auto tile_q) {
+    constexpr int kTileQ = decltype(tile_q)::value, kChunks = pod_combine_chunks(kTileQ), kRows = kTileQ / kChunks;
+    const int n = p.header->num_merges[op] * kChunks;
+    for (int b = blockIdx.x; b < n; b += gridDim.x) {
+      const int m = b / kChunks, chunk = b % kChunks;
+      const PodMergeItem it = pod_item_for_head(items[m / Traits::kNumHeadsKv], m % Traits::kNumHeadsKv);
+      combine_item<Traits, kTileQ>(p, op, it, chunk * kRows, (chunk + 1) * kRows, threadIdx.x, blockDim.x);
+    }
+  };
+  if (op == POD_OP_PREFILL) run(std::integral_constant<int, Traits::Prefill::kTileQ>{});
+  else run(std::integral_constant<int, Traits::Decode::kTileQ>{});
 }
 
 }  // namespace pod

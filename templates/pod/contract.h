@@ -73,6 +73,11 @@ POD_HOST_DEVICE inline PodWorkItem pod_item_for_head(PodWorkItem it, int32_t kv_
   if (it.partial_row >= 0) it.partial_row += kv_head * it.head_partial_rows;
   return it;
 }
+// The combine merges one merge item's tile rows in this many CTAs, chunks of at least 32 rows: a
+// thread's loads of one row (the splits' lse, then their partial O) depend on each other, so the
+// combine is bound by latency, and one CTA a 128-row tile left most SMs idle on a small chunk's few
+// merges. The planner sizes the combine grid by it; the combine kernel maps a CTA to a chunk by it.
+POD_HOST_DEVICE constexpr int32_t pod_combine_chunks(int32_t tile_q) { return tile_q >= 64 ? tile_q / 32 : 1; }
 #undef POD_HOST_DEVICE
 #endif
 

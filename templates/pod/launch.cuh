@@ -70,7 +70,7 @@ cudaError_t launch_decode(const KernelParams<Traits>& p, int grid, cudaStream_t 
                               S::kRole ? S::kSmemBytes : Traits::kSmemBytes, s);
 }
 
-// op 0 prefill, 1 decode; grid-stride over header->num_merges[op].
+// op 0 prefill, 1 decode; grid-stride over header->num_merges[op] x pod_combine_chunks row chunks.
 template <class Traits>
 cudaError_t launch_combine(const KernelParams<Traits>& p, int op, int grid, cudaStream_t s) {
   if (grid <= 0) return cudaSuccess;

@@ -91,7 +91,7 @@ struct KernelShape {
 namespace planner {
 
 constexpr int kDefaultNumSms = 132;  // an H100 SXM, when options.num_sms is 0
-constexpr int kMergeCtasPerSm = 4;   // combine grid cap: 4 CTAs per SM, grid-striding over merges
+constexpr int kMergeCtasPerSm = 4;   // combine grid cap: 4 CTAs per SM a row chunk, grid-striding over merges
 constexpr uint64_t kAlign = 256;     // every workspace region starts on a 256-byte boundary
 constexpr int64_t kInt32Max = 2147483647;
 constexpr int64_t kUnbounded = INT64_MAX / 4;  // a budget or cap that does not bind
@@ -709,7 +709,8 @@ int plan_for(const KernelShape& k, const Input& input, const podgen_plan_options
     p.num_merges[op] = (int32_t)live_merges[op];
     p.num_tickets[op] = (int32_t)live_tickets[op];
     p.max_splits[op] = work[op].max_splits;
-    p.grid_merge[op] = (int32_t)std::min<int64_t>(cap.merges[op], (int64_t)kMergeCtasPerSm * o.num_sms);
+    p.grid_merge[op] = (int32_t)(std::min<int64_t>(cap.merges[op], (int64_t)kMergeCtasPerSm * o.num_sms) *
+                                 pod_combine_chunks(k.tile_q[op]));
     p.items_offset[op] = layout.items[op];
     p.merges_offset[op] = layout.merges[op];
     p.partial_o_offset[op] = layout.partial_o[op];

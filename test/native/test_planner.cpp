@@ -214,14 +214,16 @@ static void check_work(const Config& c, const std::vector<ExpectedRequest>& requ
     CHECK(p.grid_prefill == p.num_items[0], "%s", tag);
     CHECK(p.grid_decode == cdiv(p.num_items[1], V), "%s", tag);
     CHECK(p.grid_fused == p.num_tickets[0] + p.num_tickets[1], "%s", tag);
+    // One CTA a merge item (at most 4 a SM) for each of the item's row chunks.
     for (int op = 0; op < 2; ++op)
-      CHECK(p.grid_merge[op] == std::min<int64_t>(p.num_merges[op], 4LL * num_sms), "%s", tag);
+      CHECK(p.grid_merge[op] == std::min<int64_t>(p.num_merges[op], 4LL * num_sms) * pod::pod_combine_chunks(k.tile_q[op]),
+            "%s grid_merge %d", tag, op);
   } else {
     CHECK(p.grid_prefill >= p.num_items[0], "%s", tag);
     CHECK((int64_t)p.grid_decode * V >= p.num_items[1], "%s", tag);
     CHECK(p.grid_fused == p.grid_prefill + p.grid_decode, "%s", tag);
     for (int op = 0; op < 2; ++op) {
-      CHECK(p.grid_merge[op] <= 4LL * num_sms, "%s", tag);
+      CHECK(p.grid_merge[op] <= 4LL * num_sms * pod::pod_combine_chunks(k.tile_q[op]), "%s", tag);
       if (p.num_merges[op] > 0) CHECK(p.grid_merge[op] >= 1, "%s", tag);
     }
   }
