@@ -16,6 +16,8 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "wgmma.cuh"  // Sw128Tile
+
 namespace pod {
 
 struct PodTensorMaps {
@@ -48,16 +50,17 @@ struct KvBoxes {
 // rows), so its descriptors serve any such blocks. K cannot be blocked so: Q K^T reads a whole
 // sub-block of keys, whose 8-row groups must lie at one stride; K keeps Sw128Tile's layout and one
 // box per 64 columns. With one block (no boxes) this is Sw128Tile<kTileKv>. At page 16 a 128-key
-// V tile is 8 boxes instead of 16, which made the prefill-only kernel 7-10% faster there.
+// V tile is 8 boxes instead of 16, which made the prefill-only kernel 3-10% faster there (stop 27).
 template <class Traits>
 struct VTileLayout {
   using B = KvBoxes<Traits>;
   static constexpr int kBlockRows = B::kEnabled ? B::kRows : B::kTileKv;
   static constexpr int kBlockBytes = kBlockRows * Traits::kHeadDim * 2;
   static_assert(kBlockRows == 8 || kBlockRows % 16 == 0, "P V's 16 keys lie in one block, or span two blocks of 8 rows");
+  // Its block, then Sw128Tile's swizzle inside it (a block's rows start on 8-row swizzle periods).
   static __device__ __forceinline__ uint32_t offset(int row, int chunk) {
-    return (uint32_t)((row / kBlockRows) * kBlockBytes + (chunk >> 3) * kBlockRows * 128 + (row % kBlockRows) * 128 +
-                      (((chunk & 7) ^ (row & 7)) << 4));
+    const uint32_t r = (uint32_t)row;  // rows are never negative; unsigned, r % kBlockRows keeps r's low 3 bits
+    return (r / kBlockRows) * kBlockBytes + Sw128Tile<kBlockRows>::offset((int)(r % kBlockRows), chunk);
   }
   // P V's B operand (MN-major) for the 16 keys from `key`, a multiple of 16: 64-column chunks
   // kLeading bytes apart, 8-row groups kStride apart (the next block when a block is 8 rows).
