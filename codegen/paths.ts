@@ -14,4 +14,4 @@ export const FAMILY_ABI_VERSION = 2;
 /** The headers of a family library's own translation unit (`#include "family/..."`). */
 export const FAMILY_HEADERS_DIR = join(TEMPLATES_DIR, "family");
 /** The cost model's features, in the order of templates/family/select.h (kFeatureNames). */
-export const COST_FEATURES = ["one", "prefill_gflop", "decode_gb", "prefill_waves", "tiles_per_sm"] as const;
+export const COST_FEATURES = ["one", "prefill_gflop", "decode_gb", "prefill_waves", "tiles_per_sm", "prefill_crowding"] as const;

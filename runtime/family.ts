@@ -13,7 +13,7 @@ import { streamHandle, type StreamLike } from "./device.ts";
 export const PODGEN_FAMILY_ABI_VERSION_SUPPORTED = 2;
 /** PODGEN_FAMILY_MAX_MEMBERS and PODGEN_COST_FEATURES of pod_family.h (test/family.test.ts reads them off the header). */
 export const FAMILY_MAX_MEMBERS = 8;
-export const COST_FEATURE_COUNT = 5;
+export const COST_FEATURE_COUNT = 6;
 
 export const MODES = ["fused", "serial"] as const;
 export type Mode = (typeof MODES)[number];

@@ -308,7 +308,7 @@ test("the schemas: a report field out of place is named; timings whose features 
   t.batches[1]!.candidates[2]!.features.pop();
   t.batches[2]!.candidates[0]!.member = "nope";
   const issues = familyTimingsSchema.safeParse(t).error!.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
-  assert.equal(issues, ["batches.1.candidates.2.features: has 4 values; the file names 5 features", 'batches.2.candidates.0.member: "nope" is not one of the file\'s members (preset, paper_shape, wide, roles)']);
+  assert.equal(issues, ["batches.1.candidates.2.features: has 5 values; the file names 6 features", 'batches.2.candidates.0.member: "nope" is not one of the file\'s members (preset, paper_shape, wide, roles)']);
 });
 
 test("the results index reads a family report's kind and summary from its fields", () => {
@@ -324,7 +324,7 @@ test("the results index reads a family report's kind and summary from its fields
 // The fit from recorded times
 
 /** Times of llama3_8b_auto's candidates on `n` batches, from a known linear model per candidate. */
-const truth = (m: number, mode: number) => [20 + 5 * m + 10 * mode, 3 - 0.2 * m, 400 + 30 * mode, 15 - m, 2 + mode];
+const truth = (m: number, mode: number) => [20 + 5 * m + 10 * mode, 3 - 0.2 * m, 400 + 30 * mode, 15 - m, 2 + mode, 0.01 * (1 + m)];
 function timingsOf(n: number): FamilyTimings {
   const rng = new Rng(5);
   return {
@@ -335,7 +335,8 @@ function timingsOf(n: number): FamilyTimings {
       name: `fit-s1-${b}`, set: "fit" as const, prefills: [[512, 4096]] as [number, number][], decodes: [4096],
       candidates: family.memberNames.flatMap((member, m) =>
         (["fused", "serial"] as const).map((mode, k) => {
-          const features = [1, rng.next() * 100, rng.next() * 2, rng.int(1, 4), rng.next() * 20];
+          const [gflop, tilesPerSm] = [rng.next() * 100, rng.next() * 20];
+          const features = [1, gflop, rng.next() * 2, rng.int(1, 4), tilesPerSm, gflop * tilesPerSm];
           return { member, mode, features, predictedUs: null, us: truth(m, k).reduce((s, c, i) => s + c * features[i]!, 0) };
         }),
       ),

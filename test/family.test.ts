@@ -112,12 +112,18 @@ test("family: the rendered header's constants are the runtime's mirrors and the 
   assert.ok(FAMILY_PRESETS.every((f) => f.members.every((m) => m.heads.q === f.members[0]!.heads.q)));
 });
 
+/** One batch's features in COST_FEATURES' order, prefill_crowding the product select.h makes. */
+function randomFeatures(rng: Rng): number[] {
+  const [gflop, tilesPerSm] = [rng.next() * 100, rng.next() * 20];
+  return [1, gflop, rng.next() * 2, rng.int(1, 4), tilesPerSm, gflop * tilesPerSm];
+}
+
 test("cost model: least squares recovers a known linear model, and the fit per member and mode predicts it", () => {
   const rng = new Rng(7);
-  const truth = { a: { fused: [20, 3, 400, 15, 2], serial: [30, 2.5, 380, 10, 4] }, b: { fused: [25, 2, 420, 5, 1], serial: [35, 2.2, 390, 8, 3] } };
+  const truth = { a: { fused: [20, 3, 400, 15, 2, 0.05], serial: [30, 2.5, 380, 10, 4, 0] }, b: { fused: [25, 2, 420, 5, 1, 0.1], serial: [35, 2.2, 390, 8, 3, 0.02] } };
   const records: TimingRecord[] = [];
   for (let w = 0; w < 40; w++) {
-    const features = [1, rng.next() * 100, rng.next() * 2, rng.int(1, 4), rng.next() * 20];
+    const features = randomFeatures(rng);
     for (const member of ["a", "b"] as const)
       for (const mode of ["fused", "serial"] as const) {
         const us = truth[member][mode].reduce((s, c, i) => s + c * features[i]!, 0);
@@ -144,8 +150,8 @@ test("cost model: each candidate's error bounds are the quantiles of its relativ
   const rng = new Rng(11);
   const records: TimingRecord[] = [];
   for (let w = 0; w < 40; w++) {
-    const features = [1, rng.next() * 100, rng.next() * 2, rng.int(1, 4), rng.next() * 20];
-    const exact = [20, 3, 400, 15, 2].reduce((s, c, i) => s + c * features[i]!, 0);
+    const features = randomFeatures(rng);
+    const exact = [20, 3, 400, 15, 2, 0.05].reduce((s, c, i) => s + c * features[i]!, 0);
     records.push({ workload: `w${w}`, member: "a", mode: "fused", features, us: exact * (1 + 0.2 * (rng.next() - 0.5)) });
     records.push({ workload: `w${w}`, member: "a", mode: "serial", features, us: exact });
   }
@@ -252,12 +258,16 @@ test("family library: members, features and the static rule (member 0; fused whe
   const padded = [4096, 960, 64].reduce((s, kv) => s + kv, 0);
   assert.ok(Math.abs(f.decode_gb! - (padded * 8 * 128 * 2 * 2) / 1e9) < 1e-12, String(f.decode_gb));
   assert.ok(planOf({ prefills: [{ qLen: 1024, kvLen: 4096 }], decodes: [1] }).candidates[0]!.features.prefill_gflop! > f.prefill_gflop!);
+  // prefill_crowding is prefill work times the tiles an SM holds: 0 without a prefill, not without decodes.
+  for (const c of p.candidates) assert.is(c.features.prefill_crowding, c.features.prefill_gflop! * c.features.tiles_per_sm!);
+  assert.ok(f.prefill_crowding! > 0);
+  assert.is(planOf({ prefills: [], decodes: [100, 200] }).candidates[0]!.features.prefill_crowding, 0);
 });
 
 /** A model whose predictions are easy to reason about: `bias` µs per candidate plus one per decode GB. */
 const modelWith = (bias: Record<string, { fused: number; serial: number }>): CostModel => ({
   version: 1, gpu: "test", family: "tiny", buildKey: "k", features: [...COST_FEATURES],
-  members: Object.fromEntries(Object.entries(bias).map(([m, b]) => [m, { fused: [b.fused, 0, 1000, 0, 0], serial: [b.serial, 0, 1000, 0, 0] }])),
+  members: Object.fromEntries(Object.entries(bias).map(([m, b]) => [m, { fused: [b.fused, 0, 1000, 0, 0, 0], serial: [b.serial, 0, 1000, 0, 0, 0] }])),
   fit: { records: 0, date: "" },
 });
 
@@ -273,7 +283,7 @@ test("family library: the cost model picks the lowest prediction, the plan recor
   assert.is(planOf(hybrid, { costModel: model, mode: "serial" }).describe(), "a serial (cost-model)");
   assert.is(planOf(hybrid, { costModel: model, member: "a", mode: "fused" }).describe(), "a fused (forced)");
   // A model without coefficients for a member leaves the choice among the others.
-  const partial: CostModel = { ...model, members: { a: { fused: null, serial: [90, 0, 0, 0, 0] } } };
+  const partial: CostModel = { ...model, members: { a: { fused: null, serial: [90, 0, 0, 0, 0, 0] } } };
   assert.is(planOf(hybrid, { costModel: partial }).describe(), "a serial (cost-model)");
   assert.equal(JSON.parse(JSON.stringify(p)).member, "b");
 });
@@ -315,7 +325,7 @@ test("family library: the serial margin runs the best serial where the fused pic
 
 test("family library: graph mode chooses for the bucket, whatever the live batch", () => {
   // Serial wins below 0.009 GB of decode reads, fused above.
-  const model: CostModel = { ...modelWith({ a: { fused: 100, serial: 10 } }), members: { a: { fused: [100, 0, 0, 0, 0], serial: [10, 0, 10000, 0, 0] } } };
+  const model: CostModel = { ...modelWith({ a: { fused: 100, serial: 10 } }), members: { a: { fused: [100, 0, 0, 0, 0, 0], serial: [10, 0, 10000, 0, 0, 0] } } };
   const bucket = { graphMode: true, maxPrefills: 2, maxDecodes: 64, maxPrefillTokens: 1024, maxKvLen: 8192, maxNumPages: 40000, maxPageEntries: 40000 };
   const small = planOf({ prefills: [{ qLen: 16, kvLen: 16 }], decodes: [1] }, { costModel: model, ...bucket });
   const large = planOf({ prefills: [{ qLen: 1000, kvLen: 8000 }], decodes: Array(64).fill(8000) }, { costModel: model, ...bucket });

@@ -16,6 +16,12 @@
 //   2 decode_gb           K and V bytes the decode tiles read, padded to whole KV tiles
 //   3 prefill_waves       ceil(prefill tiles / (SMs × CTAs per SM)): the wave quantization
 //   4 tiles_per_sm        (prefill + decode tiles) / SMs: per-tile costs
+//   5 prefill_crowding    prefill_gflop × tiles_per_sm: prefill work slowed by the tiles sharing its
+//                         SMs. Without it the fit put prefill-heavy fused launches 7-13% low and
+//                         ran them where serial was faster; replayed on stop 27's H100 records it
+//                         lifted the held-out worst pick from 0.93, 0.96 and 0.83 of the best to
+//                         0.94, 1.00 and 0.97 (llama3_8b, llama2_7b, llama3_70b_tp8) and no batch
+//                         got worse (bench/NOTES.md, optimisation log, stop 31)
 // A candidate with any non-finite coefficient has no prediction and is not chosen by the model.
 //
 // Static rule (no model, or no candidate with a prediction): the lowest-numbered allowed member
@@ -46,9 +52,9 @@
 namespace pod {
 namespace family {
 
-static_assert(PODGEN_COST_FEATURES == 5, "kFeatureNames and features() below list five features");
-constexpr const char* kFeatureNames[PODGEN_COST_FEATURES] = {"one", "prefill_gflop", "decode_gb",
-                                                             "prefill_waves", "tiles_per_sm"};
+static_assert(PODGEN_COST_FEATURES == 6, "kFeatureNames and features() below list six features");
+constexpr const char* kFeatureNames[PODGEN_COST_FEATURES] = {
+    "one", "prefill_gflop", "decode_gb", "prefill_waves", "tiles_per_sm", "prefill_crowding"};
 constexpr int kModes = 2;  // PODGEN_MODE_FUSED, PODGEN_MODE_SERIAL: coefficient rows mode - 1
 
 // One member's C ABI (pod_attention.h under its prefix): the table the generated family.cu fills.
@@ -145,6 +151,7 @@ inline void features(const podgen_kernel_info& m, const Load& load, int num_sms,
   out[2] = decode_bytes / 1e9;
   out[3] = ceil(prefill_tiles / slots);
   out[4] = (prefill_tiles + decode_tiles) / (double)num_sms;
+  out[5] = out[1] * out[4];
 }
 
 // What the caller allows and knows: a forced member (-1: free) and mode (PODGEN_MODE_CHOOSE:

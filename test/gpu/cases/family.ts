@@ -78,7 +78,7 @@ gpuCase(`family ${family.name}: every candidate timed through the family library
 gpuCase(`family ${family.name}: the serial margin runs the best serial where the fused pick is within the model's error bounds`, (ctx) => {
   const lib = new FamilyLibrary(ctx.artifact(libraryFileName(family)), symbolPrefix(family));
   const [fusedPick, serialPick] = [family.memberNames[0]!, family.memberNames[1]!];
-  const rows = (m: string) => ({ fused: m === fusedPick ? [90, 0, 0, 0, 0] : [1000, 0, 0, 0, 0], serial: m === serialPick ? [100, 0, 0, 0, 0] : [1000, 0, 0, 0, 0] });
+  const rows = (m: string) => ({ fused: m === fusedPick ? [90, 0, 0, 0, 0, 0] : [1000, 0, 0, 0, 0, 0], serial: m === serialPick ? [100, 0, 0, 0, 0, 0] : [1000, 0, 0, 0, 0, 0] });
   const costModel: CostModel = {
     version: 1, gpu: ctx.device.name, family: family.name, buildKey: "test", features: [...lib.featureNames],
     members: Object.fromEntries(family.memberNames.map((m) => [m, rows(m)])),
