@@ -32,6 +32,9 @@ for (const family of FAMILY_PRESETS) {
 
 const family = FAMILY_PRESETS.find((f) => f.name === "llama3_8b_auto")!;
 
+/** A cost model row that predicts `us` for every batch: the constant term alone, one coefficient a feature. */
+const bias = (lib: FamilyLibrary, us: number) => lib.featureNames.map((_, i) => (i === 0 ? us : 0));
+
 // What `podgen tune --family` and `podgen bench --family` time (bench/family-timing.ts): every
 // candidate through the family library, each with the unforced plan's features, and auto as the
 // planner chooses it under a cost model that makes one candidate the cheapest by far, all in
@@ -42,7 +45,7 @@ gpuCase(`family ${family.name}: every candidate timed through the family library
   const [cheap, cheapMode] = [family.memberNames.at(-1)!, "serial" as const];
   const costModel: CostModel = {
     version: 1, gpu: ctx.device.name, family: family.name, buildKey: "test", features: [...lib.featureNames],
-    members: Object.fromEntries(family.memberNames.map((m) => [m, { fused: [1000, 0, 0, 0, 0], serial: m === cheap ? [10, 0, 0, 0, 0] : [1000, 0, 0, 0, 0] }])),
+    members: Object.fromEntries(family.memberNames.map((m) => [m, { fused: bias(lib, 1000), serial: bias(lib, m === cheap ? 10 : 1000) }])),
     fit: { records: 0, date: "test" },
   };
   const timer = new FamilyTimer(ctx.device, lib, { iters: 3, warmup: 1, costModel });
@@ -78,7 +81,7 @@ gpuCase(`family ${family.name}: every candidate timed through the family library
 gpuCase(`family ${family.name}: the serial margin runs the best serial where the fused pick is within the model's error bounds`, (ctx) => {
   const lib = new FamilyLibrary(ctx.artifact(libraryFileName(family)), symbolPrefix(family));
   const [fusedPick, serialPick] = [family.memberNames[0]!, family.memberNames[1]!];
-  const rows = (m: string) => ({ fused: m === fusedPick ? [90, 0, 0, 0, 0, 0] : [1000, 0, 0, 0, 0, 0], serial: m === serialPick ? [100, 0, 0, 0, 0, 0] : [1000, 0, 0, 0, 0, 0] });
+  const rows = (m: string) => ({ fused: bias(lib, m === fusedPick ? 90 : 1000), serial: bias(lib, m === serialPick ? 100 : 1000) });
   const costModel: CostModel = {
     version: 1, gpu: ctx.device.name, family: family.name, buildKey: "test", features: [...lib.featureNames],
     members: Object.fromEntries(family.memberNames.map((m) => [m, rows(m)])),
