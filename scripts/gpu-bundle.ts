@@ -12,6 +12,7 @@
 //                                     --artifacts <unpacked> --require-gpu`
 //   .gpu/land.sh                      scripts/gpu-land.sh: after a templates/ change, the suite, the re-tune of
 //                                     every family with a shipped cost model, and the sanitizers, in one call
+//                                     (or two: --only suite,tune, then --only sanitize)
 //   .gpu/podgen.mjs, .gpu/podgen      the whole CLI (cli/main.ts) bundled, and a launcher: `bash .gpu/podgen tune ...`
 //                                     compiles with the GPU machine's nvcc and cores and runs there. It reads
 //                                     templates/ and bench/ from the repository around .gpu/ (the device tool

@@ -11,6 +11,12 @@ import { PACKAGE_ROOT } from "../codegen/paths.ts";
 import { readCostModels } from "../bench/tune/cost-model.ts";
 
 const shipped = readCostModels().models;
+/** The families the shipped store has models of on `gpu`, sorted: what land.sh re-tunes there. */
+const familiesOn = (gpu: string) => [...new Set(shipped.filter((m) => m.gpu === gpu).map((m) => m.family))].sort();
+/** The run.sh calls of the sanitize step, in order. */
+const sanitizerCalls = ["memcheck", "racecheck", "synccheck"].map((tool) => `run.sh compute-sanitizer --tool ${tool} --error-exitcode 9 --filter sanitize:`);
+/** land.sh's summary: its last line of output. */
+const lastLine = (r: { stdout: string }) => r.stdout.trim().split("\n").at(-1)!;
 
 /** A repository root with the shipped store, .gpu/land.sh and stand-ins; returns how to run it. */
 function fakeTree(card: string, opts: { failTune?: string } = {}) {
@@ -53,7 +59,7 @@ test("land.sh --list: each GPU of the shipped store with the families it has mod
     assert.equal(r.stdout.trim().split("\n").map((l) => l.split(": ")[0]), gpus);
     for (const g of gpus) {
       const line = r.stdout.split("\n").find((l) => l.startsWith(`${g}: `))!;
-      assert.equal(line.slice(g.length + 2).trim().split(" "), [...new Set(shipped.filter((m) => m.gpu === g).map((m) => m.family))].sort());
+      assert.equal(line.slice(g.length + 2).trim().split(" "), familiesOn(g));
     }
   } finally {
     t.done();
@@ -62,12 +68,12 @@ test("land.sh --list: each GPU of the shipped store with the families it has mod
 
 test("land.sh on the models' card: suite, a build and a tune of every family, three sanitizers, in that order", async () => {
   const gpu = shipped[0]!.gpu;
-  const families = [...new Set(shipped.filter((m) => m.gpu === gpu).map((m) => m.family))].sort();
+  const families = familiesOn(gpu);
   const t = fakeTree(gpu);
   try {
     const r = await t.run();
     assert.is(r.exitCode, 0, r.stdout + r.stderr);
-    assert.match(r.stdout.trim().split("\n").at(-1)!, new RegExp(`^land: suite, ${families.length} re-tunes and 3 sanitizers passed on ${gpu}`));
+    assert.match(lastLine(r), new RegExp(`^land: suite, ${families.length} re-tunes and 3 sanitizers passed on ${gpu}`));
     const calls = t.log();
     // The build runs beside the suite, so only its presence is fixed; the rest is in order.
     assert.ok(calls.includes(`podgen build ${families.join(" ")} -j 12`), calls.join("\n"));
@@ -75,7 +81,7 @@ test("land.sh on the models' card: suite, a build and a tune of every family, th
     assert.equal(ordered, [
       "run.sh suite ",
       ...families.map((f) => `podgen tune --family ${f} --out ${join(t.root, "out", `tune-family-${f.replace(/_auto$/, "")}.json`)}`),
-      ...["memcheck", "racecheck", "synccheck"].map((tool) => `run.sh compute-sanitizer --tool ${tool} --error-exitcode 9 --filter sanitize:`),
+      ...sanitizerCalls,
     ]);
     for (const f of ["gpu-suite.json", "cost-models.json", "sanitizers-memcheck.json", "sanitizers-racecheck.json", "sanitizers-synccheck.json"])
       assert.ok(readFileSync(join(t.root, "out", f), "utf8").length > 0, f);
@@ -100,7 +106,7 @@ test("land.sh on a card without models stops before any step, naming the card an
     const before = other.log().length;
     const check = await other.run(["--only", "suite,sanitize"]);
     assert.is(check.exitCode, 0, check.stdout + check.stderr);
-    assert.match(check.stdout.trim().split("\n").at(-1)!, /^land: suite and 3 sanitizers passed on NVIDIA H200$/);
+    assert.match(lastLine(check), /^land: suite and 3 sanitizers passed on NVIDIA H200$/);
     assert.not.ok(other.log().slice(before).some((c) => c.startsWith("podgen ")), other.log().join("\n"));
   } finally {
     other.done();
@@ -119,22 +125,19 @@ test("land.sh on a card without models stops before any step, naming the card an
 
 test("land.sh --only splits the steps over calls: suite and tunes, then the sanitizers; an unknown step is named", async () => {
   const gpu = shipped[0]!.gpu;
-  const families = [...new Set(shipped.filter((m) => m.gpu === gpu).map((m) => m.family))].sort();
+  const families = familiesOn(gpu);
   const t = fakeTree(gpu);
   try {
     const first = await t.run(["--only", "suite,tune"]);
     assert.is(first.exitCode, 0, first.stdout + first.stderr);
-    assert.match(first.stdout.trim().split("\n").at(-1)!, new RegExp(`^land: suite, ${families.length} re-tunes passed on ${gpu}; copy `));
+    assert.match(lastLine(first), new RegExp(`^land: suite, ${families.length} re-tunes passed on ${gpu}; copy `));
     assert.ok(t.log().includes(`podgen build ${families.join(" ")} -j 12`), t.log().join("\n"));
     assert.not.ok(t.log().some((c) => c.includes("compute-sanitizer")), t.log().join("\n"));
     const before = t.log().length;
     const second = await t.run(["--only", "sanitize"]);
     assert.is(second.exitCode, 0, second.stdout + second.stderr);
-    assert.match(second.stdout.trim().split("\n").at(-1)!, new RegExp(`^land: 3 sanitizers passed on ${gpu}$`));
-    assert.equal(
-      t.log().slice(before),
-      ["memcheck", "racecheck", "synccheck"].map((tool) => `run.sh compute-sanitizer --tool ${tool} --error-exitcode 9 --filter sanitize:`),
-    );
+    assert.match(lastLine(second), new RegExp(`^land: 3 sanitizers passed on ${gpu}$`));
+    assert.equal(t.log().slice(before), sanitizerCalls);
     const bad = await t.run(["--only", "suite,bench"]);
     assert.is(bad.exitCode, 2);
     assert.match(bad.stderr, /--only: unknown step 'bench' \(the steps: suite, tune, sanitize\)/);
