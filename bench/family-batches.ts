@@ -3,7 +3,9 @@
 //
 //   paper    the workload file's batches of the family's model shape (bench/workloads/paper.json,
 //            chosen as `podgen tune` chooses them): fitted on, and reported apart in the bench
-//   fit      serving-like batches (bench/serving-batches.ts) drawn from the fit seed
+//   fit      serving-like batches (bench/serving-batches.ts) drawn from the fit seed, then
+//            light-decode ones (lightDecodeMix): few decodes beside a full prefill, where serial
+//            can beat fused and a model fitted on the serving mix alone had few batches
 //   heldout  serving-like batches drawn from another seed, never fitted on: what the bench judges
 //            the model's choices by
 //
@@ -26,6 +28,7 @@ export interface FamilyBatch {
 export const DEFAULT_FIT_SEED = 1;
 export const DEFAULT_HELDOUT_SEED = 2;
 export const DEFAULT_FIT_BATCHES = 20;
+export const DEFAULT_LIGHT_DECODE_BATCHES = 6;
 export const DEFAULT_HELDOUT_BATCHES = 20;
 
 export type ServingMixName = keyof typeof SERVING_MIXES;
@@ -39,9 +42,28 @@ export function servingMixFor(spec: KernelSpec): ServingMixName | undefined {
   });
 }
 
-/** `count` serving-like batches of the mix from the fit seed, named `fit-s<seed>-<i>`. */
-export function fitBatches(mix: ServingMix, seed: number, count: number): FamilyBatch[] {
-  return servingBatches(mix, seed, count, `fit-s${seed}`).map((b) => ({ name: b.name, set: "fit", shape: b.shape }));
+/**
+ * The mix with its fewest decodes (min to 3 x min a step) and their tokens given to prefill: the
+ * batches near the fused/serial boundary. On stop 31's H100 runs the held-out batches that ran
+ * fused where serial was 6-7% faster had 17 to 71 decodes beside ~4,000 prefill tokens, and the
+ * serving mix draws few of those (llama3_8b: 4 of 20 fit batches with serial faster).
+ */
+export function lightDecodeMix(mix: ServingMix): ServingMix {
+  return { ...mix, decodes: { min: mix.decodes.min, max: 3 * mix.decodes.min } };
+}
+
+/** The seed light-decode fit batches are drawn from: apart from the serving batches' stream of `seed`. */
+const lightDecodeSeed = (seed: number) => seed + 0x10000;
+
+/**
+ * `count` serving-like batches of the mix from the fit seed, named `fit-s<seed>-<i>`, then
+ * `lightDecode` batches of lightDecodeMix, named `fit-light-s<seed>-<i>`.
+ */
+export function fitBatches(mix: ServingMix, seed: number, count: number, lightDecode = 0): FamilyBatch[] {
+  return [
+    ...servingBatches(mix, seed, count, `fit-s${seed}`),
+    ...servingBatches(lightDecodeMix(mix), lightDecodeSeed(seed), lightDecode, `fit-light-s${seed}`),
+  ].map((b) => ({ name: b.name, set: "fit", shape: b.shape }));
 }
 
 const lengthsKey = (shape: BatchShape) => canonicalJson(shape);

@@ -157,7 +157,7 @@ const modeSchema = z.enum(MODES);
 const lengthsShape = { prefills: z.array(z.tuple([int, int])), decodes: z.array(int) };
 
 /** How the generated fit batches were drawn (FamilyTimings.fitSet, kept in the cost model's `fit`). */
-export const fitSetSchema = z.strictObject({ mix: z.string(), seed: int, count: int }) satisfies z.ZodType<FitSet>;
+export const fitSetSchema = z.strictObject({ mix: z.string(), seed: int, count: int, lightDecode: int.optional() }) satisfies z.ZodType<FitSet>;
 
 const candidateTimingSchema = z.strictObject({
   member: z.string(),

@@ -22,6 +22,13 @@ export function positiveArg(name: string, v: string, integer = true): number {
   return n;
 }
 
+/** A command-line integer that may be 0 (a count that can be none). */
+export function nonNegativeArg(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${name} = ${v}: must be a non-negative integer`);
+  return n;
+}
+
 /**
  * The options among `keys` (commander's camelCase names) given on the command line, as their flags:
  * `--plan-iters`, `--no-variants` (a negated option's key is `variants`).

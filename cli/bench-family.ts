@@ -16,7 +16,7 @@ import { defaultCacheDir } from "../codegen/build.ts";
 import { gitCommit } from "../codegen/commit.ts";
 import { PACKAGE_ROOT } from "../codegen/paths.ts";
 import { cudaAvailable, Device, FamilyLibrary } from "../runtime/index.ts";
-import { DEFAULT_FIT_BATCHES, DEFAULT_FIT_SEED, fitBatches, heldOutBatches, type FamilyBatch, type ServingMixName } from "../bench/family-batches.ts";
+import { DEFAULT_FIT_BATCHES, DEFAULT_FIT_SEED, DEFAULT_LIGHT_DECODE_BATCHES, fitBatches, heldOutBatches, type FamilyBatch, type ServingMixName } from "../bench/family-batches.ts";
 import { runFamilyBench, torchWorkloads } from "../bench/family-bench.ts";
 import { formatFamilyTable, type FamilyBenchReport, type ReportedSet } from "../bench/family-report.ts";
 import { fitSetSchema } from "../bench/schemas.ts";
@@ -49,13 +49,13 @@ export interface BenchFamilyOpts {
 
 /** PyTorch's baselines on some 30 batches (the plain bench's 240 s is for its 10 workloads). */
 const TORCH_TIMEOUT_S = 360;
-const DEFAULT_FIT_SET = (mix: ServingMixName): FitSet => ({ mix, seed: DEFAULT_FIT_SEED, count: DEFAULT_FIT_BATCHES });
+const DEFAULT_FIT_SET = (mix: ServingMixName): FitSet => ({ mix, seed: DEFAULT_FIT_SEED, count: DEFAULT_FIT_BATCHES, lightDecode: DEFAULT_LIGHT_DECODE_BATCHES });
 
 /** The held-out batches: from their seed, apart from the fit set (that seed must be another). */
 function heldOut(fitSet: FitSet, paper: readonly FamilyBatch[], mix: ServingMixName, seed: number, count: number): (FamilyBatch & { set: ReportedSet })[] {
   if (seed === fitSet.seed) throw new UsageError(`--heldout-seed ${seed}: the fit batches (of the stored cost model, else the default fit set) come from seed ${fitSet.seed}; held-out batches need another`);
   const fitMix = SERVING_MIXES[fitSet.mix as ServingMixName] ?? SERVING_MIXES[mix];
-  const fitted = [...paper, ...fitBatches(fitMix, fitSet.seed, fitSet.count)];
+  const fitted = [...paper, ...fitBatches(fitMix, fitSet.seed, fitSet.count, fitSet.lightDecode ?? 0)];
   return heldOutBatches(SERVING_MIXES[mix], seed, count, fitted).map((b) => ({ ...b, set: "heldout" }));
 }
 

@@ -19,7 +19,7 @@ import { writeCostModel } from "../bench/tune/cost-model.ts";
 import { fitFamilyTimings, formatFit, timeFamily, type FamilyTimings } from "../bench/tune/family.ts";
 import { checkTarget } from "../bench/tune/gpu.ts";
 import { familyArg, mixArg, paperBatches, printTimingPlan } from "./family-options.ts";
-import { openGpu, positiveArg, shownPath } from "./args.ts";
+import { nonNegativeArg, openGpu, positiveArg, shownPath } from "./args.ts";
 import { UsageError } from "./usage-error.ts";
 
 export interface TuneFamilyOpts {
@@ -27,6 +27,7 @@ export interface TuneFamilyOpts {
   workloads: string;
   filter: string[];
   fitBatches: string;
+  fitLight: string;
   fitSeed: string;
   mix?: string;
   iters: string;
@@ -61,8 +62,13 @@ export async function tuneFamily(opts: TuneFamilyOpts): Promise<void> {
   const iters = positiveArg("--iters", opts.iters);
   const warmup = positiveArg("--warmup", opts.warmup);
   const mix = mixArg(opts.mix, family);
-  const fitSet = { mix: mix.name, seed: positiveArg("--fit-seed", opts.fitSeed), count: positiveArg("--fit-batches", opts.fitBatches) };
-  const batches = [...paperBatches(resolve(opts.workloads), opts.filter, family), ...fitBatches(mix.mix, fitSet.seed, fitSet.count)];
+  const fitSet = {
+    mix: mix.name,
+    seed: positiveArg("--fit-seed", opts.fitSeed),
+    count: positiveArg("--fit-batches", opts.fitBatches),
+    lightDecode: nonNegativeArg("--fit-light", opts.fitLight),
+  };
+  const batches = [...paperBatches(resolve(opts.workloads), opts.filter, family), ...fitBatches(mix.mix, fitSet.seed, fitSet.count, fitSet.lightDecode)];
   if (opts.dryRun) return printTimingPlan(family, batches, { iters, warmup, json: !!opts.json });
 
   const device = openGpu("podgen tune --family", "try --dry-run to see the batches and candidates, --from to refit recorded times");

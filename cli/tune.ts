@@ -53,7 +53,7 @@ import { table } from "../bench/table.ts";
 import { givenFlags, openGpu, packageFile, positiveArg, shownPath } from "./args.ts";
 import { DEFAULT_COST_MODELS } from "../bench/tune/cost-model.ts";
 import { UsageError } from "./usage-error.ts";
-import { DEFAULT_FIT_BATCHES, DEFAULT_FIT_SEED, SERVING_MIX_NAMES } from "../bench/family-batches.ts";
+import { DEFAULT_FIT_BATCHES, DEFAULT_FIT_SEED, DEFAULT_LIGHT_DECODE_BATCHES, SERVING_MIX_NAMES } from "../bench/family-batches.ts";
 
 
 export interface TuneOpts {
@@ -79,6 +79,7 @@ export interface TuneOpts {
   plot?: string | boolean;
   json?: boolean;
   fitBatches: string;
+  fitLight: string;
   fitSeed: string;
   mix?: string;
   out?: string;
@@ -328,7 +329,7 @@ export async function tune(opts: TuneOpts): Promise<void> {
 
 /** Options of one kind of tune only: a spec's search (--preset/--spec) or a family's cost model (--family). */
 const SPEC_ONLY = ["preset", "spec", "space", "strategy", "eta", "budget", "minutes", "jobs", "db", "fresh", "report", "top", "gpu", "plot"];
-const FAMILY_ONLY = ["fitBatches", "fitSeed", "mix", "out", "models", "from"];
+const FAMILY_ONLY = ["fitBatches", "fitLight", "fitSeed", "mix", "out", "models", "from"];
 
 export function registerTuneCommand(program: Command): Command {
   return program
@@ -356,6 +357,7 @@ export function registerTuneCommand(program: Command): Command {
     .option("--plot [svg]", "--report: also write an SVG bar chart (default: the database's path with .svg)")
     .option("--json", "machine-readable output")
     .option("--fit-batches <n>", "--family: serving-like batches generated for the fit (besides the workload file's)", String(DEFAULT_FIT_BATCHES))
+    .option("--fit-light <n>", "--family: light-decode batches generated for the fit after those (the mix's fewest decodes: near the fused/serial boundary; 0: none)", String(DEFAULT_LIGHT_DECODE_BATCHES))
     .option("--fit-seed <n>", "--family: seed of the generated fit batches", String(DEFAULT_FIT_SEED))
     .option("--mix <name>", `--family: serving mix of the generated batches (${SERVING_MIX_NAMES.join(", ")}; default: the family's model)`)
     .option("--out <file>", "--family: the raw times (features and µs per candidate per batch), JSON (default: $PODGEN_CACHE_DIR/tune/<family>-timings.json)")

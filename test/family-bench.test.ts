@@ -13,7 +13,7 @@ import { execa } from "execa";
 import { PACKAGE_ROOT, COST_FEATURES } from "../codegen/paths.ts";
 import { canonicalJson, FAMILY_PRESETS, presetByName } from "../dsl/index.ts";
 import { Rng } from "../runtime/index.ts";
-import { DEFAULT_FIT_BATCHES, DEFAULT_FIT_SEED, DEFAULT_HELDOUT_SEED, fitBatches, heldOutBatches, paperStyleBatch, planTimeShape, sameLengths, servingMixFor } from "../bench/family-batches.ts";
+import { DEFAULT_FIT_BATCHES, DEFAULT_FIT_SEED, DEFAULT_HELDOUT_SEED, DEFAULT_LIGHT_DECODE_BATCHES, fitBatches, heldOutBatches, lightDecodeMix, paperStyleBatch, planTimeShape, sameLengths, servingMixFor } from "../bench/family-batches.ts";
 import { torchWorkloads } from "../bench/family-bench.ts";
 import { loadWorkloads, resolvedWorkloads } from "../bench/workloads.ts";
 import { familyBatchResult, formatFamilyTable, summarizeSet, type FamilyBenchReport } from "../bench/family-report.ts";
@@ -49,6 +49,22 @@ test("fit and held-out batches: deterministic from their seeds, disjoint in name
   assert.is(new Set([...fit, ...held].map((b) => b.name)).size, 40);
   // Another held-out seed, other batches.
   assert.not.equal(heldOutBatches(mix, 3, 20, fit).map((b) => key(b.shape)), held.map((b) => key(b.shape)));
+});
+
+test("light-decode fit batches: after the serving ones, the mix's fewest decodes, their own stream", () => {
+  const serving = fitBatches(mix, DEFAULT_FIT_SEED, DEFAULT_FIT_BATCHES);
+  const fit = fitBatches(mix, DEFAULT_FIT_SEED, DEFAULT_FIT_BATCHES, DEFAULT_LIGHT_DECODE_BATCHES);
+  assert.equal(fit.slice(0, DEFAULT_FIT_BATCHES), serving, "the serving batches keep their names and lengths");
+  const light = fit.slice(DEFAULT_FIT_BATCHES);
+  assert.is(light.length, DEFAULT_LIGHT_DECODE_BATCHES);
+  assert.equal(light.map((b) => b.name), light.map((_, i) => `fit-light-s1-${i}`));
+  assert.ok(light.every((b) => b.set === "fit" && b.shape.decodes.length >= mix.decodes.min && b.shape.decodes.length <= 3 * mix.decodes.min));
+  assert.equal(lightDecodeMix(mix), { ...mix, decodes: { min: mix.decodes.min, max: 3 * mix.decodes.min } });
+  // Not the serving batches' draws with fewer decodes: another stream of the same seed.
+  assert.not.equal(light.map((b) => key(b.shape.prefills)), serving.slice(0, light.length).map((b) => key(b.shape.prefills)));
+  // The held-out set is drawn apart from all of them.
+  const fitKeys = new Set(fit.map((b) => key(b.shape)));
+  assert.ok(heldOutBatches(mix, DEFAULT_HELDOUT_SEED, 20, fit).every((b) => !fitKeys.has(key(b.shape))));
 });
 
 test("held-out batches never repeat a fitted batch's lengths: such a batch is skipped, the rest keep their names", () => {
@@ -383,12 +399,16 @@ test("podgen tune --family --dry-run: the candidates and the fit batches (paper 
   const paper = out.batches.filter((b: { set: string }) => b.set === "paper");
   const fit = out.batches.filter((b: { set: string }) => b.set === "fit");
   assert.ok(paper.length >= 5 && paper.some((b: { name: string }) => b.name === "p1024x4096+d32x4096"));
-  assert.equal(fit.map((b: { name: string }) => b.name), fitBatches(mix, 1, 20).map((b) => b.name));
+  assert.equal(fit.map((b: { name: string }) => b.name), fitBatches(mix, 1, 20, DEFAULT_LIGHT_DECODE_BATCHES).map((b) => b.name));
   assert.is(out.timings, out.batches.length * out.candidates.length);
   assert.is(out.launches, out.timings * 13, "10 iterations after 3 warm-up");
-  const text = await podgen(["tune", "--family", "llama3_8b_auto", "--dry-run", "--fit-batches", "3", "--filter", "p1024x4096"]);
-  assert.match(text.stdout, /llama3_8b_auto: 8 candidates \(4 members x fused, serial\) on 4 batches \(1 paper, 3 fit\)/);
+  const text = await podgen(["tune", "--family", "llama3_8b_auto", "--dry-run", "--fit-batches", "3", "--fit-light", "1", "--filter", "p1024x4096"]);
+  assert.match(text.stdout, /llama3_8b_auto: 8 candidates \(4 members x fused, serial\) on 5 batches \(1 paper, 4 fit\)/);
   assert.match(text.stdout, /fit-s1-2\s+fit\s+prefills/);
+  assert.match(text.stdout, /fit-light-s1-0\s+fit\s+prefills/);
+  const bad = await podgen(["tune", "--family", "llama3_8b_auto", "--dry-run", "--fit-light", "-1"]);
+  assert.is(bad.exitCode, 2, bad.stderr);
+  assert.match(bad.stderr, /--fit-light = -1: must be a non-negative integer/);
 });
 
 test("podgen bench --family --dry-run: paper and held-out batches, none of them a fit batch", async () => {
@@ -397,7 +417,7 @@ test("podgen bench --family --dry-run: paper and held-out batches, none of them 
   const out = JSON.parse(r.stdout);
   const held = out.batches.filter((b: { set: string }) => b.set === "heldout");
   assert.is(held.length, 20);
-  const fitKeys = new Set(fitBatches(mix, 1, 20).map((b) => key({ prefills: b.shape.prefills.map((p) => [p.qLen, p.kvLen]), decodes: b.shape.decodes })));
+  const fitKeys = new Set(fitBatches(mix, 1, 20, DEFAULT_LIGHT_DECODE_BATCHES).map((b) => key({ prefills: b.shape.prefills.map((p) => [p.qLen, p.kvLen]), decodes: b.shape.decodes })));
   assert.ok(held.every((b: { prefills: unknown; decodes: unknown }) => !fitKeys.has(key({ prefills: b.prefills, decodes: b.decodes }))));
   assert.is(out.timings, out.batches.length * (out.candidates.length + 1), "auto is timed besides every candidate");
 });
@@ -406,7 +426,7 @@ test("tune and bench --family --dry-run for every preset family: its paper batch
   const runs = await Promise.all(
     FAMILY_PRESETS.map(async (f) => ({
       f,
-      tune: await podgen(["tune", "--family", f.name, "--dry-run", "--json", "--fit-batches", "2"]),
+      tune: await podgen(["tune", "--family", f.name, "--dry-run", "--json", "--fit-batches", "2", "--fit-light", "0"]),
       bench: await podgen(["bench", "--family", f.name, "--dry-run", "--json", "--heldout", "2"]),
     })),
   );

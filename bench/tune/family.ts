@@ -46,6 +46,8 @@ export interface FitSet {
   mix: string;
   seed: number;
   count: number;
+  /** Light-decode batches after them (bench/family-batches.ts lightDecodeMix); absent in records before: none. */
+  lightDecode?: number;
 }
 
 export interface TimeFamilyOptions {
