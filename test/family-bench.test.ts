@@ -25,6 +25,7 @@ import type { TorchWorkload } from "../bench/torch.ts";
 import { readCostModels } from "../bench/tune/cost-model.ts";
 import { fitFamilyTimings, formatFit, timingRecords, type FamilyTimings } from "../bench/tune/family.ts";
 import { buildResultsIndex } from "../bench/results-index.ts";
+import { randomFeatures } from "./cost-features.ts";
 
 const work = mkdtempSync(join(tmpdir(), "podgen-family-bench-"));
 const family = FAMILY_PRESETS.find((f) => f.name === "llama3_8b_auto")!;
@@ -351,8 +352,7 @@ function timingsOf(n: number): FamilyTimings {
       name: `fit-s1-${b}`, set: "fit" as const, prefills: [[512, 4096]] as [number, number][], decodes: [4096],
       candidates: family.memberNames.flatMap((member, m) =>
         (["fused", "serial"] as const).map((mode, k) => {
-          const [gflop, tilesPerSm] = [rng.next() * 100, rng.next() * 20];
-          const features = [1, gflop, rng.next() * 2, rng.int(1, 4), tilesPerSm, gflop * tilesPerSm];
+          const features = randomFeatures(rng);
           return { member, mode, features, predictedUs: null, us: truth(m, k).reduce((s, c, i) => s + c * features[i]!, 0) };
         }),
       ),

@@ -18,6 +18,7 @@ import { SERVING_MIXES, servingBatches } from "../bench/serving-batches.ts";
 import { quantile } from "../bench/stats.ts";
 import { timePlan } from "../bench/family-bench.ts";
 import { sameLaunch } from "../bench/family-timing.ts";
+import { randomFeatures } from "./cost-features.ts";
 
 // Two CTA shapes of one model: the paper's (2 CTAs/SM) and roles (one CTA per SM).
 const base = presetByName("llama3_8b_2cta")!;
@@ -111,12 +112,6 @@ test("family: the rendered header's constants are the runtime's mirrors and the 
   assert.is(generateFamilySources(tiny()).map((f) => f.contents).join(), generateFamilySources(tiny()).map((f) => f.contents).join());
   assert.ok(FAMILY_PRESETS.every((f) => f.members.every((m) => m.heads.q === f.members[0]!.heads.q)));
 });
-
-/** One batch's features in COST_FEATURES' order, prefill_crowding the product select.h makes. */
-function randomFeatures(rng: Rng): number[] {
-  const [gflop, tilesPerSm] = [rng.next() * 100, rng.next() * 20];
-  return [1, gflop, rng.next() * 2, rng.int(1, 4), tilesPerSm, gflop * tilesPerSm];
-}
 
 test("cost model: least squares recovers a known linear model, and the fit per member and mode predicts it", () => {
   const rng = new Rng(7);
