@@ -61,14 +61,33 @@ struct WsLayout {
 // use 1 .. kVirtualCtas, its ticket hand-over 14, the prefill role 15).
 constexpr int kPingPongBarrier = 12;
 
+// Boxes of a KV tile starting at key tile_start: its whole pages (or runs of rows) below kv_end.
+template <class Traits>
+__device__ __forceinline__ int ws_boxes(int tile_start, int kv_end) {
+  using B = KvBoxes<Traits>;
+  static_assert(!B::kEnabled || B::kTileKv / B::kRows <= 32, "one box per lane");
+  return B::kEnabled ? max(0, min(kv_end - tile_start, B::kTileKv)) / B::kRows : 0;
+}
+
+// The first cache row of the lane's box of the KV tile at tile_start (0 for a lane without a box): a
+// page-table read at a paged cache, which the producer issues before it waits for the tile's stage
+// so that the read's latency passes during the wait instead of after it.
+template <class Traits>
+__device__ __forceinline__ int ws_box_row(const PodParams& p, int page_base, int tile_start, int kv_end, int lane) {
+  return lane < ws_boxes<Traits>(tile_start, kv_end)
+             ? TileIo<Traits>::kv_row(p, page_base, tile_start + lane * KvBoxes<Traits>::kRows)
+             : 0;
+}
+
 // Copies rows [0, kTileKv) of one K or V (kIsV) tile into the stage at dst and arrives at its barrier
 // `full`: whole boxes below kv_end through the bulk copy engine (lane < boxes copies a page, or a
 // run of rows: K as one box per 64 columns, V as one box), the rest -- a page's last rows, and zeros
 // past kv_end (a page's stale tail never reaches the tensor cores) -- with the warp's cp.async.
-// 33 arrivals: lane 0's expect_tx and every lane's.
+// 33 arrivals: lane 0's expect_tx and every lane's. `row` is the lane's box's first row in the cache
+// (ws_box_row), read by the caller ahead of the stage's wait.
 template <class Traits, bool kIsV>
 __device__ __forceinline__ void ws_load_tile(const PodParams& p, const CUtensorMap* map, const void* src,
-                                             int page_base, int kv_head, int tile_start, int kv_end,
+                                             int page_base, int kv_head, int tile_start, int kv_end, int row,
                                              uint32_t dst, uint32_t full, int lane) {
   using B = KvBoxes<Traits>;
   using Io = TileIo<Traits>;
@@ -76,12 +95,10 @@ __device__ __forceinline__ void ws_load_tile(const PodParams& p, const CUtensorM
   using KLayout = Sw128Tile<B::kTileKv>;
   using VLayout = VTileLayout<Traits>;
   constexpr int D = Traits::kHeadDim, kChunks = D / 8;
-  static_assert(!B::kEnabled || B::kTileKv / B::kRows <= 32, "one box per lane");
-  const int boxes = B::kEnabled ? max(0, min(kv_end - tile_start, B::kTileKv)) / B::kRows : 0;
+  const int boxes = ws_boxes<Traits>(tile_start, kv_end);
   if (lane == 0) mbarrier_arrive_expect_tx(full, (uint32_t)boxes * B::kBytes);
   __syncwarp();  // the transaction count is raised before any box can land
   if (lane < boxes) {
-    const int row = Io::kv_row(p, page_base, tile_start + lane * B::kRows);
     if constexpr (kIsV) {
       tma_load_4d(dst + lane * VLayout::kBlockBytes, map, 0, row, 0, kv_head, full);
     } else {
@@ -157,23 +174,28 @@ __device__ __forceinline__ void ws_produce(const PodParams& p, const PodTensorMa
     const int page_base = __ldg(p.page_indptr + it.request);
     const int num_tiles = it.kv_end > it.kv_begin ? (it.kv_end - it.kv_begin + S::kTileKv - 1) / S::kTileKv : 0;
     // Order: K of tile i + 1 before V of tile i (the consumers need them in that order, and free a
-    // K stage a step before its V).
-    auto load = [&](int i, bool k) {
+    // K stage a step before its V). A tile's box rows are read before the wait for its K stage and
+    // serve its V too.
+    auto load = [&](int i, bool k, int row) {
       const int f = fill + i, stage = f % S::kStages;
       mbarrier_wait(base + (k ? L::kKEmpty : L::kVEmpty) + 8 * stage, ((f / S::kStages) & 1) ^ 1);
       const uint32_t dst = base + S::kQBytes + stage * S::kStageBytes;
       const int tile_start = it.kv_begin + i * S::kTileKv;
       if (k)
-        ws_load_tile<Traits, false>(p, &maps.k, p.k, page_base, it.kv_head, tile_start, it.kv_end, dst,
+        ws_load_tile<Traits, false>(p, &maps.k, p.k, page_base, it.kv_head, tile_start, it.kv_end, row, dst,
                                     base + L::kKFull + 8 * stage, lane);
       else
-        ws_load_tile<Traits, true>(p, &maps.v, p.v, page_base, it.kv_head, tile_start, it.kv_end, dst + S::kKvBytes,
-                                   base + L::kVFull + 8 * stage, lane);
+        ws_load_tile<Traits, true>(p, &maps.v, p.v, page_base, it.kv_head, tile_start, it.kv_end, row,
+                                   dst + S::kKvBytes, base + L::kVFull + 8 * stage, lane);
     };
-    if (num_tiles > 0) load(0, true);
+    const auto box_row = [&](int i) { return ws_box_row<Traits>(p, page_base, it.kv_begin + i * S::kTileKv, it.kv_end, lane); };
+    int row = num_tiles > 0 ? box_row(0) : 0;
+    if (num_tiles > 0) load(0, true, row);
     for (int i = 0; i < num_tiles; ++i) {
-      if (i + 1 < num_tiles) load(i + 1, true);
-      load(i, false);
+      const int next_row = i + 1 < num_tiles ? box_row(i + 1) : 0;
+      if (i + 1 < num_tiles) load(i + 1, true, next_row);
+      load(i, false, row);
+      row = next_row;
     }
     fill += num_tiles;
   }
