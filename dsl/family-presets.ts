@@ -4,7 +4,7 @@ import { checkOverrides } from "./overrides.ts";
 import { presetByName } from "./presets.ts";
 
 /**
- * The fused shapes that won some of the paper's batches on the H100 (README, "Measured"), as
+ * The fused shapes that won some of the paper's batches on the H100 (bench/HISTORY.md), as
  * members beside a preset: the warp-specialized prefill beside a decode warpgroup (one CTA per
  * SM), CTAs of two warpgroups, and wgmma roles. `kv` is the prefill tile's KV width.
  */

@@ -8,7 +8,7 @@ const inputs: KernelInput[] = [
   // (a TMA producer warp, two consumer warpgroups in ping-pong on 128 x 64 tiles, two stages) beside
   // a decode warpgroup on 16 x 64 tiles, fifty-fifty. On the H100, fused, it took 3–30% less time
   // than the paper-shaped 2-CTA config on four of the five paper batches and 2% more on the fifth
-  // (bench/results/2026-12-06-h100-prefill-engines-run2.json; README, "Measured"). Its prefill-only
+  // (bench/results/2026-12-06-h100-prefill-engines-run2.json; README, "A spec"). Its prefill-only
   // kernel, alone on the SM, runs 128 x 128 tiles (bench/NOTES.md, "prefill.standalone").
   {
     name: "llama3_8b", dtype: "bf16", heads: { q: 32, kv: 8 }, headDim: 128, kvCache: paged16, ctasPerSm: 1,
