@@ -50,7 +50,7 @@ if (!family) throw new RangeError(`--family = ${JSON.stringify(args.family)}: no
 const built = await buildFamily(family);
 const lib = new FamilyLibrary(built.library, built.manifest.symbolPrefix);
 const models = readCostModels().models.filter((m) => m.family === family.name && m.gpu === args.gpu);
-const model = models.find((m) => m.buildKey === built.manifest.buildKey) ?? models.at(-1) ?? null;
+const model = models.find((m) => m.timingKey === built.manifest.timingKey) ?? models.at(-1) ?? null;
 const shape = planTimeShape();
 const { batch } = makeHostBatch(lib.info(), shape, { seed: 1 });
 const flat = model ? lib.flatten(model) : null;
@@ -92,7 +92,7 @@ const report = {
   buildKey: built.manifest.buildKey,
   host: { cpu: cpus()[0]?.model ?? "unknown", cores: availableParallelism(), node: process.version },
   batch: { requests: shape.prefills.length + shape.decodes.length, prefills: shape.prefills.length, decodes: shape.decodes.length, numSms: NUM_SMS, workItems: measured.workItems },
-  costModel: model ? { gpu: model.gpu, buildKey: model.buildKey, thisBuild: model.buildKey === built.manifest.buildKey } : null,
+  costModel: model ? { gpu: model.gpu, timingKey: model.timingKey, thisBuild: model.timingKey === built.manifest.timingKey } : null,
   familyAuto: { ...measured.familyAuto, choice: `${family.memberNames[measured.choice.member]} ${MODES[measured.choice.mode - 1]} (${CHOICE_REASONS[measured.choice.reason]})`, targetUs: TARGET_US.familyAuto },
   ragged: { ...measured.ragged, member: family.memberNames[0], targetUs: TARGET_US.ragged },
 };

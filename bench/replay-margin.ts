@@ -34,7 +34,7 @@ const built = await buildFamily(family);
 const lib = new FamilyLibrary(built.library, built.manifest.symbolPrefix);
 
 const fit = (records: TimingRecord[], quantile: number): CostModel =>
-  fitCostModel(records, { gpu: timings.gpu, family: timings.family, buildKey: timings.buildKey, memberNames: timings.members, featureNames: timings.features, quantile });
+  fitCostModel(records, { gpu: timings.gpu, family: timings.family, timingKey: timings.timingKey ?? timings.buildKey, memberNames: timings.members, featureNames: timings.features, quantile });
 
 /** The chosen candidate's recorded time over the fastest recorded one. */
 function pickOverFastest(model: CostModel, b: RecordedBatch): number {

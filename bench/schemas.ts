@@ -185,6 +185,7 @@ export const familyTimingsSchema = z
     family: z.string(),
     familyHash: z.string(),
     buildKey: z.string(),
+    timingKey: z.string().optional(),
     gpu: z.string(),
     driver: z.string(),
     sms: int,

@@ -80,7 +80,7 @@ export async function benchFamily(opts: BenchFamilyOpts): Promise<void> {
   const log = (line: string) => console.error(line);
   log(`${family.name}: building ${family.members.length} members (${family.memberNames.join(", ")})...`);
   const build = await buildFamily(family);
-  const costModel = findCostModel(family.name, avail.device.name, build.manifest.buildKey, models);
+  const costModel = findCostModel(family.name, avail.device.name, build.manifest.timingKey, models);
   if (costModel.model === null) log(`auto: the static rule: ${costModel.why}`);
   const recorded = costModel.model && fitSetSchema.safeParse(costModel.model.fit.fitSet);
   const fitSet = recorded?.success ? recorded.data : DEFAULT_FIT_SET(mix.name);

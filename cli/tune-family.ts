@@ -46,7 +46,7 @@ function fitAndStore(timings: FamilyTimings, models: string, json: boolean): voi
   writeCostModel(model, models);
   if (json) return void console.log(JSON.stringify(model, null, 1));
   console.log(formatFit(timings, model));
-  console.log(`cost model of ${timings.family} for ${timings.gpu}, build ${timings.buildKey}: ${shownPath(models)}`);
+  console.log(`cost model of ${timings.family} for ${timings.gpu}, timing key ${model.timingKey}: ${shownPath(models)}`);
 }
 
 export async function tuneFamily(opts: TuneFamilyOpts): Promise<void> {
@@ -84,6 +84,7 @@ export async function tuneFamily(opts: TuneFamilyOpts): Promise<void> {
       family: family.name,
       familyHash: family.hash,
       buildKey: build.manifest.buildKey,
+      timingKey: build.manifest.timingKey,
       commit: gitCommit(PACKAGE_ROOT),
       fitSet,
       iters,

@@ -9,7 +9,7 @@
 // the objects. Same family, same bytes: the sources are rendered deterministically and the objects
 // are linked in member order.
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { z } from "zod";
 import { canonicalJson, libraryFileName, symbolPrefix, type FamilySpec } from "../dsl/index.ts";
@@ -29,7 +29,7 @@ import {
 } from "./build.ts";
 import { generateCudaSources, writeGeneratedFiles, type GeneratedFile } from "./generate.ts";
 import { JsonInputError, readJsonFile } from "./json.ts";
-import { FAMILY_HEADERS_DIR, TEMPLATES_DIR } from "./paths.ts";
+import { FAMILY_HEADERS_DIR, PLAN_GOLDEN_FILE, TEMPLATES_DIR } from "./paths.ts";
 import { renderFamilyHeader, renderFamilySource } from "./render.ts";
 
 /** What nvcc compiles for a family: family.cu, pod_family.h and members/<member>/{kernel.cu, pod_attention.h}. */
@@ -48,6 +48,8 @@ export interface FamilyManifest {
   name: string;
   familyHash: string;
   buildKey: string;
+  /** What the library's timings depend on (familyTimingKeyFor): the key its cost models are stored under. */
+  timingKey: string;
   target: string;
   nvcc: string;
   flags: string[];
@@ -63,6 +65,7 @@ const familyManifestSchema = z.looseObject({
   name: z.string(),
   familyHash: z.string(),
   buildKey: z.string(),
+  timingKey: z.string(),
   target: z.string(),
   nvcc: z.string(),
   flags: z.array(z.string()),
@@ -80,20 +83,51 @@ export interface FamilyBuildResult {
   seconds: number;
 }
 
-/** The content key of a family build: its sources, every header they include, nvcc and the flags. */
-function familyBuildKey(family: FamilySpec, files: readonly GeneratedFile[], nvcc: string, flags: readonly string[]): string {
-  const h = createHash("sha256");
-  h.update(canonicalJson({ family: family.hash, nvcc, flags }));
-  for (const f of [...files, ...kernelHeaders(), ...kernelHeaders(FAMILY_HEADERS_DIR)]) h.update(`\0${f.path}\0${f.contents}`);
-  return h.digest("hex").slice(0, 20);
+/** Every file a family build compiles: its generated sources, then the headers they include. */
+export function familyBuildSources(files: readonly GeneratedFile[]): GeneratedFile[] {
+  return [...files, ...kernelHeaders(), ...kernelHeaders(FAMILY_HEADERS_DIR)];
+}
+
+/** The host planner's sources: they decide the plans and the member chosen, and compile into no kernel. */
+const PLANNER_SOURCES = new Set(["pod/planner.h", "pod/planner_input.inl", "family/select.h"]);
+
+/**
+ * The two keys of a family build, from everything it compiles (familyBuildSources), nvcc, the flags
+ * and the golden plans (the contents of PLAN_GOLDEN_FILE):
+ *   build   the content key of the library: every source; names its cached build.
+ *   timing  what its timings depend on, the key its cost models are stored under: the same less the
+ *           host planner's sources, plus the golden plans, which the plan-golden test keeps equal to
+ *           what the planner plans (the family's features and choice included). A planner change
+ *           that plans the same bytes faster keeps every model; one that plans differently
+ *           regenerates the golden plans and re-keys them, as any kernel change does.
+ */
+export function familyKeys(family: FamilySpec, sources: readonly GeneratedFile[], nvcc: string, flags: readonly string[], plans: string): { build: string; timing: string } {
+  const build = createHash("sha256"), timing = createHash("sha256");
+  for (const h of [build, timing]) h.update(canonicalJson({ family: family.hash, nvcc, flags }));
+  for (const f of sources) {
+    build.update(`\0${f.path}\0${f.contents}`);
+    if (!PLANNER_SOURCES.has(f.path)) timing.update(`\0${f.path}\0${f.contents}`);
+  }
+  timing.update(`\0plans\0${plans}`);
+  return { build: build.digest("hex").slice(0, 20), timing: timing.digest("hex").slice(0, 20) };
+}
+
+/** The keys a build of `family` gets from today's templates and golden plans, with this nvcc version and flags. */
+function keysOf(family: FamilySpec, files: readonly GeneratedFile[], nvcc: string, flags: readonly string[]) {
+  return familyKeys(family, familyBuildSources(files), nvcc, flags, readFileSync(PLAN_GOLDEN_FILE, "utf8"));
 }
 
 /**
  * The build key `podgen build` would give `family` with this nvcc version and extra flags, without
- * building: what a cost model's recorded key is compared with (as buildKeyFor is for a spec).
+ * building (as buildKeyFor is for a spec).
  */
 export function familyBuildKeyFor(family: FamilySpec, nvcc: string, extraFlags: readonly string[] = []): string {
-  return familyBuildKey(family, generateFamilySources(family), nvcc, familyNvccFlags(family, extraFlags));
+  return keysOf(family, generateFamilySources(family), nvcc, familyNvccFlags(family, extraFlags)).build;
+}
+
+/** The timing key a build of `family` would get, without building: what a cost model's recorded key is compared with. */
+export function familyTimingKeyFor(family: FamilySpec, nvcc: string, extraFlags: readonly string[] = []): string {
+  return keysOf(family, generateFamilySources(family), nvcc, familyNvccFlags(family, extraFlags)).timing;
 }
 
 // Every member shares the target (dsl/family.ts), hence the flags.
@@ -104,9 +138,9 @@ async function planFamilyBuild(family: FamilySpec, options: BuildOptions) {
   const files = generateFamilySources(family);
   const flags = familyNvccFlags(family, options.extraFlags);
   const nvcc = await nvccVersion();
-  const key = familyBuildKey(family, files, nvcc, flags);
+  const { build: key, timing: timingKey } = keysOf(family, files, nvcc, flags);
   const dir = join(cacheDir, "builds", `${family.name}-${key}`);
-  return { cacheDir, files, flags, nvcc, key, dir, libraryName: libraryFileName(family) };
+  return { cacheDir, files, flags, nvcc, key, timingKey, dir, libraryName: libraryFileName(family) };
 }
 
 export async function findCachedFamilyBuild(family: FamilySpec, options: BuildOptions = {}): Promise<FamilyBuildResult | undefined> {
@@ -129,7 +163,7 @@ export async function buildFamily(family: FamilySpec, options: BuildOptions = {}
     const cached = await findCachedFamilyBuild(family, options);
     if (cached) return { ...cached, seconds: (performance.now() - started) / 1000 };
   }
-  const { cacheDir, files, flags, nvcc, key, dir, libraryName } = await planFamilyBuild(family, options);
+  const { cacheDir, files, flags, nvcc, key, timingKey, dir, libraryName } = await planFamilyBuild(family, options);
   const replace = options.force || existsSync(join(dir, "manifest.json"));
   const tmp = join(cacheDir, "tmp", `${family.name}-${key}-${process.pid}-${randomBytes(4).toString("hex")}`);
   const src = join(tmp, "src");
@@ -156,6 +190,7 @@ export async function buildFamily(family: FamilySpec, options: BuildOptions = {}
       name: family.name,
       familyHash: family.hash,
       buildKey: key,
+      timingKey,
       target: family.members[0]!.target,
       nvcc,
       flags,

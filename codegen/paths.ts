@@ -13,5 +13,11 @@ export const ABI_VERSION = 3;
 export const FAMILY_ABI_VERSION = 2;
 /** The headers of a family library's own translation unit (`#include "family/..."`). */
 export const FAMILY_HEADERS_DIR = join(TEMPLATES_DIR, "family");
+/**
+ * The golden plans (test/plan-golden.test.ts keeps them equal to what the planner plans): part of a
+ * family's timing key (codegen/family.ts), so a planner change that plans differently re-keys its
+ * cost models and one that only plans faster keeps them.
+ */
+export const PLAN_GOLDEN_FILE = join(PACKAGE_ROOT, "test", "fixtures", "plan-golden.txt");
 /** The cost model's features, in the order of templates/family/select.h (kFeatureNames). */
 export const COST_FEATURES = ["one", "prefill_gflop", "decode_gb", "prefill_waves", "tiles_per_sm", "prefill_crowding"] as const;

@@ -26,10 +26,10 @@ const errorBoundSchema = z.tuple([z.number().gt(-1), z.number().gt(-1)]);
 /** Coefficients of the cost model (µs per unit of each feature), per member and mode; null: not fitted. */
 export const costModelSchema = z.strictObject({
   version: z.literal(1),
-  /** The GPU it was fitted on (DeviceInfo.name) and the family build it timed. */
+  /** The GPU it was fitted on (DeviceInfo.name), the family, and the timing key of the build it timed (codegen/family.ts). */
   gpu: z.string(),
   family: z.string(),
-  buildKey: z.string(),
+  timingKey: z.string(),
   features: z.array(z.string()),
   members: z.record(z.string(), z.strictObject({ fused: z.array(z.number()).nullable(), serial: z.array(z.number()).nullable() })),
   /** How the fit went: records used, the date; from `podgen tune --family` also the fit set and the error and choice on it. */

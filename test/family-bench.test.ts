@@ -345,7 +345,7 @@ const truth = (m: number, mode: number) => [20 + 5 * m + 10 * mode, 3 - 0.2 * m,
 function timingsOf(n: number): FamilyTimings {
   const rng = new Rng(5);
   return {
-    kind: "family-timings", version: 1, family: family.name, familyHash: family.hash, buildKey: "k0", gpu: "FAKE GPU", driver: "0", sms: 132,
+    kind: "family-timings", version: 1, family: family.name, familyHash: family.hash, buildKey: "b0", timingKey: "k0", gpu: "FAKE GPU", driver: "0", sms: 132,
     commit: "0000000", date: "2026-12-07T00:00:00.000Z", iters: 10, warmup: 3, fitSet: { mix: "llama3_8b", seed: 1, count: n },
     features: [...COST_FEATURES], members: [...family.memberNames],
     batches: Array.from({ length: n }, (_, b) => ({
@@ -371,9 +371,13 @@ test("the fit of recorded times recovers the model they were made with, records 
     ),
   );
   assert.equal(model.fit.fitSet, { mix: "llama3_8b", seed: 1, count: 12 });
+  assert.is(model.timingKey, "k0", "stored under the timed build's timing key");
   assert.is((model.fit.onFitSet as { geomeanRegret: number }).geomeanRegret, 1);
+  // Times recorded before timing keys fit no model: no build could be matched with it.
+  const { timingKey: _, ...old } = t;
+  assert.throws(() => fitFamilyTimings(old), /have no timingKey: recorded before timing keys/);
   const text = formatFit(t, model);
-  assert.match(text, /llama3_8b_auto on FAKE GPU \(build k0\): 12 batches x 8 candidates, 95 timed/);
+  assert.match(text, /llama3_8b_auto on FAKE GPU \(build b0, timing key k0\): 12 batches x 8 candidates, 95 timed/);
   assert.match(text, /failed: fit-s1-0: preset fused: launch failed/);
   assert.match(text, /geomean pick \/ fastest 1\.000/);
   // How the times were taken: files before interleaving timed each candidate apart.
@@ -462,7 +466,7 @@ test("podgen tune --family --from: refits recorded times without a GPU and store
   assert.match(r.stdout, /fit: median \|error\| 0\.0%/);
   const [stored] = readCostModels(models).models;
   assert.is(stored!.gpu, "FAKE GPU");
-  assert.is(stored!.buildKey, "k0");
+  assert.is(stored!.timingKey, "k0");
   assert.ok(Math.abs(stored!.members.roles!.serial![2]! - truth(3, 1)[2]!) < 1e-6 * 430);
   // Times of another family, or not timings at all: exit 2, naming the file.
   writeFileSync(join(work, "other.json"), JSON.stringify({ ...t, family: "other" }));

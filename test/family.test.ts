@@ -4,14 +4,14 @@
 // model's least-squares fit, and the serving-batch generator.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkOverrides, FAMILY_PRESETS, familyPresetByName, pod, presetByName, resourceModel, SpecError, specFields, type FamilySpec, type SpecOverrides } from "../dsl/index.ts";
 import { fittedAnalogue } from "../dsl/family-presets.ts";
-import { buildFamily, familyBuildKeyFor, generateFamilySources } from "../codegen/family.ts";
+import { buildFamily, familyBuildSources, familyKeys, familyTimingKeyFor, generateFamilySources } from "../codegen/family.ts";
 import { nvccVersion } from "../codegen/build.ts";
-import { COST_FEATURES } from "../codegen/paths.ts";
+import { COST_FEATURES, PLAN_GOLDEN_FILE } from "../codegen/paths.ts";
 import { CHOICE_REASONS, COST_FEATURE_COUNT, FAMILY_MAX_MEMBERS, FamilyLibrary, MODES, PODGEN_FAMILY_ABI_VERSION_SUPPORTED, type FamilyPlan, makeHostBatch, Rng, type BatchShape, type CostModel } from "../runtime/index.ts";
 import { ERROR_BOUND_QUANTILE, evaluateCostModel, findCostModel, fitCostModel, leastSquares, predictUs, readCostModels, writeCostModel, type TimingRecord } from "../bench/tune/cost-model.ts";
 import { SERVING_MIXES, servingBatches } from "../bench/serving-batches.ts";
@@ -125,7 +125,7 @@ test("cost model: least squares recovers a known linear model, and the fit per m
         records.push({ workload: `w${w}`, member, mode, features, us });
       }
   }
-  const model = fitCostModel(records, { gpu: "GPU", family: "tiny", buildKey: "k", memberNames: ["a", "b"], featureNames: [...COST_FEATURES] });
+  const model = fitCostModel(records, { gpu: "GPU", family: "tiny", timingKey: "k", memberNames: ["a", "b"], featureNames: [...COST_FEATURES] });
   for (const member of ["a", "b"] as const)
     for (const mode of ["fused", "serial"] as const)
       model.members[member]![mode]!.forEach((c, i) => assert.ok(Math.abs(c - truth[member][mode][i]!) < 1e-6 * Math.max(1, Math.abs(truth[member][mode][i]!)), `${member} ${mode} c${i} = ${c}`));
@@ -133,7 +133,7 @@ test("cost model: least squares recovers a known linear model, and the fit per m
   assert.ok(ev.maxRelError! < 1e-8, String(ev.maxRelError));
   assert.is(ev.geomeanRegret, 1);
   // Too few records for a candidate: no coefficients, no prediction.
-  const thin = fitCostModel(records.slice(0, 8), { gpu: "GPU", family: "tiny", buildKey: "k", memberNames: ["a", "b"], featureNames: [...COST_FEATURES] });
+  const thin = fitCostModel(records.slice(0, 8), { gpu: "GPU", family: "tiny", timingKey: "k", memberNames: ["a", "b"], featureNames: [...COST_FEATURES] });
   assert.is(thin.members.a!.fused, null);
   assert.is(predictUs(thin, records[0]!), null);
   // A weighted fit with noise stays close, and a constant column (rank deficiency) still solves.
@@ -150,7 +150,7 @@ test("cost model: each candidate's error bounds are the quantiles of its relativ
     records.push({ workload: `w${w}`, member: "a", mode: "fused", features, us: exact * (1 + 0.2 * (rng.next() - 0.5)) });
     records.push({ workload: `w${w}`, member: "a", mode: "serial", features, us: exact });
   }
-  const model = fitCostModel(records, { gpu: "GPU", family: "tiny", buildKey: "k", memberNames: ["a", "b"], featureNames: [...COST_FEATURES] });
+  const model = fitCostModel(records, { gpu: "GPU", family: "tiny", timingKey: "k", memberNames: ["a", "b"], featureNames: [...COST_FEATURES] });
   assert.is(model.errorBounds!.quantile, ERROR_BOUND_QUANTILE);
   const residuals = records.filter((r) => r.mode === "fused").map((r) => (r.us - predictUs(model, r)!) / predictUs(model, r)!);
   const [low, high] = model.errorBounds!.members.a!.fused!;
@@ -160,7 +160,7 @@ test("cost model: each candidate's error bounds are the quantiles of its relativ
   assert.ok(low <= high && low > -0.15 && high < 0.15, `${low}, ${high}: within the ±10% noise`);
   assert.ok(ERROR_BOUND_QUANTILE !== 0.5 || (low === high && Math.abs(low) < 0.05), `${low}, ${high}: the median residual`);
   // Another quantile (bench/replay-margin.ts) spreads them over the noise.
-  const wide = fitCostModel(records, { gpu: "GPU", family: "tiny", buildKey: "k", memberNames: ["a", "b"], featureNames: [...COST_FEATURES], quantile: 0.8 });
+  const wide = fitCostModel(records, { gpu: "GPU", family: "tiny", timingKey: "k", memberNames: ["a", "b"], featureNames: [...COST_FEATURES], quantile: 0.8 });
   assert.is(wide.errorBounds!.quantile, 0.8);
   const [wideLow, wideHigh] = wide.errorBounds!.members.a!.fused!;
   assert.equal([wideLow, wideHigh], [quantile(residuals, 0.2), quantile(residuals, 0.8)]);
@@ -176,21 +176,21 @@ test("cost model store: keyed by GPU and build key; a model of another build is 
   const dir = mkdtempSync(join(tmpdir(), "podgen-costmodel-"));
   try {
     const path = join(dir, "cost-models.json");
-    const model: CostModel = { version: 1, gpu: "H100", family: "tiny", buildKey: "old", features: [...COST_FEATURES], members: {}, fit: { records: 0, date: "d" } };
+    const model: CostModel = { version: 1, gpu: "H100", family: "tiny", timingKey: "old", features: [...COST_FEATURES], members: {}, fit: { records: 0, date: "d" } };
     writeCostModel(model, path);
     assert.equal(findCostModel("tiny", "H100", "old", path), { model });
     const miss = findCostModel("tiny", "H100", "new", path);
     assert.is(miss.model, null);
-    assert.match((miss as { why: string }).why, /other builds \(old; this build is new\)/);
+    assert.match((miss as { why: string }).why, /other kernels or plans \(timing keys old; this build's is new\)/);
     assert.match((findCostModel("tiny", "A100", "old", path) as { why: string }).why, /no cost model of tiny for A100/);
     // A re-tune on new kernels replaces the family's model on that GPU; other GPUs' and families' stay.
-    const otherGpu = { ...model, gpu: "H200" }, otherFamily = { ...model, family: "small", buildKey: "s" };
+    const otherGpu = { ...model, gpu: "H200" }, otherFamily = { ...model, family: "small", timingKey: "s" };
     writeCostModel(otherGpu, path);
     writeCostModel(otherFamily, path);
-    writeCostModel({ ...model, buildKey: "new" }, path);
-    assert.is(findCostModel("tiny", "H100", "new", path).model?.buildKey, "new");
+    writeCostModel({ ...model, timingKey: "new" }, path);
+    assert.is(findCostModel("tiny", "H100", "new", path).model?.timingKey, "new");
     assert.is(findCostModel("tiny", "H100", "old", path).model, null, "the old build's model is gone");
-    assert.equal(readCostModels(path).models.map((m) => `${m.family}/${m.gpu}/${m.buildKey}`), ["small/H100/s", "tiny/H100/new", "tiny/H200/old"]);
+    assert.equal(readCostModels(path).models.map((m) => `${m.family}/${m.gpu}/${m.timingKey}`), ["small/H100/s", "tiny/H100/new", "tiny/H200/old"]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -261,7 +261,7 @@ test("family library: members, features and the static rule (member 0; fused whe
 
 /** A model whose predictions are easy to reason about: `bias` µs per candidate plus one per decode GB. */
 const modelWith = (bias: Record<string, { fused: number; serial: number }>): CostModel => ({
-  version: 1, gpu: "test", family: "tiny", buildKey: "k", features: [...COST_FEATURES],
+  version: 1, gpu: "test", family: "tiny", timingKey: "k", features: [...COST_FEATURES],
   members: Object.fromEntries(Object.entries(bias).map(([m, b]) => [m, { fused: [b.fused, 0, 1000, 0, 0, 0], serial: [b.serial, 0, 1000, 0, 0, 0] }])),
   fit: { records: 0, date: "" },
 });
@@ -377,16 +377,39 @@ test.after(() => {
   rmSync(cacheDir, { recursive: true, force: true });
 });
 
-test("cost models: every shipped model is keyed by the build its family preset gets from today's templates (an edit to templates/, a comment too, re-keys all of them)", async () => {
+test("cost models: every shipped model is keyed by the timing key its family preset gets from today's templates and golden plans (an edit to a kernel's templates/, a comment too, re-keys all of them; one to the host planner only if its plans change)", async () => {
   const { models } = readCostModels();
   assert.ok(models.length >= 5, "bench/tuning/cost-models.json ships the five dense families' models");
   const nvcc = await nvccVersion();
   for (const m of models) {
     const family = familyPresetByName(m.family);
     assert.ok(family, `${m.family}: a model for no family preset`);
-    const key = familyBuildKeyFor(family, nvcc);
-    assert.is(m.buildKey, key, `${m.family} on ${m.gpu}: fitted on build ${m.buildKey}, but today's templates and nvcc ${nvcc} build ${key}; auto would plan by the static rule. Re-tune on the GPU (podgen tune --family ${m.family}), or keep the edit out of templates/`);
+    const key = familyTimingKeyFor(family, nvcc);
+    assert.is(m.timingKey, key, `${m.family} on ${m.gpu}: fitted on timing key ${m.timingKey}, but today's templates, golden plans and nvcc ${nvcc} give ${key}; auto would plan by the static rule. Re-tune on the GPU (podgen tune --family ${m.family}), or keep the edit out of templates/`);
   }
+});
+
+test("the timing key leaves the host planner's sources out and has the kernels' sources and the golden plans; the build key has every source and no plans", () => {
+  const family = familyPresetByName("llama3_8b_auto")!;
+  const sources = familyBuildSources(generateFamilySources(family));
+  const plans = readFileSync(PLAN_GOLDEN_FILE, "utf8");
+  const keys = (edit?: string, otherPlans = plans, nvcc = "13.0") =>
+    familyKeys(family, sources.map((f) => (f.path === edit ? { ...f, contents: f.contents + "\n// an edit\n" } : f)), nvcc, ["-O3"], otherPlans);
+  const before = keys();
+  for (const path of ["pod/planner.h", "pod/planner_input.inl", "family/select.h"]) {
+    assert.ok(sources.some((f) => f.path === path), `${path} is a source of the build`);
+    assert.equal({ ...keys(path), build: "" }, { ...before, build: "" }, `${path}: the host planner's, timing key kept`);
+    assert.is.not(keys(path).build, before.build, `${path}: in the build key`);
+  }
+  for (const path of ["pod/prefill_ws.cuh", "pod/c_abi.inl", "pod/contract.h", "family/abi.inl", "family.cu", "members/preset/kernel.cu"]) {
+    assert.ok(sources.some((f) => f.path === path), `${path} is a source of the build`);
+    assert.is.not(keys(path).timing, before.timing, `${path}: the kernels or their launch, timing key changed`);
+  }
+  const otherPlans = keys(undefined, plans + "x\tsplit\t1\t0\n");
+  assert.is.not(otherPlans.timing, before.timing, "other golden plans: timing key changed");
+  assert.is(otherPlans.build, before.build, "the golden plans are not compiled");
+  assert.is.not(keys(undefined, plans, "12.4.131").timing, before.timing, "the nvcc version is in it");
+  assert.is(familyTimingKeyFor(family, "13.0", []), familyTimingKeyFor(family, "13.0", []), "stable");
 });
 
 test.run();

@@ -5,10 +5,11 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
-import { GOLDEN_FILE, goldenPlans } from "./plan-golden.ts";
+import { goldenPlans } from "./plan-golden.ts";
+import { PLAN_GOLDEN_FILE } from "../codegen/paths.ts";
 
 test("plans of seeded random batches hash as recorded (test/fixtures/plan-golden.txt)", async () => {
-  const expected = readFileSync(GOLDEN_FILE, "utf8");
+  const expected = readFileSync(PLAN_GOLDEN_FILE, "utf8");
   const actual = await goldenPlans();
   const lines = (s: string) => s.trimEnd().split("\n");
   assert.ok(lines(expected).length > 40, "the golden file lists every shape and kind");

@@ -12,10 +12,9 @@ import { pod, presetByName } from "../dsl/index.ts";
 import { renderHeader } from "../codegen/render.ts";
 import { generateFamilySources } from "../codegen/family.ts";
 import { writeGeneratedFiles } from "../codegen/generate.ts";
-import { TEMPLATES_DIR } from "../codegen/paths.ts";
+import { PLAN_GOLDEN_FILE, TEMPLATES_DIR } from "../codegen/paths.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
-export const GOLDEN_FILE = join(here, "fixtures", "plan-golden.txt");
 
 /** The harness's output: "<shape>\t<kind>\t<plans>\t<hash>" lines (`each`: one line per plan). */
 export async function goldenPlans(each = false): Promise<string> {
@@ -35,7 +34,7 @@ export async function goldenPlans(each = false): Promise<string> {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (process.argv.includes("--write")) {
-    writeFileSync(GOLDEN_FILE, await goldenPlans());
-    console.log(`wrote ${GOLDEN_FILE}`);
+    writeFileSync(PLAN_GOLDEN_FILE, await goldenPlans());
+    console.log(`wrote ${PLAN_GOLDEN_FILE}`);
   } else if (process.argv.includes("--each")) process.stdout.write(await goldenPlans(true));
 }

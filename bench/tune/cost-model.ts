@@ -82,7 +82,7 @@ export function leastSquares(x: readonly (readonly number[])[], y: readonly numb
 export interface FitOptions {
   gpu: string;
   family: string;
-  buildKey: string;
+  timingKey: string;
   memberNames: readonly string[];
   featureNames: readonly string[];
   date?: string;
@@ -140,7 +140,7 @@ export function fitCostModel(records: readonly TimingRecord[], o: FitOptions): C
     version: 1,
     gpu: o.gpu,
     family: o.family,
-    buildKey: o.buildKey,
+    timingKey: o.timingKey,
     features: [...o.featureNames],
     members,
     fit: { records: records.length, date: o.date ?? new Date().toISOString() },
@@ -191,20 +191,23 @@ export function writeCostModel(model: CostModel, path = DEFAULT_COST_MODELS): vo
   const store = readCostModels(path);
   const models = store.models.filter((m) => !(m.gpu === model.gpu && m.family === model.family));
   models.push(model);
-  models.sort((a, b) => a.family.localeCompare(b.family) || a.gpu.localeCompare(b.gpu) || a.buildKey.localeCompare(b.buildKey));
+  models.sort((a, b) => a.family.localeCompare(b.family) || a.gpu.localeCompare(b.gpu) || a.timingKey.localeCompare(b.timingKey));
   writeFileAtomic(path, JSON.stringify({ version: 1, models }, null, 2) + "\n");
 }
 
-/** The model fitted on this GPU for exactly this build, or why there is none (the static rule then decides). */
-export function findCostModel(family: string, gpu: string, buildKey: string, path = DEFAULT_COST_MODELS): { model: CostModel } | { model: null; why: string } {
+/**
+ * The model fitted on this GPU for a build of this timing key (the same kernels and plans: the
+ * manifest's timingKey), or why there is none (the static rule then decides).
+ */
+export function findCostModel(family: string, gpu: string, timingKey: string, path = DEFAULT_COST_MODELS): { model: CostModel } | { model: null; why: string } {
   const mine = readCostModels(path).models.filter((m) => m.family === family);
-  const hit = mine.find((m) => m.gpu === gpu && m.buildKey === buildKey);
+  const hit = mine.find((m) => m.gpu === gpu && m.timingKey === timingKey);
   if (hit) return { model: hit };
   const sameGpu = mine.filter((m) => m.gpu === gpu);
   return {
     model: null,
     why: sameGpu.length > 0
-      ? `the cost models of ${family} on ${gpu} were fitted on other builds (${sameGpu.map((m) => m.buildKey).join(", ")}; this build is ${buildKey}): run \`podgen tune --family ${family}\` again`
+      ? `the cost models of ${family} on ${gpu} were fitted on other kernels or plans (timing keys ${sameGpu.map((m) => m.timingKey).join(", ")}; this build's is ${timingKey}): run \`podgen tune --family ${family}\` again`
       : `no cost model of ${family} for ${gpu}: run \`podgen tune --family ${family}\` on it`,
   };
 }

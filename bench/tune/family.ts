@@ -16,8 +16,13 @@ export interface FamilyTimings {
   version: 1;
   family: string;
   familyHash: string;
-  /** The family build timed: a model fitted on these times is used only by this build. */
+  /** The family build timed. */
   buildKey: string;
+  /**
+   * Its timing key (codegen/family.ts): a model fitted on these times is used by the builds of this
+   * key, the same kernels and plans. Absent in files before it (stop 34): their models match no build.
+   */
+  timingKey?: string;
   gpu: string;
   driver: string;
   sms: number;
@@ -55,6 +60,7 @@ export interface TimeFamilyOptions {
   fitSet: FitSet;
   familyHash: string;
   buildKey: string;
+  timingKey: string;
   commit: string;
   iters: number;
   warmup: number;
@@ -81,6 +87,7 @@ export function timeFamily(device: Device, lib: FamilyLibrary, batches: readonly
       family: o.family,
       familyHash: o.familyHash,
       buildKey: o.buildKey,
+      timingKey: o.timingKey,
       gpu: device.info.name,
       driver: device.info.driverVersion,
       sms: device.sms,
@@ -111,8 +118,10 @@ export function timingRecords(t: FamilyTimings): TimingRecord[] {
  * (fitSet), when they were timed, and how the model predicts and chooses on them (onFitSet).
  */
 export function fitFamilyTimings(t: FamilyTimings, date = new Date().toISOString()): CostModel {
+  if (t.timingKey === undefined)
+    throw new RangeError(`timings of ${t.family} on ${t.gpu} (build ${t.buildKey}, ${t.date}) have no timingKey: recorded before timing keys, so no build could use a model fitted on them; time them again`);
   const records = timingRecords(t);
-  const model = fitCostModel(records, { gpu: t.gpu, family: t.family, buildKey: t.buildKey, memberNames: t.members, featureNames: t.features, date });
+  const model = fitCostModel(records, { gpu: t.gpu, family: t.family, timingKey: t.timingKey, memberNames: t.members, featureNames: t.features, date });
   const evaluation = evaluateCostModel(model, records);
   return { ...model, fit: { ...model.fit, batches: t.batches.length, fitSet: t.fitSet, timed: t.date, onFitSet: evaluation } };
 }
@@ -151,7 +160,7 @@ export function formatFit(t: FamilyTimings, model: CostModel): string {
     ];
   });
   return [
-    `${t.family} on ${t.gpu} (build ${t.buildKey}): ${t.batches.length} batches x ${t.members.length * 2} candidates, ${records.length} timed; medians of ${t.iters} ${t.timing === "interleaved" ? "interleaved rounds" : "iterations, each candidate timed apart,"} after ${t.warmup} warm-up`,
+    `${t.family} on ${t.gpu} (build ${t.buildKey}, timing key ${model.timingKey}): ${t.batches.length} batches x ${t.members.length * 2} candidates, ${records.length} timed; medians of ${t.iters} ${t.timing === "interleaved" ? "interleaved rounds" : "iterations, each candidate timed apart,"} after ${t.warmup} warm-up`,
     table(["batch", "set", "fastest", "µs", "model's pick", "predicted µs", "measured µs", "pick / fastest"], rows, (c) => [3, 5, 6, 7].includes(c)),
     `fit: median |error| ${pct(ev.medianRelError)}, max ${pct(ev.maxRelError)}; geomean pick / fastest ${ev.geomeanRegret?.toFixed(3) ?? "-"} (the lowest prediction, before the serial margin; on the batches it was fitted on; podgen bench --family judges the planner's choices on held-out ones)`,
     ...errorBoundLines(model),

@@ -44,7 +44,7 @@ gpuCase(`family ${family.name}: every candidate timed through the family library
   const lib = new FamilyLibrary(ctx.artifact(libraryFileName(family)), symbolPrefix(family));
   const [cheap, cheapMode] = [family.memberNames.at(-1)!, "serial" as const];
   const costModel: CostModel = {
-    version: 1, gpu: ctx.device.name, family: family.name, buildKey: "test", features: [...lib.featureNames],
+    version: 1, gpu: ctx.device.name, family: family.name, timingKey: "test", features: [...lib.featureNames],
     members: Object.fromEntries(family.memberNames.map((m) => [m, { fused: bias(lib, 1000), serial: bias(lib, m === cheap ? 10 : 1000) }])),
     fit: { records: 0, date: "test" },
   };
@@ -83,7 +83,7 @@ gpuCase(`family ${family.name}: the serial margin runs the best serial where the
   const [fusedPick, serialPick] = [family.memberNames[0]!, family.memberNames[1]!];
   const rows = (m: string) => ({ fused: bias(lib, m === fusedPick ? 90 : 1000), serial: bias(lib, m === serialPick ? 100 : 1000) });
   const costModel: CostModel = {
-    version: 1, gpu: ctx.device.name, family: family.name, buildKey: "test", features: [...lib.featureNames],
+    version: 1, gpu: ctx.device.name, family: family.name, timingKey: "test", features: [...lib.featureNames],
     members: Object.fromEntries(family.memberNames.map((m) => [m, rows(m)])),
     fit: { records: 0, date: "test" },
     errorBounds: { quantile: 0.9, members: Object.fromEntries(family.memberNames.map((m) => [m, { fused: [-0.08, 0.08], serial: [-0.08, 0.08] }])) },
