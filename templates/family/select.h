@@ -129,7 +129,7 @@ inline void features(const podgen_kernel_info& m, const Load& load, int num_sms,
   using planner::ceil_div;
   const int64_t group = m.num_heads_q / m.num_heads_kv, d = m.head_dim;
   const int64_t pq = m.prefill_tile_q, pkv = m.prefill_tile_kv, dq = m.decode_tile_q, dkv = m.decode_tile_kv;
-  double prefill_flops = 0, decode_bytes = 0, prefill_tiles = 0, decode_tiles = 0;
+  double prefill_flops = 0, prefill_tiles = 0;
   for (const Load::Prefill& p : load.prefills) {
     const int64_t rows = p.q_len * group;
     double keys = 0;  // Σ over the row blocks of one KV head of their padded causal key range
@@ -139,12 +139,15 @@ inline void features(const podgen_kernel_info& m, const Load& load, int num_sms,
     prefill_flops += count * keys * (double)pq * 4.0 * (double)d;
     prefill_tiles += count * (double)ceil_div(rows, pq);
   }
-  const int64_t tiles_per_decode = m.num_heads_kv * ceil_div(group, dq);
+  // Summed in integers (exact, and a few adds a decode where doubles took a multiply chain each).
+  int64_t decodes = 0, decode_keys = 0;  // Σ count, Σ count × padded KV length
   for (const Load::Decode& q : load.decodes) {
-    const double count = (double)(q.count * tiles_per_decode);
-    decode_bytes += count * (double)round_up(q.kv_len, dkv) * 2.0 * (double)d * 2.0;  // K and V, 16-bit
-    decode_tiles += count;
+    decodes += q.count;
+    decode_keys += q.count * round_up(q.kv_len, dkv);
   }
+  const double tiles_per_decode = (double)(m.num_heads_kv * ceil_div(group, dq));
+  const double decode_bytes = tiles_per_decode * (double)decode_keys * 2.0 * (double)d * 2.0;  // K and V, 16-bit
+  const double decode_tiles = tiles_per_decode * (double)decodes;
   const double slots = (double)num_sms * std::max(1, m.ctas_per_sm);
   out[0] = 1.0;
   out[1] = prefill_flops / 1e9;

@@ -96,12 +96,21 @@ constexpr uint64_t kAlign = 256;     // every workspace region starts on a 256-b
 constexpr int64_t kInt32Max = 2147483647;
 constexpr int64_t kUnbounded = INT64_MAX / 4;  // a budget or cap that does not bind
 
-// ceil(a / b), b > 0. Lengths and tile counts fit in 31 bits, and a 32-bit division takes a fraction
-// of a 64-bit one's time on x86-64: the divisions of count_work were a sixth of the plan.
-inline int64_t ceil_div(int64_t a, int64_t b) {
-  if ((uint64_t)(a | b) < (1ull << 31)) return (int64_t)(((uint32_t)a + (uint32_t)b - 1) / (uint32_t)b);
-  return (a + b - 1) / b;
+// floor(a / b) for a >= 0, b > 0. Lengths and tile counts fit in 31 bits, and a 32-bit division
+// takes a fraction of a 64-bit one's time on x86-64 (the divisions of count_work were a sixth of
+// the plan); tile sizes and most GQA groups are powers of two, which a shift divides.
+inline int64_t div_floor(int64_t a, int64_t b) {
+  if ((uint64_t)(a | b) < (1ull << 31)) {
+#if defined(__GNUC__)
+    if ((b & (b - 1)) == 0) return a >> __builtin_ctzll((uint64_t)b);
+#endif
+    return (int64_t)((uint32_t)a / (uint32_t)b);
+  }
+  return a / b;
 }
+
+// ceil(a / b) for a >= 0, b > 0 (div_floor's fast paths).
+inline int64_t ceil_div(int64_t a, int64_t b) { return div_floor(a + b - 1, b); }
 inline uint64_t align_up(uint64_t x) { return (x + kAlign - 1) / kAlign * kAlign; }
 
 #if defined(__GNUC__)
@@ -253,7 +262,7 @@ inline int32_t first_live_key(int window, int64_t tile_kv, int64_t first_token, 
 // j <= kv_len - q_len + t (bottom-right alignment), so the tile needs keys [0, kv_len - q_len + t + 1).
 inline int32_t causal_kv_end(int64_t row_begin, int64_t tile_q, int64_t rows, int64_t group,
                              int64_t q_len, int64_t kv_len) {
-  const int64_t last_token = (std::min(row_begin + tile_q, rows) - 1) / group;
+  const int64_t last_token = div_floor(std::min(row_begin + tile_q, rows) - 1, group);
   return (int32_t)std::min(kv_len, kv_len - q_len + last_token + 1);
 }
 
@@ -273,7 +282,7 @@ inline void build_row_blocks(const KernelShape& k, const std::vector<Request>& r
       b.q_len = q.q_len;
       b.kv_len = q.kv_len;
       b.row_begin = (int32_t)row;
-      b.kv_begin = first_live_key(k.window, k.tile_kv[op], row / group, q.q_len, q.kv_len);
+      b.kv_begin = first_live_key(k.window, k.tile_kv[op], div_floor(row, group), q.q_len, q.kv_len);
       b.kv_end = causal_kv_end(row, tq, rows, group, q.q_len, q.kv_len);
     }
   }
@@ -317,6 +326,7 @@ inline int64_t choose_chunk(const std::vector<std::pair<int64_t, int64_t>>& kv_t
     if (items > budget && s > 1) break;  // items only grow as chunks shrink
     const int64_t score = ceil_div(items, slots) * longest_split;
     if (best_score < 0 || score < best_score) best_score = score, best_chunk = chunk;
+    if (items > budget) break;  // unsplit tiles already over the budget: no split can fit it
   }
   return best_chunk;
 }
