@@ -353,17 +353,24 @@ inline SplitPolicy split_policy(const KernelShape& k, const Options& o, int op) 
   return p;
 }
 
-// Sorts values by their high 32 bits, stably: an LSD radix sort, one byte a pass over the bytes
-// the largest key has, linear in the count where a comparison sort is n log n. `tmp` is scratch.
+// Sorts values by their high 32 bits, stably: an LSD radix sort, linear in the count where a
+// comparison sort is n log n. It takes as few passes as digits of 8 bits cover the largest key,
+// with the key's bits shared evenly among them: a pass costs its buckets as well as its keys, and
+// a batch sorts a few hundred keys of 9–15 bits (KV tiles, key ranges). `tmp` is scratch.
 inline void sort_by_high_word(std::vector<uint64_t>* values, std::vector<uint64_t>* tmp) {
   uint64_t largest = 0;
   for (uint64_t v : *values) largest = std::max(largest, v >> 32);
+  int bits = 0;
+  while (bits < 32 && largest >> bits) ++bits;
+  const int passes = (bits + 7) / 8, digit = passes ? (bits + passes - 1) / passes : 0;
+  const uint64_t mask = (1u << digit) - 1;
   tmp->resize(values->size());
-  for (int shift = 32; shift < 64 && (largest >> (shift - 32)) != 0; shift += 8) {
-    size_t next[257] = {};
-    for (uint64_t v : *values) ++next[((v >> shift) & 255) + 1];
-    for (int d = 0; d < 256; ++d) next[d + 1] += next[d];
-    for (uint64_t v : *values) (*tmp)[next[(v >> shift) & 255]++] = v;
+  for (int shift = 32; shift < 32 + bits; shift += digit) {
+    size_t next[257];
+    std::fill(next, next + mask + 2, 0);
+    for (uint64_t v : *values) ++next[((v >> shift) & mask) + 1];
+    for (uint64_t d = 0; d < mask; ++d) next[d + 1] += next[d];
+    for (uint64_t v : *values) (*tmp)[next[(v >> shift) & mask]++] = v;
     values->swap(*tmp);
   }
 }
