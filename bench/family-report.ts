@@ -105,7 +105,7 @@ export interface FamilyBenchReport {
   warmup: number;
   /** How the launches were timed: in interleaved rounds (bench/family-timing.ts); absent in reports before, which timed each launch apart. */
   timing?: "interleaved";
-  /** The model auto planned with: stored for this GPU and build, or none (then the static rule) and why. */
+  /** The model auto planned with: stored for this GPU and the build's timing key (its kernels and plans), or none (then the static rule) and why. */
   costModel: { used: boolean; fitted: string | null; why: string | null };
   /** The serving mix and seed of the held-out batches. */
   heldOut: { mix: string; seed: number };
@@ -252,7 +252,7 @@ export function formatFamilyTable(r: FamilyBenchReport): string {
     ...(r.timing === "interleaved"
       ? ["auto µs: the time of the candidate whose launch auto's is (same member, mode and plan); own launch µs: auto timed as planned, against that candidate"]
       : []),
-    r.costModel.used ? `auto: the cost model fitted ${r.costModel.fitted} for this GPU and build` : `auto: the static rule (${r.costModel.why})`,
+    r.costModel.used ? `auto: the cost model fitted ${r.costModel.fitted} for this GPU and these kernels and plans (the timing key)` : `auto: the static rule (${r.costModel.why})`,
     ...(paper.length ? ["", `paper batches (${paper.length}; the model was fitted on them):`, setTable(paper), ...summaryLines("paper", r.summary.paper, paper)] : []),
     ...(heldOut.length
       ? ["", `held-out batches (${heldOut.length}; ${r.heldOut.mix} mix, seed ${r.heldOut.seed}, never fitted on):`, setTable(heldOut), ...summaryLines("held-out", r.summary.heldout, heldOut)]
