@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What landing a change to templates/ takes on the GPU machine, in one device call. Every shipped cost
-# model (bench/tuning/cost-models.json) is keyed by the build of today's templates, so any edit there,
-# a comment too, re-keys them all (test/family.test.ts fails until they are re-fitted). This script:
+# model (bench/tuning/cost-models.json) is keyed by the timing key of today's templates (every source
+# but the host planner's, plus the golden plans: codegen/family.ts), so any edit to the kernels' side,
+# a comment too, or to the plans re-keys them all (test/family.test.ts fails until they are re-fitted).
+# This script:
 #   1. builds the families that ship a model for this GPU, while the GPU suite runs;
 #   2. re-tunes each (`podgen tune --family`), which replaces its model in the tree's store;
 #   3. runs compute-sanitizer's memcheck, racecheck and synccheck on the suite's sanitize: cases.
