@@ -5,17 +5,18 @@
 //
 // Roles inside the prefill CTA (or the prefill role of the roles kernel), by thread index:
 //   [0, kComputeThreads)            consumers: warpgroup w owns packed rows 64w .. 64w + 63
-//   [kComputeThreads, kThreads)     producer: its first warp claims items and loads Q, K and V
+//   [kComputeThreads, kThreads)     producer: its first warp claims items and loads Q and K, its
+//                                   second loads V
 // setmaxnreg gives the producer few registers and the consumers the rest (resource model).
 //
 // The producer claims prefill tickets (header->ticket[0]) for the CTA, so the CTAs of the
 // prefill-only kernel are persistent and balance the items among themselves. For each item it
 // publishes the item index in a slot (item_full), copies the Q tile (q_full), then the KV tiles
-// into a ring of kStages stages: K of tile i + 1 (k_full[stage]) before V of tile i (v_full[stage]),
-// each after k_empty / v_empty[stage] says the consumers are done with what the stage held. K and V
-// pages come through the bulk copy engine (tensor_maps.cuh), one box a page per lane; the rows
-// of a tile past its last whole page below kv_end come through cp.async (zeros past kv_end: a
-// page's stale tail never reaches the tensor cores). So does Q where a tile holds rows past its
+// into a ring of kStages stages, K (k_full[stage]) from its first warp and V (v_full[stage]) from
+// its second, each after k_empty / v_empty[stage] says the consumers are done with what the stage
+// held. K and V pages come through the bulk copy engine (tensor_maps.cuh), one box a page per
+// lane; the rows of a tile past its last whole page below kv_end come through cp.async (zeros past
+// kv_end: a page's stale tail never reaches the tensor cores). So does Q where a tile holds rows past its
 // request (its last tile; zeros there); every other Q tile is one box per 64 columns, whose
 // latency -- not that of 64 cp.async a lane -- then starts each item. Consumers release Q
 // (q_empty) at the end of the item, a stage's K once their last S = Q K^T over it has completed,
@@ -123,78 +124,83 @@ __device__ __forceinline__ void ws_load_tile(const PodParams& p, const CUtensorM
   mbarrier_arrive_on_copies(full);
 }
 
-// The producer: one warp of the producer warpgroup (the other three wait at the kernel's end).
+// The producer: two warps of the producer warpgroup (the other two wait at the kernel's end). Warp 0
+// claims the items and copies Q and the K tiles, warp 1 copies the V tiles of the same items (it
+// reads each item from the slot warp 0 fills), so a V stage that the consumers release late never
+// holds up the K copies queued behind it in one warp's program order.
 template <class Traits>
 __device__ __forceinline__ void ws_produce(const PodParams& p, const PodTensorMaps& maps, uint8_t* smem, int pt) {
   using S = PrefillShape<Traits>;
   using L = WsLayout<Traits>;
   using T = typename Traits::DType;
   using Io = TileIo<Traits>;
-  if (pt >= 32) return;
-  const int lane = pt;
+  if (pt >= 64) return;
+  const bool k_warp = pt < 32;
+  const int lane = pt % 32;
   const uint32_t base = smem_u32(smem);
   volatile int* slots = reinterpret_cast<volatile int*>(smem + L::kSlots);
   PodDeviceHeader* h = p.header;
   const int n = h->num_tickets[POD_OP_PREFILL];
   int fill = 0;  // KV tiles of earlier items: tile i of this item goes to stage (fill + i) % kStages
   for (int round = 0;; ++round) {
-    mbarrier_wait(base + L::kQEmpty, (round & 1) ^ 1);  // the consumers are done with the last item
-    if (lane == 0) {
-      slots[round & 1] = (int)atomicAdd(&h->ticket[POD_OP_PREFILL], 1u);
-      mbarrier_arrive(base + L::kItemFull);
+    // Warp 0 overwrites the slot of round - 2 only after the consumers are done with round - 1's
+    // item, which needs round - 1's V tiles: warp 1 has read both slots by then.
+    if (k_warp) {
+      mbarrier_wait(base + L::kQEmpty, (round & 1) ^ 1);  // the consumers are done with the last item
+      if (lane == 0) {
+        slots[round & 1] = (int)atomicAdd(&h->ticket[POD_OP_PREFILL], 1u);
+        mbarrier_arrive(base + L::kItemFull);
+      }
     }
     mbarrier_wait(base + L::kItemFull, round & 1);
     const int ticket = slots[round & 1];
     if (ticket >= n) break;
     const PodWorkItem it = load_item(item_ref<Traits>(p.items[POD_OP_PREFILL], ticket));
-    const int rows_valid = min(S::kTileQ, it.q_len * Traits::kGroup - it.row_begin);
-    // Q: a tile whose rows all belong to the request through the bulk copy engine (one box per 64
-    // columns); the request's last tile with the warp's cp.async, zeros past its rows (two copies
-    // per unrolled step keep the producer within its registers). 33 arrivals, as in ws_load_tile.
-    using QB = QBoxes<Traits>;
-    const bool q_boxes = QB::kEnabled && rows_valid == S::kTileQ;
-    if (lane == 0) mbarrier_arrive_expect_tx(base + L::kQFull, q_boxes ? QB::kBytes : 0u);
-    __syncwarp();  // the transaction count is raised before any box can land
-    if (q_boxes) {
-      if (lane < S::D / 64)
-        tma_load_3d(base + lane * S::kTileQ * 128, &maps.q, lane * 64, it.kv_head * Traits::kGroup,
-                    it.q_token_base + it.row_begin / Traits::kGroup, base + L::kQFull);
-    } else {
-      constexpr int kChunks = S::kChunks;
+    if (k_warp) {
+      const int rows_valid = min(S::kTileQ, it.q_len * Traits::kGroup - it.row_begin);
+      // Q: a tile whose rows all belong to the request through the bulk copy engine (one box per 64
+      // columns); the request's last tile with the warp's cp.async, zeros past its rows (two copies
+      // per unrolled step keep the producer within its registers). 33 arrivals, as in ws_load_tile.
+      using QB = QBoxes<Traits>;
+      const bool q_boxes = QB::kEnabled && rows_valid == S::kTileQ;
+      if (lane == 0) mbarrier_arrive_expect_tx(base + L::kQFull, q_boxes ? QB::kBytes : 0u);
+      __syncwarp();  // the transaction count is raised before any box can land
+      if (q_boxes) {
+        if (lane < S::D / 64)
+          tma_load_3d(base + lane * S::kTileQ * 128, &maps.q, lane * 64, it.kv_head * Traits::kGroup,
+                      it.q_token_base + it.row_begin / Traits::kGroup, base + L::kQFull);
+      } else {
+        constexpr int kChunks = S::kChunks;
 #pragma unroll 2
-      for (int i = lane; i < S::kTileQ * kChunks; i += 32) {
-        const int r = i / kChunks, ch = i % kChunks, pr = it.row_begin + r;
-        const bool valid = r < rows_valid;
-        const T* src = static_cast<const T*>(p.q[POD_OP_PREFILL]);
-        if (valid) src += Io::qo_offset(it.q_token_base + pr / Traits::kGroup, it.kv_head * Traits::kGroup + pr % Traits::kGroup) + ch * 8;
-        cp_async_16(base + S::QLayout::offset(r, ch), src, valid);
+        for (int i = lane; i < S::kTileQ * kChunks; i += 32) {
+          const int r = i / kChunks, ch = i % kChunks, pr = it.row_begin + r;
+          const bool valid = r < rows_valid;
+          const T* src = static_cast<const T*>(p.q[POD_OP_PREFILL]);
+          if (valid) src += Io::qo_offset(it.q_token_base + pr / Traits::kGroup, it.kv_head * Traits::kGroup + pr % Traits::kGroup) + ch * 8;
+          cp_async_16(base + S::QLayout::offset(r, ch), src, valid);
+        }
       }
+      mbarrier_arrive_on_copies(base + L::kQFull);
     }
-    mbarrier_arrive_on_copies(base + L::kQFull);
     const int page_base = __ldg(p.page_indptr + it.request);
     const int num_tiles = it.kv_end > it.kv_begin ? (it.kv_end - it.kv_begin + S::kTileKv - 1) / S::kTileKv : 0;
-    // Order: K of tile i + 1 before V of tile i (the consumers need them in that order, and free a
-    // K stage a step before its V). A tile's box rows are read before the wait for its K stage and
-    // serve its V too.
-    auto load = [&](int i, bool k, int row) {
+    // Each warp copies its half of every tile (K or V) in tile order, a stage at a time as the
+    // consumers free it; the page-table entries of the next tile are read before the wait for this
+    // one's stage, so their latency passes during the wait.
+    const auto box_row = [&](int i) { return ws_box_row<Traits>(p, page_base, it.kv_begin + i * S::kTileKv, it.kv_end, lane); };
+    int row = num_tiles > 0 ? box_row(0) : 0;
+    for (int i = 0; i < num_tiles; ++i) {
+      const int next_row = i + 1 < num_tiles ? box_row(i + 1) : 0;
       const int f = fill + i, stage = f % S::kStages;
-      mbarrier_wait(base + (k ? L::kKEmpty : L::kVEmpty) + 8 * stage, ((f / S::kStages) & 1) ^ 1);
+      mbarrier_wait(base + (k_warp ? L::kKEmpty : L::kVEmpty) + 8 * stage, ((f / S::kStages) & 1) ^ 1);
       const uint32_t dst = base + S::kQBytes + stage * S::kStageBytes;
       const int tile_start = it.kv_begin + i * S::kTileKv;
-      if (k)
+      if (k_warp)
         ws_load_tile<Traits, false>(p, &maps.k, p.k, page_base, it.kv_head, tile_start, it.kv_end, row, dst,
                                     base + L::kKFull + 8 * stage, lane);
       else
         ws_load_tile<Traits, true>(p, &maps.v, p.v, page_base, it.kv_head, tile_start, it.kv_end, row,
                                    dst + S::kKvBytes, base + L::kVFull + 8 * stage, lane);
-    };
-    const auto box_row = [&](int i) { return ws_box_row<Traits>(p, page_base, it.kv_begin + i * S::kTileKv, it.kv_end, lane); };
-    int row = num_tiles > 0 ? box_row(0) : 0;
-    if (num_tiles > 0) load(0, true, row);
-    for (int i = 0; i < num_tiles; ++i) {
-      const int next_row = i + 1 < num_tiles ? box_row(i + 1) : 0;
-      if (i + 1 < num_tiles) load(i + 1, true, next_row);
-      load(i, false, row);
       row = next_row;
     }
     fill += num_tiles;
