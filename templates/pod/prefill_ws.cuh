@@ -352,7 +352,7 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
         pin_registers(s);
         release_k(j + 1);
         mask_and_fold(j + 1);
-        wgmma_wait<0>();
+        wgmma_wait_after<0>(rows.l[0] + rows.l[1]);  // after every exp of j + 1 (the row sums need them)
         pin_registers(o);
         release_v(j);
         SoftmaxRows::rescale(o, alpha);

@@ -52,6 +52,19 @@ template <int N>
 __device__ __forceinline__ void wgmma_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
+// wgmma_wait<N> that stays below the computation of `after` (never negative; NaN passes). ptxas
+// moves WARPGROUP.DEPBAR up to the top of its basic block, above the independent work (the next
+// sub-block's softmax) that was meant to run while the products are on the tensor cores; a
+// warp-uniform branch on `after`, never taken, ends the block just before the wait. Every lane of
+// the warp calls it.
+template <int N>
+__device__ __forceinline__ void wgmma_wait_after(float after) {
+  if (__any_sync(0xffffffffu, after < 0.f)) {
+    wgmma_wait<0>();  // (ptxas would insert one on this path)
+    __trap();
+  }
+  wgmma_wait<N>();
+}
 // Roles kernel: a warpgroup raises (inc) or lowers (dec) the registers each of its threads holds;
 // every thread of the warpgroup executes it. ptxas allocates the code after it to that count.
 template <int N>
