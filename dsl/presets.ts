@@ -5,7 +5,7 @@ const paged16 = { kind: "paged", pageSize: 16 } as const;
 
 const inputs: KernelInput[] = [
   // Llama-3-8B: GQA 32/8, the paper's main model. One CTA per SM (roles): a warp-specialized prefill
-  // (a TMA producer warp, two consumer warpgroups in ping-pong on 128 x 64 tiles, two stages) beside
+  // (TMA producer warps for K and V, two consumer warpgroups on 128 x 64 tiles, two stages) beside
   // a decode warpgroup on 16 x 64 tiles, fifty-fifty. On the H100, fused, it took 3–30% less time
   // than the paper-shaped 2-CTA config on four of the five paper batches and 2% more on the fifth
   // (bench/results/2026-12-06-h100-prefill-engines-run2.json; README, "A spec"). Its prefill-only

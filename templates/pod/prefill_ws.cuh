@@ -28,9 +28,10 @@
 // that the softmax of j+1 runs while P V of j is on the tensor cores:
 //   issue S(j+1) | issue P V(j) | wait S(j+1) | mask, fold j+1 | wait P V(j) | rescale O, pack P(j+1)
 // Both warpgroups run the same steps (those of the tile's last row; the first rows' extra keys are
-// masked), so they pass every stage in the same order and take turns on the tensor cores: with two
-// consumer warpgroups, each issues a step's products only after the other has issued its own
-// (named barriers kPingPongBarrier + w), so one's softmax runs under the other's products.
+// masked), so they pass every stage in the same order. Each issues its products as soon as its data
+// has landed: with each warpgroup's softmax under its own P V, turns between the two (named
+// barriers, so that one's softmax ran under the other's products) made the prefill 6–12% slower on
+// the H100 (stop 34, bench/NOTES.md).
 #pragma once
 #include "tensor_maps.cuh"
 #include "mbarrier.cuh"
@@ -55,12 +56,7 @@ struct WsLayout {
   static_assert(kEnd <= S::kSmemBytes, "the resource model reserves room for the pipeline's barriers");
   static_assert(S::kStages >= 2, "a ring of at least two stages");
   static_assert(S::kWarps == 4 || S::kWarps == 8, "one or two consumer warpgroups");
-  static_assert(!Traits::kRoles || Traits::Decode::kVirtualCtas < 12, "barrier ids 12 and 13 are the ping-pong's");
 };
-
-// Hardware barriers of the consumers' ping-pong: 12 and 13 (the roles kernel's decode virtual CTAs
-// use 1 .. kVirtualCtas, its ticket hand-over 14, the prefill role 15).
-constexpr int kPingPongBarrier = 12;
 
 // Boxes of a KV tile starting at key tile_start: its whole pages (or runs of rows) below kv_end.
 template <class Traits>
@@ -226,25 +222,11 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
   const int unit_row0 = S::unit_row0(warp);   // this warpgroup's 64 rows
   using V = Variants<Traits>;
   const float scale_log2 = V::score_scale_log2(p);
-  // Ping-pong: warpgroup w issues its products after barrier kPingPongBarrier + w, which the other
-  // warpgroup arrives at once it has issued its own. Warpgroup 1 lets warpgroup 0 go first.
-  constexpr bool kPingPong = S::kWarps == 8;
-  const int wg = warp / 4;
-  auto my_turn = [&]() {
-    if constexpr (kPingPong) named_barrier(kPingPongBarrier + wg, S::kComputeThreads);
-  };
-  auto their_turn = [&]() {
-    if constexpr (kPingPong) named_barrier_arrive(kPingPongBarrier + 1 - wg, S::kComputeThreads);
-  };
-  if (wg == 1) their_turn();
   int fill = 0;
   for (int round = 0;; ++round) {
     mbarrier_wait(base + L::kItemFull, round & 1);
     const int ticket = slots[round & 1];
-    if (ticket >= n) {
-      if (wg == 0) my_turn();  // take warpgroup 1's last turn, so that no arrival is left pending
-      break;
-    }
+    if (ticket >= n) break;
     const ItemRef item = item_ref<Traits>(p.items[POD_OP_PREFILL], ticket);
     PodWorkItem it = load_item(item);
     const int num_tiles = it.kv_end > it.kv_begin ? (it.kv_end - it.kv_begin + S::kTileKv - 1) / S::kTileKv : 0;
@@ -269,8 +251,7 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
     auto stage_of = [&](int j) { return (fill + j / kSubBlocks) % S::kStages; };
     auto parity_of = [&](int j) { return (uint32_t)(((fill + j / kSubBlocks) / S::kStages) & 1); };
     auto k_tile = [&](int j) { return base + S::kQBytes + stage_of(j) * S::kStageBytes; };
-    // K (V) of sub-block j has landed; taken before the warpgroup's tensor-core turn, so that a
-    // warpgroup never holds its turn while it waits for data.
+    // K (V) of sub-block j has landed.
     auto await_k = [&](int j) {
       if (j % kSubBlocks == 0) {
         mbarrier_wait(base + L::kKFull + 8 * stage_of(j), parity_of(j));
@@ -333,9 +314,7 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
     mbarrier_wait(base + L::kQFull, round & 1);
     if (steps > 0) {
       await_k(0);
-      my_turn();
       issue_qk(0);
-      their_turn();
       wgmma_wait<0>();
       pin_registers(s);
       release_k(0);
@@ -344,10 +323,8 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
       for (int j = 0; j + 1 < steps; ++j) {
         await_k(j + 1);
         await_v(j);
-        my_turn();
         issue_qk(j + 1);
         issue_pv(j);
-        their_turn();
         wgmma_wait<1>();  // S(j+1) is in; P V(j) may still run
         pin_registers(s);
         release_k(j + 1);
@@ -359,9 +336,7 @@ __device__ __forceinline__ void ws_consume(const PodParams& p, uint8_t* smem, in
         pack_p<T>(pa, s);
       }
       await_v(steps - 1);
-      my_turn();
       issue_pv(steps - 1);
-      their_turn();
       wgmma_wait<0>();
       pin_registers(o);
       release_v(steps - 1);
